@@ -1,0 +1,208 @@
+//! Every external process, visibly.
+//!
+//! Commands are built with xshell's `cmd!` (arguments splatted, never a shell string). The
+//! helpers here print the command line under `-v` and, when it fails, report the command
+//! line, its exit status and the tail of its output.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use xshell::Cmd;
+
+use crate::shell::Shell;
+
+/// How many lines of output a failure report carries.
+pub const TAIL_LINES: usize = 25;
+
+/// A process that exited unsuccessfully (or could not be started).
+#[derive(Debug)]
+pub struct ProcessError {
+    pub command: String,
+    pub status: String,
+    pub tail: Vec<String>,
+    pub log: Option<PathBuf>,
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed ({})", self.command, self.status)?;
+        if !self.tail.is_empty() {
+            write!(f, "\n--- last {} lines of output ---", self.tail.len())?;
+            for line in &self.tail {
+                write!(f, "\n{line}")?;
+            }
+            write!(f, "\n---")?;
+        }
+        if let Some(log) = &self.log {
+            write!(f, "\nfull log: `{}`", log.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProcessError {}
+
+fn tail_of(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|s| s.to_string()).collect()
+}
+
+/// Run to completion, capturing output; return stdout. Failure carries the output's tail.
+pub fn run(shell: &Shell, cmd: Cmd<'_>) -> Result<String> {
+    let line = cmd.to_string();
+    shell.verbose("Running", format_args!("`{line}`"));
+    let output = cmd.quiet().ignore_status().output().map_err(|e| ProcessError {
+        command: line.clone(),
+        status: format!("could not start: {e}"),
+        tail: vec![],
+        log: None,
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut tail = tail_of(&stdout, TAIL_LINES / 2);
+        tail.extend(tail_of(&stderr, TAIL_LINES));
+        return Err(ProcessError { command: line, status: output.status.to_string(), tail, log: None }
+            .into());
+    }
+    Ok(stdout)
+}
+
+/// Run with the terminal attached, so compiler diagnostics appear as the compiler wrote them.
+pub fn run_inherit(shell: &Shell, cmd: Cmd<'_>) -> Result<()> {
+    let line = cmd.to_string();
+    shell.verbose("Running", format_args!("`{line}`"));
+    let status = Command::from(cmd).status().map_err(|e| ProcessError {
+        command: line.clone(),
+        status: format!("could not start: {e}"),
+        tail: vec![],
+        log: None,
+    })?;
+    if !status.success() {
+        return Err(ProcessError { command: line, status: status.to_string(), tail: vec![], log: None }
+            .into());
+    }
+    Ok(())
+}
+
+/// Run a long job: stdout and stderr go line by line to `log` and to `on_line` (which feeds a
+/// progress bar). On failure the error carries the last lines and the log's path.
+pub fn run_logged(
+    shell: &Shell,
+    cmd: Cmd<'_>,
+    log: &Path,
+    mut on_line: impl FnMut(&str),
+) -> Result<()> {
+    let line = cmd.to_string();
+    shell.verbose("Running", format_args!("`{line}`"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log `{}`", log.display()))?;
+    writeln!(file, "$ {line}")?;
+    let mut command = Command::from(cmd);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|e| ProcessError {
+        command: line.clone(),
+        status: format!("could not start: {e}"),
+        tail: vec![],
+        log: Some(log.to_path_buf()),
+    })?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ]
+    .into_iter()
+    .map(|r| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).split(b'\n').map_while(Result::ok) {
+                if tx.send(String::from_utf8_lossy(&l).into_owned()).is_err() {
+                    break;
+                }
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    for l in rx {
+        let _ = writeln!(file, "{l}");
+        on_line(&l);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(l);
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(ProcessError {
+            command: line,
+            status: status.to_string(),
+            tail: tail.into(),
+            log: Some(log.to_path_buf()),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The first line of `TOOL --version`-style output, or `None` when the tool cannot run.
+pub fn version_line(sh: &xshell::Shell, program: &str, args: &[&str]) -> Option<String> {
+    let out = xshell::cmd!(sh, "{program} {args...}").quiet().ignore_status().output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = if text.trim().is_empty() { String::from_utf8_lossy(&out.stderr) } else { text };
+    text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_report_has_command_status_and_tail() {
+        let sh = xshell::Shell::new().unwrap();
+        let err = run(&Shell::plain(), xshell::cmd!(sh, "sh -c 'echo one; echo two >&2; exit 3'"))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("`sh -c \"echo one; echo two >&2; exit 3\"` failed (exit status: 3)"), "{text}");
+        assert!(text.contains("\none\n") && text.contains("\ntwo\n"), "{text}");
+    }
+
+    #[test]
+    fn logged_run_writes_log_and_feeds_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        let sh = xshell::Shell::new().unwrap();
+        let mut seen = vec![];
+        run_logged(&Shell::plain(), xshell::cmd!(sh, "printf 'a\\nb\\n'"), &log, |l| {
+            seen.push(l.to_string())
+        })
+        .unwrap();
+        assert_eq!(seen, ["a", "b"]);
+        assert!(std::fs::read_to_string(&log).unwrap().ends_with("a\nb\n"));
+        let err = run_logged(&Shell::plain(), xshell::cmd!(sh, "false"), &log, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("full log: `"), "{err}");
+    }
+
+    #[test]
+    fn missing_program_is_reported() {
+        let sh = xshell::Shell::new().unwrap();
+        let err = run(&Shell::plain(), xshell::cmd!(sh, "no-such-program-kmod")).unwrap_err();
+        assert!(err.to_string().contains("could not start"), "{err}");
+        assert_eq!(version_line(&sh, "no-such-program-kmod", &["--version"]), None);
+    }
+}

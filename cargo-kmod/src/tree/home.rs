@@ -1,0 +1,201 @@
+//! `$CARGO_KMOD_HOME` (default `~/.cargo-kmod`): prepared trees, unpacked sources and
+//! rust-src, each addressed by a hash of the inputs that made it.
+//!
+//! ```text
+//! $CARGO_KMOD_HOME/
+//!   sources/<hash>/linux-.../        unpacked kernel sources (one per tarball)
+//!   trees/<arch>-<hash>/             kbuild output dirs (O=), one per set of inputs
+//!     cargo-kmod-tree.json           written last: its presence means "prepared"
+//!     cargo-kmod-build.log           the full build log
+//!   rust-src/<rustc version>/        Debian's rust-src, unpacked by `cargo xtask setup`
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::tree::Arch;
+
+/// The metadata file whose presence marks a tree as prepared.
+pub const TREE_STAMP: &str = "cargo-kmod-tree.json";
+/// The full kbuild log of a tree.
+pub const TREE_LOG: &str = "cargo-kmod-build.log";
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+/// What `cargo-kmod-tree.json` records about a prepared tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeMeta {
+    pub key: String,
+    pub arch: Arch,
+    /// `include/config/kernel.release`, e.g. `7.2.13`.
+    pub release: String,
+    pub source: String,
+    pub rustc: String,
+    pub bindgen: String,
+    pub clang: String,
+    /// The `LLVM=` value the tree was built with.
+    pub llvm: String,
+    pub modversions: bool,
+    pub fragments: Vec<String>,
+    pub build_seconds: u64,
+    /// How many kbuild output lines the build printed (the next build's progress estimate).
+    pub build_lines: u64,
+}
+
+/// A prepared tree found under the home.
+#[derive(Debug, Clone)]
+pub struct PreparedTree {
+    pub dir: PathBuf,
+    pub meta: TreeMeta,
+}
+
+impl Home {
+    /// `CARGO_KMOD_HOME`, else `~/.cargo-kmod`.
+    pub fn from_env() -> Result<Home> {
+        if let Some(p) = std::env::var_os("CARGO_KMOD_HOME").filter(|p| !p.is_empty()) {
+            return Ok(Home { root: PathBuf::from(p) });
+        }
+        let Some(home) = std::env::var_os("HOME").filter(|p| !p.is_empty()) else {
+            crate::bail_user!(
+                "cannot find a home directory for cargo-kmod's trees";
+                hint = "set `CARGO_KMOD_HOME` to a writable directory"
+            );
+        };
+        Ok(Home { root: PathBuf::from(home).join(".cargo-kmod") })
+    }
+
+    pub fn trees_dir(&self) -> PathBuf {
+        self.root.join("trees")
+    }
+
+    pub fn sources_dir(&self) -> PathBuf {
+        self.root.join("sources")
+    }
+
+    /// Where `cargo xtask setup` unpacks Debian's rust-src of rustc `version`.
+    pub fn rust_src_dir(&self, version: &str) -> PathBuf {
+        self.root.join("rust-src").join(version).join("usr/lib/rustlib/src/rust/library")
+    }
+
+    /// Create a directory under the home, with a one-line error when it is not writable.
+    pub fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            crate::error::UserError::new(format!(
+                "cannot create `{}`: {}",
+                dir.display(),
+                e.to_string().to_lowercase()
+            ))
+            .with_hint("set `CARGO_KMOD_HOME` to a writable directory")
+        })?;
+        // create_dir_all succeeds on an existing read-only dir: probe writability.
+        tempfile::tempfile_in(dir).map_err(|e| {
+            crate::error::UserError::new(format!(
+                "`{}` is not writable: {}",
+                dir.display(),
+                e.to_string().to_lowercase()
+            ))
+            .with_hint("set `CARGO_KMOD_HOME` to a writable directory")
+        })?;
+        Ok(())
+    }
+
+    /// Every prepared tree (those with a stamp), newest kernel first.
+    pub fn list(&self) -> Vec<PreparedTree> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.trees_dir()) else { return out };
+        for e in entries.flatten() {
+            let dir = e.path();
+            let Ok(text) = std::fs::read_to_string(dir.join(TREE_STAMP)) else { continue };
+            if let Ok(meta) = serde_json::from_str::<TreeMeta>(&text) {
+                out.push(PreparedTree { dir, meta });
+            }
+        }
+        out.sort_by(|a, b| {
+            let va = crate::tree::toolchain::Version::find(&a.meta.release);
+            let vb = crate::tree::toolchain::Version::find(&b.meta.release);
+            vb.cmp(&va).then(a.meta.arch.cmp(&b.meta.arch)).then(a.dir.cmp(&b.dir))
+        });
+        out
+    }
+
+    pub fn read_meta(dir: &Path) -> Option<TreeMeta> {
+        let text = std::fs::read_to_string(dir.join(TREE_STAMP)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write_meta(dir: &Path, meta: &TreeMeta) -> Result<()> {
+        let text = serde_json::to_string_pretty(meta).context("cannot serialize tree metadata")?;
+        crate::fsutil::write_atomic(&dir.join(TREE_STAMP), text.as_bytes())
+    }
+}
+
+/// The cache key of a tree: a hash over every input that changes the result.
+pub fn tree_key(inputs: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (k, v) in inputs {
+        text.push_str(k);
+        text.push('=');
+        text.push_str(v);
+        text.push('\n');
+    }
+    crate::fsutil::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_depends_on_every_input_and_order() {
+        let base = [("arch", "x86_64"), ("rustc", "rustc 1.95.0"), ("fragment", "CONFIG_A=y\n")];
+        let k = tree_key(&base);
+        assert_eq!(k.len(), 16);
+        assert_eq!(k, tree_key(&base));
+        for i in 0..base.len() {
+            let mut changed = base;
+            changed[i].1 = "other";
+            assert_ne!(k, tree_key(&changed), "input {i} must change the key");
+        }
+        // `a=b` + `c=d` must not collide with `a=b\nc` + `d`.
+        assert_ne!(tree_key(&[("a", "b\nc=d")]), tree_key(&[("a", "b"), ("c", "d")]));
+    }
+
+    #[test]
+    fn list_ignores_unstamped_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home { root: dir.path().to_path_buf() };
+        std::fs::create_dir_all(home.trees_dir().join("x86_64-half")).unwrap();
+        let good = home.trees_dir().join("arm64-good");
+        std::fs::create_dir_all(&good).unwrap();
+        let meta = TreeMeta {
+            key: "good".into(),
+            arch: Arch::Arm64,
+            release: "7.2.13".into(),
+            source: "s".into(),
+            rustc: "rustc 1.95.0".into(),
+            bindgen: "bindgen 0.73.2".into(),
+            clang: "clang 19".into(),
+            llvm: "-19".into(),
+            modversions: true,
+            fragments: vec![],
+            build_seconds: 1,
+            build_lines: 1,
+        };
+        Home::write_meta(&good, &meta).unwrap();
+        let list = home.list();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].meta, meta);
+    }
+
+    #[test]
+    fn unwritable_home_is_a_user_error() {
+        let home = Home { root: PathBuf::from("/proc/cargo-kmod-test") };
+        let e = home.ensure_dir(&home.trees_dir()).unwrap_err();
+        assert!(e.to_string().starts_with("cannot create `/proc/cargo-kmod-test/trees`"), "{e}");
+    }
+}

@@ -1,0 +1,268 @@
+//! Kernel trees: the built kernel a module is compiled against and booted with.
+//!
+//! A [`KernelTree`] is a built kbuild output directory (`make O=DIR`, or an in-place build):
+//! it has `.config`, `include/config/kernel.release`, `Module.symvers`, the Rust metadata
+//! under `rust/` and a boot image. [`prepare`] makes the development trees
+//! (`cargo kmod init`), [`home`] keeps them under `$CARGO_KMOD_HOME`, [`resolve`] picks the tree
+//! a command uses, [`toolchain`] finds the tools kbuild needs.
+
+pub mod config;
+pub mod home;
+pub mod prepare;
+pub mod resolve;
+pub mod toolchain;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::tree::config::KConfig;
+use crate::tree::toolchain::{Llvm, Version};
+
+/// The architectures cargo-kmod builds and boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
+
+    /// Accepts the kernel's names and the common aliases (`amd64`, `aarch64`).
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "x86_64" | "x86" | "amd64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            other => crate::bail_user!(
+                "unknown arch `{}`", other;
+                hint = "cargo-kmod supports `x86_64` and `arm64`"
+            ),
+        }
+    }
+
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    /// The value for kbuild's `ARCH=` (`x86_64` keeps tinyconfig 64-bit).
+    pub fn kbuild(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The directory under `arch/`.
+    pub fn srcarch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.kbuild()
+    }
+
+    /// The boot image relative to the tree.
+    pub fn image(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "arch/x86/boot/bzImage",
+            Arch::Arm64 => "arch/arm64/boot/Image",
+        }
+    }
+
+    pub fn qemu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// The ELF `e_machine` of its modules.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => object::elf::EM_X86_64,
+            Arch::Arm64 => object::elf::EM_AARCH64,
+        }
+    }
+
+    /// clang's target triple for bindgen.
+    pub fn clang_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Arm64 => "aarch64-linux-gnu",
+        }
+    }
+
+    /// The GNU cross prefix used when the tree is GCC-built and the host differs.
+    pub fn gnu_prefix(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu-",
+            Arch::Arm64 => "aarch64-linux-gnu-",
+        }
+    }
+
+    /// Which arch a `.config` was made for.
+    pub fn from_config(config: &KConfig) -> Option<Arch> {
+        if config.is_enabled("ARM64") {
+            Some(Arch::Arm64)
+        } else if config.is_enabled("X86_64") {
+            Some(Arch::X86_64)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Arch> {
+        Arch::parse(s)
+    }
+}
+
+/// Which compiler a tree was configured with (`CONFIG_CC_IS_CLANG` / `CONFIG_CC_IS_GCC`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiler {
+    /// LLVM/clang; `llvm` says how to call it (`LLVM=1` or `LLVM=-19`).
+    Clang { version: Option<Version>, llvm: Option<Llvm> },
+    Gcc { version: Option<Version> },
+}
+
+/// A built kernel tree.
+#[derive(Debug, Clone)]
+pub struct KernelTree {
+    /// The kbuild output directory (what `make -C` gets).
+    pub dir: PathBuf,
+    /// The source tree (`dir/source` for `O=` builds, else `dir`).
+    pub srctree: PathBuf,
+    pub config: KConfig,
+    pub arch: Arch,
+    pub release: String,
+}
+
+impl KernelTree {
+    /// Open a built tree, checking that it is one.
+    pub fn open(dir: &Path) -> Result<KernelTree> {
+        if !dir.is_dir() {
+            crate::bail_user!("kernel tree `{}` does not exist", dir.display());
+        }
+        let dot_config = dir.join(".config");
+        if !dot_config.is_file() {
+            crate::bail_user!(
+                "`{}` is not a configured kernel tree: it has no `.config`", dir.display();
+                hint = "pass the kbuild output directory (the `O=` directory) of a built kernel"
+            );
+        }
+        let config = KConfig::read(&dot_config)?;
+        let Some(arch) = Arch::from_config(&config) else {
+            crate::bail_user!(
+                "kernel tree `{}` is for an architecture cargo-kmod does not support", dir.display();
+                hint = "cargo-kmod supports `x86_64` and `arm64` trees"
+            );
+        };
+        let release = std::fs::read_to_string(dir.join("include/config/kernel.release"))
+            .map(|s| s.trim().to_string())
+            .map_err(|_| {
+                crate::error::UserError::new(format!(
+                    "kernel tree `{}` has not been built: no `include/config/kernel.release`",
+                    dir.display()
+                ))
+                .with_hint(format!("run `make -C {} modules_prepare` or a full build", dir.display()))
+            })?;
+        let srctree = match std::fs::canonicalize(dir.join("source")) {
+            Ok(p) => p,
+            Err(_) => dir.to_path_buf(),
+        };
+        Ok(KernelTree { dir: dir.to_path_buf(), srctree, config, arch, release })
+    }
+
+    pub fn compiler(&self) -> Compiler {
+        let text = self.config.string("CC_VERSION_TEXT").unwrap_or_default();
+        let version = Version::find(&text);
+        if self.config.is_enabled("CC_IS_CLANG") {
+            let llvm = version.and_then(|v| Llvm::for_major(v.0)).or_else(Llvm::detect);
+            Compiler::Clang { version, llvm }
+        } else {
+            Compiler::Gcc { version }
+        }
+    }
+
+    /// `CONFIG_RUSTC_VERSION_TEXT`: the rustc that built this tree.
+    pub fn rustc_version_text(&self) -> Option<String> {
+        self.config.string("RUSTC_VERSION_TEXT")
+    }
+
+    pub fn image(&self) -> PathBuf {
+        self.dir.join(self.arch.image())
+    }
+
+    /// `make` arguments that select this tree's toolchain: `ARCH=`, and `LLVM=` for clang
+    /// trees or `CROSS_COMPILE=` for GCC trees cross-built from another host arch.
+    pub fn make_args(&self) -> Vec<String> {
+        let mut args = vec![format!("ARCH={}", self.arch.kbuild())];
+        match self.compiler() {
+            Compiler::Clang { llvm, .. } => {
+                let v = std::env::var("LLVM")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .or(llvm.map(|l| l.make_value))
+                    .unwrap_or_else(|| "1".into());
+                args.push(format!("LLVM={v}"));
+            }
+            Compiler::Gcc { .. } => {
+                if let Ok(cc) = std::env::var("CROSS_COMPILE") {
+                    args.push(format!("CROSS_COMPILE={cc}"));
+                } else if self.arch != Arch::host() {
+                    args.push(format!("CROSS_COMPILE={}", self.arch.gnu_prefix()));
+                }
+            }
+        }
+        args
+    }
+
+    /// The `x.y.z` part of the release, for version-dependent choices.
+    pub fn version(&self) -> Option<Version> {
+        Version::find(&self.release)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_names() {
+        assert_eq!(Arch::parse("aarch64").unwrap(), Arch::Arm64);
+        assert_eq!(Arch::parse("amd64").unwrap(), Arch::X86_64);
+        let e = Arch::parse("riscv").unwrap_err();
+        assert_eq!(e.to_string(), "unknown arch `riscv`");
+        assert_eq!(Arch::Arm64.image(), "arch/arm64/boot/Image");
+    }
+
+    #[test]
+    fn open_rejects_non_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = KernelTree::open(dir.path()).unwrap_err();
+        assert!(e.to_string().ends_with("is not a configured kernel tree: it has no `.config`"));
+        std::fs::write(dir.path().join(".config"), "CONFIG_X86_64=y\n").unwrap();
+        let e = KernelTree::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("has not been built"), "{e}");
+        let e = KernelTree::open(&dir.path().join("nope")).unwrap_err();
+        assert!(e.to_string().ends_with("does not exist"), "{e}");
+    }
+}

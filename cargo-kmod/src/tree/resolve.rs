@@ -1,0 +1,89 @@
+//! Which kernel tree a command uses. First that applies: `--kdir`, `--target`'s `kdir`,
+//! `KDIR` in the environment, the manifest's `kdir`, then the newest dev tree prepared by
+//! `cargo kmod init` for the requested arch (default: the host's).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::tree::home::Home;
+use crate::tree::{Arch, KernelTree};
+
+/// Where an explicit tree came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KdirOrigin {
+    Flag,
+    Target(String),
+    Env,
+    Manifest(PathBuf),
+}
+
+impl std::fmt::Display for KdirOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KdirOrigin::Flag => f.write_str("`--kdir`"),
+            KdirOrigin::Target(t) => write!(f, "target `{t}`"),
+            KdirOrigin::Env => f.write_str("`KDIR`"),
+            KdirOrigin::Manifest(p) => write!(f, "`{}`", p.display()),
+        }
+    }
+}
+
+/// Candidates in priority order; the first present wins.
+#[derive(Debug, Clone, Default)]
+pub struct Choice {
+    pub flag: Option<PathBuf>,
+    pub target: Option<(String, PathBuf)>,
+    pub manifest: Option<(PathBuf, PathBuf)>,
+    pub arch: Option<Arch>,
+}
+
+impl Choice {
+    pub fn explicit(&self) -> Option<(PathBuf, KdirOrigin)> {
+        if let Some(p) = &self.flag {
+            return Some((p.clone(), KdirOrigin::Flag));
+        }
+        if let Some((name, p)) = &self.target {
+            return Some((p.clone(), KdirOrigin::Target(name.clone())));
+        }
+        if let Some(p) = std::env::var_os("KDIR").filter(|p| !p.is_empty()) {
+            return Some((PathBuf::from(p), KdirOrigin::Env));
+        }
+        self.manifest.as_ref().map(|(kdir, file)| (kdir.clone(), KdirOrigin::Manifest(file.clone())))
+    }
+}
+
+/// Resolve the tree; an explicit tree whose arch differs from `--arch` is an error.
+pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
+    if let Some((dir, origin)) = choice.explicit() {
+        let tree = KernelTree::open(&dir).map_err(|e| e.context(format!("kernel tree from {origin}")))?;
+        if let Some(arch) = choice.arch {
+            if arch != tree.arch {
+                crate::bail_user!(
+                    "kernel tree `{}` (from {}) is for {}, not {}", dir.display(), origin, tree.arch, arch;
+                    hint = "drop `--arch`, or pick a tree built for {}", arch
+                );
+            }
+        }
+        return Ok(tree);
+    }
+    dev_tree(home, choice.arch.unwrap_or_else(Arch::host))
+}
+
+/// The dev tree for `arch`: the newest kernel, preferring trees built by the current rustc.
+pub fn dev_tree(home: &Home, arch: Arch) -> Result<KernelTree> {
+    let trees: Vec<_> = home.list().into_iter().filter(|t| t.meta.arch == arch).collect();
+    let sh = xshell::Shell::new()?;
+    let rustc = crate::process::version_line(&sh, &crate::tree::toolchain::rustc_program(), &["--version"]);
+    let best = trees
+        .iter()
+        .find(|t| Some(&t.meta.rustc) == rustc.as_ref())
+        .or(trees.first());
+    match best {
+        Some(t) => KernelTree::open(&t.dir),
+        None => crate::bail_user!(
+            "no {} kernel tree: `{}` has no prepared tree for {}", arch, home.trees_dir().display(), arch;
+            hint = "run `cargo kmod init --arch {}`, or pass `--kdir DIR` (or set `KDIR`)", arch
+        ),
+    }
+}
