@@ -17,8 +17,14 @@ pub mod cli;
 pub mod command;
 pub mod error;
 pub mod fsutil;
+pub mod kbuild;
+pub mod ko;
+pub mod manifest;
+pub mod plan;
 pub mod process;
+pub mod qemu;
 pub mod shell;
+pub mod ship;
 pub mod tree;
 
 use clap::Parser;

@@ -136,13 +136,8 @@ impl Home {
 
 /// The cache key of a tree: a hash over every input that changes the result.
 pub fn tree_key(inputs: &[(&str, &str)]) -> String {
-    let mut text = String::new();
-    for (k, v) in inputs {
-        text.push_str(k);
-        text.push('=');
-        text.push_str(v);
-        text.push('\n');
-    }
+    // JSON keeps values with newlines from colliding with other splits.
+    let text = serde_json::to_string(inputs).expect("strings serialize");
     crate::fsutil::sha256_hex(text.as_bytes())[..16].to_string()
 }
 

@@ -1,0 +1,1 @@
+//! Running the kernel's own build (`make -C KDIR M=...`) on a plan.

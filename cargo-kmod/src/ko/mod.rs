@@ -1,0 +1,1 @@
+//! A built `.ko`: ELF sections, `.modinfo`, symbol versions, exports and signature.

@@ -1,0 +1,1 @@
+//! The build plan: generated Kbuild, Makefile and bindings under `target/kmod/<arch>/`.

@@ -1,0 +1,1 @@
+//! Booting a kernel under qemu: initramfs, boot, module loading, KTAP results.

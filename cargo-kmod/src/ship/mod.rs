@@ -1,0 +1,1 @@
+//! After the build: verify, strip, sign, compress, package and install modules.
