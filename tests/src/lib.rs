@@ -1,1 +1,0 @@
-//! Integration tests for cargo-kmod live in `tests/`.
