@@ -36,14 +36,20 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// `sudo` when not root (apt and dpkg need it).
-fn sudo(sh: &Shell) -> Vec<String> {
+/// A command run as root: directly when root, else through `sudo` (apt and dpkg need it).
+fn root<'a>(sh: &'a Shell, argv: &[&str]) -> xshell::Cmd<'a> {
     let uid = cmd!(sh, "id -u").quiet().read().unwrap_or_default();
-    if uid.trim() == "0" { vec![] } else { vec!["sudo".into()] }
+    if uid.trim() == "0" {
+        let (program, args) = argv.split_first().expect("a program");
+        cmd!(sh, "{program} {args...}")
+    } else {
+        cmd!(sh, "sudo {argv...}")
+    }
 }
 
 fn installed(sh: &Shell, pkg: &str) -> bool {
-    cmd!(sh, "dpkg-query -W -f=${{Status}} {pkg}")
+    let format = "-f=${Status}";
+    cmd!(sh, "dpkg-query -W {format} {pkg}")
         .quiet()
         .ignore_stderr()
         .read()
@@ -57,13 +63,13 @@ fn version3(s: &str) -> Option<(u32, u32, u32)> {
 }
 
 pub fn setup(sh: &Shell) -> Result<()> {
-    let sudo = sudo(sh);
     let env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
-    let mut updated = false;
-    let mut update = |sh: &Shell| -> Result<()> {
-        if !updated {
-            cmd!(sh, "{sudo...} apt-get update -q").run()?;
-            updated = true;
+    // `apt-get update` once, and only when something must be fetched.
+    let updated = std::cell::Cell::new(false);
+    let update = |sh: &Shell| -> Result<()> {
+        if !updated.get() {
+            root(sh, &["apt-get", "update", "-q"]).run()?;
+            updated.set(true);
         }
         Ok(())
     };
@@ -76,16 +82,16 @@ pub fn setup(sh: &Shell) -> Result<()> {
             .map(|s| format!("Package: *\nPin: release n={s}\nPin-Priority: 50\n\n"))
             .collect();
         let tmp = tempfile_with(SOURCES)?;
-        cmd!(sh, "{sudo...} install -m 644 {tmp} {SOURCES_FILE}").run()?;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), SOURCES_FILE]).run()?;
         let tmp = tempfile_with(&prefs)?;
-        cmd!(sh, "{sudo...} install -m 644 {tmp} {PREFS_FILE}").run()?;
-        updated = false;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), PREFS_FILE]).run()?;
+        updated.set(false);
     }
     let foreign = cmd!(sh, "dpkg --print-foreign-architectures").quiet().read().unwrap_or_default();
     if !foreign.lines().any(|l| l.trim() == "arm64") {
         step("adding the arm64 package architecture (for the arm64 guest's busybox)");
-        cmd!(sh, "{sudo...} dpkg --add-architecture arm64").run()?;
-        updated = false;
+        root(sh, &["dpkg", "--add-architecture", "arm64"]).run()?;
+        updated.set(false);
     }
 
     // 2. Debian packages.
@@ -93,13 +99,13 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !missing.is_empty() {
         update(sh)?;
         step(&format!("installing {}", missing.join(" ")));
-        cmd!(sh, "{sudo...} apt-get install -y -q --no-install-recommends {missing...}").run()?;
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends"][..], &missing].concat()).run()?;
     }
     let missing: Vec<&str> = QEMU.iter().copied().filter(|p| !installed(sh, p)).collect();
     if !missing.is_empty() {
         update(sh)?;
         step(&format!("installing {} from bookworm-backports", missing.join(" ")));
-        cmd!(sh, "{sudo...} apt-get install -y -q --no-install-recommends -t bookworm-backports {missing...}").run()?;
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends", "-t", "bookworm-backports"][..], &missing].concat()).run()?;
     }
 
     // 3. Kernel sources: the newest linux-source-7.x, and 6.12 LTS for the macro's 6.12 path.
@@ -120,12 +126,15 @@ pub fn setup(sh: &Shell) -> Result<()> {
         let _cd = sh.push_dir(d);
         cmd!(sh, "apt-get download linux-source-7.2").run()?;
         let debs = glob(d, "linux-source-7.2_")?;
-        cmd!(sh, "{sudo...} dpkg -i {debs...}").run()?;
+        let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
+        let mut argv = vec!["dpkg", "-i"];
+        argv.extend(debs.iter().map(String::as_str));
+        root(sh, &argv).run()?;
     }
     if !has_src("linux-source-6.12") {
         update(sh)?;
         step("installing linux-source-6.12 (bookworm-security)");
-        cmd!(sh, "{sudo...} apt-get install -y -q --no-install-recommends linux-source-6.12").run()?;
+        root(sh, &["apt-get", "install", "-y", "-q", "--no-install-recommends", "linux-source-6.12"]).run()?;
     }
 
     // 4. rust-src of exactly this rustc, unpacked under $CARGO_KMOD_HOME.
