@@ -30,12 +30,69 @@ pub const MAX_MODULE_NAME: usize = 55;
 
 /// Names a module package cannot have: Rust keywords, and crates every module crate sees.
 const RESERVED: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false",
-    "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
-    "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract",
-    "become", "box", "do", "final", "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual",
-    "yield", "alloc", "core", "std", "kernel", "bindings", "ffi", "macros", "pin_init", "kmod_macros",
-    "build_error", "uapi", "test",
+    "as",
+    "async",
+    "await",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "gen",
+    "macro",
+    "override",
+    "priv",
+    "try",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "alloc",
+    "core",
+    "std",
+    "kernel",
+    "bindings",
+    "ffi",
+    "macros",
+    "pin_init",
+    "kmod_macros",
+    "build_error",
+    "uapi",
+    "test",
 ];
 
 /// Check a package name and return the module name (dashes become underscores, as kbuild
@@ -45,7 +102,10 @@ pub fn module_name(name: &str) -> Result<String> {
     if name.is_empty() {
         crate::bail_user!("the package name is empty"; hint = "{}", HINT);
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
         crate::bail_user!("`{}` is not a valid module name: `{}` is not allowed", name, bad; hint = "{}", HINT);
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -108,14 +168,22 @@ pub struct Scaffold {
 impl Scaffold {
     pub fn new(name: &str, author: &str, c: bool) -> Result<Scaffold> {
         let module = module_name(name)?;
-        let c_stem = if module == "helper" { "c_helper".to_string() } else { "helper".to_string() };
+        let c_stem = if module == "helper" {
+            "c_helper".to_string()
+        } else {
+            "helper".to_string()
+        };
         Ok(Scaffold {
             name: name.to_string(),
             type_name: type_name(&module),
             author: author.to_string(),
             description: format!("The {module} kernel module"),
             c,
-            guard: format!("{}_{}_H", module.to_ascii_uppercase(), c_stem.to_ascii_uppercase()),
+            guard: format!(
+                "{}_{}_H",
+                module.to_ascii_uppercase(),
+                c_stem.to_ascii_uppercase()
+            ),
             c_stem,
             module,
         })
@@ -127,7 +195,8 @@ impl Scaffold {
         env.set_keep_trailing_newline(true);
         env.add_filter("toml", |s: String| toml::Value::String(s).to_string());
         for (name, source) in TEMPLATES {
-            env.add_template(name, source).with_context(|| format!("template `{name}`"))?;
+            env.add_template(name, source)
+                .with_context(|| format!("template `{name}`"))?;
         }
         let mut files = vec![
             (PathBuf::from("Cargo.toml"), "Cargo.toml.j2"),
@@ -135,8 +204,14 @@ impl Scaffold {
             (PathBuf::from("src/lib.rs"), "lib.rs.j2"),
         ];
         if self.c {
-            files.push((PathBuf::from(format!("src/{}.c", self.c_stem)), "helper.c.j2"));
-            files.push((PathBuf::from(format!("include/{}.h", self.c_stem)), "helper.h.j2"));
+            files.push((
+                PathBuf::from(format!("src/{}.c", self.c_stem)),
+                "helper.c.j2",
+            ));
+            files.push((
+                PathBuf::from(format!("include/{}.h", self.c_stem)),
+                "helper.h.j2",
+            ));
         }
         files
             .into_iter()
@@ -153,18 +228,37 @@ impl Scaffold {
 
 /// The templates, embedded so an installed cargo-kmod carries them.
 const TEMPLATES: &[(&str, &str)] = &[
-    ("Cargo.toml.j2", include_str!("../../../templates/new/Cargo.toml.j2")),
-    ("gitignore.j2", include_str!("../../../templates/new/gitignore.j2")),
-    ("lib.rs.j2", include_str!("../../../templates/new/lib.rs.j2")),
-    ("helper.c.j2", include_str!("../../../templates/new/helper.c.j2")),
-    ("helper.h.j2", include_str!("../../../templates/new/helper.h.j2")),
+    (
+        "Cargo.toml.j2",
+        include_str!("../../../templates/new/Cargo.toml.j2"),
+    ),
+    (
+        "gitignore.j2",
+        include_str!("../../../templates/new/gitignore.j2"),
+    ),
+    (
+        "lib.rs.j2",
+        include_str!("../../../templates/new/lib.rs.j2"),
+    ),
+    (
+        "helper.c.j2",
+        include_str!("../../../templates/new/helper.c.j2"),
+    ),
+    (
+        "helper.h.j2",
+        include_str!("../../../templates/new/helper.h.j2"),
+    ),
 ];
 
 /// `Name <email>` from git's configuration, else the login name, like cargo's old default.
 pub fn default_author() -> String {
     let git = |key: &str| {
         let sh = xshell::Shell::new().ok()?;
-        let v = xshell::cmd!(sh, "git config --get {key}").quiet().ignore_stderr().read().ok()?;
+        let v = xshell::cmd!(sh, "git config --get {key}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .ok()?;
         Some(v.trim().to_string()).filter(|v| !v.is_empty())
     };
     let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
@@ -192,19 +286,27 @@ pub fn write_package(dest: &Path, files: &[(PathBuf, String)]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !parent.is_dir() {
-        crate::bail_user!("cannot create `{}`: `{}` is not a directory", dest.display(), parent.display());
-    }
+    std::fs::create_dir_all(&parent).map_err(|e| {
+        crate::error::UserError::new(format!(
+            "cannot create `{}`: {}",
+            parent.display(),
+            e.to_string().to_lowercase()
+        ))
+    })?;
     let tmp = tempfile::Builder::new()
         .prefix(".kmod-new-")
         .tempdir_in(&parent)
-        .map_err(|e| crate::error::UserError::new(format!("cannot create `{}`: {}", dest.display(), e)))?;
+        .map_err(|e| {
+            crate::error::UserError::new(format!("cannot create `{}`: {}", dest.display(), e))
+        })?;
     for (path, text) in files {
         let full = tmp.path().join(path);
         if let Some(dir) = full.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
         }
-        std::fs::write(&full, text).with_context(|| format!("cannot write `{}`", full.display()))?;
+        std::fs::write(&full, text)
+            .with_context(|| format!("cannot write `{}`", full.display()))?;
     }
     let tmp = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp, dest) {
@@ -217,17 +319,27 @@ pub fn write_package(dest: &Path, files: &[(PathBuf, String)]) -> Result<()> {
 impl NewCmd {
     pub fn run(&self, ctx: &Context) -> Result<()> {
         let scaffold = Scaffold::new(&self.name, &default_author(), self.c)?;
-        let dest = self.path.clone().unwrap_or_else(|| PathBuf::from(&self.name));
+        let dest = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&self.name));
         let files = scaffold.render()?;
         write_package(&dest, &files)?;
+        let kind = if self.c {
+            "kernel module (Rust + C)"
+        } else {
+            "kernel module"
+        };
+        ctx.shell.status(
+            "Created",
+            format_args!("{kind} `{}` package in `{}`", scaffold.name, dest.display()),
+        );
         if scaffold.module != scaffold.name {
             ctx.shell.note(format_args!(
                 "the module is named `{}`: kbuild turns `-` into `_` in module names",
                 scaffold.module
             ));
         }
-        let kind = if self.c { "kernel module (Rust + C)" } else { "kernel module" };
-        ctx.shell.status("Created", format_args!("{kind} `{}` package in `{}`", scaffold.name, dest.display()));
         if ctx.shell.is_json() {
             ctx.shell.json(&serde_json::json!({
                 "reason": "package-created",
@@ -247,21 +359,45 @@ mod tests {
 
     fn message(name: &str) -> String {
         let err = module_name(name).unwrap_err();
-        crate::error::user_error(&err).expect("a user error").message.clone()
+        crate::error::user_error(&err)
+            .expect("a user error")
+            .message
+            .clone()
     }
 
     #[test]
     fn names() {
         assert_eq!(module_name("hello").unwrap(), "hello");
         assert_eq!(module_name("my-driver").unwrap(), "my_driver");
-        assert_eq!(message("my.driver"), "`my.driver` is not a valid module name: `.` is not allowed");
-        assert_eq!(message("2fast"), "`2fast` is not a valid module name: it starts with a digit");
+        assert_eq!(
+            message("my.driver"),
+            "`my.driver` is not a valid module name: `.` is not allowed"
+        );
+        assert_eq!(
+            message("2fast"),
+            "`2fast` is not a valid module name: it starts with a digit"
+        );
         assert_eq!(message(""), "the package name is empty");
-        assert_eq!(message("--"), "`--` is not a valid module name: it has no letters or digits");
-        assert_eq!(message("kernel"), "`kernel` cannot be a module name: it is a Rust keyword or a crate every module uses");
-        assert_eq!(message(&"a".repeat(56)), format!("`{}` is not a valid module name: it is 56 characters long", "a".repeat(56)));
+        assert_eq!(
+            message("--"),
+            "`--` is not a valid module name: it has no letters or digits"
+        );
+        assert_eq!(
+            message("kernel"),
+            "`kernel` cannot be a module name: it is a Rust keyword or a crate every module uses"
+        );
+        assert_eq!(
+            message(&"a".repeat(56)),
+            format!(
+                "`{}` is not a valid module name: it is 56 characters long",
+                "a".repeat(56)
+            )
+        );
         assert!(module_name(&"a".repeat(55)).is_ok());
-        assert_eq!(message("hé"), "`hé` is not a valid module name: `é` is not allowed");
+        assert_eq!(
+            message("hé"),
+            "`hé` is not a valid module name: `é` is not allowed"
+        );
     }
 
     #[test]
@@ -275,7 +411,8 @@ mod tests {
     fn snapshot(name: &str, c: bool) {
         let s = Scaffold::new(name, "Ada Lovelace <ada@example.com>", c).unwrap();
         for (path, text) in s.render().unwrap() {
-            let snap = format!("{name}{}-{}", if c { "-c" } else { "" }, path.display()).replace('/', "_");
+            let snap =
+                format!("{name}{}-{}", if c { "-c" } else { "" }, path.display()).replace('/', "_");
             insta::assert_snapshot!(snap, text);
         }
     }
@@ -295,12 +432,21 @@ mod tests {
         let s = Scaffold::new("hello", "Jo \"JJ\" O'Neil <jo@example.com>", true).unwrap();
         let files = s.render().unwrap();
         let manifest: toml::Value = toml::from_str(&files[0].1).unwrap();
-        assert_eq!(manifest["package"]["authors"][0].as_str(), Some("Jo \"JJ\" O'Neil <jo@example.com>"));
+        assert_eq!(
+            manifest["package"]["authors"][0].as_str(),
+            Some("Jo \"JJ\" O'Neil <jo@example.com>")
+        );
         assert_eq!(manifest["package"]["license"].as_str(), Some("GPL-2.0"));
         let kmod = &manifest["package"]["metadata"]["kmod"];
         assert_eq!(kmod["c-sources"][0].as_str(), Some("src/helper.c"));
-        assert_eq!(kmod["bindings"][0]["header"].as_str(), Some("include/helper.h"));
-        assert!(kmod.get("name").is_none(), "the default module name needs no key");
+        assert_eq!(
+            kmod["bindings"][0]["header"].as_str(),
+            Some("include/helper.h")
+        );
+        assert!(
+            kmod.get("name").is_none(),
+            "the default module name needs no key"
+        );
         let helper = Scaffold::new("helper", "a", true).unwrap();
         assert_eq!(helper.c_stem, "c_helper");
     }
@@ -309,12 +455,22 @@ mod tests {
     fn refuses_an_existing_destination_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("hello");
-        let files = Scaffold::new("hello", "a", false).unwrap().render().unwrap();
+        let files = Scaffold::new("hello", "a", false)
+            .unwrap()
+            .render()
+            .unwrap();
         write_package(&dest, &files).unwrap();
         assert!(dest.join("src/lib.rs").is_file());
         let err = write_package(&dest, &files).unwrap_err();
-        assert_eq!(err.to_string(), format!("destination `{}` already exists", dest.display()));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(
+            err.to_string(),
+            format!("destination `{}` already exists", dest.display())
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, ["hello"]);
     }
 }
