@@ -224,6 +224,69 @@ mod tests {
         assert_eq!(cache_key("rustc 1.95.0"), cache_key("rustc 1.95.0"));
     }
 
+    fn tree_built_with(rustc: &str) -> KernelTree {
+        let text = format!("CONFIG_X86_64=y\nCONFIG_RUSTC_VERSION_TEXT=\"{rustc}\"\n");
+        KernelTree {
+            dir: PathBuf::from("/k"),
+            srctree: PathBuf::from("/k"),
+            config: crate::tree::config::KConfig::parse(&text),
+            arch: crate::tree::Arch::X86_64,
+            release: "7.2.13".into(),
+        }
+    }
+
+    #[test]
+    fn a_different_rustc_is_refused_before_kbuild() {
+        let home = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: home.path().to_path_buf(),
+        };
+        let tree = tree_built_with("rustc 1.0.0 (00000000 2015-05-15)");
+        let err = ensure_macros(&Shell::plain(), &home, &tree).unwrap_err();
+        let user = crate::error::user_error(&err).expect("a user error");
+        assert!(
+            user.message.ends_with(
+                "but kernel tree `/k` was built with `rustc 1.0.0 (00000000 2015-05-15)`"
+            ),
+            "{}",
+            user.message
+        );
+        assert!(
+            !home.root.join("macros").exists(),
+            "nothing is built for the wrong rustc"
+        );
+    }
+
+    /// The real build: the embedded crate compiles with the host rustc into a proc macro, and a
+    /// second call finds it in the cache.
+    #[test]
+    fn builds_once_and_caches() {
+        let sh = xshell::Shell::new().unwrap();
+        let rustc = crate::process::version_line(&sh, &rustc_program(), &["--version"]).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: home.path().to_path_buf(),
+        };
+        let tree = tree_built_with(&rustc);
+        let so = ensure_macros(&Shell::plain(), &home, &tree).unwrap();
+        assert_eq!(
+            so,
+            home.root
+                .join("macros")
+                .join(cache_key(&rustc))
+                .join(LIBRARY)
+        );
+        let bytes = std::fs::read(&so).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        let modified = std::fs::metadata(&so).unwrap().modified().unwrap();
+        let again = ensure_macros(&Shell::plain(), &home, &tree).unwrap();
+        assert_eq!(again, so);
+        assert_eq!(
+            std::fs::metadata(&so).unwrap().modified().unwrap(),
+            modified
+        );
+    }
+
     #[test]
     fn writes_a_crate_cargo_can_read() {
         let dir = tempfile::tempdir().unwrap();
