@@ -330,6 +330,6 @@ fn modinfo_value(bytes: &[u8], key: &str) -> Option<String> {
 }
 
 /// `libkmod_macros.so` for this tree (built with the tree's rustc), when available.
-pub fn kmod_macros_for(_shell: &Shell, _home: &Home, _tree: &KernelTree) -> Result<Option<PathBuf>> {
-    Ok(None)
+pub fn kmod_macros_for(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<Option<PathBuf>> {
+    plan::macros::ensure_macros(shell, home, tree).map(Some)
 }

@@ -13,6 +13,7 @@
 //! user's file, so rustc and the C compiler report diagnostics against it.
 
 pub mod bindings;
+pub mod macros;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
