@@ -379,7 +379,7 @@ fn verify_names_the_symbol_whose_crc_was_altered() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "_printk")
+        .find(|v| v["name"] == "module_layout")
         .unwrap();
     let crc =
         u32::from_str_radix(printk["crc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
@@ -391,7 +391,7 @@ fn verify_names_the_symbol_whose_crc_was_altered() {
     let o = run(&mut kmod(&["verify", s(&bad)]));
     fails(&o);
     let want = format!(
-        "disagrees about version of symbol `_printk`: module has 0x{:08x}, vmlinux has 0x{crc:08x}",
+        "disagrees about version of symbol `module_layout`: module has 0x{:08x}, vmlinux has 0x{crc:08x}",
         crc ^ 0x5a5a_5a5a
     );
     assert!(stdout(&o).contains(&want), "{}", stdout(&o));
@@ -842,11 +842,11 @@ fn bad_ko_files_are_refused_clearly() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "_printk")
+        .find(|v| v["name"] == "module_layout")
         .unwrap();
     let crc = u64::from_str_radix(v["crc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     let mut pat = crc.to_le_bytes().to_vec();
-    pat.extend_from_slice(b"_printk\0");
+    pat.extend_from_slice(b"module_layout\0");
     let at = find(&data, &pat).unwrap();
     let mut bad = data.clone();
     bad[at + 8..at + 64].fill(b'A');
@@ -1021,4 +1021,194 @@ fn unwritable_install_root_is_refused() {
         "{err}"
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
+
+// ---- in the guest: qemu booted with module.sig_enforce=1 ----
+
+/// busybox for the guest arch: the host's for x86_64; for arm64 the one `cargo xtask setup`
+/// unpacks into `$CARGO_KMOD_HOME/busybox/arm64/`, else unpacked here from the setup .deb.
+fn busybox(arch: &str) -> PathBuf {
+    if arch == "x86_64" {
+        return PathBuf::from("/bin/busybox");
+    }
+    let home = std::env::var("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo-kmod"));
+    let installed = home.join("busybox/arm64/busybox");
+    if installed.is_file() {
+        return installed;
+    }
+    static ARM: OnceLock<PathBuf> = OnceLock::new();
+    ARM.get_or_init(|| {
+        let deb = std::fs::read_dir("/tmp/setup/debs")
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("busybox-static")))
+            .unwrap_or_else(|| panic!("no arm64 busybox: run `cargo xtask setup` first"));
+        let dir = scratch().keep();
+        ok(&Command::new("dpkg").arg("-x").arg(&deb).arg(&dir).output().unwrap());
+        dir.join("bin/busybox")
+    })
+    .clone()
+}
+
+/// Copy a host binary and the shared libraries it needs (from `ldd`) into `stage`.
+fn copy_with_libs(bin: &Path, stage: &Path, dest: &str) {
+    let to = stage.join(dest.trim_start_matches('/'));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(bin, &to).unwrap();
+    let o = Command::new("ldd").arg(bin).output().unwrap();
+    for line in stdout(&o).lines() {
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(lib) = path {
+            let real = std::fs::canonicalize(lib).unwrap();
+            let to = stage.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&real, &to).unwrap();
+        }
+    }
+}
+
+/// A gzip'd newc initramfs of `stage`.
+fn cpio(stage: &Path, out: &Path) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > \"$1\"")
+        .arg("sh")
+        .arg(out)
+        .current_dir(stage)
+        .output()
+        .unwrap();
+    ok(&o);
+}
+
+/// Boot the tree's kernel with `initrd` under a timeout; return the console output.
+fn boot(arch: &str, tree: &Path, initrd: &Path) -> String {
+    let mut c = Command::new("timeout");
+    c.arg("300");
+    match arch {
+        "x86_64" => {
+            c.arg("qemu-system-x86_64").arg("-kernel").arg(tree.join("arch/x86/boot/bzImage"));
+            c.args(["-append", "console=ttyS0 panic=-1 module.sig_enforce=1"]);
+        }
+        _ => {
+            c.args(["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"]);
+            c.arg("-kernel").arg(tree.join("arch/arm64/boot/Image"));
+            c.args(["-append", "console=ttyAMA0 panic=-1 module.sig_enforce=1"]);
+        }
+    }
+    c.args(["-m", "256", "-nographic", "-no-reboot", "-initrd"]).arg(initrd);
+    let o = c.output().unwrap();
+    let console = stdout(&o);
+    assert!(console.contains("KMOD-TEST END"), "guest did not finish ({}):\n{console}", o.status);
+    console
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+echo "KMOD-TEST START $(uname -r) sig_enforce=$(cat /sys/module/module/parameters/sig_enforce)"
+for m in unsigned tampered wrongkey; do
+    insmod /mods/$m/hello.ko
+    echo "RESULT $m rc=$?"
+done
+MODPROBE
+echo "RESULT modprobe rc=$?"
+echo "MODULES $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+GUESTTOOLS
+echo "KMOD-TEST END"
+reboot -f
+"#;
+
+fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
+    let b = built(arch);
+    let t = scratch();
+    let stage = t.path().join("stage");
+    // The shipped modules: signed with the tree's key, compressed, installed with depmod.
+    ok(&run(&mut kmod(&[
+        "install", "--root", s(&stage), "--sign", "--compress", compress, s(&b.hello), s(&b.user),
+    ])));
+    // The refused ones: unsigned, tampered after signing, signed with another key.
+    let mods = stage.join("mods");
+    let out = t.path().join("pkg");
+    let unsigned = package_into(&out.join("u"), &["--compress", "none", s(&b.hello)]);
+    untar(&unsigned, &mods.join("u"));
+    let signed_tgz = package_into(&out.join("s"), &["--sign", "--compress", "none", s(&b.hello)]);
+    untar(&signed_tgz, &mods.join("s"));
+    let (key, cert) = new_key(t.path(), None);
+    let other = package_into(&out.join("o"), &["--sign", "--key", s(&key), "--cert", s(&cert), "--compress", "none", s(&b.hello)]);
+    untar(&other, &mods.join("o"));
+    let rel = format!("lib/modules/{}/updates/hello.ko", b.release);
+    for (name, from) in [("unsigned", "u"), ("tampered", "s"), ("wrongkey", "o")] {
+        std::fs::create_dir_all(mods.join(name)).unwrap();
+        let mut data = std::fs::read(mods.join(from).join(&rel)).unwrap();
+        if name == "tampered" {
+            let at = find(&data, b"hello from rust").unwrap();
+            data[at] = b'H';
+        }
+        std::fs::write(mods.join(name).join("hello.ko"), data).unwrap();
+    }
+    let bb = busybox(arch);
+    std::fs::create_dir_all(stage.join("bin")).unwrap();
+    std::fs::copy(&bb, stage.join("bin/busybox")).unwrap();
+    let (modprobe, tools) = if real_kmod {
+        copy_with_libs(Path::new("/usr/bin/kmod"), &stage, "/sbin/kmod");
+        for tool in ["modprobe", "modinfo", "depmod", "lsmod"] {
+            std::os::unix::fs::symlink("kmod", stage.join("sbin").join(tool)).unwrap();
+        }
+        (
+            "/sbin/modprobe kmod_user".to_string(),
+            "echo \"SIGNER $(/sbin/modinfo -F signer hello)\"\n/sbin/modprobe --show-depends kmod_user | sed 's/^/DEPS /'\n/sbin/depmod -n | grep -c '^updates' | sed 's/^/DEPMOD /'".to_string(),
+        )
+    } else {
+        ("modprobe kmod_user".to_string(), String::new())
+    };
+    let init = INIT.replace("MODPROBE", &modprobe).replace("GUESTTOOLS", &tools);
+    std::fs::write(stage.join("init"), init).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(stage.join("init"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let initrd = t.path().join("initrd.gz");
+    cpio(&stage, &initrd);
+    let console = boot(arch, &b.tree, &initrd);
+    let expect = |what: &str| assert!(console.contains(what), "{arch}/{compress}: no `{what}` in:\n{console}");
+    expect("sig_enforce=Y");
+    expect("Loading of unsigned module is rejected");
+    expect("RESULT unsigned rc=1");
+    expect("Loading of module with unavailable key is rejected");
+    expect("RESULT wrongkey rc=1");
+    expect("RESULT tampered rc=1");
+    expect("Key was rejected by service");
+    expect("RESULT modprobe rc=0");
+    // Only the shipped module ran: none of the refused copies did.
+    assert_eq!(console.matches("hello: loaded, count=1 sum=5").count(), 1, "{console}");
+    expect("kmod_user: 2+3=5");
+    let modules = console.lines().find(|l| l.starts_with("MODULES ")).unwrap();
+    assert!(modules.contains("kmod_user") && modules.contains("hello"), "{modules}");
+    if real_kmod {
+        let signer = console.lines().find(|l| l.starts_with("SIGNER ")).unwrap();
+        assert!(signer.len() > "SIGNER ".len() + 1, "{signer}");
+        expect(&format!("updates/hello.ko{ext}"));
+        expect("DEPMOD 2");
+    }
+}
+
+#[test]
+fn guest_x86_64_sig_enforce_and_modprobe_xz() {
+    guest_test("x86_64", "xz", ".xz", true);
+}
+
+#[test]
+fn guest_x86_64_modprobe_zstd() {
+    guest_test("x86_64", "zstd", ".zst", true);
+}
+
+#[test]
+fn guest_arm64_sig_enforce_and_modprobe() {
+    guest_test("arm64", "none", "", false);
+}
+
+#[test]
+fn guest_arm64_modprobe_gzip_with_busybox() {
+    guest_test("arm64", "gzip", ".gz", false);
 }

@@ -24,6 +24,9 @@ pub use modinfo::Param;
 pub use signature::Signature;
 pub use versions::SymbolVersion;
 
+/// `KSYM_FLAG_GPL_ONLY` in `__kflagstab` (`include/linux/module_symbol.h`).
+pub const KSYM_FLAG_GPL_ONLY: u8 = 1;
+
 /// A symbol the module exports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Export {
@@ -154,6 +157,10 @@ pub fn read(path: &Path) -> Result<KoFile> {
             io_reason(&e)
         ))
     })?;
+    let named = Compression::from_file_name(&path.to_string_lossy());
+    if named != Compression::None && Compression::sniff(&raw) == Compression::None {
+        crate::bail_user!("cannot read `{}`: not {} data (the file name says it is)", path.display(), named.name());
+    }
     let (compression, bytes) = decode(&raw).map_err(|e| {
         crate::error::UserError::new(format!("cannot read `{}`: {e}", path.display()))
     })?;
@@ -244,6 +251,7 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
     let mut exports = Vec::new();
     let mut undefined = Vec::new();
     let mut crcs = std::collections::HashMap::new();
+    let mut flags = std::collections::HashMap::new();
     for sym in file.symbols() {
         let Ok(sym_name) = sym.name() else { continue };
         if sym.is_undefined() {
@@ -266,6 +274,16 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
                     gpl,
                     crc: None,
                 });
+            }
+        } else if let Some(export) = sym_name.strip_prefix("__flags_") {
+            // 7.x: one flags byte per export in `__kflagstab`; bit 0 is GPL-only.
+            let byte = sym
+                .section_index()
+                .and_then(|i| file.section_by_index(i).ok())
+                .and_then(|sec| sec.data().ok())
+                .and_then(|d| d.get(sym.address() as usize).copied());
+            if let Some(b) = byte {
+                flags.insert(export.to_string(), b);
             }
         } else if let Some(export) = sym_name.strip_prefix("__crc_") {
             if let Some(sec) = sym
@@ -290,6 +308,9 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
     }
     for e in &mut exports {
         e.crc = crcs.get(&e.name).copied();
+        if flags.get(&e.name).is_some_and(|f| f & KSYM_FLAG_GPL_ONLY != 0) {
+            e.gpl = true;
+        }
     }
     exports.sort_by(|a, b| a.name.cmp(&b.name));
     undefined.sort();

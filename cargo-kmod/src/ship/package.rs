@@ -47,6 +47,14 @@ pub fn source_date_epoch() -> u64 {
         .unwrap_or(0)
 }
 
+/// Write a package file atomically, readable by everyone (0644) like any build output.
+fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::fsutil::write_atomic(path, bytes)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot set permissions of `{}`", path.display()))
+}
+
 /// A tar archive built in memory with fixed metadata.
 #[derive(Debug, Default)]
 pub struct TarTree {
@@ -74,19 +82,19 @@ impl TarTree {
         let mut b = tar::Builder::new(Vec::new());
         b.mode(tar::HeaderMode::Deterministic);
         if !prefix.is_empty() {
-            let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
-            b.append_data(&mut h, prefix, std::io::empty())?;
+            let h = header(tar::EntryType::Directory, 0o755, 0, mtime);
+            append(&mut b, h, prefix, &[])?;
         }
         for (path, (mode, contents)) in &self.entries {
             let name = format!("{prefix}{path}");
             match contents {
                 None => {
-                    let mut h = header(tar::EntryType::Directory, *mode, 0, mtime);
-                    b.append_data(&mut h, &name, std::io::empty())?;
+                    let h = header(tar::EntryType::Directory, *mode, 0, mtime);
+                    append(&mut b, h, &name, &[])?;
                 }
                 Some(bytes) => {
-                    let mut h = header(tar::EntryType::Regular, *mode, bytes.len() as u64, mtime);
-                    b.append_data(&mut h, &name, bytes.as_slice())?;
+                    let h = header(tar::EntryType::Regular, *mode, bytes.len() as u64, mtime);
+                    append(&mut b, h, &name, bytes)?;
                 }
             }
         }
@@ -98,6 +106,22 @@ impl TarTree {
             .iter()
             .filter_map(|(p, (_, c))| c.as_ref().map(|c| (p, c)))
     }
+}
+
+/// Append with the name exactly as given (the `tar` crate would drop a leading `./`, which
+/// Debian packages carry); long names fall back to the crate's GNU long-name handling.
+fn append(b: &mut tar::Builder<Vec<u8>>, mut h: tar::Header, name: &str, data: &[u8]) -> Result<()> {
+    let raw = name.as_bytes();
+    let gnu = h.as_gnu_mut().context("gnu tar header")?;
+    if raw.len() < gnu.name.len() {
+        gnu.name.fill(0);
+        gnu.name[..raw.len()].copy_from_slice(raw);
+        h.set_cksum();
+        b.append(&h, data)?;
+    } else {
+        b.append_data(&mut h, name, data)?;
+    }
+    Ok(())
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
@@ -179,8 +203,8 @@ pub fn write_tar(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         manifest_text.clone().into_bytes(),
     );
     let out = out_dir.join(format!("{}.tar.gz", stem(spec)));
-    crate::fsutil::write_atomic(&out, &gzip(&tree.to_tar("")?)?)?;
-    crate::fsutil::write_atomic(
+    write_output(&out, &gzip(&tree.to_tar("")?)?)?;
+    write_output(
         &out_dir.join(format!("{}.manifest.json", stem(spec))),
         manifest_text.as_bytes(),
     )?;
@@ -261,7 +285,7 @@ pub fn write_deb(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         ("data.tar.gz", gzip(&data.to_tar("./")?)?),
     ];
     let out = out_dir.join(format!("{pkg}_{version}_{}.deb", deb_arch(spec.arch)));
-    crate::fsutil::write_atomic(&out, &ar(&members))?;
+    write_output(&out, &ar(&members))?;
     Ok(out)
 }
 
@@ -361,7 +385,7 @@ pub fn write_dkms(spec: &PackageSpec, src: &Path, out_dir: &Path) -> Result<Path
         DKMS_README.as_bytes().to_vec(),
     );
     let out = out_dir.join(format!("{}-{}-dkms.tar.gz", spec.name, spec.version));
-    crate::fsutil::write_atomic(&out, &gzip(&tree.to_tar("")?)?)?;
+    write_output(&out, &gzip(&tree.to_tar("")?)?)?;
     Ok(out)
 }
 

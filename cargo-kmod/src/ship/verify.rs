@@ -296,4 +296,73 @@ mod tests {
         assert!(!license_is_gpl_compatible("MIT"));
         assert!(!license_is_gpl_compatible("GPL-2.0"));
     }
+
+    fn module(license: &str, imports: &[(&str, u32)]) -> KoFile {
+        let versions: Vec<_> = imports
+            .iter()
+            .map(|(n, c)| crate::ko::SymbolVersion { name: n.to_string(), crc: *c })
+            .collect();
+        KoFile {
+            path: "m.ko".into(),
+            compression: crate::ko::Compression::None,
+            bytes: vec![],
+            module: Module {
+                name: "m".into(),
+                class: 64,
+                big_endian: false,
+                machine: object::elf::EM_X86_64,
+                modinfo: vec![
+                    ("license".into(), license.into()),
+                    ("vermagic".into(), "7.2.13 SMP mod_unload modversions ".into()),
+                    ("name".into(), "m".into()),
+                ],
+                params: vec![],
+                versions: vec![],
+                ext_versions: versions,
+                exports: vec![],
+                undefined: imports.iter().map(|(n, _)| n.to_string()).collect(),
+                signature: None,
+                elf_len: 0,
+            },
+        }
+    }
+
+    fn tree() -> KernelTree {
+        KernelTree {
+            dir: "/k".into(),
+            srctree: "/k".into(),
+            config: crate::tree::config::KConfig::parse(
+                "CONFIG_X86_64=y\nCONFIG_SMP=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n",
+            ),
+            arch: crate::tree::Arch::X86_64,
+            release: "7.2.13".into(),
+        }
+    }
+
+    #[test]
+    fn problems_name_symbols_and_crcs() {
+        let tree = tree();
+        assert_eq!(tree_vermagic(&tree), "7.2.13 SMP mod_unload modversions ");
+        let symvers = Symvers::parse(
+            "0x00000001\tgpl_sym\tvmlinux\tEXPORT_SYMBOL_GPL\t\n\
+             0x00000002\tplain\tvmlinux\tEXPORT_SYMBOL\t\n\
+             0x00000003\tns_sym\tvmlinux\tEXPORT_SYMBOL\tMY_NS\n",
+            "t",
+        )
+        .unwrap();
+        let target = Target { tree: &tree, symvers, peers: vec![] };
+        let ok = module("GPL", &[("gpl_sym", 1), ("plain", 2)]);
+        assert_eq!(verify(&ok, &target), []);
+        let bad = module("MIT", &[("gpl_sym", 1), ("plain", 9), ("nope", 4), ("ns_sym", 3)]);
+        let msgs: Vec<String> = verify(&bad, &target).into_iter().map(|p| p.message).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`gpl_sym` is a GPL-only symbol but the module's license `MIT` is not GPL-compatible",
+                "disagrees about version of symbol `plain`: module has 0x00000009, vmlinux has 0x00000002",
+                "`nope` (CRC 0x00000004) is not exported by the tree or any dependency",
+                "`ns_sym` is in namespace `MY_NS` which the module does not import (`import_ns`)",
+            ]
+        );
+    }
 }
