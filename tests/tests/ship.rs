@@ -1042,10 +1042,19 @@ fn busybox(arch: &str) -> PathBuf {
     ARM.get_or_init(|| {
         let deb = std::fs::read_dir("/tmp/setup/debs")
             .ok()
-            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("busybox-static")))
+            .and_then(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().contains("busybox-static"))
+            })
             .unwrap_or_else(|| panic!("no arm64 busybox: run `cargo xtask setup` first"));
         let dir = scratch().keep();
-        ok(&Command::new("dpkg").arg("-x").arg(&deb).arg(&dir).output().unwrap());
+        ok(&Command::new("dpkg")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&dir)
+            .output()
+            .unwrap());
         dir.join("bin/busybox")
     })
     .clone()
@@ -1087,7 +1096,9 @@ fn boot(arch: &str, tree: &Path, initrd: &Path) -> String {
     c.arg("300");
     match arch {
         "x86_64" => {
-            c.arg("qemu-system-x86_64").arg("-kernel").arg(tree.join("arch/x86/boot/bzImage"));
+            c.arg("qemu-system-x86_64")
+                .arg("-kernel")
+                .arg(tree.join("arch/x86/boot/bzImage"));
             c.args(["-append", "console=ttyS0 panic=-1 module.sig_enforce=1"]);
         }
         _ => {
@@ -1096,10 +1107,15 @@ fn boot(arch: &str, tree: &Path, initrd: &Path) -> String {
             c.args(["-append", "console=ttyAMA0 panic=-1 module.sig_enforce=1"]);
         }
     }
-    c.args(["-m", "256", "-nographic", "-no-reboot", "-initrd"]).arg(initrd);
+    c.args(["-m", "256", "-nographic", "-no-reboot", "-initrd"])
+        .arg(initrd);
     let o = c.output().unwrap();
     let console = stdout(&o);
-    assert!(console.contains("KMOD-TEST END"), "guest did not finish ({}):\n{console}", o.status);
+    assert!(
+        console.contains("KMOD-TEST END"),
+        "guest did not finish ({}):\n{console}",
+        o.status
+    );
     console
 }
 
@@ -1127,17 +1143,39 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
     let stage = t.path().join("stage");
     // The shipped modules: signed with the tree's key, compressed, installed with depmod.
     ok(&run(&mut kmod(&[
-        "install", "--root", s(&stage), "--sign", "--compress", compress, s(&b.hello), s(&b.user),
+        "install",
+        "--root",
+        s(&stage),
+        "--sign",
+        "--compress",
+        compress,
+        s(&b.hello),
+        s(&b.user),
     ])));
     // The refused ones: unsigned, tampered after signing, signed with another key.
     let mods = stage.join("mods");
     let out = t.path().join("pkg");
     let unsigned = package_into(&out.join("u"), &["--compress", "none", s(&b.hello)]);
     untar(&unsigned, &mods.join("u"));
-    let signed_tgz = package_into(&out.join("s"), &["--sign", "--compress", "none", s(&b.hello)]);
+    let signed_tgz = package_into(
+        &out.join("s"),
+        &["--sign", "--compress", "none", s(&b.hello)],
+    );
     untar(&signed_tgz, &mods.join("s"));
     let (key, cert) = new_key(t.path(), None);
-    let other = package_into(&out.join("o"), &["--sign", "--key", s(&key), "--cert", s(&cert), "--compress", "none", s(&b.hello)]);
+    let other = package_into(
+        &out.join("o"),
+        &[
+            "--sign",
+            "--key",
+            s(&key),
+            "--cert",
+            s(&cert),
+            "--compress",
+            "none",
+            s(&b.hello),
+        ],
+    );
     untar(&other, &mods.join("o"));
     let rel = format!("lib/modules/{}/updates/hello.ko", b.release);
     for (name, from) in [("unsigned", "u"), ("tampered", "s"), ("wrongkey", "o")] {
@@ -1164,32 +1202,55 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
     } else {
         ("modprobe kmod_user".to_string(), String::new())
     };
-    let init = INIT.replace("MODPROBE", &modprobe).replace("GUESTTOOLS", &tools);
+    let init = INIT
+        .replace("MODPROBE", &modprobe)
+        .replace("GUESTTOOLS", &tools);
     std::fs::write(stage.join("init"), init).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(stage.join("init"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let initrd = t.path().join("initrd.gz");
     cpio(&stage, &initrd);
     let console = boot(arch, &b.tree, &initrd);
-    let expect = |what: &str| assert!(console.contains(what), "{arch}/{compress}: no `{what}` in:\n{console}");
+    let expect = |what: &str| {
+        assert!(
+            console.contains(what),
+            "{arch}/{compress}: no `{what}` in:\n{console}"
+        )
+    };
     expect("sig_enforce=Y");
     expect("Loading of unsigned module is rejected");
     expect("Loading of module with unavailable key is rejected");
     for refused in ["unsigned", "tampered", "wrongkey"] {
-        let line = console.lines().find(|l| l.starts_with(&format!("RESULT {refused} rc="))).unwrap();
+        let line = console
+            .lines()
+            .find(|l| l.starts_with(&format!("RESULT {refused} rc=")))
+            .unwrap();
         assert!(!line.ends_with("rc=0"), "{line}");
     }
     expect("Key was rejected by service");
     expect("RESULT modprobe rc=0");
     // Only the shipped module ran: none of the refused copies did.
-    assert_eq!(console.matches("hello: loaded, count=1 sum=5").count(), 1, "{console}");
+    assert_eq!(
+        console.matches("hello: loaded, count=1 sum=5").count(),
+        1,
+        "{console}"
+    );
     expect("kmod_user: 2+3=5");
     let modules = console.lines().find(|l| l.starts_with("MODULES ")).unwrap();
-    assert!(modules.contains("kmod_user") && modules.contains("hello"), "{modules}");
+    assert!(
+        modules.contains("kmod_user") && modules.contains("hello"),
+        "{modules}"
+    );
     if real_kmod {
         // kmod's modprobe resolved the dependency from the depmod output we installed.
-        expect(&format!("DEPS insmod /lib/modules/{}/updates/hello.ko{ext}", b.release));
-        expect(&format!("DEPS insmod /lib/modules/{}/updates/kmod_user.ko{ext}", b.release));
+        expect(&format!(
+            "DEPS insmod /lib/modules/{}/updates/hello.ko{ext}",
+            b.release
+        ));
+        expect(&format!(
+            "DEPS insmod /lib/modules/{}/updates/kmod_user.ko{ext}",
+            b.release
+        ));
     }
 }
 

@@ -110,7 +110,12 @@ impl TarTree {
 
 /// Append with the name exactly as given (the `tar` crate would drop a leading `./`, which
 /// Debian packages carry); long names fall back to the crate's GNU long-name handling.
-fn append(b: &mut tar::Builder<Vec<u8>>, mut h: tar::Header, name: &str, data: &[u8]) -> Result<()> {
+fn append(
+    b: &mut tar::Builder<Vec<u8>>,
+    mut h: tar::Header,
+    name: &str,
+    data: &[u8],
+) -> Result<()> {
     let raw = name.as_bytes();
     let gnu = h.as_gnu_mut().context("gnu tar header")?;
     if raw.len() < gnu.name.len() {

@@ -300,7 +300,10 @@ mod tests {
     fn module(license: &str, imports: &[(&str, u32)]) -> KoFile {
         let versions: Vec<_> = imports
             .iter()
-            .map(|(n, c)| crate::ko::SymbolVersion { name: n.to_string(), crc: *c })
+            .map(|(n, c)| crate::ko::SymbolVersion {
+                name: n.to_string(),
+                crc: *c,
+            })
             .collect();
         KoFile {
             path: "m.ko".into(),
@@ -313,7 +316,10 @@ mod tests {
                 machine: object::elf::EM_X86_64,
                 modinfo: vec![
                     ("license".into(), license.into()),
-                    ("vermagic".into(), "7.2.13 SMP mod_unload modversions ".into()),
+                    (
+                        "vermagic".into(),
+                        "7.2.13 SMP mod_unload modversions ".into(),
+                    ),
                     ("name".into(), "m".into()),
                 ],
                 params: vec![],
@@ -350,11 +356,21 @@ mod tests {
             "t",
         )
         .unwrap();
-        let target = Target { tree: &tree, symvers, peers: vec![] };
+        let target = Target {
+            tree: &tree,
+            symvers,
+            peers: vec![],
+        };
         let ok = module("GPL", &[("gpl_sym", 1), ("plain", 2)]);
         assert_eq!(verify(&ok, &target), []);
-        let bad = module("MIT", &[("gpl_sym", 1), ("plain", 9), ("nope", 4), ("ns_sym", 3)]);
-        let msgs: Vec<String> = verify(&bad, &target).into_iter().map(|p| p.message).collect();
+        let bad = module(
+            "MIT",
+            &[("gpl_sym", 1), ("plain", 9), ("nope", 4), ("ns_sym", 3)],
+        );
+        let msgs: Vec<String> = verify(&bad, &target)
+            .into_iter()
+            .map(|p| p.message)
+            .collect();
         assert_eq!(
             msgs,
             [
