@@ -1,12 +1,204 @@
-//! `cargo kmod package`.
+//! `cargo kmod package [FILE...]`: verify, strip, sign, compress and package modules in the
+//! `lib/modules/<release>/<dir>/` layout: a reproducible tarball with a manifest (default),
+//! a `.deb` whose postinst runs depmod, or a DKMS source tree.
 
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::KdirArgs;
+use crate::ko::{Compression, KoFile};
+use crate::ship::package::{self, Format, PackageSpec};
+use crate::ship::verify::{self, Target};
+use crate::ship::{self, Prepared, ShipOptions};
+use crate::tree::KernelTree;
 use crate::Context;
 
+/// What `package` and `install` do to each module.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShipArgs {
+    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`)
+    #[arg(long)]
+    pub sign: bool,
+    /// Private key for signing (PEM or DER; `KBUILD_SIGN_PIN` unlocks an encrypted one)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Certificate matching `--key` (PEM or DER)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Compression [default: the tree's `CONFIG_MODULE_COMPRESS_*`, else none]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub compress: Option<Compression>,
+    /// Keep debug info (by default it is stripped, like `INSTALL_MOD_STRIP=1`)
+    #[arg(long)]
+    pub no_strip: bool,
+    /// Directory under `lib/modules/<release>/`
+    #[arg(
+        long = "dir",
+        env = "INSTALL_MOD_DIR",
+        default_value = "updates",
+        value_name = "DIR"
+    )]
+    pub dir: String,
+    /// Skip the load check against the tree
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+impl ShipArgs {
+    /// Read, verify and prepare the modules.
+    pub fn prepare(
+        &self,
+        ctx: &Context,
+        tree: &KernelTree,
+        kos: &[KoFile],
+    ) -> Result<Vec<Prepared>> {
+        if !self.no_verify {
+            let mut target = Target::new(tree, &[])?;
+            target.peers = kos.iter().map(|k| &k.module).collect();
+            for ko in kos {
+                let problems = verify::verify(ko, &target);
+                for p in &problems {
+                    ctx.shell
+                        .error(format_args!("{}: {}", ko.path.display(), p.message), None);
+                }
+                if !problems.is_empty() {
+                    crate::bail_user!(
+                        "`{}` would not load on `{}`", ko.path.display(), tree.dir.display();
+                        hint = "run `cargo kmod verify` for details, or pass `--no-verify`"
+                    );
+                }
+            }
+        }
+        let sign = self.sign || self.key.is_some();
+        let key = if sign {
+            Some(ship::load_key(
+                &ctx.shell,
+                tree,
+                self.key.as_deref(),
+                self.cert.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        if key.is_none() && tree.config.is_enabled("MODULE_SIG_FORCE") {
+            ctx.shell.warn("the tree enforces module signatures (`CONFIG_MODULE_SIG_FORCE`) but `--sign` was not given");
+        }
+        let opts = ShipOptions {
+            strip: !self.no_strip,
+            sign: key,
+            compression: self
+                .compress
+                .unwrap_or_else(|| ship::tree_compression(tree)),
+        };
+        kos.iter()
+            .map(|ko| {
+                let p = ship::prepare(&ctx.shell, tree, ko, &opts)?;
+                ctx.shell.status(
+                    "Preparing",
+                    format_args!(
+                        "{}{}{}",
+                        p.file_name,
+                        if opts.strip { ", stripped" } else { "" },
+                        if p.signed { ", signed" } else { "" }
+                    ),
+                );
+                Ok(p)
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, clap::Args)]
-pub struct PackageCmd {}
+pub struct PackageCmd {
+    /// Module files to package (`.ko`; compressed ones are read too)
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub kdir: KdirArgs,
+    #[command(flatten)]
+    pub ship: ShipArgs,
+    /// Package format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Output directory
+    #[arg(long, value_name = "DIR", default_value = "target/kmod/package")]
+    pub out_dir: PathBuf,
+    /// Package name [default: the first module's name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Package version [default: the module's `version=`, else 0.0.0]
+    #[arg(long = "pkg-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// For `--format dkms`: the module's kbuild source directory (with its `Kbuild`)
+    #[arg(long, value_name = "DIR")]
+    pub src: Option<PathBuf>,
+}
 
 impl PackageCmd {
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<()> {
-        crate::bail_user!("`cargo kmod package` is not implemented yet")
+    pub fn run(&self, ctx: &Context) -> Result<()> {
+        let kos = super::verify::read_all(&self.files)?;
+        let tree = super::verify::tree_for(&self.kdir, &kos)?;
+        let first = &kos[0].module;
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| first.name.replace('_', "-"));
+        let version = self
+            .version
+            .clone()
+            .or_else(|| first.field("version").map(str::to_string))
+            .unwrap_or_else(|| "0.0.0".into());
+        let modules = if self.format == Format::Dkms {
+            kos.iter()
+                .map(|k| Prepared {
+                    module: k.module.name.clone(),
+                    file_name: format!("{}.ko", k.module.name),
+                    version: None,
+                    signed: false,
+                    compression: Compression::None,
+                    sha256: String::new(),
+                    bytes: vec![],
+                })
+                .collect()
+        } else {
+            self.ship.prepare(ctx, &tree, &kos)?
+        };
+        let spec = PackageSpec {
+            name,
+            version,
+            description: first
+                .field("description")
+                .unwrap_or("Linux kernel module")
+                .to_string(),
+            maintainer: first.field("author").unwrap_or("cargo-kmod").to_string(),
+            release: tree.release.clone(),
+            arch: tree.arch,
+            dir: self.ship.dir.clone(),
+            modules,
+        };
+        let out = match self.format {
+            Format::Tar => package::write_tar(&spec, &self.out_dir)?,
+            Format::Deb => package::write_deb(&spec, &self.out_dir)?,
+            Format::Dkms => {
+                let Some(src) = &self.src else {
+                    crate::bail_user!(
+                        "`--format dkms` needs the module's source directory";
+                        hint = "pass `--src DIR` (the directory with the module's `Kbuild`)"
+                    );
+                };
+                package::write_dkms(&spec, src, &self.out_dir)?
+            }
+        };
+        let sha = crate::fsutil::sha256_file(&out)?;
+        if ctx.shell.is_json() {
+            ctx.shell.json(&json!({"reason": "package", "path": out.display().to_string(), "sha256": sha, "format": self.format}));
+        }
+        ctx.shell.status(
+            "Packaged",
+            format_args!("`{}` (sha256 {})", out.display(), &sha[..16]),
+        );
+        Ok(())
     }
 }

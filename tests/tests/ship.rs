@@ -1,0 +1,1275 @@
+//! `info`, `verify`, `package`, `install` on real modules built against the real dev trees.
+//!
+//! Two modules are built by hand-written Kbuild (no `cargo kmod build` needed): `hello`
+//! (Rust + C in one .ko, a parameter, exports `hello_c_add` GPL-only) and `kmod_user` (C,
+//! imports `hello_c_add`, so `depends=hello`). Bad-input tests use deliberately corrupted
+//! copies of these real modules.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const KBUILD: &str = "obj-m := hello.o kmod_user.o\nhello-y := hello_main.o helper.o\n";
+
+const HELLO_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
+//! hello: a Rust + C test module for cargo-kmod's ship tests.
+use kernel::prelude::*;
+
+module! {
+    type: Hello,
+    name: "hello",
+    authors: ["cargo-kmod"],
+    description: "hello from rust",
+    license: "GPL",
+    params: {
+        greeting_count: i64 {
+            default: 1,
+            description: "how many times to greet",
+        },
+    },
+}
+
+extern "C" {
+    fn hello_c_add(a: i32, b: i32) -> i32;
+}
+
+struct Hello;
+
+impl kernel::Module for Hello {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let n = *module_parameters::greeting_count.value();
+        pr_info!("hello: loaded, count={} sum={}\n", n, unsafe { hello_c_add(2, 3) });
+        Ok(Hello)
+    }
+}
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        pr_info!("hello: unloaded\n");
+    }
+}
+"#;
+
+const HELPER_C: &str = r#"// SPDX-License-Identifier: GPL-2.0
+#include <linux/module.h>
+int hello_c_add(int a, int b) { return a + b; }
+EXPORT_SYMBOL_GPL(hello_c_add);
+"#;
+
+const USER_C: &str = r#"// SPDX-License-Identifier: GPL-2.0
+#include <linux/module.h>
+#include <linux/init.h>
+int hello_c_add(int a, int b);
+static int __init kmod_user_init(void)
+{
+	pr_info("kmod_user: 2+3=%d\n", hello_c_add(2, 3));
+	return 0;
+}
+static void __exit kmod_user_exit(void) { }
+module_init(kmod_user_init);
+module_exit(kmod_user_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("uses hello_c_add");
+MODULE_VERSION("1.2.3");
+"#;
+
+/// Modules built once per test process for one arch.
+pub struct Built {
+    pub tree: PathBuf,
+    pub dir: PathBuf,
+    pub hello: PathBuf,
+    pub user: PathBuf,
+    pub release: String,
+}
+
+fn rust_lib_src() -> String {
+    let home = std::env::var("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo-kmod"));
+    let v = String::from_utf8(
+        Command::new("rustc")
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let v = v.split_whitespace().nth(1).unwrap().to_string();
+    home.join("rust-src")
+        .join(v)
+        .join("usr/lib/rustlib/src/rust/library")
+        .display()
+        .to_string()
+}
+
+fn build_modules(arch: &str) -> Built {
+    let tree = dev_tree(arch);
+    let dir = scratch().keep();
+    std::fs::write(dir.join("Kbuild"), KBUILD).unwrap();
+    std::fs::write(dir.join("hello_main.rs"), HELLO_RS).unwrap();
+    std::fs::write(dir.join("helper.c"), HELPER_C).unwrap();
+    std::fs::write(dir.join("kmod_user.c"), USER_C).unwrap();
+    let o = Command::new("make")
+        .arg("-C")
+        .arg(&tree)
+        .arg(format!("M={}", dir.display()))
+        .arg(format!("ARCH={arch}"))
+        .arg("LLVM=-19")
+        .env("RUST_LIB_SRC", rust_lib_src())
+        .output()
+        .unwrap();
+    ok(&o);
+    let release = std::fs::read_to_string(tree.join("include/config/kernel.release"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Built {
+        hello: dir.join("hello.ko"),
+        user: dir.join("kmod_user.ko"),
+        tree,
+        dir,
+        release,
+    }
+}
+
+pub fn built(arch: &str) -> &'static Built {
+    static X86: OnceLock<Built> = OnceLock::new();
+    static ARM: OnceLock<Built> = OnceLock::new();
+    match arch {
+        "x86_64" => X86.get_or_init(|| build_modules("x86_64")),
+        _ => ARM.get_or_init(|| build_modules("arm64")),
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn info_json(file: &Path) -> serde_json::Value {
+    let o = run(&mut kmod(&["info", "--json", s(file)]));
+    ok(&o);
+    serde_json::from_str(stdout(&o).trim()).unwrap()
+}
+
+/// `modinfo FILE` as (key, value) pairs, continuation lines joined.
+fn modinfo(file: &Path) -> Vec<(String, String)> {
+    let o = Command::new("modinfo").arg(file).output().unwrap();
+    ok(&o);
+    let mut out: Vec<(String, String)> = vec![];
+    for line in stdout(&o).lines() {
+        if line.starts_with(char::is_whitespace) {
+            out.last_mut().unwrap().1.push_str(line.trim());
+        } else if let Some((k, v)) = line.split_once(':') {
+            out.push((k.to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Our `info --json` rendered into the pairs modinfo prints.
+fn our_pairs(j: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for kv in j["modinfo"].as_array().unwrap() {
+        let (k, v) = (kv[0].as_str().unwrap(), kv[1].as_str().unwrap());
+        if k != "parm" && k != "parmtype" {
+            out.push((k.to_string(), v.trim().to_string()));
+        }
+    }
+    for p in j["params"].as_array().unwrap() {
+        let mut v = format!(
+            "{}:{}",
+            p["name"].as_str().unwrap(),
+            p["description"].as_str().unwrap_or("")
+        );
+        if let Some(t) = p["type"].as_str() {
+            v.push_str(&format!(" ({t})"));
+        }
+        out.push(("parm".into(), v));
+    }
+    let sig = &j["signature"];
+    if !sig.is_null() {
+        out.push(("sig_id".into(), sig["id_type"].as_str().unwrap().into()));
+        out.push(("signer".into(), sig["signer"].as_str().unwrap().into()));
+        out.push(("sig_key".into(), sig["key_id"].as_str().unwrap().into()));
+        out.push((
+            "sig_hashalgo".into(),
+            sig["hash_algo"].as_str().unwrap().into(),
+        ));
+        out.push((
+            "signature".into(),
+            sig["signature"].as_str().unwrap().into(),
+        ));
+    }
+    out
+}
+
+/// Every field `modinfo` prints (but `filename`) is printed by `info` with the same value.
+fn assert_info_matches_modinfo(file: &Path) {
+    let theirs = modinfo(file);
+    let ours = our_pairs(&info_json(file));
+    let mut compared = 0;
+    for (k, v) in &theirs {
+        if k == "filename" {
+            continue;
+        }
+        let values: Vec<&String> = ours
+            .iter()
+            .filter(|(ok, _)| ok == k)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            values.contains(&v),
+            "{}: modinfo `{k}: {v}` not in ours {values:?}",
+            file.display()
+        );
+        compared += 1;
+    }
+    let their_keys: Vec<&String> = theirs.iter().map(|(k, _)| k).collect();
+    for (k, _) in &ours {
+        assert!(
+            their_keys.contains(&k),
+            "{}: we print `{k}`, modinfo does not",
+            file.display()
+        );
+    }
+    assert!(compared >= 6, "{compared} fields compared");
+}
+
+fn package(args: &[&str]) -> std::process::Output {
+    run(&mut kmod(&[&["package"], args].concat()))
+}
+
+/// Package and return the single produced file in `out`.
+fn package_into(out: &Path, args: &[&str]) -> PathBuf {
+    let o = package(&[&["--out-dir", s(out)], args].concat());
+    ok(&o);
+    let mut files: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.remove(0)
+}
+
+fn untar(archive: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    ok(&Command::new("tar")
+        .arg("-xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .output()
+        .unwrap());
+}
+
+#[test]
+fn info_agrees_with_modinfo_x86_64_and_arm64() {
+    for arch in ["x86_64", "arm64"] {
+        let b = built(arch);
+        assert_info_matches_modinfo(&b.hello);
+        assert_info_matches_modinfo(&b.user);
+        // Signed and compressed copies, from a package.
+        let out = scratch();
+        let tgz = package_into(
+            out.path(),
+            &["--sign", "--compress", "xz", s(&b.hello), s(&b.user)],
+        );
+        let x = out.path().join("x");
+        untar(&tgz, &x);
+        let dir = x.join(format!("lib/modules/{}/updates", b.release));
+        for m in ["hello.ko.xz", "kmod_user.ko.xz"] {
+            assert_info_matches_modinfo(&dir.join(m));
+        }
+        let o = run(&mut kmod(&["info", s(&dir.join("hello.ko.xz"))]));
+        ok(&o);
+        assert!(
+            stdout(&o).contains("sig_hashalgo:   sha256"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn info_shows_versions_exports_and_depends() {
+    let b = built("x86_64");
+    let hello = info_json(&b.hello);
+    let user = info_json(&b.user);
+    let export = hello["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "hello_c_add")
+        .unwrap();
+    assert_eq!(export["gpl"], true);
+    let crc = export["crc"].as_str().unwrap();
+    assert_eq!(user["depends"], serde_json::json!(["hello"]));
+    for table in ["versions", "ext_versions"] {
+        let imp = user[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "hello_c_add");
+        assert_eq!(imp.unwrap()["crc"].as_str().unwrap(), crc, "{table}");
+    }
+    assert_eq!(hello["arch"], "x86_64");
+    assert!(hello["ext_versions"].as_array().unwrap().len() > 2);
+    assert_eq!(hello["params"][0]["type"], "i64");
+    // Human output has modinfo's layout.
+    let o = run(&mut kmod(&["info", s(&b.hello)]));
+    ok(&o);
+    let text = stdout(&o);
+    assert!(
+        text.contains("parm:           greeting_count:how many times to greet (i64)"),
+        "{text}"
+    );
+    assert!(text.contains("GPL        hello_c_add"), "{text}");
+}
+
+#[test]
+fn verify_passes_modules_built_against_the_tree() {
+    for arch in ["x86_64", "arm64"] {
+        let b = built(arch);
+        let o = run(&mut kmod(&["verify", s(&b.hello), s(&b.user)]));
+        ok(&o);
+        assert!(stderr(&o).contains("Verified"), "{}", stderr(&o));
+        // `kmod_user` alone needs hello's symbols: from its Module.symvers.
+        let o = run(&mut kmod(&[
+            "verify",
+            s(&b.user),
+            "--symvers",
+            s(&b.dir.join("Module.symvers")),
+        ]));
+        ok(&o);
+        let o = run(&mut kmod(&["verify", s(&b.user)]));
+        let err = fails(&o);
+        assert!(
+            stdout(&o).contains("`hello_c_add`") && stdout(&o).contains("not exported"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(err.contains("1 problem found"), "{err}");
+    }
+}
+
+/// Replace every little-endian occurrence of `crc` (the basic and extended tables).
+fn alter_crc(data: &mut [u8], crc: u32, new: u32) -> usize {
+    let (from, to) = (crc.to_le_bytes(), new.to_le_bytes());
+    let mut n = 0;
+    for i in 0..data.len().saturating_sub(3) {
+        if data[i..i + 4] == from {
+            data[i..i + 4].copy_from_slice(&to);
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn verify_names_the_symbol_whose_crc_was_altered() {
+    let b = built("x86_64");
+    let j = info_json(&b.hello);
+    let printk = j["ext_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "module_layout")
+        .unwrap();
+    let crc =
+        u32::from_str_radix(printk["crc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let mut data = std::fs::read(&b.hello).unwrap();
+    assert!(alter_crc(&mut data, crc, crc ^ 0x5a5a_5a5a) >= 1);
+    let t = scratch();
+    let bad = t.path().join("hello.ko");
+    std::fs::write(&bad, &data).unwrap();
+    let o = run(&mut kmod(&["verify", s(&bad)]));
+    fails(&o);
+    let want = format!(
+        "disagrees about version of symbol `module_layout`: module has 0x{:08x}, vmlinux has 0x{crc:08x}",
+        crc ^ 0x5a5a_5a5a
+    );
+    assert!(stdout(&o).contains(&want), "{}", stdout(&o));
+}
+
+#[test]
+fn verify_refuses_a_module_built_against_another_tree() {
+    let arm = built("arm64");
+    let x86 = built("x86_64");
+    let o = run(&mut kmod(&[
+        "verify",
+        s(&arm.hello),
+        "--kdir",
+        s(&x86.tree),
+    ]));
+    fails(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("module is built for aarch64 but kernel tree"),
+        "{out}"
+    );
+    assert!(out.contains("vermagic `"), "{out}");
+}
+
+#[test]
+fn signature_verifies_against_the_right_cert_only() {
+    let b = built("x86_64");
+    let out = scratch();
+    let tgz = package_into(out.path(), &["--sign", "--compress", "none", s(&b.hello)]);
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let signed = x.join(format!("lib/modules/{}/updates/hello.ko", b.release));
+    let cert = b.tree.join("certs/signing_key.x509");
+    ok(&run(&mut kmod(&["verify", s(&signed), "--cert", s(&cert)])));
+    // Same bytes as the kernel's own scripts/sign-file would produce.
+    let copy = out.path().join("by-sign-file.ko");
+    let stripped = out.path().join("stripped.ko");
+    ok(&Command::new("llvm-strip-19")
+        .args(["--strip-debug", "-o", s(&stripped), s(&b.hello)])
+        .output()
+        .unwrap());
+    ok(&Command::new(b.tree.join("scripts/sign-file"))
+        .args([
+            "sha256",
+            s(&b.tree.join("certs/signing_key.pem")),
+            s(&cert),
+            s(&stripped),
+            s(&copy),
+        ])
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&signed).unwrap(),
+        "differs from sign-file"
+    );
+
+    let (key2, cert2) = new_key(out.path(), None);
+    let o = run(&mut kmod(&["verify", s(&signed), "--cert", s(&cert2)]));
+    fails(&o);
+    assert!(
+        stdout(&o).contains("signature does not verify with"),
+        "{}",
+        stdout(&o)
+    );
+    let _ = key2;
+}
+
+/// A fresh RSA key + self-signed cert (optionally encrypted with `pass`).
+fn new_key(dir: &Path, pass: Option<&str>) -> (PathBuf, PathBuf) {
+    let key = dir.join(if pass.is_some() {
+        "enc.pem"
+    } else {
+        "other.pem"
+    });
+    let cert = dir.join(if pass.is_some() {
+        "enc.x509"
+    } else {
+        "other.x509"
+    });
+    let mut c = Command::new("openssl");
+    c.args([
+        "req",
+        "-new",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=other key/",
+        "-outform",
+        "DER",
+    ]);
+    c.arg("-keyout").arg(&key).arg("-out").arg(&cert);
+    match pass {
+        Some(p) => c.args(["-passout", &format!("pass:{p}")]),
+        None => c.arg("-noenc"),
+    };
+    ok(&c.output().unwrap());
+    (key, cert)
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_a_manifest() {
+    let b = built("arm64");
+    for (compress, ext) in [
+        ("xz", ".xz"),
+        ("zstd", ".zst"),
+        ("gzip", ".gz"),
+        ("none", ""),
+    ] {
+        let (o1, o2) = (scratch(), scratch());
+        let args = ["--sign", "--compress", compress, s(&b.hello), s(&b.user)];
+        let a = package_into(o1.path(), &args);
+        let b2 = package_into(o2.path(), &args);
+        assert_eq!(a.file_name(), b2.file_name());
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b2).unwrap(),
+            "{compress} not reproducible"
+        );
+        let x = o1.path().join("x");
+        untar(&a, &x);
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(x.join("kmod-manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["kernel_release"], b.release.as_str());
+        assert_eq!(m["arch"], "arm64");
+        let file = format!("lib/modules/{}/updates/hello.ko{ext}", b.release);
+        let bytes = std::fs::read(x.join(&file)).unwrap();
+        let sha = String::from_utf8(
+            Command::new("sha256sum")
+                .arg(x.join(&file))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            m["files"][&file].as_str().unwrap(),
+            sha.split_whitespace().next().unwrap()
+        );
+        assert!(!bytes.is_empty());
+        // Tar metadata is fixed.
+        let o = Command::new("tar").args(["-tvzf", s(&a)]).output().unwrap();
+        for line in stdout(&o).lines() {
+            assert!(
+                line.contains("root/root") && line.contains("1970-01-01"),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn private_key_never_lands_in_a_package() {
+    let b = built("x86_64");
+    let out = scratch();
+    let tgz = package_into(out.path(), &["--sign", s(&b.hello)]);
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let key = std::fs::read_to_string(b.tree.join("certs/signing_key.pem")).unwrap();
+    let key_body: String = key
+        .lines()
+        .skip_while(|l| !l.contains("PRIVATE KEY"))
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let o = Command::new("grep")
+        .args(["-rl", &key_body])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(stdout(&o).is_empty(), "key found in {}", stdout(&o));
+}
+
+#[test]
+fn deb_package_has_modules_and_a_depmod_postinst() {
+    let b = built("x86_64");
+    let out = scratch();
+    let deb = package_into(
+        out.path(),
+        &[
+            "--format",
+            "deb",
+            "--compress",
+            "xz",
+            s(&b.hello),
+            s(&b.user),
+        ],
+    );
+    assert!(
+        deb.to_string_lossy().ends_with("_amd64.deb"),
+        "{}",
+        deb.display()
+    );
+    let info = Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    ok(&info);
+    let info = stdout(&info);
+    assert!(
+        info.contains(&format!("Package: hello-modules-{}", b.release)),
+        "{info}"
+    );
+    assert!(info.contains("Architecture: amd64"), "{info}");
+    let postinst = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .arg("postinst")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&postinst).contains(&format!("depmod -a {}", b.release)),
+        "{}",
+        stdout(&postinst)
+    );
+    let contents = Command::new("dpkg-deb")
+        .arg("--contents")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(stdout(&contents).contains(&format!(
+        "./lib/modules/{}/updates/kmod_user.ko.xz",
+        b.release
+    )));
+    let again = scratch();
+    let deb2 = package_into(
+        again.path(),
+        &[
+            "--format",
+            "deb",
+            "--compress",
+            "xz",
+            s(&b.hello),
+            s(&b.user),
+        ],
+    );
+    assert_eq!(std::fs::read(&deb).unwrap(), std::fs::read(&deb2).unwrap());
+}
+
+#[test]
+fn dkms_package_builds_with_plain_kbuild() {
+    let b = built("x86_64");
+    let out = scratch();
+    let src = scratch();
+    for f in ["Kbuild", "hello_main.rs", "helper.c", "kmod_user.c"] {
+        std::fs::copy(b.dir.join(f), src.path().join(f)).unwrap();
+    }
+    let tgz = package_into(
+        out.path(),
+        &[
+            "--format",
+            "dkms",
+            "--src",
+            s(src.path()),
+            s(&b.hello),
+            s(&b.user),
+        ],
+    );
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let dir = x.join("usr/src/hello-0.0.0");
+    let conf = std::fs::read_to_string(dir.join("dkms.conf")).unwrap();
+    assert!(
+        conf.contains("BUILT_MODULE_NAME[1]=\"kmod_user\""),
+        "{conf}"
+    );
+    assert!(std::fs::read_to_string(dir.join("README.dkms"))
+        .unwrap()
+        .contains("rust/"));
+    // What dkms would run, without cargo-kmod.
+    let o = Command::new("make")
+        .arg("-C")
+        .arg(&b.tree)
+        .arg(format!("M={}", dir.display()))
+        .args(["ARCH=x86_64", "LLVM=-19", "modules"])
+        .env("RUST_LIB_SRC", rust_lib_src())
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(dir.join("hello.ko").is_file() && dir.join("kmod_user.ko").is_file());
+}
+
+#[test]
+fn install_lays_out_modules_and_runs_depmod() {
+    for arch in ["x86_64", "arm64"] {
+        let b = built(arch);
+        for (compress, ext) in [("xz", ".xz"), ("zstd", ".zst"), ("none", "")] {
+            let root = scratch();
+            let o = run(&mut kmod(&[
+                "install",
+                "--root",
+                s(root.path()),
+                "--sign",
+                "--compress",
+                compress,
+                s(&b.hello),
+                s(&b.user),
+            ]));
+            ok(&o);
+            let base = root.path().join(format!("lib/modules/{}", b.release));
+            let dep = std::fs::read_to_string(base.join("modules.dep")).unwrap();
+            assert!(
+                dep.contains(&format!("updates/kmod_user.ko{ext}: updates/hello.ko{ext}")),
+                "{compress}: {dep}"
+            );
+            let o = Command::new("modprobe")
+                .args([
+                    "-d",
+                    s(root.path()),
+                    "-S",
+                    &b.release,
+                    "--show-depends",
+                    "kmod_user",
+                ])
+                .output()
+                .unwrap();
+            ok(&o);
+            assert!(
+                stdout(&o).contains(&format!("updates/hello.ko{ext}")),
+                "{}",
+                stdout(&o)
+            );
+            let o = Command::new("modinfo")
+                .args([
+                    "-b",
+                    s(root.path()),
+                    "-k",
+                    &b.release,
+                    "-F",
+                    "signer",
+                    "hello",
+                ])
+                .output()
+                .unwrap();
+            ok(&o);
+            assert!(!stdout(&o).trim().is_empty());
+            // No temporary files left behind.
+            let names: Vec<String> = std::fs::read_dir(base.join("updates"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names.len(), 2, "{names:?}");
+        }
+    }
+}
+
+#[test]
+fn install_dir_and_reinstall_with_other_compression() {
+    let b = built("x86_64");
+    let root = scratch();
+    let r = s(root.path());
+    ok(&run(&mut kmod(&[
+        "install",
+        "--root",
+        r,
+        "--dir",
+        "extra/kmod",
+        "--compress",
+        "xz",
+        s(&b.hello),
+    ])));
+    ok(&run(&mut kmod(&[
+        "install",
+        "--root",
+        r,
+        "--dir",
+        "extra/kmod",
+        "--compress",
+        "zstd",
+        s(&b.hello),
+    ])));
+    let dir = root
+        .path()
+        .join(format!("lib/modules/{}/extra/kmod", b.release));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["hello.ko.zst"]);
+}
+
+// ---- bad input: one clear line, no panic, nothing half-written ----
+
+fn copy_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let t = scratch();
+    let p = t.path().join(name);
+    std::fs::write(&p, data).unwrap();
+    (t, p)
+}
+
+#[track_caller]
+fn info_error(file: &Path) -> String {
+    let o = run(&mut kmod(&["info", s(file)]));
+    let err = fails(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn bad_ko_files_are_refused_clearly() {
+    let b = built("x86_64");
+    let data = std::fs::read(&b.hello).unwrap();
+
+    let (_t, p) = copy_with("text.ko", b"obj-m := hello.o\n");
+    let err = info_error(&p);
+    assert!(
+        err.contains(&format!(
+            "error: `{}` is not a valid kernel module: not an ELF file",
+            p.display()
+        )),
+        "{err}"
+    );
+
+    for len in [10, 64, 4096] {
+        let (_t, p) = copy_with("trunc.ko", &data[..len]);
+        let err = info_error(&p);
+        assert!(
+            err.contains("is not a valid kernel module: truncated or corrupt ELF"),
+            "{len}: {err}"
+        );
+    }
+
+    let mut bad = data.clone();
+    let at = find(&bad, b"license=GPL\0").unwrap();
+    bad[at + 7] = b'X';
+    let (_t, p) = copy_with("modinfo.ko", &bad);
+    let err = info_error(&p);
+    assert!(
+        err.contains("malformed `.modinfo`: entry") && err.contains("(`licenseXGPL`) has no `=`"),
+        "{err}"
+    );
+
+    // A `__versions` entry whose name fills the whole entry (no NUL).
+    let j = info_json(&b.hello);
+    let v = j["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "module_layout")
+        .unwrap();
+    let crc = u64::from_str_radix(v["crc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let mut pat = crc.to_le_bytes().to_vec();
+    pat.extend_from_slice(b"module_layout\0");
+    let at = find(&data, &pat).unwrap();
+    let mut bad = data.clone();
+    bad[at + 8..at + 64].fill(b'A');
+    let (_t, p) = copy_with("versions.ko", &bad);
+    let err = info_error(&p);
+    assert!(
+        err.contains("malformed `__versions`: entry") && err.contains("has no NUL-terminated name"),
+        "{err}"
+    );
+
+    // verify and package refuse it the same way, and write nothing.
+    let out = scratch();
+    let o = package(&["--out-dir", s(out.path()), s(&p)]);
+    assert!(fails(&o).contains("malformed `__versions`"));
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn corrupt_compressed_module_is_refused() {
+    let b = built("x86_64");
+    let out = scratch();
+    let tgz = package_into(out.path(), &["--compress", "xz", s(&b.hello)]);
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let mut data =
+        std::fs::read(x.join(format!("lib/modules/{}/updates/hello.ko.xz", b.release))).unwrap();
+    let mid = data.len() / 2;
+    for b in &mut data[mid..mid + 64] {
+        *b ^= 0xff;
+    }
+    let (_t, p) = copy_with("hello.ko.xz", &data);
+    let err = info_error(&p);
+    assert!(
+        err.contains(&format!("cannot read `{}`: corrupt xz data", p.display())),
+        "{err}"
+    );
+    let (_t, p) = copy_with("hello.ko.zst", &[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5]);
+    assert!(info_error(&p).contains("corrupt zstd data"));
+}
+
+#[test]
+fn mismatched_key_and_cert_are_refused() {
+    let b = built("x86_64");
+    let t = scratch();
+    let (key, _) = new_key(t.path(), None);
+    let out = t.path().join("out");
+    let cert = b.tree.join("certs/signing_key.x509");
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--sign",
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        s(&b.hello),
+    ]);
+    let err = fails(&o);
+    assert!(
+        err.contains(&format!(
+            "error: signing key `{}` does not match certificate `{}`",
+            key.display(),
+            cert.display()
+        )),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn encrypted_key_needs_kbuild_sign_pin() {
+    let b = built("x86_64");
+    let t = scratch();
+    let (key, cert) = new_key(t.path(), Some("s3cret"));
+    let out = t.path().join("out");
+    let args = [
+        "--out-dir",
+        s(&out),
+        "--sign",
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        "--compress",
+        "none",
+        s(&b.hello),
+    ];
+    let o = run(kmod(&[&["package"], &args[..]].concat()).env_remove("KBUILD_SIGN_PIN"));
+    let err = fails(&o);
+    assert!(
+        err.contains(&format!(
+            "signing key `{}` is encrypted and `KBUILD_SIGN_PIN` is not set",
+            key.display()
+        )),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let o = run(kmod(&[&["package"], &args[..]].concat()).env("KBUILD_SIGN_PIN", "wrong"));
+    assert!(fails(&o).contains("cannot decrypt signing key"));
+    let o = run(kmod(&[&["package"], &args[..]].concat()).env("KBUILD_SIGN_PIN", "s3cret"));
+    ok(&o);
+    let x = t.path().join("x");
+    let tgz = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    untar(&tgz, &x);
+    let signed = x.join(format!("lib/modules/{}/updates/hello.ko", b.release));
+    ok(&run(&mut kmod(&["verify", s(&signed), "--cert", s(&cert)])));
+    assert_eq!(info_json(&signed)["signature"]["signer"], "other key");
+}
+
+#[test]
+fn key_readable_by_others_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = built("x86_64");
+    let t = scratch();
+    let (key, cert) = new_key(t.path(), None);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = t.path().join("out");
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--sign",
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        s(&b.hello),
+    ]);
+    ok(&o);
+    assert!(stderr(&o).contains(&format!(
+        "warning: signing key `{}` is readable by others (mode 644)",
+        key.display()
+    )));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--sign",
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        s(&b.hello),
+    ]);
+    ok(&o);
+    assert!(!stderr(&o).contains("readable by others"));
+}
+
+#[test]
+fn unwritable_install_root_is_refused() {
+    let b = built("x86_64");
+    let t = scratch();
+    // A root below a regular file cannot be created, even by root.
+    let file = t.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let root = file.join("root");
+    let o = run(&mut kmod(&["install", "--root", s(&root), s(&b.hello)]));
+    let err = fails(&o);
+    assert!(
+        err.contains(&format!(
+            "error: install root `{}` is not writable: not a directory",
+            root.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
+
+// ---- in the guest: qemu booted with module.sig_enforce=1 ----
+
+/// busybox for the guest arch: the host's for x86_64; for arm64 the one `cargo xtask setup`
+/// unpacks into `$CARGO_KMOD_HOME/busybox/arm64/`, else unpacked here from the setup .deb.
+fn busybox(arch: &str) -> PathBuf {
+    if arch == "x86_64" {
+        return PathBuf::from("/bin/busybox");
+    }
+    let home = std::env::var("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo-kmod"));
+    let installed = home.join("busybox/arm64/busybox");
+    if installed.is_file() {
+        return installed;
+    }
+    static ARM: OnceLock<PathBuf> = OnceLock::new();
+    ARM.get_or_init(|| {
+        let deb = std::fs::read_dir("/tmp/setup/debs")
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().contains("busybox-static"))
+            })
+            .unwrap_or_else(|| panic!("no arm64 busybox: run `cargo xtask setup` first"));
+        let dir = scratch().keep();
+        ok(&Command::new("dpkg")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&dir)
+            .output()
+            .unwrap());
+        dir.join("bin/busybox")
+    })
+    .clone()
+}
+
+/// Copy a host binary and the shared libraries it needs (from `ldd`) into `stage`.
+fn copy_with_libs(bin: &Path, stage: &Path, dest: &str) {
+    let to = stage.join(dest.trim_start_matches('/'));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(bin, &to).unwrap();
+    let o = Command::new("ldd").arg(bin).output().unwrap();
+    for line in stdout(&o).lines() {
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(lib) = path {
+            let real = std::fs::canonicalize(lib).unwrap();
+            let to = stage.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&real, &to).unwrap();
+        }
+    }
+}
+
+/// A gzip'd newc initramfs of `stage`.
+fn cpio(stage: &Path, out: &Path) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > \"$1\"")
+        .arg("sh")
+        .arg(out)
+        .current_dir(stage)
+        .output()
+        .unwrap();
+    ok(&o);
+}
+
+/// Boot the tree's kernel with `initrd` under a timeout; return the console output.
+fn boot(arch: &str, tree: &Path, initrd: &Path) -> String {
+    let mut c = Command::new("timeout");
+    c.arg("300");
+    match arch {
+        "x86_64" => {
+            c.arg("qemu-system-x86_64")
+                .arg("-kernel")
+                .arg(tree.join("arch/x86/boot/bzImage"));
+            c.args(["-append", "console=ttyS0 panic=-1 module.sig_enforce=1"]);
+        }
+        _ => {
+            c.args(["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"]);
+            c.arg("-kernel").arg(tree.join("arch/arm64/boot/Image"));
+            c.args(["-append", "console=ttyAMA0 panic=-1 module.sig_enforce=1"]);
+        }
+    }
+    c.args(["-m", "256", "-nographic", "-no-reboot", "-initrd"])
+        .arg(initrd);
+    let o = c.output().unwrap();
+    let console = stdout(&o);
+    assert!(
+        console.contains("KMOD-TEST END"),
+        "guest did not finish ({}):\n{console}",
+        o.status
+    );
+    console
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+echo "KMOD-TEST START $(uname -r) sig_enforce=$(cat /sys/module/module/parameters/sig_enforce)"
+for m in unsigned tampered wrongkey; do
+    insmod /mods/$m/hello.ko
+    echo "RESULT $m rc=$?"
+done
+MODPROBE
+echo "RESULT modprobe rc=$?"
+echo "MODULES $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+GUESTTOOLS
+echo "KMOD-TEST END"
+reboot -f
+"#;
+
+fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
+    let b = built(arch);
+    let t = scratch();
+    let stage = t.path().join("stage");
+    // The shipped modules: signed with the tree's key, compressed, installed with depmod.
+    ok(&run(&mut kmod(&[
+        "install",
+        "--root",
+        s(&stage),
+        "--sign",
+        "--compress",
+        compress,
+        s(&b.hello),
+        s(&b.user),
+    ])));
+    // The refused ones: unsigned, tampered after signing, signed with another key.
+    let mods = stage.join("mods");
+    let out = t.path().join("pkg");
+    let unsigned = package_into(&out.join("u"), &["--compress", "none", s(&b.hello)]);
+    untar(&unsigned, &mods.join("u"));
+    let signed_tgz = package_into(
+        &out.join("s"),
+        &["--sign", "--compress", "none", s(&b.hello)],
+    );
+    untar(&signed_tgz, &mods.join("s"));
+    let (key, cert) = new_key(t.path(), None);
+    let other = package_into(
+        &out.join("o"),
+        &[
+            "--sign",
+            "--key",
+            s(&key),
+            "--cert",
+            s(&cert),
+            "--compress",
+            "none",
+            s(&b.hello),
+        ],
+    );
+    untar(&other, &mods.join("o"));
+    let rel = format!("lib/modules/{}/updates/hello.ko", b.release);
+    for (name, from) in [("unsigned", "u"), ("tampered", "s"), ("wrongkey", "o")] {
+        std::fs::create_dir_all(mods.join(name)).unwrap();
+        let mut data = std::fs::read(mods.join(from).join(&rel)).unwrap();
+        if name == "tampered" {
+            let at = find(&data, b"hello from rust").unwrap();
+            data[at] = b'H';
+        }
+        std::fs::write(mods.join(name).join("hello.ko"), data).unwrap();
+    }
+    let bb = busybox(arch);
+    std::fs::create_dir_all(stage.join("bin")).unwrap();
+    std::fs::copy(&bb, stage.join("bin/busybox")).unwrap();
+    let (modprobe, tools) = if real_kmod {
+        copy_with_libs(Path::new("/usr/bin/kmod"), &stage, "/sbin/kmod");
+        for tool in ["modprobe", "modinfo", "depmod", "lsmod"] {
+            std::os::unix::fs::symlink("kmod", stage.join("sbin").join(tool)).unwrap();
+        }
+        (
+            "/sbin/modprobe kmod_user".to_string(),
+            "/sbin/modprobe --show-depends kmod_user | sed 's/^/DEPS /'".to_string(),
+        )
+    } else {
+        ("modprobe kmod_user".to_string(), String::new())
+    };
+    let init = INIT
+        .replace("MODPROBE", &modprobe)
+        .replace("GUESTTOOLS", &tools);
+    std::fs::write(stage.join("init"), init).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(stage.join("init"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let initrd = t.path().join("initrd.gz");
+    cpio(&stage, &initrd);
+    let console = boot(arch, &b.tree, &initrd);
+    let expect = |what: &str| {
+        assert!(
+            console.contains(what),
+            "{arch}/{compress}: no `{what}` in:\n{console}"
+        )
+    };
+    expect("sig_enforce=Y");
+    expect("Loading of unsigned module is rejected");
+    expect("Loading of module with unavailable key is rejected");
+    for refused in ["unsigned", "tampered", "wrongkey"] {
+        let line = console
+            .lines()
+            .find(|l| l.starts_with(&format!("RESULT {refused} rc=")))
+            .unwrap();
+        assert!(!line.ends_with("rc=0"), "{line}");
+    }
+    expect("Key was rejected by service");
+    expect("RESULT modprobe rc=0");
+    // Only the shipped module ran: none of the refused copies did.
+    assert_eq!(
+        console.matches("hello: loaded, count=1 sum=5").count(),
+        1,
+        "{console}"
+    );
+    expect("kmod_user: 2+3=5");
+    let modules = console.lines().find(|l| l.starts_with("MODULES ")).unwrap();
+    assert!(
+        modules.contains("kmod_user") && modules.contains("hello"),
+        "{modules}"
+    );
+    if real_kmod {
+        // kmod's modprobe resolved the dependency from the depmod output we installed.
+        expect(&format!(
+            "DEPS insmod /lib/modules/{}/updates/hello.ko{ext}",
+            b.release
+        ));
+        expect(&format!(
+            "DEPS insmod /lib/modules/{}/updates/kmod_user.ko{ext}",
+            b.release
+        ));
+    }
+}
+
+#[test]
+fn guest_x86_64_sig_enforce_and_modprobe_xz() {
+    guest_test("x86_64", "xz", ".xz", true);
+}
+
+#[test]
+fn guest_x86_64_modprobe_zstd() {
+    guest_test("x86_64", "zstd", ".zst", true);
+}
+
+#[test]
+fn guest_arm64_sig_enforce_and_modprobe() {
+    guest_test("arm64", "none", "", false);
+}
+
+#[test]
+fn guest_arm64_modprobe_gzip_with_busybox() {
+    guest_test("arm64", "gzip", ".gz", false);
+}
