@@ -4,7 +4,8 @@
 //! The console is shared by the kernel and `/init`, and on arm64 (nbcon `pl011`) the kernel
 //! prints asynchronously, so console order says nothing reliable about which step a kernel
 //! message belongs to. The guest therefore runs each step (`insmod`, `rmmod`) and then dumps
-//! and clears the kernel log with `dmesg -c`, every line tagged, between step markers:
+//! the kernel-log lines the step added (`dmesg`, minus the lines counted before), every line
+//! tagged, between step markers:
 //!
 //! ```text
 //! @@kmod:begin 0
@@ -52,7 +53,7 @@ pub fn quote(s: &str) -> String {
 /// `fail_fast`, a module that fails to load stops the loading of the ones after it.
 pub fn test_script(modules: &[GuestModule], fail_fast: bool) -> String {
     let mut s = String::from(STEP_FN);
-    s.push_str("dmesg -c >/dev/null\necho \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
+    s.push_str("echo \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
     for (i, m) in modules.iter().enumerate() {
         let load = format!("step load {} {} && l{i}=1", quote(&m.name), insmod(m));
         if fail_fast {
@@ -71,12 +72,15 @@ pub fn test_script(modules: &[GuestModule], fail_fast: bool) -> String {
     s
 }
 
+/// Run one step: its output and the kernel-log lines it added, tagged. The log is not cleared
+/// (a user's `dmesg` in `run --exec` still sees everything): the lines before are counted.
 const STEP_FN: &str = "step() {\n\
      \tk=$1; n=$2; shift 2\n\
      \techo \"@@kmod:step $k $n\"\n\
+     \tb=$(dmesg | wc -l)\n\
      \t\"$@\" >/tmp/out 2>&1; rc=$?\n\
      \tsed 's/^/@@kmod:out /' /tmp/out\n\
-     \tdmesg -c 2>&1 | sed 's/^/@@kmod:log /'\n\
+     \tdmesg | tail -n +$((b + 1)) | sed 's/^/@@kmod:log /'\n\
      \techo \"@@kmod:done $k $n $rc $(cat /proc/sys/kernel/tainted)\"\n\
      \treturn $rc\n\
      }\n";
@@ -91,7 +95,7 @@ fn insmod(m: &GuestModule) -> String {
 /// `@@kmod:end` and power off (the host reports the step).
 pub fn test_loads(modules: &[GuestModule]) -> String {
     let mut s = String::from(STEP_FN);
-    s.push_str("dmesg -c >/dev/null\necho \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
+    s.push_str("echo \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
     for m in modules {
         s.push_str(&format!(
             "step load {} {} || {{ echo @@kmod:end; reboot -f; }}\n",

@@ -82,10 +82,18 @@ impl Test {
     fn collect(&self, path: &mut Vec<String>, out: &mut Vec<Leaf>) {
         path.push(self.name.clone());
         if self.children.is_empty() {
+            // KUnit's attribute lines (`# adds.speed: normal`) say nothing about the result.
+            let attr = format!("# {}.", self.name);
+            let diagnostics = self
+                .diagnostics
+                .iter()
+                .filter(|d| !d.starts_with(&attr))
+                .cloned()
+                .collect();
             out.push(Leaf {
                 path: path.clone(),
                 outcome: self.outcome.clone(),
-                diagnostics: self.diagnostics.clone(),
+                diagnostics,
             });
         } else {
             for c in &self.children {
@@ -434,6 +442,7 @@ KTAP version 1
     ok 1 adds
     # fails: ASSERTION FAILED at hello_main.rs:44
     Expected 2 + 2 == 5 to be true, but is false
+    # fails.speed: normal
     not ok 2 fails
 # hello_suite: pass:1 fail:1 skip:0 total:2
 # Totals: pass:1 fail:1 skip:0 total:2
