@@ -247,7 +247,12 @@ fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
 }
 
 /// Prepare (or find) the tree for `req`. Returns the tree and whether it was already fresh.
-pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Result<(PreparedTree, bool)> {
+pub fn prepare(
+    shell: &Shell,
+    home: &Home,
+    tc: &Toolchain,
+    req: &Request,
+) -> Result<(PreparedTree, bool)> {
     let trees = home.trees_dir();
     home.ensure_dir(&trees)?;
     check_toolchain(tc)?;
@@ -463,14 +468,14 @@ fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<
                 "cannot unpack `{}`: the archive is truncated or corrupt",
                 tarball.display()
             ))
-            .with_hint(format!(
-                "{}",
+            .with_hint(
                 e.to_string()
                     .lines()
                     .rev()
                     .find(|l| !l.trim().is_empty() && !l.starts_with("---"))
                     .unwrap_or("")
-            ))
+                    .to_string(),
+            )
             .into());
         }
         std::fs::rename(tmp.keep(), &dest)
