@@ -332,3 +332,17 @@ fn an_interrupted_build_does_not_count_as_prepared() {
         "an unstamped tree must not be listed"
     );
 }
+
+#[test]
+fn each_prepared_kernel_boots_to_a_marker_printed_by_the_guest_init() {
+    for arch in ["x86_64", "arm64"] {
+        dev_tree(arch);
+        let dir = scratch();
+        // The guest computes the marker, so seeing it proves the guest's init ran it.
+        let o = run(kmod(&["run", "--arch", arch, "--timeout", "120", "--exec", "echo kmod-marker-$((6 * 7))-$(uname -m)"])
+            .current_dir(dir.path()));
+        ok(&o);
+        let machine = if arch == "x86_64" { "x86_64" } else { "aarch64" };
+        assert!(stdout(&o).contains(&format!("kmod-marker-42-{machine}")), "{arch}:\n{}\n{}", stdout(&o), stderr(&o));
+    }
+}
