@@ -198,3 +198,25 @@ fn miscdev_builds_for_both_arches() {
         );
     }
 }
+
+/// A license the kernel treats as proprietary stops the build at the `module!` call, with
+/// the macro's message, instead of producing a module that cannot use GPL-only symbols.
+#[test]
+fn a_proprietary_license_is_a_compile_error() {
+    let _ = dev_tree("x86_64");
+    let (_tmp, dir) = example("hello");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace("license = \"GPL-2.0\"", "license = \"MIT OR Apache-2.0\""),
+    )
+    .unwrap();
+    let o = run(kmod(&["build", "--arch", "x86_64"]).current_dir(&dir));
+    let err = fails(&o);
+    let all = format!("{}{}", stdout(&o), err);
+    assert!(
+        all.contains("license `MIT OR Apache-2.0` in Cargo.toml is proprietary to the kernel"),
+        "{all}"
+    );
+    assert!(!dir.join("target/kmod/x86_64/hello.ko").exists());
+}
