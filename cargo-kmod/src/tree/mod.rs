@@ -7,6 +7,7 @@
 //! a command uses, [`toolchain`] finds the tools kbuild needs.
 
 pub mod config;
+pub mod doctor;
 pub mod home;
 pub mod prepare;
 pub mod resolve;

@@ -247,20 +247,15 @@ fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
 }
 
 /// Prepare (or find) the tree for `req`. Returns the tree and whether it was already fresh.
-pub fn prepare(
-    shell: &Shell,
-    home: &Home,
-    tc: &Toolchain,
-    req: &Request,
-) -> Result<(PreparedTree, bool)> {
+pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Result<(PreparedTree, bool)> {
+    let trees = home.trees_dir();
+    home.ensure_dir(&trees)?;
     check_toolchain(tc)?;
     let key = key_for(req, tc)?;
-    let trees = home.trees_dir();
     let dir = trees.join(format!("{}-{}", req.arch, key));
     if let Some(meta) = Home::read_meta(&dir) {
         return Ok((PreparedTree { dir, meta }, true));
     }
-    home.ensure_dir(&trees)?;
     // One preparation of a given tree at a time; a second `init` waits for the first.
     let lock_path = trees.join(format!("{}-{}.lock", req.arch, key));
     let lock = std::fs::File::create(&lock_path)
