@@ -97,7 +97,7 @@ fn hello_builds_for_both_arches() {
         );
         assert_eq!(
             modinfo(&ko, "parm"),
-            ["greeting_count:How many times to greet when loaded (0 to 10)"]
+            ["greeting_count:How many times to greet when loaded (0 to 10) (i64)"]
         );
         assert_eq!(modinfo(&ko, "parmtype"), ["greeting_count:i64"]);
     }
@@ -121,7 +121,7 @@ fn hello_builds_on_6_12_from_the_same_sources() {
     );
     assert_eq!(
         modinfo(&ko, "parm"),
-        ["greeting_count:How many times to greet when loaded (0 to 10)"]
+        ["greeting_count:How many times to greet when loaded (0 to 10) (long)"]
     );
     assert_eq!(modinfo(&ko, "parmtype"), ["greeting_count:long"]);
 }
