@@ -67,12 +67,7 @@ impl Ctx {
     fn kmod_build(&self, sh: &Shell, manifest: &Path, extra: &[&str]) -> Result<()> {
         let kmod = &self.kmod;
         let arch = self.make_args[0].trim_start_matches("ARCH=").to_string();
-        cmd!(
-            sh,
-            "{kmod} kmod build -q --manifest-path {manifest} --arch {arch} {extra...}"
-        )
-        .quiet()
-        .run()?;
+        cmd!(sh, "{kmod} kmod build -q --manifest-path {manifest} --arch {arch} {extra...}").quiet().run()?;
         Ok(())
     }
 
@@ -80,26 +75,14 @@ impl Ctx {
         let kdir = &self.kdir;
         let args = &self.make_args;
         let m = format!("M={}", m_dir.display());
-        let jobs = format!(
-            "-j{}",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        );
-        cmd!(
-            sh,
-            "make -s --no-print-directory -C {kdir} {m} {args...} {jobs} {target}"
-        )
-        .quiet()
-        .ignore_stdout()
-        .run()?;
+        let jobs = format!("-j{}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+        cmd!(sh, "make -s --no-print-directory -C {kdir} {m} {args...} {jobs} {target}").quiet().ignore_stdout().run()?;
         Ok(())
     }
 }
 
 pub fn run(sh: &Shell) -> Result<()> {
-    let arch = std::env::args()
-        .skip_while(|a| a != "--arch")
-        .nth(1)
-        .unwrap_or_else(|| "x86_64".into());
+    let arch = std::env::args().skip_while(|a| a != "--arch").nth(1).unwrap_or_else(|| "x86_64".into());
     let kmod = crate::setup::cargo_kmod_bin();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     cmd!(sh, "{cargo} build -q -p cargo-kmod").run()?;
@@ -108,9 +91,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let tree: serde_json::Value = list
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|t| {
-            t["arch"] == arch.as_str() && !t["release"].as_str().unwrap_or("").starts_with("6.")
-        })
+        .find(|t| t["arch"] == arch.as_str() && !t["release"].as_str().unwrap_or("").starts_with("6."))
         .with_context(|| format!("no {arch} dev tree: run `cargo xtask setup`"))?;
     let kdir = PathBuf::from(tree["path"].as_str().unwrap_or_default());
     let work = tempfile::Builder::new().prefix("kmod-bench-").tempdir()?;
@@ -121,25 +102,14 @@ pub fn run(sh: &Shell) -> Result<()> {
     // One module, built once by cargo-kmod to get its plan.
     let one = w.join("one");
     write_package(&one, "bench_one")?;
-    let mut ctx = Ctx {
-        kmod,
-        kdir,
-        make_args: vec![],
-    };
+    let mut ctx = Ctx { kmod, kdir, make_args: vec![] };
     let manifest = one.join("Cargo.toml");
     ctx.make_args = vec![format!("ARCH={arch}")];
     ctx.kmod_build(&sh, &manifest, &[])?;
     let plan_dir = w.join("target/kmod").join(&arch);
     let makefile = std::fs::read_to_string(plan_dir.join("Makefile"))?;
-    let line = makefile
-        .lines()
-        .find(|l| l.starts_with("KBUILD_ARGS := "))
-        .context("generated Makefile has no KBUILD_ARGS")?;
-    ctx.make_args = line
-        .trim_start_matches("KBUILD_ARGS := ")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let line = makefile.lines().find(|l| l.starts_with("KBUILD_ARGS := ")).context("generated Makefile has no KBUILD_ARGS")?;
+    ctx.make_args = line.trim_start_matches("KBUILD_ARGS := ").split_whitespace().map(str::to_string).collect();
 
     let runs = 5;
     let mut ours = vec![];
@@ -154,15 +124,9 @@ pub fn run(sh: &Shell) -> Result<()> {
     let mut ours = vec![];
     let mut plain = vec![];
     for i in 0..3 {
-        std::fs::write(
-            &lib,
-            format!("{}\n// edit {i}a\n", MODULE_RS.replace("NAME", "bench_one")),
-        )?;
+        std::fs::write(&lib, format!("{}\n// edit {i}a\n", MODULE_RS.replace("NAME", "bench_one")))?;
         ours.push(time(|| ctx.kmod_build(&sh, &manifest, &[]))?);
-        std::fs::write(
-            &lib,
-            format!("{}\n// edit {i}b\n", MODULE_RS.replace("NAME", "bench_one")),
-        )?;
+        std::fs::write(&lib, format!("{}\n// edit {i}b\n", MODULE_RS.replace("NAME", "bench_one")))?;
         plain.push(time(|| ctx.plain_make(&sh, &plan_dir, "modules"))?);
     }
     let one_changed = (median(ours), median(plain));
@@ -172,13 +136,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let names: Vec<String> = (1..=8).map(|i| format!("bench_m{i}")).collect();
     let members: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     std::fs::create_dir_all(&ws)?;
-    std::fs::write(
-        ws.join("Cargo.toml"),
-        format!(
-            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
-            members.join(", ")
-        ),
-    )?;
+    std::fs::write(ws.join("Cargo.toml"), format!("[workspace]\nresolver = \"2\"\nmembers = [{}]\n", members.join(", ")))?;
     for n in &names {
         write_package(&ws.join(n), n)?;
     }
@@ -204,15 +162,8 @@ pub fn run(sh: &Shell) -> Result<()> {
         ctx.kmod_build(&sh, &ws.join("Cargo.toml"), &["--workspace"])
     })?;
 
-    println!(
-        "build benchmark ({arch}, tree `{}`, {} CPUs)",
-        ctx.kdir.display(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    println!(
-        "{:<34} {:>11} {:>11} {:>7} {:>7}",
-        "", "cargo kmod", "plain make", "ratio", "goal"
-    );
+    println!("build benchmark ({arch}, tree `{}`, {} CPUs)", ctx.kdir.display(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{:<34} {:>11} {:>11} {:>7} {:>7}", "", "cargo kmod", "plain make", "ratio", "goal");
     let row = |name: &str, (a, b): (Duration, Duration), goal: f64| {
         let r = a.as_secs_f64() / b.as_secs_f64();
         println!(

@@ -39,10 +39,7 @@ fn main() -> Result<()> {
 }
 
 fn project_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Every test: formatting, clippy (warnings are errors), and the whole workspace's tests,
@@ -50,11 +47,7 @@ fn project_root() -> std::path::PathBuf {
 fn test(sh: &xshell::Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     xshell::cmd!(sh, "{cargo} fmt --all -- --check").run()?;
-    xshell::cmd!(
-        sh,
-        "{cargo} clippy --workspace --all-targets -- -D warnings"
-    )
-    .run()?;
+    xshell::cmd!(sh, "{cargo} clippy --workspace --all-targets -- -D warnings").run()?;
     xshell::cmd!(sh, "{cargo} test --workspace --no-fail-fast").run()?;
     Ok(())
 }

@@ -11,24 +11,8 @@ use xshell::{cmd, Shell};
 
 /// Debian packages the kernel builds, bindgen and the kmod tools need.
 const PACKAGES: &[&str] = &[
-    "clang-19",
-    "lld-19",
-    "llvm-19",
-    "libclang-19-dev",
-    "flex",
-    "bison",
-    "bc",
-    "libelf-dev",
-    "libdw-dev",
-    "libssl-dev",
-    "cpio",
-    "kmod",
-    "zstd",
-    "xz-utils",
-    "dwarves",
-    "rsync",
-    "busybox-static",
-    "python3",
+    "clang-19", "lld-19", "llvm-19", "libclang-19-dev", "flex", "bison", "bc", "libelf-dev", "libdw-dev",
+    "libssl-dev", "cpio", "kmod", "zstd", "xz-utils", "dwarves", "rsync", "busybox-static", "python3",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
@@ -45,9 +29,7 @@ fn home() -> PathBuf {
     std::env::var_os("CARGO_KMOD_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod")
-        })
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod"))
 }
 
 fn cargo() -> String {
@@ -75,9 +57,7 @@ fn installed(sh: &Shell, pkg: &str) -> bool {
 }
 
 fn version3(s: &str) -> Option<(u32, u32, u32)> {
-    let w = s
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .find(|w| w.matches('.').count() >= 1)?;
+    let w = s.split(|c: char| !(c.is_ascii_digit() || c == '.')).find(|w| w.matches('.').count() >= 1)?;
     let mut it = w.split('.').map(|p| p.parse::<u32>().ok());
     Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }
@@ -96,43 +76,18 @@ pub fn setup(sh: &Shell) -> Result<()> {
 
     // 1. Apt sources for the newer suites, pinned low.
     if !Path::new(SOURCES_FILE).is_file() {
-        step(
-            "adding Debian suites bookworm-backports, trixie, trixie-backports, sid (pinned at 50)",
-        );
+        step("adding Debian suites bookworm-backports, trixie, trixie-backports, sid (pinned at 50)");
         let prefs: String = ["bookworm-backports", "trixie", "trixie-backports", "sid"]
             .iter()
             .map(|s| format!("Package: *\nPin: release n={s}\nPin-Priority: 50\n\n"))
             .collect();
         let tmp = tempfile_with(SOURCES)?;
-        root(
-            sh,
-            &[
-                "install",
-                "-m",
-                "644",
-                &tmp.display().to_string(),
-                SOURCES_FILE,
-            ],
-        )
-        .run()?;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), SOURCES_FILE]).run()?;
         let tmp = tempfile_with(&prefs)?;
-        root(
-            sh,
-            &[
-                "install",
-                "-m",
-                "644",
-                &tmp.display().to_string(),
-                PREFS_FILE,
-            ],
-        )
-        .run()?;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), PREFS_FILE]).run()?;
         updated.set(false);
     }
-    let foreign = cmd!(sh, "dpkg --print-foreign-architectures")
-        .quiet()
-        .read()
-        .unwrap_or_default();
+    let foreign = cmd!(sh, "dpkg --print-foreign-architectures").quiet().read().unwrap_or_default();
     if !foreign.lines().any(|l| l.trim() == "arm64") {
         step("adding the arm64 package architecture (for the arm64 guest's busybox)");
         root(sh, &["dpkg", "--add-architecture", "arm64"]).run()?;
@@ -140,48 +95,17 @@ pub fn setup(sh: &Shell) -> Result<()> {
     }
 
     // 2. Debian packages.
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed(sh, p))
-        .collect();
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(sh, p)).collect();
     if !missing.is_empty() {
         update(sh)?;
         step(&format!("installing {}", missing.join(" ")));
-        root(
-            sh,
-            &[
-                &["apt-get", "install", "-y", "-q", "--no-install-recommends"][..],
-                &missing,
-            ]
-            .concat(),
-        )
-        .run()?;
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends"][..], &missing].concat()).run()?;
     }
     let missing: Vec<&str> = QEMU.iter().copied().filter(|p| !installed(sh, p)).collect();
     if !missing.is_empty() {
         update(sh)?;
-        step(&format!(
-            "installing {} from bookworm-backports",
-            missing.join(" ")
-        ));
-        root(
-            sh,
-            &[
-                &[
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "-t",
-                    "bookworm-backports",
-                ][..],
-                &missing,
-            ]
-            .concat(),
-        )
-        .run()?;
+        step(&format!("installing {} from bookworm-backports", missing.join(" ")));
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends", "-t", "bookworm-backports"][..], &missing].concat()).run()?;
     }
 
     // 3. Kernel sources: the newest linux-source-7.x, and 6.12 LTS for the macro's 6.12 path.
@@ -210,31 +134,15 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !has_src("linux-source-6.12") {
         update(sh)?;
         step("installing linux-source-6.12 (bookworm-security)");
-        root(
-            sh,
-            &[
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                "linux-source-6.12",
-            ],
-        )
-        .run()?;
+        root(sh, &["apt-get", "install", "-y", "-q", "--no-install-recommends", "linux-source-6.12"]).run()?;
     }
 
     // 4. rust-src of exactly this rustc, unpacked under $CARGO_KMOD_HOME.
-    let rustc = cmd!(sh, "rustc --version")
-        .read()
-        .context("rustc is not installed")?;
+    let rustc = cmd!(sh, "rustc --version").read().context("rustc is not installed")?;
     let (a, b, c) = version3(&rustc).context("cannot parse `rustc --version`")?;
     let ver = format!("{a}.{b}.{c}");
     let dest = home().join("rust-src").join(&ver);
-    if !dest
-        .join("usr/lib/rustlib/src/rust/library/core/src/lib.rs")
-        .is_file()
-    {
+    if !dest.join("usr/lib/rustlib/src/rust/library/core/src/lib.rs").is_file() {
         update(sh)?;
         let madison = cmd!(sh, "apt-cache madison rust-src").read()?;
         let Some(pkgver) = madison
@@ -284,13 +192,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
     }
 
     // 6. bindgen-cli (the kernel's Rust build runs it).
-    let bindgen_ok = cmd!(sh, "bindgen --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
-        .and_then(|v| version3(&v))
-        .is_some_and(|v| v >= BINDGEN_MIN);
+    let bindgen_ok = cmd!(sh, "bindgen --version").quiet().ignore_stderr().read().ok().and_then(|v| version3(&v)).is_some_and(|v| v >= BINDGEN_MIN);
     if !bindgen_ok {
         step("installing bindgen-cli");
         let cargo = cargo();
@@ -302,21 +204,13 @@ pub fn setup(sh: &Shell) -> Result<()> {
     step("installing cargo-kmod into cargo's bin directory");
     let cargo = cargo();
     let target = project_root_dir().join("target");
-    cmd!(
-        sh,
-        "{cargo} install --quiet --locked --debug --path cargo-kmod --target-dir {target}"
-    )
-    .run()?;
+    cmd!(sh, "{cargo} install --quiet --locked --debug --path cargo-kmod --target-dir {target}").run()?;
     drop(env);
 
     // 8. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch.
     let kmod = cargo_kmod_bin();
     cmd!(sh, "{kmod} kmod init --arch all").run()?;
-    cmd!(
-        sh,
-        "{kmod} kmod init --arch x86_64 --source /usr/src/linux-source-6.12.tar.xz"
-    )
-    .run()?;
+    cmd!(sh, "{kmod} kmod init --arch x86_64 --source /usr/src/linux-source-6.12.tar.xz").run()?;
     cmd!(sh, "{kmod} kmod doctor").run()?;
     Ok(())
 }
@@ -327,16 +221,8 @@ pub fn demo(sh: &Shell) -> Result<()> {
     let hello = project_root_dir().join("examples/hello");
     let manifest = hello.join("Cargo.toml");
     for arch in ["x86_64", "arm64"] {
-        cmd!(
-            sh,
-            "{kmod} kmod build --manifest-path {manifest} --arch {arch}"
-        )
-        .run()?;
-        cmd!(
-            sh,
-            "{kmod} kmod test --manifest-path {manifest} --arch {arch}"
-        )
-        .run()?;
+        cmd!(sh, "{kmod} kmod build --manifest-path {manifest} --arch {arch}").run()?;
+        cmd!(sh, "{kmod} kmod test --manifest-path {manifest} --arch {arch}").run()?;
     }
     Ok(())
 }
@@ -353,11 +239,7 @@ fn glob(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")
-            })
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")))
         .collect();
     if v.is_empty() {
         bail!("no `{prefix}*.deb` was downloaded into `{}`", dir.display());

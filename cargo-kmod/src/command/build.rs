@@ -67,13 +67,7 @@ pub struct Artifact {
 impl BuildCmd {
     pub fn run(&self, ctx: &Context) -> Result<()> {
         let started = Instant::now();
-        let artifacts = build(
-            ctx,
-            &BuildOptions {
-                cmd: self.clone(),
-                test: false,
-            },
-        )?;
+        let artifacts = build(ctx, &BuildOptions { cmd: self.clone(), test: false })?;
         for a in &artifacts {
             if ctx.shell.is_json() {
                 ctx.shell.json(&json!({
@@ -88,17 +82,10 @@ impl BuildCmd {
                 }));
             }
         }
-        let names: Vec<String> = artifacts
-            .iter()
-            .map(|a| format!("`{}`", a.ko.display()))
-            .collect();
+        let names: Vec<String> = artifacts.iter().map(|a| format!("`{}`", a.ko.display())).collect();
         ctx.shell.status(
             "Finished",
-            format_args!(
-                "{} in {:.2}s",
-                names.join(", "),
-                started.elapsed().as_secs_f64()
-            ),
+            format_args!("{} in {:.2}s", names.join(", "), started.elapsed().as_secs_f64()),
         );
         Ok(())
     }
@@ -116,11 +103,7 @@ pub fn resolve_tree(
         Some(a) => Some(Arch::parse(a)?),
         None => None,
     };
-    let mut choice = Choice {
-        flag: kdir.kdir.clone(),
-        rustc: rustc.map(str::to_string),
-        ..Choice::default()
-    };
+    let mut choice = Choice { flag: kdir.kdir.clone(), rustc: rustc.map(str::to_string), ..Choice::default() };
     if let Some(name) = &kdir.target {
         let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
@@ -142,11 +125,7 @@ pub fn resolve_tree(
         if let Some(k) = &m.kdir {
             choice.manifest = Some((k.clone(), m.manifest_path.clone()));
         }
-        if arch.is_none()
-            && kdir.kdir.is_none()
-            && kdir.target.is_none()
-            && std::env::var_os("KDIR").is_none()
-        {
+        if arch.is_none() && kdir.kdir.is_none() && kdir.target.is_none() && std::env::var_os("KDIR").is_none() {
             arch = m.arch;
         }
     }
@@ -171,14 +150,9 @@ pub fn preflight(tree: &KernelTree, rustc: Option<&str>) -> Result<()> {
         );
     }
     if !tree.config.is_enabled("MODULES") {
-        crate::bail_user!(
-            "kernel tree `{}` was built without `CONFIG_MODULES`",
-            tree.dir.display()
-        );
+        crate::bail_user!("kernel tree `{}` was built without `CONFIG_MODULES`", tree.dir.display());
     }
-    if !tree.dir.join("Module.symvers").is_file()
-        || !tree.dir.join("rust/libkernel.rmeta").is_file()
-    {
+    if !tree.dir.join("Module.symvers").is_file() || !tree.dir.join("rust/libkernel.rmeta").is_file() {
         crate::bail_user!(
             "kernel tree `{}` lacks `Module.symvers` or `rust/libkernel.rmeta`", tree.dir.display();
             hint = "build the tree fully (headers-only packages lack `rust/`); `cargo kmod doctor --kdir {}` says more", tree.dir.display()
@@ -213,17 +187,10 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     }
     let mut features = BTreeMap::new();
     for m in &modules {
-        let on = m.enabled_features(
-            &opts.cmd.features,
-            opts.cmd.all_features,
-            opts.cmd.no_default_features,
-        )?;
+        let on = m.enabled_features(&opts.cmd.features, opts.cmd.all_features, opts.cmd.no_default_features)?;
         features.insert(m.package.clone(), on);
     }
-    let mut extra_symbols: Vec<PathBuf> = modules
-        .iter()
-        .flat_map(|m| m.extra_symbols.iter().cloned())
-        .collect();
+    let mut extra_symbols: Vec<PathBuf> = modules.iter().flat_map(|m| m.extra_symbols.iter().cloned()).collect();
     if let Ok(env) = std::env::var("KBUILD_EXTRA_SYMBOLS") {
         extra_symbols.extend(env.split_whitespace().map(PathBuf::from));
     }
@@ -243,30 +210,13 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     fp.value("test", &opts.test.to_string());
     fp.value("release", &opts.cmd.release.to_string());
     fp.value("features", &format!("{features:?}"));
-    fp.value(
-        "env",
-        &format!(
-            "{:?}{:?}{:?}",
-            std::env::var("LLVM"),
-            std::env::var("CROSS_COMPILE"),
-            extra_symbols
-        ),
-    );
+    fp.value("env", &format!("{:?}{:?}{:?}", std::env::var("LLVM"), std::env::var("CROSS_COMPILE"), extra_symbols));
     for m in &modules {
         fp.file(&m.manifest_path);
         fp.tree(&m.dir);
-        for p in m
-            .c_sources
-            .iter()
-            .chain(m.include_dirs.iter())
-            .chain(m.bindings.iter().map(|b| &b.header))
-        {
+        for p in m.c_sources.iter().chain(m.include_dirs.iter()).chain(m.bindings.iter().map(|b| &b.header)) {
             if !p.starts_with(&m.dir) {
-                if p.is_dir() {
-                    fp.tree(p)
-                } else {
-                    fp.file(p)
-                }
+                if p.is_dir() { fp.tree(p) } else { fp.file(p) }
             }
         }
         for p in &m.extra_symbols {
@@ -276,17 +226,9 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     fp.file(&ws.root.join("Cargo.toml"));
     let fingerprint = fp.finish();
     let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
-    let stamp = base.join(format!(
-        ".kmod-fingerprint-{}",
-        crate::fsutil::sha256_hex(names.join(",").as_bytes())
-            .get(..12)
-            .unwrap_or("x")
-    ));
+    let stamp = base.join(format!(".kmod-fingerprint-{}", crate::fsutil::sha256_hex(names.join(",").as_bytes()).get(..12).unwrap_or("x")));
     let artifacts_of = |tree: &KernelTree| -> Result<Vec<Artifact>> {
-        modules
-            .iter()
-            .map(|m| artifact(m, tree, &out_dir, opts.test))
-            .collect()
+        modules.iter().map(|m| artifact(m, tree, &out_dir, opts.test)).collect()
     };
     if fingerprint::is_fresh(&stamp, &fingerprint) {
         if let Ok(a) = artifacts_of(&tree) {
@@ -302,14 +244,7 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     for m in &modules {
         shell.status(
             "Compiling",
-            format_args!(
-                "{} v{} ({}, linux {}{})",
-                m.name,
-                m.version,
-                tree.arch,
-                tree.release,
-                if opts.test { ", tests" } else { "" }
-            ),
+            format_args!("{} v{} ({}, linux {}{})", m.name, m.version, tree.arch, tree.release, if opts.test { ", tests" } else { "" }),
         );
     }
     let macros = kmod_macros_for(shell, &home, &tree)?;
@@ -325,9 +260,7 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     let mut plan = plan::render(&input)?;
     if opts.cmd.release {
         for (path, text) in &mut plan.files {
-            if path.file_name().is_some_and(|n| n == "Kbuild")
-                && path.parent() != Some(base.as_path())
-            {
+            if path.file_name().is_some_and(|n| n == "Kbuild") && path.parent() != Some(base.as_path()) {
                 text.push_str("\n# --release\nrustflags-y += -Cdebug-assertions=off -Coverflow-checks=off\nccflags-y += -DNDEBUG\n");
             }
         }
@@ -335,13 +268,8 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     // Bindings need kbuild's flags for this tree: probe once per tree configuration.
     let need_bindings = modules.iter().any(|m| !m.bindings.is_empty());
     if need_bindings {
-        let probe = ws
-            .target_dir
-            .join("kmod")
-            .join(tree.arch.name())
-            .join(".probe");
-        std::fs::create_dir_all(&probe)
-            .with_context(|| format!("cannot create `{}`", probe.display()))?;
+        let probe = ws.target_dir.join("kmod").join(tree.arch.name()).join(".probe");
+        std::fs::create_dir_all(&probe).with_context(|| format!("cannot create `{}`", probe.display()))?;
         let flags = plan::bindings::kbuild_cflags(shell, &tree, &tc, &probe)?;
         for (m, pm) in modules.iter().zip(&plan.modules) {
             for b in &m.bindings {
@@ -351,24 +279,12 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     }
     plan.write()?;
     for (m, pm) in modules.iter().zip(&plan.modules) {
-        let env_hash =
-            crate::fsutil::sha256_hex(format!("{:?}", m.env(&tree, &pm.out_dir)).as_bytes());
+        let env_hash = crate::fsutil::sha256_hex(format!("{:?}", m.env(&tree, &pm.out_dir)).as_bytes());
         crate::kbuild::invalidate_on_env_change(&pm.dir, &m.name, &env_hash)?;
     }
-    let jobs = opts
-        .cmd
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    crate::kbuild::run(shell, &tree, &tc, &plan, jobs).with_context(|| {
-        format!(
-            "could not compile {}",
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let jobs = opts.cmd.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::kbuild::run(shell, &tree, &tc, &plan, jobs)
+        .with_context(|| format!("could not compile {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))?;
 
     // Publish: copy each .ko (and the pass's Module.symvers) atomically next to the plan.
     let symvers_src = base.join("Module.symvers");
@@ -385,26 +301,18 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
 }
 
 fn out_dir_for(out_dir: &Path, test: bool) -> PathBuf {
-    if test {
-        out_dir.join("test")
-    } else {
-        out_dir.to_path_buf()
-    }
+    if test { out_dir.join("test") } else { out_dir.to_path_buf() }
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let bytes = std::fs::read(from)
-        .with_context(|| format!("kbuild did not produce `{}`", from.display()))?;
+    let bytes = std::fs::read(from).with_context(|| format!("kbuild did not produce `{}`", from.display()))?;
     crate::fsutil::write_atomic(to, &bytes)
 }
 
 fn artifact(m: &ModuleSpec, tree: &KernelTree, out_dir: &Path, test: bool) -> Result<Artifact> {
     let dir = out_dir_for(out_dir, test);
     let ko = dir.join(format!("{}.ko", m.name));
-    let vermagic = std::fs::read(&ko)
-        .ok()
-        .and_then(|b| modinfo_value(&b, "vermagic"))
-        .unwrap_or_default();
+    let vermagic = std::fs::read(&ko).ok().and_then(|b| modinfo_value(&b, "vermagic")).unwrap_or_default();
     Ok(Artifact {
         module: m.name.clone(),
         package: m.package.clone(),
@@ -421,9 +329,7 @@ fn artifact(m: &ModuleSpec, tree: &KernelTree, out_dir: &Path, test: bool) -> Re
 /// A `.modinfo` value found by scanning for `key=` (enough for vermagic in status output).
 fn modinfo_value(bytes: &[u8], key: &str) -> Option<String> {
     let needle = format!("{key}=");
-    let pos = bytes
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())?;
+    let pos = bytes.windows(needle.len()).position(|w| w == needle.as_bytes())?;
     let rest = &bytes[pos + needle.len()..];
     let end = rest.iter().position(|&b| b == 0)?;
     Some(String::from_utf8_lossy(&rest[..end]).into_owned())

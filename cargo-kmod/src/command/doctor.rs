@@ -32,12 +32,7 @@ impl DoctorCmd {
                 Ok(t) => {
                     if let Some(a) = arch {
                         if a != t.arch {
-                            crate::bail_user!(
-                                "kernel tree `{}` is for {}, not {}",
-                                dir.display(),
-                                t.arch,
-                                a
-                            );
+                            crate::bail_user!("kernel tree `{}` is for {}, not {}", dir.display(), t.arch, a);
                         }
                     }
                     trees.push(t)
@@ -52,11 +47,7 @@ impl DoctorCmd {
         } else {
             let arches: Vec<Arch> = arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
             for a in arches {
-                let found: Vec<_> = home
-                    .list()
-                    .into_iter()
-                    .filter(|t| t.meta.arch == a)
-                    .collect();
+                let found: Vec<_> = home.list().into_iter().filter(|t| t.meta.arch == a).collect();
                 if found.is_empty() {
                     checks.push(Check {
                         name: format!("dev tree ({a})"),

@@ -26,11 +26,7 @@ impl Fingerprint {
     pub fn file(&mut self, path: &Path) {
         let stat = std::fs::metadata(path)
             .map(|m| {
-                let t = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
+                let t = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
                 format!("{}:{}", m.len(), t)
             })
             .unwrap_or_else(|_| "missing".into());
@@ -42,9 +38,7 @@ impl Fingerprint {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
             for e in entries.flatten() {
                 let name = e.file_name();
                 let name = name.to_string_lossy();

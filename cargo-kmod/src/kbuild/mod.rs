@@ -34,13 +34,7 @@ pub fn make_args(tree: &KernelTree, plan: &Plan, jobs: usize, verbose: bool) -> 
 }
 
 /// Run kbuild. The log goes to `base/kbuild.log`; diagnostics are forwarded to stderr.
-pub fn run(
-    shell: &Shell,
-    tree: &KernelTree,
-    tc: &Toolchain,
-    plan: &Plan,
-    jobs: usize,
-) -> Result<PathBuf> {
+pub fn run(shell: &Shell, tree: &KernelTree, tc: &Toolchain, plan: &Plan, jobs: usize) -> Result<PathBuf> {
     let sh = xshell::Shell::new()?;
     for (k, v) in tc.kbuild_env() {
         sh.set_var(k, v);

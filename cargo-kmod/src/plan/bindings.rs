@@ -17,16 +17,9 @@ use crate::tree::toolchain::Toolchain;
 use crate::tree::{Compiler, KernelTree};
 
 /// The C flags kbuild uses for this tree's modules, probed once per tree configuration.
-pub fn kbuild_cflags(
-    shell: &Shell,
-    tree: &KernelTree,
-    tc: &Toolchain,
-    probe_dir: &Path,
-) -> Result<Vec<String>> {
+pub fn kbuild_cflags(shell: &Shell, tree: &KernelTree, tc: &Toolchain, probe_dir: &Path) -> Result<Vec<String>> {
     let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
-    let key = crate::fsutil::sha256_hex(
-        &[config_stamp, tree.dir.display().to_string().into_bytes()].concat(),
-    );
+    let key = crate::fsutil::sha256_hex(&[config_stamp, tree.dir.display().to_string().into_bytes()].concat());
     let cache = probe_dir.join(format!("cflags-{}.txt", &key[..16]));
     if let Ok(text) = std::fs::read_to_string(&cache) {
         return Ok(text.lines().map(str::to_string).collect());
@@ -39,16 +32,9 @@ pub fn kbuild_cflags(
     let kdir = &tree.dir;
     let args = tree.make_args();
     let m = format!("M={}", probe_dir.display());
-    crate::process::run(
-        shell,
-        cmd!(
-            sh,
-            "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.i"
-        ),
-    )
-    .context("cannot probe kbuild's C flags for bindgen")?;
-    let raw = std::fs::read_to_string(probe_dir.join("cflags.txt"))
-        .context("the kbuild flag probe wrote nothing")?;
+    crate::process::run(shell, cmd!(sh, "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.i"))
+        .context("cannot probe kbuild's C flags for bindgen")?;
+    let raw = std::fs::read_to_string(probe_dir.join("cflags.txt")).context("the kbuild flag probe wrote nothing")?;
     let flags = filter_for_clang(raw.lines(), probe_dir, tree);
     crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
     Ok(flags)
@@ -57,18 +43,10 @@ pub fn kbuild_cflags(
 /// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
 /// includes, defines, language standard, target); drop code-generation and warning flags,
 /// some of which are GCC-only. Relative paths are relative to the module directory.
-pub fn filter_for_clang<'a>(
-    flags: impl Iterator<Item = &'a str>,
-    cwd: &Path,
-    tree: &KernelTree,
-) -> Vec<String> {
+pub fn filter_for_clang<'a>(flags: impl Iterator<Item = &'a str>, cwd: &Path, tree: &KernelTree) -> Vec<String> {
     let abs = |p: &str| -> String {
         let path = Path::new(p);
-        if path.is_absolute() {
-            p.to_string()
-        } else {
-            cwd.join(path).display().to_string()
-        }
+        if path.is_absolute() { p.to_string() } else { cwd.join(path).display().to_string() }
     };
     let mut out = Vec::new();
     let mut it = flags.map(str::trim).filter(|f| !f.is_empty()).peekable();
@@ -86,24 +64,12 @@ pub fn filter_for_clang<'a>(
                 out.push(f.to_string());
                 out.push(abs(n));
             }
-        } else if f.starts_with("-D")
-            || f.starts_with("-U")
-            || f.starts_with("-std=")
-            || f.starts_with("--target=")
-        {
+        } else if f.starts_with("-D") || f.starts_with("-U") || f.starts_with("-std=") || f.starts_with("--target=") {
             // KBUILD_MODNAME and friends are per-object; bindings do not need them.
             if !(f.starts_with("-DKBUILD_") || f.starts_with("-D__KBUILD_")) {
                 out.push(f.to_string());
             }
-        } else if matches!(
-            f,
-            "-nostdinc"
-                | "-fshort-wchar"
-                | "-funsigned-char"
-                | "-fsigned-char"
-                | "-m64"
-                | "-mlittle-endian"
-        ) {
+        } else if matches!(f, "-nostdinc" | "-fshort-wchar" | "-funsigned-char" | "-fsigned-char" | "-m64" | "-mlittle-endian") {
             out.push(f.to_string());
         }
     }
@@ -114,24 +80,14 @@ pub fn filter_for_clang<'a>(
         // Headers of GCC-built trees may use GCC-only attributes guarded by these.
         out.push("-Wno-unknown-attributes".into());
     }
-    out.extend([
-        "-D__BINDGEN__".into(),
-        "-fno-builtin".into(),
-        "-Wno-unknown-warning-option".into(),
-    ]);
+    out.extend(["-D__BINDGEN__".into(), "-fno-builtin".into(), "-Wno-unknown-warning-option".into()]);
     out
 }
 
 /// Output file name for a header: `include/helper.h` -> `helper.rs`.
 pub fn output_name(header: &Path) -> String {
-    let stem = header
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "bindings".into());
-    format!(
-        "{}.rs",
-        stem.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
-    )
+    let stem = header.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bindings".into());
+    format!("{}.rs", stem.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_"))
 }
 
 /// Generate `out_dir/<stem>.rs` for `binding` unless it is current. Returns the path.
@@ -160,10 +116,7 @@ pub fn generate(
     if std::fs::read_to_string(&out).is_ok_and(|t| t.lines().nth(1) == Some(stamp.as_str())) {
         return Ok(out);
     }
-    shell.status(
-        "Generating",
-        format_args!("bindings for `{}`", header.display()),
-    );
+    shell.status("Generating", format_args!("bindings for `{}`", header.display()));
     if std::env::var_os("LIBCLANG_PATH").is_none() {
         if let Some(dir) = &tc.libclang {
             // bindgen loads libclang at run time through LIBCLANG_PATH.
@@ -190,32 +143,14 @@ pub fn generate(
     for p in &binding.blocklist {
         b = b.blocklist_function(p).blocklist_type(p).blocklist_item(p);
     }
-    shell.verbose(
-        "Running",
-        format_args!("bindgen {} {}", header.display(), flags.join(" ")),
-    );
+    shell.verbose("Running", format_args!("bindgen {} {}", header.display(), flags.join(" ")));
     let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.generate()))
         .map_err(|_| UserError::new(format!("bindgen crashed on `{}`", header.display())))?;
     let bindings = generated.map_err(|e| {
         let msg = e.to_string();
-        let first = msg
-            .lines()
-            .find(|l| l.contains("error:"))
-            .unwrap_or(msg.lines().next().unwrap_or(""))
-            .trim()
-            .to_string();
-        UserError::new(format!(
-            "bindgen rejected `{}`: {}",
-            header.display(),
-            first
-        ))
-        .with_hint(
-            msg.lines()
-                .filter(|l| !l.trim().is_empty())
-                .take(8)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
+        let first = msg.lines().find(|l| l.contains("error:")).unwrap_or(msg.lines().next().unwrap_or("")).trim().to_string();
+        UserError::new(format!("bindgen rejected `{}`: {}", header.display(), first))
+            .with_hint(msg.lines().filter(|l| !l.trim().is_empty()).take(8).collect::<Vec<_>>().join("\n"))
     })?;
     let text = format!(
         "// Generated by cargo-kmod from `{}` with bindgen {}: hand edits are lost.\n{stamp}\n{}",

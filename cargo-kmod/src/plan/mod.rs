@@ -76,12 +76,7 @@ struct CObject {
 
 /// Escape a value for the right side of a make assignment.
 pub fn make_escape(value: &str) -> String {
-    value
-        .replace('$', "$$")
-        .replace('#', "\\#")
-        .replace(['\n', '\r'], " ")
-        .trim()
-        .to_string()
+    value.replace('$', "$$").replace('#', "\\#").replace(['\n', '\r'], " ").trim().to_string()
 }
 
 /// Kbuild cannot handle whitespace (or `:`/`#`/`$`) in prerequisite paths.
@@ -103,23 +98,11 @@ impl ModuleSpec {
             ("CARGO_PKG_NAME".to_string(), self.package.clone()),
             ("CARGO_PKG_VERSION".to_string(), self.version.clone()),
             ("CARGO_PKG_AUTHORS".to_string(), self.authors.join(":")),
-            (
-                "CARGO_PKG_DESCRIPTION".to_string(),
-                self.description.clone().unwrap_or_default(),
-            ),
-            (
-                "CARGO_PKG_LICENSE".to_string(),
-                self.license.clone().unwrap_or_default(),
-            ),
-            (
-                "CARGO_MANIFEST_DIR".to_string(),
-                self.dir.display().to_string(),
-            ),
+            ("CARGO_PKG_DESCRIPTION".to_string(), self.description.clone().unwrap_or_default()),
+            ("CARGO_PKG_LICENSE".to_string(), self.license.clone().unwrap_or_default()),
+            ("CARGO_MANIFEST_DIR".to_string(), self.dir.display().to_string()),
             ("KMOD_NAME".to_string(), self.name.clone()),
-            (
-                "KMOD_KERNEL_VERSION".to_string(),
-                tree.version().map(|v| v.to_string()).unwrap_or_default(),
-            ),
+            ("KMOD_KERNEL_VERSION".to_string(), tree.version().map(|v| v.to_string()).unwrap_or_default()),
             ("KMOD_ARCH".to_string(), tree.arch.name().to_string()),
             ("OUT_DIR".to_string(), out_dir.display().to_string()),
         ];
@@ -155,10 +138,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         let mut rustflags: Vec<String> = Vec::new();
         for f in &features {
             rustflags.push(format!("--cfg 'feature=\"{f}\"'"));
-            ccflags.push(format!(
-                "-DKMOD_FEATURE_{}",
-                f.to_uppercase().replace(['-', '.'], "_")
-            ));
+            ccflags.push(format!("-DKMOD_FEATURE_{}", f.to_uppercase().replace(['-', '.'], "_")));
             if let Some(objs) = m.feature_objects.get(f) {
                 c_sources.extend(objs.c_sources.iter().cloned());
                 ccflags.extend(objs.ccflags.iter().cloned());
@@ -174,10 +154,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
             rustflags.push("--cfg test".into());
         }
         if let Some(so) = &input.macros {
-            rustflags.push(format!(
-                "--extern kmod_macros={}",
-                make_path(so, "proc macro", manifest)?
-            ));
+            rustflags.push(format!("--extern kmod_macros={}", make_path(so, "proc macro", manifest)?));
         }
         rustflags.extend(m.rustflags.iter().cloned());
 
@@ -191,13 +168,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                     hint = "fix the path in `c-sources` (paths are relative to the package)"
                 );
             }
-            let stem = src
-                .file_stem()
-                .map(|s| {
-                    s.to_string_lossy()
-                        .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
-                })
-                .unwrap_or_default();
+            let stem = src.file_stem().map(|s| s.to_string_lossy().replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")).unwrap_or_default();
             let mut object = format!("{stem}.o");
             let mut n = 1;
             while used.contains(&object) {
@@ -205,10 +176,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                 n += 1;
             }
             used.insert(object.clone());
-            c_objects.push(CObject {
-                object,
-                source: make_path(src, "C source", manifest)?,
-            });
+            c_objects.push(CObject { object, source: make_path(src, "C source", manifest)? });
         }
         let mut objects = vec![rust_object.clone()];
         objects.extend(c_objects.iter().map(|c| c.object.clone()));
@@ -248,11 +216,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
 
     let mut make_args = input.tree.make_args();
     if !input.extra_symbols.is_empty() {
-        let list: Vec<String> = input
-            .extra_symbols
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let list: Vec<String> = input.extra_symbols.iter().map(|p| p.display().to_string()).collect();
         make_args.push(format!("KBUILD_EXTRA_SYMBOLS={}", list.join(" ")));
     }
     let makefile = env
@@ -266,12 +230,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         )
         .context("cannot render the Makefile template")?;
     files.push((input.base.join("Makefile"), makefile));
-    Ok(Plan {
-        base: input.base.clone(),
-        files,
-        modules,
-        make_args,
-    })
+    Ok(Plan { base: input.base.clone(), files, modules, make_args })
 }
 
 impl Plan {

@@ -37,23 +37,11 @@ fn module(dir: &Path) -> ModuleSpec {
         include_dirs: vec![dir.join("include")],
         ccflags: vec!["-DDEMO=1".into()],
         rustflags: vec![],
-        bindings: vec![Binding {
-            header: dir.join("include/helper.h"),
-            allowlist: vec![],
-            blocklist: vec![],
-        }],
+        bindings: vec![Binding { header: dir.join("include/helper.h"), allowlist: vec![], blocklist: vec![] }],
         extra_symbols: vec![],
         kdir: None,
         arch: None,
-        feature_objects: [(
-            "spi".to_string(),
-            FeatureObjects {
-                c_sources: vec![dir.join("src/spi.c")],
-                ccflags: vec![],
-                rustflags: vec![],
-            },
-        )]
-        .into(),
+        feature_objects: [("spi".to_string(), FeatureObjects { c_sources: vec![dir.join("src/spi.c")], ccflags: vec![], rustflags: vec![] })].into(),
         cargo_features: [("spi".to_string(), vec![])].into(),
         module_deps: vec![],
     }
@@ -69,43 +57,27 @@ fn module_kbuild_snapshot() {
     let d = tempfile::tempdir().unwrap();
     let m = module(d.path());
     let t = tree();
-    let features: BTreeMap<String, BTreeSet<String>> =
-        [("mixed-demo".to_string(), ["spi".to_string()].into())].into();
+    let features: BTreeMap<String, BTreeSet<String>> = [("mixed-demo".to_string(), ["spi".to_string()].into())].into();
     let plan = render(&PlanInput {
         modules: vec![&m],
         tree: &t,
         base: d.path().join("target/kmod/x86_64"),
         test: true,
         features,
-        macros: Some(PathBuf::from(
-            "/home/u/.cargo-kmod/macros/abc/libkmod_macros.so",
-        )),
+        macros: Some(PathBuf::from("/home/u/.cargo-kmod/macros/abc/libkmod_macros.so")),
         extra_symbols: vec![PathBuf::from("/other/Module.symvers")],
     })
     .unwrap();
-    let names: Vec<String> = plan
-        .files
-        .iter()
-        .map(|(p, _)| redact(&p.display().to_string(), d.path()))
-        .collect();
+    let names: Vec<String> = plan.files.iter().map(|(p, _)| redact(&p.display().to_string(), d.path())).collect();
     assert_eq!(
         names,
-        [
-            "/work/mixed/target/kmod/x86_64/mixed-demo/Kbuild",
-            "/work/mixed/target/kmod/x86_64/Kbuild",
-            "/work/mixed/target/kmod/x86_64/Makefile"
-        ]
+        ["/work/mixed/target/kmod/x86_64/mixed-demo/Kbuild", "/work/mixed/target/kmod/x86_64/Kbuild", "/work/mixed/target/kmod/x86_64/Makefile"]
     );
     insta::assert_snapshot!("module_kbuild", redact(&plan.files[0].1, d.path()));
     insta::assert_snapshot!("top_kbuild", redact(&plan.files[1].1, d.path()));
     insta::assert_snapshot!("makefile", redact(&plan.files[2].1, d.path()));
-    assert_eq!(
-        plan.modules[0].built_ko,
-        d.path().join("target/kmod/x86_64/mixed-demo/mixed.ko")
-    );
-    assert!(plan
-        .make_args
-        .contains(&"KBUILD_EXTRA_SYMBOLS=/other/Module.symvers".to_string()));
+    assert_eq!(plan.modules[0].built_ko, d.path().join("target/kmod/x86_64/mixed-demo/mixed.ko"));
+    assert!(plan.make_args.contains(&"KBUILD_EXTRA_SYMBOLS=/other/Module.symvers".to_string()));
 }
 
 #[test]
@@ -114,36 +86,15 @@ fn missing_sources_are_named() {
     let mut m = module(d.path());
     m.c_sources.push(d.path().join("src/gone.c"));
     let t = tree();
-    let input = PlanInput {
-        modules: vec![&m],
-        tree: &t,
-        base: d.path().join("t"),
-        test: false,
-        features: BTreeMap::new(),
-        macros: None,
-        extra_symbols: vec![],
-    };
+    let input = PlanInput { modules: vec![&m], tree: &t, base: d.path().join("t"), test: false, features: BTreeMap::new(), macros: None, extra_symbols: vec![] };
     let e = render(&input).unwrap_err();
     let (msg, hint, _) = crate::error::render(&e);
-    assert!(
-        msg.starts_with("C source `")
-            && msg.contains("src/gone.c` listed in `")
-            && msg.ends_with("Cargo.toml` does not exist"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("C source `") && msg.contains("src/gone.c` listed in `") && msg.ends_with("Cargo.toml` does not exist"), "{msg}");
     assert!(hint.unwrap().contains("c-sources"));
 
     let mut m = module(d.path());
     m.crate_root = d.path().join("src/main.rs");
-    let input = PlanInput {
-        modules: vec![&m],
-        tree: &t,
-        base: d.path().join("t"),
-        test: false,
-        features: BTreeMap::new(),
-        macros: None,
-        extra_symbols: vec![],
-    };
+    let input = PlanInput { modules: vec![&m], tree: &t, base: d.path().join("t"), test: false, features: BTreeMap::new(), macros: None, extra_symbols: vec![] };
     let e = render(&input).unwrap_err();
     assert!(e.to_string().contains("src/main.rs` of `"), "{e}");
 }
@@ -154,21 +105,9 @@ fn paths_with_spaces_are_refused() {
     let spaced = d.path().join("my module");
     let m = module(&spaced);
     let t = tree();
-    let input = PlanInput {
-        modules: vec![&m],
-        tree: &t,
-        base: d.path().join("t"),
-        test: false,
-        features: BTreeMap::new(),
-        macros: None,
-        extra_symbols: vec![],
-    };
+    let input = PlanInput { modules: vec![&m], tree: &t, base: d.path().join("t"), test: false, features: BTreeMap::new(), macros: None, extra_symbols: vec![] };
     let e = render(&input).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("has a space or one of `:#$` in its path"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("has a space or one of `:#$` in its path"), "{e}");
 }
 
 #[test]

@@ -30,28 +30,13 @@ pub struct Check {
 
 impl Check {
     fn ok(name: &str, message: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Ok,
-            message: message.into(),
-            fix: None,
-        }
+        Check { name: name.into(), status: Status::Ok, message: message.into(), fix: None }
     }
     fn fail(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Fail,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Check { name: name.into(), status: Status::Fail, message: message.into(), fix: Some(fix.into()) }
     }
     fn warn(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Warn,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Check { name: name.into(), status: Status::Warn, message: message.into(), fix: Some(fix.into()) }
     }
 
     /// `ok    rustc: rustc 1.95.0 ...` / `FAIL  bindgen: ... (fix: ...)`.
@@ -90,22 +75,11 @@ pub fn host(tc: &Toolchain) -> Vec<Check> {
     out.push(bindgen_check(tc, BINDGEN_MIN, "Linux 7.2"));
     out.push(match &tc.libclang {
         Some(p) => Check::ok("libclang", format!("`{}`", p.display())),
-        None => Check::fail(
-            "libclang",
-            "no libclang for bindgen",
-            "install `libclang-19-dev`, or set `LIBCLANG_PATH`",
-        ),
+        None => Check::fail("libclang", "no libclang for bindgen", "install `libclang-19-dev`, or set `LIBCLANG_PATH`"),
     });
     out.push(match (&tc.llvm, &tc.clang) {
-        (Some(l), Some(v)) => Check::ok(
-            "llvm",
-            format!("`LLVM={}` ({}, {}): {v}", l.make_value, l.clang, l.ld_lld),
-        ),
-        (Some(l), None) => Check::fail(
-            "llvm",
-            format!("`{}` does not run", l.clang),
-            "install `clang-19 lld-19 llvm-19`",
-        ),
+        (Some(l), Some(v)) => Check::ok("llvm", format!("`LLVM={}` ({}, {}): {v}", l.make_value, l.clang, l.ld_lld)),
+        (Some(l), None) => Check::fail("llvm", format!("`{}` does not run", l.clang), "install `clang-19 lld-19 llvm-19`"),
         (None, _) => Check::fail(
             "llvm",
             "no `clang` + `ld.lld` (or `clang-N` + `ld.lld-N`) on `PATH`",
@@ -117,19 +91,13 @@ pub fn host(tc: &Toolchain) -> Vec<Check> {
 
 fn bindgen_check(tc: &Toolchain, min: Version, what: &str) -> Check {
     match (tc.bindgen.as_deref(), tc.bindgen_version()) {
-        (Some(line), Some(v)) if v >= min => {
-            Check::ok("bindgen", format!("{line} (>= {min} for {what})"))
-        }
+        (Some(line), Some(v)) if v >= min => Check::ok("bindgen", format!("{line} (>= {min} for {what})")),
         (Some(_), Some(v)) => Check::fail(
             "bindgen",
             format!("bindgen {v} is too old: {what} needs at least {min}"),
             "`cargo install bindgen-cli --locked`",
         ),
-        _ => Check::fail(
-            "bindgen",
-            "`bindgen` not found",
-            "`cargo install bindgen-cli --locked`",
-        ),
+        _ => Check::fail("bindgen", "`bindgen` not found", "`cargo install bindgen-cli --locked`"),
     }
 }
 
@@ -141,14 +109,7 @@ pub fn boot_tools(home: &Home, arch: Arch) -> Vec<Check> {
         None => Check::fail(
             &format!("qemu ({arch})"),
             format!("`{qemu}` not found"),
-            format!(
-                "install `{}`",
-                if arch == Arch::X86_64 {
-                    "qemu-system-x86"
-                } else {
-                    "qemu-system-arm"
-                }
-            ),
+            format!("install `{}`", if arch == Arch::X86_64 { "qemu-system-x86" } else { "qemu-system-arm" }),
         ),
     };
     let own = home.root.join("busybox").join(arch.name()).join("busybox");
@@ -174,34 +135,18 @@ pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
     out.push(if cfg.is_enabled("RUST") {
         Check::ok(&label("CONFIG_RUST"), "y")
     } else {
-        Check::fail(
-            &label("CONFIG_RUST"),
-            "not set: this tree cannot build Rust modules",
-            "use a tree with `CONFIG_RUST=y` (`cargo kmod init`)",
-        )
+        Check::fail(&label("CONFIG_RUST"), "not set: this tree cannot build Rust modules", "use a tree with `CONFIG_RUST=y` (`cargo kmod init`)")
     });
     out.push(if cfg.is_enabled("MODULES") {
         Check::ok(&label("CONFIG_MODULES"), "y")
     } else {
-        Check::fail(
-            &label("CONFIG_MODULES"),
-            "not set: this tree cannot load modules",
-            "enable `CONFIG_MODULES`",
-        )
+        Check::fail(&label("CONFIG_MODULES"), "not set: this tree cannot load modules", "enable `CONFIG_MODULES`")
     });
-    out.push(
-        match (
-            cfg.is_enabled("MODVERSIONS"),
-            cfg.is_enabled("EXTENDED_MODVERSIONS"),
-        ) {
-            (true, true) => Check::ok(
-                &label("modversions"),
-                "extended (`__version_ext_crcs`/`__version_ext_names`)",
-            ),
-            (true, false) => Check::ok(&label("modversions"), "basic"),
-            _ => Check::ok(&label("modversions"), "off (symbols are not versioned)"),
-        },
-    );
+    out.push(match (cfg.is_enabled("MODVERSIONS"), cfg.is_enabled("EXTENDED_MODVERSIONS")) {
+        (true, true) => Check::ok(&label("modversions"), "extended (`__version_ext_crcs`/`__version_ext_names`)"),
+        (true, false) => Check::ok(&label("modversions"), "basic"),
+        _ => Check::ok(&label("modversions"), "off (symbols are not versioned)"),
+    });
     let want = t.rustc_version_text();
     out.push(match (&want, &tc.rustc) {
         (Some(w), Some(h)) if w == h => Check::ok(&label("rustc match"), format!("`{h}` built this tree")),
@@ -215,11 +160,9 @@ pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
     });
     let rust_dir = t.dir.join("rust");
     let has = |pred: &dyn Fn(&str) -> bool| {
-        std::fs::read_dir(&rust_dir)
-            .is_ok_and(|it| it.flatten().any(|e| pred(&e.file_name().to_string_lossy())))
+        std::fs::read_dir(&rust_dir).is_ok_and(|it| it.flatten().any(|e| pred(&e.file_name().to_string_lossy())))
     };
-    let rmeta =
-        rust_dir.join("libkernel.rmeta").is_file() && rust_dir.join("libcore.rmeta").is_file();
+    let rmeta = rust_dir.join("libkernel.rmeta").is_file() && rust_dir.join("libcore.rmeta").is_file();
     let macros = has(&|n: &str| n.starts_with("libmacros") && n.ends_with(".so"));
     out.push(if rmeta && macros {
         Check::ok(&label("rust metadata"), "`rust/libkernel.rmeta`, `rust/libcore.rmeta`, `rust/libmacros*.so`")
@@ -233,11 +176,7 @@ pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
     out.push(if t.dir.join("Module.symvers").is_file() {
         Check::ok(&label("Module.symvers"), "present")
     } else {
-        Check::fail(
-            &label("Module.symvers"),
-            "missing: modpost cannot check symbols",
-            "build the tree (`make modules`)",
-        )
+        Check::fail(&label("Module.symvers"), "missing: modpost cannot check symbols", "build the tree (`make modules`)")
     });
     let min = min_tool_version(&t.srctree, "bindgen").unwrap_or(BINDGEN_MIN);
     let mut b = bindgen_check(tc, min, &format!("linux {}", t.release));
@@ -247,14 +186,7 @@ pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
     out.push(if t.image().is_file() {
         Check::ok(&label("boot image"), format!("`{}`", t.image().display()))
     } else {
-        Check::warn(
-            &label("boot image"),
-            format!(
-                "no `{}`: `cargo kmod test`/`run` cannot boot this tree",
-                t.arch.image()
-            ),
-            "build the kernel image too",
-        )
+        Check::warn(&label("boot image"), format!("no `{}`: `cargo kmod test`/`run` cannot boot this tree", t.arch.image()), "build the kernel image too")
     });
     out
 }
@@ -263,56 +195,24 @@ fn compiler_check(t: &KernelTree, name: &str) -> Check {
     let text = t.config.string("CC_VERSION_TEXT").unwrap_or_default();
     match t.compiler() {
         Compiler::Clang { version, llvm } => match (version, llvm) {
-            (Some(v), Some(l)) if Llvm::for_major(v.0).is_some() => {
-                Check::ok(name, format!("{text} via `LLVM={}`", l.make_value))
-            }
-            (Some(v), _) => Check::fail(
-                name,
-                format!(
-                    "the tree was built by {text}, and no clang {} is on `PATH`",
-                    v.0
-                ),
-                format!("install `clang-{0} lld-{0} llvm-{0}`", v.0),
-            ),
-            (None, _) => Check::warn(
-                name,
-                format!("cannot tell the clang version from `{text}`"),
-                "check `CONFIG_CC_VERSION_TEXT`",
-            ),
+            (Some(v), Some(l)) if Llvm::for_major(v.0).is_some() => Check::ok(name, format!("{text} via `LLVM={}`", l.make_value)),
+            (Some(v), _) => Check::fail(name, format!("the tree was built by {text}, and no clang {} is on `PATH`", v.0), format!("install `clang-{0} lld-{0} llvm-{0}`", v.0)),
+            (None, _) => Check::warn(name, format!("cannot tell the clang version from `{text}`"), "check `CONFIG_CC_VERSION_TEXT`"),
         },
         Compiler::Gcc { version } => {
             let prefix = std::env::var("CROSS_COMPILE").ok().unwrap_or_else(|| {
-                if t.arch == Arch::host() {
-                    String::new()
-                } else {
-                    t.arch.gnu_prefix().to_string()
-                }
+                if t.arch == Arch::host() { String::new() } else { t.arch.gnu_prefix().to_string() }
             });
             let gcc = format!("{prefix}gcc");
             let sh = xshell::Shell::new().ok();
-            let found = sh
-                .as_ref()
-                .and_then(|sh| crate::process::version_line(sh, &gcc, &["--version"]));
+            let found = sh.as_ref().and_then(|sh| crate::process::version_line(sh, &gcc, &["--version"]));
             match found {
-                Some(line) if Version::find(&line).map(|v| v.0) == version.map(|v| v.0) => {
-                    Check::ok(name, format!("{text} via `{gcc}`"))
-                }
-                Some(line) => Check::warn(
-                    name,
-                    format!("the tree was built by {text}, `{gcc}` is {line}"),
-                    "use the same GCC major version as the tree",
-                ),
+                Some(line) if Version::find(&line).map(|v| v.0) == version.map(|v| v.0) => Check::ok(name, format!("{text} via `{gcc}`")),
+                Some(line) => Check::warn(name, format!("the tree was built by {text}, `{gcc}` is {line}"), "use the same GCC major version as the tree"),
                 None => Check::fail(
                     name,
                     format!("the tree was built by {text}, and `{gcc}` is not on `PATH`"),
-                    if prefix.is_empty() {
-                        "install `gcc`".to_string()
-                    } else {
-                        format!(
-                            "install `gcc-{}` or set `CROSS_COMPILE`",
-                            prefix.trim_end_matches('-')
-                        )
-                    },
+                    if prefix.is_empty() { "install `gcc`".to_string() } else { format!("install `gcc-{}` or set `CROSS_COMPILE`", prefix.trim_end_matches('-')) },
                 ),
             }
         }
@@ -346,11 +246,7 @@ mod tests {
             release: "7.2.13".into(),
         };
         let checks = tree(&t, &tc());
-        let failed: Vec<&str> = checks
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .map(|c| c.name.as_str())
-            .collect();
+        let failed: Vec<&str> = checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.name.as_str()).collect();
         assert_eq!(
             failed,
             [
@@ -361,17 +257,8 @@ mod tests {
                 "compiler [7.2.13 arm64]"
             ]
         );
-        let rustc = checks
-            .iter()
-            .find(|c| c.name.starts_with("rustc match"))
-            .unwrap();
-        assert!(
-            rustc
-                .line()
-                .contains("built by `rustc 1.94.0 (x 2026-01-01)` but `rustc` is `rustc 1.95.0"),
-            "{}",
-            rustc.line()
-        );
+        let rustc = checks.iter().find(|c| c.name.starts_with("rustc match")).unwrap();
+        assert!(rustc.line().contains("built by `rustc 1.94.0 (x 2026-01-01)` but `rustc` is `rustc 1.95.0"), "{}", rustc.line());
         assert!(rustc.line().contains("E0514/E0461"));
     }
 

@@ -247,12 +247,7 @@ fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
 }
 
 /// Prepare (or find) the tree for `req`. Returns the tree and whether it was already fresh.
-pub fn prepare(
-    shell: &Shell,
-    home: &Home,
-    tc: &Toolchain,
-    req: &Request,
-) -> Result<(PreparedTree, bool)> {
+pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Result<(PreparedTree, bool)> {
     let trees = home.trees_dir();
     home.ensure_dir(&trees)?;
     check_toolchain(tc)?;
