@@ -440,7 +440,7 @@ fn emulated_params(
                 // SAFETY: `__this_module` is the module's own `struct module`, set up by the
                 // kernel's loader and alive for as long as the module is.
                 #[cfg(MODULE)]
-                mod_: unsafe { ::core::ptr::addr_of!(__this_module).cast_mut() },
+                mod_: unsafe { __this_module.get() },
                 #[cfg(not(MODULE))]
                 mod_: ::core::ptr::null_mut(),
                 // SAFETY: the kernel's ops for this C type, exported to modules.
@@ -501,9 +501,11 @@ fn emulated_params(
             // SAFETY: the entry is only read, by the kernel's parameter parser.
             unsafe impl Sync for KmodKernelParam {}
 
+            // Declared with the type the kernel's own `module!` gives it, so the two
+            // declarations do not clash.
             #[cfg(MODULE)]
             extern "C" {
-                static __this_module: ::kernel::bindings::module;
+                static __this_module: ::kernel::types::Opaque<::kernel::bindings::module>;
             }
 
             #items

@@ -69,7 +69,7 @@ impl kernel::InPlaceModule for EchoModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: called once, before anything can lock `MESSAGE`.
         unsafe { MESSAGE.init() };
-        pr_info!("miscdev: registering /dev/kmod-echo\n");
+        pr_info!("registering /dev/kmod-echo\n");
         try_pin_init!(Self {
             _device <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kmod-echo" }),
         })

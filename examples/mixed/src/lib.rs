@@ -53,14 +53,14 @@ struct Mixed;
 impl kernel::Module for Mixed {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let summary = fold(b"cargo-kmod")?;
-        pr_info!("mixed: {} bytes, checksum {:#010x}\n", summary.bytes, summary.checksum);
+        pr_info!("{} bytes, checksum {:#010x}\n", summary.bytes, summary.checksum);
         Ok(Mixed)
     }
 }
 
 impl Drop for Mixed {
     fn drop(&mut self) {
-        pr_info!("mixed: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }
 

@@ -30,14 +30,14 @@ struct Consumer {
 impl kernel::Module for Consumer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let id = next_id();
-        pr_info!("pair_consumer: got id {} from pair_provider\n", id);
+        pr_info!("got id {} from pair_provider\n", id);
         Ok(Consumer { id })
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        pr_info!("pair_consumer: gave back id {}\n", self.id);
+        pr_info!("gave back id {}\n", self.id);
     }
 }
 

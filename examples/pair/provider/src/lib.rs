@@ -23,14 +23,14 @@ struct Provider;
 
 impl kernel::Module for Provider {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("pair_provider: ready\n");
+        pr_info!("ready\n");
         Ok(Provider)
     }
 }
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        pr_info!("pair_provider: handed out {} ids\n", NEXT_ID.load(Ordering::Relaxed) - 1);
+        pr_info!("handed out {} ids\n", NEXT_ID.load(Ordering::Relaxed) - 1);
     }
 }
 
