@@ -131,6 +131,13 @@ impl ModuleSpec {
     }
 }
 
+/// Whether the tree's kbuild passes `--crate-name` to rustc itself (6.12 does, 7.x does not;
+/// passing it twice is an error).
+fn kbuild_sets_crate_name(tree: &KernelTree) -> bool {
+    std::fs::read_to_string(tree.srctree.join("scripts/Makefile.build"))
+        .is_ok_and(|t| t.contains("--crate-name"))
+}
+
 /// Render the plan (nothing is written yet).
 pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
     let mut env = minijinja::Environment::new();
@@ -225,7 +232,8 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                     ccflags => ccflags,
                     rustflags => rustflags,
                     rust_object => rust_object,
-                    crate_name => m.name,
+                    // Older kbuild (6.12) names the crate after the object itself.
+                    crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.name),
                     crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                     c_objects => c_objects,
                 },
