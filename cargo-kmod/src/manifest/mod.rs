@@ -1,1 +1,658 @@
 //! `[package.metadata.kmod]` and `[workspace.metadata.kmod]`: what a module is made of.
+//!
+//! Cargo's own view of the workspace comes from `cargo metadata --no-deps` (through
+//! cargo_metadata); the `kmod` tables are checked key by key so that an unknown or mistyped
+//! key is an error naming the key, the file and the nearest valid key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::UserError;
+use crate::shell::Shell;
+use crate::tree::Arch;
+
+/// Keys of `[package.metadata.kmod]`.
+pub const PACKAGE_KEYS: &[&str] = &[
+    "name",
+    "crate-root",
+    "c-sources",
+    "include-dirs",
+    "ccflags",
+    "rustflags",
+    "bindings",
+    "extra-symbols",
+    "kdir",
+    "arch",
+    "features",
+];
+/// Keys of `[workspace.metadata.kmod]` (defaults for every member, plus named targets).
+pub const WORKSPACE_KEYS: &[&str] = &[
+    "c-sources",
+    "include-dirs",
+    "ccflags",
+    "rustflags",
+    "bindings",
+    "extra-symbols",
+    "kdir",
+    "arch",
+    "targets",
+];
+const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
+const TARGET_KEYS: &[&str] = &["arch", "kdir", "llvm", "cross-compile"];
+const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
+
+/// A header to run through bindgen; the result is `$OUT_DIR/<header stem>.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    pub header: PathBuf,
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    #[serde(default)]
+    pub blocklist: Vec<String>,
+}
+
+/// Objects and flags a cargo feature switches on (like `obj-$(CONFIG_FOO)`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeatureObjects {
+    pub c_sources: Vec<PathBuf>,
+    pub ccflags: Vec<String>,
+    pub rustflags: Vec<String>,
+}
+
+/// A named target from `[workspace.metadata.kmod.targets.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub arch: Option<Arch>,
+    pub kdir: Option<PathBuf>,
+    /// `LLVM=` value (`"1"`, `"-19"`).
+    pub llvm: Option<String>,
+    pub cross_compile: Option<String>,
+}
+
+/// One kernel module: a package with `[package.metadata.kmod]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSpec {
+    pub package: String,
+    pub version: String,
+    pub authors: Vec<String>,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub manifest_path: PathBuf,
+    /// The package directory.
+    pub dir: PathBuf,
+    /// The module name (`[A-Za-z0-9_]`).
+    pub name: String,
+    pub crate_root: PathBuf,
+    pub c_sources: Vec<PathBuf>,
+    pub include_dirs: Vec<PathBuf>,
+    pub ccflags: Vec<String>,
+    pub rustflags: Vec<String>,
+    pub bindings: Vec<Binding>,
+    pub extra_symbols: Vec<PathBuf>,
+    pub kdir: Option<PathBuf>,
+    pub arch: Option<Arch>,
+    pub feature_objects: BTreeMap<String, FeatureObjects>,
+    /// Cargo's `[features]` table.
+    pub cargo_features: BTreeMap<String, Vec<String>>,
+    /// Workspace members (module packages) this one depends on by path.
+    pub module_deps: Vec<String>,
+}
+
+/// The workspace as cargo-kmod sees it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    /// The manifest that was asked for (`--manifest-path`, or the one cargo found).
+    pub manifest_path: PathBuf,
+    pub modules: Vec<ModuleSpec>,
+    pub targets: BTreeMap<String, TargetSpec>,
+    /// `[workspace.metadata.kmod] kdir`/`arch`.
+    pub kdir: Option<PathBuf>,
+    pub arch: Option<Arch>,
+}
+
+/// Kernel module names are `[A-Za-z0-9_]`; kbuild turns `-` into `_`.
+pub fn module_name_for(package: &str) -> String {
+    package.replace('-', "_")
+}
+
+pub fn is_valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    valid
+        .iter()
+        .map(|v| (strsim::jaro_winkler(key, v), *v))
+        .filter(|(s, _)| *s > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v)
+}
+
+/// Checks one `kmod` table: unknown keys and type errors name the key and the file.
+struct Table<'a> {
+    map: &'a serde_json::Map<String, Value>,
+    section: String,
+    file: &'a Path,
+}
+
+impl<'a> Table<'a> {
+    fn new(value: &'a Value, section: &str, file: &'a Path, valid: &[&str]) -> Result<Table<'a>> {
+        let Some(map) = value.as_object() else {
+            crate::bail_user!("`{}` in `{}` must be a table", section, file.display());
+        };
+        for key in map.keys() {
+            if !valid.contains(&key.as_str()) {
+                let mut e = UserError::new(format!(
+                    "unknown key `{}` in `{}` of `{}`",
+                    key,
+                    section,
+                    file.display()
+                ));
+                e = match nearest(key, valid) {
+                    Some(n) => e.with_hint(format!("did you mean `{n}`?")),
+                    None => e.with_hint(format!("valid keys: {}", valid.join(", "))),
+                };
+                return Err(e.into());
+            }
+        }
+        Ok(Table {
+            map,
+            section: section.to_string(),
+            file,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+                UserError::new(format!(
+                    "invalid `{}` in `{}` of `{}`: {}",
+                    key,
+                    self.section,
+                    self.file.display(),
+                    e
+                ))
+                .into()
+            }),
+        }
+    }
+
+    fn paths(&self, key: &str, base: &Path) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .get::<Vec<PathBuf>>(key)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| base.join(p))
+            .collect())
+    }
+}
+
+/// Defaults from `[workspace.metadata.kmod]`.
+#[derive(Debug, Clone, Default)]
+struct WorkspaceDefaults {
+    c_sources: Vec<PathBuf>,
+    include_dirs: Vec<PathBuf>,
+    ccflags: Vec<String>,
+    rustflags: Vec<String>,
+    bindings: Vec<Binding>,
+    extra_symbols: Vec<PathBuf>,
+    kdir: Option<PathBuf>,
+    arch: Option<Arch>,
+    targets: BTreeMap<String, TargetSpec>,
+}
+
+fn parse_arch(s: Option<String>, key: &str, section: &str, file: &Path) -> Result<Option<Arch>> {
+    match s {
+        None => Ok(None),
+        Some(a) => Arch::parse(&a).map(Some).map_err(|_| {
+            UserError::new(format!(
+                "invalid `{key}` in `{section}` of `{}`: unknown arch `{a}`",
+                file.display()
+            ))
+            .with_hint("use `x86_64` or `arm64`")
+            .into()
+        }),
+    }
+}
+
+fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<WorkspaceDefaults> {
+    let Some(kmod) = value.and_then(|v| v.get("kmod")) else {
+        return Ok(WorkspaceDefaults::default());
+    };
+    let section = "[workspace.metadata.kmod]";
+    let t = Table::new(kmod, section, file, WORKSPACE_KEYS)?;
+    let mut targets = BTreeMap::new();
+    if let Some(tv) = t.map.get("targets") {
+        let Some(tmap) = tv.as_object() else {
+            crate::bail_user!(
+                "`targets` in `{}` of `{}` must be a table",
+                section,
+                file.display()
+            );
+        };
+        for (name, v) in tmap {
+            let tsec = format!("[workspace.metadata.kmod.targets.{name}]");
+            let tt = Table::new(v, &tsec, file, TARGET_KEYS)?;
+            let llvm = match tt.map.get("llvm") {
+                None => None,
+                Some(Value::Bool(true)) => Some("1".to_string()),
+                Some(Value::Bool(false)) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => crate::bail_user!(
+                    "invalid `llvm` in `{}` of `{}`: expected `true` or a version suffix like \"-19\"", tsec, file.display()
+                ),
+            };
+            let kdir = tt.get::<PathBuf>("kdir")?.map(|p| root.join(p));
+            targets.insert(
+                name.clone(),
+                TargetSpec {
+                    name: name.clone(),
+                    arch: parse_arch(tt.get("arch")?, "arch", &tsec, file)?,
+                    kdir,
+                    llvm,
+                    cross_compile: tt.get("cross-compile")?,
+                },
+            );
+        }
+    }
+    Ok(WorkspaceDefaults {
+        c_sources: t.paths("c-sources", root)?,
+        include_dirs: t.paths("include-dirs", root)?,
+        ccflags: t.get("ccflags")?.unwrap_or_default(),
+        rustflags: t.get("rustflags")?.unwrap_or_default(),
+        bindings: parse_bindings(&t, root)?,
+        extra_symbols: t.paths("extra-symbols", root)?,
+        kdir: t.get::<PathBuf>("kdir")?.map(|p| root.join(p)),
+        arch: parse_arch(t.get("arch")?, "arch", section, file)?,
+        targets,
+    })
+}
+
+fn parse_bindings(t: &Table<'_>, base: &Path) -> Result<Vec<Binding>> {
+    let Some(v) = t.map.get("bindings") else {
+        return Ok(vec![]);
+    };
+    let Some(list) = v.as_array() else {
+        crate::bail_user!(
+            "invalid `bindings` in `{}` of `{}`: expected an array of tables",
+            t.section,
+            t.file.display()
+        );
+    };
+    let mut out = Vec::new();
+    for (i, b) in list.iter().enumerate() {
+        let sec = format!(
+            "{}.bindings[{i}]",
+            t.section.trim_end_matches(']').to_string() + "]"
+        );
+        let bt = Table::new(b, &sec, t.file, BINDING_KEYS)?;
+        let Some(header) = bt.get::<PathBuf>("header")? else {
+            crate::bail_user!("missing `header` in `{}` of `{}`", sec, t.file.display());
+        };
+        out.push(Binding {
+            header: base.join(header),
+            allowlist: bt.get("allowlist")?.unwrap_or_default(),
+            blocklist: bt.get("blocklist")?.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Build a [`ModuleSpec`] from one package of `cargo metadata`.
+fn parse_package(
+    pkg: &cargo_metadata::Package,
+    ws: &WorkspaceDefaults,
+    member_names: &BTreeSet<String>,
+) -> Result<Option<ModuleSpec>> {
+    let Some(kmod) = pkg.metadata.get("kmod") else {
+        return Ok(None);
+    };
+    let file = pkg.manifest_path.as_std_path();
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let section = "[package.metadata.kmod]";
+    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
+    let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
+    if !is_valid_module_name(&name) {
+        crate::bail_user!(
+            "invalid module name `{}` in `{}`: kernel module names are `[A-Za-z0-9_]`", name, file.display();
+            hint = "set `name` in `[package.metadata.kmod]` to e.g. `{}`", module_name_for(&name).replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
+        );
+    }
+    let mut feature_objects = BTreeMap::new();
+    if let Some(fv) = t.map.get("features") {
+        let Some(fmap) = fv.as_object() else {
+            crate::bail_user!(
+                "`features` in `{}` of `{}` must be a table",
+                section,
+                file.display()
+            );
+        };
+        for (feat, v) in fmap {
+            let fsec = format!("[package.metadata.kmod.features.{feat}]");
+            if !pkg.features.contains_key(feat) {
+                let known: Vec<&str> = pkg.features.keys().map(String::as_str).collect();
+                let mut e = UserError::new(format!(
+                    "`{}` in `{}` names feature `{}`, which `[features]` does not declare",
+                    fsec,
+                    file.display(),
+                    feat
+                ));
+                if let Some(n) = nearest(feat, &known) {
+                    e = e.with_hint(format!("did you mean `{n}`?"));
+                } else {
+                    e = e.with_hint(format!("add `{feat} = []` to `[features]`"));
+                }
+                return Err(e.into());
+            }
+            let ft = Table::new(v, &fsec, file, FEATURE_KEYS)?;
+            feature_objects.insert(
+                feat.clone(),
+                FeatureObjects {
+                    c_sources: ft.paths("c-sources", &dir)?,
+                    ccflags: ft.get("ccflags")?.unwrap_or_default(),
+                    rustflags: ft.get("rustflags")?.unwrap_or_default(),
+                },
+            );
+        }
+    }
+    let crate_root = dir.join(
+        t.get::<PathBuf>("crate-root")?
+            .unwrap_or_else(|| "src/lib.rs".into()),
+    );
+    let mut c_sources = ws.c_sources.clone();
+    c_sources.extend(t.paths("c-sources", &dir)?);
+    let mut include_dirs = ws.include_dirs.clone();
+    include_dirs.extend(t.paths("include-dirs", &dir)?);
+    let mut ccflags = ws.ccflags.clone();
+    ccflags.extend(t.get::<Vec<String>>("ccflags")?.unwrap_or_default());
+    let mut rustflags = ws.rustflags.clone();
+    rustflags.extend(t.get::<Vec<String>>("rustflags")?.unwrap_or_default());
+    let mut bindings = ws.bindings.clone();
+    bindings.extend(parse_bindings(&t, &dir)?);
+    let mut extra_symbols = ws.extra_symbols.clone();
+    extra_symbols.extend(t.paths("extra-symbols", &dir)?);
+    let module_deps = pkg
+        .dependencies
+        .iter()
+        .filter(|d| d.path.is_some() && member_names.contains(&d.name))
+        .map(|d| d.name.clone())
+        .collect();
+    Ok(Some(ModuleSpec {
+        package: pkg.name.to_string(),
+        version: pkg.version.to_string(),
+        authors: pkg.authors.clone(),
+        description: pkg.description.clone(),
+        license: pkg.license.clone(),
+        manifest_path: file.to_path_buf(),
+        dir: dir.clone(),
+        name,
+        crate_root,
+        c_sources,
+        include_dirs,
+        ccflags,
+        rustflags,
+        bindings,
+        extra_symbols,
+        kdir: t
+            .get::<PathBuf>("kdir")?
+            .map(|p| dir.join(p))
+            .or(ws.kdir.clone()),
+        arch: parse_arch(t.get("arch")?, "arch", section, file)?.or(ws.arch),
+        feature_objects,
+        cargo_features: pkg.features.clone().into_iter().collect(),
+        module_deps,
+    }))
+}
+
+/// Read the workspace around `manifest_path` (or the current directory).
+pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
+    if let Some(p) = manifest_path {
+        if !p.is_file() {
+            crate::bail_user!("manifest `{}` does not exist", p.display());
+        }
+    }
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.no_deps();
+    if let Ok(cargo) = std::env::var("CARGO") {
+        cmd.cargo_path(cargo);
+    }
+    if let Some(p) = manifest_path {
+        cmd.manifest_path(p);
+    }
+    shell.verbose("Running", format_args!("`{:?}`", cmd.cargo_command()));
+    let meta = cmd.exec().map_err(|e| match e {
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            let line = stderr
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or(stderr.lines().next().unwrap_or("cargo metadata failed"))
+                .trim_start_matches("error: ")
+                .to_string();
+            let detail: Vec<&str> = stderr
+                .lines()
+                .skip_while(|l| !l.starts_with("error:"))
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .take(6)
+                .collect();
+            let mut u = UserError::new(line);
+            if !detail.is_empty() {
+                u = u.with_hint(detail.join("\n"));
+            }
+            anyhow::Error::from(u)
+        }
+        other => anyhow::Error::from(other).context("cannot run `cargo metadata`"),
+    })?;
+    let root = meta.workspace_root.as_std_path().to_path_buf();
+    let root_manifest = root.join("Cargo.toml");
+    let ws = parse_workspace(Some(&meta.workspace_metadata), &root, &root_manifest)?;
+    let members: BTreeSet<String> = meta
+        .workspace_packages()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    let mut modules = Vec::new();
+    for pkg in meta.workspace_packages() {
+        if let Some(m) = parse_package(pkg, &ws, &members)? {
+            modules.push(m);
+        }
+    }
+    // Module deps only count when the dependency is itself a module.
+    let module_pkgs: BTreeSet<String> = modules.iter().map(|m| m.package.clone()).collect();
+    for m in &mut modules {
+        m.module_deps.retain(|d| module_pkgs.contains(d));
+    }
+    let mut seen: BTreeMap<&str, &ModuleSpec> = BTreeMap::new();
+    for m in &modules {
+        if let Some(other) = seen.insert(&m.name, m) {
+            crate::bail_user!(
+                "two packages build a module named `{}`: `{}` and `{}`", m.name, other.manifest_path.display(), m.manifest_path.display();
+                hint = "set a distinct `name` in `[package.metadata.kmod]` of one of them"
+            );
+        }
+    }
+    let manifest_path = match manifest_path {
+        Some(p) => {
+            std::fs::canonicalize(p).with_context(|| format!("cannot resolve `{}`", p.display()))?
+        }
+        None => find_manifest(&std::env::current_dir()?).unwrap_or(root_manifest),
+    };
+    Ok(Workspace {
+        root,
+        target_dir: meta.target_directory.as_std_path().to_path_buf(),
+        manifest_path,
+        modules,
+        targets: ws.targets,
+        kdir: ws.kdir,
+        arch: ws.arch,
+    })
+}
+
+fn find_manifest(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|p| p.is_file())
+}
+
+impl Workspace {
+    /// The modules a command acts on: `-p` names (plus the modules they depend on), all with
+    /// `--workspace` or from a virtual root, else the package whose manifest was asked for.
+    pub fn select(&self, packages: &[String], workspace: bool) -> Result<Vec<&ModuleSpec>> {
+        if self.modules.is_empty() {
+            crate::bail_user!(
+                "no kernel modules in `{}`: no package has `[package.metadata.kmod]`", self.manifest_path.display();
+                hint = "add a `[package.metadata.kmod]` table, or create a module with `cargo kmod new`"
+            );
+        }
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        if !packages.is_empty() {
+            for p in packages {
+                let Some(m) = self
+                    .modules
+                    .iter()
+                    .find(|m| &m.package == p || &m.name == p)
+                else {
+                    let names: Vec<&str> =
+                        self.modules.iter().map(|m| m.package.as_str()).collect();
+                    let mut e = UserError::new(format!(
+                        "package `{p}` is not a kernel module of this workspace"
+                    ));
+                    if let Some(n) = nearest(p, &names) {
+                        e = e.with_hint(format!("did you mean `{n}`?"));
+                    } else {
+                        e = e.with_hint(format!("modules: {}", names.join(", ")));
+                    }
+                    return Err(e.into());
+                };
+                wanted.insert(m.package.clone());
+            }
+        } else if workspace {
+            wanted.extend(self.modules.iter().map(|m| m.package.clone()));
+        } else {
+            match self
+                .modules
+                .iter()
+                .find(|m| m.manifest_path == self.manifest_path)
+            {
+                Some(m) => {
+                    wanted.insert(m.package.clone());
+                }
+                None => wanted.extend(self.modules.iter().map(|m| m.package.clone())),
+            }
+        }
+        // Close over module dependencies, then order dependencies first.
+        let mut stack: Vec<String> = wanted.iter().cloned().collect();
+        while let Some(p) = stack.pop() {
+            if let Some(m) = self.modules.iter().find(|m| m.package == p) {
+                for d in &m.module_deps {
+                    if wanted.insert(d.clone()) {
+                        stack.push(d.clone());
+                    }
+                }
+            }
+        }
+        let mut ordered: Vec<&ModuleSpec> = Vec::new();
+        let mut placed: BTreeSet<&str> = BTreeSet::new();
+        while ordered.len() < wanted.len() {
+            let before = ordered.len();
+            for m in self.modules.iter().filter(|m| wanted.contains(&m.package)) {
+                if !placed.contains(m.package.as_str())
+                    && m.module_deps.iter().all(|d| placed.contains(d.as_str()))
+                {
+                    placed.insert(&m.package);
+                    ordered.push(m);
+                }
+            }
+            if ordered.len() == before {
+                crate::bail_user!(
+                    "module dependencies form a cycle among: {}",
+                    wanted
+                        .iter()
+                        .filter(|w| !placed.contains(w.as_str()))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        Ok(ordered)
+    }
+
+    pub fn target(&self, name: &str) -> Result<&TargetSpec> {
+        self.targets.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+            let mut e = UserError::new(format!(
+                "no target `{}` in `[workspace.metadata.kmod.targets]` of `{}`",
+                name,
+                self.root.join("Cargo.toml").display()
+            ));
+            e = match nearest(name, &names) {
+                Some(n) => e.with_hint(format!("did you mean `{n}`?")),
+                None if names.is_empty() => e.with_hint(
+                    "define one as `[workspace.metadata.kmod.targets.NAME]` with `arch` and `kdir`",
+                ),
+                None => e.with_hint(format!("targets: {}", names.join(", "))),
+            };
+            e.into()
+        })
+    }
+}
+
+impl ModuleSpec {
+    /// The features enabled for a build, closed over `[features]` implications.
+    pub fn enabled_features(
+        &self,
+        requested: &[String],
+        all: bool,
+        no_default: bool,
+    ) -> Result<BTreeSet<String>> {
+        let mut on = BTreeSet::new();
+        let mut stack: Vec<String> = Vec::new();
+        if all {
+            stack.extend(self.cargo_features.keys().cloned());
+        }
+        if !no_default && self.cargo_features.contains_key("default") {
+            stack.push("default".into());
+        }
+        for r in requested
+            .iter()
+            .flat_map(|r| r.split([',', ' ']))
+            .filter(|r| !r.is_empty())
+        {
+            let r = r.strip_prefix(&format!("{}/", self.package)).unwrap_or(r);
+            if !self.cargo_features.contains_key(r) {
+                crate::bail_user!(
+                    "package `{}` does not have feature `{}`", self.package, r;
+                    hint = "features of `{}`: {}", self.package, self.cargo_features.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            stack.push(r.to_string());
+        }
+        while let Some(f) = stack.pop() {
+            if on.insert(f.clone()) {
+                for imp in self.cargo_features.get(&f).into_iter().flatten() {
+                    if self.cargo_features.contains_key(imp) {
+                        stack.push(imp.clone());
+                    }
+                }
+            }
+        }
+        Ok(on)
+    }
+}
+
+#[cfg(test)]
+mod tests;
