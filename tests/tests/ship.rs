@@ -1281,15 +1281,33 @@ fn package_and_install_build_the_cargo_package_when_no_file_is_given() {
     copy_dir(&root().join("examples/hello"), &pkg);
     let manifest = pkg.join("Cargo.toml");
     let o = run(&mut kmod(&[
-        "package", "--manifest-path", s(&manifest), "--arch", "x86_64", "--sign", "--compress", "xz",
+        "package",
+        "--manifest-path",
+        s(&manifest),
+        "--arch",
+        "x86_64",
+        "--sign",
+        "--compress",
+        "xz",
     ]));
     ok(&o);
     let release = built("x86_64").release.clone();
-    let tgz = pkg.join(format!("target/kmod/package/hello-0.1.0-{release}-x86_64.tar.gz"));
+    let tgz = pkg.join(format!(
+        "target/kmod/package/hello-0.1.0-{release}-x86_64.tar.gz"
+    ));
     assert!(tgz.is_file(), "{}", stderr(&o));
     let root_dir = t.path().join("root");
-    let o = run(&mut kmod(&["install", "--manifest-path", s(&manifest), "--arch", "x86_64", "--root", s(&root_dir)]));
+    let o = run(&mut kmod(&[
+        "install",
+        "--manifest-path",
+        s(&manifest),
+        "--arch",
+        "x86_64",
+        "--root",
+        s(&root_dir),
+    ]));
     ok(&o);
-    let dep = std::fs::read_to_string(root_dir.join(format!("lib/modules/{release}/modules.dep"))).unwrap();
+    let dep = std::fs::read_to_string(root_dir.join(format!("lib/modules/{release}/modules.dep")))
+        .unwrap();
     assert!(dep.contains("updates/hello.ko"), "{dep}");
 }
