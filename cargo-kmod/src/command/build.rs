@@ -92,12 +92,18 @@ impl BuildCmd {
 }
 
 /// The tree a command uses for these modules (flags, target, env, manifest, dev tree).
-pub fn resolve_tree(home: &Home, ws: &Workspace, modules: &[&ModuleSpec], kdir: &KdirArgs) -> Result<KernelTree> {
+pub fn resolve_tree(
+    home: &Home,
+    ws: &Workspace,
+    modules: &[&ModuleSpec],
+    kdir: &KdirArgs,
+    rustc: Option<&str>,
+) -> Result<KernelTree> {
     let mut arch = match &kdir.arch {
         Some(a) => Some(Arch::parse(a)?),
         None => None,
     };
-    let mut choice = Choice { flag: kdir.kdir.clone(), ..Choice::default() };
+    let mut choice = Choice { flag: kdir.kdir.clone(), rustc: rustc.map(str::to_string), ..Choice::default() };
     if let Some(name) = &kdir.target {
         let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
@@ -169,9 +175,9 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     let home = Home::from_env()?;
     let ws = crate::manifest::load(shell, opts.cmd.select.manifest_path.as_deref())?;
     let modules = ws.select(&opts.cmd.select.packages, opts.cmd.select.workspace)?;
-    let tree = resolve_tree(&home, &ws, &modules, &opts.cmd.kdir)?;
     let sh = xshell::Shell::new()?;
     let rustc = crate::process::version_line(&sh, &toolchain::rustc_program(), &["--version"]);
+    let tree = resolve_tree(&home, &ws, &modules, &opts.cmd.kdir, rustc.as_deref())?;
     preflight(&tree, rustc.as_deref())?;
 
     let mut base = ws.target_dir.join("kmod").join(tree.arch.name());

@@ -35,9 +35,9 @@ impl IdeCmd {
         let home = Home::from_env()?;
         let ws = crate::manifest::load(shell, self.select.manifest_path.as_deref())?;
         let modules = ws.select(&self.select.packages, self.select.workspace || self.select.packages.is_empty())?;
-        let tree = resolve_tree(&home, &ws, &modules, &self.kdir)?;
         let sh = xshell::Shell::new()?;
         let rustc = crate::process::version_line(&sh, &toolchain::rustc_program(), &["--version"]);
+        let tree = resolve_tree(&home, &ws, &modules, &self.kdir, rustc.as_deref())?;
         preflight(&tree, rustc.as_deref())?;
         let tc = Toolchain::detect(&home);
 

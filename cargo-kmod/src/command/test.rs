@@ -1,12 +1,305 @@
-//! `cargo kmod test`.
+//! `cargo kmod test`: boot the tree's kernel under qemu with the modules' test builds, report
+//! their KUnit cases like `cargo test`.
+//!
+//! All selected modules go into one boot, dependencies first. Output on stdout follows
+//! libtest: `running N tests`, `test suite::case ... ok`, the failures with their kernel-log
+//! lines, `test result: ...`; exit status 101 when anything failed. With
+//! `--message-format json` every case is one JSON object (`{"type":"test","event":"ok",...}`)
+//! followed by one `{"type":"suite",...}` summary.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::{KdirArgs, PackageSelect};
+use crate::error::{UserError, EXIT_TESTS_FAILED};
+use crate::qemu::modules::{load_order, KoModule};
+use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
+use crate::tree::home::Home;
+use crate::tree::resolve::{self, Choice};
+use crate::tree::{Arch, KernelTree};
 use crate::Context;
 
 #[derive(Debug, clap::Args)]
-pub struct TestCmd {}
+pub struct TestCmd {
+    #[command(flatten)]
+    pub kdir: KdirArgs,
+    #[command(flatten)]
+    pub packages: PackageSelect,
+    /// Only report cases whose `suite::case` name contains FILTER
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Kill the guest after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Load every module even after one failed to load
+    #[arg(long)]
+    pub no_fail_fast: bool,
+    /// Test these already-built `.ko` files instead of building packages
+    #[arg(long = "ko", value_name = "PATH")]
+    pub ko: Vec<PathBuf>,
+    /// A module parameter, `name=value` (`module.name=value` with several modules)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
 
 impl TestCmd {
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<()> {
-        crate::bail_user!("`cargo kmod test` is not implemented yet")
+    pub fn run(&self, ctx: &Context) -> Result<()> {
+        let shell = &ctx.shell;
+        let (tree, modules) = prepare(
+            ctx,
+            &self.kdir,
+            &self.packages,
+            &self.ko,
+            &self.params,
+            true,
+        )?;
+        let accel = crate::qemu::accel::choose(shell, &tree)?;
+        let opts = TestOptions {
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            filter: self.filter.clone(),
+            no_fail_fast: self.no_fail_fast,
+            accel,
+            cmdline: Vec::new(),
+            log_path: None,
+        };
+        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+        shell.status(
+            "Running",
+            format!(
+                "{} on {} {} (qemu, {})",
+                names.join(", "),
+                tree.arch,
+                tree.release,
+                accel.name()
+            ),
+        );
+        let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
+        let verbose = shell.is_verbose();
+        let report = testrun::run_tests(shell, &tree, &modules, &opts, |l| {
+            if verbose {
+                bar.suspend(|| eprintln!("{l}"));
+            } else if !l.trim().is_empty() {
+                bar.set_message(l.chars().take(60).collect::<String>());
+            }
+        });
+        bar.finish_and_clear();
+        let report = report?;
+        if let Some(f) = &self.filter {
+            if report.cases.iter().all(|c| !c.kunit) && report.passed() {
+                crate::bail_user!(
+                    "no test matches `{}`: the modules ran {} tests", f, report.filtered_out;
+                    hint = "run without FILTER to list them"
+                );
+            }
+        }
+        print_report(ctx, &report, &tree);
+        if report.passed() {
+            Ok(())
+        } else {
+            let failed = report.count(Verdict::Failed);
+            Err(UserError::new(format!(
+                "{failed} test{} failed on {}",
+                plural(failed),
+                tree.arch
+            ))
+            .with_exit_code(EXIT_TESTS_FAILED)
+            .into())
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Print the libtest-style report (or JSON events).
+fn print_report(ctx: &Context, report: &TestReport, tree: &KernelTree) {
+    let shell = &ctx.shell;
+    let secs = report.boot.elapsed.as_secs_f64();
+    if shell.is_json() {
+        for c in &report.cases {
+            shell.json(&json!({
+                "type": "test",
+                "event": match c.verdict { Verdict::Ok => "ok", Verdict::Failed => "failed", Verdict::Ignored => "ignored" },
+                "name": c.name,
+                "module": c.module,
+                "arch": tree.arch.name(),
+                "stdout": c.lines.join("\n"),
+            }));
+        }
+        shell.json(&json!({
+            "type": "suite",
+            "event": if report.passed() { "ok" } else { "failed" },
+            "passed": report.count(Verdict::Ok),
+            "failed": report.count(Verdict::Failed),
+            "ignored": report.count(Verdict::Ignored),
+            "filtered_out": report.filtered_out,
+            "arch": tree.arch.name(),
+            "exec_time": secs,
+        }));
+        return;
+    }
+    let n = report
+        .cases
+        .iter()
+        .filter(|c| !c.name.contains(" ("))
+        .count();
+    shell.out("");
+    shell.out(format!("running {n} test{}", plural(n)));
+    for c in &report.cases {
+        let word = match c.verdict {
+            Verdict::Ok => console::style("ok").green(),
+            Verdict::Failed => console::style("FAILED").red(),
+            Verdict::Ignored => console::style("ignored").yellow(),
+        };
+        shell.out(format!("test {} ... {}", c.name, word));
+    }
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Failed)
+        .collect();
+    if !failed.is_empty() {
+        shell.out("");
+        shell.out("failures:");
+        for c in &failed {
+            shell.out("");
+            shell.out(format!("---- {} ----", c.name));
+            for l in &c.lines {
+                shell.out(l);
+            }
+        }
+        shell.out("");
+        shell.out("failures:");
+        for c in &failed {
+            shell.out(format!("    {}", c.name));
+        }
+    }
+    shell.out("");
+    shell.out(testrun::summary_line(report));
+    if report.filtered_out > 0 {
+        shell.out(format!("({} filtered out)", report.filtered_out));
+    }
+    shell.out("");
+}
+
+/// The tree and the modules (in load order, with parameters) for `test` and `run`.
+pub(crate) fn prepare(
+    ctx: &Context,
+    kdir: &KdirArgs,
+    packages: &PackageSelect,
+    ko: &[PathBuf],
+    params: &[String],
+    test_build: bool,
+) -> Result<(KernelTree, Vec<KoModule>)> {
+    let arch = kdir.arch.as_deref().map(Arch::parse).transpose()?;
+    let home = Home::from_env()?;
+    let tree = if let Some(target) = &kdir.target {
+        let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
+        let t = ws.target(target)?;
+        let choice = Choice {
+            flag: kdir.kdir.clone(),
+            target: t.kdir.clone().map(|k| (target.clone(), k)),
+            manifest: None,
+            arch: arch.or(t.arch),
+            rustc: None,
+        };
+        resolve::resolve(&home, &choice)?
+    } else {
+        resolve::resolve(
+            &home,
+            &Choice {
+                flag: kdir.kdir.clone(),
+                target: None,
+                manifest: None,
+                arch,
+                rustc: None,
+            },
+        )?
+    };
+    let mut modules = Vec::new();
+    if ko.is_empty()
+        && (test_build || packages.manifest_path.is_some() || !packages.packages.is_empty())
+    {
+        crate::bail_user!(
+            "building packages for qemu is not available yet: pass the built modules with `--ko PATH`";
+            hint = "build with kbuild (`make -C KDIR M=DIR`) and run `cargo kmod test --ko DIR/NAME.ko`"
+        );
+    }
+    for path in ko {
+        if path.extension().is_none_or(|e| e != "ko") {
+            crate::bail_user!(
+                "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
+                hint = "pass the `.ko` that kbuild produced"
+            );
+        }
+        modules.push(KoModule::read(path, tree.arch)?);
+    }
+    apply_params(&mut modules, params)?;
+    Ok((tree, load_order(modules)?))
+}
+
+/// `--param name=value` goes to the only module, `--param module.name=value` to `module`.
+fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
+    for p in params {
+        let Some((key, value)) = p.split_once('=') else {
+            crate::bail_user!("module parameter `{}` is not `name=value`", p);
+        };
+        if let Some((module, name)) = key.split_once('.') {
+            if let Some(m) = modules.iter_mut().find(|m| m.name == module) {
+                m.params.push(format!("{name}={value}"));
+                continue;
+            }
+        }
+        match modules {
+            [only] => only.params.push(p.clone()),
+            _ => crate::bail_user!(
+                "module parameter `{}` does not say which module it is for", p;
+                hint = "write `--param MODULE.{}` with one of: {}", p,
+                    modules.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(n: &str) -> KoModule {
+        KoModule {
+            name: n.into(),
+            ko: PathBuf::from(n),
+            depends: vec![],
+            params: vec![],
+        }
+    }
+
+    #[test]
+    fn params_find_their_module() {
+        let mut one = vec![m("a")];
+        apply_params(&mut one, &["count=3".into()]).unwrap();
+        assert_eq!(one[0].params, ["count=3"]);
+        let mut two = vec![m("a"), m("b")];
+        apply_params(&mut two, &["b.count=3".into()]).unwrap();
+        assert_eq!(two[1].params, ["count=3"]);
+        let e = apply_params(&mut two, &["count=3".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "module parameter `count=3` does not say which module it is for"
+        );
+        let e = apply_params(&mut two, &["count".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "module parameter `count` is not `name=value`"
+        );
     }
 }

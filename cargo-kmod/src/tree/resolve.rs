@@ -36,6 +36,8 @@ pub struct Choice {
     pub target: Option<(String, PathBuf)>,
     pub manifest: Option<(PathBuf, PathBuf)>,
     pub arch: Option<Arch>,
+    /// `rustc --version`, when the caller already knows it (prefers dev trees it built).
+    pub rustc: Option<String>,
 }
 
 impl Choice {
@@ -70,22 +72,19 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         }
         return Ok(tree);
     }
-    dev_tree(home, choice.arch.unwrap_or_else(Arch::host))
+    dev_tree(home, choice.arch.unwrap_or_else(Arch::host), choice.rustc.as_deref())
 }
 
 /// The dev tree for `arch`: the newest kernel, preferring trees built by the current rustc.
-pub fn dev_tree(home: &Home, arch: Arch) -> Result<KernelTree> {
-    let trees: Vec<_> = home
-        .list()
-        .into_iter()
-        .filter(|t| t.meta.arch == arch)
-        .collect();
-    let sh = xshell::Shell::new()?;
-    let rustc = crate::process::version_line(
-        &sh,
-        &crate::tree::toolchain::rustc_program(),
-        &["--version"],
-    );
+pub fn dev_tree(home: &Home, arch: Arch, rustc: Option<&str>) -> Result<KernelTree> {
+    let trees: Vec<_> = home.list().into_iter().filter(|t| t.meta.arch == arch).collect();
+    let rustc = match rustc {
+        Some(r) => Some(r.to_string()),
+        None => {
+            let sh = xshell::Shell::new()?;
+            crate::process::version_line(&sh, &crate::tree::toolchain::rustc_program(), &["--version"])
+        }
+    };
     let best = trees
         .iter()
         .find(|t| Some(&t.meta.rustc) == rustc.as_ref())

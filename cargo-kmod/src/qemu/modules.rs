@@ -1,0 +1,175 @@
+//! The `.ko` files a boot loads: what `.modinfo` says about them (name, `depends`) and the
+//! order that loads dependencies first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use object::{Object, ObjectSection};
+
+use crate::tree::Arch;
+
+/// A module to boot with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KoModule {
+    /// `name=` from `.modinfo` (what `rmmod` takes).
+    pub name: String,
+    pub ko: PathBuf,
+    /// `depends=` from `.modinfo`.
+    pub depends: Vec<String>,
+    /// `name=value` parameters for `insmod`.
+    pub params: Vec<String>,
+}
+
+impl KoModule {
+    /// Read a `.ko`, checking that it is a kernel module for `arch`.
+    pub fn read(ko: &Path, arch: Arch) -> Result<KoModule> {
+        let data = match std::fs::read(ko) {
+            Ok(d) => d,
+            Err(e) => crate::bail_user!("cannot read module `{}`: {}", ko.display(), e),
+        };
+        let file = match object::File::parse(&*data) {
+            Ok(f) => f,
+            Err(_) => crate::bail_user!(
+                "`{}` is not a kernel module: it is not an ELF file", ko.display();
+                hint = "pass the `.ko` that `cargo kmod build` or kbuild produced"
+            ),
+        };
+        let machine = match &file {
+            object::File::Elf64(f) => f.elf_header().e_machine.get(f.endian()),
+            object::File::Elf32(f) => f.elf_header().e_machine.get(f.endian()),
+            _ => 0,
+        };
+        let Some(section) = file.section_by_name(".modinfo") else {
+            crate::bail_user!(
+                "`{}` is not a kernel module: it has no `.modinfo` section", ko.display();
+                hint = "pass the linked `.ko`, not an object file"
+            );
+        };
+        if machine != arch.elf_machine() {
+            crate::bail_user!(
+                "`{}` is not a module for {}: its ELF machine is {}", ko.display(), arch, machine;
+                hint = "build it for {} (`--arch {}`)", arch, arch
+            );
+        }
+        let info = section.data().unwrap_or_default();
+        let mut name = None;
+        let mut depends = Vec::new();
+        for entry in info.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            let entry = String::from_utf8_lossy(entry);
+            if let Some(v) = entry.strip_prefix("name=") {
+                name = Some(v.to_string());
+            } else if let Some(v) = entry.strip_prefix("depends=") {
+                depends.extend(v.split(',').filter(|d| !d.is_empty()).map(str::to_string));
+            }
+        }
+        let name = match name {
+            Some(n) => n,
+            None => ko
+                .file_stem()
+                .map(|s| s.to_string_lossy().replace('-', "_"))
+                .unwrap_or_else(|| "module".into()),
+        };
+        Ok(KoModule {
+            name,
+            ko: ko.to_path_buf(),
+            depends,
+            params: Vec::new(),
+        })
+    }
+}
+
+/// Order modules so every module comes after the modules it depends on (stable otherwise).
+/// Dependencies outside the set are left to the kernel (they must already be loaded or
+/// built in); a cycle is an error.
+pub fn load_order(modules: Vec<KoModule>) -> Result<Vec<KoModule>> {
+    let names: BTreeSet<String> = modules.iter().map(|m| m.name.clone()).collect();
+    let mut seen = BTreeSet::new();
+    for m in &modules {
+        if !seen.insert(m.name.clone()) {
+            crate::bail_user!("module `{}` is given twice", m.name);
+        }
+    }
+    let mut pending: BTreeMap<usize, KoModule> = modules.into_iter().enumerate().collect();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .find(|(_, m)| {
+                m.depends
+                    .iter()
+                    .all(|d| done.contains(d) || !names.contains(d))
+            })
+            .map(|(i, _)| *i);
+        match ready {
+            Some(i) => {
+                let m = pending.remove(&i).expect("present");
+                done.insert(m.name.clone());
+                out.push(m);
+            }
+            None => {
+                let cycle: Vec<_> = pending.values().map(|m| format!("`{}`", m.name)).collect();
+                crate::bail_user!(
+                    "modules depend on each other in a cycle: {}",
+                    cycle.join(", ")
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, deps: &[&str]) -> KoModule {
+        KoModule {
+            name: name.into(),
+            ko: format!("/{name}.ko").into(),
+            depends: deps.iter().map(|s| s.to_string()).collect(),
+            params: vec![],
+        }
+    }
+
+    #[test]
+    fn dependencies_first() {
+        let order = load_order(vec![
+            m("user", &["provider"]),
+            m("solo", &[]),
+            m("provider", &["ext"]),
+        ])
+        .unwrap();
+        let names: Vec<_> = order.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["solo", "provider", "user"]);
+    }
+
+    #[test]
+    fn cycles_and_duplicates_are_errors() {
+        let e = load_order(vec![m("a", &["b"]), m("b", &["a"])]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "modules depend on each other in a cycle: `a`, `b`"
+        );
+        let e = load_order(vec![m("a", &[]), m("a", &[])]).unwrap_err();
+        assert_eq!(e.to_string(), "module `a` is given twice");
+    }
+
+    #[test]
+    fn not_a_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.ko");
+        std::fs::write(&p, "hello").unwrap();
+        let e = KoModule::read(&p, Arch::X86_64).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("x.ko` is not a kernel module: it is not an ELF file"),
+            "{e}"
+        );
+        // An ELF without `.modinfo` (the test binary itself).
+        let exe = std::env::current_exe().unwrap();
+        let e = KoModule::read(&exe, Arch::host()).unwrap_err();
+        assert!(e.to_string().contains("has no `.modinfo` section"), "{e}");
+    }
+}

@@ -1,0 +1,684 @@
+//! `cargo kmod test` and `cargo kmod run` on the real dev trees, under real qemu, both arches.
+//!
+//! The fixture modules (`tests/fixtures/*`) are built with the kernel's own kbuild by a
+//! hand-written Kbuild (`obj-m`, `rustflags-y += --cfg test`), so these tests need only a
+//! prepared tree, and pass them to the binary with `--ko`.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const ARCHES: [&str; 2] = ["x86_64", "arm64"];
+
+fn llvm_make_args(arch: &str) -> Vec<String> {
+    vec![format!("ARCH={arch}"), "LLVM=-19".into()]
+}
+
+/// `$CARGO_KMOD_HOME/rust-src/<ver>/usr/lib/rustlib/src/rust/library`.
+fn rust_lib_src() -> PathBuf {
+    let home = std::env::var_os("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"));
+    let dir = home.join("rust-src");
+    let ver = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("no rust-src in `{}`: {e}", dir.display()))
+        .flatten()
+        .next()
+        .expect("no rust-src version unpacked")
+        .path();
+    ver.join("usr/lib/rustlib/src/rust/library")
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Build fixture `name` (a directory under `tests/fixtures`) for `arch` against `tree` with a
+/// hand-written Kbuild (its `src/*.c` linked into the same `.ko`; `extra` symvers files as
+/// `KBUILD_EXTRA_SYMBOLS`); returns the `.ko`. `tag` separates builds against different trees.
+fn build_fixture_with(
+    arch: &str,
+    name: &str,
+    tree: &Path,
+    tag: &str,
+    extra: &[PathBuf],
+) -> PathBuf {
+    let _lock = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let module = name.replace('-', "_");
+    let src = root().join("tests/fixtures").join(name).join("src");
+    let dir = root()
+        .join("target/kmod-fixtures")
+        .join(arch)
+        .join(tag)
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = |from: PathBuf, to: &str| {
+        let to = dir.join(to);
+        if std::fs::symlink_metadata(&to).is_err() {
+            std::os::unix::fs::symlink(from, to).unwrap();
+        }
+    };
+    let c: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".c"))
+                .map(str::to_string)
+        })
+        .collect();
+    let mut kbuild = format!("obj-m := {module}.o\nrustflags-y += --cfg test\n");
+    if c.is_empty() {
+        link(src.join("lib.rs"), &format!("{module}.rs"));
+    } else {
+        link(src.join("lib.rs"), &format!("{module}_main.rs"));
+        let mut objs = vec![format!("{module}_main.o")];
+        for stem in &c {
+            link(src.join(format!("{stem}.c")), &format!("{stem}.c"));
+            objs.push(format!("{stem}.o"));
+        }
+        kbuild.push_str(&format!("{module}-y := {}\n", objs.join(" ")));
+    }
+    std::fs::write(dir.join("Kbuild"), kbuild).unwrap();
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(tree)
+        .arg(format!("M={}", dir.display()))
+        .args(llvm_make_args(arch))
+        .env("RUST_LIB_SRC", rust_lib_src());
+    if !extra.is_empty() {
+        let e: Vec<String> = extra.iter().map(|p| p.display().to_string()).collect();
+        cmd.arg(format!("KBUILD_EXTRA_SYMBOLS={}", e.join(" ")));
+    }
+    let out = cmd.output().expect("cannot run make");
+    assert!(
+        out.status.success(),
+        "building fixture {name} for {arch} failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ko = dir.join(format!("{module}.ko"));
+    assert!(ko.is_file());
+    ko
+}
+
+fn build_fixture_against(arch: &str, name: &str, tree: &Path, tag: &str) -> PathBuf {
+    build_fixture_with(arch, name, tree, tag, &[])
+}
+
+fn fixture(arch: &str, name: &str) -> PathBuf {
+    build_fixture_against(arch, name, &dev_tree(arch), "dev")
+}
+
+/// A tree that differs from the dev tree in its exported symbols' CRCs, the way a tree
+/// with a changed ABI does: every entry is a symlink to the dev tree except
+/// `Module.symvers` and the `Makefile` (whose `KBUILD_OUTPUT` must name this directory).
+fn skewed_tree(arch: &str) -> PathBuf {
+    let real = dev_tree(arch);
+    let dir = root()
+        .join("target/kmod-fixtures")
+        .join(arch)
+        .join("skewed-tree");
+    let _lock = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let stamp = dir.join("skewed.stamp");
+    if !stamp.is_file() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(&real).unwrap().flatten() {
+            let name = e.file_name();
+            if name == "Module.symvers" || name == "Makefile" {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), dir.join(&name)).unwrap();
+        }
+        let srctree = std::fs::canonicalize(real.join("source")).unwrap();
+        std::fs::write(
+            dir.join("Makefile"),
+            format!(
+                "export KBUILD_OUTPUT = {}\ninclude {}/Makefile\n",
+                dir.display(),
+                srctree.display()
+            ),
+        )
+        .unwrap();
+        let symvers = std::fs::read_to_string(real.join("Module.symvers")).unwrap();
+        // Every exported symbol's CRC changes, as when the kernel's types all differ.
+        let skewed: String = symvers
+            .lines()
+            .map(|l| match l.split_once('\t') {
+                Some((crc, rest)) => {
+                    let crc = u32::from_str_radix(crc.trim_start_matches("0x"), 16).unwrap();
+                    format!("0x{:08x}\t{rest}\n", crc ^ 0x5a5a_5a5a)
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(skewed, symvers);
+        std::fs::write(dir.join("Module.symvers"), skewed).unwrap();
+        std::fs::write(&stamp, "").unwrap();
+    }
+    drop(_lock);
+    dir
+}
+
+fn kmod_test(arch: &str, kos: &[&Path], extra: &[&str]) -> Output {
+    let mut args = vec!["test", "--arch", arch];
+    let kos: Vec<String> = kos.iter().map(|k| k.display().to_string()).collect();
+    for k in &kos {
+        args.push("--ko");
+        args.push(k);
+    }
+    args.extend_from_slice(extra);
+    run(kmod(&args).env("CARGO_KMOD_ACCEL", "tcg"))
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn kunit_results_like_cargo_test() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "kunit-mixed");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        assert!(out.contains("running 2 tests"), "{out}");
+        assert!(out.contains("test kunit_mixed_suite::adds ... ok"), "{out}");
+        assert!(
+            out.contains("test kunit_mixed_suite::fails_on_purpose ... FAILED"),
+            "{out}"
+        );
+        assert!(
+            out.contains("---- kunit_mixed_suite::fails_on_purpose ----"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ASSERTION FAILED"),
+            "{arch}: the failing case carries its assertion\n{out}"
+        );
+        assert!(
+            out.contains("test result: FAILED. 1 passed; 1 failed; 0 ignored; finished in "),
+            "{out}"
+        );
+        assert!(stderr(&o).contains("1 test failed on"), "{}", stderr(&o));
+
+        // FILTER: only the passing case is reported, so the run passes.
+        let o = kmod_test(arch, &[&ko], &["adds"]);
+        ok(&o);
+        assert!(
+            stdout(&o).contains("test result: ok. 1 passed; 0 failed; 0 ignored"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(stdout(&o).contains("(1 filtered out)"), "{}", stdout(&o));
+
+        // JSON: one event per case and a summary.
+        let o = kmod_test(arch, &[&ko], &["--message-format", "json"]);
+        assert_eq!(code(&o), 101);
+        let events: Vec<serde_json::Value> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[0]["name"], "kunit_mixed_suite::adds");
+        assert_eq!(events[0]["event"], "ok");
+        assert_eq!(events[1]["event"], "failed");
+        assert!(events[1]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("ASSERTION FAILED"));
+        assert_eq!(events[2]["type"], "suite");
+        assert_eq!(events[2]["failed"], 1);
+    }
+}
+
+#[test]
+fn passing_modules_in_one_boot_with_a_parameter() {
+    for arch in ARCHES {
+        let pass = fixture(arch, "kunit-pass");
+        let o = kmod_test(arch, &[&pass], &["--param", "greeting_count=7"]);
+        ok(&o);
+        let out = stdout(&o);
+        assert!(out.contains("test kunit_pass_suite::adds ... ok"), "{out}");
+        assert!(
+            out.contains("test result: ok. 2 passed; 0 failed; 0 ignored; finished in "),
+            "{out}"
+        );
+
+        // Two modules, one boot: both suites reported.
+        let mixed = fixture(arch, "kunit-mixed");
+        let o = kmod_test(arch, &[&pass, &mixed], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}");
+        assert!(out.contains("running 4 tests"), "{out}");
+        assert!(
+            out.contains("test kunit_pass_suite::multiplies ... ok"),
+            "{out}"
+        );
+        assert!(
+            out.contains("test kunit_mixed_suite::fails_on_purpose ... FAILED"),
+            "{out}"
+        );
+        assert!(
+            stderr(&o).contains("kunit_pass, kunit_mixed on"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn failing_init_fails_with_the_kernels_reason() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "init-error");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}");
+        assert!(out.contains("test init_error (load) ... FAILED"), "{out}");
+        assert!(
+            out.contains("init_error: no such device, refusing to load"),
+            "the module's own message\n{out}"
+        );
+        assert!(out.contains("No such device"), "insmod's words\n{out}");
+
+        // Fail fast: the module after it is not loaded; --no-fail-fast loads it.
+        let pass = fixture(arch, "kunit-pass");
+        let o = kmod_test(arch, &[&ko, &pass], &[]);
+        assert!(
+            !stdout(&o).contains("kunit_pass_suite::adds"),
+            "{}",
+            stdout(&o)
+        );
+        let o = kmod_test(arch, &[&ko, &pass], &["--no-fail-fast"]);
+        assert_eq!(code(&o), 101);
+        assert!(
+            stdout(&o).contains("test kunit_pass_suite::adds ... ok"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn panic_in_init_is_an_oops_with_the_panic_message() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "init-panic");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}\n{}", stderr(&o));
+        assert!(out.contains("test init_panic (load) ... FAILED"), "{out}");
+        assert!(
+            out.contains("index out of bounds"),
+            "{arch}: the Rust panic message\n{out}"
+        );
+        assert!(
+            out.contains("D (kernel died recently (OOPS or BUG))"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn modversions_mismatch_is_refused_by_the_kernel() {
+    for arch in ARCHES {
+        let ko = build_fixture_against(arch, "kunit-pass", &skewed_tree(arch), "skewed");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}\n{}", stderr(&o));
+        assert!(out.contains("test kunit_pass (load) ... FAILED"), "{out}");
+        assert!(
+            out.contains("disagrees about version of symbol"),
+            "{arch}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_hanging_guest_is_killed_at_the_timeout() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "hang");
+        let start = Instant::now();
+        let o = kmod_test(arch, &[&ko], &["--timeout", "20"]);
+        let took = start.elapsed();
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}\n{}", stderr(&o));
+        assert!(took < Duration::from_secs(40), "{took:?}");
+        assert!(out.contains("test hang (load) ... FAILED"), "{out}");
+        assert!(out.contains("did not finish within 20s"), "{out}");
+        assert!(out.contains("its log stopped at:"), "{out}");
+    }
+}
+
+#[test]
+fn run_exec_returns_output_and_status() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "kunit-pass");
+        let k = ko.display().to_string();
+        let o = run(kmod(&[
+            "run",
+            "--arch",
+            arch,
+            "--ko",
+            &k,
+            "--param",
+            "greeting_count=7",
+            "--exec",
+            "grep -c kunit_pass /proc/modules; uname -m; dmesg | grep greeting_count=; exit 3",
+        ])
+        .env("CARGO_KMOD_ACCEL", "tcg"));
+        let out = stdout(&o);
+        assert_eq!(code(&o), 3, "{out}\n{}", stderr(&o));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "1", "{out}");
+        assert_eq!(
+            lines[1],
+            if arch == "arm64" { "aarch64" } else { "x86_64" },
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("kunit_pass: loaded, greeting_count=7"),
+            "{out}"
+        );
+        assert!(
+            stderr(&o).contains("exited with status 3 in the guest"),
+            "{}",
+            stderr(&o)
+        );
+
+        // Kernel command-line arguments after `--`.
+        let o = run(kmod(&[
+            "run",
+            "--arch",
+            arch,
+            "--exec",
+            "cat /proc/cmdline",
+            "--",
+            "kmod.test=1",
+        ])
+        .env("CARGO_KMOD_ACCEL", "tcg"));
+        ok(&o);
+        assert!(stdout(&o).contains("kmod.test=1"), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn run_without_exec_is_a_shell_on_the_console() {
+    let arch = "x86_64";
+    let ko = fixture(arch, "kunit-pass");
+    let mut child = kmod(&["run", "--arch", arch, "--ko", &ko.display().to_string()])
+        .env("CARGO_KMOD_ACCEL", "tcg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // The shell reads its input once it starts; typed-ahead lines wait in the uart.
+        std::thread::sleep(Duration::from_secs(8));
+        writeln!(
+            stdin,
+            "echo marker-$((6*7)); cat /sys/module/kunit_pass/initstate; reboot -f"
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(10));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("marker-42"), "{out}\n{}", stderr(&o));
+    assert!(out.contains("live"), "{out}");
+}
+
+#[test]
+fn a_module_depending_on_another_loads_after_it() {
+    for arch in ARCHES {
+        let tree = dev_tree(arch);
+        let provider = build_fixture_with(arch, "dep-provider", &tree, "dev", &[]);
+        let symvers = provider.parent().unwrap().join("Module.symvers");
+        let user = build_fixture_with(arch, "dep-user", &tree, "dev", &[symvers]);
+        // Given user first: `depends=dep_provider` in its .modinfo puts the provider first.
+        let o = kmod_test(arch, &[&user, &provider], &["-v"]);
+        ok(&o);
+        let err = stderr(&o);
+        let ip = err.find("@@kmod:step load dep_provider").expect(&err);
+        let iu = err.find("@@kmod:step load dep_user").expect(&err);
+        assert!(ip < iu, "{err}");
+        assert!(
+            stdout(&o).contains("test dep_user_suite::provider_answers ... ok"),
+            "{}",
+            stdout(&o)
+        );
+        // Alone, the user does not load, and the kernel says why.
+        let o = kmod_test(arch, &[&user], &[]);
+        assert_eq!(code(&o), 101);
+        assert!(
+            stdout(&o).contains("Unknown symbol dep_provider_answer"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+// ---- bad input ----
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let ko = fixture("x86_64", "kunit-pass");
+    let dir = scratch();
+
+    // Not a .ko.
+    let txt = dir.path().join("notes.txt");
+    std::fs::write(&txt, "hello").unwrap();
+    let e = fails(&kmod_test("x86_64", &[&txt], &[]));
+    assert!(
+        e.contains("is not a kernel module: its name does not end in `.ko`"),
+        "{e}"
+    );
+    let fake = dir.path().join("fake.ko");
+    std::fs::write(&fake, "hello").unwrap();
+    let e = fails(&kmod_test("x86_64", &[&fake], &[]));
+    assert!(
+        e.contains("fake.ko` is not a kernel module: it is not an ELF file"),
+        "{e}"
+    );
+    // A module for the other arch.
+    let arm = fixture("arm64", "kunit-pass");
+    let e = fails(&kmod_test("x86_64", &[&arm], &[]));
+    assert!(e.contains("is not a module for x86_64"), "{e}");
+
+    // FILTER matching nothing.
+    let o = kmod_test("x86_64", &[&ko], &["no_such_case"]);
+    let e = fails(&o);
+    assert!(
+        e.contains("error: no test matches `no_such_case`: the modules ran 2 tests"),
+        "{e}"
+    );
+
+    // An arch without a tree.
+    let empty = scratch();
+    let o = run(kmod(&[
+        "test",
+        "--arch",
+        "arm64",
+        "--ko",
+        &arm.display().to_string(),
+    ])
+    .env("CARGO_KMOD_HOME", empty.path()));
+    let e = fails(&o);
+    assert!(e.contains("error: no arm64 kernel tree"), "{e}");
+
+    // A tree without a kernel image.
+    let tree = dev_tree("x86_64");
+    let noimg = dir.path().join("noimg");
+    std::fs::create_dir_all(noimg.join("include/config")).unwrap();
+    std::fs::copy(tree.join(".config"), noimg.join(".config")).unwrap();
+    std::fs::copy(
+        tree.join("include/config/kernel.release"),
+        noimg.join("include/config/kernel.release"),
+    )
+    .unwrap();
+    let o = run(&mut kmod(&[
+        "test",
+        "--kdir",
+        &noimg.display().to_string(),
+        "--ko",
+        &ko.display().to_string(),
+    ]));
+    let e = fails(&o);
+    assert!(
+        e.contains("has no boot image `arch/x86/boot/bzImage`"),
+        "{e}"
+    );
+
+    // qemu missing.
+    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"])
+        .env("CARGO_KMOD_QEMU_X86_64", "/nonexistent/qemu"));
+    let e = fails(&o);
+    assert!(e.contains("cannot start"), "{e}");
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"]).env("PATH", &bin_dir));
+    let e = fails(&o);
+    assert!(
+        e.contains("error: `qemu-system-x86_64` not found in `PATH`"),
+        "{e}"
+    );
+
+    // A "kernel" that is garbage: the guest prints nothing useful.
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir_all(garbage.join("include/config")).unwrap();
+    std::fs::create_dir_all(garbage.join("arch/x86/boot")).unwrap();
+    std::fs::copy(tree.join(".config"), garbage.join(".config")).unwrap();
+    std::fs::copy(
+        tree.join("include/config/kernel.release"),
+        garbage.join("include/config/kernel.release"),
+    )
+    .unwrap();
+    let junk: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(garbage.join("arch/x86/boot/bzImage"), junk).unwrap();
+    let o = run(kmod(&[
+        "test",
+        "--kdir",
+        &garbage.display().to_string(),
+        "--ko",
+        &ko.display().to_string(),
+        "--timeout",
+        "10",
+    ])
+    .env("CARGO_KMOD_ACCEL", "tcg"));
+    let e = fails(&o);
+    assert_eq!(
+        e.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{e}"
+    );
+    assert!(
+        e.contains("qemu failed") || e.contains("did not boot") || e.contains("did not finish"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_guest_printing_garbage_is_read_safely() {
+    let o = run(kmod(&[
+        "run",
+        "--arch",
+        "x86_64",
+        "--exec",
+        "head -c 4096 /bin/busybox; echo; echo after",
+    ])
+    .env("CARGO_KMOD_ACCEL", "tcg"));
+    ok(&o);
+    assert!(stdout(&o).lines().any(|l| l == "after"), "{}", stdout(&o));
+}
+
+// ---- nothing is left running ----
+
+fn children_named(ppid: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = &stat[stat.find('(').unwrap() + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if comm.starts_with(name) && fields[1].parse::<u32>().ok() == Some(ppid) && fields[0] != "Z"
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rfind(')')
+                .map(|c| &s[c + 2..c + 3] != "Z")
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn no_qemu_outlives_the_command() {
+    let ko = fixture("x86_64", "hang");
+    for signal in ["-INT", "-KILL"] {
+        let mut child = kmod(&[
+            "test",
+            "--arch",
+            "x86_64",
+            "--ko",
+            &ko.display().to_string(),
+            "--timeout",
+            "120",
+        ])
+        .env("CARGO_KMOD_ACCEL", "tcg")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let start = Instant::now();
+        let qemu = loop {
+            if let Some(p) = children_named(child.id(), "qemu-system").first() {
+                break *p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "qemu never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_secs(2));
+        Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        if signal == "-INT" {
+            assert_eq!(status.code(), Some(130), "{status}");
+        }
+        let start = Instant::now();
+        while alive(qemu) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "qemu {qemu} outlived cargo-kmod ({signal})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `cargo xtask bench test`: one `cargo kmod test` cycle against a hand-made plain qemu boot.
+//!
+//! For each arch with a prepared dev tree: build the hello-like fixture module
+//! (`tests/fixtures/kunit-pass`, a test build) with kbuild, then time, in the same run and
+//! interleaved, (a) a plain boot of the same kernel with a busybox initramfs made by `cpio`
+//! whose `/init` runs `insmod`, `rmmod` and `reboot -f`, as one would by hand, and (b)
+//! `cargo kmod test --ko hello.ko` (boot, load, KTAP, unload, power off). Prints the medians
+//! and the ratio; the goal is at most 1.25x per arch.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const RUNS: usize = 5;
+const GOAL: f64 = 1.25;
+
+struct Arch {
+    name: &'static str,
+    qemu: &'static str,
+    machine: &'static [&'static str],
+    image: &'static str,
+    console: &'static str,
+    busybox: Option<&'static str>,
+}
+
+const ARCHES: [Arch; 2] = [
+    Arch {
+        name: "x86_64",
+        qemu: "qemu-system-x86_64",
+        machine: &[],
+        image: "arch/x86/boot/bzImage",
+        console: "ttyS0",
+        busybox: Some("/bin/busybox"),
+    },
+    Arch {
+        name: "arm64",
+        qemu: "qemu-system-aarch64",
+        machine: &["-M", "virt", "-cpu", "cortex-a57"],
+        image: "arch/arm64/boot/Image",
+        console: "ttyAMA0",
+        busybox: None,
+    },
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn kmod_home() -> PathBuf {
+    std::env::var_os("CARGO_KMOD_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod")
+        })
+}
+
+/// The prepared dev tree of `arch` (a `trees/<arch>-*` dir with its stamp file).
+fn dev_tree(arch: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(kmod_home().join("trees"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{arch}-")))
+                && p.join("cargo-kmod-tree.json").is_file()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn rust_lib_src() -> Result<PathBuf> {
+    let dir = kmod_home().join("rust-src");
+    let ver = std::fs::read_dir(&dir)
+        .with_context(|| format!("no rust-src in `{}`", dir.display()))?
+        .flatten()
+        .next()
+        .context("no rust-src unpacked")?
+        .path();
+    Ok(ver.join("usr/lib/rustlib/src/rust/library"))
+}
+
+fn check(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({})\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Build the fixture with a hand-written Kbuild (a test build: `--cfg test`).
+fn build_hello(arch: &Arch, tree: &Path, work: &Path) -> Result<PathBuf> {
+    let dir = work.join("hello");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("Kbuild"),
+        "obj-m := kunit_pass.o\nrustflags-y += --cfg test\n",
+    )?;
+    std::os::unix::fs::symlink(
+        root().join("tests/fixtures/kunit-pass/src/lib.rs"),
+        dir.join("kunit_pass.rs"),
+    )?;
+    check(
+        Command::new("make")
+            .arg("-C")
+            .arg(tree)
+            .arg(format!("M={}", dir.display()))
+            .arg(format!("ARCH={}", arch.name))
+            .arg("LLVM=-19")
+            .env("RUST_LIB_SRC", rust_lib_src()?),
+    )?;
+    Ok(dir.join("kunit_pass.ko"))
+}
+
+/// The hand-made initramfs: busybox, the module, an `/init` that loads, unloads, reboots.
+fn plain_initramfs(busybox: &Path, ko: &Path, work: &Path) -> Result<PathBuf> {
+    let dir = work.join("rootfs");
+    std::fs::create_dir_all(dir.join("bin"))?;
+    std::fs::create_dir_all(dir.join("proc"))?;
+    std::fs::copy(busybox, dir.join("bin/busybox"))?;
+    std::fs::copy(ko, dir.join("hello.ko"))?;
+    let init = "#!/bin/busybox sh\n\
+                /bin/busybox mount -t proc proc /proc\n\
+                /bin/busybox insmod /hello.ko\n\
+                /bin/busybox rmmod kunit_pass\n\
+                /bin/busybox reboot -f\n";
+    std::fs::write(dir.join("init"), init)?;
+    check(
+        Command::new("chmod")
+            .arg("755")
+            .arg(dir.join("init"))
+            .arg(dir.join("bin/busybox")),
+    )?;
+    let out = work.join("plain.cpio.gz");
+    check(
+        Command::new("sh")
+            .arg("-c")
+            .arg("find . | cpio -o -H newc --quiet | gzip -1 > \"$0\"")
+            .arg(&out)
+            .current_dir(&dir),
+    )?;
+    Ok(out)
+}
+
+fn time(cmd: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({})\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(took)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Run the benchmark and print, per arch, both medians and their ratio.
+pub fn run() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    check(
+        Command::new(&cargo)
+            .args(["build", "-q", "-p", "cargo-kmod"])
+            .current_dir(root()),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let bin = target.join("debug/cargo-kmod");
+    let mut rows = Vec::new();
+    for arch in &ARCHES {
+        let Some(tree) = dev_tree(arch.name) else {
+            println!(
+                "{:>8}: no prepared tree, skipped (run `cargo kmod init --arch {}`)",
+                arch.name, arch.name
+            );
+            continue;
+        };
+        let work = tempdir(arch.name)?;
+        let ko = build_hello(arch, &tree, &work)?;
+        let busybox = match arch.busybox {
+            Some(p) => PathBuf::from(p),
+            None => kmod_home().join("busybox").join(arch.name).join("busybox"),
+        };
+        let initrd = plain_initramfs(&busybox, &ko, &work)?;
+        let image = tree.join(arch.image);
+        let mut plain = Vec::new();
+        let mut kmod = Vec::new();
+        for _ in 0..RUNS {
+            plain.push(time(
+                Command::new(arch.qemu)
+                    .args(arch.machine)
+                    .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
+                    .arg(&image)
+                    .arg("-initrd")
+                    .arg(&initrd)
+                    .arg("-append")
+                    .arg(format!("console={} panic=-1", arch.console)),
+            )?);
+            let took = time(
+                Command::new(&bin)
+                    .args(["kmod", "test", "-q", "--kdir"])
+                    .arg(&tree)
+                    .arg("--ko")
+                    .arg(&ko)
+                    .env("CARGO_KMOD_ACCEL", "tcg"),
+            )?;
+            kmod.push(took);
+        }
+        let (p, k) = (median(plain), median(kmod));
+        let ratio = k.as_secs_f64() / p.as_secs_f64();
+        println!(
+            "{:>8}: plain qemu boot {:.2}s, cargo kmod test {:.2}s, ratio {:.2}x (goal <= {GOAL}x) {}",
+            arch.name,
+            p.as_secs_f64(),
+            k.as_secs_f64(),
+            ratio,
+            if ratio <= GOAL { "ok" } else { "OVER" }
+        );
+        rows.push(ratio);
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    if rows.is_empty() {
+        bail!("no prepared dev tree: nothing measured");
+    }
+    Ok(())
+}
+
+fn tempdir(arch: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("kmod-bench-{}-{arch}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
