@@ -18,9 +18,13 @@ use crate::Context;
 /// What `package` and `install` do to each module.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShipArgs {
-    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`)
-    #[arg(long)]
+    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`);
+    /// the default when the tree has `CONFIG_MODULE_SIG_ALL`, as in `modules_install`
+    #[arg(long, conflicts_with = "no_sign")]
     pub sign: bool,
+    /// Do not sign, even when the tree has `CONFIG_MODULE_SIG_ALL`
+    #[arg(long)]
+    pub no_sign: bool,
     /// Private key for signing (PEM or DER; `KBUILD_SIGN_PIN` unlocks an encrypted one)
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -71,7 +75,9 @@ impl ShipArgs {
                 }
             }
         }
-        let sign = self.sign || self.key.is_some();
+        let sign = self.sign
+            || self.key.is_some()
+            || (!self.no_sign && tree.config.is_enabled("MODULE_SIG_ALL"));
         let key = if sign {
             Some(ship::load_key(
                 &ctx.shell,
