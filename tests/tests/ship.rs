@@ -268,32 +268,39 @@ fn untar(archive: &Path, into: &Path) {
         .unwrap());
 }
 
-#[test]
-fn info_agrees_with_modinfo_x86_64_and_arm64() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        assert_info_matches_modinfo(&b.hello);
-        assert_info_matches_modinfo(&b.user);
-        // Signed and compressed copies, from a package.
-        let out = scratch();
-        let tgz = package_into(
-            out.path(),
-            &["--sign", "--compress", "xz", s(&b.hello), s(&b.user)],
-        );
-        let x = out.path().join("x");
-        untar(&tgz, &x);
-        let dir = x.join(format!("lib/modules/{}/updates", b.release));
-        for m in ["hello.ko.xz", "kmod_user.ko.xz"] {
-            assert_info_matches_modinfo(&dir.join(m));
-        }
-        let o = run(&mut kmod(&["info", s(&dir.join("hello.ko.xz"))]));
-        ok(&o);
-        assert!(
-            stdout(&o).contains("sig_hashalgo:   sha256"),
-            "{}",
-            stdout(&o)
-        );
+fn info_agrees_with_modinfo(arch: &str) {
+    let b = built(arch);
+    assert_info_matches_modinfo(&b.hello);
+    assert_info_matches_modinfo(&b.user);
+    // Signed and compressed copies, from a package.
+    let out = scratch();
+    let tgz = package_into(
+        out.path(),
+        &["--sign", "--compress", "xz", s(&b.hello), s(&b.user)],
+    );
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let dir = x.join(format!("lib/modules/{}/updates", b.release));
+    for m in ["hello.ko.xz", "kmod_user.ko.xz"] {
+        assert_info_matches_modinfo(&dir.join(m));
     }
+    let o = run(&mut kmod(&["info", s(&dir.join("hello.ko.xz"))]));
+    ok(&o);
+    assert!(
+        stdout(&o).contains("sig_hashalgo:   sha256"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn info_agrees_with_modinfo_x86_64() {
+    info_agrees_with_modinfo("x86_64");
+}
+
+#[test]
+fn info_agrees_with_modinfo_arm64() {
+    info_agrees_with_modinfo("arm64");
 }
 
 #[test]
@@ -332,30 +339,37 @@ fn info_shows_versions_exports_and_depends() {
     assert!(text.contains("GPL        hello_c_add"), "{text}");
 }
 
+fn verify_passes_modules_built_against_the_tree(arch: &str) {
+    let b = built(arch);
+    let o = run(&mut kmod(&["verify", s(&b.hello), s(&b.user)]));
+    ok(&o);
+    assert!(stderr(&o).contains("Verified"), "{}", stderr(&o));
+    // `kmod_user` alone needs hello's symbols: from its Module.symvers.
+    let o = run(&mut kmod(&[
+        "verify",
+        s(&b.user),
+        "--symvers",
+        s(&b.dir.join("Module.symvers")),
+    ]));
+    ok(&o);
+    let o = run(&mut kmod(&["verify", s(&b.user)]));
+    let err = fails(&o);
+    assert!(
+        stdout(&o).contains("`hello_c_add`") && stdout(&o).contains("not exported"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(err.contains("1 problem found"), "{err}");
+}
+
 #[test]
-fn verify_passes_modules_built_against_the_tree() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        let o = run(&mut kmod(&["verify", s(&b.hello), s(&b.user)]));
-        ok(&o);
-        assert!(stderr(&o).contains("Verified"), "{}", stderr(&o));
-        // `kmod_user` alone needs hello's symbols: from its Module.symvers.
-        let o = run(&mut kmod(&[
-            "verify",
-            s(&b.user),
-            "--symvers",
-            s(&b.dir.join("Module.symvers")),
-        ]));
-        ok(&o);
-        let o = run(&mut kmod(&["verify", s(&b.user)]));
-        let err = fails(&o);
-        assert!(
-            stdout(&o).contains("`hello_c_add`") && stdout(&o).contains("not exported"),
-            "{}",
-            stdout(&o)
-        );
-        assert!(err.contains("1 problem found"), "{err}");
-    }
+fn verify_passes_modules_built_against_the_tree_x86_64() {
+    verify_passes_modules_built_against_the_tree("x86_64");
+}
+
+#[test]
+fn verify_passes_modules_built_against_the_tree_arm64() {
+    verify_passes_modules_built_against_the_tree("arm64");
 }
 
 /// Replace every little-endian occurrence of `crc` (the basic and extended tables).
@@ -495,9 +509,8 @@ fn new_key(dir: &Path, pass: Option<&str>) -> (PathBuf, PathBuf) {
     (key, cert)
 }
 
-#[test]
-fn packaging_twice_gives_identical_bytes_and_a_manifest() {
-    let b = built("arm64");
+fn packaging_twice_gives_identical_bytes_and_a_manifest(arch: &str) {
+    let b = built(arch);
     for (compress, ext) in [
         ("xz", ".xz"),
         ("zstd", ".zst"),
@@ -520,7 +533,7 @@ fn packaging_twice_gives_identical_bytes_and_a_manifest() {
             serde_json::from_str(&std::fs::read_to_string(x.join("kmod-manifest.json")).unwrap())
                 .unwrap();
         assert_eq!(m["kernel_release"], b.release.as_str());
-        assert_eq!(m["arch"], "arm64");
+        assert_eq!(m["arch"], arch);
         let file = format!("lib/modules/{}/updates/hello.ko{ext}", b.release);
         let bytes = std::fs::read(x.join(&file)).unwrap();
         let sha = String::from_utf8(
@@ -545,6 +558,16 @@ fn packaging_twice_gives_identical_bytes_and_a_manifest() {
             );
         }
     }
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_a_manifest_x86_64() {
+    packaging_twice_gives_identical_bytes_and_a_manifest("x86_64");
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_a_manifest_arm64() {
+    packaging_twice_gives_identical_bytes_and_a_manifest("arm64");
 }
 
 #[test]
@@ -679,69 +702,76 @@ fn dkms_package_builds_with_plain_kbuild() {
     assert!(dir.join("hello.ko").is_file() && dir.join("kmod_user.ko").is_file());
 }
 
-#[test]
-fn install_lays_out_modules_and_runs_depmod() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        for (compress, ext) in [("xz", ".xz"), ("zstd", ".zst"), ("none", "")] {
-            let root = scratch();
-            let o = run(&mut kmod(&[
-                "install",
-                "--root",
+fn install_lays_out_modules_and_runs_depmod(arch: &str) {
+    let b = built(arch);
+    for (compress, ext) in [("xz", ".xz"), ("zstd", ".zst"), ("none", "")] {
+        let root = scratch();
+        let o = run(&mut kmod(&[
+            "install",
+            "--root",
+            s(root.path()),
+            "--sign",
+            "--compress",
+            compress,
+            s(&b.hello),
+            s(&b.user),
+        ]));
+        ok(&o);
+        let base = root.path().join(format!("lib/modules/{}", b.release));
+        let dep = std::fs::read_to_string(base.join("modules.dep")).unwrap();
+        assert!(
+            dep.contains(&format!("updates/kmod_user.ko{ext}: updates/hello.ko{ext}")),
+            "{compress}: {dep}"
+        );
+        let o = Command::new("modprobe")
+            .args([
+                "-d",
                 s(root.path()),
-                "--sign",
-                "--compress",
-                compress,
-                s(&b.hello),
-                s(&b.user),
-            ]));
-            ok(&o);
-            let base = root.path().join(format!("lib/modules/{}", b.release));
-            let dep = std::fs::read_to_string(base.join("modules.dep")).unwrap();
-            assert!(
-                dep.contains(&format!("updates/kmod_user.ko{ext}: updates/hello.ko{ext}")),
-                "{compress}: {dep}"
-            );
-            let o = Command::new("modprobe")
-                .args([
-                    "-d",
-                    s(root.path()),
-                    "-S",
-                    &b.release,
-                    "--show-depends",
-                    "kmod_user",
-                ])
-                .output()
-                .unwrap();
-            ok(&o);
-            assert!(
-                stdout(&o).contains(&format!("updates/hello.ko{ext}")),
-                "{}",
-                stdout(&o)
-            );
-            let o = Command::new("modinfo")
-                .args([
-                    "-b",
-                    s(root.path()),
-                    "-k",
-                    &b.release,
-                    "-F",
-                    "signer",
-                    "hello",
-                ])
-                .output()
-                .unwrap();
-            ok(&o);
-            assert!(!stdout(&o).trim().is_empty());
-            // No temporary files left behind.
-            let names: Vec<String> = std::fs::read_dir(base.join("updates"))
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            assert_eq!(names.len(), 2, "{names:?}");
-        }
+                "-S",
+                &b.release,
+                "--show-depends",
+                "kmod_user",
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+        assert!(
+            stdout(&o).contains(&format!("updates/hello.ko{ext}")),
+            "{}",
+            stdout(&o)
+        );
+        let o = Command::new("modinfo")
+            .args([
+                "-b",
+                s(root.path()),
+                "-k",
+                &b.release,
+                "-F",
+                "signer",
+                "hello",
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+        assert!(!stdout(&o).trim().is_empty());
+        // No temporary files left behind.
+        let names: Vec<String> = std::fs::read_dir(base.join("updates"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
+}
+
+#[test]
+fn install_lays_out_modules_and_runs_depmod_x86_64() {
+    install_lays_out_modules_and_runs_depmod("x86_64");
+}
+
+#[test]
+fn install_lays_out_modules_and_runs_depmod_arm64() {
+    install_lays_out_modules_and_runs_depmod("arm64");
 }
 
 #[test]
