@@ -268,32 +268,39 @@ fn untar(archive: &Path, into: &Path) {
         .unwrap());
 }
 
-#[test]
-fn info_agrees_with_modinfo_x86_64_and_arm64() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        assert_info_matches_modinfo(&b.hello);
-        assert_info_matches_modinfo(&b.user);
-        // Signed and compressed copies, from a package.
-        let out = scratch();
-        let tgz = package_into(
-            out.path(),
-            &["--sign", "--compress", "xz", s(&b.hello), s(&b.user)],
-        );
-        let x = out.path().join("x");
-        untar(&tgz, &x);
-        let dir = x.join(format!("lib/modules/{}/updates", b.release));
-        for m in ["hello.ko.xz", "kmod_user.ko.xz"] {
-            assert_info_matches_modinfo(&dir.join(m));
-        }
-        let o = run(&mut kmod(&["info", s(&dir.join("hello.ko.xz"))]));
-        ok(&o);
-        assert!(
-            stdout(&o).contains("sig_hashalgo:   sha256"),
-            "{}",
-            stdout(&o)
-        );
+fn info_agrees_with_modinfo(arch: &str) {
+    let b = built(arch);
+    assert_info_matches_modinfo(&b.hello);
+    assert_info_matches_modinfo(&b.user);
+    // Signed and compressed copies, from a package.
+    let out = scratch();
+    let tgz = package_into(
+        out.path(),
+        &["--sign", "--compress", "xz", s(&b.hello), s(&b.user)],
+    );
+    let x = out.path().join("x");
+    untar(&tgz, &x);
+    let dir = x.join(format!("lib/modules/{}/updates", b.release));
+    for m in ["hello.ko.xz", "kmod_user.ko.xz"] {
+        assert_info_matches_modinfo(&dir.join(m));
     }
+    let o = run(&mut kmod(&["info", s(&dir.join("hello.ko.xz"))]));
+    ok(&o);
+    assert!(
+        stdout(&o).contains("sig_hashalgo:   sha256"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn info_agrees_with_modinfo_x86_64() {
+    info_agrees_with_modinfo("x86_64");
+}
+
+#[test]
+fn info_agrees_with_modinfo_arm64() {
+    info_agrees_with_modinfo("arm64");
 }
 
 #[test]
@@ -332,30 +339,37 @@ fn info_shows_versions_exports_and_depends() {
     assert!(text.contains("GPL        hello_c_add"), "{text}");
 }
 
+fn verify_passes_modules_built_against_the_tree(arch: &str) {
+    let b = built(arch);
+    let o = run(&mut kmod(&["verify", s(&b.hello), s(&b.user)]));
+    ok(&o);
+    assert!(stderr(&o).contains("Verified"), "{}", stderr(&o));
+    // `kmod_user` alone needs hello's symbols: from its Module.symvers.
+    let o = run(&mut kmod(&[
+        "verify",
+        s(&b.user),
+        "--symvers",
+        s(&b.dir.join("Module.symvers")),
+    ]));
+    ok(&o);
+    let o = run(&mut kmod(&["verify", s(&b.user)]));
+    let err = fails(&o);
+    assert!(
+        stdout(&o).contains("`hello_c_add`") && stdout(&o).contains("not exported"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(err.contains("1 problem found"), "{err}");
+}
+
 #[test]
-fn verify_passes_modules_built_against_the_tree() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        let o = run(&mut kmod(&["verify", s(&b.hello), s(&b.user)]));
-        ok(&o);
-        assert!(stderr(&o).contains("Verified"), "{}", stderr(&o));
-        // `kmod_user` alone needs hello's symbols: from its Module.symvers.
-        let o = run(&mut kmod(&[
-            "verify",
-            s(&b.user),
-            "--symvers",
-            s(&b.dir.join("Module.symvers")),
-        ]));
-        ok(&o);
-        let o = run(&mut kmod(&["verify", s(&b.user)]));
-        let err = fails(&o);
-        assert!(
-            stdout(&o).contains("`hello_c_add`") && stdout(&o).contains("not exported"),
-            "{}",
-            stdout(&o)
-        );
-        assert!(err.contains("1 problem found"), "{err}");
-    }
+fn verify_passes_modules_built_against_the_tree_x86_64() {
+    verify_passes_modules_built_against_the_tree("x86_64");
+}
+
+#[test]
+fn verify_passes_modules_built_against_the_tree_arm64() {
+    verify_passes_modules_built_against_the_tree("arm64");
 }
 
 /// Replace every little-endian occurrence of `crc` (the basic and extended tables).
@@ -495,9 +509,8 @@ fn new_key(dir: &Path, pass: Option<&str>) -> (PathBuf, PathBuf) {
     (key, cert)
 }
 
-#[test]
-fn packaging_twice_gives_identical_bytes_and_a_manifest() {
-    let b = built("arm64");
+fn packaging_twice_gives_identical_bytes_and_a_manifest(arch: &str) {
+    let b = built(arch);
     for (compress, ext) in [
         ("xz", ".xz"),
         ("zstd", ".zst"),
@@ -520,7 +533,7 @@ fn packaging_twice_gives_identical_bytes_and_a_manifest() {
             serde_json::from_str(&std::fs::read_to_string(x.join("kmod-manifest.json")).unwrap())
                 .unwrap();
         assert_eq!(m["kernel_release"], b.release.as_str());
-        assert_eq!(m["arch"], "arm64");
+        assert_eq!(m["arch"], arch);
         let file = format!("lib/modules/{}/updates/hello.ko{ext}", b.release);
         let bytes = std::fs::read(x.join(&file)).unwrap();
         let sha = String::from_utf8(
@@ -545,6 +558,16 @@ fn packaging_twice_gives_identical_bytes_and_a_manifest() {
             );
         }
     }
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_a_manifest_x86_64() {
+    packaging_twice_gives_identical_bytes_and_a_manifest("x86_64");
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_a_manifest_arm64() {
+    packaging_twice_gives_identical_bytes_and_a_manifest("arm64");
 }
 
 #[test]
@@ -679,69 +702,76 @@ fn dkms_package_builds_with_plain_kbuild() {
     assert!(dir.join("hello.ko").is_file() && dir.join("kmod_user.ko").is_file());
 }
 
-#[test]
-fn install_lays_out_modules_and_runs_depmod() {
-    for arch in ["x86_64", "arm64"] {
-        let b = built(arch);
-        for (compress, ext) in [("xz", ".xz"), ("zstd", ".zst"), ("none", "")] {
-            let root = scratch();
-            let o = run(&mut kmod(&[
-                "install",
-                "--root",
+fn install_lays_out_modules_and_runs_depmod(arch: &str) {
+    let b = built(arch);
+    for (compress, ext) in [("xz", ".xz"), ("zstd", ".zst"), ("none", "")] {
+        let root = scratch();
+        let o = run(&mut kmod(&[
+            "install",
+            "--root",
+            s(root.path()),
+            "--sign",
+            "--compress",
+            compress,
+            s(&b.hello),
+            s(&b.user),
+        ]));
+        ok(&o);
+        let base = root.path().join(format!("lib/modules/{}", b.release));
+        let dep = std::fs::read_to_string(base.join("modules.dep")).unwrap();
+        assert!(
+            dep.contains(&format!("updates/kmod_user.ko{ext}: updates/hello.ko{ext}")),
+            "{compress}: {dep}"
+        );
+        let o = Command::new("modprobe")
+            .args([
+                "-d",
                 s(root.path()),
-                "--sign",
-                "--compress",
-                compress,
-                s(&b.hello),
-                s(&b.user),
-            ]));
-            ok(&o);
-            let base = root.path().join(format!("lib/modules/{}", b.release));
-            let dep = std::fs::read_to_string(base.join("modules.dep")).unwrap();
-            assert!(
-                dep.contains(&format!("updates/kmod_user.ko{ext}: updates/hello.ko{ext}")),
-                "{compress}: {dep}"
-            );
-            let o = Command::new("modprobe")
-                .args([
-                    "-d",
-                    s(root.path()),
-                    "-S",
-                    &b.release,
-                    "--show-depends",
-                    "kmod_user",
-                ])
-                .output()
-                .unwrap();
-            ok(&o);
-            assert!(
-                stdout(&o).contains(&format!("updates/hello.ko{ext}")),
-                "{}",
-                stdout(&o)
-            );
-            let o = Command::new("modinfo")
-                .args([
-                    "-b",
-                    s(root.path()),
-                    "-k",
-                    &b.release,
-                    "-F",
-                    "signer",
-                    "hello",
-                ])
-                .output()
-                .unwrap();
-            ok(&o);
-            assert!(!stdout(&o).trim().is_empty());
-            // No temporary files left behind.
-            let names: Vec<String> = std::fs::read_dir(base.join("updates"))
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            assert_eq!(names.len(), 2, "{names:?}");
-        }
+                "-S",
+                &b.release,
+                "--show-depends",
+                "kmod_user",
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+        assert!(
+            stdout(&o).contains(&format!("updates/hello.ko{ext}")),
+            "{}",
+            stdout(&o)
+        );
+        let o = Command::new("modinfo")
+            .args([
+                "-b",
+                s(root.path()),
+                "-k",
+                &b.release,
+                "-F",
+                "signer",
+                "hello",
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+        assert!(!stdout(&o).trim().is_empty());
+        // No temporary files left behind.
+        let names: Vec<String> = std::fs::read_dir(base.join("updates"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
+}
+
+#[test]
+fn install_lays_out_modules_and_runs_depmod_x86_64() {
+    install_lays_out_modules_and_runs_depmod("x86_64");
+}
+
+#[test]
+fn install_lays_out_modules_and_runs_depmod_arm64() {
+    install_lays_out_modules_and_runs_depmod("arm64");
 }
 
 #[test]
@@ -778,6 +808,9 @@ fn install_dir_and_reinstall_with_other_compression() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["hello.ko.zst"]);
+    // The tree has `CONFIG_MODULE_SIG_ALL`: like `modules_install`, install signs by default.
+    let sig = &info_json(&dir.join("hello.ko.zst"))["signature"];
+    assert_eq!(sig["signer"], "Build time autogenerated kernel key");
 }
 
 // ---- bad input: one clear line, no panic, nothing half-written ----
@@ -1155,7 +1188,10 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
     // The refused ones: unsigned, tampered after signing, signed with another key.
     let mods = stage.join("mods");
     let out = t.path().join("pkg");
-    let unsigned = package_into(&out.join("u"), &["--compress", "none", s(&b.hello)]);
+    let unsigned = package_into(
+        &out.join("u"),
+        &["--no-sign", "--compress", "none", s(&b.hello)],
+    );
     untar(&unsigned, &mods.join("u"));
     let signed_tgz = package_into(
         &out.join("s"),
@@ -1187,6 +1223,7 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
         }
         std::fs::write(mods.join(name).join("hello.ko"), data).unwrap();
     }
+    assert!(info_json(&mods.join("unsigned/hello.ko"))["signature"].is_null());
     let bb = busybox(arch);
     std::fs::create_dir_all(stage.join("bin")).unwrap();
     std::fs::copy(&bb, stage.join("bin/busybox")).unwrap();
@@ -1200,7 +1237,15 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
             "/sbin/modprobe --show-depends kmod_user | sed 's/^/DEPS /'".to_string(),
         )
     } else {
-        ("modprobe kmod_user".to_string(), String::new())
+        // Debian's busybox `modprobe` does not match compressed names in `modules.dep`;
+        // its `insmod` decompresses them itself.
+        let load = if ext.is_empty() {
+            "modprobe kmod_user".to_string()
+        } else {
+            let d = format!("/lib/modules/{}/updates", b.release);
+            format!("insmod {d}/hello.ko{ext} && insmod {d}/kmod_user.ko{ext}")
+        };
+        (load, String::new())
     };
     let init = INIT
         .replace("MODPROBE", &modprobe)
@@ -1270,6 +1315,44 @@ fn guest_arm64_sig_enforce_and_modprobe() {
 }
 
 #[test]
-fn guest_arm64_modprobe_gzip_with_busybox() {
+fn guest_arm64_insmod_gzip_with_busybox() {
     guest_test("arm64", "gzip", ".gz", false);
+}
+
+#[test]
+fn package_and_install_build_the_cargo_package_when_no_file_is_given() {
+    let t = scratch();
+    let pkg = t.path().join("hello");
+    copy_dir(&root().join("examples/hello"), &pkg);
+    let manifest = pkg.join("Cargo.toml");
+    let o = run(&mut kmod(&[
+        "package",
+        "--manifest-path",
+        s(&manifest),
+        "--arch",
+        "x86_64",
+        "--sign",
+        "--compress",
+        "xz",
+    ]));
+    ok(&o);
+    let release = built("x86_64").release.clone();
+    let tgz = pkg.join(format!(
+        "target/kmod/package/hello-0.1.0-{release}-x86_64.tar.gz"
+    ));
+    assert!(tgz.is_file(), "{}", stderr(&o));
+    let root_dir = t.path().join("root");
+    let o = run(&mut kmod(&[
+        "install",
+        "--manifest-path",
+        s(&manifest),
+        "--arch",
+        "x86_64",
+        "--root",
+        s(&root_dir),
+    ]));
+    ok(&o);
+    let dep = std::fs::read_to_string(root_dir.join(format!("lib/modules/{release}/modules.dep")))
+        .unwrap();
+    assert!(dep.contains("updates/hello.ko"), "{dep}");
 }

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::KdirArgs;
+use crate::command::build::BuildCmd;
 use crate::command::package::ShipArgs;
 use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct InstallCmd {
-    /// Module files to install
-    #[arg(value_name = "FILE", required = true)]
+    /// Module files to install [default: build the package(s) and install what was built]
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
-    pub kdir: KdirArgs,
+    pub build: BuildCmd,
     #[command(flatten)]
     pub ship: ShipArgs,
     /// Root to install under, like `INSTALL_MOD_PATH`
@@ -31,8 +31,9 @@ pub struct InstallCmd {
 
 impl InstallCmd {
     pub fn run(&self, ctx: &Context) -> Result<()> {
-        let kos = super::verify::read_all(&self.files)?;
-        let tree = super::verify::tree_for(&self.kdir, &kos)?;
+        let (files, _) = super::package::inputs(ctx, &self.files, &self.build)?;
+        let kos = super::verify::read_all(&files)?;
+        let tree = super::verify::tree_for(ctx, &self.build.kdir, &kos)?;
         let prepared = self.ship.prepare(ctx, &tree, &kos)?;
         let paths = crate::ship::install::install(
             &ctx.shell,

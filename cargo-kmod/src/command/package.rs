@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::KdirArgs;
+use crate::command::build::{Artifact, BuildCmd, BuildOptions};
 use crate::ko::{Compression, KoFile};
 use crate::ship::package::{self, Format, PackageSpec};
 use crate::ship::verify::{self, Target};
@@ -18,9 +18,13 @@ use crate::Context;
 /// What `package` and `install` do to each module.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShipArgs {
-    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`)
-    #[arg(long)]
+    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`);
+    /// the default when the tree has `CONFIG_MODULE_SIG_ALL`, as in `modules_install`
+    #[arg(long, conflicts_with = "no_sign")]
     pub sign: bool,
+    /// Do not sign, even when the tree has `CONFIG_MODULE_SIG_ALL`
+    #[arg(long)]
+    pub no_sign: bool,
     /// Private key for signing (PEM or DER; `KBUILD_SIGN_PIN` unlocks an encrypted one)
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -71,7 +75,9 @@ impl ShipArgs {
                 }
             }
         }
-        let sign = self.sign || self.key.is_some();
+        let sign = self.sign
+            || self.key.is_some()
+            || (!self.no_sign && tree.config.is_enabled("MODULE_SIG_ALL"));
         let key = if sign {
             Some(ship::load_key(
                 &ctx.shell,
@@ -110,21 +116,41 @@ impl ShipArgs {
     }
 }
 
+/// The modules to ship: the files given, else those `cargo kmod build` produces now.
+pub fn inputs(
+    ctx: &Context,
+    files: &[PathBuf],
+    build: &BuildCmd,
+) -> Result<(Vec<PathBuf>, Vec<Artifact>)> {
+    if !files.is_empty() {
+        return Ok((files.to_vec(), vec![]));
+    }
+    let opts = BuildOptions {
+        cmd: build.clone(),
+        test: false,
+    };
+    let artifacts = crate::command::build::build(ctx, &opts)?;
+    if artifacts.is_empty() {
+        crate::bail_user!("the build produced no modules");
+    }
+    Ok((artifacts.iter().map(|a| a.ko.clone()).collect(), artifacts))
+}
+
 #[derive(Debug, clap::Args)]
 pub struct PackageCmd {
-    /// Module files to package (`.ko`; compressed ones are read too)
-    #[arg(value_name = "FILE", required = true)]
+    /// Module files to package [default: build the package(s) and package what was built]
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
-    pub kdir: KdirArgs,
+    pub build: BuildCmd,
     #[command(flatten)]
     pub ship: ShipArgs,
     /// Package format
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Output directory
-    #[arg(long, value_name = "DIR", default_value = "target/kmod/package")]
-    pub out_dir: PathBuf,
+    /// Output directory [default: `target/kmod/package/` of the workspace]
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     /// Package name [default: the first module's name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -138,18 +164,33 @@ pub struct PackageCmd {
 
 impl PackageCmd {
     pub fn run(&self, ctx: &Context) -> Result<()> {
-        let kos = super::verify::read_all(&self.files)?;
-        let tree = super::verify::tree_for(&self.kdir, &kos)?;
+        let (files, artifacts) = inputs(ctx, &self.files, &self.build)?;
+        let kos = super::verify::read_all(&files)?;
+        let tree = super::verify::tree_for(ctx, &self.build.kdir, &kos)?;
         let first = &kos[0].module;
+        let built = artifacts.first();
         let name = self
             .name
             .clone()
+            .or_else(|| built.map(|a| a.package.clone()))
             .unwrap_or_else(|| first.name.replace('_', "-"));
         let version = self
             .version
             .clone()
+            .or_else(|| built.map(|a| a.version.clone()))
             .or_else(|| first.field("version").map(str::to_string))
             .unwrap_or_else(|| "0.0.0".into());
+        let out_dir = match (&self.out_dir, built) {
+            (Some(d), _) => d.clone(),
+            // `target/kmod/<arch>/<module>.ko` -> `target/kmod/package/`
+            (None, Some(a)) => {
+                a.ko.parent()
+                    .and_then(|arch_dir| arch_dir.parent())
+                    .map(|kmod_dir| kmod_dir.join("package"))
+                    .unwrap_or_else(|| PathBuf::from("target/kmod/package"))
+            }
+            (None, None) => PathBuf::from("target/kmod/package"),
+        };
         let modules = if self.format == Format::Dkms {
             kos.iter()
                 .map(|k| Prepared {
@@ -179,8 +220,8 @@ impl PackageCmd {
             modules,
         };
         let out = match self.format {
-            Format::Tar => package::write_tar(&spec, &self.out_dir)?,
-            Format::Deb => package::write_deb(&spec, &self.out_dir)?,
+            Format::Tar => package::write_tar(&spec, &out_dir)?,
+            Format::Deb => package::write_deb(&spec, &out_dir)?,
             Format::Dkms => {
                 let Some(src) = &self.src else {
                     crate::bail_user!(
@@ -188,7 +229,7 @@ impl PackageCmd {
                         hint = "pass `--src DIR` (the directory with the module's `Kbuild`)"
                     );
                 };
-                package::write_dkms(&spec, src, &self.out_dir)?
+                package::write_dkms(&spec, src, &out_dir)?
             }
         };
         let sha = crate::fsutil::sha256_file(&out)?;

@@ -33,13 +33,23 @@ pub struct VerifyCmd {
 
 /// The tree a shipping command works against: `--kdir`/`KDIR`, else the dev tree of the
 /// modules' arch (or `--arch`).
-pub fn tree_for(kdir: &KdirArgs, modules: &[KoFile]) -> Result<KernelTree> {
-    if let Some(t) = &kdir.target {
-        crate::bail_user!(
-            "`--target {}` is not supported here yet", t;
-            hint = "pass the target's tree with `--kdir DIR`"
-        );
+pub fn tree_for(ctx: &Context, kdir: &KdirArgs, modules: &[KoFile]) -> Result<KernelTree> {
+    let mut kdir = kdir.clone();
+    if let Some(name) = &kdir.target {
+        // `[workspace.metadata.kmod.targets.NAME]` of the workspace we are in.
+        let ws = crate::manifest::load(&ctx.shell, None)?;
+        let t = ws.target(name)?;
+        match &t.kdir {
+            Some(d) => kdir.kdir = Some(d.clone()),
+            None => {
+                crate::bail_user!("target `{}` has no `kdir`", name; hint = "add `kdir` to the target, or pass `--kdir DIR`")
+            }
+        }
+        if kdir.arch.is_none() {
+            kdir.arch = t.arch.map(|a| a.name().to_string());
+        }
     }
+    let kdir = &kdir;
     let mut arches: Vec<Arch> = modules.iter().filter_map(|k| k.module.arch()).collect();
     arches.dedup();
     let arch = match &kdir.arch {
@@ -81,7 +91,7 @@ pub fn read_all(files: &[PathBuf]) -> Result<Vec<KoFile>> {
 impl VerifyCmd {
     pub fn run(&self, ctx: &Context) -> Result<()> {
         let kos = read_all(&self.files)?;
-        let tree = tree_for(&self.kdir, &kos)?;
+        let tree = tree_for(ctx, &self.kdir, &kos)?;
         let extra: Vec<&Path> = self.symvers.iter().map(PathBuf::as_path).collect();
         let mut target = Target::new(&tree, &extra)?;
         target.peers = kos.iter().map(|k| &k.module).collect();

@@ -28,7 +28,7 @@ pub fn parse_basic(
     is_64: bool,
     big_endian: bool,
 ) -> Result<Vec<SymbolVersion>, String> {
-    if data.len() % MODVERSION_INFO_LEN != 0 {
+    if !data.len().is_multiple_of(MODVERSION_INFO_LEN) {
         return Err(format!(
             "size {} is not a multiple of {MODVERSION_INFO_LEN}",
             data.len()
@@ -60,7 +60,7 @@ pub fn parse_extended(
     names: &[u8],
     big_endian: bool,
 ) -> Result<Vec<SymbolVersion>, String> {
-    if crcs.len() % 4 != 0 {
+    if !crcs.len().is_multiple_of(4) {
         return Err(format!(
             "`__version_ext_crcs` size {} is not a multiple of 4",
             crcs.len()
