@@ -339,10 +339,27 @@ fn each_prepared_kernel_boots_to_a_marker_printed_by_the_guest_init() {
         dev_tree(arch);
         let dir = scratch();
         // The guest computes the marker, so seeing it proves the guest's init ran it.
-        let o = run(kmod(&["run", "--arch", arch, "--timeout", "120", "--exec", "echo kmod-marker-$((6 * 7))-$(uname -m)"])
-            .current_dir(dir.path()));
+        let o = run(kmod(&[
+            "run",
+            "--arch",
+            arch,
+            "--timeout",
+            "120",
+            "--exec",
+            "echo kmod-marker-$((6 * 7))-$(uname -m)",
+        ])
+        .current_dir(dir.path()));
         ok(&o);
-        let machine = if arch == "x86_64" { "x86_64" } else { "aarch64" };
-        assert!(stdout(&o).contains(&format!("kmod-marker-42-{machine}")), "{arch}:\n{}\n{}", stdout(&o), stderr(&o));
+        let machine = if arch == "x86_64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
+        assert!(
+            stdout(&o).contains(&format!("kmod-marker-42-{machine}")),
+            "{arch}:\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
     }
 }
