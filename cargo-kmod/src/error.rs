@@ -23,7 +23,11 @@ pub struct UserError {
 
 impl UserError {
     pub fn new(message: impl Into<String>) -> Self {
-        UserError { message: message.into(), hint: None, exit_code: EXIT_FAILURE }
+        UserError {
+            message: message.into(),
+            hint: None,
+            exit_code: EXIT_FAILURE,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -105,7 +109,10 @@ mod tests {
         let err = f("arm64").unwrap_err();
         let u = user_error(&err).unwrap();
         assert_eq!(u.message, "no tree for `arm64`");
-        assert_eq!(u.hint.as_deref(), Some("run `cargo kmod init --arch arm64`"));
+        assert_eq!(
+            u.hint.as_deref(),
+            Some("run `cargo kmod init --arch arm64`")
+        );
     }
 
     #[test]

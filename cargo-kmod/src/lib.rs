@@ -40,7 +40,11 @@ pub struct Context {
 /// Parse argv, run the command, print errors cargo-style, return the exit code.
 pub fn main_entry() -> std::process::ExitCode {
     let CargoCli::Kmod(cli) = CargoCli::parse();
-    let shell = Shell::new(cli.global.verbosity(), cli.global.message_format, cli.global.color);
+    let shell = Shell::new(
+        cli.global.verbosity(),
+        cli.global.message_format,
+        cli.global.color,
+    );
     let ctx = Context { shell };
     match run(&ctx, cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,

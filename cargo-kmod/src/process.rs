@@ -49,26 +49,38 @@ impl std::error::Error for ProcessError {}
 
 fn tail_of(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|s| s.to_string()).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Run to completion, capturing output; return stdout. Failure carries the output's tail.
 pub fn run(shell: &Shell, cmd: Cmd<'_>) -> Result<String> {
     let line = cmd.to_string();
     shell.verbose("Running", format_args!("`{line}`"));
-    let output = cmd.quiet().ignore_status().output().map_err(|e| ProcessError {
-        command: line.clone(),
-        status: format!("could not start: {e}"),
-        tail: vec![],
-        log: None,
-    })?;
+    let output = cmd
+        .quiet()
+        .ignore_status()
+        .output()
+        .map_err(|e| ProcessError {
+            command: line.clone(),
+            status: format!("could not start: {e}"),
+            tail: vec![],
+            log: None,
+        })?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let mut tail = tail_of(&stdout, TAIL_LINES / 2);
         tail.extend(tail_of(&stderr, TAIL_LINES));
-        return Err(ProcessError { command: line, status: output.status.to_string(), tail, log: None }
-            .into());
+        return Err(ProcessError {
+            command: line,
+            status: output.status.to_string(),
+            tail,
+            log: None,
+        }
+        .into());
     }
     Ok(stdout)
 }
@@ -84,8 +96,13 @@ pub fn run_inherit(shell: &Shell, cmd: Cmd<'_>) -> Result<()> {
         log: None,
     })?;
     if !status.success() {
-        return Err(ProcessError { command: line, status: status.to_string(), tail: vec![], log: None }
-            .into());
+        return Err(ProcessError {
+            command: line,
+            status: status.to_string(),
+            tail: vec![],
+            log: None,
+        }
+        .into());
     }
     Ok(())
 }
@@ -107,7 +124,10 @@ pub fn run_logged(
         .with_context(|| format!("cannot open log `{}`", log.display()))?;
     writeln!(file, "$ {line}")?;
     let mut command = Command::from(cmd);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|e| ProcessError {
         command: line.clone(),
         status: format!("could not start: {e}"),
@@ -159,13 +179,24 @@ pub fn run_logged(
 
 /// The first line of `TOOL --version`-style output, or `None` when the tool cannot run.
 pub fn version_line(sh: &xshell::Shell, program: &str, args: &[&str]) -> Option<String> {
-    let out = xshell::cmd!(sh, "{program} {args...}").quiet().ignore_status().output().ok()?;
+    let out = xshell::cmd!(sh, "{program} {args...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let text = if text.trim().is_empty() { String::from_utf8_lossy(&out.stderr) } else { text };
-    text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+    let text = if text.trim().is_empty() {
+        String::from_utf8_lossy(&out.stderr)
+    } else {
+        text
+    };
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -175,11 +206,20 @@ mod tests {
     #[test]
     fn failure_report_has_command_status_and_tail() {
         let sh = xshell::Shell::new().unwrap();
-        let err = run(&Shell::plain(), xshell::cmd!(sh, "sh -c 'echo one; echo two >&2; exit 3'"))
-            .unwrap_err();
+        let err = run(
+            &Shell::plain(),
+            xshell::cmd!(sh, "sh -c 'echo one; echo two >&2; exit 3'"),
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("`sh -c \"echo one; echo two >&2; exit 3\"` failed (exit status: 3)"), "{text}");
-        assert!(text.contains("\none\n") && text.contains("\ntwo\n"), "{text}");
+        assert!(
+            text.starts_with("`sh -c \"echo one; echo two >&2; exit 3\"` failed (exit status: 3)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\none\n") && text.contains("\ntwo\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -188,9 +228,12 @@ mod tests {
         let log = dir.path().join("build.log");
         let sh = xshell::Shell::new().unwrap();
         let mut seen = vec![];
-        run_logged(&Shell::plain(), xshell::cmd!(sh, "printf 'a\\nb\\n'"), &log, |l| {
-            seen.push(l.to_string())
-        })
+        run_logged(
+            &Shell::plain(),
+            xshell::cmd!(sh, "printf 'a\\nb\\n'"),
+            &log,
+            |l| seen.push(l.to_string()),
+        )
         .unwrap();
         assert_eq!(seen, ["a", "b"]);
         assert!(std::fs::read_to_string(&log).unwrap().ends_with("a\nb\n"));
@@ -203,6 +246,9 @@ mod tests {
         let sh = xshell::Shell::new().unwrap();
         let err = run(&Shell::plain(), xshell::cmd!(sh, "no-such-program-kmod")).unwrap_err();
         assert!(err.to_string().contains("could not start"), "{err}");
-        assert_eq!(version_line(&sh, "no-such-program-kmod", &["--version"]), None);
+        assert_eq!(
+            version_line(&sh, "no-such-program-kmod", &["--version"]),
+            None
+        );
     }
 }

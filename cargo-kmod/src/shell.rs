@@ -54,12 +54,20 @@ impl Shell {
             }
         };
         console::set_colors_enabled_stderr(color);
-        Shell { verbosity, format, color }
+        Shell {
+            verbosity,
+            format,
+            color,
+        }
     }
 
     /// A shell for tests and library callers: normal verbosity, human format, no color.
     pub fn plain() -> Self {
-        Shell { verbosity: Verbosity::Normal, format: MessageFormat::Human, color: false }
+        Shell {
+            verbosity: Verbosity::Normal,
+            format: MessageFormat::Human,
+            color: false,
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -81,7 +89,9 @@ impl Shell {
     /// `   Compiling hello v0.1.0`: a green, right-aligned verb and a message.
     pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
         if self.verbosity > Verbosity::Quiet {
-            let verb = self.style(Style::new().green().bold()).apply_to(format!("{verb:>12}"));
+            let verb = self
+                .style(Style::new().green().bold())
+                .apply_to(format!("{verb:>12}"));
             eprintln!("{verb} {message}");
         }
     }
@@ -89,7 +99,9 @@ impl Shell {
     /// A status line that only shows with `-v` (e.g. the full command lines).
     pub fn verbose(&self, verb: &str, message: impl std::fmt::Display) {
         if self.is_verbose() {
-            let verb = self.style(Style::new().cyan().bold()).apply_to(format!("{verb:>12}"));
+            let verb = self
+                .style(Style::new().cyan().bold())
+                .apply_to(format!("{verb:>12}"));
             eprintln!("{verb} {message}");
         }
     }
@@ -149,7 +161,9 @@ impl Shell {
             verb
         );
         bar.set_style(
-            ProgressStyle::with_template(&template).expect("static template").progress_chars("=> "),
+            ProgressStyle::with_template(&template)
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar
     }

@@ -1,1 +1,53 @@
-fn main() {}
+//! Repository tasks, run as `cargo xtask <task>`:
+//!
+//! - `setup`: install everything a fresh Debian 12 machine needs (Debian packages, Debian's
+//!   `rust-src` of exactly the installed rustc, a `linux-source-7.x` and `linux-source-6.12`,
+//!   static busybox for each guest arch, bindgen-cli, cargo-kmod itself), prepare the dev
+//!   kernel trees, then build the hello example and load it in qemu on both arches.
+//!   Idempotent: a second run only checks.
+//! - `test`: `setup` (without the demo), then formatting, clippy and every test.
+//! - `bench build|test`: the benchmarks, with ratios against the plain kernel tools.
+
+mod bench_build;
+mod setup;
+
+use anyhow::Result;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(project_root());
+    match args.first().map(String::as_str) {
+        Some("setup") => {
+            setup::setup(&sh)?;
+            setup::demo(&sh)
+        }
+        Some("test") => {
+            setup::setup(&sh)?;
+            test(&sh)
+        }
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("build") => bench_build::run(&sh),
+            Some("test") => anyhow::bail!("the boot benchmark is not wired yet"),
+            _ => anyhow::bail!("usage: cargo xtask bench build|test"),
+        },
+        _ => {
+            eprintln!("usage: cargo xtask setup|test|bench build|bench test");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Every test: formatting, clippy (warnings are errors), and the whole workspace's tests,
+/// including the integration tests on the real kernel trees and qemu.
+fn test(sh: &xshell::Shell) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    xshell::cmd!(sh, "{cargo} fmt --all -- --check").run()?;
+    xshell::cmd!(sh, "{cargo} clippy --workspace --all-targets -- -D warnings").run()?;
+    xshell::cmd!(sh, "{cargo} test --workspace --no-fail-fast").run()?;
+    Ok(())
+}

@@ -57,9 +57,16 @@ impl InitCmd {
             fragments.push((path.display().to_string(), text));
         }
         let tc = Toolchain::detect(&home);
-        let jobs = self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         for arch in arches {
-            let req = Request { source: source.clone(), arch, fragments: fragments.clone(), jobs };
+            let req = Request {
+                source: source.clone(),
+                arch,
+                fragments: fragments.clone(),
+                jobs,
+            };
             let (tree, fresh) = prepare::prepare(&ctx.shell, &home, &tc, &req)
                 .with_context(|| format!("cannot prepare the {arch} tree"))?;
             if ctx.shell.is_json() {
@@ -76,7 +83,12 @@ impl InitCmd {
             let verb = if fresh { "Fresh" } else { "Finished" };
             ctx.shell.status(
                 verb,
-                format_args!("linux {} for {} at `{}`", tree.meta.release, arch, tree.dir.display()),
+                format_args!(
+                    "linux {} for {} at `{}`",
+                    tree.meta.release,
+                    arch,
+                    tree.dir.display()
+                ),
             );
         }
         Ok(())
@@ -107,7 +119,10 @@ fn list(ctx: &Context, home: &Home) -> Result<()> {
         }
     }
     if trees.is_empty() && !ctx.shell.is_json() {
-        ctx.shell.note(format_args!("no prepared trees in `{}`; run `cargo kmod init`", home.trees_dir().display()));
+        ctx.shell.note(format_args!(
+            "no prepared trees in `{}`; run `cargo kmod init`",
+            home.trees_dir().display()
+        ));
     }
     Ok(())
 }

@@ -31,8 +31,17 @@ pub const PACKAGE_KEYS: &[&str] = &[
     "features",
 ];
 /// Keys of `[workspace.metadata.kmod]` (defaults for every member, plus named targets).
-pub const WORKSPACE_KEYS: &[&str] =
-    &["c-sources", "include-dirs", "ccflags", "rustflags", "bindings", "extra-symbols", "kdir", "arch", "targets"];
+pub const WORKSPACE_KEYS: &[&str] = &[
+    "c-sources",
+    "include-dirs",
+    "ccflags",
+    "rustflags",
+    "bindings",
+    "extra-symbols",
+    "kdir",
+    "arch",
+    "targets",
+];
 const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
 const TARGET_KEYS: &[&str] = &["arch", "kdir", "llvm", "cross-compile"];
 const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
@@ -157,7 +166,11 @@ impl<'a> Table<'a> {
                 return Err(e.into());
             }
         }
-        Ok(Table { map, section: section.to_string(), file })
+        Ok(Table {
+            map,
+            section: section.to_string(),
+            file,
+        })
     }
 
     fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -177,7 +190,12 @@ impl<'a> Table<'a> {
     }
 
     fn paths(&self, key: &str, base: &Path) -> Result<Vec<PathBuf>> {
-        Ok(self.get::<Vec<PathBuf>>(key)?.unwrap_or_default().into_iter().map(|p| base.join(p)).collect())
+        Ok(self
+            .get::<Vec<PathBuf>>(key)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| base.join(p))
+            .collect())
     }
 }
 
@@ -199,21 +217,30 @@ fn parse_arch(s: Option<String>, key: &str, section: &str, file: &Path) -> Resul
     match s {
         None => Ok(None),
         Some(a) => Arch::parse(&a).map(Some).map_err(|_| {
-            UserError::new(format!("invalid `{key}` in `{section}` of `{}`: unknown arch `{a}`", file.display()))
-                .with_hint("use `x86_64` or `arm64`")
-                .into()
+            UserError::new(format!(
+                "invalid `{key}` in `{section}` of `{}`: unknown arch `{a}`",
+                file.display()
+            ))
+            .with_hint("use `x86_64` or `arm64`")
+            .into()
         }),
     }
 }
 
 fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<WorkspaceDefaults> {
-    let Some(kmod) = value.and_then(|v| v.get("kmod")) else { return Ok(WorkspaceDefaults::default()) };
+    let Some(kmod) = value.and_then(|v| v.get("kmod")) else {
+        return Ok(WorkspaceDefaults::default());
+    };
     let section = "[workspace.metadata.kmod]";
     let t = Table::new(kmod, section, file, WORKSPACE_KEYS)?;
     let mut targets = BTreeMap::new();
     if let Some(tv) = t.map.get("targets") {
         let Some(tmap) = tv.as_object() else {
-            crate::bail_user!("`targets` in `{}` of `{}` must be a table", section, file.display());
+            crate::bail_user!(
+                "`targets` in `{}` of `{}` must be a table",
+                section,
+                file.display()
+            );
         };
         for (name, v) in tmap {
             let tsec = format!("[workspace.metadata.kmod.targets.{name}]");
@@ -254,13 +281,22 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
 }
 
 fn parse_bindings(t: &Table<'_>, base: &Path) -> Result<Vec<Binding>> {
-    let Some(v) = t.map.get("bindings") else { return Ok(vec![]) };
+    let Some(v) = t.map.get("bindings") else {
+        return Ok(vec![]);
+    };
     let Some(list) = v.as_array() else {
-        crate::bail_user!("invalid `bindings` in `{}` of `{}`: expected an array of tables", t.section, t.file.display());
+        crate::bail_user!(
+            "invalid `bindings` in `{}` of `{}`: expected an array of tables",
+            t.section,
+            t.file.display()
+        );
     };
     let mut out = Vec::new();
     for (i, b) in list.iter().enumerate() {
-        let sec = format!("{}.bindings[{i}]", t.section.trim_end_matches(']').to_string() + "]");
+        let sec = format!(
+            "{}.bindings[{i}]",
+            t.section.trim_end_matches(']').to_string() + "]"
+        );
         let bt = Table::new(b, &sec, t.file, BINDING_KEYS)?;
         let Some(header) = bt.get::<PathBuf>("header")? else {
             crate::bail_user!("missing `header` in `{}` of `{}`", sec, t.file.display());
@@ -275,8 +311,14 @@ fn parse_bindings(t: &Table<'_>, base: &Path) -> Result<Vec<Binding>> {
 }
 
 /// Build a [`ModuleSpec`] from one package of `cargo metadata`.
-fn parse_package(pkg: &cargo_metadata::Package, ws: &WorkspaceDefaults, member_names: &BTreeSet<String>) -> Result<Option<ModuleSpec>> {
-    let Some(kmod) = pkg.metadata.get("kmod") else { return Ok(None) };
+fn parse_package(
+    pkg: &cargo_metadata::Package,
+    ws: &WorkspaceDefaults,
+    member_names: &BTreeSet<String>,
+) -> Result<Option<ModuleSpec>> {
+    let Some(kmod) = pkg.metadata.get("kmod") else {
+        return Ok(None);
+    };
     let file = pkg.manifest_path.as_std_path();
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
@@ -291,7 +333,11 @@ fn parse_package(pkg: &cargo_metadata::Package, ws: &WorkspaceDefaults, member_n
     let mut feature_objects = BTreeMap::new();
     if let Some(fv) = t.map.get("features") {
         let Some(fmap) = fv.as_object() else {
-            crate::bail_user!("`features` in `{}` of `{}` must be a table", section, file.display());
+            crate::bail_user!(
+                "`features` in `{}` of `{}` must be a table",
+                section,
+                file.display()
+            );
         };
         for (feat, v) in fmap {
             let fsec = format!("[package.metadata.kmod.features.{feat}]");
@@ -321,7 +367,10 @@ fn parse_package(pkg: &cargo_metadata::Package, ws: &WorkspaceDefaults, member_n
             );
         }
     }
-    let crate_root = dir.join(t.get::<PathBuf>("crate-root")?.unwrap_or_else(|| "src/lib.rs".into()));
+    let crate_root = dir.join(
+        t.get::<PathBuf>("crate-root")?
+            .unwrap_or_else(|| "src/lib.rs".into()),
+    );
     let mut c_sources = ws.c_sources.clone();
     c_sources.extend(t.paths("c-sources", &dir)?);
     let mut include_dirs = ws.include_dirs.clone();
@@ -356,7 +405,10 @@ fn parse_package(pkg: &cargo_metadata::Package, ws: &WorkspaceDefaults, member_n
         rustflags,
         bindings,
         extra_symbols,
-        kdir: t.get::<PathBuf>("kdir")?.map(|p| dir.join(p)).or(ws.kdir.clone()),
+        kdir: t
+            .get::<PathBuf>("kdir")?
+            .map(|p| dir.join(p))
+            .or(ws.kdir.clone()),
         arch: parse_arch(t.get("arch")?, "arch", section, file)?.or(ws.arch),
         feature_objects,
         cargo_features: pkg.features.clone().into_iter().collect(),
@@ -388,7 +440,13 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
                 .unwrap_or(stderr.lines().next().unwrap_or("cargo metadata failed"))
                 .trim_start_matches("error: ")
                 .to_string();
-            let detail: Vec<&str> = stderr.lines().skip_while(|l| !l.starts_with("error:")).skip(1).filter(|l| !l.trim().is_empty()).take(6).collect();
+            let detail: Vec<&str> = stderr
+                .lines()
+                .skip_while(|l| !l.starts_with("error:"))
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .take(6)
+                .collect();
             let mut u = UserError::new(line);
             if !detail.is_empty() {
                 u = u.with_hint(detail.join("\n"));
@@ -400,7 +458,11 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
     let root = meta.workspace_root.as_std_path().to_path_buf();
     let root_manifest = root.join("Cargo.toml");
     let ws = parse_workspace(Some(&meta.workspace_metadata), &root, &root_manifest)?;
-    let members: BTreeSet<String> = meta.workspace_packages().iter().map(|p| p.name.to_string()).collect();
+    let members: BTreeSet<String> = meta
+        .workspace_packages()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect();
     let mut modules = Vec::new();
     for pkg in meta.workspace_packages() {
         if let Some(m) = parse_package(pkg, &ws, &members)? {
@@ -422,7 +484,9 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
         }
     }
     let manifest_path = match manifest_path {
-        Some(p) => std::fs::canonicalize(p).with_context(|| format!("cannot resolve `{}`", p.display()))?,
+        Some(p) => {
+            std::fs::canonicalize(p).with_context(|| format!("cannot resolve `{}`", p.display()))?
+        }
         None => find_manifest(&std::env::current_dir()?).unwrap_or(root_manifest),
     };
     Ok(Workspace {
@@ -437,7 +501,10 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
 }
 
 fn find_manifest(start: &Path) -> Option<PathBuf> {
-    start.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file())
+    start
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|p| p.is_file())
 }
 
 impl Workspace {
@@ -453,9 +520,16 @@ impl Workspace {
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         if !packages.is_empty() {
             for p in packages {
-                let Some(m) = self.modules.iter().find(|m| &m.package == p || &m.name == p) else {
-                    let names: Vec<&str> = self.modules.iter().map(|m| m.package.as_str()).collect();
-                    let mut e = UserError::new(format!("package `{p}` is not a kernel module of this workspace"));
+                let Some(m) = self
+                    .modules
+                    .iter()
+                    .find(|m| &m.package == p || &m.name == p)
+                else {
+                    let names: Vec<&str> =
+                        self.modules.iter().map(|m| m.package.as_str()).collect();
+                    let mut e = UserError::new(format!(
+                        "package `{p}` is not a kernel module of this workspace"
+                    ));
                     if let Some(n) = nearest(p, &names) {
                         e = e.with_hint(format!("did you mean `{n}`?"));
                     } else {
@@ -468,7 +542,11 @@ impl Workspace {
         } else if workspace {
             wanted.extend(self.modules.iter().map(|m| m.package.clone()));
         } else {
-            match self.modules.iter().find(|m| m.manifest_path == self.manifest_path) {
+            match self
+                .modules
+                .iter()
+                .find(|m| m.manifest_path == self.manifest_path)
+            {
                 Some(m) => {
                     wanted.insert(m.package.clone());
                 }
@@ -491,13 +569,23 @@ impl Workspace {
         while ordered.len() < wanted.len() {
             let before = ordered.len();
             for m in self.modules.iter().filter(|m| wanted.contains(&m.package)) {
-                if !placed.contains(m.package.as_str()) && m.module_deps.iter().all(|d| placed.contains(d.as_str())) {
+                if !placed.contains(m.package.as_str())
+                    && m.module_deps.iter().all(|d| placed.contains(d.as_str()))
+                {
                     placed.insert(&m.package);
                     ordered.push(m);
                 }
             }
             if ordered.len() == before {
-                crate::bail_user!("module dependencies form a cycle among: {}", wanted.iter().filter(|w| !placed.contains(w.as_str())).cloned().collect::<Vec<_>>().join(", "));
+                crate::bail_user!(
+                    "module dependencies form a cycle among: {}",
+                    wanted
+                        .iter()
+                        .filter(|w| !placed.contains(w.as_str()))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         Ok(ordered)
@@ -513,7 +601,9 @@ impl Workspace {
             ));
             e = match nearest(name, &names) {
                 Some(n) => e.with_hint(format!("did you mean `{n}`?")),
-                None if names.is_empty() => e.with_hint("define one as `[workspace.metadata.kmod.targets.NAME]` with `arch` and `kdir`"),
+                None if names.is_empty() => e.with_hint(
+                    "define one as `[workspace.metadata.kmod.targets.NAME]` with `arch` and `kdir`",
+                ),
                 None => e.with_hint(format!("targets: {}", names.join(", "))),
             };
             e.into()
@@ -523,7 +613,12 @@ impl Workspace {
 
 impl ModuleSpec {
     /// The features enabled for a build, closed over `[features]` implications.
-    pub fn enabled_features(&self, requested: &[String], all: bool, no_default: bool) -> Result<BTreeSet<String>> {
+    pub fn enabled_features(
+        &self,
+        requested: &[String],
+        all: bool,
+        no_default: bool,
+    ) -> Result<BTreeSet<String>> {
         let mut on = BTreeSet::new();
         let mut stack: Vec<String> = Vec::new();
         if all {
@@ -532,7 +627,11 @@ impl ModuleSpec {
         if !no_default && self.cargo_features.contains_key("default") {
             stack.push("default".into());
         }
-        for r in requested.iter().flat_map(|r| r.split([',', ' '])).filter(|r| !r.is_empty()) {
+        for r in requested
+            .iter()
+            .flat_map(|r| r.split([',', ' ']))
+            .filter(|r| !r.is_empty())
+        {
             let r = r.strip_prefix(&format!("{}/", self.package)).unwrap_or(r);
             if !self.cargo_features.contains_key(r) {
                 crate::bail_user!(

@@ -80,7 +80,10 @@ pub fn parse_fragment(text: &str, origin: &str) -> Result<Vec<Assignment>> {
         }
         let Some((name, value)) = line.split_once('=') else {
             crate::bail_user!(
-                "`{}` line {}: expected `CONFIG_NAME=value`, found `{}`", origin, i + 1, line
+                "`{}` line {}: expected `CONFIG_NAME=value`, found `{}`",
+                origin,
+                i + 1,
+                line
             );
         };
         let Some(symbol) = name.trim().strip_prefix("CONFIG_") else {
@@ -89,12 +92,26 @@ pub fn parse_fragment(text: &str, origin: &str) -> Result<Vec<Assignment>> {
                 hint = "write symbols as in `.config`, e.g. `CONFIG_KUNIT=y`"
             );
         };
-        if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            crate::bail_user!("`{}` line {}: `{}` is not a Kconfig symbol name", origin, i + 1, name);
+        if symbol.is_empty()
+            || !symbol
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            crate::bail_user!(
+                "`{}` line {}: `{}` is not a Kconfig symbol name",
+                origin,
+                i + 1,
+                name
+            );
         }
         let value = value.trim();
         if value.is_empty() {
-            crate::bail_user!("`{}` line {}: `CONFIG_{}` has no value", origin, i + 1, symbol);
+            crate::bail_user!(
+                "`{}` line {}: `CONFIG_{}` has no value",
+                origin,
+                i + 1,
+                symbol
+            );
         }
         out.push(Assignment {
             symbol: symbol.to_string(),
@@ -133,7 +150,8 @@ impl KConfig {
     }
 
     pub fn get(&self, symbol: &str) -> Option<&Value> {
-        self.values.get(symbol.strip_prefix("CONFIG_").unwrap_or(symbol))
+        self.values
+            .get(symbol.strip_prefix("CONFIG_").unwrap_or(symbol))
     }
 
     /// `y` (built in) — what most checks want.
@@ -144,9 +162,12 @@ impl KConfig {
     /// A string value without its quotes (`CONFIG_CC_VERSION_TEXT="clang 19"` -> `clang 19`).
     pub fn string(&self, symbol: &str) -> Option<String> {
         match self.get(symbol)? {
-            Value::Other(s) => {
-                Some(s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s).to_string())
-            }
+            Value::Other(s) => Some(
+                s.strip_prefix('"')
+                    .and_then(|s| s.strip_suffix('"'))
+                    .unwrap_or(s)
+                    .to_string(),
+            ),
             _ => None,
         }
     }
@@ -161,7 +182,10 @@ pub fn merge(config_text: &str, fragment: &[Assignment]) -> String {
     }
     let mut out = String::with_capacity(config_text.len() + 64 * fragment.len());
     for line in config_text.lines() {
-        let symbol = parse_fragment(line, ".config").ok().and_then(|mut v| v.pop()).map(|a| a.symbol);
+        let symbol = parse_fragment(line, ".config")
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|a| a.symbol);
         match symbol.as_deref().and_then(|s| pending.remove(s)) {
             Some(a) => out.push_str(&a.render()),
             None => out.push_str(line),
@@ -203,7 +227,10 @@ pub fn unmet(requested: &[Assignment], resolved: &KConfig) -> Vec<Unmet> {
             (_, None) => false,
         };
         if !ok {
-            out.push(Unmet { wanted: a.clone(), got });
+            out.push(Unmet {
+                wanted: a.clone(),
+                got,
+            });
         }
     }
     out
@@ -259,14 +286,21 @@ impl KconfigIndex {
                     let name = words.next().unwrap_or_default().to_string();
                     self.symbols
                         .entry(name.clone())
-                        .or_insert_with(|| SymbolInfo { depends: vec![], file: file.to_path_buf() });
+                        .or_insert_with(|| SymbolInfo {
+                            depends: vec![],
+                            file: file.to_path_buf(),
+                        });
                     current = Some(name);
                 }
                 Some("depends") if current.is_some() => {
                     if let Some(expr) = line.strip_prefix("depends").map(str::trim) {
                         let expr = expr.strip_prefix("on").unwrap_or(expr).trim();
                         let sym = current.as_ref().expect("checked");
-                        self.symbols.get_mut(sym).expect("inserted").depends.push(expr.to_string());
+                        self.symbols
+                            .get_mut(sym)
+                            .expect("inserted")
+                            .depends
+                            .push(expr.to_string());
                     }
                 }
                 Some(
@@ -300,12 +334,18 @@ pub fn blocking_symbols(expr: &str, config: &KConfig) -> Vec<String> {
     let mut word = String::new();
     let flush = |word: &mut String, negated: &mut bool, out: &mut Vec<String>| {
         if !word.is_empty()
-            && word.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && word
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             && word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         {
             let on = matches!(config.get(word), Some(Value::Yes | Value::Module));
             if on == *negated {
-                let name = if *negated { format!("!{word}") } else { word.clone() };
+                let name = if *negated {
+                    format!("!{word}")
+                } else {
+                    word.clone()
+                };
                 if !out.contains(&name) {
                     out.push(name);
                 }
@@ -343,13 +383,20 @@ pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String 
     };
     let mut msg = format!("`{}` did not take effect ({at}): it is {got}", w.render());
     let info = &index.symbols[&w.symbol];
-    let blockers: Vec<String> =
-        info.depends.iter().flat_map(|d| blocking_symbols(d, config)).collect();
+    let blockers: Vec<String> = info
+        .depends
+        .iter()
+        .flat_map(|d| blocking_symbols(d, config))
+        .collect();
     if !info.depends.is_empty() {
         let depends = if info.depends.len() == 1 {
             info.depends[0].clone()
         } else {
-            info.depends.iter().map(|d| format!("({d})")).collect::<Vec<_>>().join(" && ")
+            info.depends
+                .iter()
+                .map(|d| format!("({d})"))
+                .collect::<Vec<_>>()
+                .join(" && ")
         };
         msg.push_str(&format!("; it depends on `{depends}`"));
         if !blockers.is_empty() {
@@ -369,7 +416,8 @@ mod tests {
 
     #[test]
     fn parses_values_and_not_set() {
-        let a = frag("# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=0x10\n");
+        let a =
+            frag("# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=0x10\n");
         assert_eq!(a.len(), 4);
         assert_eq!(a[0].value, Value::Yes);
         assert_eq!(a[1].value, Value::No);
@@ -380,9 +428,16 @@ mod tests {
     #[test]
     fn bad_fragment_lines_name_file_and_line() {
         let e = parse_fragment("CONFIG_A=y\nKUNIT=y\n", "my.config").unwrap_err();
-        assert_eq!(e.to_string(), "`my.config` line 2: `KUNIT` does not start with `CONFIG_`");
+        assert_eq!(
+            e.to_string(),
+            "`my.config` line 2: `KUNIT` does not start with `CONFIG_`"
+        );
         let e = parse_fragment("CONFIG_A\n", "my.config").unwrap_err();
-        assert!(e.to_string().contains("line 1: expected `CONFIG_NAME=value`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 1: expected `CONFIG_NAME=value`"),
+            "{e}"
+        );
         let e = parse_fragment("CONFIG_A=\n", "my.config").unwrap_err();
         assert!(e.to_string().contains("has no value"), "{e}");
     }
@@ -390,14 +445,21 @@ mod tests {
     #[test]
     fn merge_replaces_in_place_and_appends() {
         let config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\n";
-        let merged = merge(config, &frag("CONFIG_B=y\nCONFIG_D=y\n# CONFIG_A is not set\nCONFIG_B=m\n"));
-        assert_eq!(merged, "# CONFIG_A is not set\nCONFIG_B=m\nCONFIG_C=m\nCONFIG_D=y\n");
+        let merged = merge(
+            config,
+            &frag("CONFIG_B=y\nCONFIG_D=y\n# CONFIG_A is not set\nCONFIG_B=m\n"),
+        );
+        assert_eq!(
+            merged,
+            "# CONFIG_A is not set\nCONFIG_B=m\nCONFIG_C=m\nCONFIG_D=y\n"
+        );
     }
 
     #[test]
     fn unmet_reports_only_final_assignments() {
         let resolved = KConfig::parse("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_S=\"v\"\n");
-        let req = frag("CONFIG_A=m\nCONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"v\"\n");
+        let req =
+            frag("CONFIG_A=m\nCONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"v\"\n");
         let u = unmet(&req, &resolved);
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].wanted.symbol, "B");
@@ -412,7 +474,10 @@ mod tests {
             "config RUST\n\tbool \"Rust support\"\n\tdepends on HAVE_RUST\n\tdepends on !MODVERSIONS || GENDWARFKSYMS\n\nconfig MODULE_SIG\n\tbool \"sig\"\nmenu \"x\"\n\tdepends on FOO\n",
             Path::new("init/Kconfig"),
         );
-        assert!(index.symbols["MODULE_SIG"].depends.is_empty(), "menu depends do not leak");
+        assert!(
+            index.symbols["MODULE_SIG"].depends.is_empty(),
+            "menu depends do not leak"
+        );
         let config = KConfig::parse("CONFIG_HAVE_RUST=y\nCONFIG_MODVERSIONS=y\n");
         let req = frag("CONFIG_MODULE_SIGG=y\nCONFIG_RUST=y\n");
         let u = unmet(&req, &config);
@@ -431,6 +496,9 @@ mod tests {
         let c = KConfig::parse("CONFIG_A=y\n");
         assert_eq!(blocking_symbols("A && B", &c), ["B"]);
         assert_eq!(blocking_symbols("!A || (B && 64BIT)", &c), ["!A", "B"]);
-        assert_eq!(blocking_symbols("$(cc-option,-mfoo)", &c), Vec::<String>::new());
+        assert_eq!(
+            blocking_symbols("$(cc-option,-mfoo)", &c),
+            Vec::<String>::new()
+        );
     }
 }

@@ -58,7 +58,9 @@ impl Home {
     /// `CARGO_KMOD_HOME`, else `~/.cargo-kmod`.
     pub fn from_env() -> Result<Home> {
         if let Some(p) = std::env::var_os("CARGO_KMOD_HOME").filter(|p| !p.is_empty()) {
-            return Ok(Home { root: PathBuf::from(p) });
+            return Ok(Home {
+                root: PathBuf::from(p),
+            });
         }
         let Some(home) = std::env::var_os("HOME").filter(|p| !p.is_empty()) else {
             crate::bail_user!(
@@ -66,7 +68,9 @@ impl Home {
                 hint = "set `CARGO_KMOD_HOME` to a writable directory"
             );
         };
-        Ok(Home { root: PathBuf::from(home).join(".cargo-kmod") })
+        Ok(Home {
+            root: PathBuf::from(home).join(".cargo-kmod"),
+        })
     }
 
     pub fn trees_dir(&self) -> PathBuf {
@@ -79,7 +83,10 @@ impl Home {
 
     /// Where `cargo xtask setup` unpacks Debian's rust-src of rustc `version`.
     pub fn rust_src_dir(&self, version: &str) -> PathBuf {
-        self.root.join("rust-src").join(version).join("usr/lib/rustlib/src/rust/library")
+        self.root
+            .join("rust-src")
+            .join(version)
+            .join("usr/lib/rustlib/src/rust/library")
     }
 
     /// Create a directory under the home, with a one-line error when it is not writable.
@@ -107,10 +114,14 @@ impl Home {
     /// Every prepared tree (those with a stamp), newest kernel first.
     pub fn list(&self) -> Vec<PreparedTree> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.trees_dir()) else { return out };
+        let Ok(entries) = std::fs::read_dir(self.trees_dir()) else {
+            return out;
+        };
         for e in entries.flatten() {
             let dir = e.path();
-            let Ok(text) = std::fs::read_to_string(dir.join(TREE_STAMP)) else { continue };
+            let Ok(text) = std::fs::read_to_string(dir.join(TREE_STAMP)) else {
+                continue;
+            };
             if let Ok(meta) = serde_json::from_str::<TreeMeta>(&text) {
                 out.push(PreparedTree { dir, meta });
             }
@@ -118,7 +129,9 @@ impl Home {
         out.sort_by(|a, b| {
             let va = crate::tree::toolchain::Version::find(&a.meta.release);
             let vb = crate::tree::toolchain::Version::find(&b.meta.release);
-            vb.cmp(&va).then(a.meta.arch.cmp(&b.meta.arch)).then(a.dir.cmp(&b.dir))
+            vb.cmp(&va)
+                .then(a.meta.arch.cmp(&b.meta.arch))
+                .then(a.dir.cmp(&b.dir))
         });
         out
     }
@@ -147,7 +160,11 @@ mod tests {
 
     #[test]
     fn key_depends_on_every_input_and_order() {
-        let base = [("arch", "x86_64"), ("rustc", "rustc 1.95.0"), ("fragment", "CONFIG_A=y\n")];
+        let base = [
+            ("arch", "x86_64"),
+            ("rustc", "rustc 1.95.0"),
+            ("fragment", "CONFIG_A=y\n"),
+        ];
         let k = tree_key(&base);
         assert_eq!(k.len(), 16);
         assert_eq!(k, tree_key(&base));
@@ -157,13 +174,18 @@ mod tests {
             assert_ne!(k, tree_key(&changed), "input {i} must change the key");
         }
         // `a=b` + `c=d` must not collide with `a=b\nc` + `d`.
-        assert_ne!(tree_key(&[("a", "b\nc=d")]), tree_key(&[("a", "b"), ("c", "d")]));
+        assert_ne!(
+            tree_key(&[("a", "b\nc=d")]),
+            tree_key(&[("a", "b"), ("c", "d")])
+        );
     }
 
     #[test]
     fn list_ignores_unstamped_trees() {
         let dir = tempfile::tempdir().unwrap();
-        let home = Home { root: dir.path().to_path_buf() };
+        let home = Home {
+            root: dir.path().to_path_buf(),
+        };
         std::fs::create_dir_all(home.trees_dir().join("x86_64-half")).unwrap();
         let good = home.trees_dir().join("arm64-good");
         std::fs::create_dir_all(&good).unwrap();
@@ -189,8 +211,14 @@ mod tests {
 
     #[test]
     fn unwritable_home_is_a_user_error() {
-        let home = Home { root: PathBuf::from("/proc/cargo-kmod-test") };
+        let home = Home {
+            root: PathBuf::from("/proc/cargo-kmod-test"),
+        };
         let e = home.ensure_dir(&home.trees_dir()).unwrap_err();
-        assert!(e.to_string().starts_with("cannot create `/proc/cargo-kmod-test/trees`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot create `/proc/cargo-kmod-test/trees`"),
+            "{e}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! a command uses, [`toolchain`] finds the tools kbuild needs.
 
 pub mod config;
+pub mod doctor;
 pub mod home;
 pub mod prepare;
 pub mod resolve;
@@ -139,8 +140,13 @@ impl std::str::FromStr for Arch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Compiler {
     /// LLVM/clang; `llvm` says how to call it (`LLVM=1` or `LLVM=-19`).
-    Clang { version: Option<Version>, llvm: Option<Llvm> },
-    Gcc { version: Option<Version> },
+    Clang {
+        version: Option<Version>,
+        llvm: Option<Llvm>,
+    },
+    Gcc {
+        version: Option<Version>,
+    },
 }
 
 /// A built kernel tree.
@@ -182,20 +188,31 @@ impl KernelTree {
                     "kernel tree `{}` has not been built: no `include/config/kernel.release`",
                     dir.display()
                 ))
-                .with_hint(format!("run `make -C {} modules_prepare` or a full build", dir.display()))
+                .with_hint(format!(
+                    "run `make -C {} modules_prepare` or a full build",
+                    dir.display()
+                ))
             })?;
         let srctree = match std::fs::canonicalize(dir.join("source")) {
             Ok(p) => p,
             Err(_) => dir.to_path_buf(),
         };
-        Ok(KernelTree { dir: dir.to_path_buf(), srctree, config, arch, release })
+        Ok(KernelTree {
+            dir: dir.to_path_buf(),
+            srctree,
+            config,
+            arch,
+            release,
+        })
     }
 
     pub fn compiler(&self) -> Compiler {
         let text = self.config.string("CC_VERSION_TEXT").unwrap_or_default();
         let version = Version::find(&text);
         if self.config.is_enabled("CC_IS_CLANG") {
-            let llvm = version.and_then(|v| Llvm::for_major(v.0)).or_else(Llvm::detect);
+            let llvm = version
+                .and_then(|v| Llvm::for_major(v.0))
+                .or_else(Llvm::detect);
             Compiler::Clang { version, llvm }
         } else {
             Compiler::Gcc { version }
@@ -258,7 +275,9 @@ mod tests {
     fn open_rejects_non_trees() {
         let dir = tempfile::tempdir().unwrap();
         let e = KernelTree::open(dir.path()).unwrap_err();
-        assert!(e.to_string().ends_with("is not a configured kernel tree: it has no `.config`"));
+        assert!(e
+            .to_string()
+            .ends_with("is not a configured kernel tree: it has no `.config`"));
         std::fs::write(dir.path().join(".config"), "CONFIG_X86_64=y\n").unwrap();
         let e = KernelTree::open(dir.path()).unwrap_err();
         assert!(e.to_string().contains("has not been built"), "{e}");

@@ -41,7 +41,10 @@ impl Source {
         let path = std::fs::canonicalize(path)
             .with_context(|| format!("cannot resolve `{}`", path.display()))?;
         if meta.is_dir() {
-            if !(path.join("Makefile").is_file() && path.join("Kconfig").is_file() && path.join("scripts").is_dir()) {
+            if !(path.join("Makefile").is_file()
+                && path.join("Kconfig").is_file()
+                && path.join("scripts").is_dir())
+            {
                 crate::bail_user!(
                     "`{}` is not a kernel source tree: no top-level `Makefile`, `Kconfig` and `scripts/`",
                     path.display()
@@ -49,8 +52,14 @@ impl Source {
             }
             return Ok(Source::Dir(path));
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if [".tar.xz", ".tar.gz", ".tgz", ".tar.zst", ".tar.bz2", ".tar"].iter().any(|e| name.ends_with(e)) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if [".tar.xz", ".tar.gz", ".tgz", ".tar.zst", ".tar.bz2", ".tar"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        {
             Ok(Source::Tarball(path))
         } else {
             crate::bail_user!(
@@ -99,7 +108,8 @@ impl Source {
     /// mtime for a tarball; path and the Makefile's version for a tree.
     fn identity(&self) -> Result<String> {
         let p = self.path();
-        let meta = std::fs::metadata(p).with_context(|| format!("cannot read `{}`", p.display()))?;
+        let meta =
+            std::fs::metadata(p).with_context(|| format!("cannot read `{}`", p.display()))?;
         let mtime = meta
             .modified()
             .ok()
@@ -109,7 +119,9 @@ impl Source {
         Ok(match self {
             Source::Tarball(_) => format!("tarball:{}:{}:{}", p.display(), meta.len(), mtime),
             Source::Dir(_) => {
-                let v = makefile_version(p).map(|v| v.to_string()).unwrap_or_default();
+                let v = makefile_version(p)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
                 format!("dir:{}:{}", p.display(), v)
             }
         })
@@ -124,7 +136,11 @@ pub fn makefile_version(srctree: &Path) -> Option<Version> {
             .find_map(|l| l.strip_prefix(key).and_then(|r| r.trim().strip_prefix('=')))
             .and_then(|v| v.trim().parse().ok())
     };
-    Some(Version(get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL").unwrap_or(0)))
+    Some(Version(
+        get("VERSION")?,
+        get("PATCHLEVEL")?,
+        get("SUBLEVEL").unwrap_or(0),
+    ))
 }
 
 /// What `cargo kmod init` was asked for.
@@ -138,7 +154,11 @@ pub struct Request {
 }
 
 /// The fragments for an arch, in merge order: built-in ones, then the user's.
-pub fn fragments_for(arch: Arch, modversions: bool, user: &[(String, String)]) -> Result<Vec<Assignment>> {
+pub fn fragments_for(
+    arch: Arch,
+    modversions: bool,
+    user: &[(String, String)],
+) -> Result<Vec<Assignment>> {
     let mut out = config::parse_fragment(COMMON, "templates/fragments/common.config")?;
     let (text, name) = match arch {
         Arch::X86_64 => (X86_64, "templates/fragments/x86_64.config"),
@@ -146,7 +166,10 @@ pub fn fragments_for(arch: Arch, modversions: bool, user: &[(String, String)]) -
     };
     out.extend(config::parse_fragment(text, name)?);
     if modversions {
-        out.extend(config::parse_fragment(MODVERSIONS, "templates/fragments/modversions.config")?);
+        out.extend(config::parse_fragment(
+            MODVERSIONS,
+            "templates/fragments/modversions.config",
+        )?);
     }
     for (name, text) in user {
         out.extend(config::parse_fragment(text, name)?);
@@ -157,7 +180,11 @@ pub fn fragments_for(arch: Arch, modversions: bool, user: &[(String, String)]) -
 /// The cache key of a request with this toolchain.
 fn key_for(req: &Request, tc: &Toolchain) -> Result<String> {
     let identity = req.source.identity()?;
-    let user: String = req.fragments.iter().map(|(n, t)| format!("{n}\n{t}\n")).collect();
+    let user: String = req
+        .fragments
+        .iter()
+        .map(|(n, t)| format!("{n}\n{t}\n"))
+        .collect();
     let builtin = format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}");
     Ok(tree_key(&[
         ("source", &identity),
@@ -167,7 +194,13 @@ fn key_for(req: &Request, tc: &Toolchain) -> Result<String> {
         ("rustc", tc.rustc.as_deref().unwrap_or("")),
         ("bindgen", tc.bindgen.as_deref().unwrap_or("")),
         ("clang", tc.clang.as_deref().unwrap_or("")),
-        ("llvm", tc.llvm.as_ref().map(|l| l.make_value.as_str()).unwrap_or("")),
+        (
+            "llvm",
+            tc.llvm
+                .as_ref()
+                .map(|l| l.make_value.as_str())
+                .unwrap_or(""),
+        ),
     ]))
 }
 
@@ -177,7 +210,10 @@ pub fn check_toolchain(tc: &Toolchain) -> Result<()> {
         crate::bail_user!("`rustc` was not found"; hint = "install Rust with rustup");
     };
     if tc.rust_src.is_none() {
-        let v = tc.rustc_version().map(|v| v.to_string()).unwrap_or_default();
+        let v = tc
+            .rustc_version()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         crate::bail_user!(
             "no rust-src for `{}`: the kernel needs the Rust standard library sources of exactly this rustc", rustc;
             hint = "run `cargo xtask setup` (installs Debian's `rust-src={}`), or set `RUST_LIB_SRC` to its `library` directory", v
@@ -212,20 +248,23 @@ fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
 
 /// Prepare (or find) the tree for `req`. Returns the tree and whether it was already fresh.
 pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Result<(PreparedTree, bool)> {
+    let trees = home.trees_dir();
+    home.ensure_dir(&trees)?;
     check_toolchain(tc)?;
     let key = key_for(req, tc)?;
-    let trees = home.trees_dir();
     let dir = trees.join(format!("{}-{}", req.arch, key));
     if let Some(meta) = Home::read_meta(&dir) {
         return Ok((PreparedTree { dir, meta }, true));
     }
-    home.ensure_dir(&trees)?;
     // One preparation of a given tree at a time; a second `init` waits for the first.
     let lock_path = trees.join(format!("{}-{}.lock", req.arch, key));
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("cannot create `{}`", lock_path.display()))?;
     if lock.try_lock().is_err() {
-        shell.status("Blocking", format_args!("waiting for another `cargo kmod init` of this tree"));
+        shell.status(
+            "Blocking",
+            format_args!("waiting for another `cargo kmod init` of this tree"),
+        );
         lock.lock().context("cannot lock the tree")?;
     }
     if let Some(meta) = Home::read_meta(&dir) {
@@ -259,7 +298,16 @@ pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Res
     let unknown: Vec<String> = wanted
         .iter()
         .filter(|a| !index.contains(&a.symbol))
-        .map(|a| config::explain(&config::Unmet { wanted: a.clone(), got: None }, &index, &KConfig::default()))
+        .map(|a| {
+            config::explain(
+                &config::Unmet {
+                    wanted: a.clone(),
+                    got: None,
+                },
+                &index,
+                &KConfig::default(),
+            )
+        })
         .collect();
     if let Some(first) = unknown.first() {
         let mut e = UserError::new(first.clone());
@@ -285,21 +333,38 @@ pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Res
         format!("LLVM={llvm}"),
     ];
     let base = &base_args;
-    let release_name = version.map(|v| v.to_string()).unwrap_or_else(|| "kernel".into());
-    shell.status("Configuring", format_args!("linux {release_name} for {} (tinyconfig + fragments)", req.arch));
+    let release_name = version
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "kernel".into());
+    shell.status(
+        "Configuring",
+        format_args!(
+            "linux {release_name} for {} (tinyconfig + fragments)",
+            req.arch
+        ),
+    );
     crate::process::run_logged(shell, cmd!(sh, "make {base...} tinyconfig"), &log, |_| {})?;
     let dot_config = dir.join(".config");
-    let text = std::fs::read_to_string(&dot_config).context("cannot read the tinyconfig `.config`")?;
+    let text =
+        std::fs::read_to_string(&dot_config).context("cannot read the tinyconfig `.config`")?;
     crate::fsutil::write_atomic(&dot_config, config::merge(&text, &wanted).as_bytes())?;
     crate::process::run_logged(shell, cmd!(sh, "make {base...} olddefconfig"), &log, |_| {})?;
     let resolved = KConfig::read(&dot_config)?;
     let unmet = config::unmet(&wanted, &resolved);
     if !unmet.is_empty() {
-        let mut lines: Vec<String> = unmet.iter().map(|u| config::explain(u, &index, &resolved)).collect();
+        let mut lines: Vec<String> = unmet
+            .iter()
+            .map(|u| config::explain(u, &index, &resolved))
+            .collect();
         if unmet.iter().any(|u| u.wanted.symbol == "RUST") {
             if let Err(e) = crate::process::run(shell, cmd!(sh, "make {base...} rustavailable")) {
                 let why = e.to_string();
-                let reason = why.lines().find(|l| l.contains("***") && l.len() > 4).unwrap_or("").trim_start_matches("***").trim();
+                let reason = why
+                    .lines()
+                    .find(|l| l.contains("***") && l.len() > 4)
+                    .unwrap_or("")
+                    .trim_start_matches("***")
+                    .trim();
                 lines.push(format!("`make rustavailable` says: {reason}"));
             }
         }
@@ -322,7 +387,14 @@ pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Res
             Arch::Arm64 => 1100,
         });
     let bar = shell.progress("Building", estimate);
-    shell.status("Building", format_args!("linux {release_name} for {} (log: `{}`)", req.arch, log.display()));
+    shell.status(
+        "Building",
+        format_args!(
+            "linux {release_name} for {} (log: `{}`)",
+            req.arch,
+            log.display()
+        ),
+    );
     let started = Instant::now();
     let jobs = format!("-j{}", req.jobs.max(1));
     let mut lines = 0u64;
@@ -342,7 +414,11 @@ pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Res
     let tree = crate::tree::KernelTree::open(&dir)?;
     for needed in [req.arch.image(), "Module.symvers", "rust/libkernel.rmeta"] {
         if !dir.join(needed).exists() {
-            crate::bail_user!("the build of `{}` finished without `{}`", dir.display(), needed);
+            crate::bail_user!(
+                "the build of `{}` finished without `{}`",
+                dir.display(),
+                needed
+            );
         }
     }
     let meta = TreeMeta {
@@ -367,7 +443,9 @@ pub fn prepare(shell: &Shell, home: &Home, tc: &Toolchain, req: &Request) -> Res
 
 /// Unpack a tarball once into `sources/<hash>/`, atomically (temp dir, then rename).
 fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<PathBuf> {
-    let dest = home.sources_dir().join(&crate::fsutil::sha256_hex(identity.as_bytes())[..16]);
+    let dest = home
+        .sources_dir()
+        .join(&crate::fsutil::sha256_hex(identity.as_bytes())[..16]);
     if !dest.is_dir() {
         home.ensure_dir(&home.sources_dir())?;
         let tmp = tempfile::Builder::new()
@@ -385,10 +463,18 @@ fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<
                 "cannot unpack `{}`: the archive is truncated or corrupt",
                 tarball.display()
             ))
-            .with_hint(format!("{}", e.to_string().lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("---")).unwrap_or("")))
+            .with_hint(format!(
+                "{}",
+                e.to_string()
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty() && !l.starts_with("---"))
+                    .unwrap_or("")
+            ))
             .into());
         }
-        std::fs::rename(tmp.keep(), &dest).with_context(|| format!("cannot create `{}`", dest.display()))?;
+        std::fs::rename(tmp.keep(), &dest)
+            .with_context(|| format!("cannot create `{}`", dest.display()))?;
     }
     // The tarball holds one top-level directory (e.g. `linux-source-7.2/`).
     let top = std::fs::read_dir(&dest)?
@@ -398,7 +484,10 @@ fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<
         .or_else(|| dest.join("Makefile").is_file().then(|| dest.clone()));
     match top {
         Some(t) => Ok(t),
-        None => crate::bail_user!("`{}` does not contain a kernel source tree", tarball.display()),
+        None => crate::bail_user!(
+            "`{}` does not contain a kernel source tree",
+            tarball.display()
+        ),
     }
 }
 
@@ -412,9 +501,20 @@ mod tests {
         let a = fragments_for(Arch::Arm64, false, &[]).unwrap();
         assert!(x.iter().any(|s| s.symbol == "64BIT"));
         assert!(x.iter().any(|s| s.symbol == "GENDWARFKSYMS"));
-        assert!(!a.iter().any(|s| s.symbol == "MODVERSIONS"), "no modversions without GENDWARFKSYMS");
+        assert!(
+            !a.iter().any(|s| s.symbol == "MODVERSIONS"),
+            "no modversions without GENDWARFKSYMS"
+        );
         assert!(a.iter().any(|s| s.symbol == "SERIAL_AMBA_PL011_CONSOLE"));
-        for sym in ["RUST", "MODULES", "MODULE_UNLOAD", "KUNIT", "MODULE_SIG", "MODULE_SIG_SHA256", "DEVTMPFS"] {
+        for sym in [
+            "RUST",
+            "MODULES",
+            "MODULE_UNLOAD",
+            "KUNIT",
+            "MODULE_SIG",
+            "MODULE_SIG_SHA256",
+            "DEVTMPFS",
+        ] {
             assert!(x.iter().any(|s| s.symbol == sym), "{sym}");
         }
     }
@@ -433,16 +533,25 @@ mod tests {
     fn source_classification() {
         let dir = tempfile::tempdir().unwrap();
         let e = Source::from_path(&dir.path().join("missing.tar.xz")).unwrap_err();
-        assert!(e.to_string().ends_with("missing.tar.xz` does not exist"), "{e}");
+        assert!(
+            e.to_string().ends_with("missing.tar.xz` does not exist"),
+            "{e}"
+        );
         let e = Source::from_path(dir.path()).unwrap_err();
         assert!(e.to_string().contains("is not a kernel source tree"), "{e}");
         let f = dir.path().join("notes.txt");
         std::fs::write(&f, "x").unwrap();
-        assert!(Source::from_path(&f).unwrap_err().to_string().contains("neither a kernel source tarball"));
+        assert!(Source::from_path(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("neither a kernel source tarball"));
         let t = dir.path().join("linux-source-7.2.tar.xz");
         std::fs::write(&t, "x").unwrap();
         std::fs::write(dir.path().join("linux-source-6.12.tar.xz"), "x").unwrap();
-        assert_eq!(Source::default_in(dir.path()).unwrap(), Source::Tarball(t.canonicalize().unwrap()));
+        assert_eq!(
+            Source::default_in(dir.path()).unwrap(),
+            Source::Tarball(t.canonicalize().unwrap())
+        );
         let empty = tempfile::tempdir().unwrap();
         let e = Source::default_in(empty.path()).unwrap_err();
         assert!(e.to_string().starts_with("no kernel source found"), "{e}");
@@ -451,7 +560,11 @@ mod tests {
     #[test]
     fn makefile_version_reads_the_top_makefile() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Makefile"), "# SPDX\nVERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\nEXTRAVERSION =\n").unwrap();
+        std::fs::write(
+            dir.path().join("Makefile"),
+            "# SPDX\nVERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\nEXTRAVERSION =\n",
+        )
+        .unwrap();
         assert_eq!(makefile_version(dir.path()), Some(Version(7, 2, 13)));
     }
 }

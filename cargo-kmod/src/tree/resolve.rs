@@ -36,6 +36,8 @@ pub struct Choice {
     pub target: Option<(String, PathBuf)>,
     pub manifest: Option<(PathBuf, PathBuf)>,
     pub arch: Option<Arch>,
+    /// `rustc --version`, when the caller already knows it (prefers dev trees it built).
+    pub rustc: Option<String>,
 }
 
 impl Choice {
@@ -49,14 +51,17 @@ impl Choice {
         if let Some(p) = std::env::var_os("KDIR").filter(|p| !p.is_empty()) {
             return Some((PathBuf::from(p), KdirOrigin::Env));
         }
-        self.manifest.as_ref().map(|(kdir, file)| (kdir.clone(), KdirOrigin::Manifest(file.clone())))
+        self.manifest
+            .as_ref()
+            .map(|(kdir, file)| (kdir.clone(), KdirOrigin::Manifest(file.clone())))
     }
 }
 
 /// Resolve the tree; an explicit tree whose arch differs from `--arch` is an error.
 pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
     if let Some((dir, origin)) = choice.explicit() {
-        let tree = KernelTree::open(&dir).map_err(|e| e.context(format!("kernel tree from {origin}")))?;
+        let tree =
+            KernelTree::open(&dir).map_err(|e| e.context(format!("kernel tree from {origin}")))?;
         if let Some(arch) = choice.arch {
             if arch != tree.arch {
                 crate::bail_user!(
@@ -67,14 +72,19 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         }
         return Ok(tree);
     }
-    dev_tree(home, choice.arch.unwrap_or_else(Arch::host))
+    dev_tree(home, choice.arch.unwrap_or_else(Arch::host), choice.rustc.as_deref())
 }
 
 /// The dev tree for `arch`: the newest kernel, preferring trees built by the current rustc.
-pub fn dev_tree(home: &Home, arch: Arch) -> Result<KernelTree> {
+pub fn dev_tree(home: &Home, arch: Arch, rustc: Option<&str>) -> Result<KernelTree> {
     let trees: Vec<_> = home.list().into_iter().filter(|t| t.meta.arch == arch).collect();
-    let sh = xshell::Shell::new()?;
-    let rustc = crate::process::version_line(&sh, &crate::tree::toolchain::rustc_program(), &["--version"]);
+    let rustc = match rustc {
+        Some(r) => Some(r.to_string()),
+        None => {
+            let sh = xshell::Shell::new()?;
+            crate::process::version_line(&sh, &crate::tree::toolchain::rustc_program(), &["--version"])
+        }
+    };
     let best = trees
         .iter()
         .find(|t| Some(&t.meta.rustc) == rustc.as_ref())

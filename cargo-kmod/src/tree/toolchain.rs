@@ -15,7 +15,10 @@ impl Version {
         text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
             .filter(|w| w.contains('.'))
             .find_map(|w| {
-                let mut parts = w.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>());
+                let mut parts = w
+                    .split('.')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse::<u32>());
                 let a = parts.next()?.ok()?;
                 let b = parts.next()?.ok()?;
                 let c = parts.next().and_then(Result::ok).unwrap_or(0);
@@ -42,7 +45,11 @@ pub struct Llvm {
 
 impl Llvm {
     fn from_make_value(v: &str) -> Llvm {
-        let suffix = if v.starts_with('-') { v.to_string() } else { String::new() };
+        let suffix = if v.starts_with('-') {
+            v.to_string()
+        } else {
+            String::new()
+        };
         Llvm {
             make_value: v.to_string(),
             clang: format!("clang{suffix}"),
@@ -67,10 +74,15 @@ impl Llvm {
         }
         let mut best: Option<u32> = None;
         for dir in dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(n) = name.strip_prefix("clang-").and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(n) = name
+                    .strip_prefix("clang-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
                     if find_in(dirs, &format!("ld.lld-{n}")).is_some() && best < Some(n) {
                         best = Some(n);
                     }
@@ -95,7 +107,9 @@ impl Llvm {
 }
 
 pub fn path_dirs() -> Vec<PathBuf> {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default()
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
 }
 
 /// Where `program` is on `dirs`, like `which`.
@@ -140,7 +154,14 @@ impl Toolchain {
             .and_then(|l| crate::process::version_line(&sh, &l.clang, &["--version"]));
         let rust_src = rustc.as_deref().and_then(|r| find_rust_src(&sh, home, r));
         let libclang = find_libclang(llvm.as_ref());
-        Toolchain { rustc, bindgen, llvm, clang, rust_src, libclang }
+        Toolchain {
+            rustc,
+            bindgen,
+            llvm,
+            clang,
+            rust_src,
+            libclang,
+        }
     }
 
     pub fn rustc_version(&self) -> Option<Version> {
@@ -213,7 +234,10 @@ pub fn find_libclang(llvm: Option<&Llvm>) -> Option<PathBuf> {
         let mut v: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llvm-")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
+            })
             .map(|p| p.join("lib"))
             .collect();
         v.sort();
@@ -255,10 +279,19 @@ mod tests {
 
     #[test]
     fn versions_parse_from_tool_output() {
-        assert_eq!(Version::find("rustc 1.95.0 (59807616e 2026-04-14)"), Some(Version(1, 95, 0)));
+        assert_eq!(
+            Version::find("rustc 1.95.0 (59807616e 2026-04-14)"),
+            Some(Version(1, 95, 0))
+        );
         assert_eq!(Version::find("bindgen 0.73.2"), Some(Version(0, 73, 2)));
-        assert_eq!(Version::find("Debian clang version 19.1.7 (3~deb12u1)"), Some(Version(19, 1, 7)));
-        assert_eq!(Version::find("gcc (Debian 12.2.0-14+deb12u1) 12.2.0"), Some(Version(12, 2, 0)));
+        assert_eq!(
+            Version::find("Debian clang version 19.1.7 (3~deb12u1)"),
+            Some(Version(19, 1, 7))
+        );
+        assert_eq!(
+            Version::find("gcc (Debian 12.2.0-14+deb12u1) 12.2.0"),
+            Some(Version(12, 2, 0))
+        );
         assert_eq!(Version::find("no digits"), None);
         assert!(Version(0, 71, 1) < Version(0, 73, 2));
     }
@@ -290,8 +323,14 @@ mod tests {
             "case \"$1\" in\nrustc)\n\tif s390; then\n\t\techo 1.96.0\n\telse\n\t\techo 1.78.0\n\tfi\n\t;;\nbindgen)\n\techo 0.71.1\n\t;;\nesac\n",
         )
         .unwrap();
-        assert_eq!(min_tool_version(dir.path(), "bindgen"), Some(Version(0, 71, 1)));
-        assert_eq!(min_tool_version(dir.path(), "rustc"), Some(Version(1, 78, 0)));
+        assert_eq!(
+            min_tool_version(dir.path(), "bindgen"),
+            Some(Version(0, 71, 1))
+        );
+        assert_eq!(
+            min_tool_version(dir.path(), "rustc"),
+            Some(Version(1, 78, 0))
+        );
         assert_eq!(min_tool_version(dir.path(), "gcc"), None);
     }
 }

@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `cargo-kmod` binary, built once per test process.
@@ -19,7 +22,14 @@ pub fn bin() -> PathBuf {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "cargo-kmod", "--bin", "cargo-kmod"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "cargo-kmod",
+                "--bin",
+                "cargo-kmod",
+            ])
             .current_dir(root())
             .status()
             .expect("cannot run cargo");
@@ -55,13 +65,24 @@ pub fn stderr(o: &Output) -> String {
 /// Assert success, printing both streams when it fails.
 #[track_caller]
 pub fn ok(o: &Output) {
-    assert!(o.status.success(), "command failed ({})\n--- stdout\n{}\n--- stderr\n{}", o.status, stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "command failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
 }
 
 /// Assert failure, returning stderr for message checks.
 #[track_caller]
 pub fn fails(o: &Output) -> String {
-    assert!(!o.status.success(), "command unexpectedly succeeded\n--- stdout\n{}\n--- stderr\n{}", stdout(o), stderr(o));
+    assert!(
+        !o.status.success(),
+        "command unexpectedly succeeded\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
     stderr(o)
 }
 
@@ -69,7 +90,10 @@ pub fn fails(o: &Output) -> String {
 pub fn trees() -> Vec<serde_json::Value> {
     let o = run(&mut kmod(&["init", "--list", "--message-format", "json"]));
     ok(&o);
-    stdout(&o).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// The newest 7.x dev tree for `arch`. Panics with the fix when there is none: a test that
@@ -84,9 +108,9 @@ pub fn tree_612(arch: &str) -> PathBuf {
 }
 
 fn tree_where(arch: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
-    let found = trees().into_iter().find(|t| {
-        t["arch"] == arch && t["release"].as_str().is_some_and(&pick)
-    });
+    let found = trees()
+        .into_iter()
+        .find(|t| t["arch"] == arch && t["release"].as_str().is_some_and(&pick));
     match found {
         Some(t) => PathBuf::from(t["path"].as_str().unwrap()),
         None => panic!(
@@ -99,7 +123,10 @@ fn tree_where(arch: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
 
 /// A scratch directory that is kept when `KMOD_KEEP_TMP` is set (for debugging).
 pub fn scratch() -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("kmod-it-").tempdir().unwrap();
+    let t = tempfile::Builder::new()
+        .prefix("kmod-it-")
+        .tempdir()
+        .unwrap();
     t
 }
 

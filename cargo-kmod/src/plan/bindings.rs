@@ -1,0 +1,194 @@
+//! Bindings for the manifest's `bindings` headers, generated with the bindgen library using
+//! the include paths, defines and target that kbuild uses for modules of the tree.
+//!
+//! The flags come from kbuild itself: a probe Kbuild prints `$(c_flags)` (cached per tree
+//! `.config`), filtered to what clang needs to parse headers. Each output starts with a
+//! hash of its inputs, so it is regenerated only when the header or the flags change.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::cmd;
+
+use crate::error::UserError;
+use crate::manifest::Binding;
+use crate::shell::Shell;
+use crate::tree::toolchain::Toolchain;
+use crate::tree::{Compiler, KernelTree};
+
+/// The C flags kbuild uses for this tree's modules, probed once per tree configuration.
+pub fn kbuild_cflags(shell: &Shell, tree: &KernelTree, tc: &Toolchain, probe_dir: &Path) -> Result<Vec<String>> {
+    let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
+    let key = crate::fsutil::sha256_hex(&[config_stamp, tree.dir.display().to_string().into_bytes()].concat());
+    let cache = probe_dir.join(format!("cflags-{}.txt", &key[..16]));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        return Ok(text.lines().map(str::to_string).collect());
+    }
+    crate::fsutil::write_if_changed(&probe_dir.join("Kbuild"), super::PROBE_KBUILD.as_bytes())?;
+    let sh = xshell::Shell::new()?;
+    for (k, v) in tc.kbuild_env() {
+        sh.set_var(k, v);
+    }
+    let kdir = &tree.dir;
+    let args = tree.make_args();
+    let m = format!("M={}", probe_dir.display());
+    crate::process::run(shell, cmd!(sh, "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.i"))
+        .context("cannot probe kbuild's C flags for bindgen")?;
+    let raw = std::fs::read_to_string(probe_dir.join("cflags.txt")).context("the kbuild flag probe wrote nothing")?;
+    let flags = filter_for_clang(raw.lines(), probe_dir, tree);
+    crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
+    Ok(flags)
+}
+
+/// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
+/// includes, defines, language standard, target); drop code-generation and warning flags,
+/// some of which are GCC-only. Relative paths are relative to the module directory.
+pub fn filter_for_clang<'a>(flags: impl Iterator<Item = &'a str>, cwd: &Path, tree: &KernelTree) -> Vec<String> {
+    let abs = |p: &str| -> String {
+        let path = Path::new(p);
+        if path.is_absolute() { p.to_string() } else { cwd.join(path).display().to_string() }
+    };
+    let mut out = Vec::new();
+    let mut it = flags.map(str::trim).filter(|f| !f.is_empty()).peekable();
+    while let Some(f) = it.next() {
+        if let Some(p) = f.strip_prefix("-I") {
+            if p.is_empty() {
+                if let Some(n) = it.next() {
+                    out.push(format!("-I{}", abs(n)));
+                }
+            } else {
+                out.push(format!("-I{}", abs(p)));
+            }
+        } else if matches!(f, "-include" | "-isystem" | "-iquote") {
+            if let Some(n) = it.next() {
+                out.push(f.to_string());
+                out.push(abs(n));
+            }
+        } else if f.starts_with("-D") || f.starts_with("-U") || f.starts_with("-std=") || f.starts_with("--target=") {
+            // KBUILD_MODNAME and friends are per-object; bindings do not need them.
+            if !(f.starts_with("-DKBUILD_") || f.starts_with("-D__KBUILD_")) {
+                out.push(f.to_string());
+            }
+        } else if matches!(f, "-nostdinc" | "-fshort-wchar" | "-funsigned-char" | "-fsigned-char" | "-m64" | "-mlittle-endian") {
+            out.push(f.to_string());
+        }
+    }
+    if !out.iter().any(|f| f.starts_with("--target=")) {
+        out.push(format!("--target={}", tree.arch.clang_target()));
+    }
+    if matches!(tree.compiler(), Compiler::Gcc { .. }) {
+        // Headers of GCC-built trees may use GCC-only attributes guarded by these.
+        out.push("-Wno-unknown-attributes".into());
+    }
+    out.extend(["-D__BINDGEN__".into(), "-fno-builtin".into(), "-Wno-unknown-warning-option".into()]);
+    out
+}
+
+/// Output file name for a header: `include/helper.h` -> `helper.rs`.
+pub fn output_name(header: &Path) -> String {
+    let stem = header.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bindings".into());
+    format!("{}.rs", stem.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_"))
+}
+
+/// Generate `out_dir/<stem>.rs` for `binding` unless it is current. Returns the path.
+pub fn generate(
+    shell: &Shell,
+    binding: &Binding,
+    manifest: &Path,
+    flags: &[String],
+    out_dir: &Path,
+    tc: &Toolchain,
+) -> Result<PathBuf> {
+    let header = &binding.header;
+    let Ok(header_text) = std::fs::read(header) else {
+        crate::bail_user!(
+            "header `{}` listed in `bindings` of `{}` does not exist", header.display(), manifest.display();
+            hint = "paths in `bindings` are relative to the package"
+        );
+    };
+    let out = out_dir.join(output_name(header));
+    let inputs = serde_json::json!({
+        "header": header, "text": crate::fsutil::sha256_hex(&header_text), "flags": flags,
+        "allow": binding.allowlist, "block": binding.blocklist, "bindgen": bindgen_version(),
+    });
+    let hash = crate::fsutil::sha256_hex(inputs.to_string().as_bytes());
+    let stamp = format!("// input-hash: {hash}");
+    if std::fs::read_to_string(&out).is_ok_and(|t| t.lines().nth(1) == Some(stamp.as_str())) {
+        return Ok(out);
+    }
+    shell.status("Generating", format_args!("bindings for `{}`", header.display()));
+    if std::env::var_os("LIBCLANG_PATH").is_none() {
+        if let Some(dir) = &tc.libclang {
+            // bindgen loads libclang at run time through LIBCLANG_PATH.
+            // SAFETY-free in edition 2021; set before any thread reads the environment here.
+            std::env::set_var("LIBCLANG_PATH", dir);
+        }
+    }
+    let mut b = bindgen::Builder::default()
+        .header(header.display().to_string())
+        .clang_args(flags)
+        .use_core()
+        .ctypes_prefix("::kernel::ffi")
+        .layout_tests(false)
+        .derive_default(true)
+        .generate_cstr(true)
+        .formatter(bindgen::Formatter::Prettyplease);
+    if binding.allowlist.is_empty() {
+        // Only what the header itself declares, not the kernel headers it includes.
+        b = b.allowlist_file(regex_escape(&header.display().to_string()));
+    }
+    for p in &binding.allowlist {
+        b = b.allowlist_function(p).allowlist_type(p).allowlist_var(p);
+    }
+    for p in &binding.blocklist {
+        b = b.blocklist_function(p).blocklist_type(p).blocklist_item(p);
+    }
+    shell.verbose("Running", format_args!("bindgen {} {}", header.display(), flags.join(" ")));
+    let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.generate()))
+        .map_err(|_| UserError::new(format!("bindgen crashed on `{}`", header.display())))?;
+    let bindings = generated.map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().find(|l| l.contains("error:")).unwrap_or(msg.lines().next().unwrap_or("")).trim().to_string();
+        UserError::new(format!("bindgen rejected `{}`: {}", header.display(), first))
+            .with_hint(msg.lines().filter(|l| !l.trim().is_empty()).take(8).collect::<Vec<_>>().join("\n"))
+    })?;
+    let text = format!(
+        "// Generated by cargo-kmod from `{}` with bindgen {}: hand edits are lost.\n{stamp}\n{}",
+        header.display(),
+        bindgen_version(),
+        bindings
+    );
+    crate::fsutil::write_atomic(&out, text.as_bytes())?;
+    Ok(out)
+}
+
+fn bindgen_version() -> &'static str {
+    "0.73"
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names() {
+        assert_eq!(output_name(Path::new("/p/include/helper.h")), "helper.rs");
+        assert_eq!(output_name(Path::new("dev-regs.h")), "dev_regs.rs");
+    }
+
+    #[test]
+    fn regex_escapes_paths() {
+        assert_eq!(regex_escape("/a/b.h"), "/a/b\\.h");
+    }
+}

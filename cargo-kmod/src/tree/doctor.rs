@@ -1,0 +1,277 @@
+//! The checks behind `cargo kmod doctor`: the host toolchain, and a kernel tree against it.
+//!
+//! Each check is one line: ok, or what is wrong and the fix. The mismatches found here are
+//! the ones that otherwise surface later as `E0514`/`E0461`, bindgen failures, or modules
+//! the kernel refuses.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::tree::home::Home;
+use crate::tree::toolchain::{self, min_tool_version, Llvm, Toolchain, Version};
+use crate::tree::{Arch, Compiler, KernelTree};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &str, message: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Ok, message: message.into(), fix: None }
+    }
+    fn fail(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Fail, message: message.into(), fix: Some(fix.into()) }
+    }
+    fn warn(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Warn, message: message.into(), fix: Some(fix.into()) }
+    }
+
+    /// `ok    rustc: rustc 1.95.0 ...` / `FAIL  bindgen: ... (fix: ...)`.
+    pub fn line(&self) -> String {
+        let tag = match self.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        match &self.fix {
+            Some(fix) => format!("{tag}  {}: {} (fix: {})", self.name, self.message, fix),
+            None => format!("{tag}  {}: {}", self.name, self.message),
+        }
+    }
+}
+
+/// The default bindgen minimum when no tree says otherwise (Linux 7.2's).
+const BINDGEN_MIN: Version = Version(0, 71, 1);
+
+/// Host checks: rustc, rust-src, bindgen, libclang, LLVM.
+pub fn host(tc: &Toolchain) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(match &tc.rustc {
+        Some(r) => Check::ok("rustc", r.clone()),
+        None => Check::fail("rustc", "`rustc` not found", "install Rust with rustup"),
+    });
+    out.push(match (&tc.rust_src, tc.rustc_version()) {
+        (Some((p, from)), _) => Check::ok("rust-src", format!("`{}` ({from})", p.display())),
+        (None, Some(v)) => Check::fail(
+            "rust-src",
+            format!("no rust-src for rustc {v} (`RUST_LIB_SRC`, the rustup component and `$CARGO_KMOD_HOME/rust-src/{v}` have none)"),
+            format!("`cargo xtask setup` installs Debian's `rust-src={v}`; or set `RUST_LIB_SRC` to its `library` dir"),
+        ),
+        (None, None) => Check::fail("rust-src", "cannot tell without rustc", "install Rust with rustup"),
+    });
+    out.push(bindgen_check(tc, BINDGEN_MIN, "Linux 7.2"));
+    out.push(match &tc.libclang {
+        Some(p) => Check::ok("libclang", format!("`{}`", p.display())),
+        None => Check::fail("libclang", "no libclang for bindgen", "install `libclang-19-dev`, or set `LIBCLANG_PATH`"),
+    });
+    out.push(match (&tc.llvm, &tc.clang) {
+        (Some(l), Some(v)) => Check::ok("llvm", format!("`LLVM={}` ({}, {}): {v}", l.make_value, l.clang, l.ld_lld)),
+        (Some(l), None) => Check::fail("llvm", format!("`{}` does not run", l.clang), "install `clang-19 lld-19 llvm-19`"),
+        (None, _) => Check::fail(
+            "llvm",
+            "no `clang` + `ld.lld` (or `clang-N` + `ld.lld-N`) on `PATH`",
+            "install `clang-19 lld-19 llvm-19`, or set `LLVM=-N`",
+        ),
+    });
+    out
+}
+
+fn bindgen_check(tc: &Toolchain, min: Version, what: &str) -> Check {
+    match (tc.bindgen.as_deref(), tc.bindgen_version()) {
+        (Some(line), Some(v)) if v >= min => Check::ok("bindgen", format!("{line} (>= {min} for {what})")),
+        (Some(_), Some(v)) => Check::fail(
+            "bindgen",
+            format!("bindgen {v} is too old: {what} needs at least {min}"),
+            "`cargo install bindgen-cli --locked`",
+        ),
+        _ => Check::fail("bindgen", "`bindgen` not found", "`cargo install bindgen-cli --locked`"),
+    }
+}
+
+/// qemu and a busybox for booting `arch` (for `cargo kmod test`/`run`).
+pub fn boot_tools(home: &Home, arch: Arch) -> Vec<Check> {
+    let qemu = arch.qemu();
+    let q = match toolchain::which(qemu) {
+        Some(p) => Check::ok(&format!("qemu ({arch})"), format!("`{}`", p.display())),
+        None => Check::fail(
+            &format!("qemu ({arch})"),
+            format!("`{qemu}` not found"),
+            format!("install `{}`", if arch == Arch::X86_64 { "qemu-system-x86" } else { "qemu-system-arm" }),
+        ),
+    };
+    let own = home.root.join("busybox").join(arch.name()).join("busybox");
+    let bb = if own.is_file() {
+        Check::ok(&format!("busybox ({arch})"), format!("`{}`", own.display()))
+    } else if arch == Arch::host() && Path::new("/bin/busybox").is_file() {
+        Check::ok(&format!("busybox ({arch})"), "`/bin/busybox`")
+    } else {
+        Check::fail(
+            &format!("busybox ({arch})"),
+            format!("no static busybox for {arch} guests"),
+            "`cargo xtask setup` unpacks Debian's `busybox-static` for each arch",
+        )
+    };
+    vec![q, bb]
+}
+
+/// Checks of a kernel tree against the host toolchain.
+pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
+    let mut out = Vec::new();
+    let label = |s: &str| format!("{s} [{} {}]", t.release, t.arch);
+    let cfg = &t.config;
+    out.push(if cfg.is_enabled("RUST") {
+        Check::ok(&label("CONFIG_RUST"), "y")
+    } else {
+        Check::fail(&label("CONFIG_RUST"), "not set: this tree cannot build Rust modules", "use a tree with `CONFIG_RUST=y` (`cargo kmod init`)")
+    });
+    out.push(if cfg.is_enabled("MODULES") {
+        Check::ok(&label("CONFIG_MODULES"), "y")
+    } else {
+        Check::fail(&label("CONFIG_MODULES"), "not set: this tree cannot load modules", "enable `CONFIG_MODULES`")
+    });
+    out.push(match (cfg.is_enabled("MODVERSIONS"), cfg.is_enabled("EXTENDED_MODVERSIONS")) {
+        (true, true) => Check::ok(&label("modversions"), "extended (`__version_ext_crcs`/`__version_ext_names`)"),
+        (true, false) => Check::ok(&label("modversions"), "basic"),
+        _ => Check::ok(&label("modversions"), "off (symbols are not versioned)"),
+    });
+    let want = t.rustc_version_text();
+    out.push(match (&want, &tc.rustc) {
+        (Some(w), Some(h)) if w == h => Check::ok(&label("rustc match"), format!("`{h}` built this tree")),
+        (Some(w), Some(h)) => Check::fail(
+            &label("rustc match"),
+            format!("the tree was built by `{w}` but `rustc` is `{h}`: modules would fail with E0514/E0461"),
+            format!("use exactly rustc {} (`rustup toolchain install`, then `RUSTC` or `rustup override set`)", Version::find(w).map(|v| v.to_string()).unwrap_or_default()),
+        ),
+        (None, _) => Check::fail(&label("rustc match"), "no `CONFIG_RUSTC_VERSION_TEXT` in `.config`", "use a tree built with Rust support"),
+        (_, None) => Check::fail(&label("rustc match"), "`rustc` not found", "install Rust with rustup"),
+    });
+    let rust_dir = t.dir.join("rust");
+    let has = |pred: &dyn Fn(&str) -> bool| {
+        std::fs::read_dir(&rust_dir).is_ok_and(|it| it.flatten().any(|e| pred(&e.file_name().to_string_lossy())))
+    };
+    let rmeta = rust_dir.join("libkernel.rmeta").is_file() && rust_dir.join("libcore.rmeta").is_file();
+    let macros = has(&|n: &str| n.starts_with("libmacros") && n.ends_with(".so"));
+    out.push(if rmeta && macros {
+        Check::ok(&label("rust metadata"), "`rust/libkernel.rmeta`, `rust/libcore.rmeta`, `rust/libmacros*.so`")
+    } else {
+        Check::fail(
+            &label("rust metadata"),
+            format!("`{}` lacks the kernel crates' `.rmeta` or proc-macro `.so` files (headers-only packages usually do)", rust_dir.display()),
+            "build the kernel tree itself (`make`), or use `cargo kmod init`",
+        )
+    });
+    out.push(if t.dir.join("Module.symvers").is_file() {
+        Check::ok(&label("Module.symvers"), "present")
+    } else {
+        Check::fail(&label("Module.symvers"), "missing: modpost cannot check symbols", "build the tree (`make modules`)")
+    });
+    let min = min_tool_version(&t.srctree, "bindgen").unwrap_or(BINDGEN_MIN);
+    let mut b = bindgen_check(tc, min, &format!("linux {}", t.release));
+    b.name = label("bindgen");
+    out.push(b);
+    out.push(compiler_check(t, &label("compiler")));
+    out.push(if t.image().is_file() {
+        Check::ok(&label("boot image"), format!("`{}`", t.image().display()))
+    } else {
+        Check::warn(&label("boot image"), format!("no `{}`: `cargo kmod test`/`run` cannot boot this tree", t.arch.image()), "build the kernel image too")
+    });
+    out
+}
+
+fn compiler_check(t: &KernelTree, name: &str) -> Check {
+    let text = t.config.string("CC_VERSION_TEXT").unwrap_or_default();
+    match t.compiler() {
+        Compiler::Clang { version, llvm } => match (version, llvm) {
+            (Some(v), Some(l)) if Llvm::for_major(v.0).is_some() => Check::ok(name, format!("{text} via `LLVM={}`", l.make_value)),
+            (Some(v), _) => Check::fail(name, format!("the tree was built by {text}, and no clang {} is on `PATH`", v.0), format!("install `clang-{0} lld-{0} llvm-{0}`", v.0)),
+            (None, _) => Check::warn(name, format!("cannot tell the clang version from `{text}`"), "check `CONFIG_CC_VERSION_TEXT`"),
+        },
+        Compiler::Gcc { version } => {
+            let prefix = std::env::var("CROSS_COMPILE").ok().unwrap_or_else(|| {
+                if t.arch == Arch::host() { String::new() } else { t.arch.gnu_prefix().to_string() }
+            });
+            let gcc = format!("{prefix}gcc");
+            let sh = xshell::Shell::new().ok();
+            let found = sh.as_ref().and_then(|sh| crate::process::version_line(sh, &gcc, &["--version"]));
+            match found {
+                Some(line) if Version::find(&line).map(|v| v.0) == version.map(|v| v.0) => Check::ok(name, format!("{text} via `{gcc}`")),
+                Some(line) => Check::warn(name, format!("the tree was built by {text}, `{gcc}` is {line}"), "use the same GCC major version as the tree"),
+                None => Check::fail(
+                    name,
+                    format!("the tree was built by {text}, and `{gcc}` is not on `PATH`"),
+                    if prefix.is_empty() { "install `gcc`".to_string() } else { format!("install `gcc-{}` or set `CROSS_COMPILE`", prefix.trim_end_matches('-')) },
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::config::KConfig;
+    use std::path::PathBuf;
+
+    fn tc() -> Toolchain {
+        Toolchain {
+            rustc: Some("rustc 1.95.0 (59807616e 2026-04-14)".into()),
+            bindgen: Some("bindgen 0.73.2".into()),
+            ..Toolchain::default()
+        }
+    }
+
+    #[test]
+    fn tree_checks_name_each_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let t = KernelTree {
+            dir: d.path().to_path_buf(),
+            srctree: PathBuf::from("/nonexistent"),
+            config: KConfig::parse(
+                "CONFIG_ARM64=y\nCONFIG_MODULES=y\nCONFIG_RUSTC_VERSION_TEXT=\"rustc 1.94.0 (x 2026-01-01)\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CC_VERSION_TEXT=\"clang version 99.0.0\"\n",
+            ),
+            arch: Arch::Arm64,
+            release: "7.2.13".into(),
+        };
+        let checks = tree(&t, &tc());
+        let failed: Vec<&str> = checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            failed,
+            [
+                "CONFIG_RUST [7.2.13 arm64]",
+                "rustc match [7.2.13 arm64]",
+                "rust metadata [7.2.13 arm64]",
+                "Module.symvers [7.2.13 arm64]",
+                "compiler [7.2.13 arm64]"
+            ]
+        );
+        let rustc = checks.iter().find(|c| c.name.starts_with("rustc match")).unwrap();
+        assert!(rustc.line().contains("built by `rustc 1.94.0 (x 2026-01-01)` but `rustc` is `rustc 1.95.0"), "{}", rustc.line());
+        assert!(rustc.line().contains("E0514/E0461"));
+    }
+
+    #[test]
+    fn old_bindgen_and_missing_rust_src_fail() {
+        let mut t = tc();
+        t.bindgen = Some("bindgen 0.60.1".into());
+        let checks = host(&t);
+        let b = checks.iter().find(|c| c.name == "bindgen").unwrap();
+        assert_eq!(b.status, Status::Fail);
+        assert_eq!(b.line(), "FAIL  bindgen: bindgen 0.60.1 is too old: Linux 7.2 needs at least 0.71.1 (fix: `cargo install bindgen-cli --locked`)");
+        let s = checks.iter().find(|c| c.name == "rust-src").unwrap();
+        assert_eq!(s.status, Status::Fail);
+        assert!(s.message.starts_with("no rust-src for rustc 1.95.0"));
+    }
+}

@@ -1,0 +1,183 @@
+//! `cargo xtask bench build [--arch A]`: build speed against plain kbuild, measured in the
+//! same run on the same tree.
+//!
+//! The plain baseline is `make -C KDIR M=DIR ARCH=.. LLVM=.. modules` over the very Kbuild
+//! cargo-kmod generated, so both sides do the same compile work:
+//! - no-op rebuild: cargo kmod build vs plain make, nothing changed (goal <= 0.2x);
+//! - one file changed: the crate root edited, then a rebuild (goal <= 1.1x);
+//! - 8 modules: one `cargo kmod build --workspace` of 8 modules vs eight separate plain
+//!   builds of one module each, all from clean (goal <= 0.5x).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+const MODULE_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
+//! Benchmark module.
+use kernel::prelude::*;
+
+module! {
+    type: Bench,
+    name: "NAME",
+    authors: ["cargo-kmod"],
+    description: "benchmark module",
+    license: "GPL",
+}
+
+struct Bench;
+
+impl kernel::Module for Bench {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        pr_info!("NAME loaded\n");
+        Ok(Bench)
+    }
+}
+"#;
+
+fn write_package(dir: &Path, name: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\n\n[package.metadata.kmod]\n"),
+    )?;
+    std::fs::write(dir.join("src/lib.rs"), MODULE_RS.replace("NAME", name))?;
+    Ok(())
+}
+
+fn time(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Ctx {
+    kmod: PathBuf,
+    kdir: PathBuf,
+    make_args: Vec<String>,
+}
+
+impl Ctx {
+    fn kmod_build(&self, sh: &Shell, manifest: &Path, extra: &[&str]) -> Result<()> {
+        let kmod = &self.kmod;
+        let arch = self.make_args[0].trim_start_matches("ARCH=").to_string();
+        cmd!(sh, "{kmod} kmod build -q --manifest-path {manifest} --arch {arch} {extra...}").quiet().run()?;
+        Ok(())
+    }
+
+    fn plain_make(&self, sh: &Shell, m_dir: &Path, target: &str) -> Result<()> {
+        let kdir = &self.kdir;
+        let args = &self.make_args;
+        let m = format!("M={}", m_dir.display());
+        let jobs = format!("-j{}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+        cmd!(sh, "make -s --no-print-directory -C {kdir} {m} {args...} {jobs} {target}").quiet().ignore_stdout().run()?;
+        Ok(())
+    }
+}
+
+pub fn run(sh: &Shell) -> Result<()> {
+    let arch = std::env::args().skip_while(|a| a != "--arch").nth(1).unwrap_or_else(|| "x86_64".into());
+    let kmod = crate::setup::cargo_kmod_bin();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    cmd!(sh, "{cargo} build -q -p cargo-kmod").run()?;
+    // The tree and the exact make arguments cargo-kmod uses, from the generated Makefile.
+    let list = cmd!(sh, "{kmod} kmod init --list --message-format json").read()?;
+    let tree: serde_json::Value = list
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|t| t["arch"] == arch.as_str() && !t["release"].as_str().unwrap_or("").starts_with("6."))
+        .with_context(|| format!("no {arch} dev tree: run `cargo xtask setup`"))?;
+    let kdir = PathBuf::from(tree["path"].as_str().unwrap_or_default());
+    let work = tempfile::Builder::new().prefix("kmod-bench-").tempdir()?;
+    let w = work.path();
+    let sh = sh.clone();
+    let _env = sh.push_env("CARGO_TARGET_DIR", w.join("target"));
+
+    // One module, built once by cargo-kmod to get its plan.
+    let one = w.join("one");
+    write_package(&one, "bench_one")?;
+    let mut ctx = Ctx { kmod, kdir, make_args: vec![] };
+    let manifest = one.join("Cargo.toml");
+    ctx.make_args = vec![format!("ARCH={arch}")];
+    ctx.kmod_build(&sh, &manifest, &[])?;
+    let plan_dir = w.join("target/kmod").join(&arch);
+    let makefile = std::fs::read_to_string(plan_dir.join("Makefile"))?;
+    let line = makefile.lines().find(|l| l.starts_with("KBUILD_ARGS := ")).context("generated Makefile has no KBUILD_ARGS")?;
+    ctx.make_args = line.trim_start_matches("KBUILD_ARGS := ").split_whitespace().map(str::to_string).collect();
+
+    let runs = 5;
+    let mut ours = vec![];
+    let mut plain = vec![];
+    for _ in 0..runs {
+        ours.push(time(|| ctx.kmod_build(&sh, &manifest, &[]))?);
+        plain.push(time(|| ctx.plain_make(&sh, &plan_dir, "modules"))?);
+    }
+    let noop = (median(ours), median(plain));
+
+    let lib = one.join("src/lib.rs");
+    let mut ours = vec![];
+    let mut plain = vec![];
+    for i in 0..3 {
+        std::fs::write(&lib, format!("{}\n// edit {i}a\n", MODULE_RS.replace("NAME", "bench_one")))?;
+        ours.push(time(|| ctx.kmod_build(&sh, &manifest, &[]))?);
+        std::fs::write(&lib, format!("{}\n// edit {i}b\n", MODULE_RS.replace("NAME", "bench_one")))?;
+        plain.push(time(|| ctx.plain_make(&sh, &plan_dir, "modules"))?);
+    }
+    let one_changed = (median(ours), median(plain));
+
+    // Eight modules: one workspace pass vs eight separate plain builds, all clean.
+    let ws = w.join("ws");
+    let names: Vec<String> = (1..=8).map(|i| format!("bench_m{i}")).collect();
+    let members: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    std::fs::create_dir_all(&ws)?;
+    std::fs::write(ws.join("Cargo.toml"), format!("[workspace]\nresolver = \"2\"\nmembers = [{}]\n", members.join(", ")))?;
+    for n in &names {
+        write_package(&ws.join(n), n)?;
+    }
+    let mut singles = vec![];
+    for n in &names {
+        let d = w.join("single").join(n);
+        write_package(&d, n)?;
+        let _t = sh.push_env("CARGO_TARGET_DIR", d.join("target"));
+        ctx.kmod_build(&sh, &d.join("Cargo.toml"), &[])?;
+        singles.push(d.join("target/kmod").join(&arch));
+    }
+    for d in &singles {
+        ctx.plain_make(&sh, d, "clean")?;
+    }
+    let plain8 = time(|| {
+        for d in &singles {
+            ctx.plain_make(&sh, d, "modules")?;
+        }
+        Ok(())
+    })?;
+    let ours8 = time(|| {
+        let _t = sh.push_env("CARGO_TARGET_DIR", ws.join("target"));
+        ctx.kmod_build(&sh, &ws.join("Cargo.toml"), &["--workspace"])
+    })?;
+
+    println!("build benchmark ({arch}, tree `{}`, {} CPUs)", ctx.kdir.display(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{:<34} {:>11} {:>11} {:>7} {:>7}", "", "cargo kmod", "plain make", "ratio", "goal");
+    let row = |name: &str, (a, b): (Duration, Duration), goal: f64| {
+        let r = a.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "{:<34} {:>9.3} s {:>9.3} s {:>7.2} {:>7} {}",
+            name,
+            a.as_secs_f64(),
+            b.as_secs_f64(),
+            r,
+            format!("<= {goal}"),
+            if r <= goal { "met" } else { "MISSED" }
+        );
+    };
+    row("no-op rebuild (median of 5)", noop, 0.2);
+    row("one file changed (median of 3)", one_changed, 1.1);
+    row("8 modules from clean (1 vs 8 runs)", (ours8, plain8), 0.5);
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! `cargo xtask setup`: everything a fresh machine needs, idempotently.
+//!
+//! What it does and why each step is done this way is measured in `shared/kernel-lab.md`:
+//! newer Debian suites (trixie-backports, sid) are reached through a sources file of our own,
+//! pinned at priority 50 so nothing else on the machine is upgraded from them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+/// Debian packages the kernel builds, bindgen and the kmod tools need.
+const PACKAGES: &[&str] = &[
+    "clang-19", "lld-19", "llvm-19", "libclang-19-dev", "flex", "bison", "bc", "libelf-dev", "libdw-dev",
+    "libssl-dev", "cpio", "kmod", "zstd", "xz-utils", "dwarves", "rsync", "busybox-static", "python3",
+];
+/// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
+const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
+const SOURCES_FILE: &str = "/etc/apt/sources.list.d/cargo-kmod.sources";
+const PREFS_FILE: &str = "/etc/apt/preferences.d/cargo-kmod";
+const SOURCES: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports trixie trixie-backports sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+const BINDGEN_MIN: (u32, u32, u32) = (0, 71, 1);
+
+fn step(msg: &str) {
+    eprintln!("\x1b[1;32m{:>12}\x1b[0m {msg}", "Setup");
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("CARGO_KMOD_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod"))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// A command run as root: directly when root, else through `sudo` (apt and dpkg need it).
+fn root<'a>(sh: &'a Shell, argv: &[&str]) -> xshell::Cmd<'a> {
+    let uid = cmd!(sh, "id -u").quiet().read().unwrap_or_default();
+    if uid.trim() == "0" {
+        let (program, args) = argv.split_first().expect("a program");
+        cmd!(sh, "{program} {args...}")
+    } else {
+        cmd!(sh, "sudo {argv...}")
+    }
+}
+
+fn installed(sh: &Shell, pkg: &str) -> bool {
+    let format = "-f=${Status}";
+    cmd!(sh, "dpkg-query -W {format} {pkg}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_ok_and(|s| s.contains("install ok installed"))
+}
+
+fn version3(s: &str) -> Option<(u32, u32, u32)> {
+    let w = s.split(|c: char| !(c.is_ascii_digit() || c == '.')).find(|w| w.matches('.').count() >= 1)?;
+    let mut it = w.split('.').map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+pub fn setup(sh: &Shell) -> Result<()> {
+    let env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+    // `apt-get update` once, and only when something must be fetched.
+    let updated = std::cell::Cell::new(false);
+    let update = |sh: &Shell| -> Result<()> {
+        if !updated.get() {
+            root(sh, &["apt-get", "update", "-q"]).run()?;
+            updated.set(true);
+        }
+        Ok(())
+    };
+
+    // 1. Apt sources for the newer suites, pinned low.
+    if !Path::new(SOURCES_FILE).is_file() {
+        step("adding Debian suites bookworm-backports, trixie, trixie-backports, sid (pinned at 50)");
+        let prefs: String = ["bookworm-backports", "trixie", "trixie-backports", "sid"]
+            .iter()
+            .map(|s| format!("Package: *\nPin: release n={s}\nPin-Priority: 50\n\n"))
+            .collect();
+        let tmp = tempfile_with(SOURCES)?;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), SOURCES_FILE]).run()?;
+        let tmp = tempfile_with(&prefs)?;
+        root(sh, &["install", "-m", "644", &tmp.display().to_string(), PREFS_FILE]).run()?;
+        updated.set(false);
+    }
+    let foreign = cmd!(sh, "dpkg --print-foreign-architectures").quiet().read().unwrap_or_default();
+    if !foreign.lines().any(|l| l.trim() == "arm64") {
+        step("adding the arm64 package architecture (for the arm64 guest's busybox)");
+        root(sh, &["dpkg", "--add-architecture", "arm64"]).run()?;
+        updated.set(false);
+    }
+
+    // 2. Debian packages.
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(sh, p)).collect();
+    if !missing.is_empty() {
+        update(sh)?;
+        step(&format!("installing {}", missing.join(" ")));
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends"][..], &missing].concat()).run()?;
+    }
+    let missing: Vec<&str> = QEMU.iter().copied().filter(|p| !installed(sh, p)).collect();
+    if !missing.is_empty() {
+        update(sh)?;
+        step(&format!("installing {} from bookworm-backports", missing.join(" ")));
+        root(sh, &[&["apt-get", "install", "-y", "-q", "--no-install-recommends", "-t", "bookworm-backports"][..], &missing].concat()).run()?;
+    }
+
+    // 3. Kernel sources: the newest linux-source-7.x, and 6.12 LTS for the macro's 6.12 path.
+    let has_src = |prefix: &str| -> bool {
+        std::fs::read_dir("/usr/src").is_ok_and(|it| {
+            it.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(prefix) && n.contains(".tar")
+            })
+        })
+    };
+    if !has_src("linux-source-7.") {
+        update(sh)?;
+        step("getting linux-source-7.2 (Debian sid)");
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        cmd!(sh, "chmod 755 {d}").run()?;
+        let _cd = sh.push_dir(d);
+        cmd!(sh, "apt-get download linux-source-7.2").run()?;
+        let debs = glob(d, "linux-source-7.2_")?;
+        let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
+        let mut argv = vec!["dpkg", "-i"];
+        argv.extend(debs.iter().map(String::as_str));
+        root(sh, &argv).run()?;
+    }
+    if !has_src("linux-source-6.12") {
+        update(sh)?;
+        step("installing linux-source-6.12 (bookworm-security)");
+        root(sh, &["apt-get", "install", "-y", "-q", "--no-install-recommends", "linux-source-6.12"]).run()?;
+    }
+
+    // 4. rust-src of exactly this rustc, unpacked under $CARGO_KMOD_HOME.
+    let rustc = cmd!(sh, "rustc --version").read().context("rustc is not installed")?;
+    let (a, b, c) = version3(&rustc).context("cannot parse `rustc --version`")?;
+    let ver = format!("{a}.{b}.{c}");
+    let dest = home().join("rust-src").join(&ver);
+    if !dest.join("usr/lib/rustlib/src/rust/library/core/src/lib.rs").is_file() {
+        update(sh)?;
+        let madison = cmd!(sh, "apt-cache madison rust-src").read()?;
+        let Some(pkgver) = madison
+            .lines()
+            .filter_map(|l| l.split('|').nth(1).map(str::trim))
+            .find(|v| v.starts_with(&format!("{ver}+")) || v.starts_with(&format!("{ver}-")))
+        else {
+            bail!("Debian has no `rust-src` for rustc {ver}: install rust-src {ver} yourself and set `RUST_LIB_SRC`");
+        };
+        step(&format!("getting Debian's rust-src={pkgver} for {rustc}"));
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        cmd!(sh, "chmod 755 {d}").run()?;
+        let _cd = sh.push_dir(d);
+        let spec = format!("rust-src={pkgver}");
+        cmd!(sh, "apt-get download {spec}").run()?;
+        let debs = glob(d, "rust-src_")?;
+        let tmp = dest.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        cmd!(sh, "dpkg -x {debs...} {tmp}").run()?;
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&tmp, &dest)?;
+    }
+
+    // 5. A static busybox for each guest arch.
+    let bb_x86 = home().join("busybox/x86_64/busybox");
+    if !bb_x86.is_file() {
+        step("copying the x86_64 busybox");
+        std::fs::create_dir_all(bb_x86.parent().unwrap())?;
+        std::fs::copy("/bin/busybox", &bb_x86).context("busybox-static is not installed")?;
+    }
+    let bb_arm = home().join("busybox/arm64/busybox");
+    if !bb_arm.is_file() {
+        update(sh)?;
+        step("getting busybox-static:arm64");
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        cmd!(sh, "chmod 755 {d}").run()?;
+        let _cd = sh.push_dir(d);
+        cmd!(sh, "apt-get download busybox-static:arm64").run()?;
+        let debs = glob(d, "busybox-static_")?;
+        let x = d.join("x");
+        cmd!(sh, "dpkg -x {debs...} {x}").run()?;
+        std::fs::create_dir_all(bb_arm.parent().unwrap())?;
+        std::fs::copy(x.join("bin/busybox"), &bb_arm)?;
+    }
+
+    // 6. bindgen-cli (the kernel's Rust build runs it).
+    let bindgen_ok = cmd!(sh, "bindgen --version").quiet().ignore_stderr().read().ok().and_then(|v| version3(&v)).is_some_and(|v| v >= BINDGEN_MIN);
+    if !bindgen_ok {
+        step("installing bindgen-cli");
+        let cargo = cargo();
+        let _e = sh.push_env("LIBCLANG_PATH", "/usr/lib/llvm-19/lib");
+        cmd!(sh, "{cargo} install bindgen-cli --locked").run()?;
+    }
+
+    // 7. cargo-kmod itself, so `cargo kmod` works everywhere.
+    step("installing cargo-kmod into cargo's bin directory");
+    let cargo = cargo();
+    let target = project_root_dir().join("target");
+    cmd!(sh, "{cargo} install --quiet --locked --debug --path cargo-kmod --target-dir {target}").run()?;
+    drop(env);
+
+    // 8. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch.
+    let kmod = cargo_kmod_bin();
+    cmd!(sh, "{kmod} kmod init --arch all").run()?;
+    cmd!(sh, "{kmod} kmod init --arch x86_64 --source /usr/src/linux-source-6.12.tar.xz").run()?;
+    cmd!(sh, "{kmod} kmod doctor").run()?;
+    Ok(())
+}
+
+/// The main job after setup: build the hello example and load it in qemu on both arches.
+pub fn demo(sh: &Shell) -> Result<()> {
+    let kmod = cargo_kmod_bin();
+    let hello = project_root_dir().join("examples/hello");
+    let manifest = hello.join("Cargo.toml");
+    for arch in ["x86_64", "arm64"] {
+        cmd!(sh, "{kmod} kmod build --manifest-path {manifest} --arch {arch}").run()?;
+        cmd!(sh, "{kmod} kmod test --manifest-path {manifest} --arch {arch}").run()?;
+    }
+    Ok(())
+}
+
+pub fn cargo_kmod_bin() -> PathBuf {
+    project_root_dir().join("target/debug/cargo-kmod")
+}
+
+fn project_root_dir() -> PathBuf {
+    crate::project_root()
+}
+
+fn glob(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")))
+        .collect();
+    if v.is_empty() {
+        bail!("no `{prefix}*.deb` was downloaded into `{}`", dir.display());
+    }
+    Ok(v)
+}
+
+fn tempfile_with(text: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("cargo-kmod-setup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join(format!("f{}", text.len()));
+    std::fs::write(&p, text)?;
+    Ok(p)
+}
