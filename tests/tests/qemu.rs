@@ -464,6 +464,49 @@ fn a_module_depending_on_another_loads_after_it() {
     }
 }
 
+#[test]
+fn packages_of_a_workspace_are_built_and_tested_in_one_boot() {
+    for arch in ARCHES {
+        let o = run(kmod(&[
+            "test",
+            "--arch",
+            arch,
+            "--manifest-path",
+            &root()
+                .join("tests/fixtures/Cargo.toml")
+                .display()
+                .to_string(),
+            "-p",
+            "dep-user",
+            "-p",
+            "dep-provider",
+            "-p",
+            "kunit-pass",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target/kmod-fixtures/cargo-target"),
+        )
+        .env("CARGO_KMOD_ACCEL", "tcg"));
+        ok(&o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("test dep_user_suite::provider_answers ... ok"),
+            "{out}"
+        );
+        assert!(
+            out.contains("test result: ok. 3 passed; 0 failed; 0 ignored"),
+            "{out}"
+        );
+        // Provider before user, whatever the order of `-p`.
+        let err = stderr(&o);
+        assert!(
+            err.contains("Running dep_provider, dep_user, kunit_pass on"),
+            "{err}"
+        );
+    }
+}
+
 // ---- bad input ----
 
 #[test]
