@@ -507,6 +507,103 @@ fn packages_of_a_workspace_are_built_and_tested_in_one_boot() {
     }
 }
 
+/// `cargo kmod ARGS` on an example's manifest, built into a target dir outside the repo's
+/// examples.
+fn example(name: &str, args: &[&str]) -> Output {
+    let manifest = root().join("examples").join(name).join("Cargo.toml");
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--manifest-path".into());
+    all.push(manifest.display().to_string());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(kmod(&all)
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target/kmod-fixtures/examples-target"),
+        )
+        .env("CARGO_KMOD_ACCEL", "tcg"))
+}
+
+#[test]
+fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
+    for arch in ARCHES {
+        for (name, extra) in [
+            ("hello", &[][..]),
+            ("mixed", &[][..]),
+            ("miscdev", &[][..]),
+            ("pair", &["--workspace"][..]),
+        ] {
+            let mut args = vec!["test", "--arch", arch];
+            args.extend_from_slice(extra);
+            let o = example(name, &args);
+            ok(&o);
+            assert!(
+                stdout(&o).contains("test result: ok."),
+                "{arch} {name}: {}",
+                stdout(&o)
+            );
+        }
+
+        // The parameter's value.
+        let o = example(
+            "hello",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--param",
+                "greeting_count=3",
+                "--exec",
+                "dmesg | grep -c 'Hello from Rust'",
+            ],
+        );
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), "3", "{arch}: {}", stdout(&o));
+
+        // C-to-Rust and Rust-to-C: the module's init computed its summary through C.
+        let o = example(
+            "mixed",
+            &["run", "--arch", arch, "--exec", "dmesg | grep 'mixed:'"],
+        );
+        ok(&o);
+        assert!(stdout(&o).contains("checksum 0x"), "{arch}: {}", stdout(&o));
+
+        // The symbol used across the workspace pair: the consumer depends on the provider.
+        let o = example(
+            "pair",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--workspace",
+                "--exec",
+                "cat /proc/modules; dmesg | grep pair_consumer",
+            ],
+        );
+        ok(&o);
+        let out = stdout(&o);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("pair_provider ") && l.contains("pair_consumer")),
+            "{arch}: {out}"
+        );
+        assert!(out.contains("got id"), "{arch}: {out}");
+
+        // The misc device's read and write from userspace.
+        let o = example(
+            "miscdev",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--exec",
+                "echo kmod-hello > /dev/kmod-echo && cat /dev/kmod-echo",
+            ],
+        );
+        ok(&o);
+        assert!(stdout(&o).contains("kmod-hello"), "{arch}: {}", stdout(&o));
+    }
+}
+
 // ---- bad input ----
 
 #[test]
