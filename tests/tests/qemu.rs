@@ -323,6 +323,25 @@ fn panic_in_init_is_an_oops_with_the_panic_message() {
 }
 
 #[test]
+fn a_module_that_does_not_unload_fails() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "unload-busy");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}\n{}", stderr(&o));
+        assert!(
+            out.contains("test unload_busy (unload) ... FAILED"),
+            "{out}"
+        );
+        assert!(out.contains("`rmmod` exited with status"), "{out}");
+        assert!(
+            out.contains("can't unload module 'unload_busy'"),
+            "rmmod's words\n{out}"
+        );
+    }
+}
+
+#[test]
 fn modversions_mismatch_is_refused_by_the_kernel() {
     for arch in ARCHES {
         let ko = build_fixture_against(arch, "kunit-pass", &skewed_tree(arch), "skewed");
