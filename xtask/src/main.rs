@@ -9,6 +9,7 @@
 //! - `bench build|test`: the benchmarks, with ratios against the plain kernel tools.
 
 mod bench_build;
+mod bench_test;
 mod setup;
 
 use anyhow::Result;
@@ -28,7 +29,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("build") => bench_build::run(&sh),
-            Some("test") => anyhow::bail!("the boot benchmark is not wired yet"),
+            Some("test") => bench_test::run(),
             _ => anyhow::bail!("usage: cargo xtask bench build|test"),
         },
         _ => {
