@@ -418,7 +418,8 @@ fn run_exec_returns_output_and_status() {
             "--",
             "kmod.test=1",
         ])
-        .env("CARGO_KMOD_ACCEL", "tcg"));
+        .env("CARGO_KMOD_ACCEL", "tcg")
+        .current_dir(std::env::temp_dir()));
         ok(&o);
         assert!(stdout(&o).contains("kmod.test=1"), "{}", stdout(&o));
     }
@@ -696,12 +697,15 @@ fn bad_input_gets_one_clear_line() {
 
     // qemu missing.
     let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"])
+        .current_dir(dir.path())
         .env("CARGO_KMOD_QEMU_X86_64", "/nonexistent/qemu"));
     let e = fails(&o);
     assert!(e.contains("cannot start"), "{e}");
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"]).env("PATH", &bin_dir));
+    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"])
+        .current_dir(dir.path())
+        .env("PATH", &bin_dir));
     let e = fails(&o);
     assert!(
         e.contains("error: `qemu-system-x86_64` not found in `PATH`"),
@@ -753,7 +757,8 @@ fn a_guest_printing_garbage_is_read_safely() {
         "--exec",
         "head -c 4096 /bin/busybox; echo; echo after",
     ])
-    .env("CARGO_KMOD_ACCEL", "tcg"));
+    .env("CARGO_KMOD_ACCEL", "tcg")
+    .current_dir(std::env::temp_dir()));
     ok(&o);
     assert!(stdout(&o).lines().any(|l| l == "after"), "{}", stdout(&o));
 }
