@@ -211,7 +211,14 @@ pub(crate) fn prepare(
             build::resolve_tree(&home, &ws, &[], kdir, None)
                 .map_err(|e| e.context(format!("target `{target}`")))?
         } else {
-            resolve::resolve(&home, &Choice { flag: kdir.kdir.clone(), arch, ..Choice::default() })?
+            resolve::resolve(
+                &home,
+                &Choice {
+                    flag: kdir.kdir.clone(),
+                    arch,
+                    ..Choice::default()
+                },
+            )?
         };
         for path in ko {
             if path.extension().is_none_or(|e| e != "ko") {
@@ -256,7 +263,9 @@ fn in_package(packages: &PackageSelect) -> bool {
     if packages.manifest_path.is_some() || !packages.packages.is_empty() || packages.workspace {
         return true;
     }
-    let Ok(cwd) = std::env::current_dir() else { return false };
+    let Ok(cwd) = std::env::current_dir() else {
+        return false;
+    };
     cwd.ancestors().any(|d| d.join("Cargo.toml").is_file())
 }
 
