@@ -323,6 +323,25 @@ fn panic_in_init_is_an_oops_with_the_panic_message() {
 }
 
 #[test]
+fn a_module_that_does_not_unload_fails() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "unload-busy");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{out}\n{}", stderr(&o));
+        assert!(
+            out.contains("test unload_busy (unload) ... FAILED"),
+            "{out}"
+        );
+        assert!(out.contains("`rmmod` exited with status"), "{out}");
+        assert!(
+            out.contains("can't unload module 'unload_busy'"),
+            "rmmod's words\n{out}"
+        );
+    }
+}
+
+#[test]
 fn modversions_mismatch_is_refused_by_the_kernel() {
     for arch in ARCHES {
         let ko = build_fixture_against(arch, "kunit-pass", &skewed_tree(arch), "skewed");
@@ -399,7 +418,8 @@ fn run_exec_returns_output_and_status() {
             "--",
             "kmod.test=1",
         ])
-        .env("CARGO_KMOD_ACCEL", "tcg"));
+        .env("CARGO_KMOD_ACCEL", "tcg")
+        .current_dir(std::env::temp_dir()));
         ok(&o);
         assert!(stdout(&o).contains("kmod.test=1"), "{}", stdout(&o));
     }
@@ -461,6 +481,146 @@ fn a_module_depending_on_another_loads_after_it() {
             "{}",
             stdout(&o)
         );
+    }
+}
+
+#[test]
+fn packages_of_a_workspace_are_built_and_tested_in_one_boot() {
+    for arch in ARCHES {
+        let o = run(kmod(&[
+            "test",
+            "--arch",
+            arch,
+            "--manifest-path",
+            &root()
+                .join("tests/fixtures/Cargo.toml")
+                .display()
+                .to_string(),
+            "-p",
+            "dep-user",
+            "-p",
+            "dep-provider",
+            "-p",
+            "kunit-pass",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target/kmod-fixtures/cargo-target"),
+        )
+        .env("CARGO_KMOD_ACCEL", "tcg"));
+        ok(&o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("test dep_user_suite::provider_answers ... ok"),
+            "{out}"
+        );
+        assert!(
+            out.contains("test result: ok. 3 passed; 0 failed; 0 ignored"),
+            "{out}"
+        );
+        // Provider before user, whatever the order of `-p`.
+        let err = stderr(&o);
+        assert!(
+            err.contains("Running dep_provider, dep_user, kunit_pass on"),
+            "{err}"
+        );
+    }
+}
+
+/// `cargo kmod ARGS` on an example's manifest, built into a target dir outside the repo's
+/// examples.
+fn example(name: &str, args: &[&str]) -> Output {
+    let manifest = root().join("examples").join(name).join("Cargo.toml");
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--manifest-path".into());
+    all.push(manifest.display().to_string());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(kmod(&all)
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target/kmod-fixtures/examples-target"),
+        )
+        .env("CARGO_KMOD_ACCEL", "tcg"))
+}
+
+#[test]
+fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
+    for arch in ARCHES {
+        for (name, extra) in [
+            ("hello", &[][..]),
+            ("mixed", &[][..]),
+            ("miscdev", &[][..]),
+            ("pair", &["--workspace"][..]),
+        ] {
+            let mut args = vec!["test", "--arch", arch];
+            args.extend_from_slice(extra);
+            let o = example(name, &args);
+            ok(&o);
+            assert!(
+                stdout(&o).contains("test result: ok."),
+                "{arch} {name}: {}",
+                stdout(&o)
+            );
+        }
+
+        // The parameter's value.
+        let o = example(
+            "hello",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--param",
+                "greeting_count=3",
+                "--exec",
+                "dmesg | grep -c 'Hello from Rust'",
+            ],
+        );
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), "3", "{arch}: {}", stdout(&o));
+
+        // C-to-Rust and Rust-to-C: the module's init computed its summary through C.
+        let o = example(
+            "mixed",
+            &["run", "--arch", arch, "--exec", "dmesg | grep 'mixed:'"],
+        );
+        ok(&o);
+        assert!(stdout(&o).contains("checksum 0x"), "{arch}: {}", stdout(&o));
+
+        // The symbol used across the workspace pair: the consumer depends on the provider.
+        let o = example(
+            "pair",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--workspace",
+                "--exec",
+                "cat /proc/modules; dmesg | grep pair_consumer",
+            ],
+        );
+        ok(&o);
+        let out = stdout(&o);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("pair_provider ") && l.contains("pair_consumer")),
+            "{arch}: {out}"
+        );
+        assert!(out.contains("got id"), "{arch}: {out}");
+
+        // The misc device's read and write from userspace.
+        let o = example(
+            "miscdev",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--exec",
+                "echo kmod-hello > /dev/kmod-echo && cat /dev/kmod-echo",
+            ],
+        );
+        ok(&o);
+        assert!(stdout(&o).contains("kmod-hello"), "{arch}: {}", stdout(&o));
     }
 }
 
@@ -537,12 +697,15 @@ fn bad_input_gets_one_clear_line() {
 
     // qemu missing.
     let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"])
+        .current_dir(dir.path())
         .env("CARGO_KMOD_QEMU_X86_64", "/nonexistent/qemu"));
     let e = fails(&o);
     assert!(e.contains("cannot start"), "{e}");
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"]).env("PATH", &bin_dir));
+    let o = run(kmod(&["run", "--arch", "x86_64", "--exec", "true"])
+        .current_dir(dir.path())
+        .env("PATH", &bin_dir));
     let e = fails(&o);
     assert!(
         e.contains("error: `qemu-system-x86_64` not found in `PATH`"),
@@ -594,7 +757,8 @@ fn a_guest_printing_garbage_is_read_safely() {
         "--exec",
         "head -c 4096 /bin/busybox; echo; echo after",
     ])
-    .env("CARGO_KMOD_ACCEL", "tcg"));
+    .env("CARGO_KMOD_ACCEL", "tcg")
+    .current_dir(std::env::temp_dir()));
     ok(&o);
     assert!(stdout(&o).lines().any(|l| l == "after"), "{}", stdout(&o));
 }

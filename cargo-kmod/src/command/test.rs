@@ -14,6 +14,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::{KdirArgs, PackageSelect};
+use crate::command::build;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::qemu::modules::{load_order, KoModule};
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
@@ -190,7 +191,9 @@ fn print_report(ctx: &Context, report: &TestReport, tree: &KernelTree) {
     shell.out("");
 }
 
-/// The tree and the modules (in load order, with parameters) for `test` and `run`.
+/// The tree and the modules (in load order, with parameters) for `test` and `run`: the
+/// `--ko` files as given, or else the selected packages built by `cargo kmod build` (with
+/// tests compiled in for `test_build`). `run` outside any package boots the bare kernel.
 pub(crate) fn prepare(
     ctx: &Context,
     kdir: &KdirArgs,
@@ -199,51 +202,71 @@ pub(crate) fn prepare(
     params: &[String],
     test_build: bool,
 ) -> Result<(KernelTree, Vec<KoModule>)> {
-    let arch = kdir.arch.as_deref().map(Arch::parse).transpose()?;
     let home = Home::from_env()?;
-    let tree = if let Some(target) = &kdir.target {
-        let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
-        let t = ws.target(target)?;
-        let choice = Choice {
-            flag: kdir.kdir.clone(),
-            target: t.kdir.clone().map(|k| (target.clone(), k)),
-            manifest: None,
-            arch: arch.or(t.arch),
-            rustc: None,
-        };
-        resolve::resolve(&home, &choice)?
-    } else {
-        resolve::resolve(
-            &home,
-            &Choice {
-                flag: kdir.kdir.clone(),
-                target: None,
-                manifest: None,
-                arch,
-                rustc: None,
-            },
-        )?
-    };
     let mut modules = Vec::new();
-    if ko.is_empty()
-        && (test_build || packages.manifest_path.is_some() || !packages.packages.is_empty())
-    {
-        crate::bail_user!(
-            "building packages for qemu is not available yet: pass the built modules with `--ko PATH`";
-            hint = "build with kbuild (`make -C KDIR M=DIR`) and run `cargo kmod test --ko DIR/NAME.ko`"
-        );
-    }
-    for path in ko {
-        if path.extension().is_none_or(|e| e != "ko") {
-            crate::bail_user!(
-                "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
-                hint = "pass the `.ko` that kbuild produced"
-            );
+    let tree = if !ko.is_empty() || (!test_build && !in_package(packages)) {
+        let arch = kdir.arch.as_deref().map(Arch::parse).transpose()?;
+        let tree = if let Some(target) = &kdir.target {
+            let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
+            build::resolve_tree(&home, &ws, &[], kdir, None)
+                .map_err(|e| e.context(format!("target `{target}`")))?
+        } else {
+            resolve::resolve(
+                &home,
+                &Choice {
+                    flag: kdir.kdir.clone(),
+                    arch,
+                    ..Choice::default()
+                },
+            )?
+        };
+        for path in ko {
+            if path.extension().is_none_or(|e| e != "ko") {
+                crate::bail_user!(
+                    "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
+                    hint = "pass the `.ko` that kbuild produced"
+                );
+            }
+            modules.push(KoModule::read(path, tree.arch)?);
         }
-        modules.push(KoModule::read(path, tree.arch)?);
-    }
+        tree
+    } else {
+        let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
+        let selected = ws.select(&packages.packages, packages.workspace)?;
+        // The same tree `build` picks: same inputs, same rustc preference.
+        let sh = xshell::Shell::new()?;
+        let rustc = crate::process::version_line(
+            &sh,
+            &crate::tree::toolchain::rustc_program(),
+            &["--version"],
+        );
+        let tree = build::resolve_tree(&home, &ws, &selected, kdir, rustc.as_deref())?;
+        let opts = build::BuildOptions {
+            cmd: build::BuildCmd {
+                select: packages.clone(),
+                kdir: kdir.clone(),
+                ..build::BuildCmd::default()
+            },
+            test: test_build,
+        };
+        for artifact in build::build(ctx, &opts)? {
+            modules.push(KoModule::read(&artifact.ko, tree.arch)?);
+        }
+        tree
+    };
     apply_params(&mut modules, params)?;
     Ok((tree, load_order(modules)?))
+}
+
+/// Whether a package is selected or the current directory is inside a Cargo package.
+fn in_package(packages: &PackageSelect) -> bool {
+    if packages.manifest_path.is_some() || !packages.packages.is_empty() || packages.workspace {
+        return true;
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return false;
+    };
+    cwd.ancestors().any(|d| d.join("Cargo.toml").is_file())
 }
 
 /// `--param name=value` goes to the only module, `--param module.name=value` to `module`.

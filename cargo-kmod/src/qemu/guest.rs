@@ -4,8 +4,8 @@
 //! The console is shared by the kernel and `/init`, and on arm64 (nbcon `pl011`) the kernel
 //! prints asynchronously, so console order says nothing reliable about which step a kernel
 //! message belongs to. The guest therefore runs each step (`insmod`, `rmmod`) and then dumps
-//! the kernel-log lines the step added (`dmesg`, minus the lines counted before), every line
-//! tagged, between step markers:
+//! the kernel-log lines the step caused (`dmesg -c`; for `run --exec` the lines after those
+//! counted before, so the log stays whole), every line tagged, between step markers:
 //!
 //! ```text
 //! @@kmod:begin 0
@@ -52,8 +52,7 @@ pub fn quote(s: &str) -> String {
 /// `modules` in order, then unload them in reverse order (those that loaded). With
 /// `fail_fast`, a module that fails to load stops the loading of the ones after it.
 pub fn test_script(modules: &[GuestModule], fail_fast: bool) -> String {
-    let mut s = String::from(STEP_FN);
-    s.push_str("echo \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
+    let mut s = format!("{TAG_FN}{STEP_CLEAR_FN}dmesg -c >/dev/null\n{BEGIN}");
     for (i, m) in modules.iter().enumerate() {
         let load = format!("step load {} {} && l{i}=1", quote(&m.name), insmod(m));
         if fail_fast {
@@ -72,18 +71,45 @@ pub fn test_script(modules: &[GuestModule], fail_fast: bool) -> String {
     s
 }
 
-/// Run one step: its output and the kernel-log lines it added, tagged. The log is not cleared
-/// (a user's `dmesg` in `run --exec` still sees everything): the lines before are counted.
-const STEP_FN: &str = "step() {\n\
+/// `tag PREFIX FILE`: print FILE's lines with PREFIX, with shell builtins only (under TCG
+/// every exec of busybox costs milliseconds).
+const TAG_FN: &str = "tag() {\n\
+     \twhile IFS= read -r l || [ -n \"$l\" ]; do echo \"$1$l\"; done <\"$2\"\n\
+     }\n";
+
+/// Run one step: its output and the kernel-log lines it caused, tagged. For a test boot the
+/// log is read and cleared (`dmesg -c`) after each step, so each step's log is exactly its
+/// own.
+const STEP_CLEAR_FN: &str = "step() {\n\
      \tk=$1; n=$2; shift 2\n\
      \techo \"@@kmod:step $k $n\"\n\
-     \tb=$(dmesg | wc -l)\n\
      \t\"$@\" >/tmp/out 2>&1; rc=$?\n\
-     \tsed 's/^/@@kmod:out /' /tmp/out\n\
-     \tdmesg | tail -n +$((b + 1)) | sed 's/^/@@kmod:log /'\n\
-     \techo \"@@kmod:done $k $n $rc $(cat /proc/sys/kernel/tainted)\"\n\
+     \ttag '@@kmod:out ' /tmp/out\n\
+     \tdmesg -c >/tmp/log 2>&1\n\
+     \ttag '@@kmod:log ' /tmp/log\n\
+     \tt=$(cat /proc/sys/kernel/tainted)\n\
+     \techo \"@@kmod:done $k $n $rc $t\"\n\
      \treturn $rc\n\
      }\n";
+
+/// The same for `run --exec`, where the user's `dmesg` must still see everything: the log's
+/// lines are counted before the step instead of cleared.
+const STEP_KEEP_FN: &str = "step() {\n\
+     \tk=$1; n=$2; shift 2\n\
+     \techo \"@@kmod:step $k $n\"\n\
+     \tdmesg >/tmp/log 2>&1\n\
+     \tb=0; while IFS= read -r l || [ -n \"$l\" ]; do b=$((b + 1)); done </tmp/log\n\
+     \t\"$@\" >/tmp/out 2>&1; rc=$?\n\
+     \ttag '@@kmod:out ' /tmp/out\n\
+     \tdmesg >/tmp/log 2>&1\n\
+     \ti=0; while IFS= read -r l || [ -n \"$l\" ]; do i=$((i + 1)); [ $i -gt $b ] && echo \"@@kmod:log $l\"; done </tmp/log\n\
+     \tt=$(cat /proc/sys/kernel/tainted)\n\
+     \techo \"@@kmod:done $k $n $rc $t\"\n\
+     \treturn $rc\n\
+     }\n";
+
+// (Not `read t <`: sysctl files return only the first byte to ash's byte-wise reads.)
+const BEGIN: &str = "t=$(cat /proc/sys/kernel/tainted)\necho \"@@kmod:begin $t\"\n";
 
 fn insmod(m: &GuestModule) -> String {
     let mut cmd = vec!["insmod".to_string(), quote(&m.guest_path)];
@@ -94,8 +120,7 @@ fn insmod(m: &GuestModule) -> String {
 /// `cargo kmod run --exec`: load the modules as test steps; on the first failure print
 /// `@@kmod:end` and power off (the host reports the step).
 pub fn test_loads(modules: &[GuestModule]) -> String {
-    let mut s = String::from(STEP_FN);
-    s.push_str("echo \"@@kmod:begin $(cat /proc/sys/kernel/tainted)\"\n");
+    let mut s = format!("{TAG_FN}{STEP_KEEP_FN}{BEGIN}");
     for m in modules {
         s.push_str(&format!(
             "step load {} {} || {{ echo @@kmod:end; reboot -f; }}\n",
