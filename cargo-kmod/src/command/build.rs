@@ -199,10 +199,14 @@ pub fn preflight(tree: &KernelTree, rustc: Option<&str>) -> Result<()> {
 pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     let shell = &ctx.shell;
     let home = Home::from_env()?;
+    // `rustc --version` runs while cargo reads the manifests (two spawns, one wait).
+    let rustc_probe = std::thread::spawn(|| {
+        let sh = xshell::Shell::new().ok()?;
+        crate::process::version_line(&sh, &toolchain::rustc_program(), &["--version"])
+    });
     let ws = crate::manifest::load(shell, opts.cmd.select.manifest_path.as_deref())?;
     let modules = ws.select(&opts.cmd.select.packages, opts.cmd.select.workspace)?;
-    let sh = xshell::Shell::new()?;
-    let rustc = crate::process::version_line(&sh, &toolchain::rustc_program(), &["--version"]);
+    let rustc = rustc_probe.join().unwrap_or(None);
     let tree = resolve_tree(&home, &ws, &modules, &opts.cmd.kdir, rustc.as_deref())?;
     preflight(&tree, rustc.as_deref())?;
 
@@ -298,7 +302,9 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
     }
     let _ = std::fs::remove_file(&stamp);
 
-    let tc = Toolchain::detect(&home);
+    // Module builds need no RUST_LIB_SRC (only kernel builds do) and the versions are known:
+    // no process is spawned here, which keeps a one-file rebuild close to plain kbuild.
+    let tc = Toolchain::for_modules(rustc.clone());
     for m in &modules {
         shell.status(
             "Compiling",
@@ -312,7 +318,10 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
             ),
         );
     }
-    let macros = kmod_macros_for(shell, &home, &tree)?;
+    let macros = match &rustc {
+        Some(r) => Some(plan::macros::ensure_macros_for(shell, &home, r)?),
+        None => kmod_macros_for(shell, &home, &tree)?,
+    };
     let input = PlanInput {
         modules: modules.clone(),
         tree: &tree,

@@ -114,6 +114,13 @@ pub fn check_rustc(tree: &KernelTree) -> Result<String> {
 /// The path of `libkmod_macros.so` built with the tree's rustc, building it if needed.
 pub fn ensure_macros(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<PathBuf> {
     let rustc = check_rustc(tree)?;
+    ensure_macros_for(shell, home, &rustc)
+}
+
+/// [`ensure_macros`] for a caller that already checked `rustc` (its `--version` line)
+/// against the tree: no process is run when the library is cached.
+pub fn ensure_macros_for(shell: &Shell, home: &Home, rustc: &str) -> Result<PathBuf> {
+    let rustc = rustc.to_string();
     let dir = home.root.join("macros").join(cache_key(&rustc));
     let library = dir.join(LIBRARY);
     if library.is_file() {

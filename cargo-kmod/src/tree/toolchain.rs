@@ -164,6 +164,19 @@ impl Toolchain {
         }
     }
 
+    /// What module builds need, found without running anything: the known `rustc` line,
+    /// the LLVM on `PATH`, and libclang for bindgen.
+    pub fn for_modules(rustc: Option<String>) -> Toolchain {
+        let llvm = Llvm::detect();
+        let libclang = find_libclang(llvm.as_ref());
+        Toolchain {
+            rustc,
+            llvm,
+            libclang,
+            ..Toolchain::default()
+        }
+    }
+
     pub fn rustc_version(&self) -> Option<Version> {
         self.rustc.as_deref().and_then(Version::find)
     }
