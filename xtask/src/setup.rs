@@ -196,12 +196,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !has_src("linux-source-7.") {
         update(sh)?;
         step("getting linux-source-7.2 (Debian sid)");
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        cmd!(sh, "chmod 755 {d}").run()?;
-        let _cd = sh.push_dir(d);
-        cmd!(sh, "apt-get download linux-source-7.2").run()?;
-        let debs = glob(d, "linux-source-7.2_")?;
+        let (_dir, debs) = download(sh, "linux-source-7.2", "linux-source-7.2_")?;
         let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
         let mut argv = vec!["dpkg", "-i"];
         argv.extend(debs.iter().map(String::as_str));
@@ -245,13 +240,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
             bail!("Debian has no `rust-src` for rustc {ver}: install rust-src {ver} yourself and set `RUST_LIB_SRC`");
         };
         step(&format!("getting Debian's rust-src={pkgver} for {rustc}"));
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        cmd!(sh, "chmod 755 {d}").run()?;
-        let _cd = sh.push_dir(d);
-        let spec = format!("rust-src={pkgver}");
-        cmd!(sh, "apt-get download {spec}").run()?;
-        let debs = glob(d, "rust-src_")?;
+        let (_dir, debs) = download(sh, &format!("rust-src={pkgver}"), "rust-src_")?;
         let tmp = dest.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
@@ -271,13 +260,8 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !bb_arm.is_file() {
         update(sh)?;
         step("getting busybox-static:arm64");
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        cmd!(sh, "chmod 755 {d}").run()?;
-        let _cd = sh.push_dir(d);
-        cmd!(sh, "apt-get download busybox-static:arm64").run()?;
-        let debs = glob(d, "busybox-static_")?;
-        let x = d.join("x");
+        let (dir, debs) = download(sh, "busybox-static:arm64", "busybox-static_")?;
+        let x = dir.path().join("x");
         cmd!(sh, "dpkg -x {debs...} {x}").run()?;
         std::fs::create_dir_all(bb_arm.parent().unwrap())?;
         std::fs::copy(x.join("bin/busybox"), &bb_arm)?;
@@ -347,6 +331,18 @@ pub fn cargo_kmod_bin() -> PathBuf {
 
 fn project_root_dir() -> PathBuf {
     crate::project_root()
+}
+
+/// `apt-get download SPEC` into a fresh temp dir (readable by apt's `_apt` user); the dir and
+/// the downloaded `PREFIX*.deb` files.
+fn download(sh: &Shell, spec: &str, prefix: &str) -> Result<(tempfile::TempDir, Vec<PathBuf>)> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    cmd!(sh, "chmod 755 {d}").run()?;
+    let _cd = sh.push_dir(d);
+    cmd!(sh, "apt-get download {spec}").run()?;
+    let debs = glob(d, prefix)?;
+    Ok((dir, debs))
 }
 
 fn glob(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {

@@ -189,6 +189,20 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// A key whose value must itself be a table (`targets`, `features`).
+    fn subtable(&self, key: &str) -> Result<Option<&'a serde_json::Map<String, Value>>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(_) => crate::bail_user!(
+                "`{}` in `{}` of `{}` must be a table",
+                key,
+                self.section,
+                self.file.display()
+            ),
+        }
+    }
+
     fn paths(&self, key: &str, base: &Path) -> Result<Vec<PathBuf>> {
         Ok(self
             .get::<Vec<PathBuf>>(key)?
@@ -234,14 +248,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
     let section = "[workspace.metadata.kmod]";
     let t = Table::new(kmod, section, file, WORKSPACE_KEYS)?;
     let mut targets = BTreeMap::new();
-    if let Some(tv) = t.map.get("targets") {
-        let Some(tmap) = tv.as_object() else {
-            crate::bail_user!(
-                "`targets` in `{}` of `{}` must be a table",
-                section,
-                file.display()
-            );
-        };
+    if let Some(tmap) = t.subtable("targets")? {
         for (name, v) in tmap {
             let tsec = format!("[workspace.metadata.kmod.targets.{name}]");
             let tt = Table::new(v, &tsec, file, TARGET_KEYS)?;
@@ -331,14 +338,7 @@ fn parse_package(
         );
     }
     let mut feature_objects = BTreeMap::new();
-    if let Some(fv) = t.map.get("features") {
-        let Some(fmap) = fv.as_object() else {
-            crate::bail_user!(
-                "`features` in `{}` of `{}` must be a table",
-                section,
-                file.display()
-            );
-        };
+    if let Some(fmap) = t.subtable("features")? {
         for (feat, v) in fmap {
             let fsec = format!("[package.metadata.kmod.features.{feat}]");
             if !pkg.features.contains_key(feat) {
