@@ -142,17 +142,33 @@ pub struct Toolchain {
 
 impl Toolchain {
     pub fn detect(home: &Home) -> Toolchain {
-        let sh = match xshell::Shell::new() {
-            Ok(sh) => sh,
-            Err(_) => return Toolchain::default(),
+        // The version probes are independent processes: run them side by side, so
+        // `cargo kmod init` on prepared trees stays well under a second even under load.
+        let probe = |program: String| {
+            std::thread::spawn(move || {
+                let sh = xshell::Shell::new().ok()?;
+                crate::process::version_line(&sh, &program, &["--version"])
+            })
         };
-        let rustc = crate::process::version_line(&sh, &rustc_program(), &["--version"]);
-        let bindgen = crate::process::version_line(&sh, &bindgen_program(), &["--version"]);
         let llvm = Llvm::detect();
-        let clang = llvm
-            .as_ref()
-            .and_then(|l| crate::process::version_line(&sh, &l.clang, &["--version"]));
-        let rust_src = rustc.as_deref().and_then(|r| find_rust_src(&sh, home, r));
+        let rustc = probe(rustc_program());
+        let bindgen = probe(bindgen_program());
+        let clang = llvm.as_ref().map(|l| probe(l.clang.clone()));
+        let sysroot = std::thread::spawn(|| {
+            let sh = xshell::Shell::new().ok()?;
+            let rustc = rustc_program();
+            xshell::cmd!(sh, "{rustc} --print sysroot")
+                .quiet()
+                .read()
+                .ok()
+        });
+        let rustc = rustc.join().unwrap_or(None);
+        let bindgen = bindgen.join().unwrap_or(None);
+        let clang = clang.and_then(|c| c.join().unwrap_or(None));
+        let sysroot = sysroot.join().unwrap_or(None);
+        let rust_src = rustc
+            .as_deref()
+            .and_then(|r| find_rust_src(home, r, sysroot.as_deref()));
         let libclang = find_libclang(llvm.as_ref());
         Toolchain {
             rustc,
@@ -212,17 +228,16 @@ pub fn bindgen_program() -> String {
 /// component; or Debian's `rust-src` of the same version unpacked by `cargo xtask setup`
 /// under `$CARGO_KMOD_HOME/rust-src/<version>`.
 pub fn find_rust_src(
-    sh: &xshell::Shell,
     home: &Home,
     rustc_version_line: &str,
+    sysroot: Option<&str>,
 ) -> Option<(PathBuf, &'static str)> {
     let valid = |p: &Path| p.join("core/src/lib.rs").is_file();
     if let Some(p) = std::env::var_os("RUST_LIB_SRC") {
         let p = PathBuf::from(p);
         return valid(&p).then_some((p, "RUST_LIB_SRC"));
     }
-    let rustc = rustc_program();
-    if let Ok(sysroot) = xshell::cmd!(sh, "{rustc} --print sysroot").quiet().read() {
+    if let Some(sysroot) = sysroot {
         let p = PathBuf::from(sysroot.trim()).join("lib/rustlib/src/rust/library");
         if valid(&p) {
             return Some((p, "rustup component"));
