@@ -286,17 +286,24 @@ fn fragments_with_misspelled_or_blocked_symbols_are_refused() {
         &["--arch", "x86_64", "--config", syntax.to_str().unwrap()],
     ));
     assert!(fails(&o).contains("syntax.config` line 1: `KUNIT` does not start with `CONFIG_`"));
-    // RUST needs !MODVERSIONS || GENDWARFKSYMS: switching gendwarfksyms off blocks it.
+    // KUNIT_DEBUGFS depends on DEBUG_FS: switching that off blocks it.
     let blocked = dir.path().join("blocked.config");
-    std::fs::write(&blocked, "# CONFIG_GENDWARFKSYMS is not set\n").unwrap();
+    std::fs::write(
+        &blocked,
+        "CONFIG_KUNIT_DEBUGFS=y\n# CONFIG_DEBUG_FS is not set\n",
+    )
+    .unwrap();
     let o = run(&mut init_in(
         h,
         &["--arch", "x86_64", "--config", blocked.to_str().unwrap()],
     ));
     let err = fails(&o);
-    assert!(err.contains("`CONFIG_RUST=y` did not take effect"), "{err}");
     assert!(
-        err.contains("blocked by") && err.contains("GENDWARFKSYMS"),
+        err.contains("`CONFIG_KUNIT_DEBUGFS=y` did not take effect (`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("it depends on `DEBUG_FS`, blocked by DEBUG_FS"),
         "{err}"
     );
     assert_eq!(
