@@ -20,7 +20,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write in `{}`", dir.display()))?;
     tmp.write_all(contents)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
-    tmp.as_file().sync_all().ok();
+    // No fsync: the rename keeps readers from ever seeing half a file, which is the
+    // invariant; durability across power loss is not worth a flush per artifact.
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
