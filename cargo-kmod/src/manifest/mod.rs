@@ -431,6 +431,10 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
     if let Some(p) = manifest_path {
         cmd.manifest_path(p);
     }
+    let cache = MetadataCache::new(manifest_path);
+    if let Some(meta) = cache.as_ref().and_then(MetadataCache::load) {
+        return from_metadata(meta, manifest_path);
+    }
     shell.verbose("Running", format_args!("`{:?}`", cmd.cargo_command()));
     let meta = cmd.exec().map_err(|e| match e {
         cargo_metadata::Error::CargoMetadata { stderr } => {
@@ -455,6 +459,99 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
         }
         other => anyhow::Error::from(other).context("cannot run `cargo metadata`"),
     })?;
+    if let Some(cache) = &cache {
+        cache.store(&meta);
+    }
+    from_metadata(meta, manifest_path)
+}
+
+/// `cargo metadata --no-deps` output cached under `$CARGO_KMOD_HOME/metadata/`, valid while
+/// every manifest it was read from is unchanged (path, size, mtime). It saves a cargo run on
+/// every build, which is most of a no-op's and a one-file rebuild's overhead.
+struct MetadataCache {
+    file: PathBuf,
+}
+
+impl MetadataCache {
+    fn new(manifest_path: Option<&Path>) -> Option<MetadataCache> {
+        let home = crate::tree::home::Home::from_env().ok()?;
+        let key = serde_json::json!({
+            "cwd": std::env::current_dir().ok(),
+            "manifest": manifest_path,
+            "target": std::env::var_os("CARGO_TARGET_DIR").map(|v| v.to_string_lossy().into_owned()),
+            "cargo": std::env::var_os("CARGO").map(|v| v.to_string_lossy().into_owned()),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        let hash = crate::fsutil::sha256_hex(key.to_string().as_bytes());
+        Some(MetadataCache {
+            file: home
+                .root
+                .join("metadata")
+                .join(format!("{}.json", &hash[..16])),
+        })
+    }
+
+    fn stat(path: &Path) -> String {
+        std::fs::metadata(path)
+            .map(|m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{}:{t}", m.len())
+            })
+            .unwrap_or_else(|_| "missing".into())
+    }
+
+    /// The manifests a metadata result depends on: the workspace root's and every member's.
+    fn inputs(meta: &cargo_metadata::Metadata) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = meta
+            .workspace_packages()
+            .iter()
+            .map(|p| p.manifest_path.as_std_path().to_path_buf())
+            .collect();
+        v.push(meta.workspace_root.as_std_path().join("Cargo.toml"));
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn load(&self) -> Option<cargo_metadata::Metadata> {
+        let text = std::fs::read_to_string(&self.file).ok()?;
+        let entry: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let stats = entry.get("stats")?.as_object()?;
+        if stats.is_empty()
+            || !stats
+                .iter()
+                .all(|(p, s)| s.as_str() == Some(Self::stat(Path::new(p)).as_str()))
+        {
+            return None;
+        }
+        serde_json::from_value(entry.get("metadata")?.clone()).ok()
+    }
+
+    fn store(&self, meta: &cargo_metadata::Metadata) {
+        let stats: serde_json::Map<String, serde_json::Value> = Self::inputs(meta)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    serde_json::Value::String(Self::stat(&p)),
+                )
+            })
+            .collect();
+        let entry = serde_json::json!({ "stats": stats, "metadata": meta });
+        // A cache that cannot be written only costs the next build a cargo run.
+        let _ = crate::fsutil::write_atomic(&self.file, entry.to_string().as_bytes());
+    }
+}
+
+/// The [`Workspace`] from cargo's metadata.
+fn from_metadata(
+    meta: cargo_metadata::Metadata,
+    manifest_path: Option<&Path>,
+) -> Result<Workspace> {
     let root = meta.workspace_root.as_std_path().to_path_buf();
     let root_manifest = root.join("Cargo.toml");
     let ws = parse_workspace(Some(&meta.workspace_metadata), &root, &root_manifest)?;
