@@ -377,3 +377,23 @@ fn each_prepared_kernel_boots_to_a_marker_printed_by_the_guest_init() {
         );
     }
 }
+
+#[test]
+fn init_refuses_a_bindgen_older_than_the_kernel_needs() {
+    let home = scratch_home();
+    let bin = scratch();
+    let old = bin.path().join("bindgen");
+    std::fs::write(&old, "#!/bin/sh\necho 'bindgen 0.60.1'\n").unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = run(init_in(home.path(), &["--arch", "x86_64"]).env("BINDGEN", &old));
+    let err = fails(&o);
+    assert!(
+        err.contains("bindgen 0.60.1 is too old: this kernel needs at least 0.71.1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: run `cargo install bindgen-cli --locked`"),
+        "{err}"
+    );
+    assert_eq!(stamped(home.path()), 0);
+}

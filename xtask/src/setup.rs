@@ -148,15 +148,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !missing.is_empty() {
         update(sh)?;
         step(&format!("installing {}", missing.join(" ")));
-        root(
-            sh,
-            &[
-                &["apt-get", "install", "-y", "-q", "--no-install-recommends"][..],
-                &missing,
-            ]
-            .concat(),
-        )
-        .run()?;
+        apt_install(sh, &[], &missing)?;
     }
     let missing: Vec<&str> = QEMU.iter().copied().filter(|p| !installed(sh, p)).collect();
     if !missing.is_empty() {
@@ -165,23 +157,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
             "installing {} from bookworm-backports",
             missing.join(" ")
         ));
-        root(
-            sh,
-            &[
-                &[
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "-t",
-                    "bookworm-backports",
-                ][..],
-                &missing,
-            ]
-            .concat(),
-        )
-        .run()?;
+        apt_install(sh, &["-t", "bookworm-backports"], &missing)?;
     }
 
     // 3. Kernel sources: the newest linux-source-7.x, and 6.12 LTS for the macro's 6.12 path.
@@ -205,18 +181,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
     if !has_src("linux-source-6.12") {
         update(sh)?;
         step("installing linux-source-6.12 (bookworm-security)");
-        root(
-            sh,
-            &[
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                "linux-source-6.12",
-            ],
-        )
-        .run()?;
+        apt_install(sh, &[], &["linux-source-6.12"])?;
     }
 
     // 4. rust-src of exactly this rustc, unpacked under $CARGO_KMOD_HOME.
@@ -331,6 +296,18 @@ pub fn cargo_kmod_bin() -> PathBuf {
 
 fn project_root_dir() -> PathBuf {
     crate::project_root()
+}
+
+/// `apt-get install -y -q --no-install-recommends [OPTIONS] PACKAGES` as root.
+fn apt_install(sh: &Shell, options: &[&str], packages: &[&str]) -> Result<()> {
+    let argv = [
+        &["apt-get", "install", "-y", "-q", "--no-install-recommends"][..],
+        options,
+        packages,
+    ]
+    .concat();
+    root(sh, &argv).run()?;
+    Ok(())
 }
 
 /// `apt-get download SPEC` into a fresh temp dir (readable by apt's `_apt` user); the dir and

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use crate::cli::{KdirArgs, PackageSelect};
 use crate::error::UserError;
 use crate::qemu::boot::{self, Boot, BootEnd, Flow};
-use crate::qemu::guest::{self, GuestModule, Transcript};
+use crate::qemu::guest::{self, Transcript};
 use crate::qemu::initramfs::{self, Initramfs};
 use crate::tree::home::Home;
 use crate::Context;
@@ -52,14 +52,7 @@ impl RunCmd {
         let accel = crate::qemu::accel::choose(shell, &tree)?;
         let home = Home::from_env()?;
         let busybox = initramfs::busybox(&home, tree.arch)?;
-        let guests: Vec<GuestModule> = modules
-            .iter()
-            .map(|m| GuestModule {
-                name: m.name.clone(),
-                guest_path: format!("/kmod/{}.ko", m.name),
-                params: m.params.clone(),
-            })
-            .collect();
+        let guests = guest::guest_modules(&modules);
         let body = match &self.exec {
             Some(cmd) => format!("{}{}", guest::test_loads(&guests), guest::exec_script(cmd)),
             None => guest::shell_script(&guests),

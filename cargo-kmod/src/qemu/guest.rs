@@ -37,6 +37,18 @@ pub struct GuestModule {
 }
 
 /// Shell-quote one word for busybox `sh`.
+/// The guest's view of modules to load: each under `/kmod/<name>.ko`, with its parameters.
+pub fn guest_modules(modules: &[crate::qemu::modules::KoModule]) -> Vec<GuestModule> {
+    modules
+        .iter()
+        .map(|m| GuestModule {
+            name: m.name.clone(),
+            guest_path: format!("/kmod/{}.ko", m.name),
+            params: m.params.clone(),
+        })
+        .collect()
+}
+
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::qemu::boot::{self, Accel, Boot, BootEnd, BootLog, Flow};
-use crate::qemu::guest::{self, GuestModule, Step, Transcript};
+use crate::qemu::guest::{self, Step, Transcript};
 use crate::qemu::initramfs::{self, Initramfs};
 use crate::qemu::ktap::{self, Outcome};
 use crate::qemu::modules::KoModule;
@@ -112,14 +112,7 @@ pub fn run_tests(
 ) -> Result<TestReport> {
     let home = Home::from_env()?;
     let busybox = initramfs::busybox(&home, tree.arch)?;
-    let guests: Vec<GuestModule> = modules
-        .iter()
-        .map(|m| GuestModule {
-            name: m.name.clone(),
-            guest_path: format!("/kmod/{}.ko", m.name),
-            params: m.params.clone(),
-        })
-        .collect();
+    let guests = guest::guest_modules(modules);
     let init = format!(
         "{}{}reboot -f\n",
         boot::init_prelude(),
