@@ -9,12 +9,14 @@
 //! - [`kbuild`]: running the kernel's own build on the plan;
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
 //! - [`ship`]: verify, sign, compress, package and install;
-//! - [`qemu`]: boot a kernel, load modules, collect KTAP results.
+//! - [`qemu`]: boot a kernel, load modules, collect KTAP results;
+//! - [`devices`]: test devices (device-tree overlays, a software I2C bus) for drivers to probe.
 //!
 //! [`command`] has one file per subcommand; each is a clap `Args` struct with a `run` method.
 
 pub mod cli;
 pub mod command;
+pub mod devices;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;

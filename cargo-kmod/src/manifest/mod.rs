@@ -29,6 +29,8 @@ pub const PACKAGE_KEYS: &[&str] = &[
     "kdir",
     "arch",
     "features",
+    "devices",
+    "device-overlays",
 ];
 /// Keys of `[workspace.metadata.kmod]` (defaults for every member, plus named targets).
 pub const WORKSPACE_KEYS: &[&str] = &[
@@ -103,6 +105,8 @@ pub struct ModuleSpec {
     pub cargo_features: BTreeMap<String, Vec<String>>,
     /// Workspace members (module packages) this one depends on by path.
     pub module_deps: Vec<String>,
+    /// Test devices (`devices`, `device-overlays`): see [`crate::devices`].
+    pub devices: crate::devices::Devices,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -413,6 +417,7 @@ fn parse_package(
         feature_objects,
         cargo_features: pkg.features.clone().into_iter().collect(),
         module_deps,
+        devices: crate::devices::spec::from_manifest(kmod, &dir, file)?,
     }))
 }
 
