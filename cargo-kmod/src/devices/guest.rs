@@ -132,6 +132,39 @@ pub struct HelperLoad {
     pub overlays: Vec<(String, std::path::PathBuf)>,
 }
 
+/// The shell text a test boot runs for its devices, in four places of its `/init` script:
+/// `define` with the other functions, `before_loads` before the modules under test load,
+/// `after_loads` once they have, `after_unloads` once they are unloaded. The steps use the
+/// boot's `step KIND NAME CMD...` function, so the helper's load and unload are ordinary
+/// steps with their kernel log and taint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootSteps {
+    pub define: String,
+    pub before_loads: String,
+    pub after_loads: String,
+    pub after_unloads: String,
+}
+
+/// The [`BootSteps`] for `helper` and `devices`; `tag` prefixes the check lines.
+pub fn boot_steps(helper: &HelperLoad, devices: &[GuestDevice], tag: &str) -> BootSteps {
+    let module = crate::devices::helper::MODULE;
+    let mut insmod = vec!["insmod".to_string(), crate::qemu::guest::quote(&helper.guest_path)];
+    insmod.extend(helper.params.iter().map(|p| crate::qemu::guest::quote(p)));
+    BootSteps {
+        define: check_fn(tag),
+        before_loads: format!(
+            "{}[ -z \"${CLASH_VAR}\" ] && step load {module} {} && kmod_helper=1\n",
+            check_script(Phase::Before, devices),
+            insmod.join(" ")
+        ),
+        after_loads: check_script(Phase::Loaded, devices),
+        after_unloads: format!(
+            "[ -n \"$kmod_helper\" ] && step unload {module} rmmod {module}\n{}",
+            check_script(Phase::Removed, devices)
+        ),
+    }
+}
+
 /// One device as a check reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceState {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-pub use guest::{GuestDevice, HelperLoad};
+pub use guest::{BootSteps, GuestDevice, HelperLoad};
 pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
 
 use crate::shell::Shell;
@@ -60,6 +60,20 @@ pub struct Prepared {
     pub devices: Vec<GuestDevice>,
     /// dtc's warnings on the user's own overlays (to print; they do not stop the run).
     pub warnings: Vec<String>,
+}
+
+impl Prepared {
+    /// The files the initramfs needs: (guest path, host path), the helper module first.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        let mut v = vec![(self.helper.guest_path.clone(), self.helper.ko.clone())];
+        v.extend(self.helper.overlays.iter().cloned());
+        v
+    }
+
+    /// The shell text of a test boot (see [`guest::boot_steps`]).
+    pub fn boot_steps(&self, tag: &str) -> guest::BootSteps {
+        guest::boot_steps(&self.helper, &self.devices, tag)
+    }
 }
 
 /// Refuse a tree that cannot apply overlays (or has no I2C core when I2C devices are asked
