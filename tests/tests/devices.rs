@@ -11,7 +11,9 @@ use common::*;
 
 use std::path::{Path, PathBuf};
 
+use cargo_kmod::context::{BuildContext, Selection, Session, TreeSelection};
 use cargo_kmod::devices::guest::{self as dguest, Evidence, Problem};
+use cargo_kmod::ops::build::BuildOptions;
 use cargo_kmod::devices::{self, DeviceSet, Devices};
 use cargo_kmod::qemu::guest::{self as qguest, Transcript};
 use cargo_kmod::qemu::modules::KoModule;
@@ -19,7 +21,7 @@ use cargo_kmod::qemu::testrun::{self, CaseResult, TestOptions, Verdict};
 use cargo_kmod::qemu::{boot_to_marker, Accel, BootLog, MarkerBoot};
 use cargo_kmod::shell::Shell;
 use cargo_kmod::tree::home::Home;
-use cargo_kmod::tree::KernelTree;
+use cargo_kmod::tree::{Arch, KernelTree};
 
 const ARCHES: [&str; 2] = ["x86_64", "arm64"];
 const TAG: &str = "@@kmod:";
@@ -30,24 +32,22 @@ fn build_example(arch: &str, name: &str, dir: &Path) -> (PathBuf, PathBuf) {
     copy_dir(&root().join("examples").join(name), &pkg);
     let manifest = pkg.join("Cargo.toml");
     // The test build (`--cfg test`), as `cargo kmod test` makes it.
-    let ctx = cargo_kmod::Context {
-        shell: Shell::plain(),
+    let session = Session::new(Shell::plain());
+    let select = Selection {
+        manifest_path: Some(manifest.clone()),
+        ..Selection::default()
     };
-    let opts = cargo_kmod::command::build::BuildOptions {
-        cmd: cargo_kmod::command::build::BuildCmd {
-            select: cargo_kmod::cli::PackageSelect {
-                manifest_path: Some(manifest.clone()),
-                ..Default::default()
-            },
-            kdir: cargo_kmod::cli::KdirArgs {
-                arch: Some(arch.to_string()),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
+    let trees = TreeSelection {
+        arch: Some(Arch::parse(arch).unwrap()),
+        ..TreeSelection::default()
+    };
+    let ctx = BuildContext::resolve(&session, &select, &trees).expect("context");
+    let opts = BuildOptions {
         test: true,
+        jobs: 2,
+        ..BuildOptions::default()
     };
-    let artifacts = cargo_kmod::command::build::build(&ctx, &opts).expect("test build");
+    let artifacts = cargo_kmod::ops::build::build(&session, &ctx, &opts).expect("test build");
     (manifest, artifacts[0].ko.clone())
 }
 
@@ -129,7 +129,7 @@ fn boot_with_devices(arch: &str, name: &str, extra: Option<&Devices>) -> Run {
     }
     let home = Home::from_env().unwrap();
     let out = dir.path().join("devices");
-    let prepared = devices::prepare(&shell, &home, &tree, &tree.make_args(), &sets, &out)
+    let prepared = devices::prepare(&shell, &home, &tree, &sets, &out)
         .unwrap()
         .expect("the example declares devices");
     let module = KoModule::read(&ko, tree.arch).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::Context;
+use crate::context::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct NewCmd {
@@ -381,7 +381,7 @@ pub fn write_package(dest: &Path, files: &[(PathBuf, String)]) -> Result<()> {
 }
 
 impl NewCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         let scaffold =
             Scaffold::with_template(&self.name, &default_author(), self.c, self.template)?;
         let dest = self
@@ -397,18 +397,18 @@ impl NewCmd {
             (Template::I2c, _) => "I2C driver",
             (Template::Misc, _) => "misc device",
         };
-        ctx.shell.status(
+        session.shell.status(
             "Created",
             format_args!("{kind} `{}` package in `{}`", scaffold.name, dest.display()),
         );
         if scaffold.module != scaffold.name {
-            ctx.shell.note(format_args!(
+            session.shell.note(format_args!(
                 "the module is named `{}`: kbuild turns `-` into `_` in module names",
                 scaffold.module
             ));
         }
-        if ctx.shell.is_json() {
-            ctx.shell.json(&serde_json::json!({
+        if session.shell.is_json() {
+            session.shell.json(&serde_json::json!({
                 "reason": "package-created",
                 "name": scaffold.name,
                 "module": scaffold.module,

@@ -105,7 +105,6 @@ pub fn prepare(
     shell: &Shell,
     home: &Home,
     tree: &KernelTree,
-    make_args: &[String],
     sets: &[DeviceSet<'_>],
     out_dir: &Path,
 ) -> Result<Option<Prepared>> {
@@ -115,7 +114,7 @@ pub fn prepare(
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     check_tree(tree, needs_i2c)?;
-    let ko = helper::build(shell, home, tree, make_args)?;
+    let ko = helper::build(shell, home, tree)?;
     let guest_paths: Vec<String> = compiled.overlays.iter().map(|(g, _)| g.clone()).collect();
     Ok(Some(Prepared {
         helper: HelperLoad {

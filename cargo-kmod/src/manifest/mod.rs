@@ -19,7 +19,6 @@ use crate::tree::Arch;
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
     "name",
-    "crate-root",
     "c-sources",
     "include-dirs",
     "ccflags",
@@ -89,8 +88,13 @@ pub struct ModuleSpec {
     pub manifest_path: PathBuf,
     /// The package directory.
     pub dir: PathBuf,
-    /// The module name (`[A-Za-z0-9_]`).
+    /// The module name: kbuild's object, `.modinfo`'s `name=`, the `.ko` file name
+    /// (`[A-Za-z0-9_]`, may start with a digit, as `8250` does).
     pub name: String,
+    /// The Rust crate name: cargo's library name (`[lib] name`, else the package name with
+    /// `-` turned into `_`), a Rust identifier.
+    pub crate_name: String,
+    /// The crate root: cargo's library path (`[lib] path`, else `src/lib.rs`).
     pub crate_root: PathBuf,
     pub c_sources: Vec<PathBuf>,
     pub include_dirs: Vec<PathBuf>,
@@ -128,10 +132,15 @@ pub fn module_name_for(package: &str) -> String {
     package.replace('-', "_")
 }
 
+/// `MODULE_NAME_LEN - 1`: the longest name `struct module` holds.
+pub const MAX_MODULE_NAME: usize = 55;
+
+/// What kbuild and the module loader accept as a module name: `[A-Za-z0-9_]`, at most
+/// [`MAX_MODULE_NAME`] bytes. A leading digit is fine (`8250`, `8139too`, `9pnet`).
 pub fn is_valid_module_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_MODULE_NAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
@@ -334,13 +343,42 @@ fn parse_package(
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
     let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
-    let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
-    if !is_valid_module_name(&name) {
+    if t.map.contains_key("crate-root") {
         crate::bail_user!(
-            "invalid module name `{}` in `{}`: kernel module names are `[A-Za-z0-9_]`", name, file.display();
-            hint = "set `name` in `[package.metadata.kmod]` to e.g. `{}`", module_name_for(&name).replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
+            "`crate-root` in `{}` of `{}` is not read: cargo's `[lib] path` names the crate root", section, file.display();
+            hint = "remove `crate-root` and write `[lib]` with `path = \"...\"` in `{}`", file.display()
         );
     }
+    let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
+    if !is_valid_module_name(&name) {
+        let fixed: String = module_name_for(&name)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(MAX_MODULE_NAME)
+            .collect();
+        crate::bail_user!(
+            "invalid module name `{}` in `{}`: kernel module names are `[A-Za-z0-9_]`, at most {} characters", name, file.display(), MAX_MODULE_NAME;
+            hint = "set `name` in `[package.metadata.kmod]` to e.g. `{}`", if fixed.is_empty() { "my_module".to_string() } else { fixed }
+        );
+    }
+    // The crate is cargo's library target: its name and root are cargo's to say.
+    let Some(lib) = pkg.targets.iter().find(|t| {
+        t.kind.iter().any(|k| {
+            matches!(
+                k,
+                cargo_metadata::TargetKind::Lib
+                    | cargo_metadata::TargetKind::RLib
+                    | cargo_metadata::TargetKind::StaticLib
+            )
+        })
+    }) else {
+        crate::bail_user!(
+            "package `{}` has no library target: a kernel module is a library crate", pkg.name;
+            hint = "put the module in `src/lib.rs`, or name its root with `[lib] path = \"...\"` in `{}`", file.display()
+        );
+    };
+    let crate_name = lib.name.replace('-', "_");
+    let crate_root = lib.src_path.as_std_path().to_path_buf();
     let mut feature_objects = BTreeMap::new();
     if let Some(fmap) = t.subtable("features")? {
         for (feat, v) in fmap {
@@ -371,10 +409,6 @@ fn parse_package(
             );
         }
     }
-    let crate_root = dir.join(
-        t.get::<PathBuf>("crate-root")?
-            .unwrap_or_else(|| "src/lib.rs".into()),
-    );
     let mut c_sources = ws.c_sources.clone();
     c_sources.extend(t.paths("c-sources", &dir)?);
     let mut include_dirs = ws.include_dirs.clone();
@@ -402,6 +436,7 @@ fn parse_package(
         manifest_path: file.to_path_buf(),
         dir: dir.clone(),
         name,
+        crate_name,
         crate_root,
         c_sources,
         include_dirs,
