@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use cargo_kmod::context::{BuildContext, Selection, Session, TreeSelection};
 use cargo_kmod::devices::guest::{self as dguest, Evidence, Problem};
-use cargo_kmod::ops::build::BuildOptions;
 use cargo_kmod::devices::{self, DeviceSet, Devices};
+use cargo_kmod::ops::build::BuildOptions;
 use cargo_kmod::qemu::guest::{self as qguest, Transcript};
 use cargo_kmod::qemu::modules::KoModule;
 use cargo_kmod::qemu::testrun::{self, CaseResult, TestOptions, Verdict};
@@ -26,10 +26,8 @@ use cargo_kmod::tree::{Arch, KernelTree};
 const ARCHES: [&str; 2] = ["x86_64", "arm64"];
 const TAG: &str = "@@kmod:";
 
-/// Copy an example into a scratch dir and build its test `.ko` for `arch`.
-fn build_example(arch: &str, name: &str, dir: &Path) -> (PathBuf, PathBuf) {
-    let pkg = dir.join(name);
-    copy_dir(&root().join("examples").join(name), &pkg);
+/// Build the test `.ko` of the package at `pkg` for `arch`.
+fn build_tests(arch: &str, pkg: &Path) -> (PathBuf, PathBuf) {
     let manifest = pkg.join("Cargo.toml");
     // The test build (`--cfg test`), as `cargo kmod test` makes it.
     let session = Session::new(Shell::plain());
@@ -92,7 +90,8 @@ impl Run {
 fn splice(script: &str, steps: &devices::BootSteps) -> String {
     let begin = "echo \"@@kmod:begin $t\"\n";
     let at = script.find(begin).expect("begin line") + begin.len();
-    let unload = script.find("[ -n \"$l").expect("an unload line");
+    let unload = script.find("&& step unload").expect("an unload line");
+    let unload = script[..unload].rfind('\n').expect("a line before") + 1;
     let end = script.rfind("echo @@kmod:end").expect("end line");
     format!(
         "{}{}{}{}{}{}{}",
@@ -106,13 +105,22 @@ fn splice(script: &str, steps: &devices::BootSteps) -> String {
     ) + &script[end..]
 }
 
-/// Boot `arch`'s dev tree with the example's test build and its manifest's devices, plus
+/// Boot `arch`'s dev tree with an example's test build and its manifest's devices, plus
 /// `extra` devices (bindable by the example's module).
 fn boot_with_devices(arch: &str, name: &str, extra: Option<&Devices>) -> Run {
+    let dir = scratch();
+    let pkg = dir.path().join(name);
+    copy_dir(&root().join("examples").join(name), &pkg);
+    boot_package(arch, &pkg, extra)
+}
+
+/// Boot `arch`'s dev tree with the test build of the package at `pkg` and its devices.
+fn boot_package(arch: &str, pkg: &Path, extra: Option<&Devices>) -> Run {
     let shell = Shell::plain();
     let tree = KernelTree::open(&dev_tree(arch)).unwrap();
     let dir = scratch();
-    let (manifest, ko) = build_example(arch, name, dir.path());
+    let name = pkg.file_name().unwrap().to_string_lossy().into_owned();
+    let (manifest, ko) = build_tests(arch, pkg);
     let ws = cargo_kmod::manifest::load(&shell, Some(&manifest)).unwrap();
     let m = &ws.modules[0];
     let mut sets = vec![DeviceSet {
@@ -148,6 +156,9 @@ fn boot_with_devices(arch: &str, name: &str, extra: Option<&Devices>) -> Run {
         accel: Some(Accel::Tcg),
     };
     let log = boot_to_marker(&shell, &tree, &spec, "@@kmod:end").unwrap();
+    if std::env::var_os("KMOD_DEVICES_DUMP").is_some() {
+        eprintln!("--- {arch} {name}\n{}", log.lines.join("\n"));
+    }
     let transcript = Transcript::from_log(&log);
     let (cases, _) = testrun::judge(&transcript, &log, &TestOptions::default());
     let states: Vec<_> = log
@@ -162,7 +173,9 @@ fn boot_with_devices(arch: &str, name: &str, extra: Option<&Devices>) -> Run {
             .find(|s| s.kind == kind && s.module == module)
     };
     let helper = devices::helper::MODULE;
-    let load_log = step("load", &m.name).map(|s| s.log.clone()).unwrap_or_default();
+    let load_log = step("load", &m.name)
+        .map(|s| s.log.clone())
+        .unwrap_or_default();
     let remove_log = step("unload", helper)
         .map(|s| s.log.clone())
         .unwrap_or_default();
@@ -305,4 +318,37 @@ fn malformed_overlays_and_bad_values_are_errors_before_any_boot() {
             toml.display()
         )
     );
+}
+
+#[test]
+fn new_driver_packages_probe_their_devices_and_pass_their_tests() {
+    let dir = scratch();
+    for (name, template) in [
+        ("blink", "platform"),
+        ("temp-sensor", "i2c"),
+        ("echo", "misc"),
+    ] {
+        ok(&run(
+            kmod(&["new", name, "--template", template]).current_dir(dir.path())
+        ));
+    }
+    for arch in ARCHES {
+        for name in ["blink", "temp-sensor"] {
+            let r = boot_package(arch, &dir.path().join(name), None);
+            assert_eq!(r.failed(), Vec::<String>::new(), "{arch} {name}");
+            assert_eq!(r.cases.len(), 1, "{arch} {name}: {:?}", r.cases);
+            assert!(
+                r.dmesg_has(": probed: "),
+                "{arch} {name}: {:?}",
+                r.log.lines
+            );
+        }
+        let o = run(kmod(&["test", "--arch", arch]).current_dir(dir.path().join("echo")));
+        ok(&o);
+        assert!(
+            stdout(&o).contains("test result: ok. 2 passed"),
+            "{arch}: {}",
+            stdout(&o)
+        );
+    }
 }

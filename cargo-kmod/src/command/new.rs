@@ -206,7 +206,12 @@ impl Scaffold {
         Self::with_template(name, author, c, Template::Minimal)
     }
 
-    pub fn with_template(name: &str, author: &str, c: bool, template: Template) -> Result<Scaffold> {
+    pub fn with_template(
+        name: &str,
+        author: &str,
+        c: bool,
+        template: Template,
+    ) -> Result<Scaffold> {
         let module = module_name(name)?;
         if c && template != Template::Minimal {
             crate::bail_user!(
@@ -299,7 +304,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "platform.rs.j2",
         include_str!("../../../templates/new/platform.rs.j2"),
     ),
-    ("i2c.rs.j2", include_str!("../../../templates/new/i2c.rs.j2")),
+    (
+        "i2c.rs.j2",
+        include_str!("../../../templates/new/i2c.rs.j2"),
+    ),
     (
         "misc.rs.j2",
         include_str!("../../../templates/new/misc.rs.j2"),
@@ -514,7 +522,11 @@ mod tests {
             assert!(files[2].1.contains("of::DeviceId::new(c\"acme,blink\")"));
         }
         let long = Scaffold::with_template(&"a".repeat(30), "a", false, Template::I2c).unwrap();
-        assert_eq!(long.i2c_id.len(), 19, "i2c_device_id.name holds 20 bytes with the NUL");
+        assert_eq!(
+            long.i2c_id.len(),
+            19,
+            "i2c_device_id.name holds 20 bytes with the NUL"
+        );
         let e = Scaffold::with_template("x", "a", true, Template::Platform).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -41,10 +41,7 @@ pub fn compile(shell: &Shell, source: &Path, output: &Path, what: &str) -> Resul
         .prefix(".kmod-dtbo-")
         .tempfile_in(dir)?;
     let tmp_path = tmp.path().to_path_buf();
-    let c = cmd!(
-        sh,
-        "{dtc} -I dts -O dtb -o {tmp_path} {source}"
-    );
+    let c = cmd!(sh, "{dtc} -I dts -O dtb -o {tmp_path} {source}");
     let line = c.to_string();
     shell.verbose("Running", format_args!("`{line}`"));
     let out = c

@@ -94,11 +94,7 @@ fn property(s: &mut String, depth: usize, p: &Property) {
 pub fn value(v: &PropValue) -> String {
     match v {
         PropValue::Flag => String::new(),
-        PropValue::Strings(list) => list
-            .iter()
-            .map(|x| quote(x))
-            .collect::<Vec<_>>()
-            .join(", "),
+        PropValue::Strings(list) => list.iter().map(|x| quote(x)).collect::<Vec<_>>().join(", "),
         PropValue::Cells { bits, values } => {
             let cells: Vec<String> = values
                 .iter()

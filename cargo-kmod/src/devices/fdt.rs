@@ -66,8 +66,12 @@ pub fn parse(blob: &[u8]) -> Result<Node> {
     let size_strings = be32(blob, 32)? as usize;
     let size_struct = be32(blob, 36)? as usize;
     if total > blob.len()
-        || off_struct.checked_add(size_struct).is_none_or(|e| e > total)
-        || off_strings.checked_add(size_strings).is_none_or(|e| e > total)
+        || off_struct
+            .checked_add(size_struct)
+            .is_none_or(|e| e > total)
+        || off_strings
+            .checked_add(size_strings)
+            .is_none_or(|e| e > total)
     {
         bail!("header sizes exceed the blob");
     }

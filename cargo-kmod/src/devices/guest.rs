@@ -148,7 +148,10 @@ pub struct BootSteps {
 /// The [`BootSteps`] for `helper` and `devices`; `tag` prefixes the check lines.
 pub fn boot_steps(helper: &HelperLoad, devices: &[GuestDevice], tag: &str) -> BootSteps {
     let module = crate::devices::helper::MODULE;
-    let mut insmod = vec!["insmod".to_string(), crate::qemu::guest::quote(&helper.guest_path)];
+    let mut insmod = vec![
+        "insmod".to_string(),
+        crate::qemu::guest::quote(&helper.guest_path),
+    ];
     insmod.extend(helper.params.iter().map(|p| crate::qemu::guest::quote(p)));
     BootSteps {
         define: check_fn(tag),
@@ -448,9 +451,18 @@ mod tests {
 
     #[test]
     fn globbing_like_modprobe() {
-        assert!(glob("of:N*T*Cacme,blinker", "of:NblinkerT<NULL>Cacme,blinker"));
-        assert!(glob("of:N*T*Cacme,blinkerC*", "of:NblinkerT<NULL>Cacme,blinkerCacme,led"));
-        assert!(!glob("of:N*T*Cacme,blinker", "of:NblinkerT<NULL>Cacme,blinker2"));
+        assert!(glob(
+            "of:N*T*Cacme,blinker",
+            "of:NblinkerT<NULL>Cacme,blinker"
+        ));
+        assert!(glob(
+            "of:N*T*Cacme,blinkerC*",
+            "of:NblinkerT<NULL>Cacme,blinkerCacme,led"
+        ));
+        assert!(!glob(
+            "of:N*T*Cacme,blinker",
+            "of:NblinkerT<NULL>Cacme,blinker2"
+        ));
         assert!(glob("i2c:tmp?02", "i2c:tmp102"));
     }
 }

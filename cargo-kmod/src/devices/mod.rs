@@ -159,7 +159,12 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
         let src = out_dir.join("devices.dtso");
         crate::fsutil::write_if_changed(&src, text.as_bytes())?;
         let dtbo = out_dir.join("devices.dtbo");
-        dtc::compile(shell, &src, &dtbo, &format!("`{}` (generated)", src.display()))?;
+        dtc::compile(
+            shell,
+            &src,
+            &dtbo,
+            &format!("`{}` (generated)", src.display()),
+        )?;
         out.overlays
             .push((format!("{GUEST_DIR}/devices.dtbo"), dtbo));
         for (d, set) in owners {

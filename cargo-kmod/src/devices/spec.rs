@@ -455,7 +455,10 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         }
         Some(_) => {
             return Err(place
-                .err("properties", "expected a table of property names and values")
+                .err(
+                    "properties",
+                    "expected a table of property names and values",
+                )
                 .with_hint("write e.g. `properties = { \"acme,period-ms\" = 250 }`")
                 .into())
         }
@@ -507,9 +510,7 @@ pub fn default_name(compatible: &str) -> String {
 /// devicetree specification, 2.2.1); the unit address is added by cargo-kmod.
 fn check_node_name(s: &str) -> std::result::Result<(), String> {
     if s.is_empty() || s.len() > 31 {
-        return Err(format!(
-            "node name `{s}` must be 1 to 31 characters long"
-        ));
+        return Err(format!("node name `{s}` must be 1 to 31 characters long"));
     }
     if s.contains('@') {
         return Err(format!(
@@ -520,7 +521,9 @@ fn check_node_name(s: &str) -> std::result::Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || ",._+-".contains(*c)))
     {
-        return Err(format!("node name `{s}` contains `{c}`; node names use `[0-9a-zA-Z,._+-]`"));
+        return Err(format!(
+            "node name `{s}` contains `{c}`; node names use `[0-9a-zA-Z,._+-]`"
+        ));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(format!("node name `{s}` must start with a letter"));
@@ -660,9 +663,7 @@ fn int_cell(v: &Value, bits: u8, signed: bool) -> std::result::Result<u64, Strin
     let Some(n) = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from)) else {
         return Err(match v {
             Value::Number(_) => format!("`{v}` is not an integer"),
-            Value::String(s) => format!(
-                "`\"{s}\"` is a string where an integer is expected"
-            ),
+            Value::String(s) => format!("`\"{s}\"` is a string where an integer is expected"),
             _ => format!("`{v}` is not an integer"),
         });
     };
@@ -679,7 +680,12 @@ fn int_cell(v: &Value, bits: u8, signed: bool) -> std::result::Result<u64, Strin
         };
         return Err(format!("{n} does not fit in a {ty}{hint}"));
     }
-    Ok((n as u64) & if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 })
+    Ok((n as u64)
+        & if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        })
 }
 
 /// `registers = { 0x00 = [0x12, 0x34], 0xfe = 0x55 }`: (first register, bytes).

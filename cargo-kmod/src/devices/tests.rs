@@ -43,12 +43,20 @@ fn parses_every_value_type() {
     let d = kmod(EXAMPLE).unwrap();
     assert_eq!(d.devices.len(), 3);
     let b = &d.devices[0];
-    assert_eq!((b.name.as_str(), b.bus, b.address), ("blinker", Bus::Platform, None));
+    assert_eq!(
+        (b.name.as_str(), b.bus, b.address),
+        ("blinker", Bus::Platform, None)
+    );
     assert_eq!(b.path(), "/blinker");
     let names: Vec<&str> = b.properties.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["acme,active-low", "acme,label", "acme,period-ms", "acme,pins"],
+        [
+            "acme,active-low",
+            "acme,label",
+            "acme,period-ms",
+            "acme,pins"
+        ],
         "`false` leaves the property out"
     );
     let t = &d.devices[1];
@@ -56,8 +64,15 @@ fn parses_every_value_type() {
     assert_eq!(t.path(), "/cargo-kmod-i2c/tmp102@48");
     let regs = t.register_file().unwrap();
     assert_eq!(regs.len(), 256);
-    assert_eq!((regs[0], regs[1], regs[2], regs[255]), (0x19, 0x80, 0, 0x55));
-    let signed = t.properties.iter().find(|p| p.name == "acme,signed").unwrap();
+    assert_eq!(
+        (regs[0], regs[1], regs[2], regs[255]),
+        (0x19, 0x80, 0, 0x55)
+    );
+    let signed = t
+        .properties
+        .iter()
+        .find(|p| p.name == "acme,signed")
+        .unwrap();
     assert_eq!(
         signed.value,
         PropValue::Cells {
@@ -88,21 +103,36 @@ fn generated_overlay_compiles_and_lists_its_devices() {
     assert_eq!(c.overlays[0].0, "/kmod/devices/devices.dtbo");
     let blob = std::fs::read(&c.overlays[0].1).unwrap();
     let info = fdt::overlay_info(&blob).unwrap();
-    assert_eq!((info.fragments, info.phandle_targets, info.symbols), (1, 0, false));
+    assert_eq!(
+        (info.fragments, info.phandle_targets, info.symbols),
+        (1, 0, false)
+    );
     let paths: Vec<&str> = info.devices.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["/blinker", "/second", "/cargo-kmod-i2c", "/cargo-kmod-i2c/tmp102@48"]
+        [
+            "/blinker",
+            "/second",
+            "/cargo-kmod-i2c",
+            "/cargo-kmod-i2c/tmp102@48"
+        ]
     );
     assert_eq!(info.devices[3].compatible, ["acme,tmp102", "ti,tmp102"]);
     let root = fdt::parse(&blob).unwrap();
     let ov = root.children[0].child("__overlay__").unwrap();
     let blinker = ov.child("blinker").unwrap();
     assert_eq!(blinker.prop("acme,period-ms"), Some(&[0, 0, 0, 250][..]));
-    assert_eq!(blinker.prop("acme,pins"), Some(&[0, 0, 0, 3, 0, 0, 0, 5][..]));
+    assert_eq!(
+        blinker.prop("acme,pins"),
+        Some(&[0, 0, 0, 3, 0, 0, 0, 5][..])
+    );
     assert_eq!(blinker.prop("acme,active-low"), Some(&[][..]));
     assert_eq!(blinker.strings("acme,label").unwrap(), ["status"]);
-    let sensor = ov.child("cargo-kmod-i2c").unwrap().child("tmp102@48").unwrap();
+    let sensor = ov
+        .child("cargo-kmod-i2c")
+        .unwrap()
+        .child("tmp102@48")
+        .unwrap();
     assert_eq!(sensor.prop("reg"), Some(&[0, 0, 0, 0x48][..]));
     assert_eq!(sensor.prop("acme,big"), Some(&[0, 0, 0, 1, 0, 0, 0, 0][..]));
     assert_eq!(sensor.prop("acme,raw"), Some(&[0xde, 0xad][..]));
@@ -141,12 +171,19 @@ fn raw_overlays_compile_and_errors_quote_dtc() {
     let c = compile(&Shell::plain(), &[set], dir.path()).unwrap();
     assert_eq!(c.overlays[0].0, "/kmod/devices/overlay-0.dtbo");
     let info = fdt::overlay_info(&std::fs::read(&c.overlays[0].1).unwrap()).unwrap();
-    assert!(!info.symbols, "no `-@`: the live trees have no `__symbols__`");
+    assert!(
+        !info.symbols,
+        "no `-@`: the live trees have no `__symbols__`"
+    );
     let checked: Vec<&str> = c.devices.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(checked, ["/leds"], "children of a device are the driver's");
 
     let bad = dir.path().join("bad.dtso");
-    std::fs::write(&bad, "/dts-v1/;\n/plugin/;\n&{/} {\n\tfoo { x = <1 2; };\n};\n").unwrap();
+    std::fs::write(
+        &bad,
+        "/dts-v1/;\n/plugin/;\n&{/} {\n\tfoo { x = <1 2; };\n};\n",
+    )
+    .unwrap();
     let devs = Devices {
         devices: vec![],
         overlays: vec![bad.clone()],
@@ -160,7 +197,10 @@ fn raw_overlays_compile_and_errors_quote_dtc() {
     let msg = e.to_string();
     assert_eq!(
         msg,
-        format!("invalid device overlay `{}:4.16-17`: syntax error", bad.display()),
+        format!(
+            "invalid device overlay `{}:4.16-17`: syntax error",
+            bad.display()
+        ),
         "{msg}"
     );
 
@@ -198,15 +238,25 @@ fn bad_values_name_the_key() {
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
         format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default) or `i2c`")
     );
-    assert!(err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"")
-        .starts_with(&format!("missing `address` in {sec}: an I2C device needs its 7-bit address")));
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
+            "missing `address` in {sec}: an I2C device needs its 7-bit address"
+        ))
+    );
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x80"),
         format!("invalid `address` in {sec}: 0x80 is not a 7-bit I2C address (0x01 to 0x7f)")
     );
-    assert!(err("[[devices]]\ncompatible = \"a,b\"\naddress = 0x48")
-        .starts_with(&format!("invalid `address` in {sec}: only I2C devices have an address")));
-    let p = |v: &str| err(&format!("[[devices]]\ncompatible = \"a,b\"\nproperties = {{ \"x,y\" = {v} }}"));
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\naddress = 0x48").starts_with(&format!(
+            "invalid `address` in {sec}: only I2C devices have an address"
+        ))
+    );
+    let p = |v: &str| {
+        err(&format!(
+            "[[devices]]\ncompatible = \"a,b\"\nproperties = {{ \"x,y\" = {v} }}"
+        ))
+    };
     let key = format!("invalid `properties.\"x,y\"` in {sec}");
     assert!(p("4294967296").starts_with(&format!(
         "{key}: 4294967296 does not fit in a u32; write `{{ u64 = ... }}` for a 64-bit value"
@@ -217,25 +267,42 @@ fn bad_values_name_the_key() {
     assert!(p("1.5").starts_with(&format!("{key}: `1.5` is not an integer")));
     assert!(p("[]").starts_with(&format!("{key}: an empty array has no type")));
     assert!(p("[1, \"a\"]").starts_with(&format!("{key}: an array mixes types")));
-    assert!(p("{ u33 = 1 }").starts_with(&format!("{key}: unknown type `u33` (did you mean `u32`?)")));
+    assert!(
+        p("{ u33 = 1 }").starts_with(&format!("{key}: unknown type `u33` (did you mean `u32`?)"))
+    );
     assert!(p("{ u8 = 256 }").starts_with(&format!("{key}: 256 does not fit in a u8")));
     assert!(p("{ u16 = \"x\" }").starts_with(&format!(
         "{key}: `\"x\"` is a string where an integer is expected"
     )));
-    assert!(p("{ u8 = 1, u16 = 2 }").starts_with(&format!("{key}: a typed value is a table with one key")));
+    assert!(p("{ u8 = 1, u16 = 2 }")
+        .starts_with(&format!("{key}: a typed value is a table with one key")));
     assert!(p("\"a\\u0000b\"").starts_with(&format!("{key}: a string contains a NUL character")));
-    assert!(err("[[devices]]\ncompatible = \"a,b\"\nproperties = { \"a b\" = 1 }").starts_with(
-        &format!("invalid `properties.\"a b\"` in {sec}: ` ` is not allowed in a property name")
-    ));
-    assert!(err("[[devices]]\ncompatible = \"a,b\"\nproperties = { compatible = \"x\" }")
-        .contains("this property is set by cargo-kmod\nhelp: set `compatible` in the device table itself"));
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nproperties = { \"a b\" = 1 }").starts_with(
+            &format!(
+                "invalid `properties.\"a b\"` in {sec}: ` ` is not allowed in a property name"
+            )
+        )
+    );
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nproperties = { compatible = \"x\" }").contains(
+            "this property is set by cargo-kmod\nhelp: set `compatible` in the device table itself"
+        )
+    );
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nname = \"x@1\""),
         format!("invalid `name` in {sec}: node name `x@1` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself")
     );
-    assert!(err("[[devices]]\ncompatible = \"a,b\"\nregisters = { 0 = 1 }")
-        .starts_with(&format!("invalid `registers` in {sec}: only I2C devices have a register file")));
-    let r = |v: &str| err(&format!("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x10\nregisters = {v}"));
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nregisters = { 0 = 1 }").starts_with(&format!(
+            "invalid `registers` in {sec}: only I2C devices have a register file"
+        ))
+    );
+    let r = |v: &str| {
+        err(&format!(
+            "[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x10\nregisters = {v}"
+        ))
+    };
     assert_eq!(
         r("{ 0x100 = 1 }"),
         format!("invalid `registers` in {sec}: register `0x100` is not a number from 0x00 to 0xff")
@@ -285,7 +352,10 @@ fn device_files() {
     let e = spec::from_file(&f).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("unknown key `device` in `the top level` of `{}`", f.display())
+        format!(
+            "unknown key `device` in `the top level` of `{}`",
+            f.display()
+        )
     );
     std::fs::write(&f, "[[devices]\n").unwrap();
     let e = spec::from_file(&f).unwrap_err();
@@ -316,7 +386,10 @@ fn helper_script_and_protocol() {
         guest::check_script(Phase::Loaded, &devices)
     ));
     assert_eq!(
-        parse_line("@@kmod:", "[  1.2] x @@kmod:device loaded /blinker platform 1 blinker blink blink"),
+        parse_line(
+            "@@kmod:",
+            "[  1.2] x @@kmod:device loaded /blinker platform 1 blinker blink blink"
+        ),
         Some(DeviceState {
             phase: Phase::Loaded,
             path: "/blinker".into(),
@@ -362,7 +435,9 @@ fn verdicts() {
     assert_eq!(judge(&[blinker.clone()], &states, &ev), []);
 
     // Not bound, and the module has no alias for it.
-    let unbound = [state("@@kmod:device loaded /blinker platform 1 blinker - -")];
+    let unbound = [state(
+        "@@kmod:device loaded /blinker platform 1 blinker - -",
+    )];
     let aliases = vec![("blink".to_string(), vec!["of:N*T*Cacme,other".to_string()])];
     let ev2 = Evidence {
         aliases: &aliases,
@@ -379,7 +454,10 @@ fn verdicts() {
     // An alias matches but nothing bound: the silent probe errors.
     let aliases = vec![(
         "blink".to_string(),
-        vec!["of:N*T*Cacme,blinkerC*".to_string(), "of:N*T*Cacme,blinker".to_string()],
+        vec![
+            "of:N*T*Cacme,blinkerC*".to_string(),
+            "of:N*T*Cacme,blinker".to_string(),
+        ],
     )];
     let ev3 = Evidence {
         aliases: &aliases,
@@ -387,7 +465,10 @@ fn verdicts() {
         ..Evidence::default()
     };
     let p = judge(&[blinker.clone()], &unbound, &ev3);
-    assert!(p[0].lines[0].contains("a driver of module blink matches it but did not bind it"), "{p:?}");
+    assert!(
+        p[0].lines[0].contains("a driver of module blink matches it but did not bind it"),
+        "{p:?}"
+    );
 
     // A probe error: the kernel's words and the driver's own lines.
     let log = vec![
@@ -410,7 +491,9 @@ fn verdicts() {
     );
 
     // Bound to someone else's driver.
-    let other = [state("@@kmod:device loaded /blinker platform 1 blinker leds-gpio leds_gpio")];
+    let other = [state(
+        "@@kmod:device loaded /blinker platform 1 blinker leds-gpio leds_gpio",
+    )];
     let p = judge(&[blinker.clone()], &other, &ev4);
     assert_eq!(
         p[0].lines,
@@ -420,7 +503,10 @@ fn verdicts() {
     // A clash with the guest's own tree.
     let clash = [state("@@kmod:device before /blinker platform 1 - - -")];
     let p = judge(&[blinker.clone()], &clash, &ev4);
-    assert!(p[0].lines[0].contains("already exists in the guest's device tree"), "{p:?}");
+    assert!(
+        p[0].lines[0].contains("already exists in the guest's device tree"),
+        "{p:?}"
+    );
 
     // Leftovers and node leaks after removal.
     let log = vec![

@@ -9,7 +9,7 @@
 //! `probe` read.
 
 use kernel::{
-    device::{self, Core},
+    device::Core,
     i2c, of,
     prelude::*,
     str::CString,
@@ -78,7 +78,7 @@ mod smbus {
 
 impl Reading {
     fn read(client: &i2c::I2cClient<Core<'_>>) -> Result<Reading> {
-        let dev: &device::Device = client.as_ref();
+        let dev = client.as_ref();
         let fwnode = dev.fwnode().ok_or(ENODEV)?;
         let resolution_bits: u32 = fwnode
             .property_read(c"acme,resolution-bits")
