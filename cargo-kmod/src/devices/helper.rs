@@ -77,8 +77,10 @@ pub fn build(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<PathBuf> {
         .prefix(".kmod-devices-")
         .tempdir_in(parent)
         .with_context(|| format!("cannot write in `{}`", parent.display()))?;
-    std::fs::write(tmp.path().join(format!("{MODULE}.c")), SOURCE)?;
-    std::fs::write(tmp.path().join("Kbuild"), KBUILD)?;
+    let build = tmp.path().join("build");
+    std::fs::create_dir(&build)?;
+    std::fs::write(build.join(format!("{MODULE}.c")), SOURCE)?;
+    std::fs::write(build.join("Kbuild"), KBUILD)?;
     shell.status(
         "Compiling",
         format_args!(
@@ -88,9 +90,11 @@ pub fn build(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<PathBuf> {
     );
     let sh = xshell::Shell::new()?;
     let kdir = &tree.dir;
-    let m = format!("M={}", tmp.path().display());
+    let m = format!("M={}", build.display());
     let quiet: &[&str] = if shell.is_verbose() { &[] } else { &["-s"] };
-    let log = tmp.path().join("kbuild.log");
+    // Beside the entry, so a failed build's log outlives the temporary directory.
+    let log = dir.with_extension("log");
+    let _ = std::fs::remove_file(&log);
     crate::process::run_logged(
         shell,
         cmd!(
@@ -101,21 +105,21 @@ pub fn build(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<PathBuf> {
         |_| {},
     )
     .context("cannot build the test-device helper module")?;
-    let built = tmp.path().join(format!("{MODULE}.ko"));
-    if !built.is_file() {
-        anyhow::bail!("kbuild did not produce `{}`", built.display());
-    }
-    let tmp = tmp.keep();
-    match std::fs::rename(&tmp, &dir) {
+    let built = build.join(format!("{MODULE}.ko"));
+    let elf = std::fs::read(&built)
+        .with_context(|| format!("kbuild did not produce `{}`", built.display()))?;
+    // Without its debug info the module is a tenth of the size: less to put in every
+    // initramfs and for `insmod` to read under TCG.
+    let stripped = crate::ship::strip::strip_debug(shell, tree, &elf, &build)?;
+    // The cache entry holds the module, nothing else.
+    let stage = tmp.path().join("entry");
+    std::fs::create_dir(&stage)?;
+    std::fs::write(stage.join(format!("{MODULE}.ko")), stripped)?;
+    match std::fs::rename(&stage, &dir) {
         Ok(()) => {}
         // Another process finished the same build first: use its result.
-        Err(_) if ko.is_file() => {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e).with_context(|| format!("cannot create `{}`", dir.display()));
-        }
+        Err(_) if ko.is_file() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create `{}`", dir.display())),
     }
     Ok(ko)
 }
