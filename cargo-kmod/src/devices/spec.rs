@@ -718,12 +718,11 @@ fn parse_registers(v: &Value) -> std::result::Result<Vec<(u8, Vec<u8>)>, String>
                 data.len()
             ));
         }
-        for i in reg as usize..reg as usize + data.len() {
-            if used[i] {
-                return Err(format!("register {i:#04x} is given twice"));
-            }
-            used[i] = true;
+        let range = reg as usize..reg as usize + data.len();
+        if let Some(i) = range.clone().find(|i| used[*i]) {
+            return Err(format!("register {i:#04x} is given twice"));
         }
+        used[range].fill(true);
         out.push((reg, data));
     }
     out.sort();

@@ -366,7 +366,10 @@ fn device_files() {
     );
     let dtso = dir.path().join("x.dtso");
     std::fs::write(&dtso, "").unwrap();
-    assert_eq!(spec::from_file(&dtso).unwrap().overlays, [dtso.clone()]);
+    assert_eq!(
+        spec::from_file(&dtso).unwrap().overlays,
+        std::slice::from_ref(&dtso)
+    );
     let e = spec::from_file(&dir.path().join("x.json")).unwrap_err();
     assert!(e.to_string().ends_with("does not exist"), "{e}");
 }
@@ -432,7 +435,7 @@ fn verdicts() {
         state("@@kmod:device loaded /blinker platform 1 blinker blink blink"),
         state("@@kmod:device removed /blinker platform - - - -"),
     ];
-    assert_eq!(judge(&[blinker.clone()], &states, &ev), []);
+    assert_eq!(judge(std::slice::from_ref(&blinker), &states, &ev), []);
 
     // Not bound, and the module has no alias for it.
     let unbound = [state(
@@ -444,7 +447,7 @@ fn verdicts() {
         helper_loaded: true,
         ..Evidence::default()
     };
-    let p = judge(&[blinker.clone()], &unbound, &ev2);
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev2);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].name, "device acme,blinker (platform)");
     assert_eq!(
@@ -464,7 +467,7 @@ fn verdicts() {
         helper_loaded: true,
         ..Evidence::default()
     };
-    let p = judge(&[blinker.clone()], &unbound, &ev3);
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev3);
     assert!(
         p[0].lines[0].contains("a driver of module blink matches it but did not bind it"),
         "{p:?}"
@@ -481,7 +484,7 @@ fn verdicts() {
         helper_loaded: true,
         ..Evidence::default()
     };
-    let p = judge(&[blinker.clone()], &unbound, &ev4);
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev4);
     assert_eq!(
         p[0].lines,
         [
@@ -494,7 +497,7 @@ fn verdicts() {
     let other = [state(
         "@@kmod:device loaded /blinker platform 1 blinker leds-gpio leds_gpio",
     )];
-    let p = judge(&[blinker.clone()], &other, &ev4);
+    let p = judge(std::slice::from_ref(&blinker), &other, &ev4);
     assert_eq!(
         p[0].lines,
         ["device acme,blinker (platform) was bound to driver `leds-gpio` of module leds_gpio, not to a driver of module blink"]
@@ -502,7 +505,7 @@ fn verdicts() {
 
     // A clash with the guest's own tree.
     let clash = [state("@@kmod:device before /blinker platform 1 - - -")];
-    let p = judge(&[blinker.clone()], &clash, &ev4);
+    let p = judge(std::slice::from_ref(&blinker), &clash, &ev4);
     assert!(
         p[0].lines[0].contains("already exists in the guest's device tree"),
         "{p:?}"
