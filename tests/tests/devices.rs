@@ -352,3 +352,55 @@ fn new_driver_packages_probe_their_devices_and_pass_their_tests() {
         );
     }
 }
+
+#[test]
+fn i2c_clients_match_by_id_table_and_a_declined_probe_is_explained() {
+    let extra =
+        devices::spec::from_file(&root().join("tests/fixtures/devices/tmp-sensor-more.toml"))
+            .unwrap();
+    for arch in ARCHES {
+        let r = boot_with_devices(arch, "tmp-sensor", Some(&extra));
+        assert!(
+            r.cases.iter().all(|c| c.verdict == Verdict::Ok),
+            "{arch}: {:?}",
+            r.cases
+        );
+        // `other,tmp-sensor` bound through the I2C id table.
+        assert!(
+            r.dmesg_has("tmp_sensor 0-0049: \"board\": 25500 m°C (12-bit)"),
+            "{arch}: {:?}",
+            r.log.lines
+        );
+        assert_eq!(r.problems.len(), 1, "{arch}: {:?}", r.failed());
+        assert_eq!(
+            r.problems[0].lines,
+            [
+                "device acme,tmp-sensor (i2c) was not bound: a driver of module tmp_sensor matches it but did not bind it: its probe returned -ENODEV or -ENXIO (which the kernel logs only at debug level), or was deferred",
+                "tmp_sensor 0-004a: chip ID is 0x42, not 0xa1",
+            ],
+            "{arch}"
+        );
+    }
+}
+
+#[test]
+fn a_node_the_guest_already_has_is_refused() {
+    let extra =
+        devices::spec::from_file(&root().join("tests/fixtures/devices/clash.toml")).unwrap();
+    // arm64 `-M virt` has `/timer`; x86_64's empty root has nothing to clash with.
+    let r = boot_with_devices("arm64", "blinker", Some(&extra));
+    let p = r.problem("device acme,blinker (platform)");
+    assert!(
+        p.lines[0].starts_with(
+            "device acme,blinker (platform) was not created: node `/timer` already exists in the guest's device tree"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        !r.log
+            .lines
+            .iter()
+            .any(|l| l.contains("@@kmod:step load cargo_kmod_devices")),
+        "the overlay must not be applied onto the guest's own node"
+    );
+}
