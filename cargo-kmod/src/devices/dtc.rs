@@ -17,9 +17,6 @@ use crate::shell::Shell;
 
 /// The `dtc` program, or a user error naming the package to install.
 pub fn program() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("CARGO_KMOD_DTC").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
     match crate::tree::toolchain::which("dtc") {
         Some(p) => Ok(p),
         None => crate::bail_user!(

@@ -236,7 +236,7 @@ pub fn from_manifest(kmod: &Value, dir: &Path, file: &Path) -> Result<Devices> {
     let section = "[package.metadata.kmod]";
     let mut out = Devices::default();
     if let Some(v) = kmod.get("devices") {
-        out.devices = parse_list(v, "[package.metadata.kmod].devices", file)?;
+        out.devices = parse_list(v, section, "[package.metadata.kmod].devices", file)?;
     }
     if let Some(v) = kmod.get("device-overlays") {
         out.overlays = parse_overlays(v, section, dir, file)?;
@@ -284,7 +284,7 @@ pub fn from_file(path: &Path) -> Result<Devices> {
             let dir = path.parent().unwrap_or(Path::new("."));
             let mut out = Devices::default();
             if let Some(v) = map.get("devices") {
-                out.devices = parse_list(v, "devices", path)?;
+                out.devices = parse_list(v, "the top level", "devices", path)?;
             }
             if let Some(v) = map.get("device-overlays") {
                 out.overlays = parse_overlays(v, "the top level", dir, path)?;
@@ -309,11 +309,13 @@ fn parse_overlays(v: &Value, section: &str, dir: &Path, file: &Path) -> Result<V
     Ok(list.into_iter().map(|p| dir.join(p)).collect())
 }
 
-fn parse_list(v: &Value, section: &str, file: &Path) -> Result<Vec<DeviceSpec>> {
+/// The `devices` array: `parent` is the table holding it (for messages), `section` how its
+/// elements are named (`[package.metadata.kmod].devices`, then `[0]`, `[1]`, ...).
+fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec<DeviceSpec>> {
     let Some(list) = v.as_array() else {
         crate::bail_user!(
-            "invalid `devices` in `{}` of `{}`: expected an array of tables", section.rsplit_once('.').map_or(section, |s| s.0), file.display();
-            hint = "declare each device as `[[package.metadata.kmod.devices]]`"
+            "invalid `devices` in `{}` of `{}`: expected an array of tables", parent, file.display();
+            hint = "declare each device as `[[{}]]`", if parent == "the top level" { "devices" } else { "package.metadata.kmod.devices" }
         );
     };
     let mut out = Vec::new();
