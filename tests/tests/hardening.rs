@@ -83,7 +83,7 @@ fn two_processes_share_one_target_directory() {
     let manifest = package(d.path(), "locked", "");
     let m = manifest.to_str().unwrap();
     let spawn = |args: &[&str]| {
-        kmod(&[&args[..], &["--manifest-path", m, "--arch", "x86_64"][..]].concat())
+        kmod(&[args, &["--manifest-path", m, "--arch", "x86_64"][..]].concat())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
