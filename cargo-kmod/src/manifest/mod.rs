@@ -338,13 +338,13 @@ fn parse_package(
     let file = pkg.manifest_path.as_std_path();
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
-    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
-    if t.map.contains_key("crate-root") {
+    if kmod.get("crate-root").is_some() {
         crate::bail_user!(
             "`crate-root` in `{}` of `{}` is not read: cargo's `[lib] path` names the crate root", section, file.display();
             hint = "remove `crate-root` and write `[lib]` with `path = \"...\"` in `{}`", file.display()
         );
     }
+    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
     let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
     if !is_valid_module_name(&name) {
         let fixed: String = module_name_for(&name)
