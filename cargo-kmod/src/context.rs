@@ -74,9 +74,87 @@ impl Session {
 
     /// `rustc --version` of the rustc that compiles modules (`RUSTC`, else `rustc`).
     pub fn rustc_version(&self) -> Option<String> {
-        let sh = xshell::Shell::new().ok()?;
-        crate::process::version_line(&sh, &self.env.rustc, &["--version"])
+        rustc_version(&self.env.rustc)
     }
+}
+
+/// `rustc --version` of `program`, cached under `$CARGO_KMOD_HOME/rustc/` while nothing that
+/// decides which rustc runs has changed: the program found on `PATH`, and for rustup's proxy
+/// `RUSTUP_TOOLCHAIN`, rustup's settings (default toolchain, directory overrides), the
+/// `rust-toolchain` files above the current directory and every installed toolchain's
+/// `rustc`. Spawning rustc through rustup costs more than a whole no-op build otherwise.
+pub fn rustc_version(program: &str) -> Option<String> {
+    let key = rustc_identity(program);
+    let cache = Home::from_env().ok().map(|h| {
+        h.root.join("rustc").join(format!(
+            "{}.txt",
+            &crate::fsutil::sha256_hex(key.as_bytes())[..16]
+        ))
+    });
+    if let Some(line) = cache
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .filter(|l| l.starts_with("rustc "))
+    {
+        return Some(line.trim().to_string());
+    }
+    let sh = xshell::Shell::new().ok()?;
+    let line = crate::process::version_line(&sh, program, &["--version"])?;
+    if let Some(c) = &cache {
+        // A cache that cannot be written only costs the next build a rustc run.
+        let _ = crate::fsutil::write_atomic(c, line.as_bytes());
+    }
+    Some(line)
+}
+
+/// What decides which rustc `program` runs, as a string of file identities.
+fn rustc_identity(program: &str) -> String {
+    use crate::kbuild::fingerprint::Fingerprint;
+    let mut fp = Fingerprint::default();
+    fp.value("program", program);
+    let found = toolchain::which(program);
+    if let Some(p) = &found {
+        fp.file(p);
+        fp.value(
+            "real",
+            &std::fs::canonicalize(p)
+                .unwrap_or_default()
+                .display()
+                .to_string(),
+        );
+    }
+    let is_rustup = found
+        .as_ref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .and_then(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().starts_with("rustup"))
+        })
+        .unwrap_or(false);
+    if is_rustup {
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        fp.value("RUSTUP_TOOLCHAIN", &env("RUSTUP_TOOLCHAIN"));
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+            .unwrap_or_default();
+        fp.file(&rustup_home.join("settings.toml"));
+        if let Ok(cwd) = std::env::current_dir() {
+            fp.value("cwd", &cwd.display().to_string());
+            for d in cwd.ancestors() {
+                fp.file(&d.join("rust-toolchain"));
+                fp.file(&d.join("rust-toolchain.toml"));
+            }
+        }
+        let mut rustcs: Vec<PathBuf> = std::fs::read_dir(rustup_home.join("toolchains"))
+            .map(|it| it.flatten().map(|e| e.path().join("bin/rustc")).collect())
+            .unwrap_or_default();
+        rustcs.sort();
+        for r in &rustcs {
+            fp.file(r);
+        }
+    }
+    fp.finish()
 }
 
 /// Which packages: cargo's `--manifest-path`, `-p`, `--workspace`, as plain data.
@@ -128,12 +206,9 @@ impl BuildContext {
         trees: &TreeSelection,
     ) -> Result<BuildContext> {
         let home = session.home()?;
-        // `rustc --version` runs while cargo reads the manifests (two spawns, one wait).
+        // `rustc --version` (usually cached) while cargo's metadata is read (usually cached).
         let program = session.env.rustc.clone();
-        let rustc_probe = std::thread::spawn(move || {
-            let sh = xshell::Shell::new().ok()?;
-            crate::process::version_line(&sh, &program, &["--version"])
-        });
+        let rustc_probe = std::thread::spawn(move || rustc_version(&program));
         let workspace = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
         let modules: Vec<ModuleSpec> = workspace
             .select(&select.packages, select.workspace)?
@@ -204,6 +279,7 @@ pub fn tree_for_arch(
         Some(_) => Some(crate::manifest::load(&session.shell, None)?),
         None => None,
     };
+    let rustc = session.rustc_version();
     resolve_tree(
         session,
         &home,
@@ -211,7 +287,7 @@ pub fn tree_for_arch(
         workspace.as_ref(),
         &[],
         arch_hint,
-        None,
+        rustc.as_deref(),
     )
 }
 

@@ -342,13 +342,13 @@ fn parse_package(
     let file = pkg.manifest_path.as_std_path();
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
-    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
-    if t.map.contains_key("crate-root") {
+    if kmod.get("crate-root").is_some() {
         crate::bail_user!(
             "`crate-root` in `{}` of `{}` is not read: cargo's `[lib] path` names the crate root", section, file.display();
             hint = "remove `crate-root` and write `[lib]` with `path = \"...\"` in `{}`", file.display()
         );
     }
+    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
     let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
     if !is_valid_module_name(&name) {
         let fixed: String = module_name_for(&name)
@@ -544,14 +544,20 @@ impl MetadataCache {
             .unwrap_or_else(|_| "missing".into())
     }
 
-    /// The manifests a metadata result depends on: the workspace root's and every member's.
+    /// What a metadata result depends on: the workspace root's manifest and every member's;
+    /// the directories a glob in `[workspace] members` walks (a new member directory, or a
+    /// `Cargo.toml` appearing in one, changes their mtime); and cargo's configuration files
+    /// (`build.target-dir` moves the target directory).
     fn inputs(meta: &cargo_metadata::Metadata) -> Vec<PathBuf> {
+        let root = meta.workspace_root.as_std_path();
         let mut v: Vec<PathBuf> = meta
             .workspace_packages()
             .iter()
             .map(|p| p.manifest_path.as_std_path().to_path_buf())
             .collect();
-        v.push(meta.workspace_root.as_std_path().join("Cargo.toml"));
+        v.push(root.join("Cargo.toml"));
+        v.extend(glob_member_dirs(root));
+        v.extend(cargo_config_files(root));
         v.sort();
         v.dedup();
         v
@@ -585,6 +591,68 @@ impl MetadataCache {
         // A cache that cannot be written only costs the next build a cargo run.
         let _ = crate::fsutil::write_atomic(&self.file, entry.to_string().as_bytes());
     }
+}
+
+/// The directories `[workspace] members` globs (`crates/*`) range over, at every level of
+/// the pattern.
+fn glob_member_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(root.join("Cargo.toml")) else {
+        return vec![];
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return vec![];
+    };
+    let members = doc
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for pattern in members.iter().filter_map(|m| m.as_str()) {
+        let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+        let Some(first_glob) = parts.iter().position(|p| p.contains(['*', '?', '['])) else {
+            continue;
+        };
+        let base = parts[..first_glob]
+            .iter()
+            .fold(root.to_path_buf(), |d, p| d.join(p));
+        let mut level = vec![base];
+        for _ in first_glob..parts.len() {
+            let mut next = Vec::new();
+            for d in &level {
+                out.push(d.clone());
+                if let Ok(entries) = std::fs::read_dir(d) {
+                    next.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+            }
+            level = next;
+        }
+        out.extend(level);
+    }
+    out
+}
+
+/// The cargo configuration files that can apply to a workspace: `.cargo/config.toml` (and
+/// the old `.cargo/config`) in the current directory, the workspace root and their
+/// ancestors, and in `$CARGO_HOME`.
+fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = root.ancestors().map(Path::to_path_buf).collect();
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    let mut out: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(h) = cargo_home {
+        out.push(h.join("config.toml"));
+        out.push(h.join("config"));
+    }
+    out
 }
 
 /// The [`Workspace`] from cargo's metadata.

@@ -85,7 +85,8 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
     )
 }
 
-/// The dev tree for `arch`: the newest kernel, preferring trees built by the current rustc.
+/// The dev tree for `arch`: the newest kernel, preferring trees built by `rustc` (the
+/// `rustc --version` line of the rustc that will compile modules, when known).
 pub fn dev_tree(
     home: &Home,
     arch: Arch,
@@ -97,20 +98,9 @@ pub fn dev_tree(
         .into_iter()
         .filter(|t| t.meta.arch == arch)
         .collect();
-    let rustc = match rustc {
-        Some(r) => Some(r.to_string()),
-        None => {
-            let sh = xshell::Shell::new()?;
-            crate::process::version_line(
-                &sh,
-                &crate::tree::toolchain::rustc_program(),
-                &["--version"],
-            )
-        }
-    };
     let best = trees
         .iter()
-        .find(|t| Some(&t.meta.rustc) == rustc.as_ref())
+        .find(|t| Some(t.meta.rustc.as_str()) == rustc)
         .or(trees.first());
     match best {
         Some(t) => KernelTree::open_with(&t.dir, tools),
