@@ -10,6 +10,7 @@
 pub mod compress;
 pub mod der;
 pub mod modinfo;
+pub mod printable;
 pub mod signature;
 pub mod versions;
 
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 pub use compress::Compression;
 pub use modinfo::Param;
+pub use printable::printable;
 pub use signature::Signature;
 pub use versions::SymbolVersion;
 
@@ -106,10 +108,12 @@ impl Module {
     }
 
     /// Every imported symbol with a CRC: extended entries, then basic ones not already listed.
+    /// Linear in the size of both tables (a hostile module may carry hundreds of thousands).
     pub fn imports(&self) -> Vec<&SymbolVersion> {
-        let mut out: Vec<&SymbolVersion> = self.ext_versions.iter().collect();
-        for v in &self.versions {
-            if !out.iter().any(|o| o.name == v.name) {
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut out: Vec<&SymbolVersion> = Vec::new();
+        for v in self.ext_versions.iter().chain(&self.versions) {
+            if seen.insert(v.name.as_str()) {
                 out.push(v);
             }
         }
