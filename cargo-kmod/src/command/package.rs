@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::command::build::{Artifact, BuildCmd, BuildOptions};
 use crate::ko::{Compression, KoFile};
-use crate::ship::package::{self, Format, PackageSpec};
+use crate::ship::package::{self, Format, PackageSpec, SpecSource};
 use crate::ship::verify::{self, Target};
 use crate::ship::{self, Prepared, ShipOptions};
 use crate::tree::KernelTree;
@@ -58,6 +58,11 @@ impl ShipArgs {
         tree: &KernelTree,
         kos: &[KoFile],
     ) -> Result<Vec<Prepared>> {
+        // `.modinfo` strings become file names: refuse a hostile one before anything else.
+        for ko in kos {
+            ship::names::module_name(ko)?;
+        }
+        ship::names::install_dir(&self.dir)?;
         if !self.no_verify {
             let mut target = Target::new(tree, &[])?;
             target.peers = kos.iter().map(|k| &k.module).collect();
@@ -167,19 +172,7 @@ impl PackageCmd {
         let (files, artifacts) = inputs(ctx, &self.files, &self.build)?;
         let kos = super::verify::read_all(&files)?;
         let tree = super::verify::tree_for(ctx, &self.build.kdir, &kos)?;
-        let first = &kos[0].module;
         let built = artifacts.first();
-        let name = self
-            .name
-            .clone()
-            .or_else(|| built.map(|a| a.package.clone()))
-            .unwrap_or_else(|| first.name.replace('_', "-"));
-        let version = self
-            .version
-            .clone()
-            .or_else(|| built.map(|a| a.version.clone()))
-            .or_else(|| first.field("version").map(str::to_string))
-            .unwrap_or_else(|| "0.0.0".into());
         let out_dir = match (&self.out_dir, built) {
             (Some(d), _) => d.clone(),
             // `target/kmod/<arch>/<module>.ko` -> `target/kmod/package/`
@@ -192,33 +185,16 @@ impl PackageCmd {
             (None, None) => PathBuf::from("target/kmod/package"),
         };
         let modules = if self.format == Format::Dkms {
-            kos.iter()
-                .map(|k| Prepared {
-                    module: k.module.name.clone(),
-                    file_name: format!("{}.ko", k.module.name),
-                    version: None,
-                    signed: false,
-                    compression: Compression::None,
-                    sha256: String::new(),
-                    bytes: vec![],
-                })
-                .collect()
+            kos.iter().map(Prepared::source_only).collect::<Result<_>>()?
         } else {
             self.ship.prepare(ctx, &tree, &kos)?
         };
-        let spec = PackageSpec {
-            name,
-            version,
-            description: first
-                .field("description")
-                .unwrap_or("Linux kernel module")
-                .to_string(),
-            maintainer: first.field("author").unwrap_or("cargo-kmod").to_string(),
-            release: tree.release.clone(),
-            arch: tree.arch,
-            dir: self.ship.dir.clone(),
-            modules,
+        let source = SpecSource {
+            name: self.name.as_deref(),
+            version: self.version.as_deref(),
+            built: built.map(|a| (a.package.as_str(), a.version.as_str())),
         };
+        let spec = PackageSpec::new(source, &kos[0], &tree, &self.ship.dir, modules)?;
         let out = match self.format {
             Format::Tar => package::write_tar(&spec, &out_dir)?,
             Format::Deb => package::write_deb(&spec, &out_dir)?,
