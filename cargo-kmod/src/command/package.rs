@@ -184,17 +184,19 @@ impl PackageCmd {
             }
             (None, None) => PathBuf::from("target/kmod/package"),
         };
-        let modules = if self.format == Format::Dkms {
-            kos.iter().map(Prepared::source_only).collect::<Result<_>>()?
-        } else {
-            self.ship.prepare(ctx, &tree, &kos)?
-        };
         let source = SpecSource {
             name: self.name.as_deref(),
             version: self.version.as_deref(),
             built: built.map(|a| (a.package.as_str(), a.version.as_str())),
         };
-        let spec = PackageSpec::new(source, &kos[0], &tree, &self.ship.dir, modules)?;
+        let mut spec = PackageSpec::new(source, &kos[0], &tree, &self.ship.dir)?;
+        spec.modules = if self.format == Format::Dkms {
+            kos.iter()
+                .map(Prepared::source_only)
+                .collect::<Result<_>>()?
+        } else {
+            self.ship.prepare(ctx, &tree, &kos)?
+        };
         let out = match self.format {
             Format::Tar => package::write_tar(&spec, &out_dir)?,
             Format::Deb => package::write_deb(&spec, &out_dir)?,

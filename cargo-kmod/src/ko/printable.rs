@@ -55,7 +55,13 @@ mod tests {
             printable("x\nsigner:        Trusted\r"),
             "x\\nsigner:        Trusted\\r"
         );
-        assert_eq!(printable("\x1b[2J\x1b[31mred\t"), "\\u{1b}[2J\\u{1b}[31mred\\t");
-        assert_eq!(printable("\u{7f}\u{85}\u{202e}abc"), "\\u{7f}\\u{85}\\u{202e}abc");
+        assert_eq!(
+            printable("\x1b[2J\x1b[31mred\t"),
+            "\\u{1b}[2J\\u{1b}[31mred\\t"
+        );
+        assert_eq!(
+            printable("\u{7f}\u{85}\u{202e}abc"),
+            "\\u{7f}\\u{85}\\u{202e}abc"
+        );
     }
 }

@@ -157,7 +157,11 @@ pub fn dir_inside(root: &Path, real_root: &Path, rel: &str) -> Result<PathBuf> {
                     crate::bail_user!(
                         "cannot install into `{}`: it is not a directory ({})",
                         shown.display(),
-                        if meta.file_type().is_symlink() { "a symlink to a file" } else { "a file" }
+                        if meta.file_type().is_symlink() {
+                            "a symlink to a file"
+                        } else {
+                            "a file"
+                        }
                     );
                 }
                 real = resolved;

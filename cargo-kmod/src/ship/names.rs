@@ -37,10 +37,7 @@ pub fn max_module_name_len(class: u8) -> usize {
 pub const MAX_PACKAGE_WORD: usize = 128;
 
 fn refuse(origin: &str, value: &str, why: &str, hint: Option<&str>) -> anyhow::Error {
-    let e = crate::error::UserError::new(format!(
-        "{origin} is `{}`: {why}",
-        printable(value)
-    ));
+    let e = crate::error::UserError::new(format!("{origin} is `{}`: {why}", printable(value)));
     match hint {
         Some(h) => e.with_hint(h).into(),
         None => e.into(),
@@ -198,7 +195,15 @@ mod tests {
     fn module_names() {
         assert_eq!(module_name(&ko("hello_2")).unwrap(), "hello_2");
         assert_eq!(module_name(&ko(&"a".repeat(55))).unwrap().len(), 55);
-        for bad in ["", "../../x", "/tmp/x", "a-b", "a b", "x\n", &"a".repeat(56)] {
+        for bad in [
+            "",
+            "../../x",
+            "/tmp/x",
+            "a-b",
+            "a b",
+            "x\n",
+            &"a".repeat(56),
+        ] {
             assert!(module_name(&ko(bad)).is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -248,7 +253,16 @@ mod tests {
         for good in ["updates", "/extra/kmod/", "", "/", "a.b/c+d-e"] {
             install_dir(good).unwrap();
         }
-        for bad in ["..", "../..", "updates/../../x", "a//b", "./x", "a b", "a\nb", "$x"] {
+        for bad in [
+            "..",
+            "../..",
+            "updates/../../x",
+            "a//b",
+            "./x",
+            "a b",
+            "a\nb",
+            "$x",
+        ] {
             assert!(install_dir(bad).is_err(), "{bad:?}");
         }
     }

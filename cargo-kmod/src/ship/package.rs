@@ -53,16 +53,16 @@ pub struct SpecSource<'a> {
 }
 
 impl PackageSpec {
-    /// Choose and check the package's strings. Identifiers (package name and version, module
-    /// names, the release, `--dir`) are refused when they could be anything but one word;
-    /// the author and description are free text, made safe for a Debian `control` field
-    /// (see [`crate::ship::names`]). Errors name the flag or the `.modinfo` key and file.
+    /// Choose and check the package's strings, before any module is prepared (`modules` is
+    /// left empty for the caller to fill). Identifiers (package name and version, the
+    /// release, `--dir`) are refused when they could be anything but one word; the author and
+    /// description are free text, made safe for a Debian `control` field (see
+    /// [`crate::ship::names`]). Errors name the flag or the `.modinfo` key and file.
     pub fn new(
         source: SpecSource<'_>,
         first: &KoFile,
         tree: &KernelTree,
         dir: &str,
-        modules: Vec<Prepared>,
     ) -> Result<PackageSpec> {
         let m = &first.module;
         let modinfo = |key: &str| format!("`.modinfo` `{key}=` of `{}`", first.path.display());
@@ -86,7 +86,10 @@ impl PackageSpec {
                 v.to_string()
             }
             (None, Some((n, v)), _) => {
-                names::package_version(v, &format!("the version of cargo package `{}`", printable(n)))?;
+                names::package_version(
+                    v,
+                    &format!("the version of cargo package `{}`", printable(n)),
+                )?;
                 v.to_string()
             }
             (None, None, Some(v)) => {
@@ -109,7 +112,7 @@ impl PackageSpec {
             release: tree.release.clone(),
             arch: tree.arch,
             dir: dir.to_string(),
-            modules,
+            modules: vec![],
         };
         names::release(
             &spec.release,
