@@ -39,6 +39,15 @@ pub struct BuildCmd {
     /// Parallel make jobs [default: the number of CPUs]
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Build dependency crates without touching the network (as `cargo --offline`)
+    #[arg(long)]
+    pub offline: bool,
+    /// Require `Cargo.lock` to be up to date (as `cargo --locked`)
+    #[arg(long)]
+    pub locked: bool,
+    /// Require `Cargo.lock` up to date and no network (as `cargo --frozen`)
+    #[arg(long)]
+    pub frozen: bool,
 }
 
 /// Options for a build, from `build`, `test` and `package`.
@@ -278,7 +287,6 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
         }
     }
     fp.file(&ws.root.join("Cargo.toml"));
-    let fingerprint = fp.finish();
     let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
     let stamp = base.join(format!(
         ".kmod-fingerprint-{}",
@@ -286,6 +294,18 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
             .get(..12)
             .unwrap_or("x")
     ));
+    // [deps] Modules with crate dependencies: `Cargo.lock`, cargo's config and the sources of
+    // local dependency packages (recorded by the last build) are inputs too.
+    let has_deps = modules.iter().any(|m| !m.crate_deps.is_empty());
+    let deps_inputs = |sources: &[PathBuf]| -> String {
+        if !has_deps {
+            return String::new();
+        }
+        crate::deps::inputs_fingerprint(&ws.root, sources)
+    };
+    let base_fingerprint = fp.finish();
+    let fingerprint =
+        base_fingerprint.clone() + &deps_inputs(&crate::deps::recorded_sources(&stamp));
     let artifacts_of = |tree: &KernelTree| -> Result<Vec<Artifact>> {
         modules
             .iter()
@@ -330,7 +350,29 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
         features,
         macros,
         extra_symbols,
+        deps: BTreeMap::new(),
     };
+    // [deps] crates.io dependencies: built by cargo for the kernel, linked into the module.
+    let deps = crate::deps::prepare(
+        shell,
+        &ws,
+        &modules,
+        &tree,
+        &tc,
+        rustc.as_deref(),
+        &input.features,
+        &out_dir,
+        crate::deps::DepsOptions {
+            release: opts.cmd.release,
+            mode: crate::deps::CargoMode {
+                offline: opts.cmd.offline,
+                locked: opts.cmd.locked,
+                frozen: opts.cmd.frozen,
+            },
+            jobs: opts.cmd.jobs,
+        },
+    )?;
+    let input = PlanInput { deps, ..input };
     let mut plan = plan::render(&input)?;
     if opts.cmd.release {
         for (path, text) in &mut plan.files {
@@ -389,6 +431,14 @@ pub fn build(ctx: &Context, opts: &BuildOptions) -> Result<Vec<Artifact>> {
         let dst = out_dir_for(&out_dir, opts.test).join(format!("{}.ko", pm.name));
         copy_atomic(&pm.built_ko, &dst)?;
     }
+    // [deps] Store the dependency inputs as they are now (cargo may have written the lock).
+    let sources: Vec<PathBuf> = input
+        .deps
+        .values()
+        .flat_map(|d| d.sources.clone())
+        .collect();
+    crate::deps::record_sources(&stamp, &sources)?;
+    let fingerprint = base_fingerprint + &deps_inputs(&sources);
     fingerprint::store(&stamp, &fingerprint)?;
     artifacts_of(&tree)
 }

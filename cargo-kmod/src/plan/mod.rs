@@ -43,6 +43,8 @@ pub struct PlanInput<'a> {
     pub macros: Option<PathBuf>,
     /// `KBUILD_EXTRA_SYMBOLS` (the manifest's `extra-symbols` plus the environment's).
     pub extra_symbols: Vec<PathBuf>,
+    /// Crates each package links ([`crate::deps`]), by package; absent for most modules.
+    pub deps: BTreeMap<String, crate::deps::ModuleDeps>,
 }
 
 /// One module of the plan.
@@ -187,6 +189,31 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
             ));
         }
         rustflags.extend(m.rustflags.iter().cloned());
+        // crates.io dependencies: `--extern`s for the module crate, their objects linked in.
+        let mut dep_objects = Vec::new();
+        if let Some(deps) = input.deps.get(&m.package) {
+            for f in &deps.rustflags {
+                if let Some((flag, path)) = f.split_once('=').filter(|_| f.starts_with("--extern "))
+                {
+                    rustflags.push(format!(
+                        "{flag}={}",
+                        make_path(Path::new(path), "dependency", manifest)?
+                    ));
+                } else {
+                    rustflags.push(make_escape(f));
+                }
+            }
+            for o in &deps.objects {
+                let object = o
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dep_objects.push(CObject {
+                    object,
+                    source: make_path(o, "dependency object", manifest)?,
+                });
+            }
+        }
 
         let rust_object = format!("{}_rs.o", m.name);
         let mut used: BTreeSet<String> = [m.name.clone() + ".o", rust_object.clone()].into();
@@ -219,6 +246,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         }
         let mut objects = vec![rust_object.clone()];
         objects.extend(c_objects.iter().map(|c| c.object.clone()));
+        objects.extend(dep_objects.iter().map(|c| c.object.clone()));
         let text = env
             .render_str(
                 MODULE_KBUILD,
@@ -236,6 +264,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                     crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.name),
                     crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                     c_objects => c_objects,
+                    dep_objects => dep_objects,
                 },
             )
             .context("cannot render the module Kbuild template")?;
