@@ -224,8 +224,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn error_and_help(err: &str) -> (String, String) {
     let error = err
         .lines()
-        .filter(|l| l.starts_with("error:"))
-        .last()
+        .rfind(|l| l.starts_with("error:"))
         .unwrap_or_else(|| panic!("no `error:` line in\n{err}"))
         .to_string();
     let help = err
@@ -259,7 +258,10 @@ fn std_and_alloc_crates_are_refused_with_the_path_and_the_fix() {
         e,
         "error: dependency `hex` needs `std`, which kernel modules do not have: `std-user -> std-wrapper -> hex`"
     );
-    assert!(h.contains("`hex` has a `std` feature"), "{h}");
+    assert!(
+        h.contains("`hex` has a `std` feature, turned on through `std-wrapper`"),
+        "{h}"
+    );
     assert!(
         h.contains("`std-wrapper` with `default-features = false`"),
         "{h}"

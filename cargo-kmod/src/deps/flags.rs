@@ -49,7 +49,7 @@ pub fn kbuild_rustflags(
         shell,
         cmd!(
             sh,
-            "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.rsflags"
+            "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.rsi"
         ),
     )
     .context("cannot probe kbuild's Rust flags for dependency crates")?;

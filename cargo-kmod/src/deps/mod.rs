@@ -508,6 +508,11 @@ fn build_module(
     if shell.verbosity == crate::shell::Verbosity::Quiet {
         args.push("--quiet".into());
     }
+    if target.ends_with(".json") {
+        // cargo wants its unstable flag for spec files (x86_64's `scripts/target.json`);
+        // `RUSTC_BOOTSTRAP=1`, which kbuild exports for rustc too, allows it.
+        args.push("-Zjson-target-spec".into());
+    }
     let exe = std::env::current_exe().context("cannot find the cargo-kmod executable")?;
     let mut c = cmd!(
         sh,
@@ -653,13 +658,17 @@ fn needs_crate(
         "std" => "kernel modules do not have".to_string(),
         _ => format!("Linux {} does not give modules", tree.release),
     };
-    let hint = if has_feature {
+    let hint = if !has_feature {
         format!(
-            "`{name}` has a `{what}` feature: depend on `{direct}` with `default-features = false` in `{manifest}` (and enable only features that avoid `{what}`), or use another crate"
+            "`{name}` has no `{what}` feature to turn off: use a `no_std` crate instead (one that needs only `core`)"
+        )
+    } else if direct == name {
+        format!(
+            "`{name}` has a `{what}` feature: depend on it with `default-features = false` in `{manifest}` (and enable only features that avoid `{what}`), or use another crate"
         )
     } else {
         format!(
-            "`{name}` has no `{what}` feature to turn off: use a `no_std` crate instead (one that needs only `core`)"
+            "`{name}` has a `{what}` feature, turned on through `{direct}`: depend on `{direct}` with `default-features = false` in `{manifest}` if that turns it off, or use another crate"
         )
     };
     UserError::new(format!(
@@ -696,7 +705,14 @@ fn collect(
                 };
                 if graph.modules.contains(&a.package_id) {
                     if &a.package_id == root {
-                        recorded = Some(wrapper::record_path(&rlib));
+                        // The rlib of the unit cargo built for is uplifted; the `.rmeta`
+                        // stays where rustc wrote it, next to the wrapper's record.
+                        let rmeta = a
+                            .filenames
+                            .iter()
+                            .find(|f| f.extension() == Some("rmeta"))
+                            .map(|f| f.as_std_path().to_path_buf());
+                        recorded = rmeta.map(|r| wrapper::record_path(&r));
                     }
                     stubs.insert(rlib);
                 } else if rlib.starts_with(&target_dir) && closure.contains(&a.package_id) {
@@ -734,7 +750,12 @@ fn collect(
             rustflags.push(format!("--extern {e}"));
         }
     }
-    for l in &rec.lib_paths {
+    // cargo's search paths for transitive crates; kbuild passes the tree's `rust/` itself.
+    for l in rec
+        .lib_paths
+        .iter()
+        .filter(|l| l.starts_with("dependency="))
+    {
         rustflags.push(format!("-L {l}"));
     }
     let objdir = dir.join("objs");

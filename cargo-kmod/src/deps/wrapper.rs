@@ -27,9 +27,9 @@ pub struct Recorded {
     pub lib_paths: Vec<String>,
 }
 
-/// The record of a module crate whose stub rlib cargo reported at `rlib`.
-pub fn record_path(rlib: &Path) -> PathBuf {
-    rlib.with_extension("kmod.json")
+/// The record of a module crate whose metadata (`.rmeta`) or rlib is at `lib`.
+pub fn record_path(lib: &Path) -> PathBuf {
+    lib.with_extension("kmod.json")
 }
 
 /// Run as the wrapper when cargo-kmod was started as one; `None` otherwise.

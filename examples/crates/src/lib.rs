@@ -22,9 +22,13 @@ bitflags! {
     /// The colours of a status light.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Led: u8 {
+        /// The red LED.
         const RED = 1 << 0;
+        /// The green LED.
         const GREEN = 1 << 1;
+        /// The blue LED.
         const BLUE = 1 << 2;
+        /// All three.
         const WHITE = Self::RED.bits() | Self::GREEN.bits() | Self::BLUE.bits();
     }
 }
@@ -51,10 +55,12 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history.
     pub const fn new() -> Self {
         History { states: HVec::new() }
     }
 
+    /// Record a state.
     pub fn push(&mut self, led: Led) {
         if self.states.is_full() {
             self.states.remove(0);
@@ -63,6 +69,7 @@ impl History {
         let _ = self.states.push(led);
     }
 
+    /// The recorded states, oldest first.
     pub fn states(&self) -> &[Led] {
         &self.states
     }
