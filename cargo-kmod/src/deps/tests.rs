@@ -139,9 +139,22 @@ fn a_std_crate_is_named_with_its_path_and_fix() {
     let hint = e.hint.unwrap();
     assert!(
         hint.starts_with(
-            "`bar` has a `std` feature: depend on `foo` with `default-features = false` in `"
+            "`bar` has a `std` feature, turned on through `foo`: depend on `foo` with `default-features = false` in `"
         ),
         "{hint}"
+    );
+    let foo = g
+        .meta
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == "foo")
+        .unwrap()
+        .id
+        .clone();
+    let e = needs_crate(&g, &blink, &foo, "std", &tree);
+    assert_eq!(
+        e.message,
+        "dependency `foo` needs `std`, which kernel modules do not have: `blink -> foo`"
     );
     let e = needs_crate(&g, &blink, &pmdep, "alloc", &tree);
     assert_eq!(e.message, "dependency `pmdep` needs `alloc`, which Linux 7.2.13 does not give modules: `blink -> pm -> pmdep`");
