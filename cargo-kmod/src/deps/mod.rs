@@ -529,7 +529,8 @@ fn build_module(
     .env_remove("CARGO_BUILD_TARGET")
     .env_remove("CARGO_TARGET_DIR")
     .env_remove("CARGO_BUILD_TARGET_DIR")
-    .env_remove("RUSTC_WRAPPER")
+    // Empty: no other wrapper, not even one from cargo's config (cargo's documented reset).
+    .env("RUSTC_WRAPPER", "")
     .env_remove("CARGO_BUILD_RUSTC_WRAPPER");
     if let Some(spec_dir) = Path::new(target)
         .parent()
