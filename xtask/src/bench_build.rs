@@ -253,6 +253,6 @@ pub fn run(sh: &Shell) -> Result<()> {
     row("no-op rebuild (median of 5)", noop, 0.2);
     row("one file changed (median of 3)", one_changed, 1.1);
     row("8 modules from clean (1 vs 8 runs)", (ours8, plain8), 0.5);
-    row("no-op, module with crates (median of 5)", noop_deps, 0.2);
+    row("no-op with crates (median of 5)", noop_deps, 0.2);
     Ok(())
 }
