@@ -261,7 +261,10 @@ pub fn setup(sh: &Shell) -> Result<()> {
     // 8. The crates.io crates of `examples/crates` and the dependency tests, into cargo's
     //    cache (a no-op when there), so their builds and `--offline` need no network later.
     step("fetching the crates of examples/crates and tests/fixtures/crates");
-    for manifest in ["examples/crates/Cargo.toml", "tests/fixtures/crates/Cargo.toml"] {
+    for manifest in [
+        "examples/crates/Cargo.toml",
+        "tests/fixtures/crates/Cargo.toml",
+    ] {
         let manifest = project_root_dir().join(manifest);
         cmd!(sh, "{cargo} fetch --locked --manifest-path {manifest}").run()?;
     }

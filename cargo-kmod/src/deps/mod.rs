@@ -486,7 +486,8 @@ fn build_module(
     let sh = xshell::Shell::new()?;
     let cargo = cargo_program();
     let manifest = &m.manifest_path;
-    let package = &m.package;
+    // The full package id: a dependency may share the module package's name.
+    let package = &pkg.id.repr;
     let target = &input.flags.target;
     let mut args: Vec<String> = input.mode.args().iter().map(|s| s.to_string()).collect();
     args.push("--no-default-features".into());
