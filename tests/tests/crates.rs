@@ -119,6 +119,28 @@ fn rebuild_without_changes_is_fresh_and_the_lock_file_counts() {
     assert!(err.contains("Fresh"), "{err}");
 }
 
+/// The no-op fingerprint covers the sources of local (path) dependencies: editing one
+/// rebuilds the crate and relinks the module.
+#[test]
+fn editing_a_local_dependency_rebuilds() {
+    let (_tmp, dir) = copy_of("tests/fixtures/crates");
+    dev_tree("x86_64");
+    let args = ["build", "--arch", "x86_64", "-p", "gen-user"];
+    kmod_ok(&dir, &args);
+    assert!(kmod_ok(&dir, &args).contains("Fresh"));
+    let lib = dir.join("gen-consts/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        format!("{text}\n/// Added by the test.\npub const ADDED: u32 = 1;\n"),
+    )
+    .unwrap();
+    let err = kmod_ok(&dir, &args);
+    assert!(!err.contains("Fresh"), "{err}");
+    assert!(err.contains("Compiling gen-consts"), "{err}");
+    assert!(kmod_ok(&dir, &args).contains("Fresh"));
+}
+
 /// `--offline` works from cargo's cache after a fetch; `--locked` refuses a stale lock file.
 #[test]
 fn offline_after_a_fetch_and_locked_with_a_stale_lock() {
