@@ -515,7 +515,7 @@ fn build_module(
         args.push("-Zjson-target-spec".into());
     }
     let exe = std::env::current_exe().context("cannot find the cargo-kmod executable")?;
-    let mut c = cmd!(
+    let c = cmd!(
         sh,
         "{cargo} build --lib -p {package} --manifest-path {manifest} --target {target} --target-dir {dir} --message-format json {args...}"
     )
@@ -533,13 +533,6 @@ fn build_module(
     // Empty: no other wrapper, not even one from cargo's config (cargo's documented reset).
     .env("RUSTC_WRAPPER", "")
     .env_remove("CARGO_BUILD_RUSTC_WRAPPER");
-    if let Some(spec_dir) = Path::new(target)
-        .parent()
-        .filter(|_| target.ends_with(".json"))
-    {
-        // Build scripts that probe with `rustc --target $TARGET` find the spec by its name.
-        c = c.env("RUST_TARGET_PATH", spec_dir);
-    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let log = dir.join(format!("kmod-cargo-{}.log", m.package));
     let _ = std::fs::remove_file(&log);
