@@ -1,6 +1,7 @@
 //! The dependency stage's pieces that need no kernel: rlib objects, the resolve graph.
 
 use super::*;
+use cargo_metadata::{Metadata, PackageId};
 
 /// A real rlib from the host rustc, with one codegen unit.
 #[test]
