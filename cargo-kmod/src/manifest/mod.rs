@@ -107,6 +107,10 @@ pub struct ModuleSpec {
     pub cargo_features: BTreeMap<String, Vec<String>>,
     /// Workspace members (module packages) this one depends on by path.
     pub module_deps: Vec<String>,
+    /// Its other `[dependencies]` (package names): crates compiled for the kernel and linked
+    /// into the module by [`crate::deps`]. Empty for most modules, which then never run a
+    /// dependency resolution.
+    pub crate_deps: Vec<String>,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -423,6 +427,12 @@ fn parse_package(
         .filter(|d| d.path.is_some() && member_names.contains(&d.name))
         .map(|d| d.name.clone())
         .collect();
+    let crate_deps = pkg
+        .dependencies
+        .iter()
+        .filter(|d| d.kind == cargo_metadata::DependencyKind::Normal)
+        .map(|d| d.name.clone())
+        .collect();
     Ok(Some(ModuleSpec {
         package: pkg.name.to_string(),
         version: pkg.version.to_string(),
@@ -448,6 +458,7 @@ fn parse_package(
         feature_objects,
         cargo_features: pkg.features.clone().into_iter().collect(),
         module_deps,
+        crate_deps,
     }))
 }
 
@@ -673,6 +684,7 @@ fn from_metadata(
     let module_pkgs: BTreeSet<String> = modules.iter().map(|m| m.package.clone()).collect();
     for m in &mut modules {
         m.module_deps.retain(|d| module_pkgs.contains(d));
+        m.crate_deps.retain(|d| !module_pkgs.contains(d));
     }
     let mut seen: BTreeMap<&str, &ModuleSpec> = BTreeMap::new();
     for m in &modules {
