@@ -213,13 +213,13 @@ mod tests {
     use std::path::PathBuf;
 
     fn tree() -> KernelTree {
-        KernelTree {
-            dir: PathBuf::from("/k"),
-            srctree: PathBuf::from("/k"),
-            config: crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
-            arch: crate::tree::Arch::X86_64,
-            release: "7.2.13".into(),
-        }
+        KernelTree::from_parts(
+            PathBuf::from("/k"),
+            PathBuf::from("/k"),
+            crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
+            crate::tree::Arch::X86_64,
+            "7.2.13".into(),
+        )
     }
 
     #[test]

@@ -125,13 +125,13 @@ fn a_std_crate_is_named_with_its_path_and_fix() {
         .unwrap()
         .id
         .clone();
-    let tree = KernelTree {
-        dir: PathBuf::from("/k"),
-        srctree: PathBuf::from("/k"),
-        config: crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
-        arch: crate::tree::Arch::X86_64,
-        release: "7.2.13".into(),
-    };
+    let tree = KernelTree::from_parts(
+        PathBuf::from("/k"),
+        PathBuf::from("/k"),
+        crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
+        crate::tree::Arch::X86_64,
+        "7.2.13".into(),
+    );
     let e = needs_crate(&g, &blink, &bar, "std", &tree);
     assert_eq!(
         e.message,

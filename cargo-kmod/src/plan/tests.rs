@@ -301,6 +301,7 @@ fn dependency_crates_are_externs_and_linked_objects() {
         tree: &t,
         base: d.path().join("target/kmod/x86_64"),
         test: false,
+        release: false,
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
