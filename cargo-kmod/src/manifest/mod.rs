@@ -111,6 +111,10 @@ pub struct ModuleSpec {
     pub module_deps: Vec<String>,
     /// Test devices (`devices`, `device-overlays`): see [`crate::devices`].
     pub devices: crate::devices::Devices,
+    /// Its other `[dependencies]` (package names): crates compiled for the kernel and linked
+    /// into the module by [`crate::deps`]. Empty for most modules, which then never run a
+    /// dependency resolution.
+    pub crate_deps: Vec<String>,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -427,6 +431,12 @@ fn parse_package(
         .filter(|d| d.path.is_some() && member_names.contains(&d.name))
         .map(|d| d.name.clone())
         .collect();
+    let crate_deps = pkg
+        .dependencies
+        .iter()
+        .filter(|d| d.kind == cargo_metadata::DependencyKind::Normal)
+        .map(|d| d.name.clone())
+        .collect();
     Ok(Some(ModuleSpec {
         package: pkg.name.to_string(),
         version: pkg.version.to_string(),
@@ -453,6 +463,7 @@ fn parse_package(
         cargo_features: pkg.features.clone().into_iter().collect(),
         module_deps,
         devices: crate::devices::spec::from_manifest(kmod, &dir, file)?,
+        crate_deps,
     }))
 }
 
@@ -678,6 +689,7 @@ fn from_metadata(
     let module_pkgs: BTreeSet<String> = modules.iter().map(|m| m.package.clone()).collect();
     for m in &mut modules {
         m.module_deps.retain(|d| module_pkgs.contains(d));
+        m.crate_deps.retain(|d| !module_pkgs.contains(d));
     }
     let mut seen: BTreeMap<&str, &ModuleSpec> = BTreeMap::new();
     for m in &modules {
