@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::cli::{KdirArgs, PackageSelect};
 use crate::command::build;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
+use crate::qemu::machine::Machine;
 use crate::qemu::modules::{load_order, KoModule};
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
 use crate::tree::home::Home;
@@ -44,6 +45,9 @@ pub struct TestCmd {
     /// A module parameter, `name=value` (`module.name=value` with several modules)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Extra kernel command-line arguments
+    #[arg(last = true, value_name = "KERNEL_ARGS")]
+    pub kernel_args: Vec<String>,
 }
 
 impl TestCmd {
@@ -58,12 +62,12 @@ impl TestCmd {
             true,
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
+        let machine = Machine::for_tree(&tree, accel)?;
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),
             no_fail_fast: self.no_fail_fast,
-            accel,
-            cmdline: Vec::new(),
+            cmdline: self.kernel_args.clone(),
             log_path: None,
         };
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
@@ -79,7 +83,7 @@ impl TestCmd {
         );
         let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
         let verbose = shell.is_verbose();
-        let report = testrun::run_tests(shell, &tree, &modules, &opts, |l| {
+        let report = testrun::run_tests(shell, &machine, &modules, &opts, |l| {
             if verbose {
                 bar.suspend(|| eprintln!("{l}"));
             } else if !l.trim().is_empty() {
@@ -303,6 +307,7 @@ mod tests {
             ko: PathBuf::from(n),
             depends: vec![],
             params: vec![],
+            kunit_suites: 0,
         }
     }
 

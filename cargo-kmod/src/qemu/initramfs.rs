@@ -7,12 +7,11 @@
 //! extra files (modules, test data).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::tree::home::Home;
-use crate::tree::Arch;
+use crate::shell::Shell;
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -47,8 +46,10 @@ impl Initramfs {
         Self::default()
     }
 
-    /// The base every cargo-kmod guest uses: busybox as `/bin/busybox` and `/bin/sh`, the
-    /// usual mount points, `/dev/console`, and `init` as the executable `/init` script.
+    /// The base every cargo-kmod guest uses: busybox as `/bin/busybox`, `/bin/sh` and the
+    /// applets a generated `/init` calls (a script that needs more runs
+    /// `busybox --install`), the usual mount points, `/dev/console`, and `init` as the
+    /// executable `/init` script.
     pub fn with_busybox(busybox: &Path, init: &str) -> Result<Self> {
         let mut fs = Initramfs::new();
         for d in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/root"] {
@@ -57,9 +58,35 @@ impl Initramfs {
         fs.char_dev("/dev/console", 0o600, 5, 1);
         fs.char_dev("/dev/null", 0o666, 1, 3);
         fs.file_from("/bin/busybox", busybox, 0o755)?;
-        fs.symlink("/bin/sh", "busybox");
+        for applet in BASE_APPLETS {
+            fs.symlink(&format!("/bin/{applet}"), "busybox");
+        }
         fs.file("/init", init.as_bytes().to_vec(), 0o755);
         Ok(fs)
+    }
+
+    /// A host program at `path` and the shared libraries it needs (what `ldd` lists, the
+    /// dynamic loader included), each at its host path: glibc userspace such as kmod's tools
+    /// or an sshd runs in the guest this way.
+    pub fn program_from(&mut self, shell: &Shell, path: &str, src: &Path) -> Result<&mut Self> {
+        self.file_from(path, src, 0o755)?;
+        let sh = xshell::Shell::new()?;
+        let out = crate::process::run(shell, xshell::cmd!(sh, "ldd {src}"))
+            .with_context(|| format!("cannot list the libraries of `{}`", src.display()))?;
+        for lib in libraries(&out) {
+            if self.has(&lib) {
+                continue;
+            }
+            let real =
+                std::fs::canonicalize(&lib).with_context(|| format!("cannot resolve `{lib}`"))?;
+            self.file_from(&lib, &real, 0o755)?;
+        }
+        Ok(self)
+    }
+
+    /// Whether an entry exists at `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.entries.iter().any(|e| e.path == path)
     }
 
     fn parents(&mut self, path: &str) {
@@ -172,6 +199,20 @@ impl Initramfs {
     }
 }
 
+/// The applets every generated `/init` uses.
+pub const BASE_APPLETS: [&str; 11] = [
+    "sh", "mount", "dd", "cat", "sleep", "insmod", "rmmod", "reboot", "setsid", "cttyhack", "echo",
+];
+
+/// The absolute library paths in `ldd`'s output (`libc.so.6 => /lib/.../libc.so.6 (0x...)`,
+/// `/lib64/ld-linux-x86-64.so.2 (0x...)`); `linux-vdso.so.1` has none.
+fn libraries(ldd: &str) -> Vec<String> {
+    ldd.lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(str::to_string)
+        .collect()
+}
+
 fn write_header(
     out: &mut Vec<u8>,
     ino: u32,
@@ -211,48 +252,6 @@ fn pad4(out: &mut Vec<u8>) {
     }
 }
 
-/// The static busybox for `arch`: `$CARGO_KMOD_HOME/busybox/<arch>/busybox` when present,
-/// else, for the host's arch, Debian's busybox-static at `/bin/busybox`.
-pub fn busybox(home: &Home, arch: Arch) -> Result<PathBuf> {
-    let own = home.root.join("busybox").join(arch.name()).join("busybox");
-    if own.is_file() {
-        return Ok(own);
-    }
-    if arch == Arch::host() {
-        for p in ["/bin/busybox", "/usr/bin/busybox"] {
-            let p = Path::new(p);
-            if p.is_file() && is_static(p) {
-                return Ok(p.to_path_buf());
-            }
-        }
-    }
-    crate::bail_user!(
-        "no static busybox for {}: `{}` does not exist", arch, own.display();
-        hint = "install Debian's `busybox-static` for {} and copy its `bin/busybox` there (`dpkg -x busybox-static_*_{}.deb DIR`)",
-        arch, match arch { Arch::X86_64 => "amd64", Arch::Arm64 => "arm64" }
-    )
-}
-
-/// Whether an ELF has no `PT_INTERP` (a static binary runs in an initramfs without libc).
-fn is_static(path: &Path) -> bool {
-    use object::read::elf::{FileHeader, ProgramHeader};
-    let Ok(data) = std::fs::read(path) else {
-        return false;
-    };
-    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else {
-        return false;
-    };
-    let Ok(endian) = header.endian() else {
-        return false;
-    };
-    let Ok(phdrs) = header.program_headers(endian, &*data) else {
-        return false;
-    };
-    !phdrs
-        .iter()
-        .any(|p| p.p_type(endian) == object::elf::PT_INTERP)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +275,18 @@ mod tests {
         assert_eq!(&h[14..22], format!("{:08x}", S_IFREG | 0o644));
         assert_eq!(&h[54..62], "00000002");
         assert_eq!(&h[94..102], "00000004");
+    }
+
+    #[test]
+    fn ldd_output() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
+        assert_eq!(
+            libraries(out),
+            [
+                "/lib/x86_64-linux-gnu/libz.so.1",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
     }
 
     #[test]
