@@ -182,6 +182,8 @@ pub enum FileSource {
     /// A host program and the shared libraries `ldd` says it needs (glibc userspace such as
     /// kmod's tools or an sshd).
     Program(PathBuf),
+    /// A symbolic link to this target.
+    Symlink(String),
 }
 
 /// A file for the initramfs at `guest_path`.
@@ -403,7 +405,7 @@ const FORWARD: &str =
 /// sysctl file). `step ID CMD...`: run a step and report it.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\
-     t() { cat /proc/sys/kernel/tainted; }\n\
+     t() { head -c 64 /proc/sys/kernel/tainted; }\n\
      step() {\n\
      \ti=$1; shift\n\
      \tp step $i\n\

@@ -98,6 +98,9 @@ fn write_image(
             FileSource::Program(p) => {
                 fs.program_from(shell, &f.guest_path, p)?;
             }
+            FileSource::Symlink(target) => {
+                fs.symlink(&f.guest_path, target);
+            }
         }
     }
     let initrd = dir.join("initramfs.cpio");
