@@ -68,7 +68,7 @@ impl TestCmd {
             filter: self.filter.clone(),
             no_fail_fast: self.no_fail_fast,
             cmdline: self.kernel_args.clone(),
-            log_path: None,
+            ..TestOptions::default()
         };
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         shell.status(
@@ -87,7 +87,8 @@ impl TestCmd {
             if verbose {
                 bar.suspend(|| eprintln!("{l}"));
             } else if !l.trim().is_empty() {
-                bar.set_message(l.chars().take(60).collect::<String>());
+                let first = l.lines().next().unwrap_or("");
+                bar.set_message(first.chars().take(60).collect::<String>());
             }
         });
         bar.finish_and_clear();

@@ -445,6 +445,7 @@ mod tests {
             model: None,
             cpu: None,
             memory_mb: 256,
+            smp: Some(1),
             firmware: None,
             kernel: "/k/vmlinux".into(),
             dtb: None,

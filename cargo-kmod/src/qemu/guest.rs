@@ -286,7 +286,11 @@ impl GuestPlan {
         if needs_all_applets {
             s.push_str("/bin/busybox --install -s /bin\n");
         }
-        s.push_str(MOUNTS);
+        s.push_str("mount -t proc proc /proc\nmount -t devtmpfs devtmpfs /dev 2>/dev/null\n");
+        if needs_all_applets {
+            // Users and shell steps expect `/sys`; a plain test boot does not need it.
+            s.push_str("mount -t sysfs sysfs /sys\n");
+        }
         if !self.reports() {
             for (i, st) in self.steps.iter().enumerate() {
                 if let Action::Shell { script, .. } = &st.action {
@@ -352,7 +356,7 @@ impl GuestPlan {
                  \tp exec\n\
                  \tcd /root\n\
                  \tset -o pipefail\n\
-                 \tsh -c {} 2>&1 | while IFS= read -r l || [ -n \"$l\" ]; do printf '%s x %s\\n' \"$T\" \"$l\"; done >&3\n\
+                 \tsh -c {} 2>&1 3>&- | while IFS= read -r l || [ -n \"$l\" ]; do printf '%s x %s\\n' \"$T\" \"$l\"; done >&3\n\
                  \tp exit $?\n\
                  \tset +o pipefail\n\
                  \tcd /\n\
@@ -388,10 +392,6 @@ fn secs(d: Duration) -> String {
 
 const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
 
-const MOUNTS: &str = "mount -t proc proc /proc\n\
-     mount -t sysfs sysfs /sys\n\
-     mount -t devtmpfs devtmpfs /dev 2>/dev/null\n";
-
 /// The kernel-log forwarder: `/dev/kmsg` from its first record on, one record per read (dd's
 /// block is larger than any record, so none is refused as too long). A read fails with
 /// `EPIPE` when records were overwritten before they were read; dd then exits and the loop
@@ -409,7 +409,7 @@ const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      step() {\n\
      \ti=$1; shift\n\
      \tp step $i\n\
-     \t\"$@\" >/tmp/o 2>&1 </dev/null; r=$?\n\
+     \t\"$@\" >/tmp/o 2>&1 </dev/null 3>&-; r=$?\n\
      \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
      \ts $i\n\
      \tp done $i $r $(t)\n\
@@ -531,7 +531,7 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("--install -s /bin"), "{s}");
-        assert!(s.contains("sh -c 'uname -m; exit 3' 2>&1 |"), "{s}");
+        assert!(s.contains("sh -c 'uname -m; exit 3' 2>&1 3>&- |"), "{s}");
         assert_eq!(
             plan.kernel_args(),
             ["quiet", "printk.devkmsg=on", "log_buf_len=4M"]

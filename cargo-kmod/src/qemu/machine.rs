@@ -61,6 +61,8 @@ pub struct Machine {
     pub cpu: Option<String>,
     /// `-m`, in MiB.
     pub memory_mb: u32,
+    /// `-smp` (`None`: the machine model's own, for boards with a fixed CPU count).
+    pub smp: Option<u32>,
     /// `-bios`.
     pub firmware: Option<PathBuf>,
     /// `-kernel`.
@@ -103,6 +105,7 @@ impl Machine {
                     model: None,
                     cpu: None,
                     memory_mb: 256,
+                    smp: Some(1),
                     kernel,
                     dtb: None,
                     console: "ttyS0".into(),
@@ -126,6 +129,7 @@ impl Machine {
                     .into(),
                 ),
                 memory_mb: 256,
+                smp: Some(1),
                 firmware: None,
                 kernel: image,
                 dtb: None,
@@ -164,10 +168,12 @@ impl Machine {
             "-display",
             "none",
             "-no-reboot",
-            "-smp",
-            "1",
         ] {
             push(s);
+        }
+        if let Some(n) = self.smp {
+            push("-smp");
+            push(&n.to_string());
         }
         push("-m");
         push(&self.memory_mb.to_string());
@@ -205,6 +211,7 @@ mod tests {
             model: Some("virt".into()),
             cpu: Some("cortex-a57".into()),
             memory_mb: 256,
+            smp: Some(1),
             firmware: None,
             kernel: "/k/Image".into(),
             dtb: None,

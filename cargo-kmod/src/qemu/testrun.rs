@@ -36,6 +36,8 @@ pub struct TestOptions {
     pub cmdline: Vec<String>,
     /// Keep the console and protocol log here.
     pub log_path: Option<PathBuf>,
+    /// How long the guest waits after the last step before its final check.
+    pub settle: Duration,
 }
 
 impl Default for TestOptions {
@@ -46,6 +48,7 @@ impl Default for TestOptions {
             no_fail_fast: false,
             cmdline: Vec::new(),
             log_path: None,
+            settle: crate::qemu::guest::SETTLE,
         }
     }
 }
@@ -116,6 +119,7 @@ pub fn run_tests(
     let mut plan = GuestPlan::test(modules, !opts.no_fail_fast);
     plan.timeout = opts.timeout;
     plan.cmdline = opts.cmdline.clone();
+    plan.settle = Some(opts.settle);
     let run = session::run_plan(shell, machine, &plan, |seen| {
         if let Some(l) = describe(&seen, &plan.steps) {
             on_line(&l);
