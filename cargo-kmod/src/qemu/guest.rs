@@ -260,12 +260,18 @@ impl GuestPlan {
     }
 
     /// The kernel command line cargo-kmod adds: `quiet` (the console shows only errors; the
-    /// log comes through `/dev/kmsg`), `printk.devkmsg=on` (the sync records are not
-    /// rate-limited), and a log buffer big enough for a burst, unless the user set one.
-    pub fn kernel_args(&self) -> Vec<String> {
+    /// log comes through `/dev/kmsg`), or on a shared console `loglevel=1` (only
+    /// emergencies, which an oops raises to everything: kernel output written straight to
+    /// the UART must not cut through protocol lines); `printk.devkmsg=on` (the sync records
+    /// are not rate-limited); and a log buffer big enough for a burst, unless the user set
+    /// one.
+    pub fn kernel_args(&self, channel: &Channel) -> Vec<String> {
         let mut a = Vec::new();
         if self.reports() {
-            a.push("quiet".to_string());
+            a.push(match channel {
+                Channel::Uart { .. } => "quiet".to_string(),
+                Channel::SharedConsole => "loglevel=1".to_string(),
+            });
             a.push("printk.devkmsg=on".to_string());
             if !self.cmdline.iter().any(|c| c.starts_with("log_buf_len=")) {
                 a.push(format!("log_buf_len={LOG_BUF_LEN}"));
@@ -533,7 +539,7 @@ mod tests {
         assert!(s.contains("--install -s /bin"), "{s}");
         assert!(s.contains("sh -c 'uname -m; exit 3' 2>&1 3>&- |"), "{s}");
         assert_eq!(
-            plan.kernel_args(),
+            plan.kernel_args(&uart()),
             ["quiet", "printk.devkmsg=on", "log_buf_len=4M"]
         );
         let mine = GuestPlan {
@@ -541,8 +547,8 @@ mod tests {
             ..GuestPlan::default()
         };
         assert_eq!(
-            mine.kernel_args(),
-            ["quiet", "printk.devkmsg=on", "log_buf_len=64k"]
+            mine.kernel_args(&Channel::SharedConsole),
+            ["loglevel=1", "printk.devkmsg=on", "log_buf_len=64k"]
         );
     }
 
@@ -568,6 +574,6 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("setsid cttyhack sh -l"), "{s}");
-        assert!(plan.kernel_args().is_empty());
+        assert!(plan.kernel_args(&uart()).is_empty());
     }
 }

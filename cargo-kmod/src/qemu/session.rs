@@ -118,7 +118,7 @@ fn prepare(
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let initrd = write_image(shell, machine, plan, &init, dir.path())?;
     let mut boot = Boot::new(machine.clone(), initrd);
-    boot.cmdline = plan.kernel_args();
+    boot.cmdline = plan.kernel_args(&machine.channel);
     boot.timeout = plan.timeout;
     Ok((boot, token, dir))
 }
