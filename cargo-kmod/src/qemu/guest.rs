@@ -292,7 +292,8 @@ impl GuestPlan {
         if needs_all_applets {
             s.push_str("/bin/busybox --install -s /bin\n");
         }
-        s.push_str("mount -t proc proc /proc\nmount -t devtmpfs devtmpfs /dev 2>/dev/null\n");
+        // `/proc` and `/dev` from the image's `/etc/fstab`: one busybox run, not two.
+        s.push_str("mount -a\n");
         if needs_all_applets {
             // Users and shell steps expect `/sys`; a plain test boot does not need it.
             s.push_str("mount -t sysfs sysfs /sys\n");

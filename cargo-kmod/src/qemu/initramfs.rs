@@ -48,8 +48,8 @@ impl Initramfs {
 
     /// The base every cargo-kmod guest uses: busybox as `/bin/busybox`, `/bin/sh` and the
     /// applets a generated `/init` calls (a script that needs more runs
-    /// `busybox --install`), the usual mount points, `/dev/console`, and `init` as the
-    /// executable `/init` script.
+    /// `busybox --install`), the usual mount points with an `/etc/fstab` for `/proc` and
+    /// devtmpfs, `/dev/console`, and `init` as the executable `/init` script.
     pub fn with_busybox(busybox: &Path, init: &str) -> Result<Self> {
         let mut fs = Initramfs::new();
         for d in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/root"] {
@@ -57,6 +57,7 @@ impl Initramfs {
         }
         fs.char_dev("/dev/console", 0o600, 5, 1);
         fs.char_dev("/dev/null", 0o666, 1, 3);
+        fs.file("/etc/fstab", FSTAB.as_bytes().to_vec(), 0o644);
         fs.file_from("/bin/busybox", busybox, 0o755)?;
         for applet in BASE_APPLETS {
             fs.symlink(&format!("/bin/{applet}"), "busybox");
@@ -198,6 +199,9 @@ impl Initramfs {
         crate::fsutil::write_atomic(path, &self.to_bytes())
     }
 }
+
+/// What `/init`'s `mount -a` mounts.
+pub const FSTAB: &str = "proc /proc proc defaults 0 0\ndevtmpfs /dev devtmpfs defaults 0 0\n";
 
 /// The applets every generated `/init` uses.
 pub const BASE_APPLETS: [&str; 11] = [
