@@ -58,8 +58,11 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum When {
     Always,
-    /// Only when every listed step (by index) ran and exited 0.
-    AllOk(Vec<usize>),
+    /// Only when each listed step ran and exited 0. Steps are named as [`Step::name`]
+    /// says (`hello (load)`); a name means the latest earlier step of that name, so steps
+    /// can be inserted anywhere without renumbering. A name no earlier step has never
+    /// succeeds.
+    AllOk(Vec<String>),
     /// Only when no step before it failed (fail-fast loading).
     NothingFailed,
 }
@@ -146,17 +149,22 @@ impl Step {
         }
     }
 
-    /// Whether the step runs, given the exit statuses of the steps before it (`None`: did
-    /// not run).
-    pub fn runs(&self, before: &[Option<i32>]) -> bool {
+    /// Whether the step runs, given the steps before it and their exit statuses (`None`:
+    /// did not run).
+    pub fn runs(&self, earlier: &[Step], statuses: &[Option<i32>]) -> bool {
         match &self.when {
             When::Always => true,
-            When::AllOk(ids) => ids
-                .iter()
-                .all(|i| before.get(*i).copied().flatten() == Some(0)),
-            When::NothingFailed => before.iter().flatten().all(|rc| *rc == 0),
+            When::AllOk(names) => names.iter().all(|n| {
+                find_earlier(earlier, n).and_then(|i| statuses.get(i).copied().flatten()) == Some(0)
+            }),
+            When::NothingFailed => statuses.iter().flatten().all(|rc| *rc == 0),
         }
     }
+}
+
+/// The index of the latest step in `earlier` named `name`.
+fn find_earlier(earlier: &[Step], name: &str) -> Option<usize> {
+    earlier.iter().rposition(|s| s.name() == name)
 }
 
 /// What the guest does after its steps.
@@ -243,8 +251,9 @@ impl GuestPlan {
             };
             steps.push(Step::load(m).when(when));
         }
-        for (i, m) in guests.iter().enumerate().rev() {
-            steps.push(Step::unload(&m.name).when(When::AllOk(vec![i])));
+        for m in guests.iter().rev() {
+            let load = Step::load(m).name();
+            steps.push(Step::unload(&m.name).when(When::AllOk(vec![load])));
         }
         GuestPlan {
             files: module_files(modules),
@@ -339,9 +348,13 @@ impl GuestPlan {
             let run = format!("step {i} {}", st.command(i));
             let cond = match &st.when {
                 When::Always => None,
-                When::AllOk(ids) => Some(
-                    ids.iter()
-                        .map(|j| format!("[ \"$r{j}\" = 0 ]"))
+                When::AllOk(names) => Some(
+                    names
+                        .iter()
+                        .map(|n| match find_earlier(&self.steps[..i], n) {
+                            Some(j) => format!("[ \"$r{j}\" = 0 ]"),
+                            None => "false".to_string(),
+                        })
                         .collect::<Vec<_>>()
                         .join(" && "),
                 ),
@@ -514,15 +527,32 @@ mod tests {
 
     #[test]
     fn conditions_are_evaluated_like_the_script_does() {
+        let earlier = [Step::shell("a", "true"), Step::shell("b", "true")];
         let always = Step::shell("x", "true");
-        let after = Step::shell("y", "true").when(When::AllOk(vec![0, 1]));
+        let after = Step::shell("y", "true").when(When::AllOk(vec!["a".into(), "b".into()]));
+        let unknown = Step::shell("u", "true").when(When::AllOk(vec!["nope".into()]));
         let fast = Step::shell("z", "true").when(When::NothingFailed);
-        assert!(always.runs(&[Some(1)]));
-        assert!(after.runs(&[Some(0), Some(0)]));
-        assert!(!after.runs(&[Some(0), None]));
-        assert!(!after.runs(&[Some(0), Some(2)]));
-        assert!(fast.runs(&[Some(0), None]));
-        assert!(!fast.runs(&[Some(0), Some(1)]));
+        assert!(always.runs(&earlier, &[Some(1), Some(1)]));
+        assert!(after.runs(&earlier, &[Some(0), Some(0)]));
+        assert!(!after.runs(&earlier, &[Some(0), None]));
+        assert!(!after.runs(&earlier, &[Some(0), Some(2)]));
+        assert!(!unknown.runs(&earlier, &[Some(0), Some(0)]));
+        assert!(fast.runs(&earlier, &[Some(0), None]));
+        assert!(!fast.runs(&earlier, &[Some(0), Some(1)]));
+        // In the script: names become the steps' status variables.
+        let plan = GuestPlan {
+            steps: vec![earlier[0].clone(), earlier[1].clone(), after, unknown],
+            ..GuestPlan::default()
+        };
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        assert!(
+            s.contains("if [ \"$r0\" = 0 ] && [ \"$r1\" = 0 ]; then step 2 c2; else p skip 2; fi"),
+            "{s}"
+        );
+        assert!(
+            s.contains("if false; then step 3 c3; else p skip 3; fi"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -114,9 +114,24 @@ pub fn run_tests(
     machine: &Machine,
     modules: &[KoModule],
     opts: &TestOptions,
+    on_line: impl FnMut(&str),
+) -> Result<TestReport> {
+    let plan = GuestPlan::test(modules, !opts.no_fail_fast);
+    run_test_plan(shell, machine, plan, modules, opts, on_line)
+}
+
+/// [`run_tests`] with a plan of the caller's: [`GuestPlan::test`] of `modules` with more
+/// files and steps (set up devices before the loads, check them after, look for leaks after
+/// the unloads). Every step is judged like a load; `opts` sets the timeout, kernel
+/// arguments and settle time.
+pub fn run_test_plan(
+    shell: &Shell,
+    machine: &Machine,
+    mut plan: GuestPlan,
+    modules: &[KoModule],
+    opts: &TestOptions,
     mut on_line: impl FnMut(&str),
 ) -> Result<TestReport> {
-    let mut plan = GuestPlan::test(modules, !opts.no_fail_fast);
     plan.timeout = opts.timeout;
     plan.cmdline = opts.cmdline.clone();
     plan.settle = Some(opts.settle);
@@ -219,7 +234,7 @@ pub fn judge(
                 });
             }
         }
-        let should_run = step.runs(&statuses);
+        let should_run = step.runs(&plan.steps[..i], &statuses);
         match run_.state {
             StepState::Done => {
                 let status = run_.status.unwrap_or(-1);
