@@ -238,14 +238,9 @@ pub(crate) fn prepare(
     } else {
         let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
         let selected = ws.select(&packages.packages, packages.workspace)?;
-        // The same tree `build` picks: same inputs, same rustc preference.
-        let sh = xshell::Shell::new()?;
-        let rustc = crate::process::version_line(
-            &sh,
-            &crate::tree::toolchain::rustc_program(),
-            &["--version"],
-        );
-        let tree = build::resolve_tree(&home, &ws, &selected, kdir, rustc.as_deref())?;
+        // The same tree `build` picks: same inputs, same rustc preference (probed only when
+        // there is a choice to make).
+        let tree = build::resolve_tree(&home, &ws, &selected, kdir, None)?;
         let opts = build::BuildOptions {
             cmd: build::BuildCmd {
                 select: packages.clone(),

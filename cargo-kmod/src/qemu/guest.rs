@@ -232,10 +232,10 @@ impl Default for GuestPlan {
 
 /// The kernel log buffer a test boot asks for (`log_buf_len=`): the streaming reader keeps
 /// up with ordinary logs, and this holds a burst of a few MiB while it catches up.
-pub const LOG_BUF_LEN: &str = "4M";
+pub const LOG_BUF_LEN: &str = "1M";
 
 /// How long a test boot waits after the last step before its final check.
-pub const SETTLE: Duration = Duration::from_millis(100);
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 impl GuestPlan {
     /// The usual test plan: load `modules` in order (with `fail_fast`, a load failure stops
@@ -512,7 +512,7 @@ mod tests {
         assert!(la < lb && lb < ub && ub < ua, "{s}");
         assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
-            s.contains("sleep 0.100\ns settled\np settled $(t)\n"),
+            s.contains("sleep 0.050\ns settled\np settled $(t)\n"),
             "{s}"
         );
         assert!(s.ends_with("s e\np end\nsleep 10\nreboot -f\n"), "{s}");
@@ -571,7 +571,7 @@ mod tests {
         assert!(s.contains("sh -c 'uname -m; exit 3' 2>&1 3>&- |"), "{s}");
         assert_eq!(
             plan.kernel_args(&uart()),
-            ["quiet", "printk.devkmsg=on", "log_buf_len=4M"]
+            ["quiet", "printk.devkmsg=on", "log_buf_len=1M"]
         );
         let mine = GuestPlan {
             cmdline: vec!["log_buf_len=64k".into()],

@@ -79,7 +79,11 @@ pub fn busybox(home: &Home, arch: Arch) -> Result<PathBuf> {
 /// `Ok` when `path` is a statically linked ELF executable for `arch`, else why not.
 fn elf_kind(path: &Path, arch: Arch) -> Result<(), String> {
     use object::read::elf::{FileHeader, ProgramHeader};
-    let data = std::fs::read(path).map_err(|e| crate::ko::io_reason(&e))?;
+    // The ELF and program headers sit at the start of the file.
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 * 1024), &mut data))
+        .map_err(|e| crate::ko::io_reason(&e))?;
     let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
         .map_err(|_| "it is not a 64-bit ELF executable".to_string())?;
     let endian = header

@@ -88,6 +88,8 @@ pub fn dev_tree(home: &Home, arch: Arch, rustc: Option<&str>) -> Result<KernelTr
         .collect();
     let rustc = match rustc {
         Some(r) => Some(r.to_string()),
+        // One tree (or none): nothing to prefer, and no `rustc` to start.
+        None if trees.len() <= 1 => None,
         None => {
             let sh = xshell::Shell::new()?;
             crate::process::version_line(
