@@ -367,7 +367,12 @@ impl GuestPlan {
             }
         }
         if let Some(d) = self.settle {
-            s.push_str(&format!("sleep {}\ns settled\np settled $(t)\n", secs(d)));
+            // A read from a pipe nobody writes to: a sleep that starts no process.
+            s.push_str(&format!(
+                "read -t {} w <>{}\ns settled\np settled $(t)\n",
+                secs(d),
+                crate::qemu::initramfs::WAIT_FIFO
+            ));
         }
         match &self.then {
             Then::PowerOff | Then::Shell => {}
@@ -512,7 +517,7 @@ mod tests {
         assert!(la < lb && lb < ub && ub < ua, "{s}");
         assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
-            s.contains("sleep 0.050\ns settled\np settled $(t)\n"),
+            s.contains("read -t 0.050 w <>/run/wait\ns settled\np settled $(t)\n"),
             "{s}"
         );
         assert!(s.ends_with("s e\np end\nsleep 10\nreboot -f\n"), "{s}");

@@ -17,6 +17,7 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFIFO: u32 = 0o010000;
 
 #[derive(Debug, Clone)]
 enum Body {
@@ -24,6 +25,7 @@ enum Body {
     File(Vec<u8>),
     Symlink(String),
     CharDev(u32, u32),
+    Fifo,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ impl Initramfs {
         fs.char_dev("/dev/console", 0o600, 5, 1);
         fs.char_dev("/dev/null", 0o666, 1, 3);
         fs.file("/etc/fstab", FSTAB.as_bytes().to_vec(), 0o644);
+        // Nobody writes to it: `read -t` on it is a sleep without starting a process.
+        fs.fifo(WAIT_FIFO, 0o600);
         fs.file_from("/bin/busybox", busybox, 0o755)?;
         for applet in BASE_APPLETS {
             fs.symlink(&format!("/bin/{applet}"), "busybox");
@@ -158,6 +162,17 @@ impl Initramfs {
         self
     }
 
+    /// A named pipe.
+    pub fn fifo(&mut self, path: &str, perm: u32) -> &mut Self {
+        self.parents(path);
+        self.entries.push(Entry {
+            path: path.to_string(),
+            mode: S_IFIFO | perm,
+            body: Body::Fifo,
+        });
+        self
+    }
+
     /// The archive bytes (`newc`, terminated by `TRAILER!!!`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let size: usize = self
@@ -176,6 +191,7 @@ impl Initramfs {
                 Body::File(d) => (d, (0, 0)),
                 Body::Symlink(t) => (t.as_bytes(), (0, 0)),
                 Body::CharDev(ma, mi) => (&[], (*ma, *mi)),
+                Body::Fifo => (&[], (0, 0)),
             };
             let nlink = if matches!(e.body, Body::Dir) { 2 } else { 1 };
             write_header(
@@ -199,6 +215,9 @@ impl Initramfs {
         crate::fsutil::write_atomic(path, &self.to_bytes())
     }
 }
+
+/// A named pipe `/init` waits on (see [`Initramfs::with_busybox`]).
+pub const WAIT_FIFO: &str = "/run/wait";
 
 /// What `/init`'s `mount -a` mounts.
 pub const FSTAB: &str = "proc /proc proc defaults 0 0\ndevtmpfs /dev devtmpfs defaults 0 0\n";
@@ -302,7 +321,8 @@ mod tests {
         let mut fs = Initramfs::new();
         fs.file("/bin/x", b"data".to_vec(), 0o755)
             .symlink("/bin/y", "x")
-            .char_dev("/dev/console", 0o600, 5, 1);
+            .char_dev("/dev/console", 0o600, 5, 1)
+            .fifo("/run/wait", 0o600);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.cpio");
         fs.write(&path).unwrap();
@@ -314,6 +334,7 @@ mod tests {
         let list = String::from_utf8_lossy(&out.stdout);
         assert!(list.contains("bin/y -> x"), "{list}");
         assert!(list.contains("crw-------"), "{list}");
+        assert!(list.contains("prw-------"), "{list}");
         assert!(list.contains("-rwxr-xr-x"), "{list}");
     }
 }
