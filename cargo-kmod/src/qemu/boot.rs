@@ -1,18 +1,22 @@
 //! Running qemu: one [`Boot`] of a [`Machine`] with an initramfs, its console and protocol
 //! channel read line by line, a deadline, and no leftovers.
 //!
-//! The console UART goes to qemu's stdout. A [`Channel::Uart`] goes to a pipe that qemu
-//! inherits as fd 3 (`-serial file:/dev/fd/3`): nothing in the guest but `/init` writes
-//! there, and the host reads it apart from the console. [`Boot::spawn`] starts qemu in the
-//! background ([`RunningBoot`]: lines as they arrive, killed on drop); [`Boot::run`] streams
-//! every line to a callback until qemu exits, the callback says [`Flow::Stop`] or the
-//! deadline passes; [`Boot::run_interactive`] hands the terminal to the guest.
+//! The console UART and a [`Channel::Uart`] each go to a file of their own in a temporary
+//! directory (`-serial file:...`): nothing in the guest but `/init` writes to the channel,
+//! and the host reads it apart from the console. qemu writes a UART byte by byte; into a
+//! pipe, every byte would wake the reader (thousands of host context switches per boot,
+//! measurably slower on a busy machine), so the host polls the files instead, every
+//! millisecond while they grow. [`Boot::spawn`] starts qemu in the background
+//! ([`RunningBoot`]: lines as they arrive, killed on drop); [`Boot::run`] streams every line
+//! to a callback until qemu exits, the callback says [`Flow::Stop`] or the deadline passes;
+//! [`Boot::run_interactive`] hands the terminal to the guest.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -104,19 +108,23 @@ impl Boot {
             format!("console={}", self.machine.console),
             "panic=-1".to_string(),
         ];
+        a.extend(self.machine.kernel_args.iter().cloned());
         a.extend(self.cmdline.iter().cloned());
         a.join(" ")
     }
 
-    /// qemu's arguments. `interactive` multiplexes the monitor on the terminal (Ctrl-A X
-    /// quits) and leaves out the protocol channel.
-    pub fn args(&self, interactive: bool) -> Vec<OsString> {
-        let (console, channel) = if interactive {
-            ("mon:stdio", None)
-        } else {
-            ("stdio", Some("file:/dev/fd/3"))
+    /// qemu's arguments. With `files` (a directory), the console and the channel go to
+    /// files `console` and `channel` there; without, the console is the terminal with the
+    /// monitor multiplexed on it (Ctrl-A X quits), and there is no channel.
+    pub fn args(&self, files: Option<&Path>) -> Vec<OsString> {
+        let (console, channel) = match files {
+            None => ("mon:stdio".to_string(), None),
+            Some(d) => (
+                format!("file:{}", d.join(CONSOLE_FILE).display()),
+                Some(format!("file:{}", d.join(CHANNEL_FILE).display())),
+            ),
         };
-        let mut a = self.machine.args(console, channel);
+        let mut a = self.machine.args(&console, channel.as_deref());
         a.push("-initrd".into());
         a.push(self.initrd.clone().into());
         a.push("-append".into());
@@ -124,10 +132,10 @@ impl Boot {
         a
     }
 
-    fn command(&self, shell: &Shell, interactive: bool) -> Result<(Command, String)> {
+    fn command(&self, shell: &Shell, files: Option<&Path>) -> Result<(Command, String)> {
         let qemu = &self.machine.qemu;
         let sh = xshell::Shell::new()?;
-        let args = self.args(interactive);
+        let args = self.args(files);
         let cmd = xshell::cmd!(sh, "{qemu} {args...}");
         let line = cmd.to_string();
         shell.verbose("Running", format_args!("`{line}`"));
@@ -137,56 +145,51 @@ impl Boot {
     /// Start qemu in the background. Its lines arrive through [`RunningBoot::recv`]; it is
     /// killed when the handle is dropped.
     pub fn spawn(&self, shell: &Shell) -> Result<RunningBoot> {
-        let (mut command, line) = self.command(shell, false)?;
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let (mut command, line) = self.command(shell, Some(dir.path()))?;
         command
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let (channel, writer) = match self.machine.channel {
-            Channel::Uart { .. } => {
-                use std::os::fd::AsRawFd;
-                let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
-                inherit_as_fd3(&mut command, writer.as_raw_fd());
-                (Some(reader), Some(writer))
-            }
-            Channel::SharedConsole => (None, None),
-        };
         reaper::configure(&mut command, true);
         let start = Instant::now();
-        let spawned = command.spawn();
-        // The parent's copy of the pipe's write end must go, or the reader never sees EOF.
-        drop(writer);
-        let child = spawned.with_context(|| format!("cannot start `{line}`"))?;
-        let mut qemu = Running::new(child);
-        let stdout = qemu.child.stdout.take().context("qemu stdout")?;
-        let mut stderr = qemu.child.stderr.take().context("qemu stderr")?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start `{line}`"))?;
+        let guard = reaper::Guard::register(child.id());
+        let pid = child.id();
+        let mut stderr = child.stderr.take().context("qemu stderr")?;
+        let exited = Arc::new(AtomicBool::new(false));
+        let flag = exited.clone();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            flag.store(true, Ordering::SeqCst);
+            status
+        });
         let (tx, rx) = mpsc::channel::<(Source, String)>();
-        let mut readers = Vec::new();
-        let console_tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            forward_lines(stdout, Source::Console, &console_tx)
-        }));
-        if let Some(reader) = channel {
-            let channel_tx = tx.clone();
-            readers.push(std::thread::spawn(move || {
-                forward_lines(reader, Source::Channel, &channel_tx)
-            }));
+        let mut tails = vec![Tail::new(dir.path().join(CONSOLE_FILE), Source::Console)];
+        if let Channel::Uart { .. } = self.machine.channel {
+            tails.push(Tail::new(dir.path().join(CHANNEL_FILE), Source::Channel));
         }
-        drop(tx);
+        let done = exited.clone();
+        let poller = std::thread::spawn(move || poll(tails, &tx, &done));
         let err_reader = std::thread::spawn(move || {
             let mut s = Vec::new();
             let _ = stderr.read_to_end(&mut s);
             String::from_utf8_lossy(&s).into_owned()
         });
         Ok(RunningBoot {
-            qemu,
+            guard,
+            pid,
+            waiter: Some(waiter),
+            poller: Some(poller),
             rx,
-            readers,
             err_reader: Some(err_reader),
             start,
             command: line,
             console: Vec::new(),
             channel: Vec::new(),
+            _dir: dir,
         })
     }
 
@@ -216,7 +219,7 @@ impl Boot {
     /// Boot with the terminal attached to the guest's console (Ctrl-A X quits qemu). Returns
     /// qemu's exit status.
     pub fn run_interactive(&self, shell: &Shell) -> Result<ExitStatus> {
-        let (mut command, line) = self.command(shell, true)?;
+        let (mut command, line) = self.command(shell, None)?;
         reaper::configure(&mut command, false);
         let child = command
             .spawn()
@@ -226,32 +229,79 @@ impl Boot {
     }
 }
 
-/// Make the descriptor `fd` the child's fd 3 (qemu opens it as `/dev/fd/3`). The caller
-/// keeps the descriptor open until the child is spawned.
-fn inherit_as_fd3(command: &mut Command, fd: std::os::fd::RawFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-    // functions (dup2, fcntl) on a descriptor the parent keeps open until spawn returns.
-    unsafe {
-        command.pre_exec(move || {
-            if fd == 3 {
-                // dup2 onto itself would keep close-on-exec: clear it instead.
-                if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, 3) != 3 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+/// The files the console and the channel go to, in a boot's temporary directory.
+const CONSOLE_FILE: &str = "console";
+const CHANNEL_FILE: &str = "channel";
+
+/// The new lines of a file qemu appends to.
+struct Tail {
+    path: PathBuf,
+    source: Source,
+    file: Option<std::fs::File>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: PathBuf, source: Source) -> Tail {
+        Tail {
+            path,
+            source,
+            file: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Send the complete lines that arrived since the last call; whether anything did.
+    fn pump(&mut self, tx: &mpsc::Sender<(Source, String)>) -> bool {
+        if self.file.is_none() {
+            // qemu creates the file when it starts.
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(f) = &mut self.file else {
+            return false;
+        };
+        let before = self.partial.len();
+        let _ = f.read_to_end(&mut self.partial);
+        if self.partial.len() == before {
+            return false;
+        }
+        let mut start = 0;
+        while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            let _ = tx.send((self.source, clean_line(&self.partial[start..start + n])));
+            start += n + 1;
+        }
+        self.partial.drain(..start);
+        true
+    }
+
+    /// Send what is left of a last line without its newline.
+    fn flush(&mut self, tx: &mpsc::Sender<(Source, String)>) {
+        if !self.partial.is_empty() {
+            let _ = tx.send((self.source, clean_line(&self.partial)));
+            self.partial.clear();
+        }
     }
 }
 
-fn forward_lines(from: impl Read, source: Source, tx: &mpsc::Sender<(Source, String)>) {
-    for raw in BufReader::new(from).split(b'\n').map_while(Result::ok) {
-        if tx.send((source, clean_line(&raw))).is_err() {
-            break;
+/// Poll `tails` until qemu has exited (then read them one last time): every millisecond
+/// while output flows, backing off to 10 ms when it does not.
+fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &AtomicBool) {
+    let mut idle = 0u32;
+    loop {
+        let last = exited.load(Ordering::SeqCst);
+        let mut got = false;
+        for t in &mut tails {
+            got |= t.pump(tx);
         }
+        if last {
+            for t in &mut tails {
+                t.flush(tx);
+            }
+            return;
+        }
+        idle = if got { 0 } else { idle.saturating_add(1) };
+        let pause = if idle < 50 { 1 } else { 10 };
+        std::thread::sleep(Duration::from_millis(pause));
     }
 }
 
@@ -267,15 +317,18 @@ pub enum Recv {
 
 /// A qemu running in the background. Dropping it kills qemu.
 pub struct RunningBoot {
-    qemu: Running,
+    guard: reaper::Guard,
+    pid: u32,
+    waiter: Option<std::thread::JoinHandle<std::io::Result<ExitStatus>>>,
+    poller: Option<std::thread::JoinHandle<()>>,
     rx: mpsc::Receiver<(Source, String)>,
-    readers: Vec<std::thread::JoinHandle<()>>,
     err_reader: Option<std::thread::JoinHandle<String>>,
     pub start: Instant,
     /// The qemu command line.
     pub command: String,
     console: Vec<String>,
     channel: Vec<String>,
+    _dir: tempfile::TempDir,
 }
 
 impl RunningBoot {
@@ -300,20 +353,25 @@ impl RunningBoot {
 
     /// qemu's process id.
     pub fn pid(&self) -> u32 {
-        self.qemu.child.id()
+        self.pid
     }
 
-    /// Kill qemu (unless `end` is `None`: it already closed its output), wait for it, and
-    /// return what it printed.
+    /// Kill qemu (unless `end` is `None`: it already exited), wait for it, and return what
+    /// it printed.
     pub fn finish(mut self, end: Option<BootEnd>) -> Result<BootLog> {
         if end.is_some() {
-            self.qemu.kill();
+            self.guard.kill();
         }
-        let status = self.qemu.wait()?;
-        for r in std::mem::take(&mut self.readers) {
-            let _ = r.join();
+        let status = self
+            .waiter
+            .take()
+            .and_then(|w| w.join().ok())
+            .context("cannot wait for qemu")?
+            .context("cannot wait for qemu")?;
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
         }
-        // Lines that raced the kill are still worth having.
+        // Lines that raced the end are still worth having.
         while let Ok((source, l)) = self.rx.try_recv() {
             match source {
                 Source::Console => self.console.push(l),
@@ -336,7 +394,19 @@ impl RunningBoot {
     }
 }
 
-/// A running qemu: registered with the reaper, killed and reaped when dropped.
+impl Drop for RunningBoot {
+    fn drop(&mut self) {
+        if let Some(w) = self.waiter.take() {
+            self.guard.kill();
+            let _ = w.join();
+        }
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+/// A qemu run in the foreground: registered with the reaper, killed and reaped when dropped.
 struct Running {
     child: Child,
     guard: reaper::Guard,
@@ -351,10 +421,6 @@ impl Running {
             guard,
             waited: false,
         }
-    }
-
-    fn kill(&mut self) {
-        self.guard.kill();
     }
 
     fn wait(&mut self) -> Result<ExitStatus> {
@@ -438,6 +504,29 @@ mod tests {
     }
 
     #[test]
+    fn tails_send_whole_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("f");
+        let (tx, rx) = mpsc::channel();
+        let mut t = Tail::new(path.clone(), Source::Channel);
+        assert!(!t.pump(&tx), "no file yet");
+        std::fs::write(&path, b"one\r\ntw").unwrap();
+        assert!(t.pump(&tx));
+        assert_eq!(rx.try_recv().unwrap(), (Source::Channel, "one".to_string()));
+        assert!(rx.try_recv().is_err());
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"o\nthree").unwrap();
+        assert!(t.pump(&tx));
+        assert_eq!(rx.try_recv().unwrap().1, "two");
+        t.flush(&tx);
+        assert_eq!(rx.try_recv().unwrap().1, "three");
+    }
+
+    #[test]
     fn command_line() {
         let m = Machine {
             arch: Arch::X86_64,
@@ -455,22 +544,25 @@ mod tests {
             },
             accel: Accel::Tcg,
             extra_args: vec![],
+            kernel_args: vec![],
         };
         let mut b = Boot::new(m, "/i".into());
         b.cmdline = vec!["quiet".into()];
         assert_eq!(b.append(), "console=ttyS0 panic=-1 quiet");
         let a: Vec<String> = b
-            .args(false)
+            .args(Some(Path::new("/t")))
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();
         let s = a.join(" ");
         assert!(
-            s.contains("-serial stdio -serial file:/dev/fd/3 -kernel /k/vmlinux -initrd /i"),
+            s.contains(
+                "-serial file:/t/console -serial file:/t/channel -kernel /k/vmlinux -initrd /i"
+            ),
             "{s}"
         );
         let a: Vec<String> = b
-            .args(true)
+            .args(None)
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();

@@ -370,11 +370,13 @@ impl GuestPlan {
             }
         }
         if let Some(d) = self.settle {
-            // A read from a pipe nobody writes to: a sleep that starts no process.
+            // A read from a pipe nobody writes to: a sleep that starts no process. The second,
+            // short one lets work that became due while the host stalled the guest run
+            // before the check (a sleeping `/init` yields the CPU to it).
+            let fifo = crate::qemu::initramfs::WAIT_FIFO;
             s.push_str(&format!(
-                "read -t {} w <>{}\ns settled\np settled $(t)\n",
+                "read -t {} w <>{fifo}\nread -t 0.001 w <>{fifo}\ns settled\np settled $(t)\n",
                 secs(d),
-                crate::qemu::initramfs::WAIT_FIFO
             ));
         }
         match &self.then {
@@ -520,7 +522,9 @@ mod tests {
         assert!(la < lb && lb < ub && ub < ua, "{s}");
         assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
-            s.contains("read -t 0.050 w <>/run/wait\ns settled\np settled $(t)\n"),
+            s.contains(
+                "read -t 0.050 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\np settled $(t)\n"
+            ),
             "{s}"
         );
         assert!(s.ends_with("s e\np end\nsleep 10\nreboot -f\n"), "{s}");
