@@ -20,9 +20,6 @@ use anyhow::Result;
 use crate::qemu::tools;
 use crate::tree::{Arch, KernelTree};
 
-/// The initcall that registers the virtio-mmio transport driver.
-const VIRTIO_MMIO_INIT: &str = "virtio_mmio_init";
-
 /// How qemu executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -78,7 +75,8 @@ pub struct Machine {
     pub accel: Accel,
     /// Anything else for qemu (`-nic user,hostfwd=...`, `-device ...`).
     pub extra_args: Vec<OsString>,
-    /// Kernel command-line arguments this target needs or benefits from (before the plan's).
+    /// Kernel command-line arguments this target needs (`earlycon=...` on a board), before
+    /// the plan's.
     pub kernel_args: Vec<String>,
 }
 
@@ -145,19 +143,9 @@ impl Machine {
                 },
                 accel,
                 extra_args: Vec::new(),
-                // `-M virt` always carries 32 virtio-mmio transports; with no virtio device
-                // behind them, probing them is a tenth of a TCG boot. See `with_virtio`.
-                kernel_args: vec![format!("initcall_blacklist={VIRTIO_MMIO_INIT}")],
+                kernel_args: Vec::new(),
             },
         })
-    }
-
-    /// The same target for a guest with virtio devices (`-nic`, `-device virtio-*`): the
-    /// virtio-mmio transport driver is not skipped.
-    pub fn with_virtio(mut self) -> Machine {
-        let skip = format!("initcall_blacklist={VIRTIO_MMIO_INIT}");
-        self.kernel_args.retain(|a| *a != skip);
-        self
     }
 
     /// The same target with the protocol on the console (as on a one-UART board).
@@ -238,7 +226,7 @@ mod tests {
             },
             accel: Accel::Tcg,
             extra_args: vec![],
-            kernel_args: vec!["initcall_blacklist=virtio_mmio_init".into()],
+            kernel_args: vec![],
         }
     }
 
@@ -264,12 +252,6 @@ mod tests {
                 .args("mon:stdio", Some("file:/dev/fd/3")),
         );
         assert_eq!(a.iter().filter(|s| *s == "-serial").count(), 1);
-    }
-
-    #[test]
-    fn virtio_guests_keep_the_transport_driver() {
-        assert_eq!(arm().kernel_args, ["initcall_blacklist=virtio_mmio_init"]);
-        assert!(arm().with_virtio().kernel_args.is_empty());
     }
 
     #[test]
