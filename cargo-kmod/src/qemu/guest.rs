@@ -235,7 +235,7 @@ impl Default for GuestPlan {
 pub const LOG_BUF_LEN: &str = "1M";
 
 /// How long a test boot waits after the last step before its final check.
-pub const SETTLE: Duration = Duration::from_millis(30);
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 impl GuestPlan {
     /// The usual test plan: load `modules` in order (with `fail_fast`, a load failure stops
@@ -523,7 +523,7 @@ mod tests {
         assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
             s.contains(
-                "read -t 0.030 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\np settled $(t)\n"
+                "read -t 0.050 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\np settled $(t)\n"
             ),
             "{s}"
         );
