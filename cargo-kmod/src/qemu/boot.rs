@@ -284,7 +284,8 @@ impl Tail {
 }
 
 /// Poll `tails` until qemu has exited (then read them one last time): every millisecond
-/// while output flows, backing off to 10 ms when it does not.
+/// while output flows (or stopped less than 0.2 s ago: a guest settling is quiet, and its end
+/// should be seen at once), backing off to 10 ms when it does not.
 fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &AtomicBool) {
     let mut idle = 0u32;
     loop {
@@ -300,7 +301,7 @@ fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &Atom
             return;
         }
         idle = if got { 0 } else { idle.saturating_add(1) };
-        let pause = if idle < 50 { 1 } else { 10 };
+        let pause = if idle < 200 { 1 } else { 10 };
         std::thread::sleep(Duration::from_millis(pause));
     }
 }
