@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{KdirArgs, PackageSelect};
+use crate::command::args::{KdirArgs, PackageSelect};
+use crate::context::Session;
 use crate::error::UserError;
+use crate::ops::test::GuestModules;
 use crate::qemu::exec::{self, ExecOptions};
 use crate::qemu::machine::Machine;
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -37,15 +38,17 @@ pub struct RunCmd {
 }
 
 impl RunCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let shell = &ctx.shell;
-        let (tree, modules) = super::test::prepare(
-            ctx,
-            &self.kdir,
-            &self.packages,
-            &self.ko,
-            &self.params,
-            false,
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let shell = &session.shell;
+        let (tree, modules) = crate::ops::test::prepare(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &GuestModules {
+                ko: self.ko.clone(),
+                params: self.params.clone(),
+                test_build: false,
+            },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
         let machine = Machine::for_tree(&tree, accel)?;
