@@ -830,6 +830,26 @@ fn steps_the_guest_never_reports_fail() {
     }
 }
 
+#[test]
+fn a_background_guest_is_ready_and_dies_with_its_handle() {
+    use cargo_kmod::qemu::{spawn_plan, Accel, GuestPlan, Machine, Step, Then};
+    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree("x86_64")).unwrap();
+    let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+    let plan = GuestPlan {
+        steps: vec![Step::shell("up", "echo up")],
+        then: Then::Wait,
+        ..GuestPlan::default()
+    };
+    let shell = cargo_kmod::shell::Shell::plain();
+    let mut guest = spawn_plan(&shell, &machine, &plan).unwrap();
+    guest.wait_ready(Duration::from_secs(60)).unwrap();
+    assert_eq!(guest.transcript.steps[0].out, ["up"]);
+    let pid = guest.pid();
+    assert!(alive(pid));
+    drop(guest);
+    assert!(!alive(pid), "qemu {pid} outlived its handle");
+}
+
 // ---- bad input ----
 
 #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const RUNS: usize = 7;
+const RUNS: usize = 11;
 
 struct Arch {
     name: &'static str,

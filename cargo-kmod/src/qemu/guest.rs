@@ -393,10 +393,17 @@ impl GuestPlan {
                  fi\n",
                 quote(cmd)
             )),
-            Then::Wait => s.push_str("p ready\nwhile :; do sleep 3600; done\n"),
+            Then::Wait => s.push_str(&format!(
+                "p ready\nwhile :; do read -t 3600 w <>{}; done\n",
+                crate::qemu::initramfs::WAIT_FIFO
+            )),
         }
         // The host powers off once it has the log up to sync `e`; the reboot is a fallback.
-        s.push_str("s e\np end\nsleep 10\nreboot -f\n");
+        // Waiting starts no process, which would compete with the forwarder for the CPU.
+        s.push_str(&format!(
+            "s e\np end\nread -t 10 w <>{}\nreboot -f\n",
+            crate::qemu::initramfs::WAIT_FIFO
+        ));
         s
     }
 }
@@ -527,7 +534,10 @@ mod tests {
             ),
             "{s}"
         );
-        assert!(s.ends_with("s e\np end\nsleep 10\nreboot -f\n"), "{s}");
+        assert!(
+            s.ends_with("s e\np end\nread -t 10 w <>/run/wait\nreboot -f\n"),
+            "{s}"
+        );
         // Only the applets the script itself uses: no `--install`.
         assert!(!s.contains("--install"), "{s}");
         let s = GuestPlan::test(&[ko("a")], true).script(&uart(), &Token::fixed("kT"));
