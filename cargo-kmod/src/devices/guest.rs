@@ -251,6 +251,9 @@ pub struct Evidence<'a> {
     pub remove_log: &'a [String],
     /// `alias=` values of each module under test's `.modinfo`: (module, aliases).
     pub aliases: &'a [(String, Vec<String>)],
+    /// The modules under test that loaded. A device none of whose modules loaded is not
+    /// judged: the module's own load failure is the report.
+    pub loaded: &'a [String],
     /// Whether the helper loaded (its overlays applied); when it did not, its own load step
     /// already failed with the kernel's reason and the devices are not judged again.
     pub helper_loaded: bool,
@@ -281,7 +284,7 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                 "help: give the device another `name` ({})",
                 d.origin
             ));
-        } else if ev.helper_loaded {
+        } else if ev.helper_loaded && d.modules.iter().any(|m| ev.loaded.contains(m)) {
             match state(Phase::Loaded) {
                 None => lines.push(format!(
                     "device {} was not checked: the guest never reported it",
@@ -347,13 +350,24 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
         }
         if !lines.is_empty() {
             out.push(Problem {
-                name: format!("device {}", d.label()),
+                name: case_name(d, devices),
                 module,
                 lines,
             });
         }
     }
     out
+}
+
+/// The case name of a device: `device acme,blinker (platform)`, with its node's path when
+/// another device has the same label (`device acme,blinker (platform) at /second`).
+pub fn case_name(d: &GuestDevice, all: &[GuestDevice]) -> String {
+    let label = d.label();
+    if all.iter().filter(|o| o.label() == label).count() > 1 {
+        format!("device {label} at {}", d.path)
+    } else {
+        format!("device {label}")
+    }
 }
 
 /// Kernel lines of an overlay removal that mean a leak or a broken tree.

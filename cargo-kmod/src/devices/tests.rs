@@ -101,6 +101,16 @@ fn generated_overlay_compiles_and_lists_its_devices() {
     let c = compile(&Shell::plain(), &[set], dir.path()).unwrap();
     assert_eq!(c.overlays.len(), 1);
     assert_eq!(c.overlays[0].0, "/kmod/devices/devices.dtbo");
+    // Another set in the same directory (a second run at once) gets a file of its own.
+    let other = kmod("[[devices]]\ncompatible = \"acme,other\"\n").unwrap();
+    let set = DeviceSet {
+        modules: vec!["other".into()],
+        devices: &other,
+        what: "module other".into(),
+    };
+    let c2 = compile(&Shell::plain(), &[set], dir.path()).unwrap();
+    assert_ne!(c.overlays[0].1, c2.overlays[0].1);
+    assert_eq!(c2.overlays[0].0, "/kmod/devices/devices.dtbo");
     let blob = std::fs::read(&c.overlays[0].1).unwrap();
     let info = fdt::overlay_info(&blob).unwrap();
     assert_eq!(
@@ -424,9 +434,11 @@ fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
 #[test]
 fn verdicts() {
     let blinker = dev("/blinker", Bus::Platform, "acme,blinker");
+    let loaded = ["blink".to_string()];
     let ev = Evidence {
         helper_loaded: true,
         helper_unloaded: true,
+        loaded: &loaded,
         ..Evidence::default()
     };
     // Bound to the module's driver, gone after removal: nothing to say.
@@ -444,6 +456,7 @@ fn verdicts() {
     let aliases = vec![("blink".to_string(), vec!["of:N*T*Cacme,other".to_string()])];
     let ev2 = Evidence {
         aliases: &aliases,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -464,6 +477,7 @@ fn verdicts() {
     )];
     let ev3 = Evidence {
         aliases: &aliases,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -481,6 +495,7 @@ fn verdicts() {
     ];
     let ev4 = Evidence {
         load_log: &log,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -517,6 +532,7 @@ fn verdicts() {
     ];
     let ev5 = Evidence {
         remove_log: &log,
+        loaded: &loaded,
         helper_loaded: true,
         helper_unloaded: true,
         ..Evidence::default()
