@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-pub use guest::{BootSteps, GuestDevice, HelperLoad};
+pub use guest::{GuestDevice, HelperLoad};
 pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
 
 use crate::shell::Shell;
@@ -72,11 +72,6 @@ impl Prepared {
         let mut v = vec![(self.helper.guest_path.clone(), self.helper.ko.clone())];
         v.extend(self.helper.overlays.iter().cloned());
         v
-    }
-
-    /// The shell text of a test boot (see [`guest::boot_steps`]).
-    pub fn boot_steps(&self, tag: &str) -> guest::BootSteps {
-        guest::boot_steps(&self.helper, &self.devices, tag)
     }
 }
 
@@ -135,11 +130,15 @@ pub fn prepare(
     check_tree(tree, needs_i2c)?;
     let ko = helper::build(shell, home, tree)?;
     let guest_paths: Vec<String> = compiled.overlays.iter().map(|(g, _)| g.clone()).collect();
+    let mut params = vec![format!("overlays={}", guest_paths.join(","))];
+    if !compiled.root_nodes.is_empty() {
+        params.push(format!("nodes={}", compiled.root_nodes.join(",")));
+    }
     Ok(Some(Prepared {
         helper: HelperLoad {
             ko,
             guest_path: format!("{GUEST_DIR}/{}.ko", helper::MODULE),
-            params: vec![format!("overlays={}", guest_paths.join(","))],
+            params,
             overlays: compiled.overlays,
         },
         devices: compiled.devices,
@@ -155,6 +154,8 @@ pub struct Compiled {
     pub overlays: Vec<(String, PathBuf)>,
     pub devices: Vec<GuestDevice>,
     pub warnings: Vec<String>,
+    /// The nodes the overlays add under the root (the helper refuses ones that exist).
+    pub root_nodes: Vec<String>,
 }
 
 /// Compile every set's devices (one generated overlay for all tables) and raw overlays into
@@ -188,6 +189,17 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
             &dtbo,
             &format!("`{}` (generated)", src.display()),
         )?;
+        let mut roots: Vec<String> = all
+            .devices
+            .iter()
+            .map(|d| format!("/{}", d.path().split('/').nth(1).unwrap_or_default()))
+            .collect();
+        roots.dedup();
+        for r in roots {
+            if !out.root_nodes.contains(&r) {
+                out.root_nodes.push(r);
+            }
+        }
         out.overlays
             .push((format!("{GUEST_DIR}/devices.dtbo"), dtbo));
         for (d, set) in owners {
@@ -236,6 +248,11 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
                     "device overlay `{}` targets a node by label (`&label`): the guest's tree has no labels to resolve", src.display();
                     hint = "target paths instead, e.g. `&{{/}} {{ ... }};`"
                 );
+            }
+            for r in &info.root_nodes {
+                if !out.root_nodes.contains(r) {
+                    out.root_nodes.push(r.clone());
+                }
             }
             for d in info.devices {
                 let bus = if d

@@ -4,23 +4,23 @@
 //! A test plan ([`GuestPlan::test`]) becomes:
 //!
 //! ```text
-//! devices (before)                 node clashes; exits 1 on one (then nothing loads)
-//! cargo_kmod_devices (load)        insmod ... overlays=...   (when `devices (before)` passed)
-//! MODULE (load) ...                the modules under test: drivers register and probe
-//! devices (loaded)                 each device's name, driver and the driver's module
-//! MODULE (unload) ...              each driver's `remove` runs
-//! cargo_kmod_devices (unload)      the overlays are removed, and the devices with them
-//! devices (removed)                no node may be left
+//! cargo_kmod_devices (load)      insmod ... overlays=... nodes=...: -EEXIST when a node
+//!                                the overlays add exists already, else the devices appear
+//! MODULE (load) ...              the modules under test: drivers register and probe
+//! devices                        each device's name, driver and the driver's module
+//! MODULE (unload) ...            each driver's `remove` runs
+//! cargo_kmod_devices (unload)    the overlays are removed, and the devices with them
 //! ```
 //!
-//! The helper's load and unload are ordinary steps, judged like any module's (the kernel's
-//! words when an overlay does not apply, oopses, taint). The check steps report on the
-//! protocol as their output; [`run_tests`] turns that into one failing case per device that
-//! is not as declared ([`guest::judge`]).
+//! Three steps and one shell step: every step costs processes under TCG. The helper's load
+//! and unload are ordinary steps, judged like any module's (the kernel's words when an
+//! overlay does not apply, oopses, taint). The check reports on the protocol as its output;
+//! [`run_tests`] turns that into one failing case per device that is not as declared
+//! ([`guest::judge`]), and explains the helper's refusal per device.
 
 use anyhow::Result;
 
-use crate::devices::guest::{self, Evidence, Phase};
+use crate::devices::guest::{self, Evidence};
 use crate::devices::{helper, Prepared};
 use crate::qemu::guest::{Action, FileSource, GuestFile, GuestPlan, Step, When};
 use crate::qemu::machine::Machine;
@@ -28,10 +28,8 @@ use crate::qemu::modules::KoModule;
 use crate::qemu::testrun::{self, CaseResult, TestOptions, TestReport, Verdict};
 use crate::shell::Shell;
 
-/// The names of the check steps.
-pub const CHECK_BEFORE: &str = "devices (before)";
-pub const CHECK_LOADED: &str = "devices (loaded)";
-pub const CHECK_REMOVED: &str = "devices (removed)";
+/// The name of the check step.
+pub const CHECK: &str = "devices";
 
 fn helper_load() -> String {
     format!("{} (load)", helper::MODULE)
@@ -65,13 +63,8 @@ impl Prepared {
         }
     }
 
-    fn check_step(&self, name: &str, phase: Phase) -> Step {
-        let mut script = guest::check_fn("");
-        script.push_str(&guest::check_script(phase, &self.devices));
-        if phase == Phase::Before {
-            script.push_str(&format!("[ -z \"${}\" ]\n", guest::CLASH_VAR));
-        }
-        Step::shell(name, &script)
+    fn check_step(&self) -> Step {
+        Step::shell(CHECK, &guest::check_script(&self.devices))
     }
 
     /// Add the devices to a [`GuestPlan::test`]: the checks and the helper around the loads
@@ -83,19 +76,11 @@ impl Prepared {
             .iter()
             .position(|s| matches!(s.action, Action::Unload { .. }))
             .unwrap_or(plan.steps.len());
-        let mut steps = vec![
-            self.check_step(CHECK_BEFORE, Phase::Before),
-            self.helper_step()
-                .when(When::AllOk(vec![CHECK_BEFORE.to_string()])),
-        ];
+        let mut steps = vec![self.helper_step()];
         steps.extend(plan.steps[..first_unload].iter().cloned());
-        steps.push(self.check_step(CHECK_LOADED, Phase::Loaded));
+        steps.push(self.check_step().when(When::AllOk(vec![helper_load()])));
         steps.extend(plan.steps[first_unload..].iter().cloned());
         steps.push(Step::unload(helper::MODULE).when(When::AllOk(vec![helper_load()])));
-        steps.push(
-            self.check_step(CHECK_REMOVED, Phase::Removed)
-                .when(When::AllOk(vec![helper_unload()])),
-        );
         plan.steps = steps;
     }
 
@@ -122,12 +107,10 @@ impl Prepared {
                 .and_then(|i| t.steps.get(i))
                 .and_then(|s| s.status)
         };
-        let mut states = Vec::new();
-        for name in [CHECK_BEFORE, CHECK_LOADED, CHECK_REMOVED] {
-            if let Some(s) = index(name).and_then(|i| t.steps.get(i)) {
-                states.extend(s.out.iter().filter_map(|l| guest::parse_line("", l)));
-            }
-        }
+        let states: Vec<_> = index(CHECK)
+            .and_then(|i| t.steps.get(i))
+            .map(|s| s.out.iter().filter_map(|l| guest::parse_line(l)).collect())
+            .unwrap_or_default();
         let mut load_log = Vec::new();
         let mut loaded = Vec::new();
         for m in modules {
@@ -139,9 +122,13 @@ impl Prepared {
                 }
             }
         }
-        let remove_log = index(&helper_unload())
-            .map(|i| t.step_log(i).lines())
-            .unwrap_or_default();
+        let log_of = |name: &str| {
+            index(name)
+                .map(|i| t.step_log(i).lines())
+                .unwrap_or_default()
+        };
+        let helper_log = log_of(&helper_load());
+        let remove_log = log_of(&helper_unload());
         let aliases: Vec<(String, Vec<String>)> = modules
             .iter()
             .map(|m| {
@@ -160,6 +147,7 @@ impl Prepared {
             .collect();
         let ev = Evidence {
             load_log: &load_log,
+            helper_log: &helper_log,
             remove_log: &remove_log,
             aliases: &aliases,
             loaded: &loaded,
@@ -167,9 +155,12 @@ impl Prepared {
             helper_unloaded: done(&helper_unload()) == Some(0),
         };
         let problems = guest::judge(&self.devices, &states, &ev);
-        let clash = states.iter().any(|s| s.phase == Phase::Before && s.node);
-        let explained = if clash && done(CHECK_BEFORE) == Some(1) {
-            vec![CHECK_BEFORE.to_string()]
+        // A refused node fails the helper's load with `-EEXIST`: the devices' cases say why.
+        let explained = if problems
+            .iter()
+            .any(|p| p.lines[0].contains("already exists in the guest's device tree"))
+        {
+            vec![helper_load()]
         } else {
             vec![]
         };
