@@ -6,7 +6,10 @@
  * On load it applies the device-tree overlays named by the `overlays` parameter (compiled
  * `.dtbo` files in the guest's initramfs, comma-separated) onto the live tree: the
  * firmware's tree on arm64 `-M virt`, the kernel's empty root node on x86_64. The kernel's
- * OF reconfig notifier creates a platform device for every new node under the root.
+ * OF reconfig notifier creates a platform device for every new node under the root. The
+ * `nodes` parameter names the nodes the overlays add under the root: when one already
+ * exists, the overlay would change the guest's own node instead of adding a device, so the
+ * load fails with -EEXIST before anything is applied.
  *
  * It also drives a software I2C bus: a platform driver for `cargo-kmod,i2c-bus` nodes that
  * registers an I2C adapter with the node as its `of_node`, so the I2C core instantiates
@@ -16,7 +19,8 @@
  * pointer from its first byte and stores the rest, a read returns bytes from the pointer,
  * both auto-incrementing; SMBus transfers are emulated by the I2C core on top of that.
  *
- * On unload the overlays are removed in reverse order, which removes their devices.
+ * On unload the overlays are removed in reverse order, which removes their devices, and a
+ * node still present afterwards is reported.
  */
 #include <linux/err.h>
 #include <linux/i2c.h>
@@ -36,6 +40,10 @@
 static char *overlays;
 module_param(overlays, charp, 0444);
 MODULE_PARM_DESC(overlays, "Comma-separated paths of compiled overlays (.dtbo) to apply");
+
+static char *nodes;
+module_param(nodes, charp, 0444);
+MODULE_PARM_DESC(nodes, "Comma-separated paths of the nodes the overlays add under the root");
 
 static int ovcs_ids[KMOD_MAX_OVERLAYS];
 static int applied;
@@ -157,6 +165,33 @@ static struct platform_driver kmod_i2c_driver = {
 	},
 };
 
+/* How many of the `nodes` exist in the live tree; each one is reported with `what`. */
+static int kmod_existing_nodes(const char *what)
+{
+	char *list, *cursor, *path;
+	struct device_node *np;
+	int found = 0;
+
+	if (!nodes || !*nodes)
+		return 0;
+	list = kstrdup(nodes, GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	cursor = list;
+	while ((path = strsep(&cursor, ",")) != NULL) {
+		if (!*path)
+			continue;
+		np = of_find_node_by_path(path);
+		if (np) {
+			of_node_put(np);
+			pr_err("cargo-kmod: node %s %s\n", path, what);
+			found++;
+		}
+	}
+	kfree(list);
+	return found;
+}
+
 static void kmod_remove_overlays(void)
 {
 	int ret;
@@ -202,6 +237,9 @@ static int __init kmod_devices_init(void)
 	char *list, *cursor, *path;
 	int ret;
 
+	ret = kmod_existing_nodes("already exists in the live device tree");
+	if (ret)
+		return ret < 0 ? ret : -EEXIST;
 	ret = platform_driver_register(&kmod_i2c_driver);
 	if (ret)
 		return ret;
@@ -232,6 +270,7 @@ static void __exit kmod_devices_exit(void)
 {
 	kmod_remove_overlays();
 	platform_driver_unregister(&kmod_i2c_driver);
+	kmod_existing_nodes("is still in the live device tree after its overlay was removed");
 }
 
 module_init(kmod_devices_init);

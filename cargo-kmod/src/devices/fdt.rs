@@ -158,6 +158,8 @@ pub struct OverlayInfo {
     pub phandle_targets: usize,
     /// Whether it carries `__symbols__` (labels compiled with `dtc -@`).
     pub symbols: bool,
+    /// The nodes it adds (or changes) directly under the root (`/blinker`).
+    pub root_nodes: Vec<String>,
     pub devices: Vec<OverlayDevice>,
 }
 
@@ -181,6 +183,10 @@ pub fn overlay_info(blob: &[u8]) -> Result<OverlayInfo> {
             }
         };
         let base = target.trim_end_matches('/').to_string();
+        if base.is_empty() {
+            info.root_nodes
+                .extend(ov.children.iter().map(|c| format!("/{}", c.name)));
+        }
         walk(ov, &base, 1, &mut info.devices);
     }
     Ok(info)

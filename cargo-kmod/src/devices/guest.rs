@@ -1,30 +1,26 @@
 //! The guest's side of test devices, as data: the shell text a test boot runs, the parser for
 //! what it prints, and the verdict on each device.
 //!
-//! A test boot with devices runs, in order:
+//! A test boot with devices runs, in order (see [`crate::devices::plan`]):
 //!
-//! 1. [`check_script`] with [`Phase::Before`]: a declared node that already exists in the
-//!    guest's tree would be changed by the overlay instead of added; the boot must not load
-//!    the helper then ([`CLASH_VAR`] is set).
-//! 2. `insmod cargo_kmod_devices.ko overlays=...` ([`HelperLoad`]): the overlays are applied
-//!    and the kernel creates the devices.
-//! 3. The modules under test load; their drivers register and probe the devices
+//! 1. `insmod cargo_kmod_devices.ko overlays=... nodes=...` ([`HelperLoad`]): the helper
+//!    refuses (`-EEXIST`) when a node the overlays add under the root already exists in the
+//!    guest's tree (an overlay would change that node instead of adding a device), else
+//!    applies the overlays, and the kernel creates the devices.
+//! 2. The modules under test load; their drivers register and probe the devices
 //!    synchronously in `init`, before their KUnit suites run.
-//! 4. [`check_script`] with [`Phase::Loaded`]: each device's name, driver and the driver's
-//!    module, read from `/sys/bus/<bus>/devices/*/{of_node,driver,driver/module}`.
-//! 5. The modules unload (each driver's `remove` runs); then `rmmod cargo_kmod_devices`
-//!    removes the overlays, which removes the devices.
-//! 6. [`check_script`] with [`Phase::Removed`]: no node may be left.
+//! 3. [`check_script`]: each device's name, driver and the driver's module, read from
+//!    `/sys/bus/<bus>/devices/*/{of_node,driver,driver/module}`.
+//! 4. The modules unload (each driver's `remove` runs); then `rmmod cargo_kmod_devices`
+//!    removes the overlays, which removes the devices; the helper reports a node still there.
 //!
-//! Every check prints one line per device, `TAGdevice PHASE PATH BUS NODE NAME DRIVER
-//! MODULE` (`NODE` is 1 when the node exists, `-` for what is absent). The shell function
-//! uses builtins only (`cd -P`, `$PWD`, globs), so checking costs no process under TCG, and
-//! looks where the kernel names such a device first, so it rarely walks a whole bus.
+//! The check prints one line per device, `device PATH BUS NODE NAME DRIVER MODULE` (`NODE`
+//! is 1 when the node exists, `-` for what is absent), on the guest protocol (a step's
+//! output), which the kernel log cannot forge. The shell function uses builtins only
+//! (`cd -P`, `$PWD`, globs), so checking costs no process under TCG, and looks where the
+//! kernel names such a device first, so it rarely walks a whole bus.
 
 use crate::devices::spec::Bus;
-
-/// The shell variable [`check_script`] sets in [`Phase::Before`] when a node already exists.
-pub const CLASH_VAR: &str = "kmod_clash";
 
 /// Where the live tree appears in sysfs.
 const DT_BASE: &str = "/sys/firmware/devicetree/base";
@@ -54,59 +50,23 @@ impl GuestDevice {
     }
 }
 
-/// When a check runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Before the helper loads.
-    Before,
-    /// After the modules under test loaded.
-    Loaded,
-    /// After the helper unloaded.
-    Removed,
-}
-
-impl Phase {
-    pub fn word(self) -> &'static str {
-        match self {
-            Phase::Before => "before",
-            Phase::Loaded => "loaded",
-            Phase::Removed => "removed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Phase> {
-        match s {
-            "before" => Some(Phase::Before),
-            "loaded" => Some(Phase::Loaded),
-            "removed" => Some(Phase::Removed),
-            _ => None,
-        }
-    }
-}
-
-/// The `kmod_dev PHASE PATH BUS [CANDIDATES]` shell function; `tag` prefixes its lines
-/// (`@@kmod:`). Only [`Phase::Loaded`] looks for the device: the candidates first (the
-/// names the kernel gives such a node), then every device of the bus. Before the overlay
-/// and after its removal only the node matters (a device left without its node has no
-/// `of_node` to find it by).
-pub fn check_fn(tag: &str) -> String {
+/// The `kmod_dev PATH BUS [CANDIDATES]` shell function: the candidates first (the names the
+/// kernel gives such a node), then every device of the bus.
+pub fn check_fn() -> String {
     format!(
         "kmod_dev() {{\n\
          \to=-; n=-; d=-; m=-\n\
-         \t[ -e \"{DT_BASE}$2\" ] && o=1\n\
-         \tif [ \"$1\" = loaded ]; then\n\
-         \t\tfor x in $4 /sys/bus/$3/devices/*; do\n\
-         \t\t\tcd -P \"$x/of_node\" 2>/dev/null || continue\n\
-         \t\t\t[ \"$PWD\" = \"{DT_BASE}$2\" ] || continue\n\
-         \t\t\tn=${{x##*/}}\n\
-         \t\t\tcd -P \"$x/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
-         \t\t\tcd -P \"$x/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
-         \t\t\tbreak\n\
-         \t\tdone\n\
-         \t\tcd /\n\
-         \tfi\n\
-         \t[ \"$1\" = before ] && [ \"$o\" = 1 ] && {CLASH_VAR}=1\n\
-         \techo \"{tag}device $1 $2 $3 $o $n $d $m\"\n\
+         \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
+         \tfor x in $3 /sys/bus/$2/devices/*; do\n\
+         \t\tcd -P \"$x/of_node\" 2>/dev/null || continue\n\
+         \t\t[ \"$PWD\" = \"{DT_BASE}$1\" ] || continue\n\
+         \t\tn=${{x##*/}}\n\
+         \t\tcd -P \"$x/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \t\tcd -P \"$x/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \t\tbreak\n\
+         \tdone\n\
+         \tcd /\n\
+         \techo \"device $1 $2 $o $n $d $m\"\n\
          }}\n"
     )
 }
@@ -127,24 +87,20 @@ fn candidates(d: &GuestDevice) -> String {
     }
 }
 
-/// The calls that check `devices` in `phase` (after [`check_fn`] defined the function).
-pub fn check_script(phase: Phase, devices: &[GuestDevice]) -> String {
+/// The whole check: [`check_fn`] and a call per device.
+pub fn check_script(devices: &[GuestDevice]) -> String {
     use crate::qemu::guest::quote;
-    devices
-        .iter()
-        .map(|d| {
-            let mut line = format!("kmod_dev {} {} {}", phase.word(), quote(&d.path), d.bus);
-            if phase == Phase::Loaded {
-                let c = candidates(d);
-                if !c.is_empty() {
-                    // Unquoted on purpose: the shell expands the glob.
-                    line.push_str(&format!(" {}", c.replace(' ', "?")));
-                }
-            }
-            line.push('\n');
-            line
-        })
-        .collect()
+    let mut s = check_fn();
+    for d in devices {
+        s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
+        let c = candidates(d);
+        if !c.is_empty() {
+            // Unquoted on purpose: the shell expands the glob.
+            s.push_str(&format!(" {c}"));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// How the guest loads the helper module.
@@ -154,52 +110,15 @@ pub struct HelperLoad {
     pub ko: std::path::PathBuf,
     /// Where it goes in the initramfs.
     pub guest_path: String,
-    /// `overlays=/kmod/devices/0.dtbo,...`
+    /// `overlays=/kmod/devices/devices.dtbo,...` and `nodes=/blinker,...`
     pub params: Vec<String>,
     /// Compiled overlays: (guest path, host path).
     pub overlays: Vec<(String, std::path::PathBuf)>,
 }
 
-/// The shell text a test boot runs for its devices, in four places of its `/init` script:
-/// `define` with the other functions, `before_loads` before the modules under test load,
-/// `after_loads` once they have, `after_unloads` once they are unloaded. The steps use the
-/// boot's `step KIND NAME CMD...` function, so the helper's load and unload are ordinary
-/// steps with their kernel log and taint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootSteps {
-    pub define: String,
-    pub before_loads: String,
-    pub after_loads: String,
-    pub after_unloads: String,
-}
-
-/// The [`BootSteps`] for `helper` and `devices`; `tag` prefixes the check lines.
-pub fn boot_steps(helper: &HelperLoad, devices: &[GuestDevice], tag: &str) -> BootSteps {
-    let module = crate::devices::helper::MODULE;
-    let mut insmod = vec![
-        "insmod".to_string(),
-        crate::qemu::guest::quote(&helper.guest_path),
-    ];
-    insmod.extend(helper.params.iter().map(|p| crate::qemu::guest::quote(p)));
-    BootSteps {
-        define: check_fn(tag),
-        before_loads: format!(
-            "{}[ -z \"${CLASH_VAR}\" ] && step load {module} {} && kmod_helper=1\n",
-            check_script(Phase::Before, devices),
-            insmod.join(" ")
-        ),
-        after_loads: check_script(Phase::Loaded, devices),
-        after_unloads: format!(
-            "[ -n \"$kmod_helper\" ] && step unload {module} rmmod {module}\n{}",
-            check_script(Phase::Removed, devices)
-        ),
-    }
-}
-
-/// One device as a check reported it.
+/// One device as the check reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceState {
-    pub phase: Phase,
     pub path: String,
     pub bus: String,
     /// Whether the node exists in the live tree.
@@ -211,17 +130,16 @@ pub struct DeviceState {
     pub module: Option<String>,
 }
 
-/// Read one check line (`TAGdevice ...`) of the console; `None` for any other line.
-pub fn parse_line(tag: &str, line: &str) -> Option<DeviceState> {
-    let at = line.find(&format!("{tag}device "))?;
-    let rest = &line[at + tag.len() + "device ".len()..];
+/// Read one line of the check's output (`device PATH BUS NODE NAME DRIVER MODULE`); `None`
+/// for any other line.
+pub fn parse_line(line: &str) -> Option<DeviceState> {
+    let rest = line.strip_prefix("device ")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let [phase, path, bus, node, name, driver, module] = f.as_slice() else {
+    let [path, bus, node, name, driver, module] = f.as_slice() else {
         return None;
     };
     let opt = |s: &str| (s != "-").then(|| s.to_string());
     Some(DeviceState {
-        phase: Phase::parse(phase)?,
         path: path.to_string(),
         bus: bus.to_string(),
         node: *node == "1",
@@ -247,42 +165,64 @@ pub struct Problem {
 pub struct Evidence<'a> {
     /// Kernel-log lines of the steps that load the modules under test (probe errors).
     pub load_log: &'a [String],
+    /// Kernel-log lines of the helper's load step (nodes that already exist).
+    pub helper_log: &'a [String],
     /// Kernel-log lines of the helper's unload step (overlay removal, node leaks).
     pub remove_log: &'a [String],
     /// `alias=` values of each module under test's `.modinfo`: (module, aliases).
     pub aliases: &'a [(String, Vec<String>)],
+    /// The modules under test that loaded. A device none of whose modules loaded is not
+    /// judged: the module's own load failure is the report.
+    pub loaded: &'a [String],
     /// Whether the helper loaded (its overlays applied); when it did not, its own load step
-    /// already failed with the kernel's reason and the devices are not judged again.
+    /// fails with the kernel's reason and only node clashes are explained per device.
     pub helper_loaded: bool,
     /// Whether the helper unloaded.
     pub helper_unloaded: bool,
 }
 
+/// The helper's line for a node under the root that `what` (`already exists in the live
+/// device tree`): the node's path.
+fn helper_node_line<'a>(line: &'a str, what: &str) -> Option<&'a str> {
+    let rest = &line[line.find("cargo-kmod: node ")? + "cargo-kmod: node ".len()..];
+    let (path, tail) = rest.split_once(' ')?;
+    tail.starts_with(what).then_some(path)
+}
+
+/// Whether `path` is `root` or below it.
+fn under(path: &str, root: &str) -> bool {
+    path == root || path.starts_with(&format!("{root}/"))
+}
+
 /// Judge every device from the check lines: unbound, bound to the wrong module, probe
-/// errors with the kernel's words, leftovers after removal.
+/// errors with the kernel's words, a node the guest already had, leftovers after removal.
 pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>) -> Vec<Problem> {
+    let clashes: Vec<&str> = ev
+        .helper_log
+        .iter()
+        .filter_map(|l| helper_node_line(l, "already exists"))
+        .collect();
+    let leftovers: Vec<&str> = ev
+        .remove_log
+        .iter()
+        .filter_map(|l| helper_node_line(l, "is still in the live device tree"))
+        .collect();
     let mut out = Vec::new();
     for d in devices {
-        let state = |phase: Phase| {
-            states
-                .iter()
-                .rev()
-                .find(|s| s.phase == phase && s.path == d.path)
-        };
+        let state = states.iter().rev().find(|s| s.path == d.path);
         let module = d.modules.first().cloned().unwrap_or_default();
         let mut lines: Vec<String> = Vec::new();
-        if state(Phase::Before).is_some_and(|s| s.node) {
+        if let Some(root) = clashes.iter().find(|r| under(&d.path, r)) {
             lines.push(format!(
-                "device {} was not created: node `{}` already exists in the guest's device tree, and an overlay would change it instead of adding a device",
+                "device {} was not created: node `{root}` already exists in the guest's device tree, and an overlay would change it instead of adding a device",
                 d.label(),
-                d.path
             ));
             lines.push(format!(
                 "help: give the device another `name` ({})",
                 d.origin
             ));
-        } else if ev.helper_loaded {
-            match state(Phase::Loaded) {
+        } else if ev.helper_loaded && d.modules.iter().any(|m| ev.loaded.contains(m)) {
+            match state {
                 None => lines.push(format!(
                     "device {} was not checked: the guest never reported it",
                     d.label()
@@ -323,14 +263,11 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
             }
         }
         if ev.helper_unloaded {
-            if let Some(s) = state(Phase::Removed) {
-                if s.node {
-                    lines.push(format!(
-                        "device {}: node `{}` is still in the guest's device tree after its overlay was removed",
-                        d.label(),
-                        d.path
-                    ));
-                }
+            if let Some(root) = leftovers.iter().find(|r| under(&d.path, r)) {
+                lines.push(format!(
+                    "device {}: node `{root}` is still in the guest's device tree after its overlay was removed",
+                    d.label(),
+                ));
             }
             let leaks: Vec<&String> = ev
                 .remove_log
@@ -347,13 +284,24 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
         }
         if !lines.is_empty() {
             out.push(Problem {
-                name: format!("device {}", d.label()),
+                name: case_name(d, devices),
                 module,
                 lines,
             });
         }
     }
     out
+}
+
+/// The case name of a device: `device acme,blinker (platform)`, with its node's path when
+/// another device has the same label (`device acme,blinker (platform) at /second`).
+pub fn case_name(d: &GuestDevice, all: &[GuestDevice]) -> String {
+    let label = d.label();
+    if all.iter().filter(|o| o.label() == label).count() > 1 {
+        format!("device {label} at {}", d.path)
+    } else {
+        format!("device {label}")
+    }
 }
 
 /// Kernel lines of an overlay removal that mean a leak or a broken tree.

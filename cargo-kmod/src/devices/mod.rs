@@ -25,13 +25,14 @@ pub mod dtso;
 pub mod fdt;
 pub mod guest;
 pub mod helper;
+pub mod plan;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-pub use guest::{BootSteps, GuestDevice, HelperLoad};
+pub use guest::{GuestDevice, HelperLoad};
 pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
 
 use crate::shell::Shell;
@@ -54,12 +55,15 @@ pub struct DeviceSet<'a> {
 
 /// What a test boot with devices needs: the helper module and its overlays (files for the
 /// initramfs), and the devices to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Prepared {
     pub helper: HelperLoad,
     pub devices: Vec<GuestDevice>,
     /// dtc's warnings on the user's own overlays (to print; they do not stop the run).
     pub warnings: Vec<String>,
+    /// Where the overlays were compiled when the caller gave no directory (`--ko` runs
+    /// outside a workspace); removed when this is dropped.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Prepared {
@@ -68,11 +72,6 @@ impl Prepared {
         let mut v = vec![(self.helper.guest_path.clone(), self.helper.ko.clone())];
         v.extend(self.helper.overlays.iter().cloned());
         v
-    }
-
-    /// The shell text of a test boot (see [`guest::boot_steps`]).
-    pub fn boot_steps(&self, tag: &str) -> guest::BootSteps {
-        guest::boot_steps(&self.helper, &self.devices, tag)
     }
 }
 
@@ -99,32 +98,52 @@ pub fn check_tree(tree: &KernelTree, needs_i2c: bool) -> Result<()> {
     Ok(())
 }
 
-/// Compile the devices of `sets` into overlays under `out_dir`, build (or reuse) the helper
-/// module for `tree`, and return what the guest needs. `None` when no set has devices.
+/// Compile the devices of `sets` into overlays under `out_dir` (a temporary directory when
+/// `None`), build (or reuse) the helper module for `tree`, and return what the guest needs.
+/// `None` when no set has devices.
 pub fn prepare(
     shell: &Shell,
     home: &Home,
     tree: &KernelTree,
     sets: &[DeviceSet<'_>],
-    out_dir: &Path,
+    out_dir: Option<&Path>,
 ) -> Result<Option<Prepared>> {
     if sets.iter().all(|s| s.devices.is_empty()) {
         return Ok(None);
     }
+    let scratch = match out_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cargo-kmod-devices-")
+                .tempdir()
+                .context("cannot create a temporary directory")?,
+        ),
+    };
+    let out_dir = match (&scratch, out_dir) {
+        (Some(t), _) => t.path(),
+        (None, Some(d)) => d,
+        (None, None) => unreachable!("one of them is set"),
+    };
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     check_tree(tree, needs_i2c)?;
     let ko = helper::build(shell, home, tree)?;
     let guest_paths: Vec<String> = compiled.overlays.iter().map(|(g, _)| g.clone()).collect();
+    let mut params = vec![format!("overlays={}", guest_paths.join(","))];
+    if !compiled.root_nodes.is_empty() {
+        params.push(format!("nodes={}", compiled.root_nodes.join(",")));
+    }
     Ok(Some(Prepared {
         helper: HelperLoad {
             ko,
             guest_path: format!("{GUEST_DIR}/{}.ko", helper::MODULE),
-            params: vec![format!("overlays={}", guest_paths.join(","))],
+            params,
             overlays: compiled.overlays,
         },
         devices: compiled.devices,
         warnings: compiled.warnings,
+        _scratch: scratch,
     }))
 }
 
@@ -135,6 +154,8 @@ pub struct Compiled {
     pub overlays: Vec<(String, PathBuf)>,
     pub devices: Vec<GuestDevice>,
     pub warnings: Vec<String>,
+    /// The nodes the overlays add under the root (the helper refuses ones that exist).
+    pub root_nodes: Vec<String>,
 }
 
 /// Compile every set's devices (one generated overlay for all tables) and raw overlays into
@@ -156,15 +177,29 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
             .map(|s| s.what.as_str())
             .collect();
         let text = dtso::render(&all.devices, &what.join(", "));
-        let src = out_dir.join("devices.dtso");
+        // Named by their content: runs with other devices in the same target directory
+        // (two `cargo kmod test` at once, or packages sharing it) never swap overlays.
+        let key = &crate::fsutil::sha256_hex(text.as_bytes())[..16];
+        let src = out_dir.join(format!("devices-{key}.dtso"));
         crate::fsutil::write_if_changed(&src, text.as_bytes())?;
-        let dtbo = out_dir.join("devices.dtbo");
+        let dtbo = out_dir.join(format!("devices-{key}.dtbo"));
         dtc::compile(
             shell,
             &src,
             &dtbo,
             &format!("`{}` (generated)", src.display()),
         )?;
+        let mut roots: Vec<String> = all
+            .devices
+            .iter()
+            .map(|d| format!("/{}", d.path().split('/').nth(1).unwrap_or_default()))
+            .collect();
+        roots.dedup();
+        for r in roots {
+            if !out.root_nodes.contains(&r) {
+                out.root_nodes.push(r);
+            }
+        }
         out.overlays
             .push((format!("{GUEST_DIR}/devices.dtbo"), dtbo));
         for (d, set) in owners {
@@ -186,7 +221,12 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
                     hint = "`device-overlays` paths are relative to the package directory"
                 );
             }
-            let dtbo = out_dir.join(format!("overlay-{n}.dtbo"));
+            let source =
+                std::fs::read(src).with_context(|| format!("cannot read `{}`", src.display()))?;
+            let key = crate::fsutil::sha256_hex(
+                &[src.display().to_string().as_bytes(), &source].concat(),
+            );
+            let dtbo = out_dir.join(format!("overlay-{}.dtbo", &key[..16]));
             let warnings = dtc::compile(shell, src, &dtbo, &format!("`{}`", src.display()))?;
             out.warnings.extend(warnings);
             let blob = std::fs::read(&dtbo)
@@ -208,6 +248,11 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
                     "device overlay `{}` targets a node by label (`&label`): the guest's tree has no labels to resolve", src.display();
                     hint = "target paths instead, e.g. `&{{/}} {{ ... }};`"
                 );
+            }
+            for r in &info.root_nodes {
+                if !out.root_nodes.contains(r) {
+                    out.root_nodes.push(r.clone());
+                }
             }
             for d in info.devices {
                 let bus = if d

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::devices::guest::{judge, parse_line, DeviceState, Evidence, Phase};
+use crate::devices::guest::{judge, parse_line, DeviceState, Evidence};
 
 /// `[package.metadata.kmod]` written as TOML, parsed as `cargo metadata` would hand it over.
 fn kmod(toml_text: &str) -> Result<Devices> {
@@ -101,6 +101,17 @@ fn generated_overlay_compiles_and_lists_its_devices() {
     let c = compile(&Shell::plain(), &[set], dir.path()).unwrap();
     assert_eq!(c.overlays.len(), 1);
     assert_eq!(c.overlays[0].0, "/kmod/devices/devices.dtbo");
+    assert_eq!(c.root_nodes, ["/blinker", "/cargo-kmod-i2c", "/second"]);
+    // Another set in the same directory (a second run at once) gets a file of its own.
+    let other = kmod("[[devices]]\ncompatible = \"acme,other\"\n").unwrap();
+    let set = DeviceSet {
+        modules: vec!["other".into()],
+        devices: &other,
+        what: "module other".into(),
+    };
+    let c2 = compile(&Shell::plain(), &[set], dir.path()).unwrap();
+    assert_ne!(c.overlays[0].1, c2.overlays[0].1);
+    assert_eq!(c2.overlays[0].0, "/kmod/devices/devices.dtbo");
     let blob = std::fs::read(&c.overlays[0].1).unwrap();
     let info = fdt::overlay_info(&blob).unwrap();
     assert_eq!(
@@ -177,6 +188,7 @@ fn raw_overlays_compile_and_errors_quote_dtc() {
     );
     let checked: Vec<&str> = c.devices.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(checked, ["/leds"], "children of a device are the driver's");
+    assert_eq!(c.root_nodes, ["/leds"]);
 
     let bad = dir.path().join("bad.dtso");
     std::fs::write(
@@ -376,25 +388,26 @@ fn device_files() {
 
 #[test]
 fn helper_script_and_protocol() {
-    let devices = vec![GuestDevice {
-        path: "/blinker".into(),
-        bus: Bus::Platform,
-        compatible: vec!["acme,blinker".into()],
-        modules: vec!["blink".into()],
-        origin: "`Cargo.toml`".into(),
-    }];
-    insta::assert_snapshot!(format!(
-        "{}{}",
-        guest::check_fn("@@kmod:"),
-        guest::check_script(Phase::Loaded, &devices)
-    ));
+    let devices = vec![
+        GuestDevice {
+            path: "/blinker".into(),
+            bus: Bus::Platform,
+            compatible: vec!["acme,blinker".into()],
+            modules: vec!["blink".into()],
+            origin: "`Cargo.toml`".into(),
+        },
+        GuestDevice {
+            path: "/cargo-kmod-i2c/sensor@48".into(),
+            bus: Bus::I2c,
+            compatible: vec!["acme,sensor".into()],
+            modules: vec!["blink".into()],
+            origin: "`Cargo.toml`".into(),
+        },
+    ];
+    insta::assert_snapshot!(guest::check_script(&devices));
     assert_eq!(
-        parse_line(
-            "@@kmod:",
-            "[  1.2] x @@kmod:device loaded /blinker platform 1 blinker blink blink"
-        ),
+        parse_line("device /blinker platform 1 blinker blink blink"),
         Some(DeviceState {
-            phase: Phase::Loaded,
             path: "/blinker".into(),
             bus: "platform".into(),
             node: true,
@@ -403,12 +416,12 @@ fn helper_script_and_protocol() {
             module: Some("blink".into()),
         })
     );
-    assert_eq!(parse_line("@@kmod:", "@@kmod:device loaded /x"), None);
-    assert_eq!(parse_line("@@kmod:", "blinker: hello"), None);
+    assert_eq!(parse_line("device /x"), None);
+    assert_eq!(parse_line("blinker: hello"), None);
 }
 
 fn state(line: &str) -> DeviceState {
-    parse_line("@@kmod:", line).unwrap()
+    parse_line(line).unwrap()
 }
 
 fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
@@ -424,26 +437,23 @@ fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
 #[test]
 fn verdicts() {
     let blinker = dev("/blinker", Bus::Platform, "acme,blinker");
+    let loaded = ["blink".to_string()];
     let ev = Evidence {
         helper_loaded: true,
         helper_unloaded: true,
+        loaded: &loaded,
         ..Evidence::default()
     };
     // Bound to the module's driver, gone after removal: nothing to say.
-    let states = [
-        state("@@kmod:device before /blinker platform - - - -"),
-        state("@@kmod:device loaded /blinker platform 1 blinker blink blink"),
-        state("@@kmod:device removed /blinker platform - - - -"),
-    ];
+    let states = [state("device /blinker platform 1 blinker blink blink")];
     assert_eq!(judge(std::slice::from_ref(&blinker), &states, &ev), []);
 
     // Not bound, and the module has no alias for it.
-    let unbound = [state(
-        "@@kmod:device loaded /blinker platform 1 blinker - -",
-    )];
+    let unbound = [state("device /blinker platform 1 blinker - -")];
     let aliases = vec![("blink".to_string(), vec!["of:N*T*Cacme,other".to_string()])];
     let ev2 = Evidence {
         aliases: &aliases,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -464,6 +474,7 @@ fn verdicts() {
     )];
     let ev3 = Evidence {
         aliases: &aliases,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -481,6 +492,7 @@ fn verdicts() {
     ];
     let ev4 = Evidence {
         load_log: &log,
+        loaded: &loaded,
         helper_loaded: true,
         ..Evidence::default()
     };
@@ -495,7 +507,7 @@ fn verdicts() {
 
     // Bound to someone else's driver.
     let other = [state(
-        "@@kmod:device loaded /blinker platform 1 blinker leds-gpio leds_gpio",
+        "device /blinker platform 1 blinker leds-gpio leds_gpio",
     )];
     let p = judge(std::slice::from_ref(&blinker), &other, &ev4);
     assert_eq!(
@@ -503,31 +515,41 @@ fn verdicts() {
         ["device acme,blinker (platform) was bound to driver `leds-gpio` of module leds_gpio, not to a driver of module blink"]
     );
 
-    // A clash with the guest's own tree.
-    let clash = [state("@@kmod:device before /blinker platform 1 - - -")];
-    let p = judge(std::slice::from_ref(&blinker), &clash, &ev4);
-    assert!(
-        p[0].lines[0].contains("already exists in the guest's device tree"),
-        "{p:?}"
+    // A node the guest's own tree has: the helper refused the overlay.
+    let helper_log =
+        vec!["cargo-kmod: node /blinker already exists in the live device tree".to_string()];
+    let ev6 = Evidence {
+        helper_log: &helper_log,
+        loaded: &loaded,
+        ..Evidence::default()
+    };
+    let p = judge(std::slice::from_ref(&blinker), &[], &ev6);
+    assert_eq!(
+        p[0].lines,
+        [
+            "device acme,blinker (platform) was not created: node `/blinker` already exists in the guest's device tree, and an overlay would change it instead of adding a device",
+            "help: give the device another `name` (`Cargo.toml` [package.metadata.kmod].devices[0])",
+        ]
     );
 
     // Leftovers and node leaks after removal.
     let log = vec![
         "OF: ERROR: memory leak, expected refcount 1 instead of 2, of_node_get()/of_node_put() unbalanced - destroy cset entry: attach overlay node /blinker".to_string(),
+        "cargo-kmod: node /blinker is still in the live device tree after its overlay was removed".to_string(),
     ];
     let ev5 = Evidence {
         remove_log: &log,
+        loaded: &loaded,
         helper_loaded: true,
         helper_unloaded: true,
         ..Evidence::default()
     };
-    let left = [
-        state("@@kmod:device loaded /blinker platform 1 blinker blink blink"),
-        state("@@kmod:device removed /blinker platform 1 - - -"),
-    ];
-    let p = judge(&[blinker], &left, &ev5);
+    let bound = [state("device /blinker platform 1 blinker blink blink")];
+    let p = judge(&[blinker], &bound, &ev5);
     assert_eq!(p[0].lines.len(), 3, "{p:?}");
-    assert!(p[0].lines[0].contains("is still in the guest's device tree"));
+    assert!(
+        p[0].lines[0].contains("is still in the guest's device tree after its overlay was removed")
+    );
     assert!(p[0].lines[1].contains("of_node_get"));
     assert!(p[0].lines[2].starts_with("OF: ERROR: memory leak"));
 }

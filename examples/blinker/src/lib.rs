@@ -112,11 +112,12 @@ impl platform::Driver for Blinker {
         let settings = Arc::new(Settings::read(dev)?, GFP_KERNEL)?;
         dev_info!(
             dev,
-            "blinking {:?} on pins {:?} every {} ms (active {})\n",
+            "blinking {:?} on pins {:?} every {} ms (active {}, at most {} ticks)\n",
             settings.label,
             &settings.pins[..],
             settings.period_ms,
-            if settings.active_low { "low" } else { "high" }
+            if settings.active_low { "low" } else { "high" },
+            settings.max_ticks
         );
         #[cfg(test)]
         {
