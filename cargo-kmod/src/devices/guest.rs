@@ -51,20 +51,24 @@ impl GuestDevice {
 }
 
 /// The `kmod_dev PATH BUS [CANDIDATES]` shell function: the candidates first (the names the
-/// kernel gives such a node), then every device of the bus.
+/// kernel gives such a node), and only when none is the device, every device of the bus
+/// (expanding that glob reads the whole bus directory).
 pub fn check_fn() -> String {
     format!(
-        "kmod_dev() {{\n\
+        "kmod_at() {{\n\
+         \tcd -P \"$1/of_node\" 2>/dev/null && [ \"$PWD\" = \"{DT_BASE}$2\" ] || return 1\n\
+         \tn=${{1##*/}}\n\
+         \tcd -P \"$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \tcd -P \"$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \treturn 0\n\
+         }}\n\
+         kmod_dev() {{\n\
          \to=-; n=-; d=-; m=-\n\
          \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
-         \tfor x in $3 /sys/bus/$2/devices/*; do\n\
-         \t\tcd -P \"$x/of_node\" 2>/dev/null || continue\n\
-         \t\t[ \"$PWD\" = \"{DT_BASE}$1\" ] || continue\n\
-         \t\tn=${{x##*/}}\n\
-         \t\tcd -P \"$x/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
-         \t\tcd -P \"$x/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
-         \t\tbreak\n\
-         \tdone\n\
+         \tfor x in $3; do kmod_at \"$x\" \"$1\" && break; done\n\
+         \tif [ \"$n\" = - ]; then\n\
+         \t\tfor x in /sys/bus/$2/devices/*; do kmod_at \"$x\" \"$1\" && break; done\n\
+         \tfi\n\
          \tcd /\n\
          \techo \"device $1 $2 $o $n $d $m\"\n\
          }}\n"

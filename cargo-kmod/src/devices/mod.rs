@@ -183,12 +183,15 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
         let src = out_dir.join(format!("devices-{key}.dtso"));
         crate::fsutil::write_if_changed(&src, text.as_bytes())?;
         let dtbo = out_dir.join(format!("devices-{key}.dtbo"));
-        dtc::compile(
-            shell,
-            &src,
-            &dtbo,
-            &format!("`{}` (generated)", src.display()),
-        )?;
+        // Generated text always compiles the same way: a blob of the same name is reused.
+        if !dtbo.is_file() {
+            dtc::compile(
+                shell,
+                &src,
+                &dtbo,
+                &format!("`{}` (generated)", src.display()),
+            )?;
+        }
         let mut roots: Vec<String> = all
             .devices
             .iter()

@@ -64,7 +64,7 @@ impl Prepared {
     }
 
     fn check_step(&self) -> Step {
-        Step::shell(CHECK, &guest::check_script(&self.devices))
+        Step::builtins(CHECK, &guest::check_script(&self.devices))
     }
 
     /// Add the devices to a [`GuestPlan::test`]: the checks and the helper around the loads
@@ -129,8 +129,13 @@ impl Prepared {
         };
         let helper_log = log_of(&helper_load());
         let remove_log = log_of(&helper_unload());
+        // Read only when a device stayed unbound: the aliases explain why.
+        let unbound = states
+            .iter()
+            .any(|s| s.name.is_some() && s.driver.is_none());
         let aliases: Vec<(String, Vec<String>)> = modules
             .iter()
+            .filter(|_| unbound)
             .map(|m| {
                 let list = crate::ko::read(&m.ko)
                     .map(|k| {
