@@ -62,6 +62,37 @@ fn examples_probe_their_devices_and_kunit_sees_the_properties() {
                 stdout(&o)
             );
         }
+        // The Rust device tables reach `.modinfo` as aliases (what explains an unbound
+        // device): OF tables as `of:N*T*C...`, I2C id tables as `i2c:...`.
+        let test_ko = |m: &str| {
+            root()
+                .join("target/kmod-fixtures/devices-target/kmod")
+                .join(arch)
+                .join("test")
+                .join(format!("{m}.ko"))
+        };
+        let alias = |ko: PathBuf| {
+            let o = std::process::Command::new("modinfo")
+                .args(["-F", "alias"])
+                .arg(&ko)
+                .output()
+                .expect("cannot run modinfo");
+            stdout(&o).lines().map(str::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            alias(test_ko("blinker")),
+            ["of:N*T*Cacme,blinker", "of:N*T*Cacme,blinkerC*"],
+            "{arch}"
+        );
+        assert_eq!(
+            alias(test_ko("tmp_sensor")),
+            [
+                "i2c:tmp-sensor",
+                "of:N*T*Cacme,tmp-sensor",
+                "of:N*T*Cacme,tmp-sensorC*"
+            ],
+            "{arch}"
+        );
         // `run` boots with the same devices: the driver probed and logged what it read.
         let o = example(
             "blinker",
