@@ -10,7 +10,8 @@
 //! - [`kbuild`]: running the kernel's own build on the plan;
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
 //! - [`ship`]: verify, sign, compress, package and install;
-//! - [`qemu`]: boot a kernel, load modules, collect KTAP results.
+//! - [`qemu`]: boot a kernel, load modules, collect KTAP results;
+//! - [`devices`]: test devices (device-tree overlays, a software I2C bus) for drivers to probe.
 //!
 //! Above the stages: [`context`] resolves what a command works on once (workspace, modules,
 //! the kernel tree with its toolchain), [`ops`] does the work over that plain data, and
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod command;
 pub mod context;
 pub mod deps;
+pub mod devices;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;

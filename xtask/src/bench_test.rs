@@ -7,7 +7,9 @@
 //! hand, (b) `cargo kmod test` in the example (module already built: the no-op build check,
 //! boot, load, KTAP, unload, power off) and (c) `cargo kmod test --ko hello.ko` (no build
 //! check). Prints the medians and the ratios to (a); the goals are at most 0.75x on x86_64
-//! and 1.0x on arm64. The plain side is what a user would do by hand: the tree's `bzImage`
+//! and 1.0x on arm64. Then the test devices' cost: (d) `cargo kmod test --ko blinker.ko` of
+//! `examples/blinker` against (e) the same with its device from a `--device` file; the goal
+//! is at most 1.10x. The plain side is what a user would do by hand: the tree's `bzImage`
 //! (or `Image`) with qemu's default firmware; cargo-kmod may boot the same kernel faster
 //! (qboot, the PVH entry of `vmlinux`), but runs the whole verdict (token-authenticated
 //! protocol, the kernel log streamed and checked, a settle time after the last unload).
@@ -238,6 +240,7 @@ pub fn run() -> Result<()> {
             verdict(ratio(b)),
         );
         measured += 1;
+        devices_overhead(arch, &bin, &bench_target, &work)?;
         let _ = std::fs::remove_dir_all(&work);
     }
     if measured == 0 {
@@ -251,4 +254,63 @@ fn tempdir(arch: &str) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The test devices' share of a test cycle: at most this much more than the same cycle
+/// without devices.
+const DEVICES_GOAL: f64 = 1.10;
+
+/// The same `cargo kmod test --ko blinker.ko` cycle with and without its device (a
+/// `--device` file), interleaved; only `blinker_tests::periods_are_checked` is reported so
+/// both pass (the other case needs the device). Prints the medians and their ratio.
+fn devices_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Result<()> {
+    let manifest = root().join("examples/blinker/Cargo.toml");
+    let test = |extra: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(bin);
+        c.args(["kmod", "test", "-q", "--arch", arch.name])
+            .args(extra)
+            .env("CARGO_TARGET_DIR", bench_target)
+            .env("CARGO_KMOD_ACCEL", "tcg");
+        c
+    };
+    // Build (and test once with its own device): the timed runs find the module built and
+    // the helper module cached.
+    check(test(&["--manifest-path".as_ref(), manifest.as_os_str()]).current_dir(work))?;
+    let ko = bench_target
+        .join("kmod")
+        .join(arch.name)
+        .join("test/blinker.ko");
+    let device = work.join("blinker.toml");
+    std::fs::write(
+        &device,
+        "[[devices]]\ncompatible = \"acme,blinker\"\nproperties = { \"acme,period-ms\" = 250, \"acme,pins\" = [3, 5] }\n",
+    )?;
+    let filter: &std::ffi::OsStr = "periods_are_checked".as_ref();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        without.push(time(
+            test(&["--ko".as_ref(), ko.as_os_str(), filter]).current_dir(work),
+        )?);
+        with.push(time(
+            test(&[
+                "--ko".as_ref(),
+                ko.as_os_str(),
+                "--device".as_ref(),
+                device.as_os_str(),
+                filter,
+            ])
+            .current_dir(work),
+        )?);
+    }
+    let (a, b) = (median(without), median(with));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "{:>8}: test without devices {:.2}s | with a device {:.2}s = {:.2}x ({})   [goal <= {DEVICES_GOAL}x, medians of {RUNS}]",
+        arch.name,
+        a.as_secs_f64(),
+        b.as_secs_f64(),
+        ratio,
+        if ratio <= DEVICES_GOAL { "ok" } else { "OVER" },
+    );
+    Ok(())
 }

@@ -29,6 +29,8 @@ const PACKAGES: &[&str] = &[
     "rsync",
     "busybox-static",
     "python3",
+    // `dtc`: test devices are compiled into device-tree overlays (docs/devices.md).
+    "device-tree-compiler",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];

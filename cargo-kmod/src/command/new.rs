@@ -1,5 +1,5 @@
-//! `cargo kmod new NAME [--c] [--path DIR]`: a kernel module package that builds and loads
-//! with no edits.
+//! `cargo kmod new NAME [--template platform|i2c|misc|minimal] [--c] [--path DIR]`: a kernel
+//! module package that builds, loads and passes its tests with no edits.
 //!
 //! The files are minijinja templates under `templates/new/`, embedded with `include_str!` and
 //! rendered from one [`Scaffold`] context. The package is written into a temporary directory
@@ -17,12 +17,43 @@ pub struct NewCmd {
     /// Package name; the module name is this with `-` turned into `_`
     #[arg(value_name = "NAME")]
     pub name: String,
+    /// What the module is: a plain module, a platform or I2C driver with a test device in its
+    /// manifest, or a misc character device
+    #[arg(long, value_enum, default_value_t = Template::Minimal)]
+    pub template: Template,
     /// Add a C source and header: Rust calls C through generated bindings, C calls back
+    /// (with `--template minimal`)
     #[arg(long = "c")]
     pub c: bool,
     /// Directory to create (default: `./NAME`)
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+/// The kinds of package `new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// A module with a parameter and KUnit tests
+    #[default]
+    Minimal,
+    /// A platform driver with an OF match table, and a test device in its manifest
+    Platform,
+    /// An I2C driver with OF and I2C id tables, and a test client in its manifest
+    I2c,
+    /// A misc character device
+    Misc,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Minimal => "minimal",
+            Template::Platform => "platform",
+            Template::I2c => "i2c",
+            Template::Misc => "misc",
+        }
+    }
 }
 
 /// The longest kernel module name: `MODULE_NAME_LEN` (64 - sizeof(unsigned long)) minus the NUL.
@@ -163,11 +194,31 @@ pub struct Scaffold {
     pub c_stem: String,
     /// The header's include guard.
     pub guard: String,
+    pub template: Template,
+    /// The I2C id (`i2c_device_id.name` holds 19 characters): the package name, shortened.
+    pub i2c_id: String,
+    /// The misc device's name under `/dev`.
+    pub device: String,
 }
 
 impl Scaffold {
     pub fn new(name: &str, author: &str, c: bool) -> Result<Scaffold> {
+        Self::with_template(name, author, c, Template::Minimal)
+    }
+
+    pub fn with_template(
+        name: &str,
+        author: &str,
+        c: bool,
+        template: Template,
+    ) -> Result<Scaffold> {
         let module = module_name(name)?;
+        if c && template != Template::Minimal {
+            crate::bail_user!(
+                "`--c` cannot be combined with `--template {}`", template.name();
+                hint = "add C sources to the package by hand (`c-sources` in `[package.metadata.kmod]`)"
+            );
+        }
         let c_stem = if module == "helper" {
             "c_helper".to_string()
         } else {
@@ -185,6 +236,9 @@ impl Scaffold {
                 c_stem.to_ascii_uppercase()
             ),
             c_stem,
+            template,
+            i2c_id: name.chars().take(19).collect(),
+            device: name.replace('_', "-"),
             module,
         })
     }
@@ -198,10 +252,16 @@ impl Scaffold {
             env.add_template(name, source)
                 .with_context(|| format!("template `{name}`"))?;
         }
+        let lib = match self.template {
+            Template::Minimal => "lib.rs.j2",
+            Template::Platform => "platform.rs.j2",
+            Template::I2c => "i2c.rs.j2",
+            Template::Misc => "misc.rs.j2",
+        };
         let mut files = vec![
             (PathBuf::from("Cargo.toml"), "Cargo.toml.j2"),
             (PathBuf::from(".gitignore"), "gitignore.j2"),
-            (PathBuf::from("src/lib.rs"), "lib.rs.j2"),
+            (PathBuf::from("src/lib.rs"), lib),
         ];
         if self.c {
             files.push((
@@ -239,6 +299,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "lib.rs.j2",
         include_str!("../../../templates/new/lib.rs.j2"),
+    ),
+    (
+        "platform.rs.j2",
+        include_str!("../../../templates/new/platform.rs.j2"),
+    ),
+    (
+        "i2c.rs.j2",
+        include_str!("../../../templates/new/i2c.rs.j2"),
+    ),
+    (
+        "misc.rs.j2",
+        include_str!("../../../templates/new/misc.rs.j2"),
     ),
     (
         "helper.c.j2",
@@ -321,17 +393,20 @@ pub fn write_package(dest: &Path, files: &[(PathBuf, String)]) -> Result<()> {
 
 impl NewCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
-        let scaffold = Scaffold::new(&self.name, &default_author(), self.c)?;
+        let scaffold =
+            Scaffold::with_template(&self.name, &default_author(), self.c, self.template)?;
         let dest = self
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from(&self.name));
         let files = scaffold.render()?;
         write_package(&dest, &files)?;
-        let kind = if self.c {
-            "kernel module (Rust + C)"
-        } else {
-            "kernel module"
+        let kind = match (self.template, self.c) {
+            (Template::Minimal, true) => "kernel module (Rust + C)",
+            (Template::Minimal, false) => "kernel module",
+            (Template::Platform, _) => "platform driver",
+            (Template::I2c, _) => "I2C driver",
+            (Template::Misc, _) => "misc device",
         };
         session.shell.status(
             "Created",
@@ -350,6 +425,7 @@ impl NewCmd {
                 "module": scaffold.module,
                 "path": dest,
                 "c": self.c,
+                "template": self.template.name(),
             }));
         }
         Ok(())
@@ -423,6 +499,42 @@ mod tests {
     #[test]
     fn renders_rust_only() {
         snapshot("hello", false);
+    }
+
+    fn snapshot_template(name: &str, template: Template) {
+        let s = Scaffold::with_template(name, "Ada Lovelace <ada@example.com>", false, template)
+            .unwrap();
+        for (path, text) in s.render().unwrap() {
+            let snap = format!("{name}-{}-{}", template.name(), path.display()).replace('/', "_");
+            insta::assert_snapshot!(snap, text);
+        }
+    }
+
+    #[test]
+    fn renders_drivers_with_their_test_devices() {
+        snapshot_template("blink", Template::Platform);
+        snapshot_template("temp-sensor", Template::I2c);
+        snapshot_template("echo", Template::Misc);
+        // The manifests' devices are what the device tables expect.
+        for t in [Template::Platform, Template::I2c] {
+            let s = Scaffold::with_template("blink", "a", false, t).unwrap();
+            let files = s.render().unwrap();
+            let manifest: toml::Value = toml::from_str(&files[0].1).unwrap();
+            let dev = &manifest["package"]["metadata"]["kmod"]["devices"][0];
+            assert_eq!(dev["compatible"].as_str(), Some("acme,blink"));
+            assert!(files[2].1.contains("of::DeviceId::new(c\"acme,blink\")"));
+        }
+        let long = Scaffold::with_template(&"a".repeat(30), "a", false, Template::I2c).unwrap();
+        assert_eq!(
+            long.i2c_id.len(),
+            19,
+            "i2c_device_id.name holds 20 bytes with the NUL"
+        );
+        let e = Scaffold::with_template("x", "a", true, Template::Platform).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`--c` cannot be combined with `--template platform`"
+        );
     }
 
     #[test]

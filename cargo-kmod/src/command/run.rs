@@ -11,7 +11,8 @@ use crate::command::args::{KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::UserError;
 use crate::ops::test::GuestModules;
-use crate::qemu::exec::{self, ExecOptions};
+use crate::qemu::exec;
+use crate::qemu::guest::Then;
 use crate::qemu::machine::Machine;
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,10 @@ pub struct RunCmd {
     /// Boot with these already-built `.ko` files instead of building packages
     #[arg(long = "ko", value_name = "PATH")]
     pub ko: Vec<PathBuf>,
+    /// Devices for this run, besides the packages' own: a TOML file of `[[devices]]`
+    /// tables, or a `.dtso` overlay
+    #[arg(long = "device", value_name = "FILE")]
+    pub devices: Vec<PathBuf>,
     /// With `--exec`: kill the guest after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
@@ -40,7 +45,7 @@ pub struct RunCmd {
 impl RunCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
-        let (tree, modules) = crate::ops::test::prepare(
+        let guest = crate::ops::test::prepare(
             session,
             &self.packages.selection(),
             &self.kdir.selection()?,
@@ -48,10 +53,12 @@ impl RunCmd {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
                 test_build: false,
+                devices: self.devices.clone(),
             },
         )?;
-        let accel = crate::qemu::accel::choose(shell, &tree)?;
-        let machine = Machine::for_tree(&tree, accel)?;
+        let (tree, modules) = (&guest.tree, &guest.modules);
+        let accel = crate::qemu::accel::choose(shell, tree)?;
+        let machine = Machine::for_tree(tree, accel)?;
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         let with = if names.is_empty() {
             String::new()
@@ -72,19 +79,27 @@ impl RunCmd {
             shell.note(
                 "the guest's console follows; `reboot -f` in the guest (or Ctrl-A X) ends qemu",
             );
-            return exec::run_shell(shell, &machine, &modules, &self.kernel_args);
+            let mut plan = exec::plan(modules, Then::Shell, &self.kernel_args, Duration::ZERO);
+            if let Some(d) = &guest.devices {
+                d.extend_run_plan(&mut plan);
+            }
+            return exec::run_shell_plan(shell, &machine, &plan);
         };
-        let opts = ExecOptions {
-            cmdline: self.kernel_args.clone(),
-            timeout: Duration::from_secs(self.timeout.max(1)),
-        };
+        let mut plan = exec::plan(
+            modules,
+            Then::Exec(cmd.clone()),
+            &self.kernel_args,
+            Duration::from_secs(self.timeout.max(1)),
+        );
+        if let Some(d) = &guest.devices {
+            d.extend_run_plan(&mut plan);
+        }
         let verbose = shell.is_verbose();
-        let code = exec::run_exec(
+        let code = exec::run_exec_plan(
             shell,
             &machine,
-            &modules,
+            &plan,
             cmd,
-            &opts,
             |l| shell.out(l),
             |l| {
                 if verbose {

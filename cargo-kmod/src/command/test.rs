@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::command::args::{KdirArgs, PackageSelect};
 use crate::context::Session;
+use crate::devices::plan::run_tests;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::ops::test::GuestModules;
 use crate::qemu::machine::Machine;
@@ -42,6 +43,9 @@ pub struct TestCmd {
     /// A module parameter, `name=value` (`module.name=value` with several modules)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Test devices for this run: a TOML file of `[[devices]]` tables, or a `.dtso` overlay
+    #[arg(long = "device", value_name = "FILE")]
+    pub devices: Vec<PathBuf>,
     /// Extra kernel command-line arguments
     #[arg(last = true, value_name = "KERNEL_ARGS")]
     pub kernel_args: Vec<String>,
@@ -50,7 +54,7 @@ pub struct TestCmd {
 impl TestCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
-        let (tree, modules) = crate::ops::test::prepare(
+        let guest = crate::ops::test::prepare(
             session,
             &self.packages.selection(),
             &self.kdir.selection()?,
@@ -58,10 +62,12 @@ impl TestCmd {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
                 test_build: true,
+                devices: self.devices.clone(),
             },
         )?;
-        let accel = crate::qemu::accel::choose(shell, &tree)?;
-        let machine = Machine::for_tree(&tree, accel)?;
+        let (tree, modules) = (&guest.tree, &guest.modules);
+        let accel = crate::qemu::accel::choose(shell, tree)?;
+        let machine = Machine::for_tree(tree, accel)?;
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),
@@ -82,14 +88,21 @@ impl TestCmd {
         );
         let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
         let verbose = shell.is_verbose();
-        let report = testrun::run_tests(shell, &machine, &modules, &opts, |l| {
-            if verbose {
-                bar.suspend(|| eprintln!("{l}"));
-            } else if !l.trim().is_empty() {
-                let first = l.lines().next().unwrap_or("");
-                bar.set_message(first.chars().take(60).collect::<String>());
-            }
-        });
+        let report = run_tests(
+            shell,
+            &machine,
+            modules,
+            guest.devices.as_ref(),
+            &opts,
+            |l| {
+                if verbose {
+                    bar.suspend(|| eprintln!("{l}"));
+                } else if !l.trim().is_empty() {
+                    let first = l.lines().next().unwrap_or("");
+                    bar.set_message(first.chars().take(60).collect::<String>());
+                }
+            },
+        );
         bar.finish_and_clear();
         let report = report?;
         if let Some(f) = &self.filter {
@@ -100,7 +113,7 @@ impl TestCmd {
                 );
             }
         }
-        print_report(session, &report, &tree);
+        print_report(session, &report, tree);
         if report.passed() {
             Ok(())
         } else {

@@ -28,6 +28,8 @@ pub const PACKAGE_KEYS: &[&str] = &[
     "kdir",
     "arch",
     "features",
+    "devices",
+    "device-overlays",
 ];
 /// Keys of `[workspace.metadata.kmod]` (defaults for every member, plus named targets).
 pub const WORKSPACE_KEYS: &[&str] = &[
@@ -107,6 +109,8 @@ pub struct ModuleSpec {
     pub cargo_features: BTreeMap<String, Vec<String>>,
     /// Workspace members (module packages) this one depends on by path.
     pub module_deps: Vec<String>,
+    /// Test devices (`devices`, `device-overlays`): see [`crate::devices`].
+    pub devices: crate::devices::Devices,
     /// Its other `[dependencies]` (package names): crates compiled for the kernel and linked
     /// into the module by [`crate::deps`]. Empty for most modules, which then never run a
     /// dependency resolution.
@@ -458,6 +462,7 @@ fn parse_package(
         feature_objects,
         cargo_features: pkg.features.clone().into_iter().collect(),
         module_deps,
+        devices: crate::devices::spec::from_manifest(kmod, &dir, file)?,
         crate_deps,
     }))
 }

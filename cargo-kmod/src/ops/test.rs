@@ -1,5 +1,6 @@
 //! The modules a test or run boot loads, with the tree it boots: the `--ko` files as given,
-//! or the selected packages built now (with tests compiled in for `test`), resolved once.
+//! or the selected packages built now (with tests compiled in for `test`), resolved once;
+//! and the test devices of those packages and of `--device` files, compiled for the guest.
 
 use std::path::PathBuf;
 
@@ -19,18 +20,38 @@ pub struct GuestModules {
     pub params: Vec<String>,
     /// Build the packages with tests compiled in.
     pub test_build: bool,
+    /// `--device` files: device tables (`.toml`) or overlays (`.dtso`) for this run.
+    pub devices: Vec<PathBuf>,
 }
 
-/// The tree and the modules (in load order, with parameters) for `test` and `run`. `run`
-/// outside any package boots the bare kernel.
+/// What a test or run boot boots with.
+#[derive(Debug)]
+pub struct Guest {
+    pub tree: KernelTree,
+    /// In load order, with their parameters.
+    pub modules: Vec<KoModule>,
+    /// The test devices of the packages and of `--device` files, ready for the guest.
+    pub devices: Option<crate::devices::Prepared>,
+}
+
+/// The tree, the modules (in load order, with parameters) and the devices for `test` and
+/// `run`. `run` outside any package boots the bare kernel. Device files are read before
+/// anything is built, so a bad one is an error before any build or boot.
 pub fn prepare(
     session: &Session,
     select: &Selection,
     trees: &TreeSelection,
     req: &GuestModules,
-) -> Result<(KernelTree, Vec<KoModule>)> {
+) -> Result<Guest> {
+    let extra: Vec<crate::devices::Devices> = req
+        .devices
+        .iter()
+        .map(|p| crate::devices::spec::from_file(p))
+        .collect::<Result<_>>()?;
     let mut modules = Vec::new();
-    let tree = if !req.ko.is_empty() || (!req.test_build && !select.in_package()) {
+    // The devices are compiled (and the helper built) before the modules, so a bad overlay
+    // is an error before anything is built or booted.
+    let (tree, devices) = if !req.ko.is_empty() || (!req.test_build && !select.in_package()) {
         let tree = crate::context::tree_for_arch(session, trees, None).map_err(|e| match &trees
             .target
         {
@@ -46,9 +67,28 @@ pub fn prepare(
             }
             modules.push(KoModule::read(path, tree.arch)?);
         }
-        tree
+        let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
+        let devices = guest_devices(session, &tree, &[], &extra, req, &names, None)?;
+        (tree, devices)
     } else {
         let ctx = BuildContext::resolve(session, select, trees)?;
+        let declared: Vec<(String, &crate::devices::Devices)> = ctx
+            .modules
+            .iter()
+            .filter(|m| !m.devices.is_empty())
+            .map(|m| (m.name.clone(), &m.devices))
+            .collect();
+        let names: Vec<String> = ctx.modules.iter().map(|m| m.name.clone()).collect();
+        let out_dir = ctx.kmod_dir().join("devices");
+        let devices = guest_devices(
+            session,
+            &ctx.tree,
+            &declared,
+            &extra,
+            req,
+            &names,
+            Some(&out_dir),
+        )?;
         let opts = BuildOptions {
             test: req.test_build,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -57,10 +97,52 @@ pub fn prepare(
         for artifact in build::build(session, &ctx, &opts)? {
             modules.push(KoModule::read(&artifact.ko, ctx.tree.arch)?);
         }
-        ctx.tree
+        (ctx.tree, devices)
     };
     apply_params(&mut modules, &req.params)?;
-    Ok((tree, load_order(modules)?))
+    Ok(Guest {
+        tree,
+        modules: load_order(modules)?,
+        devices,
+    })
+}
+
+/// The devices of a boot: each package's own (`declared`, bound by its own drivers) and the
+/// `--device` files' (`extra`, bound by any of `modules`), compiled into `out_dir`.
+fn guest_devices(
+    session: &Session,
+    tree: &KernelTree,
+    declared: &[(String, &crate::devices::Devices)],
+    extra: &[crate::devices::Devices],
+    req: &GuestModules,
+    modules: &[String],
+    out_dir: Option<&std::path::Path>,
+) -> Result<Option<crate::devices::Prepared>> {
+    let mut sets: Vec<crate::devices::DeviceSet<'_>> = declared
+        .iter()
+        .map(|(name, devices)| crate::devices::DeviceSet {
+            modules: vec![name.clone()],
+            devices,
+            what: format!("module {name}"),
+        })
+        .collect();
+    sets.extend(
+        extra
+            .iter()
+            .zip(&req.devices)
+            .map(|(devices, path)| crate::devices::DeviceSet {
+                modules: modules.to_vec(),
+                devices,
+                what: format!("`{}`", path.display()),
+            }),
+    );
+    let devices = crate::devices::prepare(&session.shell, &session.home()?, tree, &sets, out_dir)?;
+    if let Some(d) = &devices {
+        for w in &d.warnings {
+            session.shell.warn(w);
+        }
+    }
+    Ok(devices)
 }
 
 /// `--param name=value` goes to the only module, `--param module.name=value` to `module`.

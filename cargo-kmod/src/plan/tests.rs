@@ -62,6 +62,7 @@ fn module(dir: &Path) -> ModuleSpec {
         .into(),
         cargo_features: [("spi".to_string(), vec![])].into(),
         module_deps: vec![],
+        devices: Default::default(),
         crate_deps: vec![],
     }
 }

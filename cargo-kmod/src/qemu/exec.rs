@@ -54,12 +54,30 @@ pub fn run_exec(
     modules: &[KoModule],
     cmd: &str,
     opts: &ExecOptions,
+    on_output: impl FnMut(&str),
+    on_verbose: impl FnMut(&str),
+) -> Result<i32> {
+    let plan = plan(
+        modules,
+        Then::Exec(cmd.to_string()),
+        &opts.cmdline,
+        opts.timeout,
+    );
+    run_exec_plan(shell, machine, &plan, cmd, on_output, on_verbose)
+}
+
+/// [`run_exec`] with a plan of the caller's: [`plan`] with more files and steps (test devices
+/// set up before the loads). `plan.then` runs `cmd`; a failed step is an error.
+pub fn run_exec_plan(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+    cmd: &str,
     mut on_output: impl FnMut(&str),
     mut on_verbose: impl FnMut(&str),
 ) -> Result<i32> {
-    let timeout = opts.timeout;
-    let plan = plan(modules, Then::Exec(cmd.to_string()), &opts.cmdline, timeout);
-    let run = session::run_plan(shell, machine, &plan, |seen| match seen {
+    let timeout = plan.timeout;
+    let run = session::run_plan(shell, machine, plan, |seen| match seen {
         Seen::Event(Event::ExecOut { text }) => on_output(text),
         other => {
             if let Some(l) = crate::qemu::testrun::describe(&other, &plan.steps) {
@@ -108,8 +126,16 @@ pub fn run_shell(
     modules: &[KoModule],
     cmdline: &[String],
 ) -> Result<()> {
-    let plan = plan(modules, Then::Shell, cmdline, Duration::from_secs(0));
-    let status = session::run_interactive(shell, machine, &plan)?;
+    run_shell_plan(
+        shell,
+        machine,
+        &plan(modules, Then::Shell, cmdline, Duration::from_secs(0)),
+    )
+}
+
+/// [`run_shell`] with a plan of the caller's ([`plan`] with more files and steps).
+pub fn run_shell_plan(shell: &Shell, machine: &Machine, plan: &GuestPlan) -> Result<()> {
+    let status = session::run_interactive(shell, machine, plan)?;
     if !status.success() {
         crate::bail_user!("qemu exited with {}", status);
     }

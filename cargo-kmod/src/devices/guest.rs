@@ -1,0 +1,442 @@
+//! The guest's side of test devices, as data: the shell text a test boot runs, the parser for
+//! what it prints, and the verdict on each device.
+//!
+//! A test boot with devices runs, in order (see [`crate::devices::plan`]):
+//!
+//! 1. `insmod cargo_kmod_devices.ko overlays=... nodes=...` ([`HelperLoad`]): the helper
+//!    refuses (`-EEXIST`) when a node the overlays add under the root already exists in the
+//!    guest's tree (an overlay would change that node instead of adding a device), else
+//!    applies the overlays, and the kernel creates the devices.
+//! 2. The modules under test load; their drivers register and probe the devices
+//!    synchronously in `init`, before their KUnit suites run.
+//! 3. [`check_script`]: each device's name, driver and the driver's module, read from
+//!    `/sys/bus/<bus>/devices/*/{of_node,driver,driver/module}`.
+//! 4. The modules unload (each driver's `remove` runs); then `rmmod cargo_kmod_devices`
+//!    removes the overlays, which removes the devices; the helper reports a node still there.
+//!
+//! The check prints one line per device, `device PATH BUS NODE NAME DRIVER MODULE` (`NODE`
+//! is 1 when the node exists, `-` for what is absent), on the guest protocol (a step's
+//! output), which the kernel log cannot forge. The shell function uses builtins only
+//! (`cd -P`, `$PWD`, globs), so checking costs no process under TCG, and looks where the
+//! kernel names such a device first, so it rarely walks a whole bus.
+
+use crate::devices::spec::Bus;
+
+/// Where the live tree appears in sysfs.
+const DT_BASE: &str = "/sys/firmware/devicetree/base";
+
+/// A device the guest checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestDevice {
+    /// Its node's path in the live tree (`/blinker`).
+    pub path: String,
+    pub bus: Bus,
+    pub compatible: Vec<String>,
+    /// Modules whose drivers must bind it (the module that declared it; all modules of the
+    /// run for `--device` files).
+    pub modules: Vec<String>,
+    /// Where it was declared.
+    pub origin: String,
+}
+
+impl GuestDevice {
+    /// `acme,blinker (platform)`: how messages name it.
+    pub fn label(&self) -> String {
+        format!(
+            "{} ({})",
+            self.compatible.first().map_or("", String::as_str),
+            self.bus
+        )
+    }
+}
+
+/// The `kmod_dev PATH BUS [CANDIDATES]` shell function: the candidates first (the names the
+/// kernel gives such a node), and only when none is the device, every device of the bus
+/// (expanding that glob reads the whole bus directory).
+pub fn check_fn() -> String {
+    format!(
+        "kmod_at() {{\n\
+         \tcd -P \"$1/of_node\" 2>/dev/null && [ \"$PWD\" = \"{DT_BASE}$2\" ] || return 1\n\
+         \tn=${{1##*/}}\n\
+         \tcd -P \"$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \tcd -P \"$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \treturn 0\n\
+         }}\n\
+         kmod_dev() {{\n\
+         \to=-; n=-; d=-; m=-\n\
+         \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
+         \tfor x in $3; do kmod_at \"$x\" \"$1\" && break; done\n\
+         \tif [ \"$n\" = - ]; then\n\
+         \t\tfor x in /sys/bus/$2/devices/*; do kmod_at \"$x\" \"$1\" && break; done\n\
+         \tfi\n\
+         \tcd /\n\
+         \techo \"device $1 $2 $o $n $d $m\"\n\
+         }}\n"
+    )
+}
+
+/// Where the kernel puts the device of `d`'s node, as a glob: a platform device for a node
+/// under the root without `reg` is named after the node; an I2C client is `ADAPTER-00AA`.
+fn candidates(d: &GuestDevice) -> String {
+    let node = d.path.rsplit('/').next().unwrap_or_default();
+    match d.bus {
+        Bus::Platform => format!("/sys/bus/platform/devices/{node}"),
+        Bus::I2c => match node
+            .split_once('@')
+            .and_then(|(_, a)| u16::from_str_radix(a, 16).ok())
+        {
+            Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
+            None => String::new(),
+        },
+    }
+}
+
+/// The whole check: [`check_fn`] and a call per device.
+pub fn check_script(devices: &[GuestDevice]) -> String {
+    use crate::qemu::guest::quote;
+    let mut s = check_fn();
+    for d in devices {
+        s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
+        let c = candidates(d);
+        if !c.is_empty() {
+            // Unquoted on purpose: the shell expands the glob.
+            s.push_str(&format!(" {c}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// How the guest loads the helper module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperLoad {
+    /// The `.ko` on the host.
+    pub ko: std::path::PathBuf,
+    /// Where it goes in the initramfs.
+    pub guest_path: String,
+    /// `overlays=/kmod/devices/devices.dtbo,...` and `nodes=/blinker,...`
+    pub params: Vec<String>,
+    /// Compiled overlays: (guest path, host path).
+    pub overlays: Vec<(String, std::path::PathBuf)>,
+}
+
+/// One device as the check reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    pub path: String,
+    pub bus: String,
+    /// Whether the node exists in the live tree.
+    pub node: bool,
+    /// The device's name on its bus (`blinker`, `0-0048`).
+    pub name: Option<String>,
+    pub driver: Option<String>,
+    /// The driver's module (`/sys/bus/*/drivers/*/module`).
+    pub module: Option<String>,
+}
+
+/// Read one line of the check's output (`device PATH BUS NODE NAME DRIVER MODULE`); `None`
+/// for any other line.
+pub fn parse_line(line: &str) -> Option<DeviceState> {
+    let rest = line.strip_prefix("device ")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let [path, bus, node, name, driver, module] = f.as_slice() else {
+        return None;
+    };
+    let opt = |s: &str| (s != "-").then(|| s.to_string());
+    Some(DeviceState {
+        path: path.to_string(),
+        bus: bus.to_string(),
+        node: *node == "1",
+        name: opt(name),
+        driver: opt(driver),
+        module: opt(module),
+    })
+}
+
+/// A failed device check: one failing pseudo-case of the test report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The case name: `device acme,blinker (platform)`.
+    pub name: String,
+    /// The module it is charged to (the first of the device's modules).
+    pub module: String,
+    /// The verdict first, then the kernel's own lines.
+    pub lines: Vec<String>,
+}
+
+/// What the verdict reads besides the check lines.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence<'a> {
+    /// Kernel-log lines of the steps that load the modules under test (probe errors).
+    pub load_log: &'a [String],
+    /// Kernel-log lines of the helper's load step (nodes that already exist).
+    pub helper_log: &'a [String],
+    /// Kernel-log lines of the helper's unload step (overlay removal, node leaks).
+    pub remove_log: &'a [String],
+    /// `alias=` values of each module under test's `.modinfo`: (module, aliases).
+    pub aliases: &'a [(String, Vec<String>)],
+    /// The modules under test that loaded. A device none of whose modules loaded is not
+    /// judged: the module's own load failure is the report.
+    pub loaded: &'a [String],
+    /// Whether the helper loaded (its overlays applied); when it did not, its own load step
+    /// fails with the kernel's reason and only node clashes are explained per device.
+    pub helper_loaded: bool,
+    /// Whether the helper unloaded.
+    pub helper_unloaded: bool,
+}
+
+/// The helper's line for a node under the root that `what` (`already exists in the live
+/// device tree`): the node's path.
+fn helper_node_line<'a>(line: &'a str, what: &str) -> Option<&'a str> {
+    let rest = &line[line.find("cargo-kmod: node ")? + "cargo-kmod: node ".len()..];
+    let (path, tail) = rest.split_once(' ')?;
+    tail.starts_with(what).then_some(path)
+}
+
+/// Whether `path` is `root` or below it.
+fn under(path: &str, root: &str) -> bool {
+    path == root || path.starts_with(&format!("{root}/"))
+}
+
+/// Judge every device from the check lines: unbound, bound to the wrong module, probe
+/// errors with the kernel's words, a node the guest already had, leftovers after removal.
+pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>) -> Vec<Problem> {
+    let clashes: Vec<&str> = ev
+        .helper_log
+        .iter()
+        .filter_map(|l| helper_node_line(l, "already exists"))
+        .collect();
+    let leftovers: Vec<&str> = ev
+        .remove_log
+        .iter()
+        .filter_map(|l| helper_node_line(l, "is still in the live device tree"))
+        .collect();
+    let mut out = Vec::new();
+    for d in devices {
+        let state = states.iter().rev().find(|s| s.path == d.path);
+        let module = d.modules.first().cloned().unwrap_or_default();
+        let mut lines: Vec<String> = Vec::new();
+        if let Some(root) = clashes.iter().find(|r| under(&d.path, r)) {
+            lines.push(format!(
+                "device {} was not created: node `{root}` already exists in the guest's device tree, and an overlay would change it instead of adding a device",
+                d.label(),
+            ));
+            lines.push(format!(
+                "help: give the device another `name` ({})",
+                d.origin
+            ));
+        } else if ev.helper_loaded && d.modules.iter().any(|m| ev.loaded.contains(m)) {
+            match state {
+                None => lines.push(format!(
+                    "device {} was not checked: the guest never reported it",
+                    d.label()
+                )),
+                Some(s) if !s.node => lines.push(format!(
+                    "device {} was not created: node `{}` is not in the guest's device tree after the overlay was applied",
+                    d.label(),
+                    d.path
+                )),
+                Some(s) if s.name.is_none() => lines.push(format!(
+                    "device {} was not created: the kernel made no {} device for node `{}`",
+                    d.label(),
+                    d.bus,
+                    d.path
+                )),
+                Some(s) => {
+                    let name = s.name.as_deref().unwrap_or_default();
+                    match (&s.driver, &s.module) {
+                        (Some(_), Some(m)) if d.modules.contains(m) => {}
+                        (Some(drv), m) => lines.push(format!(
+                            "device {} was bound to driver `{drv}` of {}, not to a driver of {}",
+                            d.label(),
+                            m.as_deref()
+                                .map_or("the kernel".to_string(), |m| format!("module {m}")),
+                            modules_phrase(&d.modules)
+                        )),
+                        (None, _) => {
+                            let probe = probe_failure(ev.load_log, name);
+                            let why = match &probe {
+                                Some(l) => probe_words(l),
+                                None => unmatched_reason(d, &s.path, ev.aliases),
+                            };
+                            lines.push(format!("device {} was not bound: {why}", d.label()));
+                            lines.extend(device_lines(ev.load_log, name, probe.as_deref()));
+                        }
+                    }
+                }
+            }
+        }
+        if ev.helper_unloaded {
+            if let Some(root) = leftovers.iter().find(|r| under(&d.path, r)) {
+                lines.push(format!(
+                    "device {}: node `{root}` is still in the guest's device tree after its overlay was removed",
+                    d.label(),
+                ));
+            }
+            let leaks: Vec<&String> = ev
+                .remove_log
+                .iter()
+                .filter(|l| is_removal_trouble(l) && l.contains(&d.path))
+                .collect();
+            if !leaks.is_empty() {
+                lines.push(format!(
+                    "device {}: its node's references were not balanced when the overlay was removed (a driver kept an `of_node_get` without `of_node_put`)",
+                    d.label()
+                ));
+                lines.extend(leaks.into_iter().cloned());
+            }
+        }
+        if !lines.is_empty() {
+            out.push(Problem {
+                name: case_name(d, devices),
+                module,
+                lines,
+            });
+        }
+    }
+    out
+}
+
+/// The case name of a device: `device acme,blinker (platform)`, with its node's path when
+/// another device has the same label (`device acme,blinker (platform) at /second`).
+pub fn case_name(d: &GuestDevice, all: &[GuestDevice]) -> String {
+    let label = d.label();
+    if all.iter().filter(|o| o.label() == label).count() > 1 {
+        format!("device {label} at {}", d.path)
+    } else {
+        format!("device {label}")
+    }
+}
+
+/// Kernel lines of an overlay removal that mean a leak or a broken tree.
+pub fn is_removal_trouble(line: &str) -> bool {
+    line.contains("OF: ERROR") || line.contains("memory leak") || line.contains("refcount")
+}
+
+fn modules_phrase(modules: &[String]) -> String {
+    match modules {
+        [one] => format!("module {one}"),
+        many => format!("modules {}", many.join(", ")),
+    }
+}
+
+/// The kernel's `probe with driver X failed with error -N` line for device `name`.
+fn probe_failure(log: &[String], name: &str) -> Option<String> {
+    let me = format!(" {name}: ");
+    log.iter()
+        .map(|l| crate::qemu::ktap::strip_log_prefix(l))
+        .find(|l| {
+            (l.contains(&me) || l.starts_with(&me[1..]))
+                && (l.contains("probe with driver") || l.contains("probe of "))
+                && l.contains("failed with error")
+        })
+        .map(str::to_string)
+}
+
+/// `probe with driver blink failed with error -22`, from the kernel's line.
+fn probe_words(line: &str) -> String {
+    match line.find("probe ") {
+        Some(i) => line[i..].to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// The load-log lines about device `name` (the driver's own `dev_err`s), else all of them.
+fn device_lines(log: &[String], name: &str, except: Option<&str>) -> Vec<String> {
+    let me = format!(" {name}: ");
+    let lines: Vec<String> = log
+        .iter()
+        .map(|l| crate::qemu::ktap::strip_log_prefix(l).to_string())
+        .filter(|l| (l.contains(&me) || l.starts_with(&me[1..])) && Some(l.as_str()) != except)
+        .collect();
+    lines
+}
+
+/// Why a device stayed unbound when no probe failed, from the modules' `alias=` entries.
+fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>)]) -> String {
+    let node = path.rsplit('/').next().unwrap_or_default();
+    let node = node.split('@').next().unwrap_or(node);
+    let wanted: Vec<String> = modalias_candidates(node, d);
+    let matching: Vec<&str> = aliases
+        .iter()
+        .filter(|(m, _)| d.modules.contains(m))
+        .filter(|(_, list)| list.iter().any(|a| wanted.iter().any(|w| glob(a, w))))
+        .map(|(m, _)| m.as_str())
+        .collect();
+    if matching.is_empty() {
+        format!(
+            "no driver of {} matched its compatible",
+            modules_phrase(&d.modules)
+        )
+    } else {
+        format!(
+            "a driver of module {} matches it but did not bind it: its probe returned -ENODEV or -ENXIO (which the kernel logs only at debug level), or was deferred",
+            matching.join(", ")
+        )
+    }
+}
+
+/// The modaliases the kernel reports for the device: `of:N<node>T<NULL>C<compat>...`, and for
+/// I2C the id-table form `i2c:<compatible without vendor>`.
+fn modalias_candidates(node: &str, d: &GuestDevice) -> Vec<String> {
+    let mut of = format!("of:N{node}T<NULL>");
+    for c in &d.compatible {
+        of.push('C');
+        of.push_str(c);
+    }
+    let mut v = vec![of];
+    if d.bus == Bus::I2c {
+        if let Some(first) = d.compatible.first() {
+            let id = first.rsplit(',').next().unwrap_or(first);
+            v.push(format!("i2c:{id}"));
+        }
+    }
+    v
+}
+
+/// `*` and `?` glob matching, as modprobe matches aliases.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globbing_like_modprobe() {
+        assert!(glob(
+            "of:N*T*Cacme,blinker",
+            "of:NblinkerT<NULL>Cacme,blinker"
+        ));
+        assert!(glob(
+            "of:N*T*Cacme,blinkerC*",
+            "of:NblinkerT<NULL>Cacme,blinkerCacme,led"
+        ));
+        assert!(!glob(
+            "of:N*T*Cacme,blinker",
+            "of:NblinkerT<NULL>Cacme,blinker2"
+        ));
+        assert!(glob("i2c:tmp?02", "i2c:tmp102"));
+    }
+}

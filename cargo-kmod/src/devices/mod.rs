@@ -1,0 +1,290 @@
+//! Test devices: a driver under `cargo kmod test` probes real devices, on arm64 and x86_64
+//! alike.
+//!
+//! ```text
+//! [[package.metadata.kmod.devices]] ─► spec ─► dtso ─► dtc ─► .dtbo ─┐
+//! device-overlays, --device FILE ────────────────────► dtc ─► .dtbo ─┤ initramfs
+//! templates/devices/cargo_kmod_devices.c ─► helper (kbuild, cached) ─┘
+//!                                                        guest: insmod helper overlays=...
+//!                                                        (overlays applied, devices created)
+//!                                                        → modules load, drivers probe
+//!                                                        → guest::check_script → verdict
+//! ```
+//!
+//! The mechanism is the same on both arches: a device-tree overlay applied at run time by a
+//! small helper module. arm64 `-M virt` boots with qemu's device tree; x86_64 has the
+//! kernel's empty root node (`CONFIG_OF`, `drivers/of/empty_root.dts`); in both cases the
+//! OF reconfig notifier creates a platform device for each node the overlay adds under the
+//! root. I2C devices sit on the helper's software I2C bus ([`dtso::I2C_BUS_COMPATIBLE`]).
+//! ACPI (`PRP0001` with `_DSD` properties) would reach the same OF match tables on x86_64
+//! only, needs `iasl` and an ACPI-enabled tree, and cannot be removed again at run time, so
+//! the same devices would need two descriptions; it is not used.
+
+pub mod dtc;
+pub mod dtso;
+pub mod fdt;
+pub mod guest;
+pub mod helper;
+pub mod plan;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub use guest::{GuestDevice, HelperLoad};
+pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
+
+use crate::shell::Shell;
+use crate::tree::home::Home;
+use crate::tree::KernelTree;
+
+/// Where compiled overlays go in the initramfs.
+pub const GUEST_DIR: &str = "/kmod/devices";
+
+/// One source of devices for a boot: a module's manifest (its drivers must bind them), or a
+/// `--device` file (any module of the run may bind them).
+#[derive(Debug, Clone)]
+pub struct DeviceSet<'a> {
+    /// Modules whose drivers count for these devices.
+    pub modules: Vec<String>,
+    pub devices: &'a Devices,
+    /// Names the set in the generated overlay's header (`module blink`).
+    pub what: String,
+}
+
+/// What a test boot with devices needs: the helper module and its overlays (files for the
+/// initramfs), and the devices to check.
+#[derive(Debug)]
+pub struct Prepared {
+    pub helper: HelperLoad,
+    pub devices: Vec<GuestDevice>,
+    /// dtc's warnings on the user's own overlays (to print; they do not stop the run).
+    pub warnings: Vec<String>,
+    /// Where the overlays were compiled when the caller gave no directory (`--ko` runs
+    /// outside a workspace); removed when this is dropped.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Prepared {
+    /// The files the initramfs needs: (guest path, host path), the helper module first.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        let mut v = vec![(self.helper.guest_path.clone(), self.helper.ko.clone())];
+        v.extend(self.helper.overlays.iter().cloned());
+        v
+    }
+}
+
+/// Refuse a tree that cannot apply overlays (or has no I2C core when I2C devices are asked
+/// for) before anything boots.
+pub fn check_tree(tree: &KernelTree, needs_i2c: bool) -> Result<()> {
+    let mut missing = Vec::new();
+    for sym in ["OF", "OF_OVERLAY"] {
+        if !tree.config.is_enabled(sym) {
+            missing.push(sym);
+        }
+    }
+    if needs_i2c && !tree.config.is_enabled("I2C") {
+        missing.push("I2C");
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|s| format!("`CONFIG_{s}`")).collect();
+        crate::bail_user!(
+            "kernel tree `{}` cannot create test devices: {} {} not enabled", tree.dir.display(), list.join(", "),
+                if missing.len() == 1 { "is" } else { "are" };
+            hint = "enable {} in the tree's `.config` (the dev trees of `cargo kmod init` have them)", list.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+/// Compile the devices of `sets` into overlays under `out_dir` (a temporary directory when
+/// `None`), build (or reuse) the helper module for `tree`, and return what the guest needs.
+/// `None` when no set has devices.
+pub fn prepare(
+    shell: &Shell,
+    home: &Home,
+    tree: &KernelTree,
+    sets: &[DeviceSet<'_>],
+    out_dir: Option<&Path>,
+) -> Result<Option<Prepared>> {
+    if sets.iter().all(|s| s.devices.is_empty()) {
+        return Ok(None);
+    }
+    let scratch = match out_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cargo-kmod-devices-")
+                .tempdir()
+                .context("cannot create a temporary directory")?,
+        ),
+    };
+    let out_dir = match (&scratch, out_dir) {
+        (Some(t), _) => t.path(),
+        (None, Some(d)) => d,
+        (None, None) => unreachable!("one of them is set"),
+    };
+    let compiled = compile(shell, sets, out_dir)?;
+    let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
+    check_tree(tree, needs_i2c)?;
+    let ko = helper::build(shell, home, tree)?;
+    let guest_paths: Vec<String> = compiled.overlays.iter().map(|(g, _)| g.clone()).collect();
+    let mut params = vec![format!("overlays={}", guest_paths.join(","))];
+    if !compiled.root_nodes.is_empty() {
+        params.push(format!("nodes={}", compiled.root_nodes.join(",")));
+    }
+    Ok(Some(Prepared {
+        helper: HelperLoad {
+            ko,
+            guest_path: format!("{GUEST_DIR}/{}.ko", helper::MODULE),
+            params,
+            overlays: compiled.overlays,
+        },
+        devices: compiled.devices,
+        warnings: compiled.warnings,
+        _scratch: scratch,
+    }))
+}
+
+/// The overlays of `sets`, compiled, and the devices they add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// (guest path, host path) of each `.dtbo`, in the order they are applied.
+    pub overlays: Vec<(String, PathBuf)>,
+    pub devices: Vec<GuestDevice>,
+    pub warnings: Vec<String>,
+    /// The nodes the overlays add under the root (the helper refuses ones that exist).
+    pub root_nodes: Vec<String>,
+}
+
+/// Compile every set's devices (one generated overlay for all tables) and raw overlays into
+/// `out_dir`. Everything that can be wrong with a device is an error here, before any boot.
+pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<Compiled> {
+    let mut out = Compiled::default();
+    // All tables of the run in one overlay; node names must be unique across sets.
+    let mut all = Devices::default();
+    let mut owners: Vec<(&DeviceSpec, &DeviceSet<'_>)> = Vec::new();
+    for set in sets {
+        all.devices.extend(set.devices.devices.iter().cloned());
+        owners.extend(set.devices.devices.iter().map(|d| (d, set)));
+    }
+    all.check_unique()?;
+    if !all.devices.is_empty() {
+        let what: Vec<&str> = sets
+            .iter()
+            .filter(|s| !s.devices.devices.is_empty())
+            .map(|s| s.what.as_str())
+            .collect();
+        let text = dtso::render(&all.devices, &what.join(", "));
+        // Named by their content: runs with other devices in the same target directory
+        // (two `cargo kmod test` at once, or packages sharing it) never swap overlays.
+        let key = &crate::fsutil::sha256_hex(text.as_bytes())[..16];
+        let src = out_dir.join(format!("devices-{key}.dtso"));
+        crate::fsutil::write_if_changed(&src, text.as_bytes())?;
+        let dtbo = out_dir.join(format!("devices-{key}.dtbo"));
+        // Generated text always compiles the same way: a blob of the same name is reused.
+        if !dtbo.is_file() {
+            dtc::compile(
+                shell,
+                &src,
+                &dtbo,
+                &format!("`{}` (generated)", src.display()),
+            )?;
+        }
+        let mut roots: Vec<String> = all
+            .devices
+            .iter()
+            .map(|d| format!("/{}", d.path().split('/').nth(1).unwrap_or_default()))
+            .collect();
+        roots.dedup();
+        for r in roots {
+            if !out.root_nodes.contains(&r) {
+                out.root_nodes.push(r);
+            }
+        }
+        out.overlays
+            .push((format!("{GUEST_DIR}/devices.dtbo"), dtbo));
+        for (d, set) in owners {
+            out.devices.push(GuestDevice {
+                path: d.path(),
+                bus: d.bus,
+                compatible: d.compatible.clone(),
+                modules: set.modules.clone(),
+                origin: d.origin.clone(),
+            });
+        }
+    }
+    let mut n = 0;
+    for set in sets {
+        for src in &set.devices.overlays {
+            if !src.is_file() {
+                crate::bail_user!(
+                    "device overlay `{}` does not exist", src.display();
+                    hint = "`device-overlays` paths are relative to the package directory"
+                );
+            }
+            let source =
+                std::fs::read(src).with_context(|| format!("cannot read `{}`", src.display()))?;
+            let key = crate::fsutil::sha256_hex(
+                &[src.display().to_string().as_bytes(), &source].concat(),
+            );
+            let dtbo = out_dir.join(format!("overlay-{}.dtbo", &key[..16]));
+            let warnings = dtc::compile(shell, src, &dtbo, &format!("`{}`", src.display()))?;
+            out.warnings.extend(warnings);
+            let blob = std::fs::read(&dtbo)
+                .with_context(|| format!("cannot read `{}`", dtbo.display()))?;
+            let info = fdt::overlay_info(&blob).map_err(|e| {
+                crate::error::UserError::new(format!(
+                    "device overlay `{}` did not compile to a device tree: {e}",
+                    src.display()
+                ))
+            })?;
+            if info.fragments == 0 {
+                crate::bail_user!(
+                    "`{}` is not a device-tree overlay: it has no fragment to apply", src.display();
+                    hint = "start it with `/dts-v1/;` and `/plugin/;`, and put the nodes in `&{{/}} {{ ... }};`"
+                );
+            }
+            if info.phandle_targets > 0 {
+                crate::bail_user!(
+                    "device overlay `{}` targets a node by label (`&label`): the guest's tree has no labels to resolve", src.display();
+                    hint = "target paths instead, e.g. `&{{/}} {{ ... }};`"
+                );
+            }
+            for r in &info.root_nodes {
+                if !out.root_nodes.contains(r) {
+                    out.root_nodes.push(r.clone());
+                }
+            }
+            for d in info.devices {
+                let bus = if d
+                    .parent_compatible
+                    .iter()
+                    .any(|c| c == dtso::I2C_BUS_COMPATIBLE)
+                {
+                    Bus::I2c
+                } else if d.depth == 1 && d.path.matches('/').count() == 1 {
+                    Bus::Platform
+                } else {
+                    // Nodes below a device (its children) are the driver's business.
+                    continue;
+                };
+                out.devices.push(GuestDevice {
+                    path: d.path,
+                    bus,
+                    compatible: d.compatible,
+                    modules: set.modules.clone(),
+                    origin: format!("`{}`", src.display()),
+                });
+            }
+            out.overlays
+                .push((format!("{GUEST_DIR}/overlay-{n}.dtbo"), dtbo));
+            n += 1;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

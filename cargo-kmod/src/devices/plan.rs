@@ -1,0 +1,206 @@
+//! Test devices in a guest plan: the files and steps a `test` or `run` boot gains, and the
+//! verdict on the devices from a test boot's transcript.
+//!
+//! A test plan ([`GuestPlan::test`]) becomes:
+//!
+//! ```text
+//! cargo_kmod_devices (load)      insmod ... overlays=... nodes=...: -EEXIST when a node
+//!                                the overlays add exists already, else the devices appear
+//! MODULE (load) ...              the modules under test: drivers register and probe
+//! devices                        each device's name, driver and the driver's module
+//! MODULE (unload) ...            each driver's `remove` runs
+//! cargo_kmod_devices (unload)    the overlays are removed, and the devices with them
+//! ```
+//!
+//! Three steps and one shell step: every step costs processes under TCG. The helper's load
+//! and unload are ordinary steps, judged like any module's (the kernel's words when an
+//! overlay does not apply, oopses, taint). The check reports on the protocol as its output;
+//! [`run_tests`] turns that into one failing case per device that is not as declared
+//! ([`guest::judge`]), and explains the helper's refusal per device.
+
+use anyhow::Result;
+
+use crate::devices::guest::{self, Evidence};
+use crate::devices::{helper, Prepared};
+use crate::qemu::guest::{Action, FileSource, GuestFile, GuestPlan, Step, When};
+use crate::qemu::machine::Machine;
+use crate::qemu::modules::KoModule;
+use crate::qemu::testrun::{self, CaseResult, TestOptions, TestReport, Verdict};
+use crate::shell::Shell;
+
+/// The name of the check step.
+pub const CHECK: &str = "devices";
+
+fn helper_load() -> String {
+    format!("{} (load)", helper::MODULE)
+}
+
+fn helper_unload() -> String {
+    format!("{} (unload)", helper::MODULE)
+}
+
+impl Prepared {
+    /// The initramfs files: the helper module and the compiled overlays.
+    pub fn guest_files(&self) -> Vec<GuestFile> {
+        self.files()
+            .into_iter()
+            .map(|(guest_path, host)| GuestFile {
+                guest_path,
+                source: FileSource::Host(host),
+                mode: 0o644,
+            })
+            .collect()
+    }
+
+    fn helper_step(&self) -> Step {
+        Step {
+            action: Action::Load {
+                module: helper::MODULE.to_string(),
+                path: self.helper.guest_path.clone(),
+                params: self.helper.params.clone(),
+            },
+            when: When::Always,
+        }
+    }
+
+    fn check_step(&self) -> Step {
+        Step::builtins(CHECK, &guest::check_script(&self.devices))
+    }
+
+    /// Add the devices to a [`GuestPlan::test`]: the checks and the helper around the loads
+    /// and unloads of the modules under test.
+    pub fn extend_test_plan(&self, plan: &mut GuestPlan) {
+        plan.files.extend(self.guest_files());
+        let first_unload = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.action, Action::Unload { .. }))
+            .unwrap_or(plan.steps.len());
+        let mut steps = vec![self.helper_step()];
+        steps.extend(plan.steps[..first_unload].iter().cloned());
+        steps.push(self.check_step().when(When::AllOk(vec![helper_load()])));
+        steps.extend(plan.steps[first_unload..].iter().cloned());
+        steps.push(Step::unload(helper::MODULE).when(When::AllOk(vec![helper_load()])));
+        plan.steps = steps;
+    }
+
+    /// Add the devices to a `run` plan: the helper loads first, so the modules' drivers find
+    /// their devices when they register.
+    pub fn extend_run_plan(&self, plan: &mut GuestPlan) {
+        plan.files.extend(self.guest_files());
+        plan.steps.insert(0, self.helper_step());
+    }
+
+    /// The device verdicts of a test boot of `plan` (as extended by
+    /// [`Self::extend_test_plan`]) with `modules`: one failing case per device that is not
+    /// as declared, and the names of the plan's own cases that the verdicts explain.
+    pub fn judge(
+        &self,
+        report: &TestReport,
+        plan: &GuestPlan,
+        modules: &[KoModule],
+    ) -> (Vec<CaseResult>, Vec<String>) {
+        let t = &report.transcript;
+        let index = |name: &str| plan.steps.iter().rposition(|s| s.name() == name);
+        let done = |name: &str| {
+            index(name)
+                .and_then(|i| t.steps.get(i))
+                .and_then(|s| s.status)
+        };
+        let states: Vec<_> = index(CHECK)
+            .and_then(|i| t.steps.get(i))
+            .map(|s| s.out.iter().filter_map(|l| guest::parse_line(l)).collect())
+            .unwrap_or_default();
+        let mut load_log = Vec::new();
+        let mut loaded = Vec::new();
+        for m in modules {
+            let name = format!("{} (load)", m.name);
+            if let Some(i) = index(&name) {
+                load_log.extend(t.step_log(i).lines());
+                if done(&name) == Some(0) {
+                    loaded.push(m.name.clone());
+                }
+            }
+        }
+        let log_of = |name: &str| {
+            index(name)
+                .map(|i| t.step_log(i).lines())
+                .unwrap_or_default()
+        };
+        let helper_log = log_of(&helper_load());
+        let remove_log = log_of(&helper_unload());
+        // Read only when a device stayed unbound: the aliases explain why.
+        let unbound = states
+            .iter()
+            .any(|s| s.name.is_some() && s.driver.is_none());
+        let aliases: Vec<(String, Vec<String>)> = modules
+            .iter()
+            .filter(|_| unbound)
+            .map(|m| {
+                let list = crate::ko::read(&m.ko)
+                    .map(|k| {
+                        k.module
+                            .modinfo
+                            .iter()
+                            .filter(|(k, _)| k == "alias")
+                            .map(|(_, v)| v.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (m.name.clone(), list)
+            })
+            .collect();
+        let ev = Evidence {
+            load_log: &load_log,
+            helper_log: &helper_log,
+            remove_log: &remove_log,
+            aliases: &aliases,
+            loaded: &loaded,
+            helper_loaded: done(&helper_load()) == Some(0),
+            helper_unloaded: done(&helper_unload()) == Some(0),
+        };
+        let problems = guest::judge(&self.devices, &states, &ev);
+        // A refused node fails the helper's load with `-EEXIST`: the devices' cases say why.
+        let explained = if problems
+            .iter()
+            .any(|p| p.lines[0].contains("already exists in the guest's device tree"))
+        {
+            vec![helper_load()]
+        } else {
+            vec![]
+        };
+        let cases = problems
+            .into_iter()
+            .map(|p| CaseResult {
+                name: p.name,
+                module: p.module,
+                verdict: Verdict::Failed,
+                lines: p.lines,
+                kunit: false,
+            })
+            .collect();
+        (cases, explained)
+    }
+}
+
+/// `cargo kmod test`'s boot: [`testrun::run_tests`], with `devices` set up around the
+/// modules and judged after them when there are any.
+pub fn run_tests(
+    shell: &Shell,
+    machine: &Machine,
+    modules: &[KoModule],
+    devices: Option<&Prepared>,
+    opts: &TestOptions,
+    on_line: impl FnMut(&str),
+) -> Result<TestReport> {
+    let Some(devices) = devices else {
+        return testrun::run_tests(shell, machine, modules, opts, on_line);
+    };
+    let mut plan = GuestPlan::test(modules, !opts.no_fail_fast);
+    devices.extend_test_plan(&mut plan);
+    let mut report = testrun::run_test_plan(shell, machine, plan.clone(), modules, opts, on_line)?;
+    let (cases, explained) = devices.judge(&report, &plan, modules);
+    report.cases.retain(|c| !explained.contains(&c.name));
+    report.cases.extend(cases);
+    Ok(report)
+}

@@ -1,0 +1,571 @@
+//! Device specs -> overlay text -> dtc -> blob, and the errors on the way.
+
+use std::path::Path;
+
+use super::*;
+use crate::devices::guest::{judge, parse_line, DeviceState, Evidence};
+
+/// `[package.metadata.kmod]` written as TOML, parsed as `cargo metadata` would hand it over.
+fn kmod(toml_text: &str) -> Result<Devices> {
+    let table: toml::Table = toml::from_str(toml_text).unwrap();
+    let value = serde_json::to_value(table).unwrap();
+    spec::from_manifest(&value, Path::new("/pkg"), Path::new("/pkg/Cargo.toml"))
+}
+
+fn err(toml_text: &str) -> String {
+    let e = kmod(toml_text).unwrap_err();
+    let (msg, hint, _) = crate::error::render(&e);
+    match hint {
+        Some(h) => format!("{msg}\nhelp: {h}"),
+        None => msg,
+    }
+}
+
+const EXAMPLE: &str = r#"
+[[devices]]
+compatible = "acme,blinker"
+properties = { "acme,period-ms" = 250, "acme,label" = "status", "acme,pins" = [3, 5], "acme,active-low" = true, "acme,absent" = false }
+
+[[devices]]
+compatible = ["acme,tmp102", "ti,tmp102"]
+bus = "i2c"
+address = 0x48
+registers = { 0x00 = [0x19, 0x80], 0xff = 0x55 }
+properties = { "acme,big" = { u64 = 0x100000000 }, "acme,raw" = { bytes = [0xde, 0xad] }, "acme,small" = { u8 = [1, 2] }, "acme,signed" = { i32 = -5 }, "acme,names" = ["a", "b\"c"] }
+
+[[devices]]
+compatible = "acme,blinker"
+name = "second"
+"#;
+
+#[test]
+fn parses_every_value_type() {
+    let d = kmod(EXAMPLE).unwrap();
+    assert_eq!(d.devices.len(), 3);
+    let b = &d.devices[0];
+    assert_eq!(
+        (b.name.as_str(), b.bus, b.address),
+        ("blinker", Bus::Platform, None)
+    );
+    assert_eq!(b.path(), "/blinker");
+    let names: Vec<&str> = b.properties.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "acme,active-low",
+            "acme,label",
+            "acme,period-ms",
+            "acme,pins"
+        ],
+        "`false` leaves the property out"
+    );
+    let t = &d.devices[1];
+    assert_eq!(t.node_name(), "tmp102@48");
+    assert_eq!(t.path(), "/cargo-kmod-i2c/tmp102@48");
+    let regs = t.register_file().unwrap();
+    assert_eq!(regs.len(), 256);
+    assert_eq!(
+        (regs[0], regs[1], regs[2], regs[255]),
+        (0x19, 0x80, 0, 0x55)
+    );
+    let signed = t
+        .properties
+        .iter()
+        .find(|p| p.name == "acme,signed")
+        .unwrap();
+    assert_eq!(
+        signed.value,
+        PropValue::Cells {
+            bits: 32,
+            values: vec![0xffff_fffb]
+        }
+    );
+    assert_eq!(d.devices[2].path(), "/second");
+}
+
+#[test]
+fn overlay_source_snapshot() {
+    let d = kmod(EXAMPLE).unwrap();
+    insta::assert_snapshot!(dtso::render(&d.devices, "module blink"));
+}
+
+#[test]
+fn generated_overlay_compiles_and_lists_its_devices() {
+    let d = kmod(EXAMPLE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = DeviceSet {
+        modules: vec!["blink".into()],
+        devices: &d,
+        what: "module blink".into(),
+    };
+    let c = compile(&Shell::plain(), &[set], dir.path()).unwrap();
+    assert_eq!(c.overlays.len(), 1);
+    assert_eq!(c.overlays[0].0, "/kmod/devices/devices.dtbo");
+    assert_eq!(c.root_nodes, ["/blinker", "/cargo-kmod-i2c", "/second"]);
+    // Another set in the same directory (a second run at once) gets a file of its own.
+    let other = kmod("[[devices]]\ncompatible = \"acme,other\"\n").unwrap();
+    let set = DeviceSet {
+        modules: vec!["other".into()],
+        devices: &other,
+        what: "module other".into(),
+    };
+    let c2 = compile(&Shell::plain(), &[set], dir.path()).unwrap();
+    assert_ne!(c.overlays[0].1, c2.overlays[0].1);
+    assert_eq!(c2.overlays[0].0, "/kmod/devices/devices.dtbo");
+    let blob = std::fs::read(&c.overlays[0].1).unwrap();
+    let info = fdt::overlay_info(&blob).unwrap();
+    assert_eq!(
+        (info.fragments, info.phandle_targets, info.symbols),
+        (1, 0, false)
+    );
+    let paths: Vec<&str> = info.devices.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/blinker",
+            "/second",
+            "/cargo-kmod-i2c",
+            "/cargo-kmod-i2c/tmp102@48"
+        ]
+    );
+    assert_eq!(info.devices[3].compatible, ["acme,tmp102", "ti,tmp102"]);
+    let root = fdt::parse(&blob).unwrap();
+    let ov = root.children[0].child("__overlay__").unwrap();
+    let blinker = ov.child("blinker").unwrap();
+    assert_eq!(blinker.prop("acme,period-ms"), Some(&[0, 0, 0, 250][..]));
+    assert_eq!(
+        blinker.prop("acme,pins"),
+        Some(&[0, 0, 0, 3, 0, 0, 0, 5][..])
+    );
+    assert_eq!(blinker.prop("acme,active-low"), Some(&[][..]));
+    assert_eq!(blinker.strings("acme,label").unwrap(), ["status"]);
+    let sensor = ov
+        .child("cargo-kmod-i2c")
+        .unwrap()
+        .child("tmp102@48")
+        .unwrap();
+    assert_eq!(sensor.prop("reg"), Some(&[0, 0, 0, 0x48][..]));
+    assert_eq!(sensor.prop("acme,big"), Some(&[0, 0, 0, 1, 0, 0, 0, 0][..]));
+    assert_eq!(sensor.prop("acme,raw"), Some(&[0xde, 0xad][..]));
+    assert_eq!(sensor.prop("acme,small"), Some(&[1, 2][..]));
+    assert_eq!(sensor.strings("acme,names").unwrap(), ["a", "b\"c"]);
+    // The devices to check: the bus node itself is the helper's, not the user's.
+    let checked: Vec<(&str, Bus)> = c.devices.iter().map(|d| (d.path.as_str(), d.bus)).collect();
+    assert_eq!(
+        checked,
+        [
+            ("/blinker", Bus::Platform),
+            ("/cargo-kmod-i2c/tmp102@48", Bus::I2c),
+            ("/second", Bus::Platform)
+        ]
+    );
+}
+
+#[test]
+fn raw_overlays_compile_and_errors_quote_dtc() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("board.dtso");
+    std::fs::write(
+        &good,
+        "/dts-v1/;\n/plugin/;\n&{/} {\n\tled: leds {\n\t\tcompatible = \"acme,leds\";\n\t\tpeer = <&led>;\n\t\tchild { compatible = \"acme,led\"; };\n\t};\n};\n",
+    )
+    .unwrap();
+    let devs = Devices {
+        devices: vec![],
+        overlays: vec![good.clone()],
+    };
+    let set = DeviceSet {
+        modules: vec!["m".into()],
+        devices: &devs,
+        what: "module m".into(),
+    };
+    let c = compile(&Shell::plain(), &[set], dir.path()).unwrap();
+    assert_eq!(c.overlays[0].0, "/kmod/devices/overlay-0.dtbo");
+    let info = fdt::overlay_info(&std::fs::read(&c.overlays[0].1).unwrap()).unwrap();
+    assert!(
+        !info.symbols,
+        "no `-@`: the live trees have no `__symbols__`"
+    );
+    let checked: Vec<&str> = c.devices.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(checked, ["/leds"], "children of a device are the driver's");
+    assert_eq!(c.root_nodes, ["/leds"]);
+
+    let bad = dir.path().join("bad.dtso");
+    std::fs::write(
+        &bad,
+        "/dts-v1/;\n/plugin/;\n&{/} {\n\tfoo { x = <1 2; };\n};\n",
+    )
+    .unwrap();
+    let devs = Devices {
+        devices: vec![],
+        overlays: vec![bad.clone()],
+    };
+    let set = DeviceSet {
+        modules: vec!["m".into()],
+        devices: &devs,
+        what: "module m".into(),
+    };
+    let e = compile(&Shell::plain(), &[set], dir.path()).unwrap_err();
+    let msg = e.to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "invalid device overlay `{}:4.16-17`: syntax error",
+            bad.display()
+        ),
+        "{msg}"
+    );
+
+    let plain = dir.path().join("plain.dtso");
+    std::fs::write(&plain, "/dts-v1/;\n/ { foo { compatible = \"a,b\"; }; };\n").unwrap();
+    let devs = Devices {
+        devices: vec![],
+        overlays: vec![plain.clone()],
+    };
+    let set = DeviceSet {
+        modules: vec!["m".into()],
+        devices: &devs,
+        what: "module m".into(),
+    };
+    let e = compile(&Shell::plain(), &[set], dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "`{}` is not a device-tree overlay: it has no fragment to apply",
+            plain.display()
+        )
+    );
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let sec = "`[package.metadata.kmod].devices[0]` of `/pkg/Cargo.toml`";
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbuss = \"i2c\""),
+        format!("unknown key `buss` in {sec}\nhelp: did you mean `bus`?")
+    );
+    assert!(err("[[devices]]\nbus = \"i2c\"\naddress = 0x48")
+        .starts_with(&format!("missing `compatible` in {sec}")));
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
+        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default) or `i2c`")
+    );
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
+            "missing `address` in {sec}: an I2C device needs its 7-bit address"
+        ))
+    );
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x80"),
+        format!("invalid `address` in {sec}: 0x80 is not a 7-bit I2C address (0x01 to 0x7f)")
+    );
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\naddress = 0x48").starts_with(&format!(
+            "invalid `address` in {sec}: only I2C devices have an address"
+        ))
+    );
+    let p = |v: &str| {
+        err(&format!(
+            "[[devices]]\ncompatible = \"a,b\"\nproperties = {{ \"x,y\" = {v} }}"
+        ))
+    };
+    let key = format!("invalid `properties.\"x,y\"` in {sec}");
+    assert!(p("4294967296").starts_with(&format!(
+        "{key}: 4294967296 does not fit in a u32; write `{{ u64 = ... }}` for a 64-bit value"
+    )));
+    assert!(p("-1").starts_with(&format!(
+        "{key}: -1 does not fit in a u32; write `{{ i32 = ... }}` for a signed value"
+    )));
+    assert!(p("1.5").starts_with(&format!("{key}: `1.5` is not an integer")));
+    assert!(p("[]").starts_with(&format!("{key}: an empty array has no type")));
+    assert!(p("[1, \"a\"]").starts_with(&format!("{key}: an array mixes types")));
+    assert!(
+        p("{ u33 = 1 }").starts_with(&format!("{key}: unknown type `u33` (did you mean `u32`?)"))
+    );
+    assert!(p("{ u8 = 256 }").starts_with(&format!("{key}: 256 does not fit in a u8")));
+    assert!(p("{ u16 = \"x\" }").starts_with(&format!(
+        "{key}: `\"x\"` is a string where an integer is expected"
+    )));
+    assert!(p("{ u8 = 1, u16 = 2 }")
+        .starts_with(&format!("{key}: a typed value is a table with one key")));
+    assert!(p("\"a\\u0000b\"").starts_with(&format!("{key}: a string contains a NUL character")));
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nproperties = { \"a b\" = 1 }").starts_with(
+            &format!(
+                "invalid `properties.\"a b\"` in {sec}: ` ` is not allowed in a property name"
+            )
+        )
+    );
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nproperties = { compatible = \"x\" }").contains(
+            "this property is set by cargo-kmod\nhelp: set `compatible` in the device table itself"
+        )
+    );
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nname = \"x@1\""),
+        format!("invalid `name` in {sec}: node name `x@1` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself")
+    );
+    assert!(
+        err("[[devices]]\ncompatible = \"a,b\"\nregisters = { 0 = 1 }").starts_with(&format!(
+            "invalid `registers` in {sec}: only I2C devices have a register file"
+        ))
+    );
+    let r = |v: &str| {
+        err(&format!(
+            "[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x10\nregisters = {v}"
+        ))
+    };
+    assert_eq!(
+        r("{ 0x100 = 1 }"),
+        format!("invalid `registers` in {sec}: register `0x100` is not a number from 0x00 to 0xff")
+    );
+    assert_eq!(
+        r("{ 0xfe = [1, 2, 3] }"),
+        format!("invalid `registers` in {sec}: register `0xfe`: 3 bytes run past register 0xff")
+    );
+    assert_eq!(
+        r("{ 0 = [1, 2], 1 = 3 }"),
+        format!("invalid `registers` in {sec}: register 0x01 is given twice")
+    );
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nname = \"n\"\n[[devices]]\ncompatible = \"c,d\"\nname = \"n\""),
+        "two test devices are named `n`: `/pkg/Cargo.toml` [package.metadata.kmod].devices[0] and `/pkg/Cargo.toml` [package.metadata.kmod].devices[1]\nhelp: give one of them another `name`"
+    );
+    assert_eq!(
+        err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"\naddress = 0x10\n[[devices]]\ncompatible = \"c,d\"\nbus = \"i2c\"\naddress = 0x10"),
+        "two I2C test devices use address 0x10: `/pkg/Cargo.toml` [package.metadata.kmod].devices[0] and `/pkg/Cargo.toml` [package.metadata.kmod].devices[1]\nhelp: give one of them another `address`"
+    );
+    assert_eq!(
+        err("devices = 3"),
+        "invalid `devices` in `[package.metadata.kmod]` of `/pkg/Cargo.toml`: expected an array of tables\nhelp: declare each device as `[[package.metadata.kmod.devices]]`"
+    );
+}
+
+#[test]
+fn default_names_are_unique_and_valid() {
+    let d = kmod("[[devices]]\ncompatible = \"acme,led\"\n[[devices]]\ncompatible = \"acme,led\"\n[[devices]]\ncompatible = \"9x\"").unwrap();
+    let names: Vec<&str> = d.devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["led", "led-2", "dev-9x"]);
+}
+
+#[test]
+fn device_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("devs.toml");
+    std::fs::write(
+        &f,
+        "device-overlays = [\"extra.dtso\"]\n[[devices]]\ncompatible = \"acme,x\"\n",
+    )
+    .unwrap();
+    let d = spec::from_file(&f).unwrap();
+    assert_eq!(d.devices[0].origin, format!("`{}` devices[0]", f.display()));
+    assert_eq!(d.overlays, [dir.path().join("extra.dtso")]);
+    std::fs::write(&f, "[[device]]\ncompatible = \"acme,x\"\n").unwrap();
+    let e = spec::from_file(&f).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "unknown key `device` in `the top level` of `{}`",
+            f.display()
+        )
+    );
+    std::fs::write(&f, "[[devices]\n").unwrap();
+    let e = spec::from_file(&f).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("invalid device file `{}:1`: ", f.display())),
+        "{e}"
+    );
+    let dtso = dir.path().join("x.dtso");
+    std::fs::write(&dtso, "").unwrap();
+    assert_eq!(
+        spec::from_file(&dtso).unwrap().overlays,
+        std::slice::from_ref(&dtso)
+    );
+    let e = spec::from_file(&dir.path().join("x.json")).unwrap_err();
+    assert!(e.to_string().ends_with("does not exist"), "{e}");
+}
+
+#[test]
+fn helper_script_and_protocol() {
+    let devices = vec![
+        GuestDevice {
+            path: "/blinker".into(),
+            bus: Bus::Platform,
+            compatible: vec!["acme,blinker".into()],
+            modules: vec!["blink".into()],
+            origin: "`Cargo.toml`".into(),
+        },
+        GuestDevice {
+            path: "/cargo-kmod-i2c/sensor@48".into(),
+            bus: Bus::I2c,
+            compatible: vec!["acme,sensor".into()],
+            modules: vec!["blink".into()],
+            origin: "`Cargo.toml`".into(),
+        },
+    ];
+    insta::assert_snapshot!(guest::check_script(&devices));
+    assert_eq!(
+        parse_line("device /blinker platform 1 blinker blink blink"),
+        Some(DeviceState {
+            path: "/blinker".into(),
+            bus: "platform".into(),
+            node: true,
+            name: Some("blinker".into()),
+            driver: Some("blink".into()),
+            module: Some("blink".into()),
+        })
+    );
+    assert_eq!(parse_line("device /x"), None);
+    assert_eq!(parse_line("blinker: hello"), None);
+}
+
+fn state(line: &str) -> DeviceState {
+    parse_line(line).unwrap()
+}
+
+fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
+    GuestDevice {
+        path: path.into(),
+        bus,
+        compatible: vec![compat.into()],
+        modules: vec!["blink".into()],
+        origin: "`Cargo.toml` [package.metadata.kmod].devices[0]".into(),
+    }
+}
+
+#[test]
+fn verdicts() {
+    let blinker = dev("/blinker", Bus::Platform, "acme,blinker");
+    let loaded = ["blink".to_string()];
+    let ev = Evidence {
+        helper_loaded: true,
+        helper_unloaded: true,
+        loaded: &loaded,
+        ..Evidence::default()
+    };
+    // Bound to the module's driver, gone after removal: nothing to say.
+    let states = [state("device /blinker platform 1 blinker blink blink")];
+    assert_eq!(judge(std::slice::from_ref(&blinker), &states, &ev), []);
+
+    // Not bound, and the module has no alias for it.
+    let unbound = [state("device /blinker platform 1 blinker - -")];
+    let aliases = vec![("blink".to_string(), vec!["of:N*T*Cacme,other".to_string()])];
+    let ev2 = Evidence {
+        aliases: &aliases,
+        loaded: &loaded,
+        helper_loaded: true,
+        ..Evidence::default()
+    };
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev2);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].name, "device acme,blinker (platform)");
+    assert_eq!(
+        p[0].lines,
+        ["device acme,blinker (platform) was not bound: no driver of module blink matched its compatible"]
+    );
+    // An alias matches but nothing bound: the silent probe errors.
+    let aliases = vec![(
+        "blink".to_string(),
+        vec![
+            "of:N*T*Cacme,blinkerC*".to_string(),
+            "of:N*T*Cacme,blinker".to_string(),
+        ],
+    )];
+    let ev3 = Evidence {
+        aliases: &aliases,
+        loaded: &loaded,
+        helper_loaded: true,
+        ..Evidence::default()
+    };
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev3);
+    assert!(
+        p[0].lines[0].contains("a driver of module blink matches it but did not bind it"),
+        "{p:?}"
+    );
+
+    // A probe error: the kernel's words and the driver's own lines.
+    let log = vec![
+        "[    1.5] blink blinker: acme,period-ms is 0: must be 1 to 10000".to_string(),
+        "[    1.5] blink blinker: probe with driver blink failed with error -22".to_string(),
+        "[    1.6] other: unrelated".to_string(),
+    ];
+    let ev4 = Evidence {
+        load_log: &log,
+        loaded: &loaded,
+        helper_loaded: true,
+        ..Evidence::default()
+    };
+    let p = judge(std::slice::from_ref(&blinker), &unbound, &ev4);
+    assert_eq!(
+        p[0].lines,
+        [
+            "device acme,blinker (platform) was not bound: probe with driver blink failed with error -22",
+            "blink blinker: acme,period-ms is 0: must be 1 to 10000",
+        ]
+    );
+
+    // Bound to someone else's driver.
+    let other = [state(
+        "device /blinker platform 1 blinker leds-gpio leds_gpio",
+    )];
+    let p = judge(std::slice::from_ref(&blinker), &other, &ev4);
+    assert_eq!(
+        p[0].lines,
+        ["device acme,blinker (platform) was bound to driver `leds-gpio` of module leds_gpio, not to a driver of module blink"]
+    );
+
+    // A node the guest's own tree has: the helper refused the overlay.
+    let helper_log =
+        vec!["cargo-kmod: node /blinker already exists in the live device tree".to_string()];
+    let ev6 = Evidence {
+        helper_log: &helper_log,
+        loaded: &loaded,
+        ..Evidence::default()
+    };
+    let p = judge(std::slice::from_ref(&blinker), &[], &ev6);
+    assert_eq!(
+        p[0].lines,
+        [
+            "device acme,blinker (platform) was not created: node `/blinker` already exists in the guest's device tree, and an overlay would change it instead of adding a device",
+            "help: give the device another `name` (`Cargo.toml` [package.metadata.kmod].devices[0])",
+        ]
+    );
+
+    // Leftovers and node leaks after removal.
+    let log = vec![
+        "OF: ERROR: memory leak, expected refcount 1 instead of 2, of_node_get()/of_node_put() unbalanced - destroy cset entry: attach overlay node /blinker".to_string(),
+        "cargo-kmod: node /blinker is still in the live device tree after its overlay was removed".to_string(),
+    ];
+    let ev5 = Evidence {
+        remove_log: &log,
+        loaded: &loaded,
+        helper_loaded: true,
+        helper_unloaded: true,
+        ..Evidence::default()
+    };
+    let bound = [state("device /blinker platform 1 blinker blink blink")];
+    let p = judge(&[blinker], &bound, &ev5);
+    assert_eq!(p[0].lines.len(), 3, "{p:?}");
+    assert!(
+        p[0].lines[0].contains("is still in the guest's device tree after its overlay was removed")
+    );
+    assert!(p[0].lines[1].contains("of_node_get"));
+    assert!(p[0].lines[2].starts_with("OF: ERROR: memory leak"));
+}
+
+#[test]
+fn manifest_key_is_accepted_by_the_manifest_reader() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("src")).unwrap();
+    std::fs::write(t.path().join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        t.path().join("Cargo.toml"),
+        "[package]\nname = \"blink\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.kmod]\ndevice-overlays = [\"board.dtso\"]\n\n[[package.metadata.kmod.devices]]\ncompatible = \"acme,blinker\"\nproperties = { \"acme,period-ms\" = 250 }\n",
+    )
+    .unwrap();
+    let ws = crate::manifest::load(&Shell::plain(), Some(&t.path().join("Cargo.toml"))).unwrap();
+    let d = &ws.modules[0].devices;
+    assert_eq!(d.devices[0].label(), "acme,blinker");
+    assert!(d.overlays[0].ends_with("board.dtso"));
+}
