@@ -6,6 +6,7 @@
 //! (`cargo kmod init`), [`home`] keeps them under `$CARGO_KMOD_HOME`, [`resolve`] picks the tree
 //! a command uses, [`toolchain`] finds the tools kbuild needs.
 
+pub mod board;
 pub mod config;
 pub mod doctor;
 pub mod home;

@@ -84,7 +84,7 @@ pub fn dev_tree(home: &Home, arch: Arch, rustc: Option<&str>) -> Result<KernelTr
     let trees: Vec<_> = home
         .list()
         .into_iter()
-        .filter(|t| t.meta.arch == arch)
+        .filter(|t| t.meta.arch == arch && t.meta.is_dev_tree())
         .collect();
     let rustc = match rustc {
         Some(r) => Some(r.to_string()),
