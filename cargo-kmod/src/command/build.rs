@@ -125,6 +125,9 @@ pub fn resolve_tree(
         let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
             choice.target = Some((name.clone(), d.clone()));
+        } else if let Some(d) = crate::tree::prepare::target_tree(home, t, rustc)? {
+            // boards: a target with `board`/`base-config`/`cc` uses the tree `init` prepared.
+            choice.target = Some((name.clone(), d));
         }
         if arch.is_none() {
             arch = t.arch;

@@ -39,8 +39,13 @@ pub fn tree_for(ctx: &Context, kdir: &KdirArgs, modules: &[KoFile]) -> Result<Ke
         // `[workspace.metadata.kmod.targets.NAME]` of the workspace we are in.
         let ws = crate::manifest::load(&ctx.shell, None)?;
         let t = ws.target(name)?;
+        let home = crate::tree::home::Home::from_env()?;
         match &t.kdir {
             Some(d) => kdir.kdir = Some(d.clone()),
+            // boards: a target with `board`/`base-config`/`cc` uses the tree `init` prepared.
+            None if crate::tree::prepare::target_request(t, 1)?.is_some() => {
+                kdir.kdir = crate::tree::prepare::target_tree(&home, t, None)?;
+            }
             None => {
                 crate::bail_user!("target `{}` has no `kdir`", name; hint = "add `kdir` to the target, or pass `--kdir DIR`")
             }

@@ -57,6 +57,12 @@ pub fn kbuild_cflags(
 /// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
 /// includes, defines, language standard, target); drop code-generation and warning flags,
 /// some of which are GCC-only. Relative paths are relative to the module directory.
+///
+/// This is an allowlist, so it is stricter than the kernel's own `bindgen_skip_c_flags`
+/// (`rust/Makefile`), which removes a known list of GCC-only flags from `c_flags`: every flag
+/// on that list (`-mabi=lp64`, `-mgeneral-regs-only`, `-fconserve-stack`, `--param=...`,
+/// `-mstack-protector-guard*`, ...) is dropped here too. Like the kernel, GCC-built trees
+/// get `-w` and the clang target of the arch (`aarch64-linux-gnu`).
 pub fn filter_for_clang<'a>(
     flags: impl Iterator<Item = &'a str>,
     cwd: &Path,
@@ -111,8 +117,9 @@ pub fn filter_for_clang<'a>(
         out.push(format!("--target={}", tree.arch.clang_target()));
     }
     if matches!(tree.compiler(), Compiler::Gcc { .. }) {
-        // Headers of GCC-built trees may use GCC-only attributes guarded by these.
-        out.push("-Wno-unknown-attributes".into());
+        // As the kernel's own `rust/Makefile` does for GCC-built trees: libclang parses
+        // headers configured for GCC, whose attributes and warnings it may not know.
+        out.push("-w".into());
     }
     out.extend([
         "-D__BINDGEN__".into(),
