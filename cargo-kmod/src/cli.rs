@@ -78,6 +78,8 @@ pub enum Command {
     Test(command::test::TestCmd),
     /// Boot the kernel in qemu with the module loaded: a shell, or one command
     Run(command::run::RunCmd),
+    /// Export a tree's kernel, DTBs, modules and a headers package with the Rust artifacts
+    Kit(command::kit::KitCmd),
 }
 
 /// Which kernel tree to use: `--kdir`, `--target`, `KDIR`, the manifest, or the dev tree of

@@ -70,5 +70,6 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Install(c) => c.run(ctx),
         Command::Test(c) => c.run(ctx),
         Command::Run(c) => c.run(ctx),
+        Command::Kit(c) => c.run(ctx),
     }
 }

@@ -6,6 +6,7 @@ pub mod ide;
 pub mod info;
 pub mod init;
 pub mod install;
+pub mod kit;
 pub mod new;
 pub mod package;
 pub mod run;

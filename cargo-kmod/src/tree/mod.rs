@@ -10,6 +10,7 @@ pub mod board;
 pub mod config;
 pub mod doctor;
 pub mod home;
+pub mod kit;
 pub mod prepare;
 pub mod resolve;
 pub mod toolchain;

@@ -1,0 +1,82 @@
+//! `cargo kmod kit`: export a prepared tree's kernel image, DTBs, installed modules and a
+//! headers package with the Rust artifacts (see [`crate::tree::kit`]).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::KdirArgs;
+use crate::tree::home::Home;
+use crate::tree::resolve::{self, Choice};
+use crate::tree::toolchain::Toolchain;
+use crate::tree::Arch;
+use crate::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct KitCmd {
+    #[command(flatten)]
+    pub kdir: KdirArgs,
+    /// Path to Cargo.toml (for `--target`)
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Where to write the kit [default: target/kmod/kit/<release>-<arch>]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl KitCmd {
+    pub fn run(&self, ctx: &Context) -> Result<()> {
+        let home = Home::from_env()?;
+        let tree = match &self.kdir.target {
+            Some(target) => {
+                let ws = crate::manifest::load(&ctx.shell, self.manifest_path.as_deref())?;
+                crate::command::build::resolve_tree(&home, &ws, &[], &self.kdir, None)
+                    .map_err(|e| e.context(format!("target `{target}`")))?
+            }
+            None => resolve::resolve(
+                &home,
+                &Choice {
+                    flag: self.kdir.kdir.clone(),
+                    arch: self.kdir.arch.as_deref().map(Arch::parse).transpose()?,
+                    ..Choice::default()
+                },
+            )?,
+        };
+        let out = self.dir.clone().unwrap_or_else(|| {
+            PathBuf::from("target/kmod/kit").join(format!("{}-{}", tree.release, tree.arch))
+        });
+        let tc = Toolchain::for_modules(tree.rustc_version_text());
+        let kit = crate::tree::kit::export(&ctx.shell, &tree, &tc, &out)?;
+        if ctx.shell.is_json() {
+            ctx.shell.json(&json!({
+                "reason": "kit",
+                "dir": kit.dir,
+                "release": kit.release,
+                "arch": kit.arch.name(),
+                "image": kit.image,
+                "dtbs": kit.dtbs,
+                "modules": kit.modules,
+                "module_files": kit.module_files,
+                "headers_tar": kit.headers_tar,
+                "headers_deb": kit.headers_deb,
+            }));
+        }
+        ctx.shell.status(
+            "Finished",
+            format_args!(
+                "kit for linux {} ({}) in `{}`: {} DTB{}, {} module{}, `{}`, `{}`",
+                kit.release,
+                kit.arch,
+                kit.dir.display(),
+                kit.dtbs.len(),
+                if kit.dtbs.len() == 1 { "" } else { "s" },
+                kit.module_files.len(),
+                if kit.module_files.len() == 1 { "" } else { "s" },
+                kit.headers_tar.file_name().unwrap_or_default().to_string_lossy(),
+                kit.headers_deb.file_name().unwrap_or_default().to_string_lossy(),
+            ),
+        );
+        Ok(())
+    }
+}
