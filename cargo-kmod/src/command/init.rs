@@ -161,7 +161,9 @@ impl InitCmd {
             Some(p) => Source::from_path(p)?,
             None => Source::default_in(std::path::Path::new("/usr/src"))?,
         };
-        let cross = std::env::var("CROSS_COMPILE").ok().filter(|v| !v.is_empty());
+        let cross = std::env::var("CROSS_COMPILE")
+            .ok()
+            .filter(|v| !v.is_empty());
         arches
             .into_iter()
             .map(|arch| {

@@ -73,8 +73,14 @@ impl KitCmd {
                 if kit.dtbs.len() == 1 { "" } else { "s" },
                 kit.module_files.len(),
                 if kit.module_files.len() == 1 { "" } else { "s" },
-                kit.headers_tar.file_name().unwrap_or_default().to_string_lossy(),
-                kit.headers_deb.file_name().unwrap_or_default().to_string_lossy(),
+                kit.headers_tar
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
+                kit.headers_deb
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
             ),
         );
         Ok(())

@@ -80,7 +80,10 @@ impl Board {
             .map(|(_, n)| n);
         let e = UserError::new(format!("unknown board `{name}`"));
         Err(match near {
-            Some(n) => e.with_hint(format!("did you mean `{n}`? (boards: {})", names.join(", "))),
+            Some(n) => e.with_hint(format!(
+                "did you mean `{n}`? (boards: {})",
+                names.join(", ")
+            )),
             None => e.with_hint(format!(
                 "boards: {}; for another board pass its configuration with `--base-config`",
                 names.join(", ")
@@ -205,7 +208,11 @@ mod tests {
         // The rpi3 DTB was not built here.
         let rpi3 = Board::find("rpi3").unwrap();
         let e = BoardMachine::resolve(&tree, Some(rpi3), None, None).unwrap_err();
-        assert!(e.to_string().contains("bcm2837-rpi-3-b.dtb` does not exist"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("bcm2837-rpi-3-b.dtb` does not exist"),
+            "{e}"
+        );
         assert!(BoardMachine::resolve(&tree, None, None, None)
             .unwrap()
             .is_none());

@@ -456,10 +456,7 @@ fn tokenize(expr: &str) -> Vec<String> {
             i += 1;
         } else {
             let start = i;
-            while i < chars.len()
-                && !chars[i].is_whitespace()
-                && !"&|!=<>()\"".contains(chars[i])
-            {
+            while i < chars.len() && !chars[i].is_whitespace() && !"&|!=<>()\"".contains(chars[i]) {
                 i += 1;
             }
             out.push(chars[start..i].iter().collect());
@@ -887,7 +884,10 @@ mod tests {
             let u = unmet(&req, &config);
             let line = explain(&u[0], &index, &config);
             assert!(line.contains(want), "{extra}: {line}");
-            assert!(!line.contains("CC_IS_CLANG") || extra.contains("KASAN"), "{line}");
+            assert!(
+                !line.contains("CC_IS_CLANG") || extra.contains("KASAN"),
+                "{line}"
+            );
         }
         // Satisfied `depends on` lines are never blamed: a clean GCC config names nothing.
         let config = KConfig::parse(ok);
@@ -919,7 +919,9 @@ mod tests {
 
     #[test]
     fn expressions_evaluate_like_kconfig() {
-        let c = KConfig::parse("CONFIG_A=y\nCONFIG_M=m\nCONFIG_V=109500\nCONFIG_S=\"abc\"\nCONFIG_H=0x10\n");
+        let c = KConfig::parse(
+            "CONFIG_A=y\nCONFIG_M=m\nCONFIG_V=109500\nCONFIG_S=\"abc\"\nCONFIG_H=0x10\n",
+        );
         assert!(holds("A && M", &c));
         assert!(holds("!B", &c));
         assert!(!holds("!(A || B)", &c));
@@ -938,7 +940,10 @@ mod tests {
             blocking_symbols("!A || (B && 64BIT)", &c),
             ["!A", "B", "64BIT"]
         );
-        assert!(blocking_symbols("A || B", &c).is_empty(), "a holding expression blames nothing");
+        assert!(
+            blocking_symbols("A || B", &c).is_empty(),
+            "a holding expression blames nothing"
+        );
         assert_eq!(
             blocking_symbols("$(cc-option,-mfoo)", &c),
             Vec::<String>::new()

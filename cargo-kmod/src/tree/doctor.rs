@@ -270,7 +270,11 @@ pub fn rust_artifacts(t: &KernelTree) -> Vec<Check> {
         )
     });
     // x86_64's Rust target is a generated spec; arm64 uses rustc's built-in target.
-    let arch_makefile = t.srctree.join("arch").join(t.arch.srcarch()).join("Makefile");
+    let arch_makefile = t
+        .srctree
+        .join("arch")
+        .join(t.arch.srcarch())
+        .join("Makefile");
     let wants_spec = std::fs::read_to_string(&arch_makefile)
         .map(|m| m.contains("scripts/target.json"))
         .unwrap_or(t.arch == Arch::X86_64);
@@ -302,9 +306,7 @@ pub fn rust_artifacts(t: &KernelTree) -> Vec<Check> {
     for p in &programs {
         match elf_machine(&t.dir.join(p)) {
             None => absent.push(p.to_string()),
-            Some(m) if m != host => {
-                foreign.push(format!("`{p}` ({})", crate::ko::machine_name(m)))
-            }
+            Some(m) if m != host => foreign.push(format!("`{p}` ({})", crate::ko::machine_name(m))),
             Some(_) => {}
         }
     }
@@ -312,7 +314,10 @@ pub fn rust_artifacts(t: &KernelTree) -> Vec<Check> {
         absent.push("scripts/module.lds".into());
     }
     out.push(if absent.is_empty() && foreign.is_empty() {
-        Check::ok("host programs", format!("{}", quote_list(&programs.iter().map(|p| p.to_string()).collect::<Vec<_>>())))
+        Check::ok(
+            "host programs",
+            quote_list(&programs.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+        )
     } else if absent.is_empty() {
         Check::fail(
             "host programs",
@@ -525,34 +530,49 @@ mod tests {
             "scripts/Makefile.build",
             "rust_common_cmd = \\\n\t-Zunstable-options --extern pin_init --extern kernel \\\n\t--extern zerocopy --extern zerocopy_derive \\\n",
         );
-        put("arch/x86/Makefile", "KBUILD_RUSTFLAGS += --target=$(objtree)/scripts/target.json\n");
+        put(
+            "arch/x86/Makefile",
+            "KBUILD_RUSTFLAGS += --target=$(objtree)/scripts/target.json\n",
+        );
         put("scripts/module.lds", "");
         put("scripts/basic/fixdep", "");
         std::fs::copy("/bin/true", d.path().join("scripts/basic/fixdep")).unwrap();
         let t = KernelTree::open(d.path()).unwrap();
         assert_eq!(t.release, "7.2.13");
-        assert!(t.config.is_enabled("RUST"), "auto.conf stands in for `.config`");
+        assert!(
+            t.config.is_enabled("RUST"),
+            "auto.conf stands in for `.config`"
+        );
         let checks = rust_artifacts(&t);
         let line = |name: &str| checks.iter().find(|c| c.name == name).unwrap().line();
         assert_eq!(
             line("rust metadata"),
             "FAIL  rust metadata: missing `rust/libcore.rmeta`, `rust/libcompiler_builtins.rmeta`, `rust/libkernel.rmeta`, `rust/libmacros.so`, `rust/libpin_init.rmeta`, `rust/libzerocopy.rmeta`, `rust/libzerocopy_derive.so` (fix: built by the kernel's own build with `CONFIG_RUST=y` (`make` in the build tree); distro `linux-headers-*` packages and `scripts/package/install-extmod-build` do not ship them, `cargo kmod kit` exports a headers package that does)"
         );
-        assert!(line("rust target spec").starts_with("FAIL  rust target spec: missing `scripts/target.json`"));
+        assert!(line("rust target spec")
+            .starts_with("FAIL  rust target spec: missing `scripts/target.json`"));
         assert!(
             line("host programs").starts_with("FAIL  host programs: missing `scripts/mod/modpost`, `scripts/gendwarfksyms/gendwarfksyms`, `tools/objtool/objtool` (fix: built by `make modules_prepare`"),
             "{}",
             line("host programs")
         );
         // A foreign host program is named with its machine.
-        for p in ["scripts/mod/modpost", "scripts/gendwarfksyms/gendwarfksyms", "tools/objtool/objtool"] {
+        for p in [
+            "scripts/mod/modpost",
+            "scripts/gendwarfksyms/gendwarfksyms",
+            "tools/objtool/objtool",
+        ] {
             let mut elf = std::fs::read("/bin/true").unwrap();
             elf[18..20].copy_from_slice(&object::elf::EM_AARCH64.to_le_bytes());
             put(p, "");
             std::fs::write(d.path().join(p), elf).unwrap();
         }
         let checks = rust_artifacts(&t);
-        let hp = checks.iter().find(|c| c.name == "host programs").unwrap().line();
+        let hp = checks
+            .iter()
+            .find(|c| c.name == "host programs")
+            .unwrap()
+            .line();
         assert!(hp.contains("`scripts/mod/modpost` (aarch64)"), "{hp}");
     }
 

@@ -101,38 +101,53 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     let args = &tree.make_args();
 
     // The kernel, its config and symbol map, as `make install` names them.
-    shell.status("Exporting", format_args!("linux {release} ({}) from `{}`", tree.arch, kdir.display()));
+    shell.status(
+        "Exporting",
+        format_args!("linux {release} ({}) from `{}`", tree.arch, kdir.display()),
+    );
     let boot = st.join("boot");
     std::fs::create_dir_all(&boot)?;
     copy(&image, &boot.join(format!("vmlinuz-{release}")))?;
-    copy(&kdir.join(".config"), &boot.join(format!("config-{release}")))?;
-    copy(&kdir.join("System.map"), &boot.join(format!("System.map-{release}")))?;
+    copy(
+        &kdir.join(".config"),
+        &boot.join(format!("config-{release}")),
+    )?;
+    copy(
+        &kdir.join("System.map"),
+        &boot.join(format!("System.map-{release}")),
+    )?;
 
     // DTBs, when the tree builds any.
     let dts = crate::tree::board::dts_dir(kdir, tree.arch);
     let mut dtbs = Vec::new();
     if has_file_with_ext(&dts, "dtb") {
-        let to = format!("INSTALL_DTBS_PATH={}", boot.join("dtbs").join(&release).display());
-        crate::process::run(shell, cmd!(sh, "make -s -C {kdir} {args...} dtbs_install {to}"))
-            .context("`make dtbs_install` failed")?;
+        let to = format!(
+            "INSTALL_DTBS_PATH={}",
+            boot.join("dtbs").join(&release).display()
+        );
+        crate::process::run(
+            shell,
+            cmd!(sh, "make -s -C {kdir} {args...} dtbs_install {to}"),
+        )
+        .context("`make dtbs_install` failed")?;
         collect_files(&boot.join("dtbs"), &mut dtbs)?;
         dtbs.sort();
     }
 
     // Modules, the way the kernel installs them (signing and compression per its config).
     let mod_path = format!("INSTALL_MOD_PATH={}", st.display());
-    crate::process::run(shell, cmd!(sh, "make -s -C {kdir} {args...} modules_install {mod_path}"))
-        .context("`make modules_install` failed")?;
+    crate::process::run(
+        shell,
+        cmd!(sh, "make -s -C {kdir} {args...} modules_install {mod_path}"),
+    )
+    .context("`make modules_install` failed")?;
     let modlib = st.join("lib/modules").join(&release);
     // `modules_install` links `build` to this machine's tree; on the board it is the
     // headers' place, as Debian's kernel packages have it.
     let build_link = modlib.join("build");
     let _ = std::fs::remove_file(&build_link);
-    std::os::unix::fs::symlink(
-        format!("/usr/src/{}", headers_name(&release)),
-        &build_link,
-    )
-    .with_context(|| format!("cannot create `{}`", build_link.display()))?;
+    std::os::unix::fs::symlink(format!("/usr/src/{}", headers_name(&release)), &build_link)
+        .with_context(|| format!("cannot create `{}`", build_link.display()))?;
     let mut module_files = Vec::new();
     collect_files(&modlib.join("kernel"), &mut module_files)?;
     let module_files: Vec<String> = module_files
@@ -145,7 +160,10 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     let name = headers_name(&release);
     let headers = st.join("headers").join(&name);
     std::fs::create_dir_all(&headers)?;
-    shell.status("Packaging", format_args!("`{name}` (headers with the Rust artifacts)"));
+    shell.status(
+        "Packaging",
+        format_args!("`{name}` (headers with the Rust artifacts)"),
+    );
     let cc = "cc";
     let srctree = tree.srctree.display().to_string();
     let srcarch = tree.arch.srcarch();
@@ -181,11 +199,11 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         );
     }
     rust_files.sort();
-    for extra in rust_files
-        .iter()
-        .map(String::as_str)
-        .chain([".config", "rust/helpers/helpers_module.bc", "certs/signing_key.x509"])
-    {
+    for extra in rust_files.iter().map(String::as_str).chain([
+        ".config",
+        "rust/helpers/helpers_module.bc",
+        "certs/signing_key.x509",
+    ]) {
         let from = kdir.join(extra);
         if from.is_file() {
             copy(&from, &headers.join(extra))?;
@@ -200,7 +218,7 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     let deb_file = write_headers_deb(&headers, &release, tree.arch, st)?;
 
     // Move the staged kit into place.
-    std::fs::remove_dir_all(&headers.parent().expect("headers/<name>"))?;
+    std::fs::remove_dir_all(headers.parent().expect("headers/<name>"))?;
     for entry in std::fs::read_dir(st)?.flatten() {
         let to = out.join(entry.file_name());
         if to.is_dir() && !to.is_symlink() {
@@ -259,7 +277,9 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
 fn has_file_with_ext(dir: &Path, ext: &str) -> bool {
     let mut files = Vec::new();
     let _ = collect_files(dir, &mut files);
-    files.iter().any(|f| f.extension().is_some_and(|e| e == ext))
+    files
+        .iter()
+        .any(|f| f.extension().is_some_and(|e| e == ext))
 }
 
 /// Every regular file below `dir` (none when it does not exist).
@@ -336,7 +356,11 @@ pub fn tar_dir(dir: &Path, prefix: &str, links: &[(&str, &str)]) -> Result<Vec<u
         let mut h = header(tar::EntryType::Directory, 0o755, 0);
         b.append_data(&mut h, &parents, std::io::empty())?;
     }
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::FileType, PathBuf)>) -> Result<()> {
+    fn walk(
+        dir: &Path,
+        rel: &str,
+        out: &mut Vec<(String, std::fs::FileType, PathBuf)>,
+    ) -> Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read `{}`", dir.display()))?
             .flatten()
@@ -371,8 +395,8 @@ pub fn tar_dir(dir: &Path, prefix: &str, links: &[(&str, &str)]) -> Result<Vec<u
             } else {
                 0o644
             };
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
             let mut h = header(tar::EntryType::Regular, mode, bytes.len() as u64);
             b.append_data(&mut h, &name, &bytes[..])?;
         }
@@ -484,7 +508,12 @@ mod tests {
         std::os::unix::fs::symlink("Makefile", d.path().join("link")).unwrap();
         let a = tar_dir(d.path(), "linux-headers-7.2.13/", &[]).unwrap();
         assert_eq!(a, tar_dir(d.path(), "linux-headers-7.2.13/", &[]).unwrap());
-        let a = append_link(a, "lib/modules/7.2.13/build", "/usr/src/linux-headers-7.2.13").unwrap();
+        let a = append_link(
+            a,
+            "lib/modules/7.2.13/build",
+            "/usr/src/linux-headers-7.2.13",
+        )
+        .unwrap();
         let mut ar = tar::Archive::new(&a[..]);
         let entries: Vec<(String, u32, Option<String>)> = ar
             .entries()
@@ -517,7 +546,10 @@ mod tests {
         assert_eq!(entries[5].1, 0o755);
         assert_eq!(entries[1].1, 0o644);
         assert_eq!(entries[2].2.as_deref(), Some("Makefile"));
-        assert_eq!(entries[9].2.as_deref(), Some("/usr/src/linux-headers-7.2.13"));
+        assert_eq!(
+            entries[9].2.as_deref(),
+            Some("/usr/src/linux-headers-7.2.13")
+        );
     }
 
     #[test]

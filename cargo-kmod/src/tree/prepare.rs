@@ -24,8 +24,8 @@ use xshell::cmd;
 
 use crate::error::UserError;
 use crate::shell::Shell;
-use crate::tree::config::{self, Assignment, KConfig, KconfigIndex};
 use crate::tree::board::Board;
+use crate::tree::config::{self, Assignment, KConfig, KconfigIndex};
 use crate::tree::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
 use crate::tree::toolchain::{min_tool_version, Toolchain, Version};
 use crate::tree::Arch;
@@ -187,11 +187,11 @@ impl BaseConfig {
                 let mut out = Vec::new();
                 std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
                     .map_err(|_| {
-                        UserError::new(format!(
-                            "base config `{}` is not a valid gzip file",
-                            path.display()
-                        ))
-                    })?;
+                    UserError::new(format!(
+                        "base config `{}` is not a valid gzip file",
+                        path.display()
+                    ))
+                })?;
                 out
             } else {
                 raw
@@ -319,7 +319,12 @@ pub struct Request {
 
 impl Request {
     /// A dev tree request: tinyconfig, LLVM, no board.
-    pub fn dev(source: Source, arch: Arch, fragments: Vec<(String, String)>, jobs: usize) -> Request {
+    pub fn dev(
+        source: Source,
+        arch: Arch,
+        fragments: Vec<(String, String)>,
+        jobs: usize,
+    ) -> Request {
         Request {
             source,
             arch,
@@ -443,7 +448,10 @@ fn inputs_for(req: &Request) -> Result<Vec<(&'static str, String)>> {
     let mut v = vec![
         ("source", req.source.identity()?),
         ("arch", req.arch.name().to_string()),
-        ("builtin-fragments", format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}")),
+        (
+            "builtin-fragments",
+            format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}"),
+        ),
         ("user-fragments", user),
     ];
     if let Some(b) = req.board {
@@ -656,7 +664,10 @@ pub fn prepare(
             (Some(format!("LLVM={llvm}")), llvm)
         }
         Cc::Gcc { cross_compile } if cross_compile.is_empty() => (None, String::new()),
-        Cc::Gcc { cross_compile } => (Some(format!("CROSS_COMPILE={cross_compile}")), String::new()),
+        Cc::Gcc { cross_compile } => (
+            Some(format!("CROSS_COMPILE={cross_compile}")),
+            String::new(),
+        ),
     };
     let mut base_args: Vec<String> = vec![
         "-C".into(),
@@ -691,7 +702,12 @@ pub fn prepare(
         }
         BaseConfig::File { text, .. } => {
             crate::fsutil::write_atomic(&dot_config, text.as_bytes())?;
-            crate::process::run_logged(shell, cmd!(sh, "make {base...} olddefconfig"), &log, |_| {})?;
+            crate::process::run_logged(
+                shell,
+                cmd!(sh, "make {base...} olddefconfig"),
+                &log,
+                |_| {},
+            )?;
             Some(KConfig::read(&dot_config)?)
         }
         BaseConfig::Defconfig(name) => {
@@ -714,8 +730,7 @@ pub fn prepare(
         req.board,
         &req.fragments,
     )?;
-    let text =
-        std::fs::read_to_string(&dot_config).context("cannot read the base `.config`")?;
+    let text = std::fs::read_to_string(&dot_config).context("cannot read the base `.config`")?;
     crate::fsutil::write_atomic(&dot_config, config::merge(&text, &wanted).as_bytes())?;
     crate::process::run_logged(shell, cmd!(sh, "make {base...} olddefconfig"), &log, |_| {})?;
     let resolved = KConfig::read(&dot_config)?;
@@ -866,10 +881,11 @@ pub fn target_request(t: &crate::manifest::TargetSpec, jobs: usize) -> Result<Op
         Some(p) => Source::from_path(p)?,
         None => Source::default_in(Path::new("/usr/src"))?,
     };
-    let cross = t
-        .cross_compile
-        .clone()
-        .or_else(|| std::env::var("CROSS_COMPILE").ok().filter(|v| !v.is_empty()));
+    let cross = t.cross_compile.clone().or_else(|| {
+        std::env::var("CROSS_COMPILE")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
     let cc = Cc::parse(t.cc.as_deref().unwrap_or("clang"), arch, cross.as_deref())?;
     Ok(Some(Request {
         source,
@@ -926,7 +942,11 @@ fn check_defconfig(srctree: &Path, arch: Arch, name: &str) -> Result<()> {
 
 /// The prepared tree of a request whose inputs match, without probing any tool: trees built
 /// by the current rustc first, then the newest. `Ok(None)` when none is prepared.
-pub fn find_prepared(home: &Home, req: &Request, rustc: Option<&str>) -> Result<Option<PreparedTree>> {
+pub fn find_prepared(
+    home: &Home,
+    req: &Request,
+    rustc: Option<&str>,
+) -> Result<Option<PreparedTree>> {
     let inputs = inputs_key(req)?;
     let found: Vec<PreparedTree> = home
         .list()
@@ -1043,10 +1063,23 @@ mod tests {
         let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODULE_SIG_SHA512=y\n");
         let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
         let syms: Vec<&str> = f.iter().map(|a| a.symbol.as_str()).collect();
-        for s in ["RUST", "MODULES", "MODULE_UNLOAD", "KUNIT", "DEVTMPFS", "BLK_DEV_INITRD"] {
+        for s in [
+            "RUST",
+            "MODULES",
+            "MODULE_UNLOAD",
+            "KUNIT",
+            "DEVTMPFS",
+            "BLK_DEV_INITRD",
+        ] {
             assert!(syms.contains(&s), "{s}");
         }
-        for s in ["MODULE_SIG", "MODULE_SIG_SHA256", "MODVERSIONS", "SERIAL_AMBA_PL011", "IPV6"] {
+        for s in [
+            "MODULE_SIG",
+            "MODULE_SIG_SHA256",
+            "MODVERSIONS",
+            "SERIAL_AMBA_PL011",
+            "IPV6",
+        ] {
             assert!(!syms.contains(&s), "{s}");
         }
         // With modversions on, gendwarfksyms makes them Rust-capable; its DWARF stays.
@@ -1056,14 +1089,20 @@ mod tests {
         assert!(!f.iter().any(|a| a.symbol.starts_with("DEBUG_INFO_DWARF")));
         let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODVERSIONS=y\n");
         let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
-        assert!(f.iter().any(|a| a.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
+        assert!(f
+            .iter()
+            .any(|a| a.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
     }
 
     #[test]
     fn base_config_arguments() {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("rpi.config");
-        std::fs::write(&plain, "# a board\nCONFIG_ARM64=y\nCONFIG_LOCALVERSION=\"-v8\"\n").unwrap();
+        std::fs::write(
+            &plain,
+            "# a board\nCONFIG_ARM64=y\nCONFIG_LOCALVERSION=\"-v8\"\n",
+        )
+        .unwrap();
         let b = BaseConfig::from_arg(plain.to_str().unwrap()).unwrap();
         assert_eq!(b.arch(), Some(Arch::Arm64));
         let gz = dir.path().join("config.gz");
@@ -1077,13 +1116,26 @@ mod tests {
             BaseConfig::from_arg("bcm2711_defconfig").unwrap(),
             BaseConfig::Defconfig("bcm2711_defconfig".into())
         );
-        assert_eq!(BaseConfig::from_arg("defconfig").unwrap().describe().unwrap(), "defconfig");
+        assert_eq!(
+            BaseConfig::from_arg("defconfig")
+                .unwrap()
+                .describe()
+                .unwrap(),
+            "defconfig"
+        );
         let e = BaseConfig::from_arg("missing/rpi.config").unwrap_err();
-        assert_eq!(e.to_string(), "base config `missing/rpi.config` does not exist");
+        assert_eq!(
+            e.to_string(),
+            "base config `missing/rpi.config` does not exist"
+        );
         let junk = dir.path().join("junk.config");
         std::fs::write(&junk, "hello world\n").unwrap();
         let e = BaseConfig::from_arg(junk.to_str().unwrap()).unwrap_err();
-        assert!(e.to_string().contains("line 1: expected `CONFIG_NAME=value`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 1: expected `CONFIG_NAME=value`"),
+            "{e}"
+        );
         let bad_gz = dir.path().join("bad.gz");
         std::fs::write(&bad_gz, [0x1f, 0x8b, 0, 1, 2]).unwrap();
         let e = BaseConfig::from_arg(bad_gz.to_str().unwrap()).unwrap_err();
@@ -1133,18 +1185,28 @@ mod tests {
             cc: Cc::parse("gcc", Arch::Arm64, None).unwrap(),
             ..dev.clone()
         };
-        assert_eq!(gcc.cc, Cc::Gcc { cross_compile: "aarch64-linux-gnu-".into() });
+        assert_eq!(
+            gcc.cc,
+            Cc::Gcc {
+                cross_compile: "aarch64-linux-gnu-".into()
+            }
+        );
         assert_ne!(inputs_key(&gcc).unwrap(), inputs_key(&dev).unwrap());
         assert_ne!(
             key_for(&gcc, &tc, Some("gcc 12")).unwrap(),
             key_for(&gcc, &tc, Some("gcc 13")).unwrap()
         );
         assert_eq!(rpi4.label(), "arm64 (rpi4)");
-        assert!(rpi4.init_command().starts_with("cargo kmod init --board rpi4 --source "));
+        assert!(rpi4
+            .init_command()
+            .starts_with("cargo kmod init --board rpi4 --source "));
         assert_eq!(gcc.label(), "arm64 (gcc)");
         assert!(Cc::parse("icc", Arch::Arm64, None).is_err());
         assert_eq!(
-            Cc::parse("gcc", Arch::Arm64, Some("aarch64-none-linux-gnu-")).unwrap().gcc().unwrap(),
+            Cc::parse("gcc", Arch::Arm64, Some("aarch64-none-linux-gnu-"))
+                .unwrap()
+                .gcc()
+                .unwrap(),
             "aarch64-none-linux-gnu-gcc"
         );
     }
