@@ -137,6 +137,8 @@ impl BoardMachine {
             return Ok(None);
         };
         let same_board = board.filter(|b| b.qemu_machine == machine);
+        // A machine a preset models brings its memory and console even without the preset.
+        let model = same_board.or_else(|| BOARDS.iter().find(|b| b.qemu_machine == machine));
         let dtb_rel = dtb
             .map(Path::to_path_buf)
             .or(same_board.map(|b| PathBuf::from(b.dtb)));
@@ -159,10 +161,31 @@ impl BoardMachine {
         };
         Ok(Some(BoardMachine {
             qemu_machine: machine,
-            memory_mb: same_board.map(|b| b.memory_mb),
+            memory_mb: model.map(|b| b.memory_mb),
             dtb,
-            console: same_board.map(|b| b.console.to_string()),
+            console: model.map(|b| b.console.to_string()),
         }))
+    }
+}
+
+/// The board machine `cargo kmod test`/`run` boot `tree` with: from the named target's
+/// `board`, `qemu-machine` and `dtb`, or, without a target, from the board the tree was
+/// prepared for (its stamp). `None`: the arch's default machine.
+pub fn machine_for(
+    tree: &KernelTree,
+    target: Option<&crate::manifest::TargetSpec>,
+) -> Result<Option<BoardMachine>> {
+    match target {
+        Some(t) => {
+            let board = t.board.as_deref().map(Board::find).transpose()?;
+            BoardMachine::resolve(tree, board, t.qemu_machine.as_deref(), t.dtb.as_deref())
+        }
+        None => {
+            let board = crate::tree::home::Home::read_meta(&tree.dir)
+                .and_then(|m| m.board)
+                .and_then(|b| Board::find(&b).ok());
+            BoardMachine::resolve(tree, board, None, None)
+        }
     }
 }
 
@@ -216,6 +239,16 @@ mod tests {
         assert!(BoardMachine::resolve(&tree, None, None, None)
             .unwrap()
             .is_none());
+        // A target that names the machine and a DTB of its own (a base-config tree).
+        let m = BoardMachine::resolve(
+            &tree,
+            None,
+            Some("raspi4b"),
+            Some(Path::new("broadcom/bcm2711-rpi-4-b.dtb")),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((m.memory_mb, m.console.as_deref()), (Some(2048), Some("ttyAMA0")));
         let e = BoardMachine::resolve(&tree, None, None, Some(Path::new("x.dtb"))).unwrap_err();
         assert!(e.to_string().contains("needs a `qemu-machine`"), "{e}");
     }
