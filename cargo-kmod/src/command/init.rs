@@ -151,7 +151,7 @@ impl InitCmd {
             ),
             (None, None, Some(a)) => a,
             (None, None, None) if base != BaseConfig::Tiny => crate::bail_user!(
-                "`--base-config {}` needs `--arch`: a defconfig name does not say which arch it is for",
+                "`--base-config {}` needs `--arch`: it does not say which arch it is for (no `CONFIG_ARM64=y` or `CONFIG_X86_64=y`)",
                 base.describe().unwrap_or_default();
                 hint = "pass `--arch arm64` or `--arch x86_64`"
             ),
