@@ -342,8 +342,8 @@ impl Request {
         if let Some(b) = self.board {
             parts.push(b.name.to_string());
         }
-        if let Some(b) = self.base.describe() {
-            parts.push(b);
+        if self.base != BaseConfig::Tiny {
+            parts.push("board config".into());
         }
         if matches!(self.cc, Cc::Gcc { .. }) {
             parts.push("gcc".into());
@@ -420,6 +420,13 @@ pub fn fragments_for(
             out.retain(|a| !NOT_FOR_BASE_CONFIGS.contains(&a.symbol.as_str()));
             if modversions && base.is_enabled("MODVERSIONS") {
                 let keep_dwarf = base.is_enabled("DEBUG_INFO");
+                if !keep_dwarf {
+                    // DWARF for gendwarfksyms; its choice sits behind `DEBUG_KERNEL`.
+                    out.extend(config::parse_fragment(
+                        "CONFIG_DEBUG_KERNEL=y\n",
+                        "cargo-kmod (debug info for gendwarfksyms)",
+                    )?);
+                }
                 out.extend(
                     config::parse_fragment(MODVERSIONS, "templates/fragments/modversions.config")?
                         .into_iter()
@@ -759,6 +766,11 @@ pub fn prepare(
         if !lines.is_empty() {
             e = e.with_hint(lines.join("; "));
         }
+        // Nothing was built: leave no half-configured tree behind (the log goes with it,
+        // the error says what it would have said).
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(lock);
+        let _ = std::fs::remove_file(&lock_path);
         return Err(e.into());
     }
 
