@@ -248,7 +248,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!((m.memory_mb, m.console.as_deref()), (Some(2048), Some("ttyAMA0")));
+        assert_eq!(
+            (m.memory_mb, m.console.as_deref()),
+            (Some(2048), Some("ttyAMA0"))
+        );
         let e = BoardMachine::resolve(&tree, None, None, Some(Path::new("x.dtb"))).unwrap_err();
         assert!(e.to_string().contains("needs a `qemu-machine`"), "{e}");
     }
