@@ -369,7 +369,14 @@ fn kit_headers_build_a_module_that_verifies_and_loads_on_the_board_and_doctor_na
 fn a_board_config_that_blocks_rust_gets_the_blocker_named_before_any_build() {
     let cfg = fixture("randstruct.config");
     let home = scratch();
-    // A private home shares nothing and shows that nothing was left behind.
+    // A private home shows that nothing is left behind; it borrows the shared home's
+    // unpacked sources and rust-src (read only) instead of unpacking them again.
+    let shared = std::env::var_os("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"));
+    for d in ["sources", "rust-src"] {
+        std::os::unix::fs::symlink(shared.join(d), home.path().join(d)).unwrap();
+    }
     let o = run(kmod(&["init", "--base-config"])
         .arg(&cfg)
         .env("CARGO_KMOD_HOME", home.path()));
