@@ -333,21 +333,9 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 /// for executables and directories, 0644 otherwise, symlinks kept) with every name under
 /// `prefix`; `links` adds symlinks `(name, target)`.
 pub fn tar_dir(dir: &Path, prefix: &str, links: &[(&str, &str)]) -> Result<Vec<u8>> {
-    let mtime = source_date_epoch();
     let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Deterministic);
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(mtime);
-        h.set_uid(0);
-        h.set_gid(0);
-        let _ = h.set_username("root");
-        let _ = h.set_groupname("root");
-        h
-    };
+    let header = fixed_header;
     // Parent directories of the prefix first.
     let mut parents = String::new();
     for part in prefix.split('/').filter(|p| !p.is_empty()) {
@@ -436,14 +424,7 @@ fn write_headers_deb(headers: &Path, release: &str, arch: Arch, out: &Path) -> R
          `cargo kmod build --kdir /usr/src/{name}`.\n",
     );
     let mut ctl = tar::Builder::new(Vec::new());
-    let mtime = source_date_epoch();
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(control.len() as u64);
-    h.set_mtime(mtime);
-    h.set_uid(0);
-    h.set_gid(0);
+    let mut h = fixed_header(tar::EntryType::Regular, 0o644, control.len() as u64);
     ctl.append_data(&mut h, "control", control.as_bytes())?;
     let members: [(&str, Vec<u8>); 3] = [
         ("debian-binary", b"2.0\n".to_vec()),
@@ -455,6 +436,20 @@ fn write_headers_deb(headers: &Path, release: &str, arch: Arch, out: &Path) -> R
     Ok(file)
 }
 
+/// A tar header with kit's fixed metadata (root-owned, `SOURCE_DATE_EPOCH`).
+fn fixed_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(source_date_epoch());
+    h.set_uid(0);
+    h.set_gid(0);
+    let _ = h.set_username("root");
+    let _ = h.set_groupname("root");
+    h
+}
+
 /// Add parent directories and a symlink to a finished tar stream (before its end marker).
 fn append_link(tar: Vec<u8>, name: &str, target: &str) -> Result<Vec<u8>> {
     // A tar stream ends with two 512-byte zero blocks; the builder writes them on finish.
@@ -462,29 +457,16 @@ fn append_link(tar: Vec<u8>, name: &str, target: &str) -> Result<Vec<u8>> {
     while body.len() >= 512 && body[body.len() - 512..].iter().all(|b| *b == 0) {
         body.truncate(body.len() - 512);
     }
-    let mtime = source_date_epoch();
     let mut b = tar::Builder::new(body);
     let mut dirs = String::new();
     let parts: Vec<&str> = name.split('/').collect();
     for part in &parts[..parts.len() - 1] {
         dirs.push_str(part);
         dirs.push('/');
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(mtime);
-        h.set_uid(0);
-        h.set_gid(0);
+        let mut h = fixed_header(tar::EntryType::Directory, 0o755, 0);
         b.append_data(&mut h, &dirs, std::io::empty())?;
     }
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_mode(0o777);
-    h.set_size(0);
-    h.set_mtime(mtime);
-    h.set_uid(0);
-    h.set_gid(0);
+    let mut h = fixed_header(tar::EntryType::Symlink, 0o777, 0);
     b.append_link(&mut h, name, target)?;
     Ok(b.into_inner()?)
 }
