@@ -5,21 +5,27 @@
 //!
 //! - [`manifest`]: `[package.metadata.kmod]` read from Cargo.toml;
 //! - [`tree`]: kernel trees: prepared dev trees (`cargo kmod init`), `.config`, toolchain;
+//! - [`deps`]: `[dependencies]` crates, built by cargo for the kernel and linked in;
 //! - [`plan`]: the generated Kbuild, Makefile and bindings for a package;
 //! - [`kbuild`]: running the kernel's own build on the plan;
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
 //! - [`ship`]: verify, sign, compress, package and install;
 //! - [`qemu`]: boot a kernel, load modules, collect KTAP results.
 //!
-//! [`command`] has one file per subcommand; each is a clap `Args` struct with a `run` method.
+//! Above the stages: [`context`] resolves what a command works on once (workspace, modules,
+//! the kernel tree with its toolchain), [`ops`] does the work over that plain data, and
+//! [`command`] has one file per subcommand (clap arguments in, printing out).
 
 pub mod cli;
 pub mod command;
+pub mod context;
+pub mod deps;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;
 pub mod ko;
 pub mod manifest;
+pub mod ops;
 pub mod plan;
 pub mod process;
 pub mod qemu;
@@ -29,47 +35,29 @@ pub mod tree;
 
 use clap::Parser;
 
-use crate::cli::{CargoCli, Command};
+use crate::cli::CargoCli;
+use crate::context::Session;
 use crate::shell::Shell;
-
-/// What every command runs with.
-pub struct Context {
-    pub shell: Shell,
-}
 
 /// Parse argv, run the command, print errors cargo-style, return the exit code.
 pub fn main_entry() -> std::process::ExitCode {
+    // cargo runs cargo-kmod as its rustc wrapper while building module dependencies.
+    if let Some(code) = deps::wrapper::main_if_wrapper() {
+        return code;
+    }
     let CargoCli::Kmod(cli) = CargoCli::parse();
     let shell = Shell::new(
         cli.global.verbosity(),
         cli.global.message_format,
         cli.global.color,
     );
-    let ctx = Context { shell };
-    match run(&ctx, cli.command) {
+    let session = Session::new(shell);
+    match cli.command.run(&session) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             let (message, hint, code) = error::render(&err);
-            ctx.shell.error(message, hint.as_deref());
+            session.shell.error(message, hint.as_deref());
             std::process::ExitCode::from(code)
         }
-    }
-}
-
-/// Dispatch a parsed command.
-pub fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Init(c) => c.run(ctx),
-        Command::Doctor(c) => c.run(ctx),
-        Command::New(c) => c.run(ctx),
-        Command::Build(c) => c.run(ctx),
-        Command::Ide(c) => c.run(ctx),
-        Command::Info(c) => c.run(ctx),
-        Command::Verify(c) => c.run(ctx),
-        Command::Package(c) => c.run(ctx),
-        Command::Install(c) => c.run(ctx),
-        Command::Test(c) => c.run(ctx),
-        Command::Run(c) => c.run(ctx),
-        Command::Kit(c) => c.run(ctx),
     }
 }

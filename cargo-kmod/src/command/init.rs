@@ -11,7 +11,7 @@ use crate::tree::home::Home;
 use crate::tree::prepare::{self, BaseConfig, Cc, Request, Source};
 use crate::tree::toolchain::Toolchain;
 use crate::tree::Arch;
-use crate::Context;
+use crate::context::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct InitCmd {
@@ -52,10 +52,10 @@ pub struct InitCmd {
 }
 
 impl InitCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         let home = Home::from_env()?;
         if self.list {
-            return list(ctx, &home);
+            return list(session, &home);
         }
         let jobs = self
             .jobs
@@ -73,7 +73,7 @@ impl InitCmd {
         }
         let requests = match &self.target {
             Some(name) => {
-                let ws = crate::manifest::load(&ctx.shell, self.manifest_path.as_deref())?;
+                let ws = crate::manifest::load(&session.shell, self.manifest_path.as_deref())?;
                 let t = ws.target(name)?;
                 let Some(mut req) = prepare::target_request(t, jobs)? else {
                     crate::bail_user!(
@@ -89,10 +89,10 @@ impl InitCmd {
         let tc = Toolchain::detect(&home);
         for req in requests {
             let label = req.label();
-            let (tree, fresh) = prepare::prepare(&ctx.shell, &home, &tc, &req)
+            let (tree, fresh) = prepare::prepare(&session.shell, &home, &tc, &req)
                 .with_context(|| format!("cannot prepare the {label} tree"))?;
-            if ctx.shell.is_json() {
-                ctx.shell.json(&json!({
+            if session.shell.is_json() {
+                session.shell.json(&json!({
                     "reason": "kernel-tree",
                     "arch": req.arch.name(),
                     "release": tree.meta.release,
@@ -106,7 +106,7 @@ impl InitCmd {
                 }));
             }
             let verb = if fresh { "Fresh" } else { "Finished" };
-            ctx.shell.status(
+            session.shell.status(
                 verb,
                 format_args!(
                     "linux {} for {} at `{}`",
@@ -181,11 +181,11 @@ impl InitCmd {
     }
 }
 
-fn list(ctx: &Context, home: &Home) -> Result<()> {
+fn list(session: &Session, home: &Home) -> Result<()> {
     let trees = home.list();
     for t in &trees {
-        if ctx.shell.is_json() {
-            ctx.shell.json(&json!({
+        if session.shell.is_json() {
+            session.shell.json(&json!({
                 "reason": "kernel-tree",
                 "arch": t.meta.arch.name(),
                 "release": t.meta.release,
@@ -204,7 +204,7 @@ fn list(ctx: &Context, home: &Home) -> Result<()> {
             } else {
                 format!(" ({})", t.meta.kind_label())
             };
-            ctx.shell.out(format_args!(
+            session.shell.out(format_args!(
                 "{:<10} {:<7} rustc {:<8} {}{}",
                 t.meta.release,
                 t.meta.arch.name(),
@@ -214,18 +214,18 @@ fn list(ctx: &Context, home: &Home) -> Result<()> {
             ));
         }
     }
-    if trees.is_empty() && !ctx.shell.is_json() {
-        ctx.shell.note(format_args!(
+    if trees.is_empty() && !session.shell.is_json() {
+        session.shell.note(format_args!(
             "no prepared trees in `{}`; run `cargo kmod init`",
             home.trees_dir().display()
         ));
     }
-    if !ctx.shell.is_json() {
+    if !session.shell.is_json() {
         let boards: Vec<String> = BOARDS
             .iter()
             .map(|b| format!("{} ({})", b.name, b.description))
             .collect();
-        ctx.shell.note(format_args!(
+        session.shell.note(format_args!(
             "board presets for `--board`: {}",
             boards.join(", ")
         ));

@@ -6,50 +6,29 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::KdirArgs;
-use crate::tree::home::Home;
-use crate::tree::resolve::{self, Choice};
+use crate::command::args::KdirArgs;
+use crate::context::Session;
 use crate::tree::toolchain::Toolchain;
-use crate::tree::Arch;
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct KitCmd {
     #[command(flatten)]
     pub kdir: KdirArgs,
-    /// Path to Cargo.toml (for `--target`)
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
     /// Where to write the kit [default: target/kmod/kit/<release>-<arch>]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
 impl KitCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let home = Home::from_env()?;
-        let tree = match &self.kdir.target {
-            Some(target) => {
-                let ws = crate::manifest::load(&ctx.shell, self.manifest_path.as_deref())?;
-                crate::command::build::resolve_tree(&home, &ws, &[], &self.kdir, None)
-                    .map_err(|e| e.context(format!("target `{target}`")))?
-            }
-            None => resolve::resolve(
-                &home,
-                &Choice {
-                    flag: self.kdir.kdir.clone(),
-                    arch: self.kdir.arch.as_deref().map(Arch::parse).transpose()?,
-                    ..Choice::default()
-                },
-            )?,
-        };
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let tree = crate::context::tree_for_arch(session, &self.kdir.selection()?, None)?;
         let out = self.dir.clone().unwrap_or_else(|| {
             PathBuf::from("target/kmod/kit").join(format!("{}-{}", tree.release, tree.arch))
         });
         let tc = Toolchain::for_modules(tree.rustc_version_text());
-        let kit = crate::tree::kit::export(&ctx.shell, &tree, &tc, &out)?;
-        if ctx.shell.is_json() {
-            ctx.shell.json(&json!({
+        let kit = crate::tree::kit::export(&session.shell, &tree, &tc, &out)?;
+        if session.shell.is_json() {
+            session.shell.json(&json!({
                 "reason": "kit",
                 "dir": kit.dir,
                 "release": kit.release,
@@ -62,7 +41,7 @@ impl KitCmd {
                 "headers_deb": kit.headers_deb,
             }));
         }
-        ctx.shell.status(
+        session.shell.status(
             "Finished",
             format_args!(
                 "kit for linux {} ({}) in `{}`: {} DTB{}, {} module{}, `{}`, `{}`",

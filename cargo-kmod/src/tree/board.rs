@@ -214,13 +214,13 @@ mod tests {
         let dts = dir.path().join("arch/arm64/boot/dts/broadcom");
         std::fs::create_dir_all(&dts).unwrap();
         std::fs::write(dts.join("bcm2711-rpi-4-b.dtb"), "").unwrap();
-        let tree = KernelTree {
-            dir: dir.path().to_path_buf(),
-            srctree: dir.path().to_path_buf(),
-            config: Default::default(),
-            arch: Arch::Arm64,
-            release: "7.2.13".into(),
-        };
+        let tree = KernelTree::from_parts(
+            dir.path().to_path_buf(),
+            dir.path().to_path_buf(),
+            Default::default(),
+            Arch::Arm64,
+            "7.2.13".into(),
+        );
         let rpi4 = Board::find("rpi4").unwrap();
         let m = BoardMachine::resolve(&tree, Some(rpi4), None, None)
             .unwrap()
