@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use crate::context::Session;
 use crate::tree::board::{Board, BOARDS};
 use crate::tree::home::Home;
 use crate::tree::prepare::{self, BaseConfig, Cc, Request, Source};
 use crate::tree::toolchain::Toolchain;
 use crate::tree::Arch;
-use crate::context::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct InitCmd {
