@@ -1,8 +1,9 @@
 //! Board kernels (docs/boards.md) on real trees and qemu's board models:
 //!
 //! - the `rpi4` preset tree (`cargo kmod init --board rpi4`): hello and a driver build, and
-//!   `cargo kmod test --target rpi4` passes under `-M raspi4b` (and `rpi3` under `raspi3b`,
-//!   same tree, other DTB);
+//!   `cargo kmod test --target rpi4` passes under `-M raspi4b`; a platform driver binds to the
+//!   I2C controllers the board's DTB describes, under `raspi4b` and `raspi3b` (`rpi3`: same
+//!   tree, other DTB);
 //! - a GCC-cross-built tree from a vendor-style board configuration (`--cc gcc
 //!   --base-config`): the examples, bindings included, build and load;
 //! - the kit (`cargo kmod kit`): a module built against the exported headers, with the build
@@ -152,8 +153,18 @@ fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
         let out = test_passes(&dir, &["--target", "rpi4"]);
         assert!(out.contains("running"), "{out}");
     }
-    let (_tmp, dir) = example("hello");
-    test_passes(&dir, &["--target", "rpi3"]);
+    // A driver for a peripheral the board's DTB describes binds to it, on both models, and
+    // reads the register reset value of qemu's model of it.
+    let tmp = scratch();
+    let dir = tmp.path().join("bcm-i2c-probe");
+    copy_dir(&fixture("bcm-i2c-probe"), &dir);
+    for target in ["rpi4", "rpi3"] {
+        let out = test_passes(&dir, &["--target", target]);
+        assert!(
+            out.contains("binds_to_the_dtb_controllers_and_reads_their_registers ... ok"),
+            "{out}"
+        );
+    }
 }
 
 #[test]
