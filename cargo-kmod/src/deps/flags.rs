@@ -10,8 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use xshell::cmd;
+use anyhow::Result;
 
 use crate::shell::Shell;
 use crate::tree::toolchain::Toolchain;
@@ -24,37 +23,20 @@ pub fn kbuild_rustflags(
     tc: &Toolchain,
     probe_dir: &Path,
 ) -> Result<Vec<String>> {
-    let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
-    let key = crate::fsutil::sha256_hex(
-        &[config_stamp, tree.dir.display().to_string().into_bytes()].concat(),
-    );
-    let cache = probe_dir.join(format!("rustflags-{}.txt", &key[..16]));
+    let probe = crate::kbuild::Probe {
+        dir: probe_dir,
+        target: "kmod_probe.rsi",
+        output: "rustflags.txt",
+        what: "Rust flags for dependency crates",
+    };
+    let cache = probe.cache(tree, "rustflags");
     if let Ok(text) = std::fs::read_to_string(&cache) {
-        return Ok(text.lines().map(str::to_string).collect());
+        let flags: Vec<String> = text.lines().map(str::to_string).collect();
+        if complete(&flags) {
+            return Ok(flags);
+        }
     }
-    std::fs::create_dir_all(probe_dir)
-        .with_context(|| format!("cannot create `{}`", probe_dir.display()))?;
-    crate::fsutil::write_if_changed(
-        &probe_dir.join("Kbuild"),
-        crate::plan::PROBE_KBUILD.as_bytes(),
-    )?;
-    let sh = xshell::Shell::new()?;
-    for (k, v) in tc.kbuild_env() {
-        sh.set_var(k, v);
-    }
-    let kdir = &tree.dir;
-    let args = tree.make_args();
-    let m = format!("M={}", probe_dir.display());
-    crate::process::run(
-        shell,
-        cmd!(
-            sh,
-            "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.rsi"
-        ),
-    )
-    .context("cannot probe kbuild's Rust flags for dependency crates")?;
-    let raw = std::fs::read_to_string(probe_dir.join("rustflags.txt"))
-        .context("the kbuild Rust flag probe wrote nothing")?;
+    let raw = probe.run(shell, tree, tc)?;
     // The first line is the directory kbuild ran the rule in: relative paths are from there.
     let mut lines = raw.lines().map(str::trim).filter(|l| !l.is_empty());
     let cwd = lines
@@ -63,8 +45,21 @@ pub fn kbuild_rustflags(
         .unwrap_or(&tree.dir)
         .to_path_buf();
     let flags = absolutize(lines, &cwd);
+    // Only a complete answer is cached.
+    if !complete(&flags) {
+        crate::bail_user!(
+            "kbuild's Rust flag probe in `{}` printed no usable flags for `{}`", probe_dir.display(), tree.dir.display();
+            hint = "run `cargo kmod build -v` to see the probe's `make` command, and check the tree with `cargo kmod doctor`"
+        );
+    }
     crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
     Ok(flags)
+}
+
+/// kbuild's Rust flags always name the edition and the target.
+fn complete(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.starts_with("--edition"))
+        && flags.iter().any(|f| f.starts_with("--target"))
 }
 
 /// Make the paths in `--target=`, `@argfile`, `-L` and `--remap-path-prefix` absolute.
