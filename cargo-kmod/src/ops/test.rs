@@ -97,6 +97,7 @@ mod tests {
             ko: PathBuf::from(n),
             depends: vec![],
             params: vec![],
+            kunit_suites: 0,
         }
     }
 
