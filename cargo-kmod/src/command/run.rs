@@ -12,7 +12,6 @@ use crate::context::Session;
 use crate::error::UserError;
 use crate::ops::test::GuestModules;
 use crate::qemu::exec::{self, ExecOptions};
-use crate::qemu::machine::Machine;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -51,7 +50,13 @@ impl RunCmd {
             },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
-        let machine = Machine::for_tree(&tree, accel)?;
+        let machine = crate::ops::test::machine(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &tree,
+            accel,
+        )?;
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         let with = if names.is_empty() {
             String::new()

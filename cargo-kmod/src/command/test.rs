@@ -17,7 +17,6 @@ use crate::command::args::{KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::ops::test::GuestModules;
-use crate::qemu::machine::Machine;
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
 use crate::tree::KernelTree;
 
@@ -61,7 +60,13 @@ impl TestCmd {
             },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
-        let machine = Machine::for_tree(&tree, accel)?;
+        let machine = crate::ops::test::machine(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &tree,
+            accel,
+        )?;
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),

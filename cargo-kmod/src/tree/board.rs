@@ -32,6 +32,9 @@ pub struct Board {
     pub memory_mb: u32,
     /// The kernel console: the board's first UART as the kernel names it.
     pub console: &'static str,
+    /// A second UART the kernel does not write to (the guest protocol's channel, qemu's
+    /// second `-serial`), if the board has one.
+    pub channel: Option<&'static str>,
 }
 
 /// The built-in presets.
@@ -46,6 +49,7 @@ pub const BOARDS: &[Board] = &[
         qemu_machine: "raspi3b",
         memory_mb: 1024,
         console: "ttyAMA0",
+        channel: Some("ttyS1"),
     },
     Board {
         name: "rpi4",
@@ -57,6 +61,7 @@ pub const BOARDS: &[Board] = &[
         qemu_machine: "raspi4b",
         memory_mb: 2048,
         console: "ttyAMA0",
+        channel: Some("ttyS1"),
     },
 ];
 
@@ -110,6 +115,8 @@ pub struct BoardMachine {
     pub dtb: Option<PathBuf>,
     /// `console=` for the kernel command line.
     pub console: Option<String>,
+    /// The board's second UART for the guest protocol; `None`: it shares the console.
+    pub channel: Option<String>,
 }
 
 impl BoardMachine {
@@ -164,6 +171,7 @@ impl BoardMachine {
             memory_mb: model.map(|b| b.memory_mb),
             dtb,
             console: model.map(|b| b.console.to_string()),
+            channel: model.and_then(|b| b.channel.map(str::to_string)),
         }))
     }
 }
