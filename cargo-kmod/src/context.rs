@@ -322,6 +322,10 @@ fn resolve_tree(
         let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
             choice.target = Some((name.clone(), d.clone()));
+        } else if let Some(d) = crate::tree::prepare::target_tree(home, t, rustc)? {
+            // boards: a target with `board`/`base-config`/`cc`/`source` uses the tree `init`
+            // prepared for exactly those inputs.
+            choice.target = Some((name.clone(), d));
         }
         arch = arch.or(t.arch);
         // A target's toolchain overrides the environment, as on the make command line.

@@ -31,6 +31,9 @@ const PACKAGES: &[&str] = &[
     "python3",
     // `dtc`: test devices are compiled into device-tree overlays (docs/devices.md).
     "device-tree-compiler",
+    // GCC-built arm64 trees (`cargo kmod init --cc gcc --arch arm64`): Debian's cross GCC
+    // and binutils (`CROSS_COMPILE=aarch64-linux-gnu-`).
+    "gcc-aarch64-linux-gnu",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];

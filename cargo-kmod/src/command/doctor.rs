@@ -40,7 +40,7 @@ impl DoctorCmd {
                             );
                         }
                     }
-                    trees.push(t)
+                    trees.push((t, None))
                 }
                 Err(e) => checks.push(Check {
                     name: "kernel tree".into(),
@@ -67,7 +67,12 @@ impl DoctorCmd {
                 }
                 for p in found {
                     match KernelTree::open(&p.dir) {
-                        Ok(t) => trees.push(t),
+                        Ok(t) => {
+                            // Board and GCC trees share release and arch with the dev tree:
+                            // say which one a line is about.
+                            let kind = (!p.meta.is_dev_tree()).then(|| p.meta.kind_label());
+                            trees.push((t, kind))
+                        }
                         Err(e) => checks.push(Check {
                             name: format!("dev tree ({a})"),
                             status: Status::Fail,
@@ -78,14 +83,22 @@ impl DoctorCmd {
                 }
             }
         }
-        let mut arches: Vec<Arch> = trees.iter().map(|t| t.arch).collect();
+        let mut arches: Vec<Arch> = trees.iter().map(|(t, _)| t.arch).collect();
         if arches.is_empty() {
             arches = arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
         }
         arches.sort();
         arches.dedup();
-        for t in &trees {
-            checks.extend(doctor::tree(t, &tc));
+        for (t, kind) in &trees {
+            checks.extend(doctor::tree(t, &tc).into_iter().map(|mut c| {
+                if let Some(k) = kind {
+                    c.name = c.name.replace(
+                        &format!("[{} {}]", t.release, t.arch),
+                        &format!("[{} {}, {k}]", t.release, t.arch),
+                    );
+                }
+                c
+            }));
         }
         for a in arches {
             checks.extend(doctor::boot_tools(&home, a));

@@ -9,6 +9,7 @@ pub mod ide;
 pub mod info;
 pub mod init;
 pub mod install;
+pub mod kit;
 pub mod new;
 pub mod package;
 pub mod run;
@@ -44,6 +45,8 @@ pub enum Command {
     Test(test::TestCmd),
     /// Boot the kernel in qemu with the module loaded: a shell, or one command
     Run(run::RunCmd),
+    /// Export a tree's kernel, DTBs, modules and a headers package with the Rust artifacts
+    Kit(kit::KitCmd),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Install(c) => c.run(session),
             Command::Test(c) => c.run(session),
             Command::Run(c) => c.run(session),
+            Command::Kit(c) => c.run(session),
         }
     }
 }

@@ -13,7 +13,6 @@ use crate::error::UserError;
 use crate::ops::test::GuestModules;
 use crate::qemu::exec;
 use crate::qemu::guest::Then;
-use crate::qemu::machine::Machine;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -58,7 +57,13 @@ impl RunCmd {
         )?;
         let (tree, modules) = (&guest.tree, &guest.modules);
         let accel = crate::qemu::accel::choose(shell, tree)?;
-        let machine = Machine::for_tree(tree, accel)?;
+        let machine = crate::ops::test::machine(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            tree,
+            accel,
+        )?;
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         let with = if names.is_empty() {
             String::new()

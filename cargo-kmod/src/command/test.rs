@@ -18,7 +18,6 @@ use crate::context::Session;
 use crate::devices::plan::run_tests;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::ops::test::GuestModules;
-use crate::qemu::machine::Machine;
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
 use crate::tree::KernelTree;
 
@@ -67,7 +66,13 @@ impl TestCmd {
         )?;
         let (tree, modules) = (&guest.tree, &guest.modules);
         let accel = crate::qemu::accel::choose(shell, tree)?;
-        let machine = Machine::for_tree(tree, accel)?;
+        let machine = crate::ops::test::machine(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            tree,
+            accel,
+        )?;
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),

@@ -44,7 +44,19 @@ pub const WORKSPACE_KEYS: &[&str] = &[
     "targets",
 ];
 const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
-const TARGET_KEYS: &[&str] = &["arch", "kdir", "llvm", "cross-compile"];
+const TARGET_KEYS: &[&str] = &[
+    "arch",
+    "kdir",
+    "llvm",
+    "cross-compile",
+    // Board kernels (docs/boards.md).
+    "board",
+    "base-config",
+    "source",
+    "cc",
+    "dtb",
+    "qemu-machine",
+];
 const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
 
 /// A header to run through bindgen; the result is `$OUT_DIR/<header stem>.rs`.
@@ -75,6 +87,18 @@ pub struct TargetSpec {
     /// `LLVM=` value (`"1"`, `"-19"`).
     pub llvm: Option<String>,
     pub cross_compile: Option<String>,
+    /// A board preset (`rpi4`): the tree `cargo kmod init --board` prepares, and its qemu model.
+    pub board: Option<String>,
+    /// A board configuration: a file (resolved against the workspace root) or a defconfig name.
+    pub base_config: Option<String>,
+    /// The kernel source of the target's tree (tarball or directory).
+    pub source: Option<PathBuf>,
+    /// `clang` or `gcc`: the compiler the target's tree is built with.
+    pub cc: Option<String>,
+    /// The DTB to boot with, relative to the tree's `arch/<srcarch>/boot/dts/` or absolute.
+    pub dtb: Option<PathBuf>,
+    /// qemu's machine (`-M`) for `cargo kmod test`.
+    pub qemu_machine: Option<String>,
 }
 
 /// One kernel module: a package with `[package.metadata.kmod]`.
@@ -287,6 +311,19 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                     kdir,
                     llvm,
                     cross_compile: tt.get("cross-compile")?,
+                    board: tt.get("board")?,
+                    base_config: tt.get::<String>("base-config")?.map(|b| {
+                        // A path (it has a `/` or a file suffix) or a defconfig target name.
+                        if b.contains('/') || b.ends_with(".config") || b.ends_with(".gz") {
+                            root.join(b).display().to_string()
+                        } else {
+                            b
+                        }
+                    }),
+                    source: tt.get::<PathBuf>("source")?.map(|p| root.join(p)),
+                    cc: tt.get("cc")?,
+                    dtb: tt.get("dtb")?,
+                    qemu_machine: tt.get("qemu-machine")?,
                 },
             );
         }

@@ -169,6 +169,29 @@ fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The qemu target for booting `tree`: its board's model (a named target's `board`,
+/// `qemu-machine` and `dtb`, or the board a tree was prepared for) or the arch's default.
+pub fn machine(
+    session: &Session,
+    select: &Selection,
+    trees: &TreeSelection,
+    tree: &KernelTree,
+    accel: crate::qemu::machine::Accel,
+) -> Result<crate::qemu::machine::Machine> {
+    use crate::qemu::machine::Machine;
+    let board = match &trees.target {
+        Some(name) => {
+            let ws = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
+            crate::tree::board::machine_for(tree, Some(ws.target(name)?))?
+        }
+        None => crate::tree::board::machine_for(tree, None)?,
+    };
+    match board {
+        Some(b) => Machine::for_board(tree, accel, &b),
+        None => Machine::for_tree(tree, accel),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,9 @@ pub fn kbuild_cflags(
         output: "cflags.txt",
         what: "C flags for bindgen",
     };
-    let cache = probe.cache(tree, "cflags");
+    // The cache holds filtered flags: its name changes with the filter (2: the kernel's
+    // `-fms-extensions` dialect kept).
+    let cache = probe.cache(tree, "cflags2");
     if let Ok(text) = std::fs::read_to_string(&cache) {
         let flags: Vec<String> = text.lines().map(str::to_string).collect();
         if flags.iter().any(|f| f == "-D__KERNEL__") {
@@ -52,6 +54,12 @@ pub fn kbuild_cflags(
 /// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
 /// includes, defines, language standard, target); drop code-generation and warning flags,
 /// some of which are GCC-only. Relative paths are relative to the module directory.
+///
+/// This is an allowlist, so it is stricter than the kernel's own `bindgen_skip_c_flags`
+/// (`rust/Makefile`), which removes a known list of GCC-only flags from `c_flags`: every flag
+/// on that list (`-mabi=lp64`, `-mgeneral-regs-only`, `-fconserve-stack`, `--param=...`,
+/// `-mstack-protector-guard*`, ...) is dropped here too. Like the kernel, GCC-built trees
+/// get `-w` and the clang target of the arch (`aarch64-linux-gnu`).
 pub fn filter_for_clang<'a>(
     flags: impl Iterator<Item = &'a str>,
     cwd: &Path,
@@ -100,14 +108,22 @@ pub fn filter_for_clang<'a>(
                 | "-mlittle-endian"
         ) {
             out.push(f.to_string());
+        } else if matches!(f, "-fms-extensions" | "-fms-anonymous-structs") {
+            // The kernel's C dialect (`CONFIG_CC_MS_EXTENSIONS`): its headers use anonymous
+            // tagged struct members. libclang may predate the narrower flag; the broad one
+            // parses the same headers.
+            if !out.iter().any(|o| o == "-fms-extensions") {
+                out.push("-fms-extensions".to_string());
+            }
         }
     }
     if !out.iter().any(|f| f.starts_with("--target=")) {
         out.push(format!("--target={}", tree.arch.clang_target()));
     }
     if matches!(tree.compiler(), Compiler::Gcc { .. }) {
-        // Headers of GCC-built trees may use GCC-only attributes guarded by these.
-        out.push("-Wno-unknown-attributes".into());
+        // As the kernel's own `rust/Makefile` does for GCC-built trees: libclang parses
+        // headers configured for GCC, whose attributes and warnings it may not know.
+        out.push("-w".into());
     }
     out.extend([
         "-D__BINDGEN__".into(),
@@ -240,6 +256,65 @@ fn regex_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What kbuild printed for a GCC-cross-built arm64 tree (Linux 7.2, GCC 12; paths
+    /// shortened): only what libclang needs to parse headers is kept, every flag of the
+    /// kernel's own `bindgen_skip_c_flags` and every GCC-only warning is dropped, and the tree
+    /// gets `-w` and the arm64 clang target, as `rust/Makefile` gives its own bindgen run.
+    const GCC_ARM64_FLAGS: &str = "-Wp,-MMD,./.kmod_probe.i.d -nostdinc -I/src/arch/arm64/include -I/tree/arch/arm64/include/generated -I/src/include -I/tree/include -I/src/arch/arm64/include/uapi -I/tree/arch/arm64/include/generated/uapi -I/src/include/uapi -I/tree/include/generated/uapi -include /src/include/linux/compiler-version.h -include /src/include/linux/kconfig.h -include /src/include/linux/compiler_types.h -D__KERNEL__ -mlittle-endian -DKASAN_SHADOW_SCALE_SHIFT= -fshort-wchar -funsigned-char -fno-common -fno-PIE -fno-strict-aliasing -std=gnu11 -fms-extensions -mgeneral-regs-only -DCONFIG_CC_HAS_K_CONSTRAINT=1 -Wno-psabi -mabi=lp64 -fno-asynchronous-unwind-tables -fno-unwind-tables -mbranch-protection=none -Wa,-march=armv8.5-a -DARM64_ASM_ARCH=\"armv8.5-a\" -DKASAN_SHADOW_SCALE_SHIFT= -fno-delete-null-pointer-checks -Os -fno-allow-store-data-races -fno-stack-protector -fno-omit-frame-pointer -fno-optimize-sibling-calls -ftrivial-auto-var-init=zero -fno-stack-clash-protection -falign-functions=4 -fno-strict-overflow -fno-stack-check -fconserve-stack -fno-builtin-wcslen -Wall -Wextra -Wundef -Werror=implicit-function-declaration -Wimplicit-fallthrough=5 -Wno-alloc-size-larger-than -Wno-packed-not-aligned -Wno-maybe-uninitialized -g -DMODULE -DKBUILD_BASENAME=\"kmod_probe\" -DKBUILD_MODNAME=\"kmod_probe\" -D__KBUILD_MODNAME=kmod_probe";
+
+    #[test]
+    fn gcc_only_flags_are_filtered_like_bindgen_skip_c_flags() {
+        let tree = KernelTree::from_parts(
+            PathBuf::from("/tree"),
+            PathBuf::from("/src"),
+            crate::tree::config::KConfig::parse(
+                "CONFIG_ARM64=y\nCONFIG_CC_IS_GCC=y\nCONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\"\n",
+            ),
+            crate::tree::Arch::Arm64,
+            "7.2.13-v8".into(),
+        );
+        let out = filter_for_clang(
+            GCC_ARM64_FLAGS.split_whitespace(),
+            Path::new("/probe"),
+            &tree,
+        );
+        // The kernel's `bindgen_skip_c_flags` (rust/Makefile, 7.2) entries this tree has, and
+        // GCC-only options libclang does not know.
+        for gone in [
+            "-mgeneral-regs-only",
+            "-mabi=lp64",
+            "-fno-allow-store-data-races",
+            "-fno-stack-clash-protection",
+            "-fconserve-stack",
+            "-Wimplicit-fallthrough=5",
+            "-Wno-alloc-size-larger-than",
+            "-Wno-packed-not-aligned",
+            "-Wa,-march=armv8.5-a",
+            "-Os",
+            "-g",
+            "-DKBUILD_MODNAME=\"kmod_probe\"",
+        ] {
+            assert!(!out.iter().any(|f| f == gone), "{gone} kept: {out:?}");
+        }
+        for kept in [
+            "-nostdinc",
+            "-I/src/include",
+            "-include",
+            "/src/include/linux/compiler_types.h",
+            "-D__KERNEL__",
+            "-DMODULE",
+            "-std=gnu11",
+            "-fms-extensions",
+            "-mlittle-endian",
+            "--target=aarch64-linux-gnu",
+            "-w",
+            "-D__BINDGEN__",
+            "-fno-builtin",
+        ] {
+            assert!(out.iter().any(|f| f == kept), "{kept} dropped: {out:?}");
+        }
+    }
 
     #[test]
     fn output_names() {

@@ -357,7 +357,10 @@ impl GuestPlan {
         s.push_str(&format!("T={}\n", token.as_str()));
         match channel {
             Channel::Uart { device } => {
-                s.push_str(&format!("exec 3>/dev/{device}\n"));
+                // boards: an empty first line. A UART may emit a stray byte before the first
+                // character written to it (the raspi models' mini UART does), which would
+                // otherwise spoil the first protocol line.
+                s.push_str(&format!("exec 3>/dev/{device}\necho >&3\n"));
                 s.push_str(&format!("( {FORWARD} ) >&3 &\n"));
             }
             Channel::SharedConsole => {

@@ -9,8 +9,10 @@
 //! - arm64: `-M virt` with the `Image`; console `ttyAMA0`, protocol on a second PL011
 //!   (`ttyAMA1`: qemu creates it when given a second `-serial`).
 //!
-//! Boards with one usable UART (added later) use [`Channel::SharedConsole`]: the protocol
-//! shares the console, and only lines carrying the boot's token count.
+//! Boards ([`Machine::for_board`]: `-M raspi4b`/`raspi3b` with the board's DTB) have the
+//! protocol on their second UART (the raspi models' mini UART, `ttyS1`); a board with one
+//! usable UART uses [`Channel::SharedConsole`]: the protocol shares the console, and only
+//! lines carrying the boot's token count.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::qemu::tools;
+use crate::tree::board::BoardMachine;
 use crate::tree::{Arch, KernelTree};
 
 /// How qemu executes the guest.
@@ -148,6 +151,31 @@ impl Machine {
                 kernel_args: Vec::new(),
             },
         })
+    }
+
+    /// A board model for `tree` (`-M raspi4b`, from [`crate::tree::board`]): the model's
+    /// memory and its own CPU count (the raspi models refuse others), no `-cpu`, the board's
+    /// DTB, its console UART, and the protocol on the board's second UART, or on the console
+    /// when the board has none.
+    pub fn for_board(tree: &KernelTree, accel: Accel, board: &BoardMachine) -> Result<Machine> {
+        let mut m = Machine::for_tree(tree, accel)?;
+        m.model = Some(board.qemu_machine.clone());
+        m.cpu = None;
+        m.smp = None;
+        if let Some(mb) = board.memory_mb {
+            m.memory_mb = mb;
+        }
+        m.dtb = board.dtb.clone();
+        if let Some(c) = &board.console {
+            m.console = c.clone();
+        }
+        m.channel = match &board.channel {
+            Some(device) => Channel::Uart {
+                device: device.clone(),
+            },
+            None => Channel::SharedConsole,
+        };
+        Ok(m)
     }
 
     /// The same target with the protocol on the console (as on a one-UART board).

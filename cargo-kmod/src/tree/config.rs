@@ -239,6 +239,8 @@ pub fn unmet(requested: &[Assignment], resolved: &KConfig) -> Vec<Unmet> {
 /// What the source tree's Kconfig files say about a symbol.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SymbolInfo {
+    /// Its `depends on` expressions, including those of the `if`, `menu` and `choice`
+    /// blocks that enclose its definition.
     pub depends: Vec<String>,
     pub file: PathBuf,
 }
@@ -247,6 +249,19 @@ pub struct SymbolInfo {
 #[derive(Debug, Clone, Default)]
 pub struct KconfigIndex {
     pub symbols: BTreeMap<String, SymbolInfo>,
+}
+
+/// The indentation of a Kconfig line, tabs counting to the next multiple of 8.
+fn indent_of(line: &str) -> usize {
+    let mut col = 0;
+    for c in line.chars() {
+        match c {
+            ' ' => col += 1,
+            '\t' => col = (col / 8 + 1) * 8,
+            _ => break,
+        }
+    }
+    col
 }
 
 impl KconfigIndex {
@@ -276,37 +291,91 @@ impl KconfigIndex {
         Ok(index)
     }
 
+    /// Index one Kconfig file. `if`/`menu`/`choice` blocks add their conditions to the
+    /// symbols defined inside them (as kconfig does); help texts are skipped.
     pub fn add_file(&mut self, text: &str, file: &Path) {
-        let mut current: Option<String> = None;
+        /// Where a `depends on` line goes.
+        enum Owner {
+            None,
+            Symbol(String),
+            /// The innermost block (a `menu` or `choice` header).
+            Block,
+        }
+        // Conditions of the enclosing blocks, innermost last; `None` marks a block that
+        // carries no condition of its own (so `endif`/`endmenu` pop the right entry).
+        let mut blocks: Vec<Vec<String>> = Vec::new();
+        let mut owner = Owner::None;
+        // `Some(indent of the help keyword, indent of the text once seen)` inside help.
+        let mut help: Option<(usize, Option<usize>)> = None;
         for raw in text.lines() {
             let line = raw.trim();
+            if let Some((kw_indent, text_indent)) = help {
+                if line.is_empty() {
+                    continue;
+                }
+                let ind = indent_of(raw);
+                match text_indent {
+                    None if ind > kw_indent => {
+                        help = Some((kw_indent, Some(ind)));
+                        continue;
+                    }
+                    Some(t) if ind >= t => continue,
+                    _ => help = None,
+                }
+            }
             let mut words = line.split_whitespace();
             match words.next() {
                 Some("config" | "menuconfig") => {
                     let name = words.next().unwrap_or_default().to_string();
+                    let inherited: Vec<String> = blocks.iter().flatten().cloned().collect();
                     self.symbols
                         .entry(name.clone())
                         .or_insert_with(|| SymbolInfo {
-                            depends: vec![],
+                            depends: inherited,
                             file: file.to_path_buf(),
                         });
-                    current = Some(name);
+                    owner = Owner::Symbol(name);
                 }
-                Some("depends") if current.is_some() => {
-                    if let Some(expr) = line.strip_prefix("depends").map(str::trim) {
-                        let expr = expr.strip_prefix("on").unwrap_or(expr).trim();
-                        let sym = current.as_ref().expect("checked");
-                        self.symbols
-                            .get_mut(sym)
-                            .expect("inserted")
-                            .depends
-                            .push(expr.to_string());
+                Some("depends") => {
+                    let Some(expr) = line.strip_prefix("depends").map(str::trim) else {
+                        continue;
+                    };
+                    let expr = expr.strip_prefix("on").unwrap_or(expr).trim().to_string();
+                    match &owner {
+                        Owner::Symbol(sym) => {
+                            if let Some(info) = self.symbols.get_mut(sym) {
+                                if info.file == file {
+                                    info.depends.push(expr);
+                                }
+                            }
+                        }
+                        Owner::Block => {
+                            if let Some(top) = blocks.last_mut() {
+                                top.push(expr);
+                            }
+                        }
+                        Owner::None => {}
                     }
                 }
-                Some(
-                    "choice" | "endchoice" | "menu" | "endmenu" | "if" | "endif" | "comment"
-                    | "source" | "mainmenu",
-                ) => current = None,
+                Some("help" | "---help---") => {
+                    help = Some((indent_of(raw), None));
+                }
+                Some("if") => {
+                    let expr = line["if".len()..].trim().to_string();
+                    blocks.push(vec![expr]);
+                    owner = Owner::None;
+                }
+                Some("menu" | "choice") => {
+                    blocks.push(Vec::new());
+                    owner = Owner::Block;
+                }
+                Some("endif" | "endmenu" | "endchoice") => {
+                    blocks.pop();
+                    owner = Owner::None;
+                }
+                Some("comment" | "source" | "mainmenu" | "rsource" | "osource" | "orsource") => {
+                    owner = Owner::None
+                }
                 _ => {}
             }
         }
@@ -327,46 +396,321 @@ impl KconfigIndex {
     }
 }
 
-/// Symbols in a `depends on` expression that are not enabled in `config`.
-pub fn blocking_symbols(expr: &str, config: &KConfig) -> Vec<String> {
+/// A parsed Kconfig `depends on` expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expr {
+    Sym(String),
+    /// A `$(...)` macro or anything else this parser cannot evaluate: never blamed.
+    Unknown,
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Cmp(String, &'static str, String),
+}
+
+fn tokenize(expr: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut negated = false;
-    let mut word = String::new();
-    let flush = |word: &mut String, negated: &mut bool, out: &mut Vec<String>| {
-        if !word.is_empty()
-            && word
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            && word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        {
-            let on = matches!(config.get(word), Some(Value::Yes | Value::Module));
-            if on == *negated {
-                let name = if *negated {
-                    format!("!{word}")
-                } else {
-                    word.clone()
-                };
-                if !out.contains(&name) {
-                    out.push(name);
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '$' && chars.get(i + 1) == Some(&'(') {
+            let mut depth = 0;
+            let start = i;
+            while i < chars.len() {
+                match chars[i] {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    _ => {}
                 }
+                i += 1;
             }
-        }
-        word.clear();
-        *negated = false;
-    };
-    for c in expr.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            word.push(c);
+            out.push(chars[start..i].iter().collect());
+        } else if c == '"' {
+            let start = i;
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+            out.push(chars[start..i].iter().collect());
+        } else if "&|!=<>".contains(c) {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            if ["&&", "||", "!=", "<=", ">="].contains(&two.as_str()) {
+                out.push(two);
+                i += 2;
+            } else {
+                out.push(c.to_string());
+                i += 1;
+            }
+        } else if c == '(' || c == ')' {
+            out.push(c.to_string());
+            i += 1;
         } else {
-            flush(&mut word, &mut negated, &mut out);
-            negated = c == '!';
+            let start = i;
+            while i < chars.len() && !chars[i].is_whitespace() && !"&|!=<>()\"".contains(chars[i]) {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
         }
     }
-    flush(&mut word, &mut negated, &mut out);
     out
 }
 
-/// One line describing why a requested symbol did not take effect.
+struct Parser {
+    tokens: Vec<String>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.pos).map(String::as_str)
+    }
+    fn next(&mut self) -> Option<String> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn or(&mut self) -> Expr {
+        let mut left = self.and();
+        while self.peek() == Some("||") {
+            self.pos += 1;
+            let right = self.and();
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        left
+    }
+    fn and(&mut self) -> Expr {
+        let mut left = self.unary();
+        while self.peek() == Some("&&") {
+            self.pos += 1;
+            let right = self.unary();
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        left
+    }
+    fn unary(&mut self) -> Expr {
+        match self.next().as_deref() {
+            Some("!") => Expr::Not(Box::new(self.unary())),
+            Some("(") => {
+                let e = self.or();
+                if self.peek() == Some(")") {
+                    self.pos += 1;
+                }
+                e
+            }
+            Some(atom) => {
+                let atom = atom.to_string();
+                const OPS: [&str; 6] = ["=", "!=", "<", "<=", ">", ">="];
+                if let Some(op) = self.peek().and_then(|p| OPS.iter().find(|o| **o == p)) {
+                    self.pos += 1;
+                    let right = self.next().unwrap_or_default();
+                    if atom.starts_with('$') || right.starts_with('$') {
+                        return Expr::Unknown;
+                    }
+                    return Expr::Cmp(atom, op, right);
+                }
+                if atom.starts_with('$') || atom.starts_with('"') {
+                    Expr::Unknown
+                } else {
+                    Expr::Sym(atom)
+                }
+            }
+            None => Expr::Unknown,
+        }
+    }
+}
+
+fn parse_expr(expr: &str) -> Expr {
+    let mut p = Parser {
+        tokens: tokenize(expr),
+        pos: 0,
+    };
+    p.or()
+}
+
+/// A tristate: 0 (n), 1 (m), 2 (y).
+fn sym_tristate(sym: &str, config: &KConfig) -> u8 {
+    match sym {
+        "y" => 2,
+        "m" => 1,
+        "n" => 0,
+        _ => match config.get(sym) {
+            Some(Value::Yes) => 2,
+            Some(Value::Module) => 1,
+            _ => 0,
+        },
+    }
+}
+
+/// The value of a comparison operand: a symbol's value, or the literal itself.
+fn operand(atom: &str, config: &KConfig) -> String {
+    let lit = atom.trim_matches('"');
+    if atom.starts_with('"') || lit.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return lit.to_string();
+    }
+    match config.get(atom) {
+        Some(Value::Yes) => "y".into(),
+        Some(Value::Module) => "m".into(),
+        Some(Value::No) | None if matches!(atom, "y" | "m" | "n") => atom.into(),
+        Some(Value::No) | None => "n".into(),
+        Some(Value::Other(s)) => s.trim_matches('"').to_string(),
+    }
+}
+
+fn number(s: &str) -> Option<i128> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => i128::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn eval(e: &Expr, config: &KConfig) -> u8 {
+    match e {
+        Expr::Sym(s) => sym_tristate(s, config),
+        Expr::Unknown => 2,
+        Expr::Not(x) => 2 - eval(x, config),
+        Expr::And(a, b) => eval(a, config).min(eval(b, config)),
+        Expr::Or(a, b) => eval(a, config).max(eval(b, config)),
+        Expr::Cmp(l, op, r) => {
+            let (l, r) = (operand(l, config), operand(r, config));
+            let ord = match (number(&l), number(&r)) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => l.cmp(&r),
+            };
+            let holds = match *op {
+                "=" => ord.is_eq(),
+                "!=" => !ord.is_eq(),
+                "<" => ord.is_lt(),
+                "<=" => ord.is_le(),
+                ">" => ord.is_gt(),
+                _ => ord.is_ge(),
+            };
+            if holds {
+                2
+            } else {
+                0
+            }
+        }
+    }
+}
+
+/// The atoms of `e` that keep it from evaluating to `want` (true: > n).
+fn blame(e: &Expr, want: bool, config: &KConfig, out: &mut Vec<String>) {
+    if (eval(e, config) > 0) == want {
+        return;
+    }
+    let mut push = |s: String| {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    match e {
+        Expr::Sym(s) => push(if want { s.clone() } else { format!("!{s}") }),
+        Expr::Unknown => {}
+        Expr::Not(x) => blame(x, !want, config, out),
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            blame(a, want, config, out);
+            blame(b, want, config, out);
+        }
+        Expr::Cmp(l, op, r) => {
+            let shown = |a: &str| {
+                let v = operand(a, config);
+                if v == a.trim_matches('"') {
+                    a.to_string()
+                } else {
+                    format!("{a} (is {v})")
+                }
+            };
+            let text = format!("{} {op} {}", shown(l), shown(r));
+            push(if want { text } else { format!("!({text})") });
+        }
+    }
+}
+
+/// Whether a `depends on` expression holds in `config`.
+pub fn holds(expr: &str, config: &KConfig) -> bool {
+    eval(&parse_expr(expr), config) > 0
+}
+
+/// The symbols (and comparisons) in a `depends on` expression that keep it from holding in
+/// `config`: `B` when `B` must be enabled, `!A` when `A` must be disabled. Empty when the
+/// expression holds.
+pub fn blocking_symbols(expr: &str, config: &KConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    blame(&parse_expr(expr), true, config, &mut out);
+    out
+}
+
+/// What to do about an option that keeps Rust (or modversions for Rust) from being enabled,
+/// for the blockers real board configurations have. Keyed by the blamed atom.
+pub fn blocker_fix(blocker: &str) -> Option<&'static str> {
+    let sym = blocker.trim_start_matches('!');
+    let on = blocker.starts_with('!');
+    Some(match (sym, on) {
+        ("RANDSTRUCT" | "GCC_PLUGIN_RANDSTRUCT" | "RANDSTRUCT_FULL" | "RANDSTRUCT_PERFORMANCE", true) => {
+            "Rust does not support randomized struct layout: add `CONFIG_RANDSTRUCT_NONE=y` to a `--config` fragment"
+        }
+        ("GCC_PLUGINS", true) => {
+            "GCC plugins (randstruct) are not supported with Rust: add `# CONFIG_GCC_PLUGINS is not set` to a `--config` fragment"
+        }
+        ("DEBUG_INFO_BTF", true) => {
+            "BTF with Rust needs pahole >= 1.24 (`PAHOLE_HAS_LANG_EXCLUDE`; Debian's `dwarves`) and no LTO: install it, or add `# CONFIG_DEBUG_INFO_BTF is not set` to a `--config` fragment"
+        }
+        ("PAHOLE_HAS_LANG_EXCLUDE", false) => {
+            "pahole is missing or older than 1.24: install Debian's `dwarves`, or add `# CONFIG_DEBUG_INFO_BTF is not set` to a `--config` fragment"
+        }
+        ("LTO" | "LTO_CLANG" | "LTO_CLANG_THIN" | "LTO_CLANG_FULL", true) => {
+            "add `CONFIG_LTO_NONE=y` to a `--config` fragment (BTF and gendwarfksyms need non-LTO objects)"
+        }
+        ("CFI" | "CFI_CLANG", true) => {
+            "this rustc cannot normalize integers for kCFI: add `# CONFIG_CFI is not set` (`CONFIG_CFI_CLANG` before 6.18) to a `--config` fragment, or use a newer rustc"
+        }
+        ("HAVE_CFI_ICALL_NORMALIZE_INTEGERS_RUSTC", false) => {
+            "this rustc cannot build kCFI-checked code: disable `CONFIG_CFI` in a `--config` fragment, or use a newer rustc"
+        }
+        ("MODVERSIONS", true) => {
+            "Rust with modversions needs `CONFIG_GENDWARFKSYMS=y` (7.x; it needs `CONFIG_DEBUG_INFO`), or add `# CONFIG_MODVERSIONS is not set` to a `--config` fragment"
+        }
+        ("GENDWARFKSYMS", false) => {
+            "Rust with modversions needs gendwarfksyms: see why `CONFIG_GENDWARFKSYMS` is off, or add `# CONFIG_MODVERSIONS is not set` to a `--config` fragment"
+        }
+        ("DEBUG_INFO_REDUCED", true) => {
+            "gendwarfksyms needs full DWARF: add `# CONFIG_DEBUG_INFO_REDUCED is not set` to a `--config` fragment"
+        }
+        ("DEBUG_INFO_SPLIT", true) => {
+            "gendwarfksyms cannot read split DWARF: add `# CONFIG_DEBUG_INFO_SPLIT is not set` to a `--config` fragment"
+        }
+        ("DEBUG_INFO", false) => {
+            "add `CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y` to a `--config` fragment"
+        }
+        ("KASAN", true) => {
+            "KASAN with Rust needs a clang-built kernel: use `--cc clang`, or add `# CONFIG_KASAN is not set` to a `--config` fragment"
+        }
+        ("KASAN_SW_TAGS", true) => {
+            "software tag-based KASAN needs a newer rustc: add `# CONFIG_KASAN_SW_TAGS is not set` to a `--config` fragment"
+        }
+        ("CC_IS_CLANG", false) => "build the kernel with clang (`--cc clang`)",
+        ("RUST_IS_AVAILABLE", false) => {
+            "the toolchain check failed: `make rustavailable` says why (`cargo kmod doctor` checks rustc, rust-src, bindgen and libclang)"
+        }
+        ("HAVE_RUST", false) => {
+            "this architecture or configuration cannot have Rust (arm64 needs `CONFIG_CPU_LITTLE_ENDIAN=y`)"
+        }
+        _ => return None,
+    })
+}
+
+/// One line describing why a requested symbol did not take effect, with the fix for each
+/// known blocker.
 pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String {
     let w = &unmet.wanted;
     let at = format!("`{}` line {}", w.origin, w.line);
@@ -383,25 +727,46 @@ pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String 
     };
     let mut msg = format!("`{}` did not take effect ({at}): it is {got}", w.render());
     let info = &index.symbols[&w.symbol];
-    let blockers: Vec<String> = info
-        .depends
+    // Only the `depends on` lines that do not hold explain anything.
+    let failing: Vec<&String> = info.depends.iter().filter(|d| !holds(d, config)).collect();
+    if failing.is_empty() {
+        if !info.depends.is_empty() && matches!(w.value, Value::Yes | Value::Module) {
+            msg.push_str("; its dependencies hold, so something selects it off, a choice overrides it, or it has no prompt");
+        }
+        return msg;
+    }
+    let blockers: Vec<String> = failing
         .iter()
         .flat_map(|d| blocking_symbols(d, config))
-        .collect();
-    if !info.depends.is_empty() {
-        let depends = if info.depends.len() == 1 {
-            info.depends[0].clone()
-        } else {
-            info.depends
-                .iter()
-                .map(|d| format!("({d})"))
-                .collect::<Vec<_>>()
-                .join(" && ")
-        };
-        msg.push_str(&format!("; it depends on `{depends}`"));
-        if !blockers.is_empty() {
-            msg.push_str(&format!(", blocked by {}", blockers.join(", ")));
+        .fold(Vec::new(), |mut acc, b| {
+            if !acc.contains(&b) {
+                acc.push(b);
+            }
+            acc
+        });
+    let depends = if failing.len() == 1 {
+        failing[0].clone()
+    } else {
+        failing
+            .iter()
+            .map(|d| format!("({d})"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    };
+    msg.push_str(&format!("; it depends on `{depends}`"));
+    if !blockers.is_empty() {
+        msg.push_str(&format!(", blocked by {}", blockers.join(", ")));
+    }
+    let mut fixes: Vec<&str> = Vec::new();
+    for b in &blockers {
+        if let Some(f) = blocker_fix(b) {
+            if !fixes.contains(&f) {
+                fixes.push(f);
+            }
         }
+    }
+    if !fixes.is_empty() {
+        msg.push_str(&format!(" (fix: {})", fixes.join("; ")));
     }
     msg
 }
@@ -487,15 +852,98 @@ mod tests {
         );
         assert_eq!(
             explain(&u[1], &index, &config),
-            "`CONFIG_RUST=y` did not take effect (`test.config` line 2): it is not set; it depends on `(HAVE_RUST) && (!MODVERSIONS || GENDWARFKSYMS)`, blocked by !MODVERSIONS, GENDWARFKSYMS"
+            "`CONFIG_RUST=y` did not take effect (`test.config` line 2): it is not set; it depends on `!MODVERSIONS || GENDWARFKSYMS`, blocked by !MODVERSIONS, GENDWARFKSYMS (fix: Rust with modversions needs `CONFIG_GENDWARFKSYMS=y` (7.x; it needs `CONFIG_DEBUG_INFO`), or add `# CONFIG_MODVERSIONS is not set` to a `--config` fragment; Rust with modversions needs gendwarfksyms: see why `CONFIG_GENDWARFKSYMS` is off, or add `# CONFIG_MODVERSIONS is not set` to a `--config` fragment)"
         );
+    }
+
+    /// The `RUST` entry of Linux 7.2's `init/Kconfig`, verbatim.
+    const RUST_7_2: &str = "config RUST\n\tbool \"Rust support\"\n\tdepends on HAVE_RUST\n\tdepends on RUST_IS_AVAILABLE\n\tselect EXTENDED_MODVERSIONS if MODVERSIONS\n\tdepends on !MODVERSIONS || GENDWARFKSYMS\n\tdepends on !GCC_PLUGIN_RANDSTRUCT\n\tdepends on !RANDSTRUCT\n\tdepends on !DEBUG_INFO_BTF || (PAHOLE_HAS_LANG_EXCLUDE && !LTO)\n\tdepends on !CFI || HAVE_CFI_ICALL_NORMALIZE_INTEGERS_RUSTC\n\tselect CFI_ICALL_NORMALIZE_INTEGERS if CFI\n\tdepends on !KASAN || CC_IS_CLANG\n\tdepends on !KASAN_SW_TAGS || RUSTC_VERSION >= 109600\n\thelp\n\t  Enables Rust support in the kernel.\n\n\t  if unsure, say N.\n\nconfig RUSTC_VERSION_TEXT\n\tstring\n\tdepends on RUST\n";
+
+    #[test]
+    fn names_what_blocks_rust_on_board_configs_with_the_fix() {
+        let mut index = KconfigIndex::default();
+        index.add_file(RUST_7_2, Path::new("init/Kconfig"));
+        assert_eq!(index.symbols["RUST"].depends.len(), 9);
+        assert_eq!(
+            index.symbols["RUSTC_VERSION_TEXT"].depends,
+            ["RUST"],
+            "help text (`if unsure`) opens no block"
+        );
+        let req = frag("CONFIG_RUST=y\n");
+        let ok = "CONFIG_HAVE_RUST=y\nCONFIG_RUST_IS_AVAILABLE=y\nCONFIG_CC_IS_GCC=y\nCONFIG_RUSTC_VERSION=109500\n";
+        let cases = [
+            ("CONFIG_RANDSTRUCT=y\nCONFIG_RANDSTRUCT_FULL=y\n", "blocked by !RANDSTRUCT (fix: Rust does not support randomized struct layout: add `CONFIG_RANDSTRUCT_NONE=y`"),
+            ("CONFIG_DEBUG_INFO_BTF=y\n", "blocked by !DEBUG_INFO_BTF, PAHOLE_HAS_LANG_EXCLUDE (fix: BTF with Rust needs pahole >= 1.24"),
+            ("CONFIG_MODVERSIONS=y\n", "blocked by !MODVERSIONS, GENDWARFKSYMS (fix: Rust with modversions needs `CONFIG_GENDWARFKSYMS=y`"),
+            ("CONFIG_KASAN=y\n", "blocked by !KASAN, CC_IS_CLANG (fix: KASAN with Rust needs a clang-built kernel"),
+            ("CONFIG_CFI=y\n", "blocked by !CFI, HAVE_CFI_ICALL_NORMALIZE_INTEGERS_RUSTC (fix: this rustc cannot normalize integers"),
+            ("CONFIG_KASAN_SW_TAGS=y\n", "blocked by !KASAN_SW_TAGS, RUSTC_VERSION (is 109500) >= 109600 (fix: software tag-based KASAN"),
+        ];
+        for (extra, want) in cases {
+            let config = KConfig::parse(&format!("{ok}{extra}"));
+            let u = unmet(&req, &config);
+            let line = explain(&u[0], &index, &config);
+            assert!(line.contains(want), "{extra}: {line}");
+            assert!(
+                !line.contains("CC_IS_CLANG") || extra.contains("KASAN"),
+                "{line}"
+            );
+        }
+        // Satisfied `depends on` lines are never blamed: a clean GCC config names nothing.
+        let config = KConfig::parse(ok);
+        assert!(index.symbols["RUST"]
+            .depends
+            .iter()
+            .all(|d| holds(d, &config)));
+    }
+
+    #[test]
+    fn if_menu_and_choice_blocks_add_their_conditions() {
+        let mut index = KconfigIndex::default();
+        index.add_file(
+            "menuconfig ARCH_BCM\n\tbool \"Broadcom\"\n\nif ARCH_BCM\n\nconfig ARCH_BCM2835\n\tbool \"BCM2835\"\n\tselect ARM_GIC\n\thelp\n\t  This enables support for the BCM2711.\n\t  if you are unsure, say Y.\n\nendif\n\nmenu \"Timers\"\n\tdepends on HAS_IOMEM\n\nchoice\n\tprompt \"x\"\n\tdepends on FOO\nconfig A_CHOICE\n\tbool \"a\"\nendchoice\n\nconfig T\n\tbool \"t\"\n\tdepends on OF\nendmenu\n\nconfig OUTSIDE\n\tbool\n",
+            Path::new("arch/arm64/Kconfig.platforms"),
+        );
+        assert!(index.symbols["ARCH_BCM"].depends.is_empty());
+        assert_eq!(index.symbols["ARCH_BCM2835"].depends, ["ARCH_BCM"]);
+        assert_eq!(index.symbols["A_CHOICE"].depends, ["HAS_IOMEM", "FOO"]);
+        assert_eq!(index.symbols["T"].depends, ["HAS_IOMEM", "OF"]);
+        assert!(index.symbols["OUTSIDE"].depends.is_empty());
+        let config = KConfig::parse("CONFIG_HAS_IOMEM=y\n");
+        let u = unmet(&frag("CONFIG_ARCH_BCM2835=y\n"), &config);
+        assert_eq!(
+            explain(&u[0], &index, &config),
+            "`CONFIG_ARCH_BCM2835=y` did not take effect (`test.config` line 1): it is not set; it depends on `ARCH_BCM`, blocked by ARCH_BCM"
+        );
+    }
+
+    #[test]
+    fn expressions_evaluate_like_kconfig() {
+        let c = KConfig::parse(
+            "CONFIG_A=y\nCONFIG_M=m\nCONFIG_V=109500\nCONFIG_S=\"abc\"\nCONFIG_H=0x10\n",
+        );
+        assert!(holds("A && M", &c));
+        assert!(holds("!B", &c));
+        assert!(!holds("!(A || B)", &c));
+        assert!(holds("V >= 109000 && V < 109600", &c));
+        assert!(holds("H = 16 && S = \"abc\" && S != \"x\"", &c));
+        assert!(holds("M = m && A = y && B = n", &c));
+        assert!(holds("$(cc-option,-mfoo) && A", &c));
+        assert!(!holds("B", &c));
     }
 
     #[test]
     fn blocking_symbols_handles_negation() {
         let c = KConfig::parse("CONFIG_A=y\n");
         assert_eq!(blocking_symbols("A && B", &c), ["B"]);
-        assert_eq!(blocking_symbols("!A || (B && 64BIT)", &c), ["!A", "B"]);
+        assert_eq!(
+            blocking_symbols("!A || (B && 64BIT)", &c),
+            ["!A", "B", "64BIT"]
+        );
+        assert!(
+            blocking_symbols("A || B", &c).is_empty(),
+            "a holding expression blames nothing"
+        );
         assert_eq!(
             blocking_symbols("$(cc-option,-mfoo)", &c),
             Vec::<String>::new()

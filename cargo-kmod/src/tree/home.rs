@@ -4,7 +4,9 @@
 //! ```text
 //! $CARGO_KMOD_HOME/
 //!   sources/<hash>/linux-.../        unpacked kernel sources (one per tarball)
-//!   trees/<arch>-<hash>/             kbuild output dirs (O=), one per set of inputs
+//!   trees/<arch>-<hash>/             kbuild output dirs (O=), one per set of inputs:
+//!                                    dev trees, board trees (`--board`, `--base-config`)
+//!                                    and GCC-built trees (`--cc gcc`) side by side
 //!     cargo-kmod-tree.json           written last: its presence means "prepared"
 //!     cargo-kmod-build.log           the full build log
 //!   rust-src/<rustc version>/        Debian's rust-src, unpacked by `cargo xtask setup`
@@ -45,6 +47,65 @@ pub struct TreeMeta {
     pub build_seconds: u64,
     /// How many kbuild output lines the build printed (the next build's progress estimate).
     pub build_lines: u64,
+    /// The key of the inputs without tool versions (how a named target finds its tree).
+    #[serde(default)]
+    pub inputs: String,
+    /// The board preset the tree was prepared for (`rpi4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    /// The SoC fragment merged for the board (`bcm2835`: rpi3 and rpi4 share the tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soc: Option<String>,
+    /// The board configuration the tree started from (a file or a defconfig name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<String>,
+    #[serde(default)]
+    pub cc: CcKind,
+    /// The `CROSS_COMPILE` a GCC tree was built with (empty: the host's gcc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_compile: Option<String>,
+    /// `gcc --version` of a GCC tree.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gcc: String,
+}
+
+/// Which compiler built a prepared tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CcKind {
+    #[default]
+    Clang,
+    Gcc,
+}
+
+impl TreeMeta {
+    /// A development tree: tinyconfig + the dev fragments, built with LLVM, no board. These
+    /// are the trees `--arch` picks when no tree is named.
+    pub fn is_dev_tree(&self) -> bool {
+        self.board.is_none()
+            && self.soc.is_none()
+            && self.base_config.is_none()
+            && self.cc == CcKind::Clang
+    }
+
+    /// What `--list` and messages say about a non-dev tree: `rpi4`, `bcm2711_defconfig, gcc`.
+    pub fn kind_label(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(b) = &self.board {
+            parts.push(format!("board {b}"));
+        }
+        if let Some(b) = &self.base_config {
+            parts.push(format!("base {b}"));
+        }
+        if self.cc == CcKind::Gcc {
+            parts.push("gcc".into());
+        }
+        if parts.is_empty() {
+            "dev".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// A prepared tree found under the home.
@@ -111,7 +172,9 @@ impl Home {
         Ok(())
     }
 
-    /// Every prepared tree (those with a stamp), newest kernel first.
+    /// Every prepared tree (those with a stamp): dev trees first (what `--arch` and the
+    /// `--list` readers that look for "the arm64 tree" want), then board and GCC trees; newest
+    /// kernel first within each.
     pub fn list(&self) -> Vec<PreparedTree> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.trees_dir()) else {
@@ -129,7 +192,10 @@ impl Home {
         out.sort_by(|a, b| {
             let va = crate::tree::toolchain::Version::find(&a.meta.release);
             let vb = crate::tree::toolchain::Version::find(&b.meta.release);
-            vb.cmp(&va)
+            b.meta
+                .is_dev_tree()
+                .cmp(&a.meta.is_dev_tree())
+                .then(vb.cmp(&va))
                 .then(a.meta.arch.cmp(&b.meta.arch))
                 .then(a.dir.cmp(&b.dir))
         });
@@ -202,11 +268,42 @@ mod tests {
             fragments: vec![],
             build_seconds: 1,
             build_lines: 1,
+            inputs: String::new(),
+            board: None,
+            soc: None,
+            base_config: None,
+            cc: CcKind::Clang,
+            cross_compile: None,
+            gcc: String::new(),
         };
         Home::write_meta(&good, &meta).unwrap();
         let list = home.list();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].meta, meta);
+        assert!(meta.is_dev_tree());
+    }
+
+    #[test]
+    fn stamps_from_before_boards_read_as_dev_trees() {
+        let old = r#"{"key":"k","arch":"arm64","release":"7.2.13","source":"s","rustc":"r","bindgen":"b","clang":"c","llvm":"-19","modversions":true,"fragments":[],"build_seconds":1,"build_lines":1}"#;
+        let meta: TreeMeta = serde_json::from_str(old).unwrap();
+        assert!(meta.is_dev_tree());
+        assert_eq!(meta.kind_label(), "dev");
+        let board = TreeMeta {
+            board: Some("rpi4".into()),
+            soc: Some("bcm2835".into()),
+            ..meta.clone()
+        };
+        assert!(!board.is_dev_tree());
+        assert_eq!(board.kind_label(), "board rpi4");
+        let gcc = TreeMeta {
+            cc: CcKind::Gcc,
+            base_config: Some("rpi.config".into()),
+            ..meta
+        };
+        assert_eq!(gcc.kind_label(), "base rpi.config, gcc");
+        let text = serde_json::to_string(&gcc).unwrap();
+        assert!(!text.contains("\"board\""), "{text}");
     }
 
     #[test]

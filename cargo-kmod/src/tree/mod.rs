@@ -6,9 +6,11 @@
 //! (`cargo kmod init`), [`home`] keeps them under `$CARGO_KMOD_HOME`, [`resolve`] picks the tree
 //! a command uses, [`toolchain`] finds the tools kbuild needs.
 
+pub mod board;
 pub mod config;
 pub mod doctor;
 pub mod home;
+pub mod kit;
 pub mod prepare;
 pub mod resolve;
 pub mod toolchain;
@@ -252,13 +254,19 @@ impl KernelTree {
             crate::bail_user!("kernel tree `{}` does not exist", dir.display());
         }
         let dot_config = dir.join(".config");
-        if !dot_config.is_file() {
+        // boards: a headers package (`scripts/package/install-extmod-build`) has no `.config`,
+        // only `include/config/auto.conf` (the same format, set symbols only).
+        let auto_conf = dir.join("include/config/auto.conf");
+        let config = if dot_config.is_file() {
+            KConfig::read(&dot_config)?
+        } else if auto_conf.is_file() {
+            KConfig::read(&auto_conf)?
+        } else {
             crate::bail_user!(
                 "`{}` is not a configured kernel tree: it has no `.config`", dir.display();
-                hint = "pass the kbuild output directory (the `O=` directory) of a built kernel"
+                hint = "pass the kbuild output directory (the `O=` directory) of a built kernel, or an unpacked headers package"
             );
-        }
-        let config = KConfig::read(&dot_config)?;
+        };
         let Some(arch) = Arch::from_config(&config) else {
             crate::bail_user!(
                 "kernel tree `{}` is for an architecture cargo-kmod does not support", dir.display();

@@ -1,6 +1,16 @@
-//! Preparing a development tree (`cargo kmod init`): unpack a kernel source, configure it
-//! (tinyconfig + the built-in fragments + the user's), check that every requested symbol took
-//! effect, build it, and stamp it.
+//! Preparing a kernel tree (`cargo kmod init`): unpack a kernel source, configure it, check
+//! that every requested symbol took effect, build it, and stamp it.
+//!
+//! The configuration is a base plus fragments merged on top, then `olddefconfig`:
+//! - dev trees: tinyconfig + the built-in fragments (`templates/fragments/`) + the user's;
+//! - board presets (`--board rpi4`): the same plus the SoC fragment of the board
+//!   (`templates/fragments/boards/`);
+//! - board configurations (`--base-config FILE|DEFCONFIG`): the board's own `.config`,
+//!   `config.gz` or defconfig target + the Rust/modules part of the built-in fragments (see
+//!   [`fragments_for`]) + the user's.
+//!
+//! Trees are built with LLVM (`LLVM=1`/`LLVM=-19`) or, with `--cc gcc`, with GCC
+//! (`CROSS_COMPILE=aarch64-linux-gnu-` for arm64 on an x86_64 host).
 //!
 //! Invariant: a tree counts as prepared only when its stamp (`cargo-kmod-tree.json`) exists,
 //! and the stamp is written last, atomically. A failed or interrupted build leaves an
@@ -14,8 +24,9 @@ use xshell::cmd;
 
 use crate::error::UserError;
 use crate::shell::Shell;
+use crate::tree::board::Board;
 use crate::tree::config::{self, Assignment, KConfig, KconfigIndex};
-use crate::tree::home::{tree_key, Home, PreparedTree, TreeMeta, TREE_LOG};
+use crate::tree::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
 use crate::tree::toolchain::{min_tool_version, Toolchain, Version};
 use crate::tree::Arch;
 
@@ -104,6 +115,11 @@ impl Source {
         }
     }
 
+    /// Whether this is the source `init` picks without `--source`.
+    pub fn is_default(&self) -> bool {
+        Source::default_in(Path::new("/usr/src")).is_ok_and(|d| &d == self)
+    }
+
     /// What identifies the source in the cache key without reading it all: path, size and
     /// mtime for a tarball; path and the Makefile's version for a tree.
     fn identity(&self) -> Result<String> {
@@ -143,6 +159,150 @@ pub fn makefile_version(srctree: &Path) -> Option<Version> {
     ))
 }
 
+/// The configuration a tree starts from, before the fragments are merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseConfig {
+    /// `make tinyconfig` (dev trees and board presets).
+    Tiny,
+    /// A board's `.config` or `config.gz` (`/proc/config.gz`), already decompressed.
+    File { origin: String, text: String },
+    /// A defconfig target of the source tree (`defconfig`, `bcm2711_defconfig`).
+    Defconfig(String),
+}
+
+impl BaseConfig {
+    /// `--base-config ARG`: an existing file (gzip is recognised by its magic), else the name
+    /// of a defconfig target of the source tree.
+    pub fn from_arg(arg: &str) -> Result<BaseConfig> {
+        let path = Path::new(arg);
+        if path.is_file() {
+            let raw = std::fs::read(path).map_err(|e| {
+                UserError::new(format!(
+                    "cannot read base config `{}`: {}",
+                    path.display(),
+                    crate::ko::io_reason(&e)
+                ))
+            })?;
+            let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+                    .map_err(|_| {
+                    UserError::new(format!(
+                        "base config `{}` is not a valid gzip file",
+                        path.display()
+                    ))
+                })?;
+                out
+            } else {
+                raw
+            };
+            let Ok(text) = String::from_utf8(bytes) else {
+                crate::bail_user!(
+                    "base config `{}` is not a kernel `.config`: it is not text", path.display();
+                    hint = "pass a `.config`, a `config.gz` (e.g. a copy of a board's `/proc/config.gz`), or a defconfig name"
+                );
+            };
+            // A `.config` is assignments and comments; refuse anything else line by line.
+            config::parse_fragment(&text, &path.display().to_string())?;
+            if !text.lines().any(|l| l.trim_start().starts_with("CONFIG_")) {
+                crate::bail_user!(
+                    "base config `{}` sets no `CONFIG_` symbol", path.display();
+                    hint = "pass a `.config`, a `config.gz`, or a defconfig name"
+                );
+            }
+            return Ok(BaseConfig::File {
+                origin: path.display().to_string(),
+                text,
+            });
+        }
+        let is_name = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && (arg.ends_with("defconfig") || arg.ends_with(".config"));
+        if is_name && !arg.ends_with(".config") {
+            return Ok(BaseConfig::Defconfig(arg.to_string()));
+        }
+        crate::bail_user!(
+            "base config `{}` does not exist", arg;
+            hint = "pass a `.config` or `config.gz` file, or a defconfig target of the source such as `defconfig`"
+        )
+    }
+
+    /// What identifies the base in the cache key (its text, not where it was read from).
+    fn key(&self) -> String {
+        match self {
+            BaseConfig::Tiny => "tinyconfig".into(),
+            BaseConfig::File { text, .. } => {
+                format!("file:{}", crate::fsutil::sha256_hex(text.as_bytes()))
+            }
+            BaseConfig::Defconfig(name) => format!("defconfig:{name}"),
+        }
+    }
+
+    /// How the tree's stamp and `--list` name it.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            BaseConfig::Tiny => None,
+            BaseConfig::File { origin, .. } => Some(origin.clone()),
+            BaseConfig::Defconfig(name) => Some(name.clone()),
+        }
+    }
+
+    /// The arch a base config file was made for (`CONFIG_ARM64=y`/`CONFIG_X86_64=y`).
+    pub fn arch(&self) -> Option<Arch> {
+        match self {
+            BaseConfig::File { text, .. } => Arch::from_config(&KConfig::parse(text)),
+            _ => None,
+        }
+    }
+}
+
+/// The compiler a tree is built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cc {
+    /// LLVM (`LLVM=1` or `LLVM=-N`): the dev trees' compiler.
+    Clang,
+    /// GCC, with its `CROSS_COMPILE` prefix (empty for the host's own gcc).
+    Gcc { cross_compile: String },
+}
+
+impl Cc {
+    /// `--cc gcc|clang` for `arch`; GCC's prefix is `CROSS_COMPILE` when set (kbuild's
+    /// meaning), else Debian's cross compiler for a foreign arch.
+    pub fn parse(name: &str, arch: Arch, cross_compile: Option<&str>) -> Result<Cc> {
+        match name {
+            "clang" | "llvm" => Ok(Cc::Clang),
+            "gcc" => Ok(Cc::Gcc {
+                cross_compile: match cross_compile {
+                    Some(p) => p.to_string(),
+                    None if arch != Arch::host() => arch.gnu_prefix().to_string(),
+                    None => String::new(),
+                },
+            }),
+            other => crate::bail_user!(
+                "unknown compiler `{}`", other;
+                hint = "`--cc` takes `clang` (LLVM, the default) or `gcc`"
+            ),
+        }
+    }
+
+    pub fn kind(&self) -> CcKind {
+        match self {
+            Cc::Clang => CcKind::Clang,
+            Cc::Gcc { .. } => CcKind::Gcc,
+        }
+    }
+
+    /// The gcc program (`aarch64-linux-gnu-gcc`).
+    pub fn gcc(&self) -> Option<String> {
+        match self {
+            Cc::Gcc { cross_compile } => Some(format!("{cross_compile}gcc")),
+            Cc::Clang => None,
+        }
+    }
+}
+
 /// What `cargo kmod init` was asked for.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -151,25 +311,132 @@ pub struct Request {
     /// User fragments: (file name, contents).
     pub fragments: Vec<(String, String)>,
     pub jobs: usize,
+    pub base: BaseConfig,
+    /// A board preset (its SoC fragment is merged after the dev fragments).
+    pub board: Option<&'static Board>,
+    pub cc: Cc,
 }
 
-/// The fragments for an arch, in merge order: built-in ones, then the user's.
+impl Request {
+    /// A dev tree request: tinyconfig, LLVM, no board.
+    pub fn dev(
+        source: Source,
+        arch: Arch,
+        fragments: Vec<(String, String)>,
+        jobs: usize,
+    ) -> Request {
+        Request {
+            source,
+            arch,
+            fragments,
+            jobs,
+            base: BaseConfig::Tiny,
+            board: None,
+            cc: Cc::Clang,
+        }
+    }
+
+    /// What names the tree in messages: `arm64`, `arm64 (rpi4)`, `arm64 (bcm2711_defconfig, gcc)`.
+    pub fn label(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(b) = self.board {
+            parts.push(b.name.to_string());
+        }
+        if self.base != BaseConfig::Tiny {
+            parts.push("board config".into());
+        }
+        if matches!(self.cc, Cc::Gcc { .. }) {
+            parts.push("gcc".into());
+        }
+        if parts.is_empty() {
+            self.arch.to_string()
+        } else {
+            format!("{} ({})", self.arch, parts.join(", "))
+        }
+    }
+
+    /// The `init` command line that prepares this tree (for hints).
+    pub fn init_command(&self) -> String {
+        let mut c = String::from("cargo kmod init");
+        if let Some(b) = self.board {
+            c.push_str(&format!(" --board {}", b.name));
+        } else {
+            c.push_str(&format!(" --arch {}", self.arch));
+        }
+        match &self.base {
+            BaseConfig::Tiny => {}
+            BaseConfig::File { origin, .. } => c.push_str(&format!(" --base-config {origin}")),
+            BaseConfig::Defconfig(n) => c.push_str(&format!(" --base-config {n}")),
+        }
+        if matches!(self.cc, Cc::Gcc { .. }) {
+            c.push_str(" --cc gcc");
+        }
+        if !self.source.is_default() {
+            c.push_str(&format!(" --source {}", self.source.path().display()));
+        }
+        for (name, _) in &self.fragments {
+            c.push_str(&format!(" --config {name}"));
+        }
+        c
+    }
+}
+
+/// The dev fragments a board's own configuration does not get: module signing and its
+/// digest stay the board's choice (a vendor's SHA-512 or unsigned modules stand).
+const NOT_FOR_BASE_CONFIGS: &[&str] = &["MODULE_SIG", "MODULE_SIG_SHA256"];
+
+/// The fragments for a tree, in merge order: built-in ones, the board's SoC fragment, then
+/// the user's.
+///
+/// On tinyconfig (dev trees, board presets) every built-in fragment applies. On a board's own
+/// configuration (`base` is its resolved `.config`) only what Rust modules and cargo-kmod's
+/// tests need is merged: `common.config` (Rust, modules with unload, KUnit, and the harmless
+/// guest bits: console, initrd, devtmpfs) without module signing; the arch fragment (qemu
+/// `virt`/`pc` devices, networking choices) is left out; modversions are made Rust-capable
+/// (gendwarfksyms) only when the board has them on, keeping its DWARF version.
 pub fn fragments_for(
     arch: Arch,
     modversions: bool,
+    base: Option<&KConfig>,
+    board: Option<&Board>,
     user: &[(String, String)],
 ) -> Result<Vec<Assignment>> {
     let mut out = config::parse_fragment(COMMON, "templates/fragments/common.config")?;
-    let (text, name) = match arch {
-        Arch::X86_64 => (X86_64, "templates/fragments/x86_64.config"),
-        Arch::Arm64 => (ARM64, "templates/fragments/arm64.config"),
-    };
-    out.extend(config::parse_fragment(text, name)?);
-    if modversions {
-        out.extend(config::parse_fragment(
-            MODVERSIONS,
-            "templates/fragments/modversions.config",
-        )?);
+    match base {
+        None => {
+            let (text, name) = match arch {
+                Arch::X86_64 => (X86_64, "templates/fragments/x86_64.config"),
+                Arch::Arm64 => (ARM64, "templates/fragments/arm64.config"),
+            };
+            out.extend(config::parse_fragment(text, name)?);
+            if modversions {
+                out.extend(config::parse_fragment(
+                    MODVERSIONS,
+                    "templates/fragments/modversions.config",
+                )?);
+            }
+        }
+        Some(base) => {
+            out.retain(|a| !NOT_FOR_BASE_CONFIGS.contains(&a.symbol.as_str()));
+            if modversions && base.is_enabled("MODVERSIONS") {
+                let keep_dwarf = base.is_enabled("DEBUG_INFO");
+                if !keep_dwarf {
+                    // DWARF for gendwarfksyms; its choice sits behind `DEBUG_KERNEL`.
+                    out.extend(config::parse_fragment(
+                        "CONFIG_DEBUG_KERNEL=y\n",
+                        "cargo-kmod (debug info for gendwarfksyms)",
+                    )?);
+                }
+                out.extend(
+                    config::parse_fragment(MODVERSIONS, "templates/fragments/modversions.config")?
+                        .into_iter()
+                        .filter(|a| !(keep_dwarf && a.symbol.starts_with("DEBUG_INFO_DWARF"))),
+                );
+            }
+        }
+    }
+    if let Some(b) = board {
+        out.extend(config::parse_fragment(b.fragment, &b.fragment_origin())?);
     }
     for (name, text) in user {
         out.extend(config::parse_fragment(text, name)?);
@@ -177,35 +444,65 @@ pub fn fragments_for(
     Ok(out)
 }
 
-/// The cache key of a request with this toolchain.
-fn key_for(req: &Request, tc: &Toolchain) -> Result<String> {
-    let identity = req.source.identity()?;
+/// What a tree is made from, without the tool versions: the part of the cache key a named
+/// target can compute without running anything. Dev trees keep the key they always had.
+fn inputs_for(req: &Request) -> Result<Vec<(&'static str, String)>> {
     let user: String = req
         .fragments
         .iter()
         .map(|(n, t)| format!("{n}\n{t}\n"))
         .collect();
-    let builtin = format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}");
-    Ok(tree_key(&[
-        ("source", &identity),
-        ("arch", req.arch.name()),
-        ("builtin-fragments", &builtin),
-        ("user-fragments", &user),
-        ("rustc", tc.rustc.as_deref().unwrap_or("")),
-        ("bindgen", tc.bindgen.as_deref().unwrap_or("")),
-        ("clang", tc.clang.as_deref().unwrap_or("")),
+    let mut v = vec![
+        ("source", req.source.identity()?),
+        ("arch", req.arch.name().to_string()),
         (
-            "llvm",
-            tc.llvm
-                .as_ref()
-                .map(|l| l.make_value.as_str())
-                .unwrap_or(""),
+            "builtin-fragments",
+            format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}"),
         ),
-    ]))
+        ("user-fragments", user),
+    ];
+    if let Some(b) = req.board {
+        v.push(("board-fragment", format!("{}\n{}", b.soc, b.fragment)));
+    }
+    if req.base != BaseConfig::Tiny {
+        v.push(("base-config", req.base.key()));
+    }
+    if let Cc::Gcc { cross_compile } = &req.cc {
+        v.push(("cc", format!("gcc:{cross_compile}")));
+    }
+    Ok(v)
 }
 
-/// Refuse early, with the fix, when a tool the build needs is missing.
-pub fn check_toolchain(tc: &Toolchain) -> Result<()> {
+/// The key of a request's inputs (see [`inputs_for`]); recorded in the stamp.
+pub fn inputs_key(req: &Request) -> Result<String> {
+    let v = inputs_for(req)?;
+    let pairs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(tree_key(&pairs))
+}
+
+/// The cache key of a request with this toolchain.
+fn key_for(req: &Request, tc: &Toolchain, gcc: Option<&str>) -> Result<String> {
+    let mut v = inputs_for(req)?;
+    v.push(("rustc", tc.rustc.clone().unwrap_or_default()));
+    v.push(("bindgen", tc.bindgen.clone().unwrap_or_default()));
+    v.push(("clang", tc.clang.clone().unwrap_or_default()));
+    v.push((
+        "llvm",
+        tc.llvm
+            .as_ref()
+            .map(|l| l.make_value.clone())
+            .unwrap_or_default(),
+    ));
+    if let Some(g) = gcc {
+        v.push(("gcc", g.to_string()));
+    }
+    let pairs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(tree_key(&pairs))
+}
+
+/// Refuse early, with the fix, when a tool the build needs is missing. Returns the GCC's
+/// `--version` line for GCC trees.
+pub fn check_toolchain(tc: &Toolchain, cc: &Cc) -> Result<Option<String>> {
     let Some(rustc) = &tc.rustc else {
         crate::bail_user!("`rustc` was not found"; hint = "install Rust with rustup");
     };
@@ -225,13 +522,41 @@ pub fn check_toolchain(tc: &Toolchain) -> Result<()> {
             hint = "run `cargo install bindgen-cli --locked` (with `LIBCLANG_PATH=/usr/lib/llvm-19/lib`)"
         );
     }
-    if tc.llvm.is_none() {
-        crate::bail_user!(
-            "no clang/ld.lld pair found (looked for `clang` and `clang-N` with `ld.lld-N` on `PATH`)";
-            hint = "install `clang-19 lld-19 llvm-19 libclang-19-dev`, or set `LLVM=-N`"
-        );
+    match cc {
+        Cc::Clang => {
+            if tc.llvm.is_none() {
+                crate::bail_user!(
+                    "no clang/ld.lld pair found (looked for `clang` and `clang-N` with `ld.lld-N` on `PATH`)";
+                    hint = "install `clang-19 lld-19 llvm-19 libclang-19-dev`, or set `LLVM=-N`"
+                );
+            }
+            Ok(None)
+        }
+        Cc::Gcc { cross_compile } => {
+            if tc.libclang.is_none() {
+                crate::bail_user!(
+                    "no libclang found: bindgen needs it for the kernel's Rust bindings, also in GCC-built trees";
+                    hint = "install `libclang-19-dev`, or set `LIBCLANG_PATH`"
+                );
+            }
+            let gcc = cc.gcc().expect("gcc");
+            let sh = xshell::Shell::new()?;
+            match crate::process::version_line(&sh, &gcc, &["--version"]) {
+                Some(v) => Ok(Some(v)),
+                None => {
+                    let pkg = if cross_compile.is_empty() {
+                        "gcc".to_string()
+                    } else {
+                        format!("gcc-{}", cross_compile.trim_end_matches('-'))
+                    };
+                    crate::bail_user!(
+                        "`{}` was not found", gcc;
+                        hint = "install Debian's `{}` (`cargo xtask setup` does), or set `CROSS_COMPILE` to your cross compiler's prefix", pkg
+                    )
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
@@ -255,8 +580,8 @@ pub fn prepare(
 ) -> Result<(PreparedTree, bool)> {
     let trees = home.trees_dir();
     home.ensure_dir(&trees)?;
-    check_toolchain(tc)?;
-    let key = key_for(req, tc)?;
+    let gcc_version = check_toolchain(tc, &req.cc)?;
+    let key = key_for(req, tc, gcc_version.as_deref())?;
     let dir = trees.join(format!("{}-{}", req.arch, key));
     if let Some(meta) = Home::read_meta(&dir) {
         return Ok((PreparedTree { dir, meta }, true));
@@ -290,6 +615,16 @@ pub fn prepare(
     };
     check_bindgen_minimum(tc, &srctree)?;
     let version = makefile_version(&srctree);
+    if let (Cc::Gcc { .. }, Some(v)) = (&req.cc, version) {
+        if v < Version(7, 0, 0) {
+            shell.warn(format_args!(
+                "linux {v} predates Rust support for GCC-built kernels: its documentation calls GCC builds of Rust \"very experimental\", and cargo-kmod supports them from 7.0 on"
+            ));
+        }
+    }
+    if let BaseConfig::Defconfig(name) = &req.base {
+        check_defconfig(&srctree, req.arch, name)?;
+    }
     let index = KconfigIndex::scan(&srctree)?;
     let modversions = index.contains("GENDWARFKSYMS");
     if !modversions {
@@ -298,9 +633,10 @@ pub fn prepare(
             version.map(|v| v.to_string()).unwrap_or_default()
         ));
     }
-    let wanted = fragments_for(req.arch, modversions, &req.fragments)?;
-    // Misspelled symbols fail before anything is built.
-    let unknown: Vec<String> = wanted
+    // Misspelled symbols fail before anything is configured or built: check the widest set
+    // of fragments (a base config only narrows it).
+    let widest = fragments_for(req.arch, modversions, None, req.board, &req.fragments)?;
+    let unknown: Vec<String> = widest
         .iter()
         .filter(|a| !index.contains(&a.symbol))
         .map(|a| {
@@ -329,33 +665,85 @@ pub fn prepare(
     for (k, v) in tc.kbuild_env() {
         sh.set_var(k, v);
     }
-    let llvm = tc.llvm.as_ref().expect("checked").make_value.clone();
-    let base_args: Vec<String> = vec![
+    let (compiler_arg, llvm) = match &req.cc {
+        Cc::Clang => {
+            let llvm = tc.llvm.as_ref().expect("checked").make_value.clone();
+            (Some(format!("LLVM={llvm}")), llvm)
+        }
+        Cc::Gcc { cross_compile } if cross_compile.is_empty() => (None, String::new()),
+        Cc::Gcc { cross_compile } => (
+            Some(format!("CROSS_COMPILE={cross_compile}")),
+            String::new(),
+        ),
+    };
+    let mut base_args: Vec<String> = vec![
         "-C".into(),
         srctree.display().to_string(),
         format!("O={}", dir.display()),
         format!("ARCH={}", req.arch.kbuild()),
-        format!("LLVM={llvm}"),
     ];
+    base_args.extend(compiler_arg);
     let base = &base_args;
     let release_name = version
         .map(|v| v.to_string())
         .unwrap_or_else(|| "kernel".into());
+    let dot_config = dir.join(".config");
+    let base_desc = match &req.base {
+        BaseConfig::Tiny => "tinyconfig".to_string(),
+        BaseConfig::File { origin, .. } => format!("`{origin}`"),
+        BaseConfig::Defconfig(n) => n.clone(),
+    };
     shell.status(
         "Configuring",
         format_args!(
-            "linux {release_name} for {} (tinyconfig + fragments)",
-            req.arch
+            "linux {release_name} for {} ({base_desc} + fragments)",
+            req.label()
         ),
     );
-    crate::process::run_logged(shell, cmd!(sh, "make {base...} tinyconfig"), &log, |_| {})?;
-    let dot_config = dir.join(".config");
-    let text =
-        std::fs::read_to_string(&dot_config).context("cannot read the tinyconfig `.config`")?;
+    // The base configuration, resolved on its own first (a board's file may be minimal, as
+    // `savedefconfig` writes it, or from another kernel version).
+    let base_config = match &req.base {
+        BaseConfig::Tiny => {
+            crate::process::run_logged(shell, cmd!(sh, "make {base...} tinyconfig"), &log, |_| {})?;
+            None
+        }
+        BaseConfig::File { text, .. } => {
+            crate::fsutil::write_atomic(&dot_config, text.as_bytes())?;
+            crate::process::run_logged(
+                shell,
+                cmd!(sh, "make {base...} olddefconfig"),
+                &log,
+                |_| {},
+            )?;
+            Some(KConfig::read(&dot_config)?)
+        }
+        BaseConfig::Defconfig(name) => {
+            crate::process::run_logged(shell, cmd!(sh, "make {base...} {name}"), &log, |_| {})?;
+            Some(KConfig::read(&dot_config)?)
+        }
+    };
+    if let Some(b) = &base_config {
+        if Arch::from_config(b) != Some(req.arch) {
+            crate::bail_user!(
+                "base config {} is not an {} configuration", base_desc, req.arch;
+                hint = "pass the `--arch` the board config was made for"
+            );
+        }
+    }
+    let wanted = fragments_for(
+        req.arch,
+        modversions,
+        base_config.as_ref(),
+        req.board,
+        &req.fragments,
+    )?;
+    let text = std::fs::read_to_string(&dot_config).context("cannot read the base `.config`")?;
     crate::fsutil::write_atomic(&dot_config, config::merge(&text, &wanted).as_bytes())?;
     crate::process::run_logged(shell, cmd!(sh, "make {base...} olddefconfig"), &log, |_| {})?;
     let resolved = KConfig::read(&dot_config)?;
-    let unmet = config::unmet(&wanted, &resolved);
+    let mut unmet = config::unmet(&wanted, &resolved);
+    // What blocks Rust comes first: it is what the user came for.
+    unmet.sort_by_key(|u| u.wanted.symbol != "RUST");
     if !unmet.is_empty() {
         let mut lines: Vec<String> = unmet
             .iter()
@@ -378,6 +766,11 @@ pub fn prepare(
         if !lines.is_empty() {
             e = e.with_hint(lines.join("; "));
         }
+        // Nothing was built: leave no half-configured tree behind (the log goes with it,
+        // the error says what it would have said).
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(lock);
+        let _ = std::fs::remove_file(&lock_path);
         return Err(e.into());
     }
 
@@ -387,16 +780,13 @@ pub fn prepare(
         .filter(|t| t.meta.arch == req.arch)
         .map(|t| t.meta.build_lines)
         .max()
-        .unwrap_or(match req.arch {
-            Arch::X86_64 => 1100,
-            Arch::Arm64 => 1100,
-        });
+        .unwrap_or(1100);
     let bar = shell.progress("Building", estimate);
     shell.status(
         "Building",
         format_args!(
             "linux {release_name} for {} (log: `{}`)",
-            req.arch,
+            req.label(),
             log.display()
         ),
     );
@@ -414,11 +804,19 @@ pub fn prepare(
         }
     });
     bar.finish_and_clear();
-    result.with_context(|| format!("building linux {release_name} for {} failed", req.arch))?;
+    result.with_context(|| format!("building linux {release_name} for {} failed", req.label()))?;
 
     let tree = crate::tree::KernelTree::open(&dir)?;
-    for needed in [req.arch.image(), "Module.symvers", "rust/libkernel.rmeta"] {
-        if !dir.join(needed).exists() {
+    let mut needed = vec![
+        req.arch.image().to_string(),
+        "Module.symvers".to_string(),
+        "rust/libkernel.rmeta".to_string(),
+    ];
+    if let Some(b) = req.board {
+        needed.push(format!("arch/{}/boot/dts/{}", req.arch.srcarch(), b.dtb));
+    }
+    for needed in needed {
+        if !dir.join(&needed).exists() {
             crate::bail_user!(
                 "the build of `{}` finished without `{}`",
                 dir.display(),
@@ -439,11 +837,140 @@ pub fn prepare(
         fragments: req.fragments.iter().map(|(n, _)| n.clone()).collect(),
         build_seconds: started.elapsed().as_secs(),
         build_lines: lines,
+        inputs: inputs_key(req)?,
+        board: req.board.map(|b| b.name.to_string()),
+        soc: req.board.map(|b| b.soc.to_string()),
+        base_config: req.base.describe(),
+        cc: req.cc.kind(),
+        cross_compile: match &req.cc {
+            Cc::Gcc { cross_compile } => Some(cross_compile.clone()),
+            Cc::Clang => None,
+        },
+        gcc: gcc_version.unwrap_or_default(),
     };
     Home::write_meta(&dir, &meta)?;
     drop(lock);
     let _ = std::fs::remove_file(&lock_path);
     Ok((PreparedTree { dir, meta }, false))
+}
+
+/// The tree request a named target describes (`board`, `base-config`, `cc`, `source`), or
+/// `None` for a target that only picks a `kdir`/`arch`.
+pub fn target_request(t: &crate::manifest::TargetSpec, jobs: usize) -> Result<Option<Request>> {
+    if t.board.is_none() && t.base_config.is_none() && t.cc.is_none() && t.source.is_none() {
+        return Ok(None);
+    }
+    let at = format!("[workspace.metadata.kmod.targets.{}]", t.name);
+    let board = match &t.board {
+        Some(b) => Some(Board::find(b).map_err(|e| {
+            let (msg, hint, _) = crate::error::render(&e);
+            let mut u = UserError::new(format!("invalid `board` in `{at}`: {msg}"));
+            if let Some(h) = hint {
+                u = u.with_hint(h);
+            }
+            u
+        })?),
+        None => None,
+    };
+    let base = match &t.base_config {
+        Some(b) => BaseConfig::from_arg(b)?,
+        None => BaseConfig::Tiny,
+    };
+    let arch = match (t.arch, board.map(|b| b.arch), base.arch()) {
+        (Some(a), Some(b), _) if a != b => crate::bail_user!(
+            "`{}` says `arch = \"{}\"`, but board `{}` is {}", at, a, board.map(|b| b.name).unwrap_or_default(), b;
+            hint = "drop `arch`: the board decides it"
+        ),
+        (Some(a), _, _) => a,
+        (None, Some(b), _) => b,
+        (None, None, Some(a)) => a,
+        (None, None, None) => crate::bail_user!(
+            "`{}` needs an `arch`: nothing else says which kernel to prepare", at;
+            hint = "add `arch = \"arm64\"` (or `x86_64`)"
+        ),
+    };
+    let source = match &t.source {
+        Some(p) => Source::from_path(p)?,
+        None => Source::default_in(Path::new("/usr/src"))?,
+    };
+    let cross = t.cross_compile.clone().or_else(|| {
+        std::env::var("CROSS_COMPILE")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
+    let cc = Cc::parse(t.cc.as_deref().unwrap_or("clang"), arch, cross.as_deref())?;
+    Ok(Some(Request {
+        source,
+        arch,
+        fragments: Vec::new(),
+        jobs,
+        base,
+        board,
+        cc,
+    }))
+}
+
+/// The prepared tree of a named target that describes one (see [`target_request`]), found
+/// without probing tools. `Ok(None)` when the target names no tree of its own; an error with
+/// the `init` command that makes it when it is not prepared yet.
+pub fn target_tree(
+    home: &Home,
+    t: &crate::manifest::TargetSpec,
+    rustc: Option<&str>,
+) -> Result<Option<PathBuf>> {
+    let Some(req) = target_request(t, 1)? else {
+        return Ok(None);
+    };
+    match find_prepared(home, &req, rustc)? {
+        Some(tree) => Ok(Some(tree.dir)),
+        None => crate::bail_user!(
+            "the kernel tree of target `{}` ({}) is not prepared", t.name, req.label();
+            hint = "run `cargo kmod init --target {}` (or `{}`)", t.name, req.init_command()
+        ),
+    }
+}
+
+/// A defconfig target must exist in the source (`arch/<srcarch>/configs/<name>`).
+fn check_defconfig(srctree: &Path, arch: Arch, name: &str) -> Result<()> {
+    let configs = srctree.join("arch").join(arch.srcarch()).join("configs");
+    if configs.join(name).is_file() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&configs)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with("defconfig"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    crate::bail_user!(
+        "no defconfig `{}` in `{}`", name, configs.display();
+        hint = "{}; a vendor's defconfig (e.g. the Raspberry Pi kernel's `bcm2711_defconfig`) needs that vendor's tree as `--source`",
+        if names.is_empty() { "this source has no defconfigs for the arch".to_string() } else { format!("defconfigs here: {}", names.join(", ")) }
+    )
+}
+
+/// The prepared tree of a request whose inputs match, without probing any tool: trees built
+/// by the current rustc first, then the newest. `Ok(None)` when none is prepared.
+pub fn find_prepared(
+    home: &Home,
+    req: &Request,
+    rustc: Option<&str>,
+) -> Result<Option<PreparedTree>> {
+    let inputs = inputs_key(req)?;
+    let found: Vec<PreparedTree> = home
+        .list()
+        .into_iter()
+        .filter(|t| t.meta.inputs == inputs && t.meta.arch == req.arch)
+        .collect();
+    let best = found
+        .iter()
+        .find(|t| Some(t.meta.rustc.as_str()) == rustc)
+        .or(found.first())
+        .cloned();
+    Ok(best)
 }
 
 /// Unpack a tarball once into `sources/<hash>/`, atomically (temp dir, then rename).
@@ -502,8 +1029,8 @@ mod tests {
 
     #[test]
     fn builtin_fragments_parse_and_differ_per_arch() {
-        let x = fragments_for(Arch::X86_64, true, &[]).unwrap();
-        let a = fragments_for(Arch::Arm64, false, &[]).unwrap();
+        let x = fragments_for(Arch::X86_64, true, None, None, &[]).unwrap();
+        let a = fragments_for(Arch::Arm64, false, None, None, &[]).unwrap();
         assert!(x.iter().any(|s| s.symbol == "64BIT"));
         assert!(x.iter().any(|s| s.symbol == "GENDWARFKSYMS"));
         assert!(
@@ -527,11 +1054,173 @@ mod tests {
     #[test]
     fn user_fragments_come_last_and_errors_name_the_file() {
         let user = vec![("extra.config".to_string(), "CONFIG_KUNIT=n\n".to_string())];
-        let f = fragments_for(Arch::X86_64, true, &user).unwrap();
+        let f = fragments_for(Arch::X86_64, true, None, None, &user).unwrap();
         assert_eq!(f.last().unwrap().origin, "extra.config");
         let bad = vec![("bad.config".to_string(), "KUNIT=y\n".to_string())];
-        let e = fragments_for(Arch::X86_64, true, &bad).unwrap_err();
+        let e = fragments_for(Arch::X86_64, true, None, None, &bad).unwrap_err();
         assert!(e.to_string().starts_with("`bad.config` line 1"), "{e}");
+    }
+
+    #[test]
+    fn board_configs_get_the_rust_part_and_keep_their_own_choices() {
+        let rpi4 = Board::find("rpi4").unwrap();
+        let preset = fragments_for(Arch::Arm64, true, None, Some(rpi4), &[]).unwrap();
+        assert!(preset.iter().any(|a| a.symbol == "SERIAL_AMBA_PL011"));
+        let pos = |sym: &str| preset.iter().position(|a| a.symbol == sym).unwrap();
+        assert!(
+            pos("ARCH_BCM2835") > pos("SERIAL_AMBA_PL011"),
+            "the SoC fragment comes after the dev fragments"
+        );
+        // A board config without modversions keeps them off, and keeps its signing choice.
+        let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODULE_SIG_SHA512=y\n");
+        let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
+        let syms: Vec<&str> = f.iter().map(|a| a.symbol.as_str()).collect();
+        for s in [
+            "RUST",
+            "MODULES",
+            "MODULE_UNLOAD",
+            "KUNIT",
+            "DEVTMPFS",
+            "BLK_DEV_INITRD",
+        ] {
+            assert!(syms.contains(&s), "{s}");
+        }
+        for s in [
+            "MODULE_SIG",
+            "MODULE_SIG_SHA256",
+            "MODVERSIONS",
+            "SERIAL_AMBA_PL011",
+            "IPV6",
+        ] {
+            assert!(!syms.contains(&s), "{s}");
+        }
+        // With modversions on, gendwarfksyms makes them Rust-capable; its DWARF stays.
+        let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODVERSIONS=y\nCONFIG_DEBUG_INFO=y\nCONFIG_DEBUG_INFO_DWARF5=y\n");
+        let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
+        assert!(f.iter().any(|a| a.symbol == "GENDWARFKSYMS"));
+        assert!(!f.iter().any(|a| a.symbol.starts_with("DEBUG_INFO_DWARF")));
+        let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODVERSIONS=y\n");
+        let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
+        assert!(f
+            .iter()
+            .any(|a| a.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
+    }
+
+    #[test]
+    fn base_config_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("rpi.config");
+        std::fs::write(
+            &plain,
+            "# a board\nCONFIG_ARM64=y\nCONFIG_LOCALVERSION=\"-v8\"\n",
+        )
+        .unwrap();
+        let b = BaseConfig::from_arg(plain.to_str().unwrap()).unwrap();
+        assert_eq!(b.arch(), Some(Arch::Arm64));
+        let gz = dir.path().join("config.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, b"CONFIG_X86_64=y\n").unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let g = BaseConfig::from_arg(gz.to_str().unwrap()).unwrap();
+        assert_eq!(g.arch(), Some(Arch::X86_64));
+        assert_ne!(b.key(), g.key());
+        assert_eq!(
+            BaseConfig::from_arg("bcm2711_defconfig").unwrap(),
+            BaseConfig::Defconfig("bcm2711_defconfig".into())
+        );
+        assert_eq!(
+            BaseConfig::from_arg("defconfig")
+                .unwrap()
+                .describe()
+                .unwrap(),
+            "defconfig"
+        );
+        let e = BaseConfig::from_arg("missing/rpi.config").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "base config `missing/rpi.config` does not exist"
+        );
+        let junk = dir.path().join("junk.config");
+        std::fs::write(&junk, "hello world\n").unwrap();
+        let e = BaseConfig::from_arg(junk.to_str().unwrap()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("line 1: expected `CONFIG_NAME=value`"),
+            "{e}"
+        );
+        let bad_gz = dir.path().join("bad.gz");
+        std::fs::write(&bad_gz, [0x1f, 0x8b, 0, 1, 2]).unwrap();
+        let e = BaseConfig::from_arg(bad_gz.to_str().unwrap()).unwrap_err();
+        assert!(e.to_string().ends_with("is not a valid gzip file"), "{e}");
+    }
+
+    #[test]
+    fn keys_of_dev_trees_are_unchanged_and_boards_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("linux-source-7.2.tar.xz");
+        std::fs::write(&t, "x").unwrap();
+        let src = Source::from_path(&t).unwrap();
+        let tc = Toolchain {
+            rustc: Some("rustc 1.95.0".into()),
+            ..Toolchain::default()
+        };
+        let dev = Request::dev(src.clone(), Arch::Arm64, vec![], 2);
+        // The key a dev tree had before boards existed (same inputs, same order).
+        let identity = src.identity().unwrap();
+        let builtin = format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}");
+        let old = tree_key(&[
+            ("source", &identity),
+            ("arch", "arm64"),
+            ("builtin-fragments", &builtin),
+            ("user-fragments", ""),
+            ("rustc", "rustc 1.95.0"),
+            ("bindgen", ""),
+            ("clang", ""),
+            ("llvm", ""),
+        ]);
+        assert_eq!(key_for(&dev, &tc, None).unwrap(), old);
+        let rpi4 = Request {
+            board: Some(Board::find("rpi4").unwrap()),
+            ..dev.clone()
+        };
+        let rpi3 = Request {
+            board: Some(Board::find("rpi3").unwrap()),
+            ..dev.clone()
+        };
+        assert_ne!(key_for(&rpi4, &tc, None).unwrap(), old);
+        assert_eq!(
+            key_for(&rpi4, &tc, None).unwrap(),
+            key_for(&rpi3, &tc, None).unwrap(),
+            "one SoC fragment, one tree"
+        );
+        let gcc = Request {
+            cc: Cc::parse("gcc", Arch::Arm64, None).unwrap(),
+            ..dev.clone()
+        };
+        assert_eq!(
+            gcc.cc,
+            Cc::Gcc {
+                cross_compile: "aarch64-linux-gnu-".into()
+            }
+        );
+        assert_ne!(inputs_key(&gcc).unwrap(), inputs_key(&dev).unwrap());
+        assert_ne!(
+            key_for(&gcc, &tc, Some("gcc 12")).unwrap(),
+            key_for(&gcc, &tc, Some("gcc 13")).unwrap()
+        );
+        assert_eq!(rpi4.label(), "arm64 (rpi4)");
+        assert!(rpi4
+            .init_command()
+            .starts_with("cargo kmod init --board rpi4 --source "));
+        assert_eq!(gcc.label(), "arm64 (gcc)");
+        assert!(Cc::parse("icc", Arch::Arm64, None).is_err());
+        assert_eq!(
+            Cc::parse("gcc", Arch::Arm64, Some("aarch64-none-linux-gnu-"))
+                .unwrap()
+                .gcc()
+                .unwrap(),
+            "aarch64-none-linux-gnu-gcc"
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn dev_tree(
     let trees: Vec<_> = home
         .list()
         .into_iter()
-        .filter(|t| t.meta.arch == arch)
+        .filter(|t| t.meta.arch == arch && t.meta.is_dev_tree())
         .collect();
     let best = trees
         .iter()

@@ -1,0 +1,436 @@
+//! Board kernels (docs/boards.md) on real trees and qemu's board models:
+//!
+//! - the `rpi4` preset tree (`cargo kmod init --board rpi4`): hello and a driver build, and
+//!   `cargo kmod test --target rpi4` passes under `-M raspi4b`; a platform driver binds to the
+//!   I2C controllers the board's DTB describes, under `raspi4b` and `raspi3b` (`rpi3`: same
+//!   tree, other DTB);
+//! - a GCC-cross-built tree from a vendor-style board configuration (`--cc gcc
+//!   --base-config`): the examples, bindings included, build and load;
+//! - the kit (`cargo kmod kit`): a module built against the exported headers, with the build
+//!   tree out of reach, verifies against them and loads on the board kernel; the same
+//!   headers without their Rust artifacts get doctor's list;
+//! - a board configuration that blocks Rust gets the blocker named, before any build.
+//!
+//! The two board trees are built by the tests themselves when missing (`init` is a no-op
+//! when they are prepared): about 5 minutes each on 2 cores.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Board tests share trees and one of them hides a tree for a while: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/boards").join(name)
+}
+
+/// `cargo kmod init ARGS` (a no-op when prepared): the tree's path.
+fn init(args: &[&str]) -> PathBuf {
+    let o = run(kmod(&["init", "--message-format", "json"]).args(args));
+    ok(&o);
+    let tree = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["reason"] == "kernel-tree")
+        .unwrap_or_else(|| panic!("no kernel-tree line from `init {args:?}`"));
+    PathBuf::from(tree["path"].as_str().unwrap())
+}
+
+fn rpi4_tree() -> PathBuf {
+    init(&["--board", "rpi4"])
+}
+
+fn gcc_tree() -> PathBuf {
+    let cfg = fixture("rpi4-vendor_defconfig");
+    init(&[
+        "--cc",
+        "gcc",
+        "--arch",
+        "arm64",
+        "--base-config",
+        cfg.to_str().unwrap(),
+    ])
+}
+
+fn release(tree: &Path) -> String {
+    std::fs::read_to_string(tree.join("include/config/kernel.release"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// An example copied into a scratch dir, made a workspace with the board targets.
+fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = scratch();
+    let dir = tmp.path().join(name);
+    copy_dir(&root().join("examples").join(name), &dir);
+    let manifest = dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        r#"
+[workspace]
+
+[workspace.metadata.kmod.targets.rpi4]
+board = "rpi4"
+
+[workspace.metadata.kmod.targets.rpi3]
+board = "rpi3"
+
+[workspace.metadata.kmod.targets.rpi4-gcc]
+arch = "arm64"
+cc = "gcc"
+base-config = "{}"
+qemu-machine = "raspi4b"
+dtb = "broadcom/bcm2711-rpi-4-b.dtb"
+"#,
+        fixture("rpi4-vendor_defconfig").display()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    (tmp, dir)
+}
+
+/// `cargo kmod build ARGS` in `dir`: the artifact's JSON.
+fn build(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let o = run(kmod(&["build", "--message-format", "json"])
+        .args(args)
+        .current_dir(dir));
+    ok(&o);
+    stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["reason"] == "kmod-artifact")
+        .expect("an artifact line")
+}
+
+/// `cargo kmod test ARGS` in `dir` passes; returns stdout.
+fn test_passes(dir: &Path, args: &[&str]) -> String {
+    let o = run(kmod(&["test"]).args(args).current_dir(dir));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("test result: ok"), "{out}\n{}", stderr(&o));
+    out
+}
+
+fn elf_machine(ko: &Path) -> u16 {
+    let b = std::fs::read(ko).unwrap();
+    u16::from_le_bytes([b[18], b[19]])
+}
+
+#[test]
+fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
+    let _g = serial();
+    let tree = rpi4_tree();
+    assert!(tree
+        .join("arch/arm64/boot/dts/broadcom/bcm2711-rpi-4-b.dtb")
+        .is_file());
+    assert!(tree
+        .join("arch/arm64/boot/dts/broadcom/bcm2837-rpi-3-b.dtb")
+        .is_file());
+    let config = std::fs::read_to_string(tree.join(".config")).unwrap();
+    for line in [
+        "CONFIG_ARCH_BCM2835=y",
+        "CONFIG_RUST=y",
+        "CONFIG_CC_IS_CLANG=y",
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line}");
+    }
+    // rpi3 is the same kernel with another DTB: its init is a no-op on this tree.
+    assert_eq!(init(&["--board", "rpi3"]), tree);
+    // `--arch arm64` never picks a board tree as the dev tree.
+    assert_ne!(dev_tree("arm64"), tree);
+
+    for name in ["hello", "miscdev"] {
+        let (_tmp, dir) = example(name);
+        let a = build(&dir, &["--target", "rpi4"]);
+        assert_eq!(a["kernel_release"], release(&tree).as_str());
+        assert_eq!(elf_machine(Path::new(a["path"].as_str().unwrap())), 183);
+        let out = test_passes(&dir, &["--target", "rpi4"]);
+        assert!(out.contains("running"), "{out}");
+    }
+    // A driver for a peripheral the board's DTB describes binds to it, on both models, and
+    // reads the register reset value of qemu's model of it.
+    let tmp = scratch();
+    let dir = tmp.path().join("bcm-i2c-probe");
+    copy_dir(&fixture("bcm-i2c-probe"), &dir);
+    for target in ["rpi4", "rpi3"] {
+        let out = test_passes(&dir, &["--target", target]);
+        assert!(
+            out.contains("binds_to_the_dtb_controllers_and_reads_their_registers ... ok"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn gcc_cross_built_board_config_tree_builds_and_loads_the_examples() {
+    let _g = serial();
+    let tree = gcc_tree();
+    let config = std::fs::read_to_string(tree.join(".config")).unwrap();
+    for line in [
+        "CONFIG_CC_IS_GCC=y",
+        "CONFIG_RUST=y",
+        "CONFIG_MODVERSIONS=y",
+        "CONFIG_GENDWARFKSYMS=y",
+        "CONFIG_KUNIT=y",
+        "CONFIG_ARCH_BCM2835=y",
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line}");
+    }
+    // The board's own choices stand: no module signing was added.
+    assert!(!config.lines().any(|l| l == "CONFIG_MODULE_SIG=y"));
+    assert!(release(&tree).ends_with("-v8"), "{}", release(&tree));
+    for name in ["hello", "mixed", "miscdev"] {
+        let (_tmp, dir) = example(name);
+        let a = build(&dir, &["--target", "rpi4-gcc"]);
+        assert_eq!(a["kernel_release"], release(&tree).as_str());
+        test_passes(&dir, &["--target", "rpi4-gcc"]);
+    }
+}
+
+/// Renames a tree away for the guard's lifetime: nothing may reach it meanwhile.
+struct Hidden(PathBuf, PathBuf);
+
+impl Hidden {
+    fn new(tree: &Path) -> Hidden {
+        let away = tree.with_extension("hidden-by-test");
+        std::fs::rename(tree, &away).unwrap();
+        Hidden(tree.to_path_buf(), away)
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        std::fs::rename(&self.1, &self.0).unwrap();
+    }
+}
+
+#[test]
+fn kit_headers_build_a_module_that_verifies_and_loads_on_the_board_and_doctor_names_what_headers_lack(
+) {
+    let _g = serial();
+    let tree = rpi4_tree();
+    let rel = release(&tree);
+    let (tmp, dir) = example("hello");
+    let kit = tmp.path().join("kit");
+    let o = run(kmod(&[
+        "kit",
+        "--target",
+        "rpi4",
+        "--message-format",
+        "json",
+        "--dir",
+    ])
+    .arg(&kit)
+    .current_dir(&dir));
+    ok(&o);
+    let k: serde_json::Value = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["reason"] == "kit")
+        .unwrap();
+    assert!(kit.join(format!("boot/vmlinuz-{rel}")).is_file());
+    assert!(kit
+        .join(format!("boot/dtbs/{rel}/broadcom/bcm2711-rpi-4-b.dtb"))
+        .is_file());
+    let modlib = kit.join(format!("lib/modules/{rel}"));
+    assert!(modlib.join("modules.dep").is_file());
+    assert_eq!(
+        std::fs::read_link(modlib.join("build")).unwrap(),
+        PathBuf::from(format!("/usr/src/linux-headers-{rel}"))
+    );
+    // The in-tree Rust sample, installed and signed the way `modules_install` does.
+    let sample = modlib.join("kernel/samples/rust/rust_minimal.ko");
+    let o = run(kmod(&["info", "--message-format", "json"]).arg(&sample));
+    ok(&o);
+    let info: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert!(info["signature"]["signer"].is_string(), "{info}");
+
+    // The .deb is a well-formed Debian package with the Rust artifacts.
+    let deb = PathBuf::from(k["headers_deb"].as_str().unwrap());
+    let o = std::process::Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout(&o);
+    for p in [
+        format!("usr/src/linux-headers-{rel}/rust/libkernel.rmeta"),
+        format!("usr/src/linux-headers-{rel}/rust/libmacros.so"),
+        format!("usr/src/linux-headers-{rel}/Module.symvers"),
+        format!("lib/modules/{rel}/build -> /usr/src/linux-headers-{rel}"),
+    ] {
+        assert!(listing.contains(&p), "{p} not in\n{listing}");
+    }
+
+    // Unpack the headers elsewhere and build with the tree out of reach: renamed away, and a
+    // private CARGO_KMOD_HOME without any tree.
+    let unpacked = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(k["headers_tar"].as_str().unwrap())
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let headers = unpacked.join(format!("linux-headers-{rel}"));
+    let home = tmp.path().join("home");
+    let ko = {
+        let _hidden = Hidden::new(&tree);
+        let o = run(kmod(&[
+            "build",
+            "--message-format",
+            "json",
+            "--arch",
+            "arm64",
+            "--kdir",
+        ])
+        .arg(&headers)
+        .env("CARGO_KMOD_HOME", &home)
+        .current_dir(&dir));
+        ok(&o);
+        let a: serde_json::Value = stdout(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|v: &serde_json::Value| v["reason"] == "kmod-artifact")
+            .unwrap();
+        assert_eq!(a["kernel_release"], rel.as_str());
+        let ko = PathBuf::from(a["path"].as_str().unwrap());
+        let o = run(kmod(&["verify", "--kdir"])
+            .arg(&headers)
+            .arg(&ko)
+            .env("CARGO_KMOD_HOME", &home)
+            .current_dir(&dir));
+        ok(&o);
+        // Doctor finds nothing missing in the kit's headers...
+        let o = run(kmod(&["doctor", "--kdir"])
+            .arg(&headers)
+            .env("CARGO_KMOD_HOME", &home));
+        let out = stdout(&o);
+        for check in [
+            "rust metadata",
+            "host programs",
+            "Module.symvers",
+            "rustc match",
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.contains(check))
+                .unwrap_or_else(|| panic!("no {check} line in\n{out}"));
+            assert!(line.starts_with("ok"), "{line}");
+        }
+        // ...and lists what a headers package without the Rust artifacts lacks.
+        // (`cp -a`: the kernel's own headers selection has symlinks, one of them dangling.)
+        let bare = tmp.path().join("bare");
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&headers)
+            .arg(&bare)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        for e in std::fs::read_dir(bare.join("rust")).unwrap().flatten() {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+        std::fs::remove_file(bare.join("scripts/mod/modpost")).unwrap();
+        let o = run(kmod(&["doctor", "--kdir"])
+            .arg(&bare)
+            .env("CARGO_KMOD_HOME", &home));
+        let err = fails(&o);
+        let out = stdout(&o);
+        let line = |name: &str| {
+            out.lines()
+                .find(|l| l.contains(&format!("{name} [")))
+                .unwrap_or_else(|| panic!("no {name} line in\n{out}\n{err}"))
+                .to_string()
+        };
+        let rust = line("rust metadata");
+        assert!(rust.starts_with("FAIL"), "{rust}");
+        for f in [
+            "`rust/libcore.rmeta`",
+            "`rust/libkernel.rmeta`",
+            "`rust/libmacros.so`",
+            "`rust/libpin_init.rmeta`",
+            "cargo kmod kit",
+        ] {
+            assert!(rust.contains(f), "{f} not in {rust}");
+        }
+        let hp = line("host programs");
+        assert!(
+            hp.starts_with("FAIL") && hp.contains("`scripts/mod/modpost`"),
+            "{hp}"
+        );
+        // The build refuses such a tree up front.
+        let o = run(kmod(&["build", "--arch", "arm64", "--kdir"])
+            .arg(&bare)
+            .env("CARGO_KMOD_HOME", &home)
+            .current_dir(&dir));
+        assert!(fails(&o).contains("rust/libkernel.rmeta"));
+        ko
+    };
+    // Back with the tree: the module built against the kit loads on the board kernel.
+    let o = run(kmod(&["test", "--target", "rpi4", "--ko"])
+        .arg(&ko)
+        .current_dir(&dir));
+    ok(&o);
+}
+
+#[test]
+fn a_board_config_that_blocks_rust_gets_the_blocker_named_before_any_build() {
+    let cfg = fixture("randstruct.config");
+    let home = scratch();
+    // A private home shows that nothing is left behind; it borrows the shared home's
+    // unpacked sources and rust-src (read only) instead of unpacking them again.
+    let shared = std::env::var_os("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"));
+    for d in ["sources", "rust-src"] {
+        std::os::unix::fs::symlink(shared.join(d), home.path().join(d)).unwrap();
+    }
+    let o = run(kmod(&["init", "--base-config"])
+        .arg(&cfg)
+        .env("CARGO_KMOD_HOME", home.path()));
+    let err = fails(&o);
+    assert!(
+        err.contains("`CONFIG_RUST=y` did not take effect")
+            && err.contains("blocked by !RANDSTRUCT")
+            && err.contains("add `CONFIG_RANDSTRUCT_NONE=y` to a `--config` fragment"),
+        "{err}"
+    );
+    assert!(!err.contains("Building"), "{err}");
+    let trees: Vec<_> = std::fs::read_dir(home.path().join("trees"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(trees.is_empty(), "{trees:?}");
+}
+
+#[test]
+fn unknown_boards_and_unprepared_targets_say_what_to_run() {
+    let o = run(&mut kmod(&["init", "--board", "rpi5"]));
+    let err = fails(&o);
+    assert!(err.contains("unknown board `rpi5`"), "{err}");
+    assert!(err.contains("rpi3, rpi4"), "{err}");
+    let (_tmp, dir) = example("hello");
+    let manifest = dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[workspace.metadata.kmod.targets.old]\nboard = \"rpi4\"\nsource = \"/usr/src/linux-source-6.12.tar.xz\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let o = run(kmod(&["build", "--target", "old"]).current_dir(&dir));
+    let err = fails(&o);
+    assert!(
+        err.contains("the kernel tree of target `old` (arm64 (rpi4)) is not prepared"),
+        "{err}"
+    );
+    assert!(err.contains("run `cargo kmod init --target old`"), "{err}");
+}
