@@ -78,6 +78,8 @@ pub enum Command {
     Test(command::test::TestCmd),
     /// Boot the kernel in qemu with the module loaded: a shell, or one command
     Run(command::run::RunCmd),
+    /// Check, copy and load the modules on a running board over ssh, and report the kernel's answer
+    Deploy(command::deploy::DeployCmd),
 }
 
 /// Which kernel tree to use: `--kdir`, `--target`, `KDIR`, the manifest, or the dev tree of

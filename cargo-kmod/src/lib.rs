@@ -9,12 +9,14 @@
 //! - [`kbuild`]: running the kernel's own build on the plan;
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
 //! - [`ship`]: verify, sign, compress, package and install;
-//! - [`qemu`]: boot a kernel, load modules, collect KTAP results.
+//! - [`qemu`]: boot a kernel, load modules, collect KTAP results;
+//! - [`deploy`]: check, copy and load modules on a running board over ssh.
 //!
 //! [`command`] has one file per subcommand; each is a clap `Args` struct with a `run` method.
 
 pub mod cli;
 pub mod command;
+pub mod deploy;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;
@@ -70,5 +72,6 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Install(c) => c.run(ctx),
         Command::Test(c) => c.run(ctx),
         Command::Run(c) => c.run(ctx),
+        Command::Deploy(c) => c.run(ctx),
     }
 }

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each is a clap `Args` struct with `run(&self, &Context)`.
 
 pub mod build;
+pub mod deploy;
 pub mod doctor;
 pub mod ide;
 pub mod info;

@@ -43,7 +43,7 @@ pub const WORKSPACE_KEYS: &[&str] = &[
     "targets",
 ];
 const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
-const TARGET_KEYS: &[&str] = &["arch", "kdir", "llvm", "cross-compile"];
+const TARGET_KEYS: &[&str] = &["arch", "kdir", "llvm", "cross-compile", "host"];
 const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
 
 /// A header to run through bindgen; the result is `$OUT_DIR/<header stem>.rs`.
@@ -74,6 +74,8 @@ pub struct TargetSpec {
     /// `LLVM=` value (`"1"`, `"-19"`).
     pub llvm: Option<String>,
     pub cross_compile: Option<String>,
+    /// The board `cargo kmod deploy` reaches over ssh: `[USER@]HOST[:PORT]`.
+    pub host: Option<String>,
 }
 
 /// One kernel module: a package with `[package.metadata.kmod]`.
@@ -270,6 +272,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                     kdir,
                     llvm,
                     cross_compile: tt.get("cross-compile")?,
+                    host: tt.get("host")?,
                 },
             );
         }

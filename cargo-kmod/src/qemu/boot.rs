@@ -106,6 +106,10 @@ pub struct Boot {
     pub accel: Accel,
     pub memory_mb: u32,
     pub timeout: Duration,
+    /// Extra qemu arguments after the rest (e.g. a `-nic` for a guest reached over ssh).
+    pub qemu_args: Vec<OsString>,
+    /// Set from another thread to kill qemu (a guest that runs in the background).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Boot {
@@ -128,6 +132,8 @@ impl Boot {
             accel: Accel::Tcg,
             memory_mb: 256,
             timeout: Duration::from_secs(60),
+            qemu_args: Vec::new(),
+            stop: None,
         })
     }
 
@@ -187,6 +193,7 @@ impl Boot {
         a.push(self.initrd.clone().into());
         a.push("-append".into());
         a.push(self.append().into());
+        a.extend(self.qemu_args.iter().cloned());
         a
     }
 
@@ -238,7 +245,20 @@ impl Boot {
                 end = Some(BootEnd::TimedOut);
                 break;
             }
-            match rx.recv_timeout(deadline - now) {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                end = Some(BootEnd::Stopped);
+                break;
+            }
+            // With a stop flag, wake up now and then to look at it.
+            let wait = match &self.stop {
+                Some(_) => (deadline - now).min(Duration::from_millis(50)),
+                None => deadline - now,
+            };
+            match rx.recv_timeout(wait) {
                 Ok(l) => {
                     let flow = on_line(&l);
                     lines.push(l);
@@ -248,8 +268,10 @@ impl Boot {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    end = Some(BootEnd::TimedOut);
-                    break;
+                    if Instant::now() >= deadline {
+                        end = Some(BootEnd::TimedOut);
+                        break;
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -483,6 +505,8 @@ mod tests {
             accel: Accel::Tcg,
             memory_mb: 256,
             timeout: Duration::from_secs(1),
+            qemu_args: vec![],
+            stop: None,
         };
         let a: Vec<String> = b
             .args(false)
