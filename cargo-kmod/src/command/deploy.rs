@@ -29,6 +29,10 @@ pub struct DeployCmd {
     /// Build without debug assertions and overflow checks
     #[arg(long)]
     pub release: bool,
+    /// Deploy these already-built `.ko` files instead of building packages (checked against
+    /// the tree of `--kdir`/`--target` when one is given)
+    #[arg(long = "ko", value_name = "PATH")]
+    pub ko: Vec<PathBuf>,
     /// A module parameter, `name=value` (`module.name=value` with several modules)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -125,6 +129,35 @@ impl DeployCmd {
     /// otherwise, through `cargo kmod build`'s entry point (a no-op when fresh).
     fn build(&self, ctx: &Context, board: &Board) -> Result<Built> {
         let mut kdir = self.kdir.clone();
+        if !self.ko.is_empty() {
+            // Files as given; a tree only when the user names one (another tree's vermagic
+            // would say nothing about this board).
+            let tree = if kdir.kdir.is_some() || kdir.target.is_some() {
+                let ws = match &kdir.target {
+                    Some(_) => Some(crate::manifest::load(
+                        &ctx.shell,
+                        self.packages.manifest_path.as_deref(),
+                    )?),
+                    None => None,
+                };
+                Some(match ws {
+                    Some(ws) => build::resolve_tree(&Home::from_env()?, &ws, &[], &kdir, None)?,
+                    None => crate::tree::resolve::resolve(
+                        &Home::from_env()?,
+                        &crate::tree::resolve::Choice {
+                            flag: kdir.kdir.clone(),
+                            ..Default::default()
+                        },
+                    )?,
+                })
+            } else {
+                None
+            };
+            return Ok(Built {
+                kos: self.ko.clone(),
+                tree,
+            });
+        }
         if kdir.arch.is_none() && kdir.kdir.is_none() {
             kdir.arch = board.arch().map(|a| a.name().to_string());
         }
