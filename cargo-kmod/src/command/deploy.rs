@@ -82,7 +82,7 @@ impl DeployCmd {
         let mut print = |e: &Event| print_event(ctx, e);
         let outcome = match crate::deploy::deploy(shell, &req, build, &mut print) {
             Ok(o) => o,
-            Err(e) if e.is::<Interrupted>() || ssh::interrupted() => {
+            Err(e) if e.is::<Interrupted>() => {
                 return Err(UserError::new("interrupted").with_exit_code(130).into())
             }
             Err(e) => return Err(e),

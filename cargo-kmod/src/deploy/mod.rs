@@ -190,7 +190,7 @@ pub fn deploy(
     });
     let tmp = board.tmp.clone();
     let result = deploy_on(shell, req, &session, &board, build, on, started);
-    if result.is_err() && !ssh::interrupted() {
+    if result.as_ref().is_err_and(|e| !e.is::<Interrupted>()) {
         // Whatever failed, leave no copies behind (the step script removes them itself).
         if let Some(d) = tmp {
             let _ = session.run(&format!("rm -rf {}", quote(&d)), false);
@@ -262,7 +262,7 @@ fn deploy_on(
 
     // Unload the old versions (dependents first), then load (dependencies first).
     let plan = StepPlan {
-        dir: dir.to_string(),
+        dir: Some(dir.to_string()),
         unload: names
             .iter()
             .rev()
@@ -320,7 +320,7 @@ fn deploy_on(
         outcome.followed = true;
         if req.unload_on_exit {
             let plan = StepPlan {
-                dir: dir.to_string(),
+                dir: None,
                 unload: names.iter().rev().cloned().collect(),
                 install: None,
                 load: vec![],

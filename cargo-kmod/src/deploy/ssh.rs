@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,7 @@ impl<'a> Session<'a> {
         });
         session.master = Some(Master { child, guard });
         let start = Instant::now();
+        let before = interrupts();
         loop {
             if session.control.exists() {
                 // The master keeps its stderr for the whole session; a reader thread drains it.
@@ -131,7 +132,7 @@ impl<'a> Session<'a> {
                 let words = err_reader.join().unwrap_or_default();
                 return Err(login_error(dest, status, &words).into());
             }
-            if interrupted() {
+            if interrupts() != before {
                 anyhow::bail!(Interrupted);
             }
             if start.elapsed() > LOGIN_TIMEOUT {
@@ -209,6 +210,7 @@ impl<'a> Session<'a> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let before = interrupts();
         let mut child = spawn(&mut command, &line)?;
         let _running = Running::register(child.id());
         // The shell reads the whole function before running it, so the commands inside can
@@ -236,7 +238,7 @@ impl<'a> Session<'a> {
         let status = child.wait().context("cannot wait for ssh")?;
         let _ = writer.join();
         let stderr = err_reader.join().unwrap_or_default();
-        if interrupted() {
+        if interrupts() != before {
             anyhow::bail!(Interrupted);
         }
         if status.code() == Some(255) {
@@ -264,10 +266,11 @@ impl<'a> Session<'a> {
             .stdin(Stdio::from(file))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let before = interrupts();
         let child = spawn(&mut command, &line)?;
         let _running = Running::register(child.id());
         let out = child.wait_with_output().context("cannot wait for ssh")?;
-        if interrupted() {
+        if interrupts() != before {
             anyhow::bail!(Interrupted);
         }
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -305,6 +308,7 @@ impl<'a> Session<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let before = interrupts();
         let mut child = spawn(&mut command, &line)?;
         let _running = Running::register(child.id());
         let stderr = child.stderr.take().context("ssh stderr")?;
@@ -325,7 +329,7 @@ impl<'a> Session<'a> {
         }
         let status = child.wait().context("cannot wait for ssh")?;
         let stderr = err_reader.join().unwrap_or_default();
-        if interrupted() {
+        if interrupts() != before {
             anyhow::bail!(Interrupted);
         }
         if status.code() == Some(255) && stderr.contains("ssh:") {
@@ -452,13 +456,15 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How many times Ctrl-C was pressed: a command is interrupted when it changed while the
+/// command ran (commands started after a Ctrl-C, like `--unload-on-exit`'s, run normally).
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 /// Clients that Ctrl-C ends (never the master).
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Whether Ctrl-C was pressed since [`catch_interrupt`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+/// How many times Ctrl-C was pressed since [`catch_interrupt`].
+pub fn interrupts() -> usize {
+    INTERRUPTS.load(Ordering::SeqCst)
 }
 
 /// Take over Ctrl-C (SIGINT, SIGTERM, SIGHUP) for a deploy: it sets a flag and ends the
@@ -467,7 +473,7 @@ pub fn interrupted() -> bool {
 /// child process is configured by [`reaper`], whose handler would otherwise exit at once.
 pub fn catch_interrupt() {
     let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        INTERRUPTS.fetch_add(1, Ordering::SeqCst);
         let pids = RUNNING.lock().map(|v| v.clone()).unwrap_or_default();
         for pid in pids {
             // SAFETY: a plain syscall on a child we spawned and have not yet reaped.

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! The board's log is not cleared (it is the user's): the script snapshots `dmesg` before and
-//! after each step and prints the lines after the old end. When the ring buffer wrapped
+//! after each step (in a work directory of its own, made by `mktemp -d` as root) and prints
+//! the lines after the old end. When the ring buffer wrapped
 //! during a step (its first line changed), the new lines are those after the last line seen
 //! before, and if even that line is gone the step says `@@kmod:lost` and the judge fails it.
 //!
@@ -25,8 +26,9 @@ use crate::qemu::guest::{self, quote, Step};
 /// What the step script does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepPlan {
-    /// The board's temporary directory holding the copied `.ko` files (`<dir>/<name>.ko`).
-    pub dir: String,
+    /// The board's temporary directory holding the copied `.ko` files (`<dir>/<name>.ko`),
+    /// removed at the end; `None` when nothing is loaded from files.
+    pub dir: Option<String>,
     /// Module names to `rmmod`, in this order (dependents first).
     pub unload: Vec<String>,
     /// `--install`: the board's release (already checked to be a path component); the
@@ -48,37 +50,37 @@ const FUNCTIONS: &str = r#"tag() {
 	while IFS= read -r l || [ -n "$l" ]; do printf '%s%s\n' "$1" "$l"; done <"$2"
 }
 snap() {
-	dmesg >"$d/new" 2>/dev/null
-	g=; read -r g <"$d/new"
+	dmesg >"$w/new" 2>/dev/null
+	g=; read -r g <"$w/new"
 }
 step() {
 	k=$1; n=$2; shift 2
 	echo "@@kmod:step $k $n"
-	"$@" >"$d/out" 2>&1; rc=$?
-	tag '@@kmod:out ' "$d/out"
+	"$@" >"$w/out" 2>&1; rc=$?
+	tag '@@kmod:out ' "$w/out"
 	snap
 	if [ "$c" -eq 0 ]; then
-		cp "$d/new" "$d/log"
+		cp "$w/new" "$w/log"
 	elif [ "$g" = "$f" ]; then
-		tail -n +$((c + 1)) "$d/new" >"$d/log"
+		tail -n +$((c + 1)) "$w/new" >"$w/log"
 	else
-		a=$(tail -n 1 "$d/old")
-		i=$(grep -nxF -e "$a" "$d/new" | tail -n 1 | cut -d: -f1)
+		a=$(tail -n 1 "$w/old")
+		i=$(grep -nxF -e "$a" "$w/new" | tail -n 1 | cut -d: -f1)
 		if [ -n "$i" ]; then
-			tail -n +$((i + 1)) "$d/new" >"$d/log"
+			tail -n +$((i + 1)) "$w/new" >"$w/log"
 		else
 			echo "@@kmod:lost"
-			cp "$d/new" "$d/log"
+			cp "$w/new" "$w/log"
 		fi
 	fi
-	tag '@@kmod:log ' "$d/log"
-	mv -f "$d/new" "$d/old"; f=$g; c=$(wc -l <"$d/old")
+	tag '@@kmod:log ' "$w/log"
+	mv -f "$w/new" "$w/old"; f=$g; c=$(wc -l <"$w/old")
 	t=$(cat /proc/sys/kernel/tainted)
 	echo "@@kmod:done $k $n $rc $t"
 	return $rc
 }
 fin() {
-	rm -rf "$d"
+	rm -rf "$w" ${d:+"$d"}
 	echo "@@kmod:end"
 }
 "#;
@@ -86,8 +88,13 @@ fin() {
 impl StepPlan {
     /// The script (run by [`crate::deploy::ssh::Session::stream`], as root).
     pub fn script(&self) -> String {
-        let mut s = format!("d={}\n{FUNCTIONS}", quote(&self.dir));
-        s.push_str("snap; mv -f \"$d/new\" \"$d/old\"; f=$g; c=$(wc -l <\"$d/old\")\n");
+        let mut s = match &self.dir {
+            Some(d) => format!("d={}\n", quote(d)),
+            None => "d=\n".to_string(),
+        };
+        s.push_str("w=$(mktemp -d \"${TMPDIR:-/tmp}/cargo-kmod-log.XXXXXX\") || { echo \"@@kmod:end\"; return 1; }\n");
+        s.push_str(FUNCTIONS);
+        s.push_str("snap; mv -f \"$w/new\" \"$w/old\"; f=$g; c=$(wc -l <\"$w/old\")\n");
         for name in &self.unload {
             s.push_str(&format!(
                 "step unload {0} rmmod {0} || {{ fin; return 1; }}\n",
@@ -299,7 +306,7 @@ mod tests {
     #[test]
     fn script_unloads_installs_and_loads_in_order() {
         let plan = StepPlan {
-            dir: "/tmp/cargo-kmod.a1".into(),
+            dir: Some("/tmp/cargo-kmod.a1".into()),
             unload: vec!["user".into(), "provider".into()],
             install: None,
             load: vec![
