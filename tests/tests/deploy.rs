@@ -188,7 +188,10 @@ fn workspace() -> &'static Path {
 /// A tree that is the dev tree in all but what `edit` rewrites: every entry a symlink to
 /// the real one, except the directories on the way to the edited files (the pattern of
 /// `qemu.rs`'s skewed tree). The `Makefile` names this directory as `KBUILD_OUTPUT`.
-fn tree_variant(name: &str, edits: &[(&str, &dyn Fn(&str) -> String)]) -> PathBuf {
+/// A file of the tree (relative path) and how its text changes.
+type Edit<'a> = (&'a str, &'a dyn Fn(&str) -> String);
+
+fn tree_variant(name: &str, edits: &[Edit<'_>]) -> PathBuf {
     let real = dev_tree("arm64");
     let dir = root().join("target/kmod-fixtures/arm64").join(name);
     let stamp = dir.join("variant.stamp");

@@ -106,14 +106,10 @@ echo "{TAG}end"
                         .map(str::to_string);
                 }
                 "tainted" => b.taint = value.parse().unwrap_or(0),
-                "loaded" => {
-                    if !value.is_empty() {
-                        b.loaded.push(Loaded {
-                            name: value.to_string(),
-                            holders: vec![],
-                        });
-                    }
-                }
+                "loaded" if !value.is_empty() => b.loaded.push(Loaded {
+                    name: value.to_string(),
+                    holders: vec![],
+                }),
                 "holder" => {
                     if let Some((m, h)) = value.split_once(' ') {
                         if let Some(l) = b.loaded.iter_mut().find(|l| l.name == m) {
