@@ -12,16 +12,20 @@
 //! - [`qemu`]: boot a kernel, load modules, collect KTAP results;
 //! - [`deploy`]: check, copy and load modules on a running board over ssh.
 //!
-//! [`command`] has one file per subcommand; each is a clap `Args` struct with a `run` method.
+//! Above the stages: [`context`] resolves what a command works on once (workspace, modules,
+//! the kernel tree with its toolchain), [`ops`] does the work over that plain data, and
+//! [`command`] has one file per subcommand (clap arguments in, printing out).
 
 pub mod cli;
 pub mod command;
+pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;
 pub mod ko;
 pub mod manifest;
+pub mod ops;
 pub mod plan;
 pub mod process;
 pub mod qemu;
@@ -31,13 +35,9 @@ pub mod tree;
 
 use clap::Parser;
 
-use crate::cli::{CargoCli, Command};
+use crate::cli::CargoCli;
+use crate::context::Session;
 use crate::shell::Shell;
-
-/// What every command runs with.
-pub struct Context {
-    pub shell: Shell,
-}
 
 /// Parse argv, run the command, print errors cargo-style, return the exit code.
 pub fn main_entry() -> std::process::ExitCode {
@@ -47,31 +47,13 @@ pub fn main_entry() -> std::process::ExitCode {
         cli.global.message_format,
         cli.global.color,
     );
-    let ctx = Context { shell };
-    match run(&ctx, cli.command) {
+    let session = Session::new(shell);
+    match cli.command.run(&session) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             let (message, hint, code) = error::render(&err);
-            ctx.shell.error(message, hint.as_deref());
+            session.shell.error(message, hint.as_deref());
             std::process::ExitCode::from(code)
         }
-    }
-}
-
-/// Dispatch a parsed command.
-pub fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Init(c) => c.run(ctx),
-        Command::Doctor(c) => c.run(ctx),
-        Command::New(c) => c.run(ctx),
-        Command::Build(c) => c.run(ctx),
-        Command::Ide(c) => c.run(ctx),
-        Command::Info(c) => c.run(ctx),
-        Command::Verify(c) => c.run(ctx),
-        Command::Package(c) => c.run(ctx),
-        Command::Install(c) => c.run(ctx),
-        Command::Test(c) => c.run(ctx),
-        Command::Run(c) => c.run(ctx),
-        Command::Deploy(c) => c.run(ctx),
     }
 }

@@ -6,16 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{KdirArgs, PackageSelect};
-use crate::command::build;
+use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
+use crate::context::{BuildContext, Session, TreeSelection};
 use crate::deploy::board::Board;
 use crate::deploy::check::Mode;
 use crate::deploy::host::{escape, Destination};
 use crate::deploy::ssh::{self, Interrupted, SshOptions};
 use crate::deploy::{Built, Event, Request};
 use crate::error::UserError;
-use crate::tree::home::Home;
-use crate::Context;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployCmd {
@@ -26,9 +24,8 @@ pub struct DeployCmd {
     pub kdir: KdirArgs,
     #[command(flatten)]
     pub packages: PackageSelect,
-    /// Build without debug assertions and overflow checks
-    #[arg(long)]
-    pub release: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Deploy these already-built `.ko` files instead of building packages (checked against
     /// the tree of `--kdir`/`--target` when one is given)
     #[arg(long = "ko", value_name = "PATH")]
@@ -57,11 +54,11 @@ pub struct DeployCmd {
 }
 
 impl DeployCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         // Before any child process: Ctrl-C must wind the deploy down, not end it mid-way.
         ssh::catch_interrupt();
-        let shell = &ctx.shell;
-        let dest = self.destination(ctx)?;
+        let shell = &session.shell;
+        let dest = self.destination(session)?;
         let req = Request {
             dest: dest.clone(),
             ssh: SshOptions {
@@ -78,8 +75,8 @@ impl DeployCmd {
             follow: self.follow,
             unload_on_exit: self.unload_on_exit,
         };
-        let build = |board: &Board| self.build(ctx, board);
-        let mut print = |e: &Event| print_event(ctx, e);
+        let build = |board: &Board| self.build(session, board);
+        let mut print = |e: &Event| print_event(session, e);
         let outcome = match crate::deploy::deploy(shell, &req, build, &mut print) {
             Ok(o) => o,
             Err(e) if e.is::<Interrupted>() => {
@@ -99,12 +96,12 @@ impl DeployCmd {
     }
 
     /// `--host`, else the named target's `host`.
-    fn destination(&self, ctx: &Context) -> Result<Destination> {
+    fn destination(&self, session: &Session) -> Result<Destination> {
         if let Some(h) = &self.host {
             return Ok(Destination::parse(h)?);
         }
         if let Some(name) = &self.kdir.target {
-            let ws = crate::manifest::load(&ctx.shell, self.packages.manifest_path.as_deref())?;
+            let ws = crate::manifest::load(&session.shell, self.packages.manifest_path.as_deref())?;
             let t = ws.target(name)?;
             return match &t.host {
                 Some(h) => Destination::parse(h).map_err(|e| {
@@ -125,31 +122,15 @@ impl DeployCmd {
         )
     }
 
-    /// Build the selected packages for the board: its arch unless `--arch`/`--kdir` say
-    /// otherwise, through `cargo kmod build`'s entry point (a no-op when fresh).
-    fn build(&self, ctx: &Context, board: &Board) -> Result<Built> {
-        let mut kdir = self.kdir.clone();
+    /// Build the selected packages for the board: its arch unless `--arch`/`--kdir`/
+    /// `--target` say otherwise, through `cargo kmod build`'s entry point (a no-op when
+    /// fresh). With `--ko`, the files as given, and a tree only when one is named (another
+    /// tree's vermagic would say nothing about this board).
+    fn build(&self, session: &Session, board: &Board) -> Result<Built> {
+        let mut trees: TreeSelection = self.kdir.selection()?;
         if !self.ko.is_empty() {
-            // Files as given; a tree only when the user names one (another tree's vermagic
-            // would say nothing about this board).
-            let tree = if kdir.kdir.is_some() || kdir.target.is_some() {
-                let ws = match &kdir.target {
-                    Some(_) => Some(crate::manifest::load(
-                        &ctx.shell,
-                        self.packages.manifest_path.as_deref(),
-                    )?),
-                    None => None,
-                };
-                Some(match ws {
-                    Some(ws) => build::resolve_tree(&Home::from_env()?, &ws, &[], &kdir, None)?,
-                    None => crate::tree::resolve::resolve(
-                        &Home::from_env()?,
-                        &crate::tree::resolve::Choice {
-                            flag: kdir.kdir.clone(),
-                            ..Default::default()
-                        },
-                    )?,
-                })
+            let tree = if trees.kdir.is_some() || trees.target.is_some() {
+                Some(crate::context::tree_for_arch(session, &trees, None)?)
             } else {
                 None
             };
@@ -158,39 +139,34 @@ impl DeployCmd {
                 tree,
             });
         }
-        if kdir.arch.is_none() && kdir.kdir.is_none() {
-            kdir.arch = board.arch().map(|a| a.name().to_string());
+        if trees.arch.is_none() && trees.kdir.is_none() {
+            // A target's own `arch` or `kdir` decides; else the board does.
+            let target_decides = match &trees.target {
+                Some(name) => {
+                    let ws = crate::manifest::load(
+                        &session.shell,
+                        self.packages.manifest_path.as_deref(),
+                    )?;
+                    let t = ws.target(name)?;
+                    t.arch.is_some() || t.kdir.is_some()
+                }
+                None => false,
+            };
+            if !target_decides {
+                trees.arch = board.arch();
+            }
         }
-        let opts = build::BuildOptions {
-            cmd: build::BuildCmd {
-                select: self.packages.clone(),
-                kdir: kdir.clone(),
-                release: self.release,
-                ..build::BuildCmd::default()
-            },
-            test: false,
-        };
-        let artifacts = build::build(ctx, &opts)?;
-        // The tree the build used, for the CRC check against its `Module.symvers`.
-        let ws = crate::manifest::load(&ctx.shell, self.packages.manifest_path.as_deref())?;
-        let selected = ws.select(&self.packages.packages, self.packages.workspace)?;
-        let sh = xshell::Shell::new()?;
-        let rustc = crate::process::version_line(
-            &sh,
-            &crate::tree::toolchain::rustc_program(),
-            &["--version"],
-        );
-        let tree =
-            build::resolve_tree(&Home::from_env()?, &ws, &selected, &kdir, rustc.as_deref())?;
+        let ctx = BuildContext::resolve(session, &self.packages.selection(), &trees)?;
+        let artifacts = crate::ops::build::build(session, &ctx, &self.build.options(false))?;
         Ok(Built {
             kos: artifacts.into_iter().map(|a| a.ko).collect(),
-            tree: Some(tree),
+            tree: Some(ctx.tree),
         })
     }
 }
 
-fn print_event(ctx: &Context, e: &Event) {
-    let shell = &ctx.shell;
+fn print_event(session: &Session, e: &Event) {
+    let shell = &session.shell;
     if shell.is_json() {
         if !e.is_progress() {
             if let Ok(v) = serde_json::to_value(e) {

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::context::Session;
 use crate::tree::doctor::{self, Check, Status};
 use crate::tree::home::Home;
 use crate::tree::toolchain::Toolchain;
 use crate::tree::{Arch, KernelTree};
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorCmd {
@@ -21,7 +21,7 @@ pub struct DoctorCmd {
 }
 
 impl DoctorCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         let home = Home::from_env()?;
         let tc = Toolchain::detect(&home);
         let arch = self.arch.as_deref().map(Arch::parse).transpose()?;
@@ -91,10 +91,10 @@ impl DoctorCmd {
             checks.extend(doctor::boot_tools(&home, a));
         }
         for c in &checks {
-            if ctx.shell.is_json() {
-                ctx.shell.json(&serde_json::to_value(c)?);
+            if session.shell.is_json() {
+                session.shell.json(&serde_json::to_value(c)?);
             } else {
-                ctx.shell.out(c.line());
+                session.shell.out(c.line());
             }
         }
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();

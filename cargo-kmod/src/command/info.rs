@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::context::Session;
 use crate::ko::signature::colon_hex;
 use crate::ko::{self, KoFile};
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct InfoCmd {
@@ -22,17 +22,17 @@ pub struct InfoCmd {
 }
 
 impl InfoCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         for (i, path) in self.files.iter().enumerate() {
             let ko = ko::read(path)?;
-            if self.json || ctx.shell.is_json() {
-                ctx.shell.json(&to_json(&ko));
+            if self.json || session.shell.is_json() {
+                session.shell.json(&to_json(&ko));
             } else {
                 if i > 0 {
-                    ctx.shell.out("");
+                    session.shell.out("");
                 }
                 for line in render(&ko) {
-                    ctx.shell.out(line);
+                    session.shell.out(line);
                 }
             }
         }

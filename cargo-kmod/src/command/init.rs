@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use crate::context::Session;
 use crate::tree::home::Home;
 use crate::tree::prepare::{self, Request, Source};
 use crate::tree::toolchain::Toolchain;
 use crate::tree::Arch;
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct InitCmd {
@@ -32,10 +32,10 @@ pub struct InitCmd {
 }
 
 impl InitCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         let home = Home::from_env()?;
         if self.list {
-            return list(ctx, &home);
+            return list(session, &home);
         }
         let arches: Vec<Arch> = match self.arch.as_str() {
             "all" => Arch::ALL.to_vec(),
@@ -67,10 +67,10 @@ impl InitCmd {
                 fragments: fragments.clone(),
                 jobs,
             };
-            let (tree, fresh) = prepare::prepare(&ctx.shell, &home, &tc, &req)
+            let (tree, fresh) = prepare::prepare(&session.shell, &home, &tc, &req)
                 .with_context(|| format!("cannot prepare the {arch} tree"))?;
-            if ctx.shell.is_json() {
-                ctx.shell.json(&json!({
+            if session.shell.is_json() {
+                session.shell.json(&json!({
                     "reason": "kernel-tree",
                     "arch": arch.name(),
                     "release": tree.meta.release,
@@ -81,7 +81,7 @@ impl InitCmd {
                 }));
             }
             let verb = if fresh { "Fresh" } else { "Finished" };
-            ctx.shell.status(
+            session.shell.status(
                 verb,
                 format_args!(
                     "linux {} for {} at `{}`",
@@ -95,11 +95,11 @@ impl InitCmd {
     }
 }
 
-fn list(ctx: &Context, home: &Home) -> Result<()> {
+fn list(session: &Session, home: &Home) -> Result<()> {
     let trees = home.list();
     for t in &trees {
-        if ctx.shell.is_json() {
-            ctx.shell.json(&json!({
+        if session.shell.is_json() {
+            session.shell.json(&json!({
                 "reason": "kernel-tree",
                 "arch": t.meta.arch.name(),
                 "release": t.meta.release,
@@ -109,7 +109,7 @@ fn list(ctx: &Context, home: &Home) -> Result<()> {
             }));
         } else {
             let rustc = t.meta.rustc.split_whitespace().nth(1).unwrap_or("?");
-            ctx.shell.out(format_args!(
+            session.shell.out(format_args!(
                 "{:<10} {:<7} rustc {:<8} {}",
                 t.meta.release,
                 t.meta.arch.name(),
@@ -118,8 +118,8 @@ fn list(ctx: &Context, home: &Home) -> Result<()> {
             ));
         }
     }
-    if trees.is_empty() && !ctx.shell.is_json() {
-        ctx.shell.note(format_args!(
+    if trees.is_empty() && !session.shell.is_json() {
+        session.shell.note(format_args!(
             "no prepared trees in `{}`; run `cargo kmod init`",
             home.trees_dir().display()
         ));

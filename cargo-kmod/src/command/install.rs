@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::command::build::BuildCmd;
-use crate::command::package::ShipArgs;
-use crate::Context;
+use crate::command::args::{BuildSelect, ShipArgs};
+use crate::context::Session;
+use crate::ops::ship;
 
 #[derive(Debug, clap::Args)]
 pub struct InstallCmd {
@@ -16,7 +16,7 @@ pub struct InstallCmd {
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
-    pub build: BuildCmd,
+    pub build: BuildSelect,
     #[command(flatten)]
     pub ship: ShipArgs,
     /// Root to install under, like `INSTALL_MOD_PATH`
@@ -30,21 +30,28 @@ pub struct InstallCmd {
 }
 
 impl InstallCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let (files, _) = super::package::inputs(ctx, &self.files, &self.build)?;
-        let kos = super::verify::read_all(&files)?;
-        let tree = super::verify::tree_for(ctx, &self.build.kdir, &kos)?;
-        let prepared = self.ship.prepare(ctx, &tree, &kos)?;
-        let paths = crate::ship::install::install(
-            &ctx.shell,
-            &self.root,
-            &tree.release,
-            &self.ship.dir,
-            &prepared,
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let inputs = ship::inputs(
+            session,
+            &self.files,
+            &self.build.select.selection(),
+            &self.build.kdir.selection()?,
+            &self.build.build.options(false),
         )?;
-        ctx.shell.status(
+        let paths = ship::install(
+            session,
+            &inputs,
+            &self.root,
+            &self.ship.dir,
+            &self.ship.request(),
+        )?;
+        session.shell.status(
             "Finished",
-            format_args!("{} module(s) installed for {}", paths.len(), tree.release),
+            format_args!(
+                "{} module(s) installed for {}",
+                paths.len(),
+                inputs.tree.release
+            ),
         );
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! One file per subcommand. Each is a clap `Args` struct with `run(&self, &Context)`.
+//! One file per subcommand: a clap `Args` struct whose `run(&Session)` turns the arguments
+//! into plain data, calls the `ops` layer (or a stage) and prints the result. No command
+//! imports another; argument groups several commands share are in [`args`].
 
+pub mod args;
 pub mod build;
 pub mod deploy;
 pub mod doctor;
@@ -12,3 +15,56 @@ pub mod package;
 pub mod run;
 pub mod test;
 pub mod verify;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::context::Session;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prepare Rust-enabled development kernel trees (x86_64 and arm64)
+    Init(init::InitCmd),
+    /// Check the toolchain against a kernel tree
+    Doctor(doctor::DoctorCmd),
+    /// Create a new kernel module package
+    New(new::NewCmd),
+    /// Build the module(s) of a package or workspace with the kernel's kbuild
+    Build(build::BuildCmd),
+    /// Write a rust-project.json so rust-analyzer understands the module
+    Ide(ide::IdeCmd),
+    /// Show what is inside a .ko (modinfo, signature, symbols and CRCs)
+    Info(info::InfoCmd),
+    /// Check that a .ko will load on a kernel tree
+    Verify(verify::VerifyCmd),
+    /// Strip, sign, compress and package modules in the lib/modules layout
+    Package(package::PackageCmd),
+    /// Install modules into a module tree and run depmod
+    Install(install::InstallCmd),
+    /// Boot the kernel in qemu, load the modules and report their KUnit results
+    Test(test::TestCmd),
+    /// Boot the kernel in qemu with the module loaded: a shell, or one command
+    Run(run::RunCmd),
+    /// Check, copy and load the modules on a running board over ssh, and report the kernel's answer
+    Deploy(deploy::DeployCmd),
+}
+
+impl Command {
+    /// Run the parsed command.
+    pub fn run(self, session: &Session) -> Result<()> {
+        match self {
+            Command::Init(c) => c.run(session),
+            Command::Doctor(c) => c.run(session),
+            Command::New(c) => c.run(session),
+            Command::Build(c) => c.run(session),
+            Command::Ide(c) => c.run(session),
+            Command::Info(c) => c.run(session),
+            Command::Verify(c) => c.run(session),
+            Command::Package(c) => c.run(session),
+            Command::Install(c) => c.run(session),
+            Command::Test(c) => c.run(session),
+            Command::Run(c) => c.run(session),
+            Command::Deploy(c) => c.run(session),
+        }
+    }
+}

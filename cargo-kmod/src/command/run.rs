@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::cli::{KdirArgs, PackageSelect};
+use crate::command::args::{KdirArgs, PackageSelect};
+use crate::context::Session;
 use crate::error::UserError;
+use crate::ops::test::GuestModules;
 use crate::qemu::boot::{self, Boot, BootEnd, Flow};
 use crate::qemu::guest::{self, Transcript};
 use crate::qemu::initramfs::{self, Initramfs};
 use crate::tree::home::Home;
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -39,15 +40,17 @@ pub struct RunCmd {
 }
 
 impl RunCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let shell = &ctx.shell;
-        let (tree, modules) = super::test::prepare(
-            ctx,
-            &self.kdir,
-            &self.packages,
-            &self.ko,
-            &self.params,
-            false,
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let shell = &session.shell;
+        let (tree, modules) = crate::ops::test::prepare(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &GuestModules {
+                ko: self.ko.clone(),
+                params: self.params.clone(),
+                test_build: false,
+            },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
         let home = Home::from_env()?;

@@ -13,15 +13,12 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{KdirArgs, PackageSelect};
-use crate::command::build;
+use crate::command::args::{KdirArgs, PackageSelect};
+use crate::context::Session;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
-use crate::qemu::modules::{load_order, KoModule};
+use crate::ops::test::GuestModules;
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
-use crate::tree::home::Home;
-use crate::tree::resolve::{self, Choice};
-use crate::tree::{Arch, KernelTree};
-use crate::Context;
+use crate::tree::KernelTree;
 
 #[derive(Debug, clap::Args)]
 pub struct TestCmd {
@@ -47,15 +44,17 @@ pub struct TestCmd {
 }
 
 impl TestCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let shell = &ctx.shell;
-        let (tree, modules) = prepare(
-            ctx,
-            &self.kdir,
-            &self.packages,
-            &self.ko,
-            &self.params,
-            true,
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let shell = &session.shell;
+        let (tree, modules) = crate::ops::test::prepare(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &GuestModules {
+                ko: self.ko.clone(),
+                params: self.params.clone(),
+                test_build: true,
+            },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
         let opts = TestOptions {
@@ -96,7 +95,7 @@ impl TestCmd {
                 );
             }
         }
-        print_report(ctx, &report, &tree);
+        print_report(session, &report, &tree);
         if report.passed() {
             Ok(())
         } else {
@@ -121,8 +120,8 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Print the libtest-style report (or JSON events).
-fn print_report(ctx: &Context, report: &TestReport, tree: &KernelTree) {
-    let shell = &ctx.shell;
+fn print_report(session: &Session, report: &TestReport, tree: &KernelTree) {
+    let shell = &session.shell;
     let secs = report.boot.elapsed.as_secs_f64();
     if shell.is_json() {
         for c in &report.cases {
@@ -189,82 +188,4 @@ fn print_report(ctx: &Context, report: &TestReport, tree: &KernelTree) {
         shell.out(format!("({} filtered out)", report.filtered_out));
     }
     shell.out("");
-}
-
-/// The tree and the modules (in load order, with parameters) for `test` and `run`: the
-/// `--ko` files as given, or else the selected packages built by `cargo kmod build` (with
-/// tests compiled in for `test_build`). `run` outside any package boots the bare kernel.
-pub(crate) fn prepare(
-    ctx: &Context,
-    kdir: &KdirArgs,
-    packages: &PackageSelect,
-    ko: &[PathBuf],
-    params: &[String],
-    test_build: bool,
-) -> Result<(KernelTree, Vec<KoModule>)> {
-    let home = Home::from_env()?;
-    let mut modules = Vec::new();
-    let tree = if !ko.is_empty() || (!test_build && !in_package(packages)) {
-        let arch = kdir.arch.as_deref().map(Arch::parse).transpose()?;
-        let tree = if let Some(target) = &kdir.target {
-            let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
-            build::resolve_tree(&home, &ws, &[], kdir, None)
-                .map_err(|e| e.context(format!("target `{target}`")))?
-        } else {
-            resolve::resolve(
-                &home,
-                &Choice {
-                    flag: kdir.kdir.clone(),
-                    arch,
-                    ..Choice::default()
-                },
-            )?
-        };
-        for path in ko {
-            if path.extension().is_none_or(|e| e != "ko") {
-                crate::bail_user!(
-                    "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
-                    hint = "pass the `.ko` that kbuild produced"
-                );
-            }
-            modules.push(KoModule::read(path, tree.arch)?);
-        }
-        tree
-    } else {
-        let ws = crate::manifest::load(&ctx.shell, packages.manifest_path.as_deref())?;
-        let selected = ws.select(&packages.packages, packages.workspace)?;
-        // The same tree `build` picks: same inputs, same rustc preference.
-        let sh = xshell::Shell::new()?;
-        let rustc = crate::process::version_line(
-            &sh,
-            &crate::tree::toolchain::rustc_program(),
-            &["--version"],
-        );
-        let tree = build::resolve_tree(&home, &ws, &selected, kdir, rustc.as_deref())?;
-        let opts = build::BuildOptions {
-            cmd: build::BuildCmd {
-                select: packages.clone(),
-                kdir: kdir.clone(),
-                ..build::BuildCmd::default()
-            },
-            test: test_build,
-        };
-        for artifact in build::build(ctx, &opts)? {
-            modules.push(KoModule::read(&artifact.ko, tree.arch)?);
-        }
-        tree
-    };
-    crate::qemu::modules::apply_params(&mut modules, params)?;
-    Ok((tree, load_order(modules)?))
-}
-
-/// Whether a package is selected or the current directory is inside a Cargo package.
-fn in_package(packages: &PackageSelect) -> bool {
-    if packages.manifest_path.is_some() || !packages.packages.is_empty() || packages.workspace {
-        return true;
-    }
-    let Ok(cwd) = std::env::current_dir() else {
-        return false;
-    };
-    cwd.ancestors().any(|d| d.join("Cargo.toml").is_file())
 }

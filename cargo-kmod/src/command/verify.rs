@@ -8,13 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::KdirArgs;
-use crate::ko::{self, KoFile};
+use crate::command::args::KdirArgs;
+use crate::context::Session;
 use crate::ship::verify::{self, Target};
-use crate::tree::home::Home;
-use crate::tree::resolve::{self, Choice};
-use crate::tree::{Arch, KernelTree};
-use crate::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyCmd {
@@ -31,67 +27,11 @@ pub struct VerifyCmd {
     pub cert: Option<PathBuf>,
 }
 
-/// The tree a shipping command works against: `--kdir`/`KDIR`, else the dev tree of the
-/// modules' arch (or `--arch`).
-pub fn tree_for(ctx: &Context, kdir: &KdirArgs, modules: &[KoFile]) -> Result<KernelTree> {
-    let mut kdir = kdir.clone();
-    if let Some(name) = &kdir.target {
-        // `[workspace.metadata.kmod.targets.NAME]` of the workspace we are in.
-        let ws = crate::manifest::load(&ctx.shell, None)?;
-        let t = ws.target(name)?;
-        match &t.kdir {
-            Some(d) => kdir.kdir = Some(d.clone()),
-            None => {
-                crate::bail_user!("target `{}` has no `kdir`", name; hint = "add `kdir` to the target, or pass `--kdir DIR`")
-            }
-        }
-        if kdir.arch.is_none() {
-            kdir.arch = t.arch.map(|a| a.name().to_string());
-        }
-    }
-    let kdir = &kdir;
-    let mut arches: Vec<Arch> = modules.iter().filter_map(|k| k.module.arch()).collect();
-    arches.dedup();
-    let arch = match &kdir.arch {
-        Some(a) => Some(Arch::parse(a)?),
-        None if arches.len() > 1 => crate::bail_user!(
-            "the modules are for different architectures ({})",
-            arches
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => arches.first().copied(),
-    };
-    let choice = Choice {
-        flag: kdir.kdir.clone(),
-        arch,
-        ..Choice::default()
-    };
-    let home = Home::from_env()?;
-    // An explicit tree must match `--arch`, not the module's arch: a mismatched module is a
-    // verify problem, not a usage error.
-    let choice = if choice.explicit().is_some() && kdir.arch.is_none() {
-        Choice {
-            arch: None,
-            ..choice
-        }
-    } else {
-        choice
-    };
-    resolve::resolve(&home, &choice)
-}
-
-/// Read every file, failing on the first unreadable one.
-pub fn read_all(files: &[PathBuf]) -> Result<Vec<KoFile>> {
-    files.iter().map(|p| ko::read(p)).collect()
-}
-
 impl VerifyCmd {
-    pub fn run(&self, ctx: &Context) -> Result<()> {
-        let kos = read_all(&self.files)?;
-        let tree = tree_for(ctx, &self.kdir, &kos)?;
+    pub fn run(&self, session: &Session) -> Result<()> {
+        let shell = &session.shell;
+        let kos = crate::ops::ship::read_all(&self.files)?;
+        let tree = crate::context::tree_for_files(session, &self.kdir.selection()?, &kos)?;
         let extra: Vec<&Path> = self.symvers.iter().map(PathBuf::as_path).collect();
         let mut target = Target::new(&tree, &extra)?;
         target.peers = kos.iter().map(|k| &k.module).collect();
@@ -103,8 +43,8 @@ impl VerifyCmd {
             }
             total += problems.len();
             for p in &problems {
-                if ctx.shell.is_json() {
-                    ctx.shell.json(&json!({
+                if shell.is_json() {
+                    shell.json(&json!({
                         "reason": "verify-problem",
                         "file": ko.path.display().to_string(),
                         "kind": p.kind,
@@ -112,12 +52,11 @@ impl VerifyCmd {
                         "message": p.message,
                     }));
                 } else {
-                    ctx.shell
-                        .out(format_args!("{}: {}", ko.path.display(), p.message));
+                    shell.out(format_args!("{}: {}", ko.path.display(), p.message));
                 }
             }
             if problems.is_empty() {
-                ctx.shell.status(
+                shell.status(
                     "Verified",
                     format_args!(
                         "`{}` against `{}` ({} symbols checked)",

@@ -71,11 +71,107 @@ pub fn run(
 
 /// Remove a module's Rust object when the environment exported for rustc changed, since
 /// kbuild's dependency tracking does not see environment variables.
-pub fn invalidate_on_env_change(module_dir: &Path, name: &str, env_hash: &str) -> Result<()> {
+pub fn invalidate_on_env_change(
+    module_dir: &Path,
+    rust_object: &str,
+    env_hash: &str,
+) -> Result<()> {
     let stamp = module_dir.join(".kmod-env");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == env_hash) {
         return Ok(());
     }
-    let _ = std::fs::remove_file(module_dir.join(format!("{name}_rs.o")));
+    let _ = std::fs::remove_file(module_dir.join(rust_object));
     crate::fsutil::write_atomic(&stamp, env_hash.as_bytes())
+}
+
+/// Every file the last kbuild pass of `plan` read, from the dependency lists kbuild keeps in
+/// its `.<target>.cmd` files (for Rust objects these include rustc's dep-info: modules found
+/// through `#[path]`, files read by `include!`/`include_str!`). Relative paths are relative
+/// to the tree kbuild ran in; `$(wildcard ...)` config entries are skipped.
+pub fn dependencies(tree: &KernelTree, plan: &Plan) -> Vec<PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for m in &plan.modules {
+        let Ok(entries) = std::fs::read_dir(&m.dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.ends_with(".cmd")) {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(e.path()) {
+                out.extend(cmd_file_deps(&text, &tree.dir));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The prerequisites listed in one `.cmd` file's `deps_<target> := ...` variable.
+pub fn cmd_file_deps(text: &str, base: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("deps_") && t.contains(":=") {
+            in_deps = true;
+            let rest = t.split_once(":=").map(|x| x.1).unwrap_or("");
+            push_words(rest, base, &mut out);
+            if !t.ends_with('\\') {
+                in_deps = false;
+            }
+            continue;
+        }
+        if in_deps {
+            push_words(t, base, &mut out);
+            if !t.ends_with('\\') {
+                in_deps = false;
+            }
+        }
+    }
+    out
+}
+
+fn push_words(text: &str, base: &Path, out: &mut Vec<PathBuf>) {
+    let text = text.trim_end_matches('\\');
+    if text.contains("$(wildcard") {
+        return;
+    }
+    for w in text.split_whitespace() {
+        let p = Path::new(w);
+        out.push(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmd_file_dependencies() {
+        let text = "savedcmd_m.o := clang ...\n\
+            source_m.o := /src/m.c\n\
+            deps_m.o := \\\n\
+              /src/m.c \\\n\
+              include/linux/kconfig.h \\\n\
+                $(wildcard include/config/CPU_BIG_ENDIAN) \\\n\
+              /src/inc/h.h \\\n\
+            \n\
+            m.o: $(deps_m.o)\n\
+            $(deps_m.o):\n";
+        let deps = cmd_file_deps(text, Path::new("/k"));
+        assert_eq!(
+            deps,
+            [
+                PathBuf::from("/src/m.c"),
+                PathBuf::from("/k/include/linux/kconfig.h"),
+                PathBuf::from("/src/inc/h.h")
+            ]
+        );
+    }
 }

@@ -19,7 +19,6 @@ use crate::tree::Arch;
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
     "name",
-    "crate-root",
     "c-sources",
     "include-dirs",
     "ccflags",
@@ -89,8 +88,13 @@ pub struct ModuleSpec {
     pub manifest_path: PathBuf,
     /// The package directory.
     pub dir: PathBuf,
-    /// The module name (`[A-Za-z0-9_]`).
+    /// The module name: kbuild's object, `.modinfo`'s `name=`, the `.ko` file name
+    /// (`[A-Za-z0-9_]`, may start with a digit, as `8250` does).
     pub name: String,
+    /// The Rust crate name: cargo's library name (`[lib] name`, else the package name with
+    /// `-` turned into `_`), a Rust identifier.
+    pub crate_name: String,
+    /// The crate root: cargo's library path (`[lib] path`, else `src/lib.rs`).
     pub crate_root: PathBuf,
     pub c_sources: Vec<PathBuf>,
     pub include_dirs: Vec<PathBuf>,
@@ -126,10 +130,15 @@ pub fn module_name_for(package: &str) -> String {
     package.replace('-', "_")
 }
 
+/// `MODULE_NAME_LEN - 1`: the longest name `struct module` holds.
+pub const MAX_MODULE_NAME: usize = 55;
+
+/// What kbuild and the module loader accept as a module name: `[A-Za-z0-9_]`, at most
+/// [`MAX_MODULE_NAME`] bytes. A leading digit is fine (`8250`, `8139too`, `9pnet`).
 pub fn is_valid_module_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_MODULE_NAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
@@ -333,13 +342,42 @@ fn parse_package(
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
     let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
-    let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
-    if !is_valid_module_name(&name) {
+    if t.map.contains_key("crate-root") {
         crate::bail_user!(
-            "invalid module name `{}` in `{}`: kernel module names are `[A-Za-z0-9_]`", name, file.display();
-            hint = "set `name` in `[package.metadata.kmod]` to e.g. `{}`", module_name_for(&name).replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
+            "`crate-root` in `{}` of `{}` is not read: cargo's `[lib] path` names the crate root", section, file.display();
+            hint = "remove `crate-root` and write `[lib]` with `path = \"...\"` in `{}`", file.display()
         );
     }
+    let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
+    if !is_valid_module_name(&name) {
+        let fixed: String = module_name_for(&name)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(MAX_MODULE_NAME)
+            .collect();
+        crate::bail_user!(
+            "invalid module name `{}` in `{}`: kernel module names are `[A-Za-z0-9_]`, at most {} characters", name, file.display(), MAX_MODULE_NAME;
+            hint = "set `name` in `[package.metadata.kmod]` to e.g. `{}`", if fixed.is_empty() { "my_module".to_string() } else { fixed }
+        );
+    }
+    // The crate is cargo's library target: its name and root are cargo's to say.
+    let Some(lib) = pkg.targets.iter().find(|t| {
+        t.kind.iter().any(|k| {
+            matches!(
+                k,
+                cargo_metadata::TargetKind::Lib
+                    | cargo_metadata::TargetKind::RLib
+                    | cargo_metadata::TargetKind::StaticLib
+            )
+        })
+    }) else {
+        crate::bail_user!(
+            "package `{}` has no library target: a kernel module is a library crate", pkg.name;
+            hint = "put the module in `src/lib.rs`, or name its root with `[lib] path = \"...\"` in `{}`", file.display()
+        );
+    };
+    let crate_name = lib.name.replace('-', "_");
+    let crate_root = lib.src_path.as_std_path().to_path_buf();
     let mut feature_objects = BTreeMap::new();
     if let Some(fmap) = t.subtable("features")? {
         for (feat, v) in fmap {
@@ -370,10 +408,6 @@ fn parse_package(
             );
         }
     }
-    let crate_root = dir.join(
-        t.get::<PathBuf>("crate-root")?
-            .unwrap_or_else(|| "src/lib.rs".into()),
-    );
     let mut c_sources = ws.c_sources.clone();
     c_sources.extend(t.paths("c-sources", &dir)?);
     let mut include_dirs = ws.include_dirs.clone();
@@ -401,6 +435,7 @@ fn parse_package(
         manifest_path: file.to_path_buf(),
         dir: dir.clone(),
         name,
+        crate_name,
         crate_root,
         c_sources,
         include_dirs,
@@ -507,14 +542,20 @@ impl MetadataCache {
             .unwrap_or_else(|_| "missing".into())
     }
 
-    /// The manifests a metadata result depends on: the workspace root's and every member's.
+    /// What a metadata result depends on: the workspace root's manifest and every member's;
+    /// the directories a glob in `[workspace] members` walks (a new member directory, or a
+    /// `Cargo.toml` appearing in one, changes their mtime); and cargo's configuration files
+    /// (`build.target-dir` moves the target directory).
     fn inputs(meta: &cargo_metadata::Metadata) -> Vec<PathBuf> {
+        let root = meta.workspace_root.as_std_path();
         let mut v: Vec<PathBuf> = meta
             .workspace_packages()
             .iter()
             .map(|p| p.manifest_path.as_std_path().to_path_buf())
             .collect();
-        v.push(meta.workspace_root.as_std_path().join("Cargo.toml"));
+        v.push(root.join("Cargo.toml"));
+        v.extend(glob_member_dirs(root));
+        v.extend(cargo_config_files(root));
         v.sort();
         v.dedup();
         v
@@ -548,6 +589,68 @@ impl MetadataCache {
         // A cache that cannot be written only costs the next build a cargo run.
         let _ = crate::fsutil::write_atomic(&self.file, entry.to_string().as_bytes());
     }
+}
+
+/// The directories `[workspace] members` globs (`crates/*`) range over, at every level of
+/// the pattern.
+fn glob_member_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(root.join("Cargo.toml")) else {
+        return vec![];
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return vec![];
+    };
+    let members = doc
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for pattern in members.iter().filter_map(|m| m.as_str()) {
+        let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+        let Some(first_glob) = parts.iter().position(|p| p.contains(['*', '?', '['])) else {
+            continue;
+        };
+        let base = parts[..first_glob]
+            .iter()
+            .fold(root.to_path_buf(), |d, p| d.join(p));
+        let mut level = vec![base];
+        for _ in first_glob..parts.len() {
+            let mut next = Vec::new();
+            for d in &level {
+                out.push(d.clone());
+                if let Ok(entries) = std::fs::read_dir(d) {
+                    next.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+            }
+            level = next;
+        }
+        out.extend(level);
+    }
+    out
+}
+
+/// The cargo configuration files that can apply to a workspace: `.cargo/config.toml` (and
+/// the old `.cargo/config`) in the current directory, the workspace root and their
+/// ancestors, and in `$CARGO_HOME`.
+fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = root.ancestors().map(Path::to_path_buf).collect();
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    let mut out: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(h) = cargo_home {
+        out.push(h.join("config.toml"));
+        out.push(h.join("config"));
+    }
+    out
 }
 
 /// The [`Workspace`] from cargo's metadata.

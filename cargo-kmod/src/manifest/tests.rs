@@ -192,6 +192,10 @@ fn broken_toml_is_one_clear_error() {
 fn module_names() {
     assert_eq!(module_name_for("blink-led"), "blink_led");
     assert!(is_valid_module_name("hello_2"));
-    assert!(!is_valid_module_name("2hello"));
+    // kbuild takes names that are not Rust identifiers: `8250`, `8139too`, `9pnet`.
+    assert!(is_valid_module_name("8123"));
+    assert!(is_valid_module_name("8139too"));
     assert!(!is_valid_module_name("he.llo"));
+    assert!(!is_valid_module_name(""));
+    assert!(!is_valid_module_name(&"x".repeat(MAX_MODULE_NAME + 1)));
 }

@@ -29,7 +29,10 @@ pub fn kbuild_cflags(
     );
     let cache = probe_dir.join(format!("cflags-{}.txt", &key[..16]));
     if let Ok(text) = std::fs::read_to_string(&cache) {
-        return Ok(text.lines().map(str::to_string).collect());
+        let flags: Vec<String> = text.lines().map(str::to_string).collect();
+        if flags.iter().any(|f| f == "-D__KERNEL__") {
+            return Ok(flags);
+        }
     }
     crate::fsutil::write_if_changed(&probe_dir.join("Kbuild"), super::PROBE_KBUILD.as_bytes())?;
     let sh = xshell::Shell::new()?;
@@ -50,6 +53,14 @@ pub fn kbuild_cflags(
     let raw = std::fs::read_to_string(probe_dir.join("cflags.txt"))
         .context("the kbuild flag probe wrote nothing")?;
     let flags = filter_for_clang(raw.lines(), probe_dir, tree);
+    // Only a complete answer is cached: kernel C flags always define `__KERNEL__` and
+    // name include directories.
+    if !flags.iter().any(|f| f == "-D__KERNEL__") || !flags.iter().any(|f| f.starts_with("-I")) {
+        crate::bail_user!(
+            "kbuild's flag probe in `{}` printed no usable C flags for `{}`", probe_dir.display(), tree.dir.display();
+            hint = "run `cargo kmod build -v` to see the probe's `make` command, and check the tree with `cargo kmod doctor`"
+        );
+    }
     crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
     Ok(flags)
 }

@@ -233,13 +233,13 @@ mod tests {
 
     fn tree_built_with(rustc: &str) -> KernelTree {
         let text = format!("CONFIG_X86_64=y\nCONFIG_RUSTC_VERSION_TEXT=\"{rustc}\"\n");
-        KernelTree {
-            dir: PathBuf::from("/k"),
-            srctree: PathBuf::from("/k"),
-            config: crate::tree::config::KConfig::parse(&text),
-            arch: crate::tree::Arch::X86_64,
-            release: "7.2.13".into(),
-        }
+        KernelTree::from_parts(
+            PathBuf::from("/k"),
+            PathBuf::from("/k"),
+            crate::tree::config::KConfig::parse(&text),
+            crate::tree::Arch::X86_64,
+            "7.2.13".into(),
+        )
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct PlanInput<'a> {
     /// `target/kmod/<arch>` or `target/kmod/<arch>/test`.
     pub base: PathBuf,
     pub test: bool,
+    /// `--release`: no debug assertions or overflow checks, `-DNDEBUG`.
+    pub release: bool,
     /// Enabled cargo features per package.
     pub features: BTreeMap<String, BTreeSet<String>>,
     /// `libkmod_macros.so` built for this tree, passed as `--extern kmod_macros=`.
@@ -56,6 +58,8 @@ pub struct PlannedModule {
     pub out_dir: PathBuf,
     /// Where kbuild leaves the `.ko`.
     pub built_ko: PathBuf,
+    /// The object rustc writes for the crate (`<crate>_rs.o`).
+    pub rust_object: String,
 }
 
 /// The generated files (path, contents) and the modules they describe.
@@ -74,32 +78,99 @@ struct CObject {
     source: String,
 }
 
-/// Escape a value for the right side of a make assignment.
-pub fn make_escape(value: &str) -> String {
-    value
-        .replace('$', "$$")
-        .replace('#', "\\#")
-        .replace(['\n', '\r'], " ")
-        .trim()
-        .to_string()
+/// The right side of `VAR := ...` such that make expands it to exactly `value`: `$` doubled,
+/// `#` and newlines through the helper variables the generated files define (`kmod_hash`,
+/// `kmod_newline`), and leading or trailing whitespace or a trailing backslash guarded by
+/// `$(kmod_empty)` so make neither strips it nor reads a line continuation.
+pub fn make_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    if value.starts_with(char::is_whitespace) {
+        out.push_str("$(kmod_empty)");
+    }
+    for c in value.chars() {
+        match c {
+            '$' => out.push_str("$$"),
+            '#' => out.push_str("$(kmod_hash)"),
+            '\n' => out.push_str("$(kmod_newline)"),
+            c => out.push(c),
+        }
+    }
+    if value.ends_with(|c: char| c == '\\' || c.is_whitespace()) {
+        out.push_str("$(kmod_empty)");
+    }
+    out
 }
 
-/// Kbuild cannot handle whitespace (or `:`/`#`/`$`) in prerequisite paths.
+/// The helper variables [`make_value`] refers to, for the top of every generated file.
+pub const MAKE_HELPERS: &str = "kmod_empty :=\nkmod_hash := \\#\ndefine kmod_newline\n\n\nendef\n";
+
+/// One shell word: as is when it has nothing the shell treats specially, else single-quoted.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+=/.,:@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A compiler flag from the manifest (`key` names where it came from): exactly one argument
+/// on the compiler's command line, whatever it contains. Control characters are refused:
+/// kbuild records command lines one per line in its `.cmd` files.
+fn flag(value: &str, key: &str, manifest: &Path) -> Result<String> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        crate::bail_user!(
+            "`{}` in `{}` has a flag with the control character {:?}: `{}`", key, manifest.display(), c, value.escape_debug();
+            hint = "write the flag on one line, without control characters"
+        );
+    }
+    Ok(make_value(&shell_word(value)))
+}
+
+/// A value for a cargo-like environment variable: newlines are kept (a multi-line
+/// `description`), a Windows line ending becomes a newline, other control characters are
+/// refused.
+fn env_value(key: &str, value: &str, manifest: &Path) -> Result<String> {
+    let value = value.replace("\r\n", "\n");
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        crate::bail_user!(
+            "the value for `{}` from `{}` has the control character {:?}", key, manifest.display(), c;
+            hint = "remove it from the manifest"
+        );
+    }
+    Ok(make_value(&value))
+}
+
+/// A path kbuild gets as a prerequisite (or in a flag): make and kbuild cannot take
+/// whitespace, `:`, `#`, `$`, wildcards, quotes, `;` or backslashes there.
 fn make_path(path: &Path, what: &str, manifest: &Path) -> Result<String> {
     let s = path.display().to_string();
-    if s.contains(|c: char| c.is_whitespace() || c == ':' || c == '#' || c == '$') {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || ":#$;*?[]\\'\"%|&<>()`=".contains(c);
+    if let Some(c) = s.chars().find(|c| bad(*c)) {
         crate::bail_user!(
-            "{} `{}` (from `{}`) has a space or one of `:#$` in its path, which kbuild cannot handle", what, s, manifest.display();
+            "{} `{}` (from `{}`) has {:?} in its path, which kbuild cannot handle", what, s.escape_debug(), manifest.display(), c;
             hint = "move or rename it"
         );
     }
     Ok(s)
 }
 
+/// Text for a `#` comment line: one line, nothing make would read.
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 impl ModuleSpec {
     /// The cargo-like environment the generated Kbuild exports for rustc.
     pub fn env(&self, tree: &KernelTree, out_dir: &Path) -> Vec<(String, String)> {
-        let mut env = vec![
+        let env = vec![
             ("CARGO_PKG_NAME".to_string(), self.package.clone()),
             ("CARGO_PKG_VERSION".to_string(), self.version.clone()),
             ("CARGO_PKG_AUTHORS".to_string(), self.authors.join(":")),
@@ -123,10 +194,6 @@ impl ModuleSpec {
             ("KMOD_ARCH".to_string(), tree.arch.name().to_string()),
             ("OUT_DIR".to_string(), out_dir.display().to_string()),
         ];
-        for (k, v) in &mut env {
-            *v = make_escape(v);
-            debug_assert!(!k.is_empty());
-        }
         env
     }
 }
@@ -158,37 +225,68 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         }
         let features = input.features.get(&m.package).cloned().unwrap_or_default();
         let mut c_sources: Vec<PathBuf> = m.c_sources.clone();
+        // Every entry is one argument of the compiler, escaped for make and the shell.
         let mut ccflags: Vec<String> = Vec::new();
         let mut rustflags: Vec<String> = Vec::new();
+        let cfg = |v: &str| -> Vec<String> { vec!["--cfg".into(), make_value(&shell_word(v))] };
         for f in &features {
-            rustflags.push(format!("--cfg 'feature=\"{f}\"'"));
-            ccflags.push(format!(
-                "-DKMOD_FEATURE_{}",
-                f.to_uppercase().replace(['-', '.'], "_")
-            ));
+            rustflags.extend(cfg(&format!("feature=\"{f}\"")));
+            let define: String = f
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            ccflags.push(format!("-DKMOD_FEATURE_{define}"));
             if let Some(objs) = m.feature_objects.get(f) {
+                let key = format!("[package.metadata.kmod.features.{f}]");
                 c_sources.extend(objs.c_sources.iter().cloned());
-                ccflags.extend(objs.ccflags.iter().cloned());
-                rustflags.extend(objs.rustflags.iter().cloned());
+                for v in &objs.ccflags {
+                    ccflags.push(flag(v, &format!("ccflags` of `{key}"), manifest)?);
+                }
+                for v in &objs.rustflags {
+                    rustflags.push(flag(v, &format!("rustflags` of `{key}"), manifest)?);
+                }
             }
         }
         for d in &m.include_dirs {
             ccflags.push(format!("-I{}", make_path(d, "include dir", manifest)?));
         }
-        ccflags.extend(m.ccflags.iter().cloned());
+        for v in &m.ccflags {
+            ccflags.push(flag(v, "ccflags", manifest)?);
+        }
         if input.test {
             ccflags.push("-DKMOD_TEST".into());
-            rustflags.push("--cfg test".into());
+            rustflags.extend(cfg("test"));
+        }
+        if input.release {
+            ccflags.push("-DNDEBUG".into());
+            rustflags.push("-Cdebug-assertions=off".into());
+            rustflags.push("-Coverflow-checks=off".into());
         }
         if let Some(so) = &input.macros {
+            rustflags.push("--extern".into());
             rustflags.push(format!(
-                "--extern kmod_macros={}",
+                "kmod_macros={}",
                 make_path(so, "proc macro", manifest)?
             ));
         }
-        rustflags.extend(m.rustflags.iter().cloned());
+        for v in &m.rustflags {
+            rustflags.push(flag(v, "rustflags", manifest)?);
+        }
+        let mut exports = Vec::new();
+        for (k, v) in m.env(input.tree, &out_dir) {
+            let value = env_value(&k, &v, manifest)?;
+            exports.push((k, value));
+        }
 
-        let rust_object = format!("{}_rs.o", m.name);
+        // Named after the crate (a Rust identifier) rather than the module (which may start
+        // with a digit): 6.12's kbuild derives `--crate-name` from the object's name.
+        let rust_object = format!("{}_rs.o", m.crate_name);
         let mut used: BTreeSet<String> = [m.name.clone() + ".o", rust_object.clone()].into();
         let mut c_objects = Vec::new();
         for src in &c_sources {
@@ -223,17 +321,18 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
             .render_str(
                 MODULE_KBUILD,
                 minijinja::context! {
-                    manifest => manifest.display().to_string(),
+                    helpers => MAKE_HELPERS,
+                    manifest => comment(&manifest.display().to_string()),
                     name => m.name,
                     package => m.package,
                     test => input.test,
-                    env => m.env(input.tree, &out_dir),
+                    env => exports,
                     objects => objects,
                     ccflags => ccflags,
                     rustflags => rustflags,
                     rust_object => rust_object,
                     // Older kbuild (6.12) names the crate after the object itself.
-                    crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.name),
+                    crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.crate_name),
                     crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                     c_objects => c_objects,
                 },
@@ -247,6 +346,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
             built_ko: dir.join(format!("{}.ko", m.name)),
             dir,
             out_dir,
+            rust_object,
         });
     }
     let top = env
@@ -267,9 +367,9 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         .render_str(
             MAKEFILE,
             minijinja::context! {
-                kdir => input.tree.dir.display().to_string(),
-                make_args => input.tree.make_args(),
-                extra_symbols => input.extra_symbols.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                helpers => MAKE_HELPERS,
+                kdir => make_value(&input.tree.dir.display().to_string()),
+                make_args => make_args.iter().map(|a| make_value(&shell_word(a))).collect::<Vec<_>>(),
             },
         )
         .context("cannot render the Makefile template")?;

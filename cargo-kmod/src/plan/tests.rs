@@ -15,6 +15,11 @@ fn tree() -> KernelTree {
         config: KConfig::parse("CONFIG_X86_64=y\nCONFIG_CC_IS_GCC=y\nCONFIG_RUST=y\n"),
         arch: Arch::X86_64,
         release: "7.2.13".into(),
+        tools: crate::tree::TreeTools {
+            compiler: crate::tree::Compiler::Gcc { version: None },
+            llvm: None,
+            cross_compile: None,
+        },
     }
 }
 
@@ -32,6 +37,7 @@ fn module(dir: &Path) -> ModuleSpec {
         manifest_path: dir.join("Cargo.toml"),
         dir: dir.to_path_buf(),
         name: "mixed".into(),
+        crate_name: "mixed".into(),
         crate_root: dir.join("src/lib.rs"),
         c_sources: vec![dir.join("src/helper.c"), dir.join("src/mixed.c")],
         include_dirs: vec![dir.join("include")],
@@ -76,6 +82,7 @@ fn module_kbuild_snapshot() {
         tree: &t,
         base: d.path().join("target/kmod/x86_64"),
         test: true,
+        release: false,
         features,
         macros: Some(PathBuf::from(
             "/home/u/.cargo-kmod/macros/abc/libkmod_macros.so",
@@ -119,6 +126,7 @@ fn missing_sources_are_named() {
         tree: &t,
         base: d.path().join("t"),
         test: false,
+        release: false,
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
@@ -140,6 +148,7 @@ fn missing_sources_are_named() {
         tree: &t,
         base: d.path().join("t"),
         test: false,
+        release: false,
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
@@ -159,6 +168,7 @@ fn paths_with_spaces_are_refused() {
         tree: &t,
         base: d.path().join("t"),
         test: false,
+        release: false,
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
@@ -166,12 +176,87 @@ fn paths_with_spaces_are_refused() {
     let e = render(&input).unwrap_err();
     assert!(
         e.to_string()
-            .contains("has a space or one of `:#$` in its path"),
+            .contains("in its path, which kbuild cannot handle"),
         "{e}"
     );
 }
 
 #[test]
-fn make_escaping() {
-    assert_eq!(make_escape("a $b #c\nd"), "a $$b \\#c d");
+fn make_values_and_shell_words() {
+    assert_eq!(
+        make_value("a $b #c\nd"),
+        "a $$b $(kmod_hash)c$(kmod_newline)d"
+    );
+    assert_eq!(make_value(" lead"), "$(kmod_empty) lead");
+    assert_eq!(make_value("trail "), "trail $(kmod_empty)");
+    assert_eq!(make_value("back\\"), "back\\$(kmod_empty)");
+    assert_eq!(shell_word("-DX=1"), "-DX=1");
+    assert_eq!(shell_word("-DMSG=\"a b\""), "'-DMSG=\"a b\"'");
+    assert_eq!(shell_word("it's;$x"), "'it'\\''s;$x'");
+    assert_eq!(shell_word(""), "''");
+}
+
+/// What make and the shell make of each character class: the generated assignments are
+/// run through the real `make`, and a recipe prints each exported value and each flag as
+/// the shell passed it, one argument per line.
+#[test]
+fn make_and_shell_see_exactly_the_value() {
+    let values = [
+        "plain",
+        "new\nline",
+        "hash # not a comment",
+        "dollar $HOME $(shell echo no) $$",
+        "semi; echo injected",
+        "trailing backslash \\",
+        "quotes ' \" `echo no`",
+        " leading and trailing ",
+        "tab\there",
+        "back\\slash in the middle",
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let mut mk = String::from(MAKE_HELPERS);
+    for (i, v) in values.iter().enumerate() {
+        mk.push_str(&format!("export V{i} := {}\n", make_value(v)));
+    }
+    let words: Vec<String> = values
+        .iter()
+        .filter(|v| !v.contains('\n') && !v.contains('\t'))
+        .map(|v| make_value(&shell_word(v)))
+        .collect();
+    mk.push_str(&format!("FLAGS := {}\n", words.join(" ")));
+    mk.push_str("all:\n");
+    for i in 0..values.len() {
+        mk.push_str(&format!("\t@printf '%s\\0' \"$$V{i}\" >> out\n"));
+    }
+    mk.push_str("\t@printf '%s\\0' $(FLAGS) >> out\n");
+    std::fs::write(d.path().join("Makefile"), mk).unwrap();
+    let status = std::process::Command::new("make")
+        .args(["-s", "-C"])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::fs::read(d.path().join("out")).unwrap();
+    let got: Vec<String> = out
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    let mut want: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    want.extend(
+        values
+            .iter()
+            .filter(|v| !v.contains('\n') && !v.contains('\t'))
+            .map(|s| s.to_string()),
+    );
+    assert_eq!(got, want);
+}
+
+#[test]
+fn flags_with_control_characters_are_refused() {
+    let e = flag("-DX=a\nb", "ccflags", Path::new("/p/Cargo.toml")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "`ccflags` in `/p/Cargo.toml` has a flag with the control character '\\n': `-DX=a\\nb`"
+    );
 }

@@ -7,36 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::shell::Shell;
-use crate::tree::{Compiler, KernelTree};
+use crate::tree::KernelTree;
 
-/// The `strip` program for a tree.
+/// The `strip` program for a tree: its toolchain's, as kbuild's `$(STRIP)`.
 pub fn strip_program(tree: &KernelTree) -> String {
-    match tree.compiler() {
-        Compiler::Clang { llvm, .. } => {
-            let v = std::env::var("LLVM")
-                .ok()
-                .filter(|v| !v.is_empty())
-                .or(llvm.map(|l| l.make_value))
-                .unwrap_or_else(|| "1".into());
-            if v == "1" {
-                "llvm-strip".into()
-            } else if v.starts_with('-') {
-                format!("llvm-strip{v}")
-            } else {
-                format!("{}/llvm-strip", v.trim_end_matches('/'))
-            }
-        }
-        Compiler::Gcc { .. } => {
-            let prefix = std::env::var("CROSS_COMPILE").unwrap_or_else(|_| {
-                if tree.arch != crate::tree::Arch::host() {
-                    tree.arch.gnu_prefix().into()
-                } else {
-                    String::new()
-                }
-            });
-            format!("{prefix}strip")
-        }
-    }
+    tree.tools.binutil("strip")
 }
 
 /// Strip debug info from unsigned module bytes, using a scratch directory.

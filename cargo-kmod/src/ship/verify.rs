@@ -334,15 +334,15 @@ mod tests {
     }
 
     fn tree() -> KernelTree {
-        KernelTree {
-            dir: "/k".into(),
-            srctree: "/k".into(),
-            config: crate::tree::config::KConfig::parse(
+        KernelTree::from_parts(
+            "/k".into(),
+            "/k".into(),
+            crate::tree::config::KConfig::parse(
                 "CONFIG_X86_64=y\nCONFIG_SMP=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n",
             ),
-            arch: crate::tree::Arch::X86_64,
-            release: "7.2.13".into(),
-        }
+            crate::tree::Arch::X86_64,
+            "7.2.13".into(),
+        )
     }
 
     #[test]

@@ -336,15 +336,15 @@ mod tests {
     #[test]
     fn tree_checks_name_each_problem() {
         let d = tempfile::tempdir().unwrap();
-        let t = KernelTree {
-            dir: d.path().to_path_buf(),
-            srctree: PathBuf::from("/nonexistent"),
-            config: KConfig::parse(
+        let t = KernelTree::from_parts(
+            d.path().to_path_buf(),
+            PathBuf::from("/nonexistent"),
+            KConfig::parse(
                 "CONFIG_ARM64=y\nCONFIG_MODULES=y\nCONFIG_RUSTC_VERSION_TEXT=\"rustc 1.94.0 (x 2026-01-01)\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CC_VERSION_TEXT=\"clang version 99.0.0\"\n",
             ),
-            arch: Arch::Arm64,
-            release: "7.2.13".into(),
-        };
+            Arch::Arm64,
+            "7.2.13".into(),
+        );
         let checks = tree(&t, &tc());
         let failed: Vec<&str> = checks
             .iter()

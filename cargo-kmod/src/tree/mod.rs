@@ -149,7 +149,85 @@ pub enum Compiler {
     },
 }
 
-/// A built kernel tree.
+/// How kbuild is invoked for a tree: the compiler its `.config` names, and the `LLVM=` or
+/// `CROSS_COMPILE=` value that selects it. Decided once when the tree is resolved (from the
+/// `.config`, a named target's `llvm`/`cross-compile`, and the `LLVM`/`CROSS_COMPILE` the user
+/// set), then carried as data to every `make`, bindgen and strip run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeTools {
+    pub compiler: Compiler,
+    /// `LLVM=` for clang trees: `1`, a version suffix such as `-19`, or a directory prefix.
+    pub llvm: Option<String>,
+    /// `CROSS_COMPILE=` for GCC trees (`None` when the host compiles natively).
+    pub cross_compile: Option<String>,
+}
+
+/// Toolchain choices made outside the tree: a named target's keys, else the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolChoice {
+    /// `LLVM=` to use instead of the one detected for the tree's clang.
+    pub llvm: Option<String>,
+    /// `CROSS_COMPILE=` to use for a GCC-built tree.
+    pub cross_compile: Option<String>,
+}
+
+impl TreeTools {
+    /// The tools for a tree configured as `config` for `arch`, honouring `choice`.
+    pub fn decide(config: &KConfig, arch: Arch, choice: &ToolChoice) -> TreeTools {
+        let text = config.string("CC_VERSION_TEXT").unwrap_or_default();
+        let version = Version::find(&text);
+        if config.is_enabled("CC_IS_CLANG") {
+            let llvm = version.and_then(|v| Llvm::for_major(v.0));
+            let make_value = choice
+                .llvm
+                .clone()
+                .or_else(|| llvm.as_ref().map(|l| l.make_value.clone()))
+                .or_else(|| Llvm::detect_in(&toolchain::path_dirs()).map(|l| l.make_value))
+                .unwrap_or_else(|| "1".into());
+            TreeTools {
+                compiler: Compiler::Clang { version, llvm },
+                llvm: Some(make_value),
+                cross_compile: None,
+            }
+        } else {
+            let cross_compile = choice
+                .cross_compile
+                .clone()
+                .or_else(|| (arch != Arch::host()).then(|| arch.gnu_prefix().to_string()));
+            TreeTools {
+                compiler: Compiler::Gcc { version },
+                llvm: None,
+                cross_compile,
+            }
+        }
+    }
+
+    /// `make` arguments that select this toolchain (`ARCH=` is the tree's, added by
+    /// [`KernelTree::make_args`]).
+    pub fn make_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(v) = &self.llvm {
+            args.push(format!("LLVM={v}"));
+        }
+        if let Some(cc) = &self.cross_compile {
+            args.push(format!("CROSS_COMPILE={cc}"));
+        }
+        args
+    }
+
+    /// A binutils-style tool of this toolchain: `llvm-strip-19` for `LLVM=-19`,
+    /// `aarch64-linux-gnu-strip` for a cross GCC tree (as kbuild's `$(STRIP)`).
+    pub fn binutil(&self, tool: &str) -> String {
+        match &self.llvm {
+            Some(v) if v == "1" => format!("llvm-{tool}"),
+            Some(v) if v.starts_with('-') => format!("llvm-{tool}{v}"),
+            Some(dir) => format!("{}/llvm-{tool}", dir.trim_end_matches('/')),
+            None => format!("{}{tool}", self.cross_compile.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// A built kernel tree with the toolchain that builds against it.
 #[derive(Debug, Clone)]
 pub struct KernelTree {
     /// The kbuild output directory (what `make -C` gets).
@@ -159,11 +237,17 @@ pub struct KernelTree {
     pub config: KConfig,
     pub arch: Arch,
     pub release: String,
+    pub tools: TreeTools,
 }
 
 impl KernelTree {
-    /// Open a built tree, checking that it is one.
+    /// Open a built tree, checking that it is one; its toolchain is detected.
     pub fn open(dir: &Path) -> Result<KernelTree> {
+        KernelTree::open_with(dir, &ToolChoice::default())
+    }
+
+    /// Open a built tree with the toolchain choices made outside it.
+    pub fn open_with(dir: &Path, choice: &ToolChoice) -> Result<KernelTree> {
         if !dir.is_dir() {
             crate::bail_user!("kernel tree `{}` does not exist", dir.display());
         }
@@ -197,26 +281,39 @@ impl KernelTree {
             Ok(p) => p,
             Err(_) => dir.to_path_buf(),
         };
+        let tools = TreeTools::decide(&config, arch, choice);
         Ok(KernelTree {
             dir: dir.to_path_buf(),
             srctree,
             config,
             arch,
             release,
+            tools,
         })
     }
 
-    pub fn compiler(&self) -> Compiler {
-        let text = self.config.string("CC_VERSION_TEXT").unwrap_or_default();
-        let version = Version::find(&text);
-        if self.config.is_enabled("CC_IS_CLANG") {
-            let llvm = version
-                .and_then(|v| Llvm::for_major(v.0))
-                .or_else(Llvm::detect);
-            Compiler::Clang { version, llvm }
-        } else {
-            Compiler::Gcc { version }
+    /// A tree from parts already known (tests, and trees described by their `.config`), its
+    /// toolchain decided from the config.
+    pub fn from_parts(
+        dir: PathBuf,
+        srctree: PathBuf,
+        config: KConfig,
+        arch: Arch,
+        release: String,
+    ) -> KernelTree {
+        let tools = TreeTools::decide(&config, arch, &ToolChoice::default());
+        KernelTree {
+            dir,
+            srctree,
+            config,
+            arch,
+            release,
+            tools,
         }
+    }
+
+    pub fn compiler(&self) -> Compiler {
+        self.tools.compiler.clone()
     }
 
     /// `CONFIG_RUSTC_VERSION_TEXT`: the rustc that built this tree.
@@ -228,27 +325,11 @@ impl KernelTree {
         self.dir.join(self.arch.image())
     }
 
-    /// `make` arguments that select this tree's toolchain: `ARCH=`, and `LLVM=` for clang
-    /// trees or `CROSS_COMPILE=` for GCC trees cross-built from another host arch.
+    /// `make` arguments that select this tree's arch and toolchain: `ARCH=`, and `LLVM=` for
+    /// clang trees or `CROSS_COMPILE=` for GCC trees cross-built from another host arch.
     pub fn make_args(&self) -> Vec<String> {
         let mut args = vec![format!("ARCH={}", self.arch.kbuild())];
-        match self.compiler() {
-            Compiler::Clang { llvm, .. } => {
-                let v = std::env::var("LLVM")
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .or(llvm.map(|l| l.make_value))
-                    .unwrap_or_else(|| "1".into());
-                args.push(format!("LLVM={v}"));
-            }
-            Compiler::Gcc { .. } => {
-                if let Ok(cc) = std::env::var("CROSS_COMPILE") {
-                    args.push(format!("CROSS_COMPILE={cc}"));
-                } else if self.arch != Arch::host() {
-                    args.push(format!("CROSS_COMPILE={}", self.arch.gnu_prefix()));
-                }
-            }
-        }
+        args.extend(self.tools.make_args());
         args
     }
 

@@ -1,13 +1,14 @@
 //! Which kernel tree a command uses. First that applies: `--kdir`, `--target`'s `kdir`,
 //! `KDIR` in the environment, the manifest's `kdir`, then the newest dev tree prepared by
-//! `cargo kmod init` for the requested arch (default: the host's).
+//! `cargo kmod init` for the requested arch (default: the host's). The tree is opened with
+//! its toolchain decided ([`crate::tree::TreeTools`]), so nothing downstream re-detects it.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::tree::home::Home;
-use crate::tree::{Arch, KernelTree};
+use crate::tree::{Arch, KernelTree, ToolChoice};
 
 /// Where an explicit tree came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +35,14 @@ impl std::fmt::Display for KdirOrigin {
 pub struct Choice {
     pub flag: Option<PathBuf>,
     pub target: Option<(String, PathBuf)>,
+    /// `KDIR` from the environment.
+    pub env: Option<PathBuf>,
     pub manifest: Option<(PathBuf, PathBuf)>,
     pub arch: Option<Arch>,
     /// `rustc --version`, when the caller already knows it (prefers dev trees it built).
     pub rustc: Option<String>,
+    /// `LLVM=`/`CROSS_COMPILE=` chosen by a named target or the environment.
+    pub tools: ToolChoice,
 }
 
 impl Choice {
@@ -48,8 +53,8 @@ impl Choice {
         if let Some((name, p)) = &self.target {
             return Some((p.clone(), KdirOrigin::Target(name.clone())));
         }
-        if let Some(p) = std::env::var_os("KDIR").filter(|p| !p.is_empty()) {
-            return Some((PathBuf::from(p), KdirOrigin::Env));
+        if let Some(p) = &self.env {
+            return Some((p.clone(), KdirOrigin::Env));
         }
         self.manifest
             .as_ref()
@@ -60,8 +65,8 @@ impl Choice {
 /// Resolve the tree; an explicit tree whose arch differs from `--arch` is an error.
 pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
     if let Some((dir, origin)) = choice.explicit() {
-        let tree =
-            KernelTree::open(&dir).map_err(|e| e.context(format!("kernel tree from {origin}")))?;
+        let tree = KernelTree::open_with(&dir, &choice.tools)
+            .map_err(|e| e.context(format!("kernel tree from {origin}")))?;
         if let Some(arch) = choice.arch {
             if arch != tree.arch {
                 crate::bail_user!(
@@ -76,33 +81,29 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         home,
         choice.arch.unwrap_or_else(Arch::host),
         choice.rustc.as_deref(),
+        &choice.tools,
     )
 }
 
-/// The dev tree for `arch`: the newest kernel, preferring trees built by the current rustc.
-pub fn dev_tree(home: &Home, arch: Arch, rustc: Option<&str>) -> Result<KernelTree> {
+/// The dev tree for `arch`: the newest kernel, preferring trees built by `rustc` (the
+/// `rustc --version` line of the rustc that will compile modules, when known).
+pub fn dev_tree(
+    home: &Home,
+    arch: Arch,
+    rustc: Option<&str>,
+    tools: &ToolChoice,
+) -> Result<KernelTree> {
     let trees: Vec<_> = home
         .list()
         .into_iter()
         .filter(|t| t.meta.arch == arch)
         .collect();
-    let rustc = match rustc {
-        Some(r) => Some(r.to_string()),
-        None => {
-            let sh = xshell::Shell::new()?;
-            crate::process::version_line(
-                &sh,
-                &crate::tree::toolchain::rustc_program(),
-                &["--version"],
-            )
-        }
-    };
     let best = trees
         .iter()
-        .find(|t| Some(&t.meta.rustc) == rustc.as_ref())
+        .find(|t| Some(t.meta.rustc.as_str()) == rustc)
         .or(trees.first());
     match best {
-        Some(t) => KernelTree::open(&t.dir),
+        Some(t) => KernelTree::open_with(&t.dir, tools),
         None => crate::bail_user!(
             "no {} kernel tree: `{}` has no prepared tree for {}", arch, home.trees_dir().display(), arch;
             hint = "run `cargo kmod init --arch {}`, or pass `--kdir DIR` (or set `KDIR`)", arch

@@ -1,0 +1,158 @@
+//! Argument groups several commands share, in one place, each turned into the plain data the
+//! layers below take ([`Selection`], [`TreeSelection`], [`BuildOptions`]).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::context::{Selection, TreeSelection};
+use crate::ko::Compression;
+use crate::ops::build::BuildOptions;
+use crate::ops::ship::ShipRequest;
+use crate::tree::Arch;
+
+/// Which kernel tree to use: `--kdir`, `--target`, `KDIR`, the manifest, or the dev tree of
+/// `--arch` prepared by `cargo kmod init`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KdirArgs {
+    /// A built kernel tree (the `O=` directory), as in `make -C KDIR`
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    pub kdir: Option<PathBuf>,
+    /// A named target from `[workspace.metadata.kmod.targets.NAME]`
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Target architecture (default: the host's, or the tree's)
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+impl KdirArgs {
+    pub fn selection(&self) -> Result<TreeSelection> {
+        Ok(TreeSelection {
+            kdir: self.kdir.clone(),
+            target: self.target.clone(),
+            arch: self.arch.as_deref().map(Arch::parse).transpose()?,
+        })
+    }
+}
+
+/// Which packages: cargo's `--manifest-path`, `-p`, `--workspace`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PackageSelect {
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package(s) to act on
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Act on all modules in the workspace
+    #[arg(long)]
+    pub workspace: bool,
+}
+
+impl PackageSelect {
+    pub fn selection(&self) -> Selection {
+        Selection {
+            manifest_path: self.manifest_path.clone(),
+            packages: self.packages.clone(),
+            workspace: self.workspace,
+        }
+    }
+}
+
+/// How to build: profile, features, parallelism (cargo's flags).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BuildArgs {
+    /// Build without debug assertions and overflow checks (`-Cdebug-assertions=off`)
+    #[arg(long)]
+    pub release: bool,
+    /// Cargo features to enable (comma or space separated)
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Enable all features
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not enable the `default` feature
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Parallel make jobs [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+impl BuildArgs {
+    pub fn options(&self, test: bool) -> BuildOptions {
+        BuildOptions {
+            release: self.release,
+            test,
+            features: self.features.clone(),
+            all_features: self.all_features,
+            no_default_features: self.no_default_features,
+            jobs: self
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        }
+    }
+}
+
+/// Everything `build` takes; `package` and `install` flatten it too (they build when given
+/// no files).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BuildSelect {
+    #[command(flatten)]
+    pub select: PackageSelect,
+    #[command(flatten)]
+    pub kdir: KdirArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// What `package` and `install` do to each module.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShipArgs {
+    /// Sign the modules (with `--key`/`--cert`, default the tree's `certs/signing_key.*`);
+    /// the default when the tree has `CONFIG_MODULE_SIG_ALL`, as in `modules_install`
+    #[arg(long, conflicts_with = "no_sign")]
+    pub sign: bool,
+    /// Do not sign, even when the tree has `CONFIG_MODULE_SIG_ALL`
+    #[arg(long)]
+    pub no_sign: bool,
+    /// Private key for signing (PEM or DER; `KBUILD_SIGN_PIN` unlocks an encrypted one)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Certificate matching `--key` (PEM or DER)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Compression [default: the tree's `CONFIG_MODULE_COMPRESS_*`, else none]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub compress: Option<Compression>,
+    /// Keep debug info (by default it is stripped, like `INSTALL_MOD_STRIP=1`)
+    #[arg(long)]
+    pub no_strip: bool,
+    /// Directory under `lib/modules/<release>/`
+    #[arg(
+        long = "dir",
+        env = "INSTALL_MOD_DIR",
+        default_value = "updates",
+        value_name = "DIR"
+    )]
+    pub dir: String,
+    /// Skip the load check against the tree
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+impl ShipArgs {
+    pub fn request(&self) -> ShipRequest {
+        ShipRequest {
+            sign: self.sign,
+            no_sign: self.no_sign,
+            key: self.key.clone(),
+            cert: self.cert.clone(),
+            compress: self.compress,
+            strip: !self.no_strip,
+            verify: !self.no_verify,
+        }
+    }
+}

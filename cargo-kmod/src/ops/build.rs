@@ -1,0 +1,303 @@
+//! Building modules: a resolved [`BuildContext`] plus [`BuildOptions`] in, [`Artifact`]s out.
+//!
+//! ```text
+//! lock target/kmod/<arch> ─► fresh? ─► plan (Kbuild, bindings, macro) ─► kbuild ─► publish
+//! ```
+//!
+//! - **Lock**: `target/kmod/<arch>/.kmod-lock` is held for the whole build, like cargo's
+//!   build-directory lock, so an IDE and a terminal (or `build` and `test`) never write the
+//!   same files at once; a second process says `Blocking` and waits.
+//! - **Fresh**: a fingerprint over every input the last kbuild pass read (the dependency
+//!   lists kbuild writes in its `.cmd` files, which include rustc's dep-info: sources reached
+//!   through `#[path]`, `include!`, `-I` headers, symlinks), the manifests, the tree's
+//!   `.config` and `Module.symvers`, the extra symbol files' contents, flags, profile,
+//!   features and tool versions. The stamp also records each published `.ko`, so an
+//!   artifact another build (another selection or profile) overwrote is never `Fresh`.
+//! - **Publish**: each `.ko` and the pass's `Module.symvers` are copied atomically to
+//!   `target/kmod/<arch>/[test/]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::context::{BuildContext, Session};
+use crate::kbuild::fingerprint::{self, Fingerprint};
+use crate::manifest::ModuleSpec;
+use crate::plan::{self, PlanInput};
+use crate::shell::Shell;
+use crate::tree::toolchain::Toolchain;
+use crate::tree::{Arch, KernelTree};
+
+/// How to build, as plain data (from `build`, `test`, `package`, `install`, `deploy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// `--release`: no debug assertions or overflow checks, `-DNDEBUG`.
+    pub release: bool,
+    /// Compile tests in (`--cfg test`, `-DKMOD_TEST`), into `target/kmod/<arch>/test/`.
+    pub test: bool,
+    /// `--features` (comma or space separated lists, `pkg/feature` accepted).
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    /// Parallel make jobs.
+    pub jobs: usize,
+}
+
+/// A built module, with the tree it was built for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub module: String,
+    pub package: String,
+    pub version: String,
+    pub ko: PathBuf,
+    pub symvers: PathBuf,
+    pub arch: Arch,
+    pub release: String,
+    pub vermagic: String,
+    /// Packages of this build it depends on (load those first).
+    pub module_deps: Vec<String>,
+    /// The tree it was built against (so shipping never re-derives it).
+    #[serde(skip)]
+    pub tree: KernelTree,
+}
+
+/// Build the selected modules of `ctx`.
+pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Result<Vec<Artifact>> {
+    let shell = &session.shell;
+    let tree = &ctx.tree;
+    let out_dir = ctx.kmod_dir();
+    let base = if opts.test {
+        out_dir.join("test")
+    } else {
+        out_dir.clone()
+    };
+    let _lock = lock_build_dir(shell, &out_dir)?;
+
+    let mut features = BTreeMap::new();
+    for m in &ctx.modules {
+        let on = m.enabled_features(&opts.features, opts.all_features, opts.no_default_features)?;
+        features.insert(m.package.clone(), on);
+    }
+    let mut extra_symbols: Vec<PathBuf> = ctx
+        .modules
+        .iter()
+        .flat_map(|m| m.extra_symbols.iter().cloned())
+        .collect();
+    extra_symbols.extend(session.env.extra_symbols.iter().cloned());
+    for s in &extra_symbols {
+        if !s.is_file() {
+            crate::bail_user!("`extra-symbols` file `{}` does not exist", s.display(); hint = "build that module first, or fix the path");
+        }
+    }
+
+    // No-op check before anything expensive.
+    let names: Vec<&str> = ctx.modules.iter().map(|m| m.name.as_str()).collect();
+    let fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
+    let stamp = base.join(format!(
+        ".kmod-fingerprint-{}",
+        crate::fsutil::sha256_hex(names.join(",").as_bytes())
+            .get(..12)
+            .unwrap_or("x")
+    ));
+    let published: Vec<PathBuf> = ctx
+        .modules
+        .iter()
+        .map(|m| publish_dir(&out_dir, opts.test).join(format!("{}.ko", m.name)))
+        .collect();
+    if fingerprint::is_fresh(&stamp, &fingerprint) {
+        shell.status("Fresh", names.join(", "));
+        return Ok(artifacts(ctx, &out_dir, opts.test));
+    }
+    let _ = std::fs::remove_file(&stamp);
+
+    // Module builds need no RUST_LIB_SRC (only kernel builds do) and the versions are known:
+    // no process is spawned here, which keeps a one-file rebuild close to plain kbuild.
+    let tc = Toolchain::for_modules(ctx.rustc.clone());
+    for m in &ctx.modules {
+        shell.status(
+            "Compiling",
+            format_args!(
+                "{} v{} ({}, linux {}{})",
+                m.name,
+                m.version,
+                tree.arch,
+                tree.release,
+                if opts.test { ", tests" } else { "" }
+            ),
+        );
+    }
+    let macros = match &ctx.rustc {
+        Some(r) => Some(plan::macros::ensure_macros_for(shell, &ctx.home, r)?),
+        None => Some(plan::macros::ensure_macros(shell, &ctx.home, tree)?),
+    };
+    let input = PlanInput {
+        modules: ctx.modules.iter().collect(),
+        tree,
+        base: base.clone(),
+        test: opts.test,
+        release: opts.release,
+        features,
+        macros,
+        extra_symbols,
+    };
+    let plan = plan::render(&input)?;
+    // Bindings need kbuild's flags for this tree: probe once per tree configuration.
+    if ctx.modules.iter().any(|m| !m.bindings.is_empty()) {
+        let probe = out_dir.join(".probe");
+        std::fs::create_dir_all(&probe)
+            .with_context(|| format!("cannot create `{}`", probe.display()))?;
+        let flags = plan::bindings::kbuild_cflags(shell, tree, &tc, &probe)?;
+        for (m, pm) in ctx.modules.iter().zip(&plan.modules) {
+            for b in &m.bindings {
+                plan::bindings::generate(shell, b, &m.manifest_path, &flags, &pm.out_dir, &tc)?;
+            }
+        }
+    }
+    plan.write()?;
+    for (m, pm) in ctx.modules.iter().zip(&plan.modules) {
+        let env_hash =
+            crate::fsutil::sha256_hex(format!("{:?}", m.env(tree, &pm.out_dir)).as_bytes());
+        crate::kbuild::invalidate_on_env_change(&pm.dir, &pm.rust_object, &env_hash)?;
+    }
+    crate::kbuild::run(shell, tree, &tc, &plan, opts.jobs).with_context(|| {
+        format!(
+            "could not compile {}",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+
+    // Publish: copy each .ko (and the pass's Module.symvers) atomically next to the plan.
+    let dest = publish_dir(&out_dir, opts.test);
+    let symvers_src = base.join("Module.symvers");
+    let symvers_dst = dest.join("Module.symvers");
+    if symvers_src != symvers_dst {
+        copy_atomic(&symvers_src, &symvers_dst)?;
+    }
+    for pm in &plan.modules {
+        copy_atomic(&pm.built_ko, &dest.join(format!("{}.ko", pm.name)))?;
+    }
+    // What this pass read, from kbuild's own dependency lists: the next no-op check
+    // covers exactly those files.
+    let deps = crate::kbuild::dependencies(tree, &plan);
+    fingerprint::store(&stamp, &fingerprint, &deps, &published)?;
+    Ok(artifacts(ctx, &out_dir, opts.test))
+}
+
+/// The fingerprint of everything known before kbuild runs (the stamp adds the files the
+/// last pass read).
+fn fingerprint_of(
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+    features: &BTreeMap<String, BTreeSet<String>>,
+    extra_symbols: &[PathBuf],
+    base: &Path,
+) -> String {
+    let tree = &ctx.tree;
+    let mut fp = Fingerprint::default();
+    fp.value("cargo-kmod", env!("CARGO_PKG_VERSION"));
+    fp.value("tree", &tree.dir.display().to_string());
+    fp.value("tools", &format!("{:?}", tree.tools));
+    fp.file(&tree.dir.join(".config"));
+    fp.file(&tree.dir.join("Module.symvers"));
+    fp.value("rustc", ctx.rustc.as_deref().unwrap_or(""));
+    fp.value("base", &base.display().to_string());
+    fp.value("test", &opts.test.to_string());
+    fp.value("release", &opts.release.to_string());
+    fp.value("features", &format!("{features:?}"));
+    for s in extra_symbols {
+        fp.value("extra-symbols", &s.display().to_string());
+        fp.file(s);
+    }
+    for m in &ctx.modules {
+        fp.value("module", &format!("{m:?}"));
+        fp.file(&m.manifest_path);
+        // Files kbuild does not see (bindgen's headers) and new files in the package.
+        fp.tree(&m.dir);
+        for p in m
+            .c_sources
+            .iter()
+            .chain(m.include_dirs.iter())
+            .chain(m.bindings.iter().map(|b| &b.header))
+        {
+            if p.is_dir() {
+                fp.tree(p)
+            } else {
+                fp.file(p)
+            }
+        }
+    }
+    fp.file(&ctx.workspace.root.join("Cargo.toml"));
+    fp.finish()
+}
+
+/// Hold `dir/.kmod-lock` until the returned file is dropped; say so when waiting.
+fn lock_build_dir(shell: &Shell, dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let path = dir.join(".kmod-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    if file.try_lock().is_err() {
+        shell.status(
+            "Blocking",
+            format_args!(
+                "waiting for file lock on build directory `{}`",
+                dir.display()
+            ),
+        );
+        file.lock()
+            .with_context(|| format!("cannot lock `{}`", path.display()))?;
+    }
+    Ok(file)
+}
+
+fn publish_dir(out_dir: &Path, test: bool) -> PathBuf {
+    if test {
+        out_dir.join("test")
+    } else {
+        out_dir.to_path_buf()
+    }
+}
+
+fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from)
+        .with_context(|| format!("kbuild did not produce `{}`", from.display()))?;
+    crate::fsutil::write_atomic(to, &bytes)
+}
+
+fn artifacts(ctx: &BuildContext, out_dir: &Path, test: bool) -> Vec<Artifact> {
+    ctx.modules
+        .iter()
+        .map(|m| artifact(m, &ctx.tree, out_dir, test))
+        .collect()
+}
+
+fn artifact(m: &ModuleSpec, tree: &KernelTree, out_dir: &Path, test: bool) -> Artifact {
+    let dir = publish_dir(out_dir, test);
+    let ko = dir.join(format!("{}.ko", m.name));
+    let vermagic = crate::ko::read(&ko)
+        .ok()
+        .and_then(|k| k.module.vermagic().map(str::to_string))
+        .unwrap_or_default();
+    Artifact {
+        module: m.name.clone(),
+        package: m.package.clone(),
+        version: m.version.clone(),
+        symvers: dir.join("Module.symvers"),
+        ko,
+        arch: tree.arch,
+        release: tree.release.clone(),
+        vermagic,
+        module_deps: m.module_deps.clone(),
+        tree: tree.clone(),
+    }
+}

@@ -1,0 +1,13 @@
+//! Operations: what commands do, over a resolved [`crate::context::BuildContext`] (or the
+//! files and tree a command was given), returning plain types. Commands only parse
+//! arguments, call one of these and print the result.
+//!
+//! - [`build`]: lock, no-op check, plan, kbuild, publish -> [`build::Artifact`]s;
+//! - [`test`]: the modules a qemu boot loads (built with tests, or given as `.ko` files);
+//! - [`ship`]: verify, prepare, package, install;
+//! - [`ide`]: `rust-project.json` for rust-analyzer.
+
+pub mod build;
+pub mod ide;
+pub mod ship;
+pub mod test;

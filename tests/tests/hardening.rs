@@ -1,0 +1,399 @@
+//! Builds that cannot be fooled, on the real dev trees: two processes in one target
+//! directory (issue 8 §3), `Fresh` only when nothing the build read changed (§4), and every
+//! manifest string reaching kbuild exactly as written (§5).
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn build(manifest: &Path, args: &[&str]) -> Output {
+    let m = manifest.to_str().unwrap();
+    run(&mut kmod(
+        &[
+            &["build", "--manifest-path", m, "--arch", "x86_64"][..],
+            args,
+        ]
+        .concat(),
+    ))
+}
+
+#[track_caller]
+fn assert_fresh(o: &Output) {
+    ok(o);
+    assert!(
+        stderr(o).contains("Fresh"),
+        "expected Fresh:\n{}",
+        stderr(o)
+    );
+}
+
+#[track_caller]
+fn assert_rebuilt(o: &Output, why: &str) {
+    ok(o);
+    assert!(
+        !stderr(o).contains("Fresh") && stderr(o).contains("Compiling"),
+        "expected a rebuild after {why}:\n{}",
+        stderr(o)
+    );
+}
+
+const PLAIN_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
+use kernel::prelude::*;
+
+kmod_macros::module! {
+    type: M,
+}
+
+struct M;
+
+impl kernel::Module for M {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Overflow-checked arithmetic: `--release` builds different code.
+        let n = core::hint::black_box(41u32);
+        pr_info!("loaded {}\n", n + 1);
+        Ok(M)
+    }
+}
+"#;
+
+fn package(dir: &Path, name: &str, kmod: &str) -> PathBuf {
+    write(
+        &dir.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\n\n[package.metadata.kmod]\n{kmod}\n"
+        ),
+    );
+    write(&dir.join("src/lib.rs"), PLAIN_RS);
+    dir.join("Cargo.toml")
+}
+
+/// Two builds (and a build and a test build) in one target directory at once both succeed
+/// and leave valid modules; one of them waits for the other's lock and says so.
+#[test]
+fn two_processes_share_one_target_directory() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = package(d.path(), "locked", "");
+    let m = manifest.to_str().unwrap();
+    let spawn = |args: &[&str]| {
+        kmod(&[args, &["--manifest-path", m, "--arch", "x86_64"][..]].concat())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&["build"]);
+    let b = spawn(&["build"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    ok(&a);
+    ok(&b);
+    let both = format!("{}{}", stderr(&a), stderr(&b));
+    assert!(
+        both.contains("Blocking waiting for file lock on build directory"),
+        "{both}"
+    );
+    let ko = d.path().join("target/kmod/x86_64/locked.ko");
+    ok(&run(&mut kmod(&["info", ko.to_str().unwrap()])));
+    // A build and a test run (which builds with tests into `test/`) at once.
+    std::fs::remove_dir_all(d.path().join("target")).unwrap();
+    let a = spawn(&["build"]);
+    let b = spawn(&["test"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    ok(&a);
+    ok(&b);
+    ok(&run(&mut kmod(&["info", ko.to_str().unwrap()])));
+}
+
+/// Everything the build read counts: headers and Rust files outside the package (reached
+/// through `include-dirs`, `-I` in `ccflags`, `#[path]`, `include!`, a symlinked
+/// directory), and the contents of `KBUILD_EXTRA_SYMBOLS`.
+#[test]
+fn fresh_covers_every_file_the_build_read() {
+    let tree = dev_tree("x86_64");
+    let d = scratch();
+    let shared = d.path().join("shared");
+    write(
+        &shared.join("inc/fresh_limits.h"),
+        "#define FRESH_LIMIT 1\n",
+    );
+    write(
+        &shared.join("flag/fresh_extra.h"),
+        "#define FRESH_EXTRA 2\n",
+    );
+    write(&shared.join("rs/pathmod.rs"), "pub const A: i32 = 1;\n");
+    write(&shared.join("rs/consts.rs"), "pub const B: i32 = 2;\n");
+    write(&shared.join("linked/code.rs"), "pub const C: i32 = 3;\n");
+    let pkg = d.path().join("pkg");
+    let flag_dir = shared.join("flag");
+    let manifest = package(
+        &pkg,
+        "fresh-deps",
+        &format!(
+            "c-sources = [\"src/part.c\"]\ninclude-dirs = [\"../shared/inc\"]\nccflags = [\"-I{}\"]\n",
+            flag_dir.display()
+        ),
+    );
+    std::os::unix::fs::symlink(shared.join("linked"), pkg.join("src/linked")).unwrap();
+    write(
+        &pkg.join("src/part.c"),
+        "// SPDX-License-Identifier: GPL-2.0\n#include <fresh_limits.h>\n#include <fresh_extra.h>\nint fresh_part(void);\nint fresh_part(void) { return FRESH_LIMIT + FRESH_EXTRA; }\n",
+    );
+    write(
+        &pkg.join("src/lib.rs"),
+        &format!(
+            "{PLAIN_RS}\n#[path = \"../../shared/rs/pathmod.rs\"]\nmod pathmod;\nmod consts {{ include!(\"../../shared/rs/consts.rs\"); }}\n#[path = \"linked/code.rs\"]\nmod code;\n#[no_mangle]\npub extern \"C\" fn fresh_sum() -> i32 {{ pathmod::A + consts::B + code::C }}\n"
+        ),
+    );
+    // Extra symbols: a copy of the tree's Module.symvers, changed in place later.
+    let symvers = d.path().join("extra/Module.symvers");
+    write(
+        &symvers,
+        &std::fs::read_to_string(tree.join("Module.symvers")).unwrap(),
+    );
+    let with_symvers = |args: &[&str]| {
+        let m = manifest.to_str().unwrap();
+        run(kmod(
+            &[
+                &["build", "--manifest-path", m, "--arch", "x86_64"][..],
+                args,
+            ]
+            .concat(),
+        )
+        .env("KBUILD_EXTRA_SYMBOLS", &symvers))
+    };
+    ok(&with_symvers(&[]));
+    assert_fresh(&with_symvers(&[]));
+    let edits: [(&str, PathBuf, &str); 5] = [
+        (
+            "a header in `include-dirs`",
+            shared.join("inc/fresh_limits.h"),
+            "#define FRESH_LIMIT 10\n",
+        ),
+        (
+            "a header found through `-I` in `ccflags`",
+            shared.join("flag/fresh_extra.h"),
+            "#define FRESH_EXTRA 20\n",
+        ),
+        (
+            "a `#[path]` module outside the package",
+            shared.join("rs/pathmod.rs"),
+            "pub const A: i32 = 10;\n",
+        ),
+        (
+            "an `include!`d file",
+            shared.join("rs/consts.rs"),
+            "pub const B: i32 = 20;\n",
+        ),
+        (
+            "a file in a symlinked directory",
+            shared.join("linked/code.rs"),
+            "pub const C: i32 = 30;\n",
+        ),
+    ];
+    for (why, path, text) in edits {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(&path, text);
+        assert_rebuilt(&with_symvers(&[]), why);
+        assert_fresh(&with_symvers(&[]));
+    }
+    // The same extra-symbols path with other contents.
+    let text = std::fs::read_to_string(&symvers).unwrap();
+    write(
+        &symvers,
+        &format!("{text}0x00000000\tfresh_unused\tvmlinux\tEXPORT_SYMBOL\t\n"),
+    );
+    assert_rebuilt(&with_symvers(&[]), "a change inside `KBUILD_EXTRA_SYMBOLS`");
+}
+
+/// An artifact another selection or profile overwrote is rebuilt, not handed back.
+#[test]
+fn fresh_never_returns_another_builds_artifact() {
+    dev_tree("x86_64");
+    let d = scratch();
+    write(
+        &d.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"a\", \"b\"]\n",
+    );
+    package(&d.path().join("a"), "sel-a", "");
+    package(&d.path().join("b"), "sel-b", "");
+    let manifest = d.path().join("Cargo.toml");
+    let a_release = ["-p", "sel-a", "--release"];
+    ok(&build(&manifest, &a_release));
+    let ko = d.path().join("target/kmod/x86_64/sel_a.ko");
+    let release_bytes = std::fs::read(&ko).unwrap();
+    assert_fresh(&build(&manifest, &a_release));
+    ok(&build(&manifest, &["--workspace"]));
+    assert_ne!(
+        std::fs::read(&ko).unwrap(),
+        release_bytes,
+        "the debug build differs"
+    );
+    let o = build(&manifest, &a_release);
+    assert_rebuilt(&o, "another profile replaced the artifact");
+    assert_eq!(std::fs::read(&ko).unwrap(), release_bytes);
+    assert_fresh(&build(&manifest, &a_release));
+}
+
+/// The cached `cargo metadata` follows a member added through a glob and a target
+/// directory moved by `.cargo/config.toml`.
+#[test]
+fn metadata_cache_follows_globs_and_cargo_config() {
+    dev_tree("x86_64");
+    let d = scratch();
+    write(
+        &d.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"mods/*\"]\n",
+    );
+    package(&d.path().join("mods/one"), "glob-one", "");
+    // From the workspace directory, as a user runs it (cargo finds its config from there).
+    let ws_build =
+        || run(kmod(&["build", "--workspace", "--arch", "x86_64"]).current_dir(d.path()));
+    ok(&ws_build());
+    assert!(d.path().join("target/kmod/x86_64/glob_one.ko").is_file());
+    package(&d.path().join("mods/two"), "glob-two", "");
+    ok(&ws_build());
+    assert!(d.path().join("target/kmod/x86_64/glob_two.ko").is_file());
+    write(
+        &d.path().join(".cargo/config.toml"),
+        "[build]\ntarget-dir = \"elsewhere\"\n",
+    );
+    let o = ws_build();
+    ok(&o);
+    assert!(
+        d.path().join("elsewhere/kmod/x86_64/glob_two.ko").is_file(),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// What `make` and the shell must pass through exactly: descriptions and authors with
+/// newlines, `#`, `$`, `;`, quotes and a trailing backslash (checked by the module's own
+/// compile-time assertions on `env!`), flags with spaces and shell characters (checked by
+/// a KUnit case in qemu, from C), and feature names with `+` and `.`.
+#[test]
+fn manifest_strings_reach_kbuild_exactly() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let description =
+        "line one\nsemi; echo injected # not a comment $HOME $(shell id) 'q' \"dq\" \\";
+    let author = "Ada $(whoami) <ada@example.com>";
+    let flag = "-DKMOD_MSG=\"a b; c # d $e 'f'\"";
+    write(
+        &d.path().join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"exact\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\ndescription = {}\nauthors = [{}]\n\n[features]\ndefault = [\"c++.x\"]\n\"c++.x\" = []\n\n[package.metadata.kmod]\nc-sources = [\"src/msg.c\"]\nccflags = [{}]\nrustflags = [\"--cfg\", \"kmod_probe=\\\"a b#$\\\"\"]\n",
+            toml_str(description),
+            toml_str(author),
+            toml_str(flag)
+        ),
+    );
+    write(
+        &d.path().join("src/msg.c"),
+        "// SPDX-License-Identifier: GPL-2.0\nconst char *exact_msg(void);\nconst char *exact_msg(void) { return KMOD_MSG; }\n#ifndef KMOD_FEATURE_C___X\n#error feature define missing\n#endif\n",
+    );
+    write(
+        &d.path().join("src/lib.rs"),
+        &format!(
+            r#"// SPDX-License-Identifier: GPL-2.0
+use kernel::prelude::*;
+
+kmod_macros::module! {{
+    type: Exact,
+}}
+
+const fn same(a: &str, b: &str) -> bool {{
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {{
+        return false;
+    }}
+    let mut i = 0;
+    while i < a.len() {{
+        if a[i] != b[i] {{
+            return false;
+        }}
+        i += 1;
+    }}
+    true
+}}
+
+const _: () = assert!(same(env!("CARGO_PKG_DESCRIPTION"), {desc:?}));
+const _: () = assert!(same(env!("CARGO_PKG_AUTHORS"), {author:?}));
+#[cfg(not(kmod_probe = "a b#$"))]
+compile_error!("the rustflags `--cfg` did not arrive intact");
+#[cfg(not(feature = "c++.x"))]
+compile_error!("feature `c++.x` did not arrive");
+
+struct Exact;
+
+impl kernel::Module for Exact {{
+    fn init(_module: &'static ThisModule) -> Result<Self> {{
+        Ok(Exact)
+    }}
+}}
+
+#[cfg(test)]
+#[kunit_tests(exact_flags)]
+mod tests {{
+    extern "C" {{
+        fn exact_msg() -> *const core::ffi::c_char;
+    }}
+
+    #[test]
+    fn c_define_is_exact() {{
+        // SAFETY: `exact_msg` returns a NUL-terminated string literal.
+        let s = unsafe {{ core::ffi::CStr::from_ptr(exact_msg()) }};
+        assert_eq!(s.to_bytes(), {msg:?}.as_bytes());
+    }}
+}}
+"#,
+            desc = description,
+            author = author,
+            msg = "a b; c # d $e 'f'",
+        ),
+    );
+    let manifest = d.path().join("Cargo.toml");
+    ok(&build(&manifest, &[]));
+    let o = run(&mut kmod(&[
+        "test",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+    ]));
+    ok(&o);
+    assert!(
+        stdout(&o).contains("test exact_flags::c_define_is_exact ... ok"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A flag with a newline is refused with the key and the file.
+    write(
+        &d.path().join("Cargo.toml"),
+        &std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace(&toml_str(flag), "\"-DX=1\\n-DY=2\""),
+    );
+    let e = fails(&build(&manifest, &[]));
+    assert!(
+        e.contains("`ccflags` in `") && e.contains("has a flag with the control character"),
+        "{e}"
+    );
+}
+
+/// A TOML basic string for any text.
+fn toml_str(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    )
+}
