@@ -11,28 +11,38 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cargo_kmod::deploy::testboard::{BoardSpec, TestBoard};
-use cargo_kmod::shell::Shell;
+use cargo_kmod::shell::{ColorChoice, MessageFormat, Shell, Verbosity};
 use cargo_kmod::tree::home::Home;
 use cargo_kmod::tree::resolve;
-use cargo_kmod::tree::Arch;
+use cargo_kmod::tree::{Arch, ToolChoice};
 
 fn main() -> Result<()> {
     let mut key = None;
     let mut cmdline = Vec::new();
+    let mut shell = Shell::plain();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--key" => key = args.next(),
             "--cmdline" => cmdline.extend(args.next()),
-            _ => bail!("usage: test_board --key ID.pub [--cmdline ARG]..."),
+            // The board's console on stderr.
+            "--verbose" => {
+                shell = Shell::new(Verbosity::Verbose, MessageFormat::Human, ColorChoice::Never)
+            }
+            _ => bail!("usage: test_board --key ID.pub [--cmdline ARG]... [--verbose]"),
         }
     }
-    let key = key.context("usage: test_board --key ID.pub [--cmdline ARG]...")?;
+    let key = key.context("usage: test_board --key ID.pub [--cmdline ARG]... [--verbose]")?;
     let authorized_key =
         std::fs::read_to_string(&key).with_context(|| format!("cannot read `{key}`"))?;
-    let tree = resolve::dev_tree(&Home::from_env()?, Arch::Arm64, None)?;
+    let tree = resolve::dev_tree(
+        &Home::from_env()?,
+        Arch::Arm64,
+        None,
+        &ToolChoice::default(),
+    )?;
     let board = TestBoard::start(
-        &Shell::plain(),
+        &shell,
         &BoardSpec {
             tree,
             authorized_key,

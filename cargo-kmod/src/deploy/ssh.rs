@@ -1,6 +1,6 @@
 //! The transport: the system OpenSSH client, one connection per deploy.
 //!
-//! [`Session::connect`] starts a ControlMaster (`ssh -M -N`) as cargo-kmod's own child, with
+//! [`Session::connect`] starts a ControlMaster (`ssh -o ControlMaster=yes -N`) as cargo-kmod's own child, with
 //! the control socket in a private temporary directory, and waits until ssh has
 //! authenticated (the socket appears only then) or has given up (its last words become the
 //! error). Every later command rides that connection as a multiplexed client, so a deploy
@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -92,7 +92,8 @@ impl<'a> Session<'a> {
             _dir: dir,
         };
         let mut args = session.common_args(true);
-        args.extend(["-M", "-N", "-T"].map(OsString::from));
+        // Not `-M` as well: `-M` after `ControlMaster=yes` means "ask before every session".
+        args.extend(["-N", "-T"].map(OsString::from));
         args.push("--".into());
         args.push(dest.ssh_destination().into());
         let sh = xshell::Shell::new()?;
@@ -230,17 +231,18 @@ impl<'a> Session<'a> {
         });
         let stdout = child.stdout.take().context("ssh stdout")?;
         let mut lines = Vec::new();
-        for raw in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-            let l = clean_line(&raw);
+        let ended = pump(stdout, before, |l| {
             on_line(&l);
             lines.push(l);
+        });
+        if !ended || interrupts() != before {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!(Interrupted);
         }
         let status = child.wait().context("cannot wait for ssh")?;
         let _ = writer.join();
         let stderr = err_reader.join().unwrap_or_default();
-        if interrupts() != before {
-            anyhow::bail!(Interrupted);
-        }
         if status.code() == Some(255) {
             return Err(self.lost(&line, status, &stderr));
         }
@@ -324,14 +326,14 @@ impl<'a> Session<'a> {
             all
         });
         let stdout = child.stdout.take().context("ssh stdout")?;
-        for raw in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-            on_out(&clean_line(&raw));
+        let ended = pump(stdout, before, |l| on_out(&l));
+        if !ended || interrupts() != before {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!(Interrupted);
         }
         let status = child.wait().context("cannot wait for ssh")?;
         let stderr = err_reader.join().unwrap_or_default();
-        if interrupts() != before {
-            anyhow::bail!(Interrupted);
-        }
         if status.code() == Some(255) && stderr.contains("ssh:") {
             return Err(self.lost(&line, status, &stderr));
         }
@@ -369,6 +371,36 @@ impl<'a> Session<'a> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.stop_master();
+    }
+}
+
+/// Feed `reader`'s lines (cleaned) to `on_line` until end of file (`true`), or until Ctrl-C
+/// is pressed after `before` (`false`). A multiplexed client hands its pipes to the master,
+/// so a client that Ctrl-C ended is no end of file: the pipe stays open while the board's
+/// command runs. Ctrl-C is watched for, not waited out.
+fn pump(
+    reader: impl Read + Send + 'static,
+    before: usize,
+    mut on_line: impl FnMut(String),
+) -> bool {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for raw in BufReader::new(reader).split(b'\n').map_while(Result::ok) {
+            if tx.send(clean_line(&raw)).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(l) => on_line(l),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if interrupts() != before {
+                    return false;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! A board without hardware, for the deploy tests and benchmark: the arm64 dev kernel under
-//! qemu `-M virt` with a virtio network card on qemu's user network, reached over ssh on a
-//! loopback port forward (`hostfwd=tcp:127.0.0.1:PORT-:22`).
+//! qemu `-M virt` with a virtio network card (virtio-mmio) on qemu's user network, reached
+//! over ssh on a loopback port forward (`hostfwd=tcp:127.0.0.1:PORT-:22`).
 //!
 //! Its root file system is an initramfs: the static busybox every guest gets, Debian's
 //! `dropbear` with its libraries (unpacked by `cargo xtask setup` into
@@ -144,9 +144,13 @@ impl TestBoard {
         let mut b = Boot::for_tree(&spec.tree, initrd)?;
         b.timeout = spec.lifetime;
         b.cmdline = spec.cmdline.clone();
+        // `-nic user,model=virtio-net-device` is refused by `-M virt` ("not supported by this
+        // machine"): its `-nic` only makes PCI cards. A virtio-mmio device needs the long form.
         b.qemu_args = vec![
-            "-nic".into(),
-            format!("user,model=virtio-net-device,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
+            "-netdev".into(),
+            format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
+            "-device".into(),
+            "virtio-net-device,netdev=net0".into(),
         ];
         let stop = Arc::new(AtomicBool::new(false));
         b.stop = Some(stop.clone());
