@@ -285,28 +285,18 @@ fn deploy_on(
 
     let mut outcome = Outcome::default();
     if let Some(cmd) = &req.exec {
-        let mut stdout = Vec::new();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let status = session.exec(
-            cmd,
-            |l| {
-                on(&Event::DeployExecLine {
-                    stream: "stdout",
-                    line: l.to_string(),
-                });
-                stdout.push(l.to_string());
-            },
-            move |l| {
-                let _ = tx.send(l.to_string());
-            },
-        )?;
-        let stderr: Vec<String> = rx.try_iter().collect();
-        for l in &stderr {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let status = session.exec(cmd, |to_err, l| {
             on(&Event::DeployExecLine {
-                stream: "stderr",
-                line: l.clone(),
+                stream: if to_err { "stderr" } else { "stdout" },
+                line: l.to_string(),
             });
-        }
+            if to_err {
+                stderr.push(l.to_string());
+            } else {
+                stdout.push(l.to_string());
+            }
+        })?;
         on(&Event::DeployExec {
             command: cmd.clone(),
             status: status.code(),

@@ -223,33 +223,28 @@ impl<'a> Session<'a> {
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(wrapped.as_bytes());
         });
-        let mut stderr = child.stderr.take().context("ssh stderr")?;
-        let err_reader = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = stderr.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        });
         let stdout = child.stdout.take().context("ssh stdout")?;
+        let stderr = child.stderr.take().context("ssh stderr")?;
         let mut lines = Vec::new();
-        let ended = pump(stdout, before, |l| {
-            on_line(&l);
-            lines.push(l);
+        let mut err = String::new();
+        let ended = pump(stdout, stderr, before, |to_err, l| {
+            if to_err {
+                err.push_str(&l);
+                err.push('\n');
+            } else {
+                on_line(&l);
+                lines.push(l);
+            }
         });
-        if !ended || interrupts() != before {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!(Interrupted);
-        }
-        let status = child.wait().context("cannot wait for ssh")?;
+        let status = finish(&mut child, ended, before)?;
         let _ = writer.join();
-        let stderr = err_reader.join().unwrap_or_default();
         if status.code() == Some(255) {
-            return Err(self.lost(&line, status, &stderr));
+            return Err(self.lost(&line, status, &err));
         }
         Ok(Output {
             status,
             lines,
-            stderr,
+            stderr: err,
         })
     }
 
@@ -297,13 +292,9 @@ impl<'a> Session<'a> {
     }
 
     /// Run the user's command line with `sh -c` on the board as the login user, its output
-    /// passed through line by line (stdout to `on_out`, stderr to `on_err`).
-    pub fn exec(
-        &self,
-        cmd: &str,
-        mut on_out: impl FnMut(&str),
-        on_err: impl FnMut(&str) + Send + 'static,
-    ) -> Result<ExitStatus> {
+    /// passed through line by line (`on_line(false, ..)` for stdout, `(true, ..)` for
+    /// stderr).
+    pub fn exec(&self, cmd: &str, mut on_line: impl FnMut(bool, &str)) -> Result<ExitStatus> {
         let remote = format!("sh -c {}", crate::qemu::guest::quote(cmd));
         let (mut command, line) = self.client(&remote)?;
         command
@@ -313,29 +304,19 @@ impl<'a> Session<'a> {
         let before = interrupts();
         let mut child = spawn(&mut command, &line)?;
         let _running = Running::register(child.id());
-        let stderr = child.stderr.take().context("ssh stderr")?;
-        let err_reader = std::thread::spawn(move || {
-            let mut on_err = on_err;
-            let mut all = String::new();
-            for raw in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                let l = clean_line(&raw);
-                on_err(&l);
-                all.push_str(&l);
-                all.push('\n');
-            }
-            all
-        });
         let stdout = child.stdout.take().context("ssh stdout")?;
-        let ended = pump(stdout, before, |l| on_out(&l));
-        if !ended || interrupts() != before {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!(Interrupted);
-        }
-        let status = child.wait().context("cannot wait for ssh")?;
-        let stderr = err_reader.join().unwrap_or_default();
-        if status.code() == Some(255) && stderr.contains("ssh:") {
-            return Err(self.lost(&line, status, &stderr));
+        let stderr = child.stderr.take().context("ssh stderr")?;
+        let mut err = String::new();
+        let ended = pump(stdout, stderr, before, |to_err, l| {
+            if to_err {
+                err.push_str(&l);
+                err.push('\n');
+            }
+            on_line(to_err, &l);
+        });
+        let status = finish(&mut child, ended, before)?;
+        if status.code() == Some(255) && err.contains("ssh:") {
+            return Err(self.lost(&line, status, &err));
         }
         Ok(status)
     }
@@ -374,26 +355,31 @@ impl Drop for Session<'_> {
     }
 }
 
-/// Feed `reader`'s lines (cleaned) to `on_line` until end of file (`true`), or until Ctrl-C
-/// is pressed after `before` (`false`). A multiplexed client hands its pipes to the master,
-/// so a client that Ctrl-C ended is no end of file: the pipe stays open while the board's
-/// command runs. Ctrl-C is watched for, not waited out.
+/// Feed a client's output lines (cleaned; `true` for stderr) to `on_line` until both streams
+/// end (`true`), or until Ctrl-C is pressed after `before` (`false`). A multiplexed client
+/// hands its pipes to the master, so a client that Ctrl-C ended is no end of file: the pipes
+/// stay open while the board's command runs. Ctrl-C is watched for, not waited out.
 fn pump(
-    reader: impl Read + Send + 'static,
+    stdout: impl Read + Send + 'static,
+    stderr: impl Read + Send + 'static,
     before: usize,
-    mut on_line: impl FnMut(String),
+    mut on_line: impl FnMut(bool, String),
 ) -> bool {
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for raw in BufReader::new(reader).split(b'\n').map_while(Result::ok) {
-            if tx.send(clean_line(&raw)).is_err() {
-                break;
+    let (tx, rx) = mpsc::channel::<(bool, String)>();
+    let read = |r: Box<dyn Read + Send>, is_err: bool, tx: mpsc::Sender<(bool, String)>| {
+        std::thread::spawn(move || {
+            for raw in BufReader::new(r).split(b'\n').map_while(Result::ok) {
+                if tx.send((is_err, clean_line(&raw))).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        })
+    };
+    read(Box::new(stdout), false, tx.clone());
+    read(Box::new(stderr), true, tx);
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(l) => on_line(l),
+            Ok((is_err, l)) => on_line(is_err, l),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if interrupts() != before {
                     return false;
@@ -402,6 +388,28 @@ fn pump(
             Err(mpsc::RecvTimeoutError::Disconnected) => return true,
         }
     }
+}
+
+/// Reap a client after [`pump`]: Ctrl-C during its run is [`Interrupted`]. A client Ctrl-C
+/// ended can close its streams a moment before cargo-kmod's handler has counted the Ctrl-C,
+/// so a client that failed is given that moment.
+fn finish(child: &mut Child, ended: bool, before: usize) -> Result<ExitStatus> {
+    if !ended || interrupts() != before {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!(Interrupted);
+    }
+    let status = child.wait().context("cannot wait for ssh")?;
+    if !status.success() {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            if interrupts() != before {
+                anyhow::bail!(Interrupted);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(status)
 }
 
 fn spawn(command: &mut Command, line: &str) -> Result<Child> {
