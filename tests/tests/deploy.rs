@@ -418,7 +418,7 @@ fn failing_init_shows_the_kernels_reason() {
         "{line}"
     );
     assert!(
-        line.contains(": insmod: can't insert '/tmp/cargo-kmod."),
+        line.contains("insmod: can't insert '/tmp/cargo-kmod."),
         "{line}"
     );
     assert!(line.ends_with("init_error.ko': No such device"), "{line}");
