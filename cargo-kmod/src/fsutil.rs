@@ -7,7 +7,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-/// Write `contents` to `path` atomically; create the parent directory if needed.
+/// The mode a new regular file is created with: 0666, which the kernel narrows by the
+/// user's umask (0644 under the usual 022), as `std::fs::write`, `cp` and the compiler do.
+/// A bare `tempfile` would be 0600 and stay 0600 after the rename.
+pub fn file_mode() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
+}
+
+/// Write `contents` to `path` atomically; create the parent directory if needed. The file
+/// gets the ordinary mode for a new file under the user's umask ([`file_mode`]), also when it
+/// replaces an existing one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -16,6 +26,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".kmod-tmp-")
+        .permissions(file_mode())
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in `{}`", dir.display()))?;
     tmp.write_all(contents)
@@ -71,9 +82,22 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1);
+        // The mode a new file gets under the umask, not a temp file's 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let umask = current_umask();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask, "umask {umask:o}");
         assert_eq!(
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// The umask, read from `/proc/self/status` (setting it to read it back would race with
+    /// the other test threads).
+    fn current_umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! - [`manifest`]: `[package.metadata.kmod]` read from Cargo.toml;
 //! - [`tree`]: kernel trees: prepared dev trees (`cargo kmod init`), `.config`, toolchain;
+//! - [`deps`]: `[dependencies]` crates, built by cargo for the kernel and linked in;
 //! - [`plan`]: the generated Kbuild, Makefile and bindings for a package;
 //! - [`kbuild`]: running the kernel's own build on the plan;
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod command;
 pub mod context;
 pub mod deploy;
+pub mod deps;
 pub mod error;
 pub mod fsutil;
 pub mod kbuild;
@@ -41,6 +43,10 @@ use crate::shell::Shell;
 
 /// Parse argv, run the command, print errors cargo-style, return the exit code.
 pub fn main_entry() -> std::process::ExitCode {
+    // cargo runs cargo-kmod as its rustc wrapper while building module dependencies.
+    if let Some(code) = deps::wrapper::main_if_wrapper() {
+        return code;
+    }
     let CargoCli::Kmod(cli) = CargoCli::parse();
     let shell = Shell::new(
         cli.global.verbosity(),

@@ -1056,6 +1056,715 @@ fn unwritable_install_root_is_refused() {
     assert_eq!(std::fs::read(&file).unwrap(), b"");
 }
 
+// ---- hostile `.ko`: nothing from a module escapes its place ----
+
+/// The section header of `name` in a 64-bit little-endian ELF (both dev-tree arches):
+/// (offset of the header, offset of the contents, size).
+fn section_header(elf: &[u8], name: &str) -> (usize, usize, usize) {
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..6], b"\x7fELF\x02\x01", "a 64-bit little-endian ELF");
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let strtab = u64_at(shoff + shstrndx * shentsize + 24);
+    (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .find(|&h| {
+            let at = strtab + u32_at(h);
+            elf[at..].starts_with(name.as_bytes()) && elf[at + name.len()] == 0
+        })
+        .map(|h| (h, u64_at(h + 24), u64_at(h + 32)))
+        .unwrap_or_else(|| panic!("no section `{name}`"))
+}
+
+/// A real module with section `name` holding `data` instead: the new contents go at the end
+/// of the file and the section header points there (a byte edit, the way a hostile module
+/// would be made; kmod's `modinfo` reads the result).
+fn with_section(elf: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+    let (h, _, _) = section_header(elf, name);
+    let mut out = elf.to_vec();
+    out.resize(out.len().next_multiple_of(8), 0);
+    let at = out.len() as u64;
+    out.extend_from_slice(data);
+    out[h + 24..h + 32].copy_from_slice(&at.to_le_bytes());
+    out[h + 32..h + 40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+    out
+}
+
+/// The `.modinfo` entries of a module file.
+fn modinfo_entries(elf: &[u8]) -> Vec<(String, String)> {
+    let (_, off, size) = section_header(elf, ".modinfo");
+    elf[off..off + size]
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let e = String::from_utf8_lossy(e);
+            let (k, v) = e.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn encode_modinfo(entries: &[(String, String)]) -> Vec<u8> {
+    let mut out = vec![];
+    for (k, v) in entries {
+        out.extend_from_slice(format!("{k}={v}\0").as_bytes());
+    }
+    out
+}
+
+/// The x86_64 `kmod_user.ko` (C, `version=1.2.3`) with `.modinfo` keys set to hostile values
+/// (replacing the first entry of each key, or added).
+fn hostile(dir: &Path, file: &str, set: &[(&str, &str)]) -> PathBuf {
+    let elf = std::fs::read(&built("x86_64").user).unwrap();
+    let mut entries = modinfo_entries(&elf);
+    for (k, v) in set {
+        match entries.iter_mut().find(|(ek, _)| ek == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => entries.insert(0, (k.to_string(), v.to_string())),
+        }
+    }
+    let p = dir.join(file);
+    std::fs::write(
+        &p,
+        with_section(&elf, ".modinfo", &encode_modinfo(&entries)),
+    )
+    .unwrap();
+    p
+}
+
+/// Every file and directory under `dir`, relative.
+fn listing(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+                if e.file_type().unwrap().is_dir() {
+                    walk(base, &p, out);
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[track_caller]
+fn one_error_line(o: &std::process::Output) -> String {
+    let err = fails(o);
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    lines[0].to_string()
+}
+
+/// `install --root R evil.ko` whose `name=` is an absolute path or climbs with `..`: refused
+/// with one line naming the key and the file, and nothing is written, in `R` or outside it.
+/// (Before: the module was written to `<name>.ko` wherever that led.)
+#[test]
+fn install_refuses_a_modinfo_name_that_is_a_path() {
+    let t = scratch();
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let absolute = outside.join("x").display().to_string();
+    for name in [absolute.as_str(), "../../../../../outside/x", "x/../../y"] {
+        let evil = hostile(t.path(), "evil.ko", &[("name", name)]);
+        // kmod agrees this is a module, and that this is its name.
+        let o = Command::new("modinfo")
+            .args(["-F", "name"])
+            .arg(&evil)
+            .output()
+            .unwrap();
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), name);
+        let root = t.path().join("root");
+        // With `hello`, which provides what `kmod_user` imports: the pair would load.
+        let o = run(&mut kmod(&[
+            "install",
+            "--root",
+            s(&root),
+            "--compress",
+            "none",
+            s(&evil),
+            s(&built("x86_64").hello),
+        ]));
+        assert_eq!(listing(&outside), Vec::<String>::new(), "{name}");
+        let line = one_error_line(&o);
+        assert_eq!(
+            line,
+            format!(
+                "error: `.modinfo` `name=` of `{}` is `{name}`: not a kernel module name (letters, digits and `_`, at most 55 bytes)",
+                evil.display()
+            )
+        );
+        assert!(!root.exists(), "{name}: {:?}", listing(&root));
+        assert_eq!(listing(t.path()), ["evil.ko", "outside"]);
+        // `package` refuses it too, before writing anything.
+        let out = t.path().join("out");
+        for format in ["tar", "deb", "dkms"] {
+            let o = package(&[
+                "--format",
+                format,
+                "--src",
+                s(&built("x86_64").dir),
+                "--out-dir",
+                s(&out),
+                s(&evil),
+                s(&built("x86_64").hello),
+            ]);
+            assert!(
+                one_error_line(&o).contains("`.modinfo` `name=` of"),
+                "{format}"
+            );
+            assert!(!out.exists(), "{format}");
+        }
+    }
+}
+
+/// A `version=` with a newline or shell characters cannot become the package version: the
+/// deb `control` would gain a field, and `dkms.conf` (sourced by a root shell on the device)
+/// would run it. Refused for every format, naming the key and file, with nothing written; a
+/// `--pkg-version` takes its place.
+#[test]
+fn package_refuses_a_hostile_modinfo_version() {
+    let t = scratch();
+    let src = &built("x86_64").dir;
+    for version in [
+        "1.0\nDepends: evil",
+        "1.0\"; touch /tmp/kmod-pwned; \"",
+        "$(reboot)",
+        "1 0",
+        "../1",
+    ] {
+        let evil = hostile(t.path(), "evil.ko", &[("version", version)]);
+        let out = t.path().join("out");
+        for format in ["tar", "deb", "dkms"] {
+            let o = package(&[
+                "--format",
+                format,
+                "--src",
+                s(src),
+                "--out-dir",
+                s(&out),
+                s(&evil),
+                s(&built("x86_64").hello),
+            ]);
+            let line = one_error_line(&o);
+            assert!(
+                line.starts_with(&format!(
+                    "error: `.modinfo` `version=` of `{}` is `",
+                    evil.display()
+                )) && line.ends_with("`: not a package version (letters, digits and `.+~-`, starting with a letter or digit, at most 128 bytes)"),
+                "{format} {version:?}: {line}"
+            );
+            assert!(!line.contains('\n') && !line.contains('\r'));
+            assert!(
+                stderr(&o).contains("help: pass `--pkg-version VERSION`"),
+                "{}",
+                stderr(&o)
+            );
+            assert!(!out.exists(), "{format}: {:?}", listing(&out));
+        }
+        // The way out the hint names.
+        let o = package(&[
+            "--format",
+            "dkms",
+            "--src",
+            s(src),
+            "--out-dir",
+            s(&out),
+            "--pkg-version",
+            "1.0",
+            s(&evil),
+        ]);
+        ok(&o);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    // Flags are checked the same way.
+    let out = t.path().join("out");
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--pkg-version",
+        "1;reboot",
+        s(&built("x86_64").user),
+    ]);
+    assert_eq!(
+        one_error_line(&o),
+        "error: `--pkg-version` is `1;reboot`: not a package version (letters, digits and `.+~-`, starting with a letter or digit, at most 128 bytes)"
+    );
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--name",
+        "../x",
+        s(&built("x86_64").user),
+    ]);
+    assert!(one_error_line(&o).starts_with("error: `--name` is `../x`: not a package name"));
+    let o = package(&[
+        "--out-dir",
+        s(&out),
+        "--dir",
+        "../../../x",
+        s(&built("x86_64").user),
+    ]);
+    assert!(one_error_line(&o).starts_with("error: `--dir` (`INSTALL_MOD_DIR`) is `../../../x`"));
+    assert!(!out.exists());
+}
+
+/// Free text (`author=`, `description=`) reaches only the `.deb`'s `Maintainer:` and
+/// `Description:` fields: control characters become spaces, so a newline cannot add a field.
+#[test]
+fn deb_control_fields_stay_one_line() {
+    let t = scratch();
+    let evil = hostile(
+        t.path(),
+        "evil.ko",
+        &[
+            ("author", "Mallory <m@x>\nDepends: evil-pkg\nPre-Depends: x"),
+            ("description", "nice\r\nEssential: yes\x1b[2J"),
+        ],
+    );
+    let out = t.path().join("out");
+    // `hello` beside it provides the symbol `kmod_user` imports.
+    let hello = &built("x86_64").hello;
+    let deb = package_into(
+        &out,
+        &["--format", "deb", "--compress", "none", s(&evil), s(hello)],
+    );
+    let field = |f: &str| {
+        let o = Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&deb)
+            .arg(f)
+            .output()
+            .unwrap();
+        ok(&o);
+        stdout(&o).trim_end().to_string()
+    };
+    assert_eq!(
+        field("Maintainer"),
+        "Mallory <m@x> Depends: evil-pkg Pre-Depends: x"
+    );
+    assert_eq!(field("Depends"), "kmod");
+    // The control file has exactly the fields cargo-kmod writes, each on one line.
+    let o = Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(&deb)
+        .arg("control")
+        .output()
+        .unwrap();
+    ok(&o);
+    let control = stdout(&o);
+    let fields: Vec<&str> = control
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "Package",
+            "Version",
+            "Architecture",
+            "Maintainer",
+            "Installed-Size",
+            "Depends",
+            "Section",
+            "Priority",
+            "Description"
+        ],
+        "{control}"
+    );
+    assert!(
+        field("Description").starts_with("nice Essential: yes [2J\n"),
+        "{}",
+        field("Description")
+    );
+}
+
+/// `install --root R` follows a symlink inside `R` only when it stays inside `R` (a merged-`/usr`
+/// rootfs has `lib -> usr/lib`); `R/lib/modules -> /elsewhere` is refused before anything is
+/// written there. (Before: the module and depmod's files landed in `/elsewhere`.)
+#[test]
+fn install_never_writes_through_a_symlink_out_of_the_root() {
+    let b = built("x86_64");
+    let t = scratch();
+    let root = t.path().join("root");
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root.join("lib/modules")).unwrap();
+    let o = run(&mut kmod(&[
+        "install",
+        "--root",
+        s(&root),
+        "--compress",
+        "none",
+        s(&b.hello),
+    ]));
+    assert_eq!(
+        one_error_line(&o),
+        format!(
+            "error: `{}` is a symlink to `{}`, outside the install root `{}`",
+            root.join("lib/modules").display(),
+            elsewhere.display(),
+            root.display()
+        )
+    );
+    assert_eq!(listing(&elsewhere), Vec::<String>::new());
+    // The same one level deeper, through a relative link that climbs out.
+    std::fs::remove_file(root.join("lib/modules")).unwrap();
+    std::fs::create_dir_all(root.join("lib/modules")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../elsewhere",
+        root.join("lib/modules").join(&b.release),
+    )
+    .unwrap();
+    let o = run(&mut kmod(&[
+        "install",
+        "--root",
+        s(&root),
+        "--compress",
+        "none",
+        s(&b.hello),
+    ]));
+    assert!(one_error_line(&o).contains("outside the install root"));
+    assert_eq!(listing(&elsewhere), Vec::<String>::new());
+    // `--dir` cannot climb out either.
+    std::fs::remove_file(root.join("lib/modules").join(&b.release)).unwrap();
+    let o = run(&mut kmod(&[
+        "install",
+        "--root",
+        s(&root),
+        "--dir",
+        "../../../../elsewhere",
+        s(&b.hello),
+    ]));
+    assert!(one_error_line(&o)
+        .starts_with("error: `--dir` (`INSTALL_MOD_DIR`) is `../../../../elsewhere`"));
+    assert_eq!(listing(&elsewhere), Vec::<String>::new());
+    assert_eq!(listing(&root), ["lib", "lib/modules"]);
+
+    // A merged-/usr root: `lib -> usr/lib` stays inside and works, depmod included.
+    let merged = t.path().join("merged");
+    std::fs::create_dir_all(merged.join("usr/lib")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", merged.join("lib")).unwrap();
+    ok(&run(&mut kmod(&[
+        "install",
+        "--root",
+        s(&merged),
+        "--compress",
+        "none",
+        s(&b.hello),
+        s(&b.user),
+    ])));
+    let dep =
+        std::fs::read_to_string(merged.join(format!("usr/lib/modules/{}/modules.dep", b.release)))
+            .unwrap();
+    assert!(
+        dep.contains("updates/kmod_user.ko: updates/hello.ko"),
+        "{dep}"
+    );
+}
+
+/// `info` prints `.modinfo` values with control characters escaped: a newline, a carriage
+/// return or an ANSI escape in a value cannot draw a fake `signer:` line or repaint the
+/// terminal. `verify` escapes symbol names the same way.
+#[test]
+fn info_and_verify_escape_control_characters() {
+    let t = scratch();
+    let evil = hostile(
+        t.path(),
+        "evil.ko",
+        &[
+            ("author", "x\nsigner:         Trusted Vendor\r"),
+            ("description", "\x1b[2J\x1b[31mred\x1b[0m\u{202e}txt.exe"),
+            ("parm", "p\nfake:line"),
+        ],
+    );
+    let o = run(&mut kmod(&["info", s(&evil)]));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        !out.contains('\r') && !out.contains('\x1b') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("signer:") || l.starts_with("fake")),
+        "{out}"
+    );
+    assert!(
+        out.contains("author:         x\\nsigner:         Trusted Vendor\\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("description:    \\u{1b}[2J\\u{1b}[31mred\\u{1b}[0m\\u{202e}txt.exe\n"),
+        "{out}"
+    );
+    assert!(out.contains("parm:           p\\nfake:line"), "{out}");
+    // JSON keeps the exact value.
+    assert_eq!(
+        info_json(&evil)["modinfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0] == "author")
+            .unwrap()[1],
+        "x\nsigner:         Trusted Vendor\r"
+    );
+
+    // An imported symbol whose name carries a newline: one escaped problem line.
+    let elf = std::fs::read(&evil).unwrap();
+    let (_, off, size) = section_header(&elf, "__versions");
+    let mut versions = elf[off..off + size].to_vec();
+    let mut entry = 0x1234u64.to_le_bytes().to_vec();
+    entry.extend_from_slice(b"evil\nerror: fake\0");
+    entry.resize(64, 0);
+    versions.extend_from_slice(&entry);
+    std::fs::write(&evil, with_section(&elf, "__versions", &versions)).unwrap();
+    let o = run(&mut kmod(&["verify", s(&built("x86_64").hello), s(&evil)]));
+    fails(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("`evil\\nerror: fake` (CRC 0x00001234) is not exported"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+/// A few MiB of hostile `.modinfo`, `__versions` and `__version_ext_names` (60,000 distinct
+/// `parm=` entries with long names, 60,000 imports, 200,000 empty names): `info`, `verify` and
+/// `package` handle them in linear time. The bound here is a hang guard, far above the
+/// measured times (see `docs/ship.md`); the quadratic code took up to a minute per command.
+#[test]
+fn hostile_large_modules_are_handled_in_linear_time() {
+    let b = built("x86_64");
+    let t = scratch();
+    let elf = std::fs::read(&b.hello).unwrap();
+    let mut entries = modinfo_entries(&elf);
+    let long = "n".repeat(40);
+    for i in 0..60_000 {
+        entries.push(("parm".into(), format!("p{i:06}_{long}:how many times {i}")));
+        entries.push(("parmtype".into(), format!("p{i:06}_{long}:int")));
+    }
+    let params = with_section(&elf, ".modinfo", &encode_modinfo(&entries));
+    let (_, off, size) = section_header(&elf, "__versions");
+    let mut versions = elf[off..off + size].to_vec();
+    for i in 0..60_000u64 {
+        let mut e = i.to_le_bytes().to_vec();
+        e.extend_from_slice(format!("imported_symbol_number_{i:08}_{}", "x".repeat(20)).as_bytes());
+        e.resize(64, 0);
+        versions.extend_from_slice(&e);
+    }
+    let imports = with_section(&elf, "__versions", &versions);
+    // 200,000 empty extended names between two real ones (the NUL padding was rescanned
+    // after every name).
+    let n = 200_002;
+    let mut names = b"a\0".to_vec();
+    names.resize(names.len() + n - 2, 0);
+    names.extend(b"b\0\0\0");
+    let ext = with_section(
+        &with_section(&elf, "__version_ext_crcs", &vec![1; 4 * n]),
+        "__version_ext_names",
+        &names,
+    );
+    let p_params = t.path().join("params.ko");
+    let p_imports = t.path().join("imports.ko");
+    let p_ext = t.path().join("ext.ko");
+    std::fs::write(&p_params, &params).unwrap();
+    std::fs::write(&p_imports, &imports).unwrap();
+    std::fs::write(&p_ext, &ext).unwrap();
+    assert!(
+        params.len() > 4 << 20 && imports.len() > 3 << 20 && ext.len() > 1 << 20,
+        "{} {} {}",
+        params.len(),
+        imports.len(),
+        ext.len()
+    );
+
+    // Measured with the debug binary: 0.2 to 0.5 s each (1.5 s for `package` on a busy
+    // machine); the quadratic code took 22 to 69 s.
+    let guard = std::time::Duration::from_secs(15);
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let o = run(&mut kmod(args));
+        let took = start.elapsed();
+        assert!(took < guard, "`{}` took {took:?}", args.join(" "));
+        eprintln!("{took:>10.3?}  cargo kmod {}", args.join(" "));
+        o
+    };
+    let o = timed(&["info", s(&p_params)]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("parm:"))
+            .count(),
+        60_001
+    );
+    ok(&timed(&["info", "--json", s(&p_params)]));
+    ok(&timed(&["verify", s(&p_params)]));
+    let out = t.path().join("out");
+    ok(&timed(&[
+        "package",
+        "--out-dir",
+        s(&out),
+        "--compress",
+        "none",
+        s(&p_params),
+    ]));
+    let o = timed(&["info", s(&p_imports)]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains(&format!(
+            "imports:        {} with CRCs",
+            info_json(&b.hello)["ext_versions"]
+                .as_array()
+                .unwrap()
+                .len()
+                + 60_000
+        )),
+        "{}",
+        stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("imports:"))
+            .unwrap_or("")
+    );
+    let o = timed(&["verify", s(&p_imports)]);
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.contains("is not exported by the tree"))
+            .count(),
+        60_000
+    );
+    ok(&timed(&[
+        "package",
+        "--out-dir",
+        s(&out),
+        "--no-verify",
+        "--compress",
+        "none",
+        s(&p_imports),
+    ]));
+    let o = timed(&["info", "--json", s(&p_ext)]);
+    ok(&o);
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["ext_versions"].as_array().unwrap().len(), n);
+    fails(&timed(&["verify", s(&p_ext)]));
+}
+
+// ---- ordinary file modes ----
+
+/// The umask of this process, from `/proc/self/status`.
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// `new` makes 0755 directories, and the `.ko`, the generated Kbuild and Makefile,
+/// `rust-project.json` and packages are 0644 (under the usual umask 022; the modes any
+/// compiler output gets), not the 0600/0700 of a temporary file renamed into place.
+#[test]
+fn artifacts_and_generated_files_get_ordinary_modes() {
+    let _ = dev_tree("x86_64");
+    let u = umask();
+    assert_eq!(
+        u & 0o044,
+        0,
+        "this test needs a umask that lets group and others read (is {u:o})"
+    );
+    let (file, dir) = (0o666 & !u, 0o777 & !u);
+    let t = scratch();
+    ok(&run(kmod(&["new", "modes"]).current_dir(t.path())));
+    let pkg = t.path().join("modes");
+    for d in [pkg.clone(), pkg.join("src")] {
+        assert_eq!(mode(&d), dir, "{}", d.display());
+    }
+    assert_eq!(mode(&pkg.join("Cargo.toml")), file);
+    let arch = pkg.join("target/kmod/x86_64");
+    ok(&run(kmod(&["build", "--arch", "x86_64"]).current_dir(&pkg)));
+    ok(&run(kmod(&["ide", "--arch", "x86_64"]).current_dir(&pkg)));
+    ok(&run(kmod(&[
+        "package",
+        "--arch",
+        "x86_64",
+        "--compress",
+        "none",
+    ])
+    .current_dir(&pkg)));
+    ok(&run(kmod(&[
+        "package", "--arch", "x86_64", "--format", "deb",
+    ])
+    .current_dir(&pkg)));
+    let mut checked = vec![];
+    let mut check = |p: PathBuf| {
+        assert!(p.is_file(), "{}", p.display());
+        assert_eq!(mode(&p), file, "{:o}: {}", mode(&p), p.display());
+        checked.push(p);
+    };
+    check(arch.join("modes.ko"));
+    check(pkg.join("rust-project.json"));
+    for rel in listing(&arch) {
+        let p = arch.join(&rel);
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_file() && (name == "Kbuild" || name == "Makefile") {
+            check(p);
+        }
+    }
+    for p in std::fs::read_dir(pkg.join("target/kmod/package"))
+        .unwrap()
+        .flatten()
+    {
+        check(p.path());
+    }
+    let names: Vec<String> = checked
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"Kbuild".to_string()) && names.contains(&"Makefile".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with(".tar.gz")) && names.iter().any(|n| n.ends_with(".deb")),
+        "{names:?}"
+    );
+    // Installed modules too.
+    let root = t.path().join("root");
+    ok(&run(kmod(&[
+        "install",
+        "--arch",
+        "x86_64",
+        "--root",
+        s(&root),
+        "--compress",
+        "xz",
+    ])
+    .current_dir(&pkg)));
+    let release = built("x86_64").release.clone();
+    assert_eq!(
+        mode(&root.join(format!("lib/modules/{release}/updates/modes.ko.xz"))),
+        file
+    );
+    assert_eq!(
+        mode(&root.join(format!("lib/modules/{release}/updates"))),
+        dir
+    );
+}
+
 // ---- in the guest: qemu booted with module.sig_enforce=1 ----
 
 /// busybox for the guest arch: the host's for x86_64; for arm64 the one `cargo xtask setup`

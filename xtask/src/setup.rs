@@ -264,7 +264,18 @@ pub fn setup(sh: &Shell) -> Result<()> {
     .run()?;
     drop(env);
 
-    // 8. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch.
+    // 8. The crates.io crates of `examples/crates` and the dependency tests, into cargo's
+    //    cache (a no-op when there), so their builds and `--offline` need no network later.
+    step("fetching the crates of examples/crates and tests/fixtures/crates");
+    for manifest in [
+        "examples/crates/Cargo.toml",
+        "tests/fixtures/crates/Cargo.toml",
+    ] {
+        let manifest = project_root_dir().join(manifest);
+        cmd!(sh, "{cargo} fetch --locked --manifest-path {manifest}").run()?;
+    }
+
+    // 9. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch.
     let kmod = cargo_kmod_bin();
     cmd!(sh, "{kmod} kmod init --arch all").run()?;
     cmd!(

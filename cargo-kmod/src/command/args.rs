@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::context::{Selection, TreeSelection};
+use crate::deps::CargoMode;
 use crate::ko::Compression;
 use crate::ops::build::BuildOptions;
 use crate::ops::ship::ShipRequest;
@@ -78,6 +79,32 @@ pub struct BuildArgs {
     /// Parallel make jobs [default: the number of CPUs]
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub cargo: CargoModeArgs,
+}
+
+/// How cargo may resolve and fetch `[dependencies]` crates: cargo's own flags.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct CargoModeArgs {
+    /// Build dependency crates without touching the network (as `cargo --offline`)
+    #[arg(long)]
+    pub offline: bool,
+    /// Require `Cargo.lock` to be up to date (as `cargo --locked`)
+    #[arg(long)]
+    pub locked: bool,
+    /// Require `Cargo.lock` up to date and no network (as `cargo --frozen`)
+    #[arg(long)]
+    pub frozen: bool,
+}
+
+impl CargoModeArgs {
+    pub fn mode(&self) -> CargoMode {
+        CargoMode {
+            offline: self.offline,
+            locked: self.locked,
+            frozen: self.frozen,
+        }
+    }
 }
 
 impl BuildArgs {
@@ -92,6 +119,7 @@ impl BuildArgs {
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            cargo: self.cargo.mode(),
         }
     }
 }

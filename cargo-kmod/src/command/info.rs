@@ -2,6 +2,7 @@
 //! `.modinfo` fields as `modinfo` prints them, the signature, the imported symbols with their
 //! CRCs (basic and extended tables) and the exported symbols. `--json` for machines.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use crate::context::Session;
 use crate::ko::signature::colon_hex;
-use crate::ko::{self, KoFile};
+use crate::ko::{self, printable, KoFile};
 
 #[derive(Debug, clap::Args)]
 pub struct InfoCmd {
@@ -63,11 +64,14 @@ pub fn to_json(ko: &KoFile) -> serde_json::Value {
     })
 }
 
+/// One `key: value` line. Both come from the module and are untrusted: control characters
+/// (a newline would draw a fake line, an ANSI escape repaint the screen) are escaped.
 fn row(key: &str, value: &str) -> String {
-    format!("{:<16}{}", format!("{key}:"), value)
+    format!("{:<16}{}", format!("{}:", printable(key)), printable(value))
 }
 
-/// Human output: `modinfo`'s layout first, then symbols.
+/// Human output: `modinfo`'s layout first, then symbols. Linear in the module's size, and
+/// every string from the module goes through [`printable`].
 pub fn render(ko: &KoFile) -> Vec<String> {
     let m = &ko.module;
     let mut out = vec![row("filename", &ko.path.display().to_string())];
@@ -125,16 +129,23 @@ pub fn render(ko: &KoFile) -> Vec<String> {
             m.ext_versions.len()
         ),
     ));
+    let basic: HashSet<&str> = m.versions.iter().map(|b| b.name.as_str()).collect();
+    let ext: HashSet<&str> = m.ext_versions.iter().map(|e| e.name.as_str()).collect();
     for v in m.imports() {
         let tables = match (
-            m.versions.iter().any(|b| b.name == v.name),
-            m.ext_versions.iter().any(|e| e.name == v.name),
+            basic.contains(v.name.as_str()),
+            ext.contains(v.name.as_str()),
         ) {
             (true, true) => "basic+ext",
             (true, false) => "basic",
             _ => "ext",
         };
-        out.push(format!("    0x{:08x}  {:<9}  {}", v.crc, tables, v.name));
+        out.push(format!(
+            "    0x{:08x}  {:<9}  {}",
+            v.crc,
+            tables,
+            printable(&v.name)
+        ));
     }
     out.push(row("exports", &m.exports.len().to_string()));
     for e in &m.exports {
@@ -145,7 +156,7 @@ pub fn render(ko: &KoFile) -> Vec<String> {
         out.push(format!(
             "    {crc}  {:<9}  {}",
             if e.gpl { "GPL" } else { "" },
-            e.name
+            printable(&e.name)
         ));
     }
     out

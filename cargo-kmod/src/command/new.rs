@@ -293,8 +293,11 @@ pub fn write_package(dest: &Path, files: &[(PathBuf, String)]) -> Result<()> {
             e.to_string().to_lowercase()
         ))
     })?;
+    // 0777 narrowed by the umask (0755 under 022), like `mkdir`: a bare tempdir is 0700 and
+    // would stay 0700 after the rename.
     let tmp = tempfile::Builder::new()
         .prefix(".kmod-new-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
         .tempdir_in(&parent)
         .map_err(|e| {
             crate::error::UserError::new(format!("cannot create `{}`: {}", dest.display(), e))

@@ -84,6 +84,60 @@ pub fn invalidate_on_env_change(
     crate::fsutil::write_atomic(&stamp, env_hash.as_bytes())
 }
 
+/// The probe files (`templates/kbuild/probe.Kbuild`) a tree's kbuild fills in.
+pub struct Probe<'a> {
+    /// `target/kmod/<arch>/.probe`.
+    pub dir: &'a Path,
+    /// The make target (`kmod_probe.i` prints the C flags, `kmod_probe.rsi` the Rust flags).
+    pub target: &'a str,
+    /// The file the rule writes.
+    pub output: &'a str,
+    /// What is probed, for messages (`C flags for bindgen`).
+    pub what: &'a str,
+}
+
+impl Probe<'_> {
+    /// Where the checked result is cached: one file per tree and `.config`.
+    pub fn cache(&self, tree: &KernelTree, name: &str) -> PathBuf {
+        let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
+        let key = crate::fsutil::sha256_hex(
+            &[config_stamp, tree.dir.display().to_string().into_bytes()].concat(),
+        );
+        self.dir.join(format!("{name}-{}.txt", &key[..16]))
+    }
+
+    /// Run the probe rule with the tree's toolchain and return what it printed.
+    pub fn run(&self, shell: &Shell, tree: &KernelTree, tc: &Toolchain) -> Result<String> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(self.dir)
+            .with_context(|| format!("cannot create `{}`", self.dir.display()))?;
+        crate::fsutil::write_if_changed(
+            &self.dir.join("Kbuild"),
+            crate::plan::PROBE_KBUILD.as_bytes(),
+        )?;
+        let out = self.dir.join(self.output);
+        let _ = std::fs::remove_file(&out);
+        let sh = xshell::Shell::new()?;
+        for (k, v) in tc.kbuild_env() {
+            sh.set_var(k, v);
+        }
+        let kdir = &tree.dir;
+        let args = tree.make_args();
+        let m = format!("M={}", self.dir.display());
+        let target = self.target;
+        crate::process::run(
+            shell,
+            cmd!(
+                sh,
+                "make -s --no-print-directory -C {kdir} {m} {args...} {target}"
+            ),
+        )
+        .with_context(|| format!("cannot probe kbuild's {}", self.what))?;
+        std::fs::read_to_string(&out)
+            .with_context(|| format!("kbuild's probe for its {} wrote nothing", self.what))
+    }
+}
+
 /// Every file the last kbuild pass of `plan` read, from the dependency lists kbuild keeps in
 /// its `.<target>.cmd` files (for Rust objects these include rustc's dep-info: modules found
 /// through `#[path]`, files read by `include!`/`include_str!`). Relative paths are relative

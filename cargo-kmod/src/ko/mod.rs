@@ -10,6 +10,7 @@
 pub mod compress;
 pub mod der;
 pub mod modinfo;
+pub mod printable;
 pub mod signature;
 pub mod versions;
 
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 pub use compress::Compression;
 pub use modinfo::Param;
+pub use printable::printable;
 pub use signature::Signature;
 pub use versions::SymbolVersion;
 
@@ -106,10 +108,12 @@ impl Module {
     }
 
     /// Every imported symbol with a CRC: extended entries, then basic ones not already listed.
+    /// Linear in the size of both tables (a hostile module may carry hundreds of thousands).
     pub fn imports(&self) -> Vec<&SymbolVersion> {
-        let mut out: Vec<&SymbolVersion> = self.ext_versions.iter().collect();
-        for v in &self.versions {
-            if !out.iter().any(|o| o.name == v.name) {
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut out: Vec<&SymbolVersion> = Vec::new();
+        for v in self.ext_versions.iter().chain(&self.versions) {
+            if seen.insert(v.name.as_str()) {
                 out.push(v);
             }
         }
@@ -383,6 +387,88 @@ mod tests {
             e,
             "malformed `.modinfo`: entry 5 (`licenseXGPL`) has no `=`"
         );
+    }
+
+    /// `elf` (a 64-bit little-endian module) with section `name` holding `data`: appended at
+    /// the end and the section header repointed, the way the hostile corpus files were made.
+    fn with_section(elf: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+        let file = object::File::parse(elf).unwrap();
+        let index = file.section_by_name(name).unwrap().index().0;
+        let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+        let shoff = u64_at(0x28);
+        let shentsize = u16::from_le_bytes([elf[0x3a], elf[0x3b]]) as usize;
+        let h = shoff + index * shentsize;
+        let mut out = elf.to_vec();
+        out.resize(out.len().next_multiple_of(8), 0);
+        let at = out.len() as u64;
+        out.extend_from_slice(data);
+        out[h + 24..h + 32].copy_from_slice(&at.to_le_bytes());
+        out[h + 32..h + 40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        out
+    }
+
+    fn section<'a>(elf: &'a [u8], name: &str) -> &'a [u8] {
+        let file = object::File::parse(elf).unwrap();
+        let data = file.section_by_name(name).unwrap().data().unwrap();
+        let start = data.as_ptr() as usize - elf.as_ptr() as usize;
+        &elf[start..start + data.len()]
+    }
+
+    /// Hostile modules of several MiB, made from a real one: tens of thousands of distinct
+    /// parameters with long names and of imports, an extended-names section of
+    /// mostly empty names. They parse, with every entry accounted for. (That they do so in
+    /// linear time is measured by `hostile_large_modules_are_handled_in_linear_time` in
+    /// `tests/tests/ship.rs` and reported in `docs/ship.md`; the quadratic code took minutes.)
+    #[test]
+    fn hostile_large_modules_parse_completely() {
+        let elf = corpus("x86_64-hello-unsigned.ko");
+        let base = parse(&elf).unwrap();
+
+        let mut modinfo = section(&elf, ".modinfo").to_vec();
+        let long = "n".repeat(40);
+        for i in 0..60_000 {
+            modinfo.extend(format!("parm=p{i}_{long}:d\0parmtype=p{i}_{long}:int\0").bytes());
+        }
+        let big = with_section(&elf, ".modinfo", &modinfo);
+        assert!(big.len() > 6 << 20, "{}", big.len());
+        let m = parse(&big).unwrap();
+        assert_eq!(m.params.len(), base.params.len() + 60_000);
+        assert_eq!(m.params.last().unwrap().ty.as_deref(), Some("int"));
+
+        let mut versions = section(&elf, "__versions").to_vec();
+        for i in 0..60_000u64 {
+            let mut e = i.to_le_bytes().to_vec();
+            e.extend(format!("imported_{i}").bytes());
+            e.resize(versions::MODVERSION_INFO_LEN, 0);
+            versions.extend(e);
+        }
+        let m = parse(&with_section(&elf, "__versions", &versions)).unwrap();
+        assert_eq!(m.imports().len(), base.imports().len() + 60_000);
+
+        // 200,000 empty names between two real ones: 800 KiB of CRCs, 200 KiB of NULs.
+        let n = 200_002;
+        let crcs = vec![1u8; 4 * n];
+        let mut names = b"a\0".to_vec();
+        names.resize(names.len() + n - 2, 0);
+        names.extend(b"b\0\0\0");
+        let x = with_section(&elf, "__version_ext_crcs", &crcs);
+        let m = parse(&with_section(&x, "__version_ext_names", &names)).unwrap();
+        assert_eq!(m.ext_versions.len(), n);
+        assert_eq!(m.ext_versions.last().unwrap().name, "b");
+    }
+
+    /// The hostile corpus files (small versions of the above, committed for the fuzzer).
+    #[test]
+    fn hostile_corpus_files() {
+        let m = parse(&corpus("x86_64-hostile-many-params.ko")).unwrap();
+        assert_eq!(m.params.len(), 1001);
+        let m = parse(&corpus("x86_64-hostile-many-imports.ko")).unwrap();
+        assert_eq!(m.versions.len(), 604);
+        let m = parse(&corpus("x86_64-hostile-empty-ext-names.ko")).unwrap();
+        assert_eq!(m.ext_versions.len(), 3001);
+        let m = parse(&corpus("x86_64-hostile-long-names.ko")).unwrap();
+        assert_eq!(m.name.len(), 16384);
+        assert_eq!(m.ext_versions.last().unwrap().name.len(), 16384);
     }
 
     /// Every file in `fuzz/corpus/ko` (real modules and broken copies of them) parses or

@@ -1,6 +1,8 @@
 //! The `.modinfo` section: NUL-terminated `key=value` strings (`license=GPL`,
 //! `vermagic=7.2.13 SMP mod_unload modversions `, `parm=count:how many`, `parmtype=count:int`).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 /// A module parameter, merged from its `parm=` and `parmtype=` entries.
@@ -44,24 +46,24 @@ pub fn parse(data: &[u8]) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Parameters in the order their first entry appears (the order `modinfo` prints them).
+/// Linear: a name-to-index map, not a search per entry (a hostile `.modinfo` may hold
+/// hundreds of thousands of distinct `parm=` entries).
 pub fn params(fields: &[(String, String)]) -> Vec<Param> {
     let mut params: Vec<Param> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for (k, v) in fields {
         if k != "parm" && k != "parmtype" {
             continue;
         }
         let (name, text) = v.split_once(':').unwrap_or((v.as_str(), ""));
-        let idx = match params.iter().position(|p| p.name == name) {
-            Some(i) => i,
-            None => {
-                params.push(Param {
-                    name: name.to_string(),
-                    ty: None,
-                    description: None,
-                });
-                params.len() - 1
-            }
-        };
+        let idx = *index.entry(name).or_insert_with(|| {
+            params.push(Param {
+                name: name.to_string(),
+                ty: None,
+                description: None,
+            });
+            params.len() - 1
+        });
         if k == "parm" {
             params[idx].description = Some(text.to_string());
         } else {

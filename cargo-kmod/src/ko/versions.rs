@@ -66,16 +66,20 @@ pub fn parse_extended(
             crcs.len()
         ));
     }
+    // modpost pads the section; the NULs after the last name are padding, not names. Where the
+    // padding starts is found once: asking "is the rest all NULs?" after every name is
+    // quadratic on a section of many empty names.
+    let content_end = names.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let mut list: Vec<&[u8]> = Vec::new();
-    let mut rest = names;
-    while !rest.is_empty() {
+    let mut at = 0;
+    while at < names.len() {
+        let rest = &names[at..];
         let Some(end) = rest.iter().position(|&b| b == 0) else {
             return Err("`__version_ext_names` ends without a NUL".into());
         };
         list.push(&rest[..end]);
-        rest = &rest[end + 1..];
-        // modpost pads the section; trailing NULs are padding, not names.
-        if rest.iter().all(|&b| b == 0) {
+        at += end + 1;
+        if at >= content_end {
             break;
         }
     }

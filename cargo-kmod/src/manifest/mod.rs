@@ -109,6 +109,10 @@ pub struct ModuleSpec {
     pub cargo_features: BTreeMap<String, Vec<String>>,
     /// Workspace members (module packages) this one depends on by path.
     pub module_deps: Vec<String>,
+    /// Its other `[dependencies]` (package names): crates compiled for the kernel and linked
+    /// into the module by [`crate::deps`]. Empty for most modules, which then never run a
+    /// dependency resolution.
+    pub crate_deps: Vec<String>,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -341,13 +345,13 @@ fn parse_package(
     let file = pkg.manifest_path.as_std_path();
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let section = "[package.metadata.kmod]";
-    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
-    if t.map.contains_key("crate-root") {
+    if kmod.get("crate-root").is_some() {
         crate::bail_user!(
             "`crate-root` in `{}` of `{}` is not read: cargo's `[lib] path` names the crate root", section, file.display();
             hint = "remove `crate-root` and write `[lib]` with `path = \"...\"` in `{}`", file.display()
         );
     }
+    let t = Table::new(kmod, section, file, PACKAGE_KEYS)?;
     let name: String = t.get("name")?.unwrap_or_else(|| module_name_for(&pkg.name));
     if !is_valid_module_name(&name) {
         let fixed: String = module_name_for(&name)
@@ -426,6 +430,12 @@ fn parse_package(
         .filter(|d| d.path.is_some() && member_names.contains(&d.name))
         .map(|d| d.name.clone())
         .collect();
+    let crate_deps = pkg
+        .dependencies
+        .iter()
+        .filter(|d| d.kind == cargo_metadata::DependencyKind::Normal)
+        .map(|d| d.name.clone())
+        .collect();
     Ok(Some(ModuleSpec {
         package: pkg.name.to_string(),
         version: pkg.version.to_string(),
@@ -451,6 +461,7 @@ fn parse_package(
         feature_objects,
         cargo_features: pkg.features.clone().into_iter().collect(),
         module_deps,
+        crate_deps,
     }))
 }
 
@@ -676,6 +687,7 @@ fn from_metadata(
     let module_pkgs: BTreeSet<String> = modules.iter().map(|m| m.package.clone()).collect();
     for m in &mut modules {
         m.module_deps.retain(|d| module_pkgs.contains(d));
+        m.crate_deps.retain(|d| !module_pkgs.contains(d));
     }
     let mut seen: BTreeMap<&str, &ModuleSpec> = BTreeMap::new();
     for m in &modules {

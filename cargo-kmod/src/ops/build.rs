@@ -23,6 +23,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::context::{BuildContext, Session};
+use crate::deps::{self, CargoMode, DepsOptions};
 use crate::kbuild::fingerprint::{self, Fingerprint};
 use crate::manifest::ModuleSpec;
 use crate::plan::{self, PlanInput};
@@ -43,6 +44,8 @@ pub struct BuildOptions {
     pub no_default_features: bool,
     /// Parallel make jobs.
     pub jobs: usize,
+    /// `--offline`/`--locked`/`--frozen` for cargo's part (`[dependencies]` crates).
+    pub cargo: CargoMode,
 }
 
 /// A built module, with the tree it was built for.
@@ -94,13 +97,24 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
 
     // No-op check before anything expensive.
     let names: Vec<&str> = ctx.modules.iter().map(|m| m.name.as_str()).collect();
-    let fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
     let stamp = base.join(format!(
         ".kmod-fingerprint-{}",
         crate::fsutil::sha256_hex(names.join(",").as_bytes())
             .get(..12)
             .unwrap_or("x")
     ));
+    // Modules with crate dependencies: `Cargo.lock`, cargo's config and the sources of local
+    // dependency packages (recorded by the last build) are inputs too.
+    let has_deps = ctx.modules.iter().any(|m| !m.crate_deps.is_empty());
+    let deps_inputs = |sources: &[PathBuf]| -> String {
+        if has_deps {
+            deps::inputs_fingerprint(&ctx.workspace.root, sources)
+        } else {
+            String::new()
+        }
+    };
+    let base_fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
+    let fingerprint = base_fingerprint.clone() + &deps_inputs(&deps::recorded_sources(&stamp));
     let published: Vec<PathBuf> = ctx
         .modules
         .iter()
@@ -132,8 +146,25 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         Some(r) => Some(plan::macros::ensure_macros_for(shell, &ctx.home, r)?),
         None => Some(plan::macros::ensure_macros(shell, &ctx.home, tree)?),
     };
+    let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
+    // crates.io dependencies: built by cargo for the kernel, linked into the module.
+    let module_deps = deps::prepare(
+        shell,
+        &ctx.workspace,
+        &modules,
+        tree,
+        &tc,
+        ctx.rustc.as_deref(),
+        &features,
+        &out_dir,
+        DepsOptions {
+            release: opts.release,
+            mode: opts.cargo,
+            jobs: Some(opts.jobs),
+        },
+    )?;
     let input = PlanInput {
-        modules: ctx.modules.iter().collect(),
+        modules,
         tree,
         base: base.clone(),
         test: opts.test,
@@ -141,6 +172,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         features,
         macros,
         extra_symbols,
+        deps: module_deps,
     };
     let plan = plan::render(&input)?;
     // Bindings need kbuild's flags for this tree: probe once per tree configuration.
@@ -184,8 +216,16 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     }
     // What this pass read, from kbuild's own dependency lists: the next no-op check
     // covers exactly those files.
-    let deps = crate::kbuild::dependencies(tree, &plan);
-    fingerprint::store(&stamp, &fingerprint, &deps, &published)?;
+    let read = crate::kbuild::dependencies(tree, &plan);
+    // The dependency inputs as they are now (cargo may have written the lock).
+    let sources: Vec<PathBuf> = input
+        .deps
+        .values()
+        .flat_map(|d| d.sources.clone())
+        .collect();
+    deps::record_sources(&stamp, &sources)?;
+    let fingerprint = base_fingerprint + &deps_inputs(&sources);
+    fingerprint::store(&stamp, &fingerprint, &read, &published)?;
     Ok(artifacts(ctx, &out_dir, opts.test))
 }
 

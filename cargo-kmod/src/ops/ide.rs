@@ -80,6 +80,78 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
         "cfg": [],
     }));
     let macros_dep = json!({ "crate": crates.len() - 1, "name": "kmod_macros" });
+    // The modules' crate dependencies (built, so proc macros and build-script output
+    // exist), each listed once with its features, cfgs and edges.
+    let mut features = std::collections::BTreeMap::new();
+    for m in &ctx.modules {
+        features.insert(m.package.clone(), m.enabled_features(&[], false, false)?);
+    }
+    let modules: Vec<&crate::manifest::ModuleSpec> = ctx.modules.iter().collect();
+    let module_deps = crate::deps::prepare(
+        shell,
+        &ctx.workspace,
+        &modules,
+        tree,
+        &tc,
+        ctx.rustc.as_deref(),
+        &features,
+        &ctx.kmod_dir(),
+        crate::deps::DepsOptions::default(),
+    )?;
+    let core_dep: Vec<Value> = deps
+        .iter()
+        .filter(|d| d["name"] == "core")
+        .cloned()
+        .collect();
+    let mut dep_index: std::collections::BTreeMap<String, usize> = Default::default();
+    for c in module_deps.values().flat_map(|d| &d.crates) {
+        if dep_index.contains_key(&c.id) {
+            continue;
+        }
+        let mut cfg: Vec<String> = c
+            .features
+            .iter()
+            .map(|f| format!("feature=\"{f}\""))
+            .collect();
+        cfg.extend(c.cfgs.iter().cloned());
+        let env: serde_json::Map<String, Value> = c
+            .env
+            .iter()
+            .cloned()
+            .chain([
+                ("CARGO_PKG_NAME".to_string(), c.name.clone()),
+                ("CARGO_PKG_VERSION".to_string(), c.version.clone()),
+            ])
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let mut krate = json!({
+            "display_name": c.name,
+            "root_module": c.root,
+            "is_workspace_member": false,
+            "edition": c.edition,
+            "deps": if c.proc_macro.is_some() { vec![] } else { core_dep.clone() },
+            "cfg": cfg,
+            "env": env,
+        });
+        if let Some(so) = &c.proc_macro {
+            krate["is_proc_macro"] = json!(true);
+            krate["proc_macro_dylib_path"] = json!(so);
+        }
+        crates.push(krate);
+        dep_index.insert(c.id.clone(), crates.len() - 1);
+    }
+    for c in module_deps.values().flat_map(|d| &d.crates) {
+        let i = dep_index[&c.id];
+        for (name, id) in &c.deps {
+            if let Some(j) = dep_index.get(id) {
+                if let Some(list) = crates[i]["deps"].as_array_mut() {
+                    if !list.iter().any(|d| d["crate"] == *j) {
+                        list.push(json!({ "crate": j, "name": name }));
+                    }
+                }
+            }
+        }
+    }
     for mspec in &ctx.modules {
         let out_dir = ctx.kmod_dir().join(&mspec.package).join("out");
         let mut env = serde_json::Map::new();
@@ -88,6 +160,15 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
         }
         let mut d = deps.clone();
         d.push(macros_dep.clone());
+        for c in module_deps
+            .get(&mspec.package)
+            .map(|m| &m.crates[..])
+            .unwrap_or(&[])
+        {
+            if let Some(name) = &c.direct {
+                d.push(json!({ "crate": dep_index[&c.id], "name": name }));
+            }
+        }
         crates.push(json!({
             "display_name": mspec.crate_name,
             "root_module": mspec.crate_root,

@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::context::{BuildContext, Selection, Session, TreeSelection};
 use crate::ko::{self, Compression, KoFile};
 use crate::ops::build::{self, Artifact, BuildOptions};
-use crate::ship::package::{self, Format, PackageSpec};
+use crate::ship::package::{self, Format, PackageSpec, SpecSource};
 use crate::ship::verify::{self, Target};
 use crate::ship::{self, Prepared, ShipOptions};
 use crate::tree::KernelTree;
@@ -82,6 +82,10 @@ pub fn prepare(
     req: &ShipRequest,
 ) -> Result<Vec<Prepared>> {
     let shell = &session.shell;
+    // `.modinfo` strings become file names: refuse a hostile one before anything else.
+    for ko in kos {
+        ship::names::module_name(ko)?;
+    }
     if req.verify {
         let mut target = Target::new(tree, &[])?;
         target.peers = kos.iter().map(|k| &k.module).collect();
@@ -157,19 +161,7 @@ pub fn package(
 ) -> Result<PathBuf> {
     let kos = &inputs.files;
     let tree = &inputs.tree;
-    let first = &kos[0].module;
     let built = inputs.artifacts.first();
-    let name = req
-        .name
-        .clone()
-        .or_else(|| built.map(|a| a.package.clone()))
-        .unwrap_or_else(|| first.name.replace('_', "-"));
-    let version = req
-        .version
-        .clone()
-        .or_else(|| built.map(|a| a.version.clone()))
-        .or_else(|| first.field("version").map(str::to_string))
-        .unwrap_or_else(|| "0.0.0".into());
     let out_dir = match (&req.out_dir, built) {
         (Some(d), _) => d.clone(),
         // `target/kmod/<arch>/<module>.ko` -> `target/kmod/package/`
@@ -181,33 +173,19 @@ pub fn package(
         }
         (None, None) => PathBuf::from("target/kmod/package"),
     };
-    let modules = if req.format == Format::Dkms {
+    let source = SpecSource {
+        name: req.name.as_deref(),
+        version: req.version.as_deref(),
+        built: built.map(|a| (a.package.as_str(), a.version.as_str())),
+    };
+    ship::names::install_dir(&req.dir)?;
+    let mut spec = PackageSpec::new(source, &kos[0], tree, &req.dir)?;
+    spec.modules = if req.format == Format::Dkms {
         kos.iter()
-            .map(|k| Prepared {
-                module: k.module.name.clone(),
-                file_name: format!("{}.ko", k.module.name),
-                version: None,
-                signed: false,
-                compression: Compression::None,
-                sha256: String::new(),
-                bytes: vec![],
-            })
-            .collect()
+            .map(Prepared::source_only)
+            .collect::<Result<_>>()?
     } else {
         prepare(session, tree, kos, ship)?
-    };
-    let spec = PackageSpec {
-        name,
-        version,
-        description: first
-            .field("description")
-            .unwrap_or("Linux kernel module")
-            .to_string(),
-        maintainer: first.field("author").unwrap_or("cargo-kmod").to_string(),
-        release: tree.release.clone(),
-        arch: tree.arch,
-        dir: req.dir.clone(),
-        modules,
     };
     match req.format {
         Format::Tar => package::write_tar(&spec, &out_dir),
@@ -233,6 +211,7 @@ pub fn install(
     dir: &str,
     ship: &ShipRequest,
 ) -> Result<Vec<PathBuf>> {
+    ship::names::install_dir(dir)?;
     let prepared = prepare(session, &inputs.tree, &inputs.files, ship)?;
     crate::ship::install::install(&session.shell, root, &inputs.tree.release, dir, &prepared)
 }

@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use xshell::cmd;
+use anyhow::Result;
 
 use crate::error::UserError;
 use crate::manifest::Binding;
@@ -23,35 +22,20 @@ pub fn kbuild_cflags(
     tc: &Toolchain,
     probe_dir: &Path,
 ) -> Result<Vec<String>> {
-    let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
-    let key = crate::fsutil::sha256_hex(
-        &[config_stamp, tree.dir.display().to_string().into_bytes()].concat(),
-    );
-    let cache = probe_dir.join(format!("cflags-{}.txt", &key[..16]));
+    let probe = crate::kbuild::Probe {
+        dir: probe_dir,
+        target: "kmod_probe.i",
+        output: "cflags.txt",
+        what: "C flags for bindgen",
+    };
+    let cache = probe.cache(tree, "cflags");
     if let Ok(text) = std::fs::read_to_string(&cache) {
         let flags: Vec<String> = text.lines().map(str::to_string).collect();
         if flags.iter().any(|f| f == "-D__KERNEL__") {
             return Ok(flags);
         }
     }
-    crate::fsutil::write_if_changed(&probe_dir.join("Kbuild"), super::PROBE_KBUILD.as_bytes())?;
-    let sh = xshell::Shell::new()?;
-    for (k, v) in tc.kbuild_env() {
-        sh.set_var(k, v);
-    }
-    let kdir = &tree.dir;
-    let args = tree.make_args();
-    let m = format!("M={}", probe_dir.display());
-    crate::process::run(
-        shell,
-        cmd!(
-            sh,
-            "make -s --no-print-directory -C {kdir} {m} {args...} kmod_probe.i"
-        ),
-    )
-    .context("cannot probe kbuild's C flags for bindgen")?;
-    let raw = std::fs::read_to_string(probe_dir.join("cflags.txt"))
-        .context("the kbuild flag probe wrote nothing")?;
+    let raw = probe.run(shell, tree, tc)?;
     let flags = filter_for_clang(raw.lines(), probe_dir, tree);
     // Only a complete answer is cached: kernel C flags always define `__KERNEL__` and
     // name include directories.

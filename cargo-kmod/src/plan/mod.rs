@@ -45,6 +45,8 @@ pub struct PlanInput<'a> {
     pub macros: Option<PathBuf>,
     /// `KBUILD_EXTRA_SYMBOLS` (the manifest's `extra-symbols` plus the environment's).
     pub extra_symbols: Vec<PathBuf>,
+    /// Crates each package links ([`crate::deps`]), by package; absent for most modules.
+    pub deps: BTreeMap<String, crate::deps::ModuleDeps>,
 }
 
 /// One module of the plan.
@@ -283,6 +285,34 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
             let value = env_value(&k, &v, manifest)?;
             exports.push((k, value));
         }
+        // crates.io dependencies: `--extern`s for the module crate, their objects linked in.
+        let mut dep_objects = Vec::new();
+        if let Some(deps) = input.deps.get(&m.package) {
+            for f in &deps.rustflags {
+                // `--extern name=path` and `-L dependency=dir`: two arguments each.
+                let (opt, value) = f.split_once(' ').unwrap_or((f.as_str(), ""));
+                rustflags.push(make_value(&shell_word(opt)));
+                if let Some((name, path)) = value.split_once('=') {
+                    rustflags.push(format!(
+                        "{}={}",
+                        make_value(&shell_word(name)),
+                        make_path(Path::new(path), "dependency", manifest)?
+                    ));
+                } else if !value.is_empty() {
+                    rustflags.push(make_value(&shell_word(value)));
+                }
+            }
+            for o in &deps.objects {
+                let object = o
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dep_objects.push(CObject {
+                    object,
+                    source: make_path(o, "dependency object", manifest)?,
+                });
+            }
+        }
 
         // Named after the crate (a Rust identifier) rather than the module (which may start
         // with a digit): 6.12's kbuild derives `--crate-name` from the object's name.
@@ -317,6 +347,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         }
         let mut objects = vec![rust_object.clone()];
         objects.extend(c_objects.iter().map(|c| c.object.clone()));
+        objects.extend(dep_objects.iter().map(|c| c.object.clone()));
         let text = env
             .render_str(
                 MODULE_KBUILD,
@@ -335,6 +366,7 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                     crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.crate_name),
                     crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                     c_objects => c_objects,
+                    dep_objects => dep_objects,
                 },
             )
             .context("cannot render the module Kbuild template")?;

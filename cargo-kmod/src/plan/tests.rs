@@ -62,6 +62,7 @@ fn module(dir: &Path) -> ModuleSpec {
         .into(),
         cargo_features: [("spi".to_string(), vec![])].into(),
         module_deps: vec![],
+        crate_deps: vec![],
     }
 }
 
@@ -88,6 +89,7 @@ fn module_kbuild_snapshot() {
             "/home/u/.cargo-kmod/macros/abc/libkmod_macros.so",
         )),
         extra_symbols: vec![PathBuf::from("/other/Module.symvers")],
+        deps: BTreeMap::new(),
     })
     .unwrap();
     let names: Vec<String> = plan
@@ -130,6 +132,7 @@ fn missing_sources_are_named() {
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
+        deps: BTreeMap::new(),
     };
     let e = render(&input).unwrap_err();
     let (msg, hint, _) = crate::error::render(&e);
@@ -152,6 +155,7 @@ fn missing_sources_are_named() {
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
+        deps: BTreeMap::new(),
     };
     let e = render(&input).unwrap_err();
     assert!(e.to_string().contains("src/main.rs` of `"), "{e}");
@@ -172,6 +176,7 @@ fn paths_with_spaces_are_refused() {
         features: BTreeMap::new(),
         macros: None,
         extra_symbols: vec![],
+        deps: BTreeMap::new(),
     };
     let e = render(&input).unwrap_err();
     assert!(
@@ -258,5 +263,53 @@ fn flags_with_control_characters_are_refused() {
     assert_eq!(
         e.to_string(),
         "`ccflags` in `/p/Cargo.toml` has a flag with the control character '\\n': `-DX=a\\nb`"
+    );
+}
+
+#[test]
+fn dependency_crates_are_externs_and_linked_objects() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = module(d.path());
+    m.c_sources.clear();
+    m.bindings.clear();
+    m.include_dirs.clear();
+    let t = tree();
+    let deps_dir = d.path().join("target/kmod/x86_64/deps/0123456789abcdef");
+    let deps = crate::deps::ModuleDeps {
+        rustflags: vec![
+            format!(
+                "--extern bitflags={}",
+                deps_dir
+                    .join("target/debug/deps/libbitflags-1a.rlib")
+                    .display()
+            ),
+            format!(
+                "--extern paste={}",
+                deps_dir.join("debug/deps/libpaste-2b.so").display()
+            ),
+            format!(
+                "-L dependency={}",
+                deps_dir.join("target/debug/deps").display()
+            ),
+        ],
+        objects: vec![deps_dir.join("objs/dep_bitflags_1a.o")],
+        sources: vec![],
+        crates: vec![],
+    };
+    let input = PlanInput {
+        modules: vec![&m],
+        tree: &t,
+        base: d.path().join("target/kmod/x86_64"),
+        test: false,
+        release: false,
+        features: BTreeMap::new(),
+        macros: None,
+        extra_symbols: vec![],
+        deps: [("mixed-demo".to_string(), deps)].into(),
+    };
+    let plan = render(&input).unwrap();
+    insta::assert_snapshot!(
+        "module_kbuild_with_deps",
+        redact(&plan.files[0].1, d.path())
     );
 }

@@ -14,6 +14,7 @@
 
 pub mod compress;
 pub mod install;
+pub mod names;
 pub mod package;
 pub mod sign;
 pub mod strip;
@@ -56,14 +57,32 @@ pub struct Prepared {
     pub bytes: Vec<u8>,
 }
 
-/// Strip, sign and compress one module.
+impl Prepared {
+    /// A module that ships as source (a DKMS package): its name, no bytes. The name is
+    /// checked like [`prepare`] checks it.
+    pub fn source_only(ko: &KoFile) -> Result<Prepared> {
+        let name = names::module_name(ko)?.to_string();
+        Ok(Prepared {
+            file_name: format!("{name}.ko"),
+            module: name,
+            version: None,
+            signed: false,
+            compression: Compression::None,
+            sha256: String::new(),
+            bytes: vec![],
+        })
+    }
+}
+
+/// Strip, sign and compress one module. Its `.modinfo` `name=` becomes a file name, so it is
+/// checked first ([`names::module_name`]).
 pub fn prepare(
     shell: &Shell,
     tree: &KernelTree,
     ko: &KoFile,
     opts: &ShipOptions,
 ) -> Result<Prepared> {
-    let name = ko.module.name.clone();
+    let name = names::module_name(ko)?.to_string();
     let mut elf = ko.bytes[..ko.module.elf_len].to_vec();
     if ko.module.signature.is_some() && opts.sign.is_none() && opts.strip {
         shell.warn(format_args!(

@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::ship::{module_dir, Prepared};
-use crate::tree::Arch;
+use crate::ko::{printable, KoFile};
+use crate::ship::{module_dir, names, Prepared};
+use crate::tree::{Arch, KernelTree};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -39,6 +40,126 @@ pub struct PackageSpec {
     pub modules: Vec<Prepared>,
 }
 
+/// Where a package's name and version come from, most specific first: the flags, then the
+/// cargo package that was just built, then the first module's `.modinfo`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecSource<'a> {
+    /// `--name`.
+    pub name: Option<&'a str>,
+    /// `--pkg-version`.
+    pub version: Option<&'a str>,
+    /// The cargo package built for this run: (name, version).
+    pub built: Option<(&'a str, &'a str)>,
+}
+
+impl PackageSpec {
+    /// Choose and check the package's strings, before any module is prepared (`modules` is
+    /// left empty for the caller to fill). Identifiers (package name and version, the
+    /// release, `--dir`) are refused when they could be anything but one word; the author and
+    /// description are free text, made safe for a Debian `control` field (see
+    /// [`crate::ship::names`]). Errors name the flag or the `.modinfo` key and file.
+    pub fn new(
+        source: SpecSource<'_>,
+        first: &KoFile,
+        tree: &KernelTree,
+        dir: &str,
+    ) -> Result<PackageSpec> {
+        let m = &first.module;
+        let modinfo = |key: &str| format!("`.modinfo` `{key}=` of `{}`", first.path.display());
+        let name = match (source.name, source.built) {
+            (Some(n), _) => {
+                names::package_name(n, "`--name`")?;
+                n.to_string()
+            }
+            (None, Some((n, _))) => {
+                names::package_name(n, &format!("the name of cargo package `{}`", printable(n)))?;
+                n.to_string()
+            }
+            (None, None) => {
+                names::module_name(first)?;
+                m.name.replace('_', "-")
+            }
+        };
+        let version = match (source.version, source.built, m.field("version")) {
+            (Some(v), _, _) => {
+                names::package_version(v, "`--pkg-version`")?;
+                v.to_string()
+            }
+            (None, Some((n, v)), _) => {
+                names::package_version(
+                    v,
+                    &format!("the version of cargo package `{}`", printable(n)),
+                )?;
+                v.to_string()
+            }
+            (None, None, Some(v)) => {
+                names::package_version(v, &modinfo("version"))?;
+                v.to_string()
+            }
+            (None, None, None) => "0.0.0".into(),
+        };
+        let spec = PackageSpec {
+            name,
+            version,
+            description: m
+                .field("description")
+                .and_then(names::control_text)
+                .unwrap_or_else(|| "Linux kernel module".into()),
+            maintainer: m
+                .field("author")
+                .and_then(names::control_text)
+                .unwrap_or_else(|| "cargo-kmod".into()),
+            release: tree.release.clone(),
+            arch: tree.arch,
+            dir: dir.to_string(),
+            modules: vec![],
+        };
+        names::release(
+            &spec.release,
+            &format!("the kernel release of `{}`", tree.dir.display()),
+        )?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// Every string a package is built from is safe for file names, paths, the shell
+    /// (`dkms.conf`, `postinst`) and Debian `control` fields. The writers call this before
+    /// they write anything, whoever built the spec.
+    pub fn check(&self) -> Result<()> {
+        names::package_name(&self.name, "the package name")?;
+        names::package_version(&self.version, "the package version")?;
+        names::install_dir(&self.dir)?;
+        names::release(&self.release, "the kernel release")?;
+        for m in &self.modules {
+            let ok = !m.module.is_empty()
+                && m.module
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && m.file_name.starts_with(&format!("{}.ko", m.module))
+                && !m.file_name.contains('/');
+            if !ok {
+                crate::bail_user!(
+                    "module `{}` (file `{}`) is not a kernel module name",
+                    printable(&m.module),
+                    printable(&m.file_name)
+                );
+            }
+        }
+        for (what, text) in [
+            ("description", &self.description),
+            ("maintainer", &self.maintainer),
+        ] {
+            if names::control_text(text).as_deref() != Some(text.as_str()) {
+                crate::bail_user!(
+                    "the package {what} `{}` is not one line of text",
+                    printable(text)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `SOURCE_DATE_EPOCH`, or 0: the mtime of every archive entry.
 pub fn source_date_epoch() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
@@ -47,12 +168,10 @@ pub fn source_date_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write a package file atomically, readable by everyone (0644) like any build output.
+/// Write a package file atomically, with the mode any build output gets under the user's
+/// umask (0644 under the usual 022).
 fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    crate::fsutil::write_atomic(path, bytes)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("cannot set permissions of `{}`", path.display()))
+    crate::fsutil::write_atomic(path, bytes)
 }
 
 /// A tar archive built in memory with fixed metadata.
@@ -199,6 +318,7 @@ fn stem(spec: &PackageSpec) -> String {
 /// Write `NAME-VERSION-RELEASE-ARCH.tar.gz` (and `.manifest.json` beside it) in `out_dir`.
 /// The archive holds `lib/modules/...` and `kmod-manifest.json`.
 pub fn write_tar(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
+    spec.check()?;
     let mut tree = module_tree(spec);
     let manifest = manifest(spec, &tree);
     let manifest_text = format!("{}\n", serde_json::to_string_pretty(&manifest)?);
@@ -240,6 +360,7 @@ pub fn deb_arch(arch: Arch) -> &'static str {
 /// Write `NAME-modules-RELEASE_VERSION_ARCH.deb`: data under `lib/modules`, a `postinst`
 /// and `postrm` that run `depmod -a RELEASE`.
 pub fn write_deb(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
+    spec.check()?;
     let pkg = deb_name(&format!("{}-modules-{}", spec.name, spec.release));
     let version = if spec.version.starts_with(|c: char| c.is_ascii_digit()) {
         spec.version.clone()
@@ -255,7 +376,7 @@ pub fn write_deb(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
          packaged by cargo-kmod.\n",
         deb_arch(spec.arch),
         spec.maintainer,
-        spec.description.lines().next().unwrap_or(&spec.name),
+        spec.description,
         modules.join(", "),
         spec.release,
         spec.arch,
@@ -360,6 +481,7 @@ fn collect_sources(root: &Path, rel: &str, tree: &mut TarTree, prefix: &str) -> 
 /// Write `NAME-VERSION-dkms.tar.gz`: `usr/src/NAME-VERSION/` with the module sources (a plain
 /// Kbuild that works with `make -C KDIR M=...`), `dkms.conf` and `README.dkms`.
 pub fn write_dkms(spec: &PackageSpec, src: &Path, out_dir: &Path) -> Result<PathBuf> {
+    spec.check()?;
     if !src.join("Kbuild").is_file() && !src.join("Makefile").is_file() {
         crate::bail_user!(
             "`{}` has no `Kbuild` or `Makefile`: a DKMS package needs a plain kbuild source tree", src.display();

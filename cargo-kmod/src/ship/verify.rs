@@ -3,12 +3,14 @@
 //! extended tables) against `Module.symvers`, GPL-only symbols, symbol namespaces, and
 //! optionally the signature against a certificate.
 
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::ko::{machine_name, KoFile, Module};
+use crate::ko::{machine_name, printable, KoFile, Module};
 use crate::ship::symvers::{Exported, Symvers};
 use crate::tree::KernelTree;
 
@@ -83,6 +85,9 @@ pub struct Target<'a> {
     pub symvers: Symvers,
     /// Other modules shipped alongside (their exports satisfy imports).
     pub peers: Vec<&'a Module>,
+    /// The peers' exports by name, built on the first lookup: one map probe per imported
+    /// symbol, not a scan of every peer's exports.
+    peer_index: OnceCell<HashMap<&'a str, Exported>>,
 }
 
 impl<'a> Target<'a> {
@@ -106,29 +111,47 @@ impl<'a> Target<'a> {
             })?;
             symvers.add(&text, &p.display().to_string())?;
         }
-        Ok(Target {
+        Ok(Target::with_symvers(tree, symvers))
+    }
+
+    /// A target from symbols already read.
+    pub fn with_symvers(tree: &'a KernelTree, symvers: Symvers) -> Target<'a> {
+        Target {
             tree,
             symvers,
             peers: vec![],
-        })
+            peer_index: OnceCell::new(),
+        }
     }
 
     fn lookup(&self, name: &str) -> Option<Exported> {
         if let Some(e) = self.symvers.get(name) {
             return Some(e.clone());
         }
-        self.peers.iter().find_map(|m| {
-            m.exports.iter().find(|e| e.name == name).map(|e| Exported {
-                crc: e.crc.unwrap_or(0),
-                module: m.name.clone(),
-                gpl: e.gpl,
-                namespace: None,
-            })
-        })
+        let index = self.peer_index.get_or_init(|| {
+            let mut index = HashMap::new();
+            for m in &self.peers {
+                for e in &m.exports {
+                    // The first peer exporting a name wins, as the linear search did.
+                    index.entry(e.name.as_str()).or_insert_with(|| Exported {
+                        crc: e.crc.unwrap_or(0),
+                        module: m.name.clone(),
+                        gpl: e.gpl,
+                        namespace: None,
+                    });
+                }
+            }
+            index
+        });
+        index.get(name).cloned()
     }
 }
 
 /// All problems of one module against a target; empty means it will load.
+///
+/// Linear in the module's size: every per-symbol question is a map or set probe. Symbol names
+/// and `.modinfo` strings are untrusted, so messages carry them through [`printable`] (a name
+/// with a newline cannot print a fake line); [`Problem::symbol`] keeps the raw name.
 pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
     let m = &ko.module;
     let tree = target.tree;
@@ -157,38 +180,47 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
         Some(have) if have != want => problems.push(Problem::new(
             "vermagic",
             None,
-            format!("vermagic `{have}` does not match the tree's `{want}`"),
+            format!(
+                "vermagic `{}` does not match the tree's `{}`",
+                printable(have),
+                printable(&want)
+            ),
         )),
         Some(_) => {}
     }
 
     let modversions = tree.config.is_enabled("MODVERSIONS");
-    let gpl_ok = m.license().is_some_and(license_is_gpl_compatible);
-    if m.license().is_none() {
+    let license = m.license();
+    if license.is_none() {
         problems.push(Problem::new(
             "license",
             None,
             "module has no `license` (the kernel taints and refuses GPL-only symbols)".into(),
         ));
     }
-    let imported_ns: Vec<&str> = m
-        .modinfo
-        .iter()
-        .filter(|(k, _)| k == "import_ns")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let module = ModuleFacts {
+        license: license.unwrap_or(""),
+        gpl_ok: license.is_some_and(license_is_gpl_compatible),
+        imported_ns: m
+            .modinfo
+            .iter()
+            .filter(|(k, _)| k == "import_ns")
+            .map(|(_, v)| v.as_str())
+            .collect(),
+    };
 
     let imports = m.imports();
-    let mut checked = std::collections::HashSet::new();
+    let mut checked = HashSet::new();
     for v in &imports {
         checked.insert(v.name.as_str());
+        let shown = printable(&v.name);
         match target.lookup(&v.name) {
             None => problems.push(Problem::new(
                 "missing",
                 Some(&v.name),
                 format!(
-                    "`{}` (CRC 0x{:08x}) is not exported by the tree or any dependency",
-                    v.name, v.crc
+                    "`{shown}` (CRC 0x{:08x}) is not exported by the tree or any dependency",
+                    v.crc
                 ),
             )),
             Some(e) => {
@@ -197,12 +229,12 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
                         "crc",
                         Some(&v.name),
                         format!(
-                            "disagrees about version of symbol `{}`: module has 0x{:08x}, {} has 0x{:08x}",
-                            v.name, v.crc, e.module, e.crc
+                            "disagrees about version of symbol `{shown}`: module has 0x{:08x}, {} has 0x{:08x}",
+                            v.crc, printable(&e.module), e.crc
                         ),
                     ));
                 }
-                check_export(&mut problems, &v.name, &e, gpl_ok, m, &imported_ns);
+                check_export(&mut problems, &v.name, &e, &module);
             }
         }
     }
@@ -210,52 +242,55 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
         if checked.contains(name.as_str()) {
             continue;
         }
+        let shown = printable(name);
         match target.lookup(name) {
             None => problems.push(Problem::new(
                 "missing",
                 Some(name),
-                format!("unknown symbol `{name}`: not exported by the tree or any dependency"),
+                format!("unknown symbol `{shown}`: not exported by the tree or any dependency"),
             )),
             Some(e) => {
                 if modversions {
                     problems.push(Problem::new(
                         "crc",
                         Some(name),
-                        format!("no symbol version for `{name}`: it is missing from `__versions`"),
+                        format!("no symbol version for `{shown}`: it is missing from `__versions`"),
                     ));
                 }
-                check_export(&mut problems, name, &e, gpl_ok, m, &imported_ns);
+                check_export(&mut problems, name, &e, &module);
             }
         }
     }
     problems
 }
 
-fn check_export(
-    problems: &mut Vec<Problem>,
-    name: &str,
-    e: &Exported,
+/// What every export check needs from the module, looked up once.
+struct ModuleFacts<'m> {
+    license: &'m str,
     gpl_ok: bool,
-    m: &Module,
-    ns: &[&str],
-) {
-    if e.gpl && !gpl_ok {
+    imported_ns: HashSet<&'m str>,
+}
+
+fn check_export(problems: &mut Vec<Problem>, name: &str, e: &Exported, m: &ModuleFacts<'_>) {
+    let shown = printable(name);
+    if e.gpl && !m.gpl_ok {
         problems.push(Problem::new(
             "gpl",
             Some(name),
             format!(
-                "`{name}` is a GPL-only symbol but the module's license `{}` is not GPL-compatible",
-                m.license().unwrap_or("")
+                "`{shown}` is a GPL-only symbol but the module's license `{}` is not GPL-compatible",
+                printable(m.license)
             ),
         ));
     }
     if let Some(n) = &e.namespace {
-        if !ns.contains(&n.as_str()) {
+        if !m.imported_ns.contains(n.as_str()) {
             problems.push(Problem::new(
                 "namespace",
                 Some(name),
                 format!(
-                    "`{name}` is in namespace `{n}` which the module does not import (`import_ns`)"
+                    "`{shown}` is in namespace `{}` which the module does not import (`import_ns`)",
+                    printable(n)
                 ),
             ));
         }
@@ -356,11 +391,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let target = Target {
-            tree: &tree,
-            symvers,
-            peers: vec![],
-        };
+        let target = Target::with_symvers(&tree, symvers);
         let ok = module("GPL", &[("gpl_sym", 1), ("plain", 2)]);
         assert_eq!(verify(&ok, &target), []);
         let bad = module(
