@@ -274,6 +274,37 @@ fn unreachable_host_is_one_line() {
         e.contains("help: check that the board is up and `ssh -p 1 root@127.0.0.1` works"),
         "{e}"
     );
+    // The host of a named target (`[workspace.metadata.kmod.targets.NAME] host`).
+    let ws = scratch();
+    copy_dir(&root().join("examples/hello"), &ws.path().join("hello"));
+    std::fs::write(
+        ws.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"hello\"]\n\n\
+         [workspace.metadata.kmod.targets.board]\nhost = \"root@127.0.0.1:1\"\n\n\
+         [workspace.metadata.kmod.targets.nohost]\narch = \"arm64\"\n",
+    )
+    .unwrap();
+    let o = run(kmod(&[
+        "deploy",
+        "--target",
+        "board",
+        "--ssh-config",
+        "/dev/null",
+        "--ssh-option",
+        "BatchMode=yes",
+    ])
+    .current_dir(ws.path()));
+    assert_eq!(
+        one_error_line(&fails(&o)),
+        "error: cannot log in to `root@127.0.0.1:1` over ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused",
+    );
+    let o = run(kmod(&["deploy", "--target", "nohost"]).current_dir(ws.path()));
+    assert_eq!(
+        one_error_line(&fails(&o)),
+        "error: target `nohost` has no `host`"
+    );
+    let o = run(kmod(&["deploy"]).current_dir(ws.path()));
+    assert_eq!(one_error_line(&fails(&o)), "error: no board to deploy to");
     // A destination ssh would read as an option never reaches it.
     let o = run(kmod(&["deploy", "--host=-oProxyCommand=touch /tmp/x"]).current_dir(workspace()));
     assert!(
