@@ -189,7 +189,7 @@ pub fn deploy(
         loaded: board.loaded.iter().map(|l| l.name.clone()).collect(),
     });
     let tmp = board.tmp.clone();
-    let result = deploy_on(shell, req, &session, &board, build, on, started);
+    let result = deploy_on(req, &session, &board, build, on, started);
     if result.as_ref().is_err_and(|e| !e.is::<Interrupted>()) {
         // Whatever failed, leave no copies behind (the step script removes them itself).
         if let Some(d) = tmp {
@@ -201,7 +201,6 @@ pub fn deploy(
 }
 
 fn deploy_on(
-    shell: &Shell,
     req: &Request,
     session: &Session<'_>,
     board: &Board,
@@ -281,7 +280,7 @@ fn deploy_on(
             })
             .collect(),
     };
-    run_steps(shell, req, session, board, &plan, on)?;
+    run_steps(req, session, board, &plan, on)?;
 
     let mut outcome = Outcome::default();
     if let Some(cmd) = &req.exec {
@@ -306,7 +305,7 @@ fn deploy_on(
         outcome.exec_status = Some(status.code().unwrap_or(-1));
     }
     if req.follow && outcome.exec_status.is_none_or(|s| s == 0) {
-        follow(shell, req, session, board, on)?;
+        follow(req, session, board, on)?;
         outcome.followed = true;
         if req.unload_on_exit {
             let plan = StepPlan {
@@ -315,7 +314,7 @@ fn deploy_on(
                 install: None,
                 load: vec![],
             };
-            run_steps(shell, req, session, board, &plan, on)?;
+            run_steps(req, session, board, &plan, on)?;
         }
     }
     on(&Event::DeployFinished {
@@ -408,14 +407,12 @@ fn refusal_hint(refusals: &[Refusal]) -> String {
 
 /// Run a step script, reporting each step; the first failed step is the error.
 fn run_steps(
-    shell: &Shell,
     req: &Request,
     session: &Session<'_>,
     board: &Board,
     plan: &StepPlan,
     on: &mut dyn FnMut(&Event),
 ) -> Result<()> {
-    let _ = shell;
     let mut t = Transcript::default();
     let mut taint = board.taint;
     let mut failed: Option<(String, String, Vec<String>)> = None;
@@ -499,7 +496,6 @@ fn run_steps(
 /// `--follow`: stream `/dev/kmsg` from a marker on, until Ctrl-C; then stop the board's
 /// reader.
 fn follow(
-    _shell: &Shell,
     req: &Request,
     session: &Session<'_>,
     board: &Board,

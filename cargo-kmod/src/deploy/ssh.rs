@@ -239,7 +239,7 @@ impl<'a> Session<'a> {
         let status = finish(&mut child, ended, before)?;
         let _ = writer.join();
         if status.code() == Some(255) {
-            return Err(self.lost(&line, status, &err));
+            return Err(self.lost(status, &err));
         }
         Ok(Output {
             status,
@@ -272,7 +272,7 @@ impl<'a> Session<'a> {
         }
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.code() == Some(255) {
-            return Err(self.lost(&line, out.status, &stderr));
+            return Err(self.lost(out.status, &stderr));
         }
         if !out.status.success() {
             return Err(ProcessError {
@@ -316,14 +316,13 @@ impl<'a> Session<'a> {
         });
         let status = finish(&mut child, ended, before)?;
         if status.code() == Some(255) && err.contains("ssh:") {
-            return Err(self.lost(&line, status, &err));
+            return Err(self.lost(status, &err));
         }
         Ok(status)
     }
 
-    fn lost(&self, line: &str, status: ExitStatus, stderr: &str) -> anyhow::Error {
+    fn lost(&self, status: ExitStatus, stderr: &str) -> anyhow::Error {
         let words = last_words(stderr);
-        let _ = line;
         UserError::new(format!(
             "the ssh connection to `{}` failed ({status}){}",
             self.dest,
