@@ -545,6 +545,34 @@ fn unsigned_module_refused_on_an_enforcing_board() {
     assert!(!e.contains("Copying"), "{e}");
     assert!(!board.loaded("hello"));
     assert_eq!(board.leftovers(), "");
+
+    // The same module signed with the tree's key (what the board's kernel trusts) goes.
+    ok(&run(
+        kmod(&["build", "-p", "hello", "--arch", "arm64"]).current_dir(workspace())
+    ));
+    let root = scratch();
+    ok(&run(kmod(&[
+        "install",
+        "--sign",
+        "--root",
+        &root.path().display().to_string(),
+        &workspace()
+            .join("target/kmod/arm64/hello.ko")
+            .display()
+            .to_string(),
+    ])
+    .current_dir(workspace())));
+    let signed = std::fs::read_dir(root.path().join("lib/modules"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("updates/hello.ko");
+    let o = run(&mut board.deploy(workspace(), &["--ko", &signed.display().to_string()]));
+    ok(&o);
+    assert!(stdout(&o).contains("Hello from Rust"), "{}", stdout(&o));
+    assert!(board.loaded("hello"));
 }
 
 #[test]
