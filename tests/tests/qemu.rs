@@ -465,8 +465,8 @@ fn a_module_depending_on_another_loads_after_it() {
         let o = kmod_test(arch, &[&user, &provider], &["-v"]);
         ok(&o);
         let err = stderr(&o);
-        let ip = err.find("@@kmod:step load dep_provider").expect(&err);
-        let iu = err.find("@@kmod:step load dep_user").expect(&err);
+        let ip = err.find("cargo-kmod: dep_provider (load)\n").expect(&err);
+        let iu = err.find("cargo-kmod: dep_user (load)\n").expect(&err);
         assert!(ip < iu, "{err}");
         assert!(
             stdout(&o).contains("test dep_user_suite::provider_answers ... ok"),
@@ -622,6 +622,232 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         ok(&o);
         assert!(stdout(&o).contains("kmod-hello"), "{arch}: {}", stdout(&o));
     }
+}
+
+// ---- the verdict cannot lie ----
+
+#[test]
+fn a_flood_of_log_lines_keeps_the_ktap_report() {
+    // The flooding case prints about 300 KiB, more than the kernel's default log buffer:
+    // reading the buffer after the load found the KTAP header gone and reported `0 passed`.
+    for arch in ARCHES {
+        let ko = fixture(arch, "kunit-flood");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        assert!(out.contains("running 2 tests"), "{arch}: {out}");
+        assert!(
+            out.contains("test kunit_flood_suite::passes_first ... ok"),
+            "{arch}: {out}"
+        );
+        assert!(
+            out.contains("test kunit_flood_suite::floods_then_fails ... FAILED"),
+            "{arch}: {out}"
+        );
+        assert!(
+            out.contains("test result: FAILED. 1 passed; 1 failed; 0 ignored"),
+            "{arch}: {out}"
+        );
+        assert!(!out.contains("were lost"), "{arch}: {out}");
+    }
+}
+
+#[test]
+fn lost_log_lines_fail_the_run_and_say_so() {
+    // A user's `log_buf_len=` replaces cargo-kmod's; one no bigger than the kernel's default
+    // keeps the default buffer, which 2 MiB printed without a pause overruns.
+    for arch in ARCHES {
+        let ko = fixture(arch, "kunit-flood");
+        let o = kmod_test(
+            arch,
+            &[&ko],
+            &["--param", "lines=20000", "--", "log_buf_len=4k"],
+        );
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        assert!(
+            out.contains("test kunit_flood (load) ... FAILED"),
+            "{arch}: {out}"
+        );
+        assert!(
+            out.contains("kernel log records of this step were lost"),
+            "{arch}: {out}"
+        );
+    }
+}
+
+#[test]
+fn module_output_never_changes_the_verdict() {
+    // `spoof` prints the old protocol's lines, a passing `test result:`, forged log records
+    // and a KTAP document at odd indents, at load, in a test case and at unload.
+    for arch in ARCHES {
+        let ko = fixture(arch, "spoof");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        assert!(out.contains("running 2 tests"), "{arch}: {out}");
+        assert!(
+            out.contains("test spoof_suite::adds ... ok"),
+            "{arch}: {out}"
+        );
+        assert!(
+            out.contains("test spoof_suite::fails_on_purpose ... FAILED"),
+            "{arch}: {out}"
+        );
+        assert!(!out.contains("test forged"), "{arch}: {out}");
+        assert!(
+            out.contains("test result: FAILED. 1 passed; 1 failed; 0 ignored"),
+            "{arch}: {out}"
+        );
+
+        // `run --exec`: the status and output are the command's.
+        let k = ko.display().to_string();
+        let exec = |cmd: &str| {
+            run(kmod(&["run", "--arch", arch, "--ko", &k, "--exec", cmd])
+                .env("CARGO_KMOD_ACCEL", "tcg"))
+        };
+        let o = exec("echo real; exit 3");
+        assert_eq!(code(&o), 3, "{arch}: {}\n{}", stdout(&o), stderr(&o));
+        assert_eq!(stdout(&o), "real\n", "{arch}");
+        let o = exec("echo fine");
+        ok(&o);
+        assert_eq!(stdout(&o), "fine\n", "{arch}");
+    }
+}
+
+#[test]
+fn a_work_item_firing_after_unload_fails() {
+    for arch in ARCHES {
+        let ko = fixture(arch, "late-work");
+        let o = kmod_test(arch, &[&ko], &[]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        assert!(
+            out.contains("test late_work (after unload) ... FAILED"),
+            "{arch}: {out}"
+        );
+        assert!(
+            out.contains("D (kernel died recently (OOPS or BUG))"),
+            "{arch}: {out}"
+        );
+        assert!(
+            !out.contains("late_work (load) ... FAILED"),
+            "{arch}: {out}"
+        );
+        assert!(
+            !out.contains("late_work (unload) ... FAILED"),
+            "{arch}: {out}"
+        );
+    }
+}
+
+/// The library's test boot of `kos` on `arch`, optionally with the protocol on the console.
+fn library_test(arch: &str, kos: &[&Path], shared: bool) -> cargo_kmod::qemu::testrun::TestReport {
+    use cargo_kmod::qemu::{modules::KoModule, testrun, Accel, Machine};
+    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree(arch)).unwrap();
+    let mut machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+    if shared {
+        machine = machine.with_shared_console();
+    }
+    let modules: Vec<KoModule> = kos
+        .iter()
+        .map(|k| KoModule::read(k, tree.arch).unwrap())
+        .collect();
+    let shell = cargo_kmod::shell::Shell::plain();
+    testrun::run_tests(
+        &shell,
+        &machine,
+        &modules,
+        &testrun::TestOptions::default(),
+        |_| {},
+    )
+    .unwrap()
+}
+
+fn verdicts(r: &cargo_kmod::qemu::testrun::TestReport) -> Vec<(String, &'static str)> {
+    r.cases
+        .iter()
+        .map(|c| (c.name.clone(), c.verdict.word()))
+        .collect()
+}
+
+#[test]
+fn a_shared_console_tells_the_same_story() {
+    // One UART for console and protocol (as on a board): only token lines count.
+    for arch in ARCHES {
+        let mixed = fixture(arch, "kunit-mixed");
+        let spoof = fixture(arch, "spoof");
+        let r = library_test(arch, &[&mixed, &spoof], true);
+        assert_eq!(
+            verdicts(&r),
+            [
+                ("kunit_mixed_suite::adds".to_string(), "ok"),
+                ("kunit_mixed_suite::fails_on_purpose".to_string(), "FAILED"),
+                ("spoof_suite::adds".to_string(), "ok"),
+                ("spoof_suite::fails_on_purpose".to_string(), "FAILED"),
+            ],
+            "{arch}: {:?}",
+            r.cases
+        );
+        assert!(r.transcript.complete(), "{arch}");
+        let late = fixture(arch, "late-work");
+        let r = library_test(arch, &[&late], true);
+        assert_eq!(
+            verdicts(&r),
+            [("late_work (after unload)".to_string(), "FAILED")],
+            "{arch}: {:?}",
+            r.cases
+        );
+    }
+}
+
+#[test]
+fn steps_the_guest_never_reports_fail() {
+    use cargo_kmod::qemu::{run_plan, testrun, Accel, GuestPlan, Machine, Step};
+    for arch in ARCHES {
+        let tree = cargo_kmod::tree::KernelTree::open(&dev_tree(arch)).unwrap();
+        let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+        // The guest powers off in the middle of its script.
+        let plan = GuestPlan {
+            steps: vec![
+                Step::shell("first", "true"),
+                Step::shell("power off", "reboot -f"),
+                Step::shell("never", "true"),
+            ],
+            settle: Some(std::time::Duration::from_millis(100)),
+            ..GuestPlan::default()
+        };
+        let shell = cargo_kmod::shell::Shell::plain();
+        let run = run_plan(&shell, &machine, &plan, |_| {}).unwrap();
+        assert!(!run.complete(), "{arch}");
+        let (cases, _) = testrun::judge(&run, &plan, &[], &testrun::TestOptions::default());
+        let failed: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(failed, ["power off"], "{arch}: {cases:?}");
+        assert!(
+            cases[0].lines.iter().any(|l| l == "never ran: never"),
+            "{arch}: {cases:?}"
+        );
+    }
+}
+
+#[test]
+fn a_background_guest_is_ready_and_dies_with_its_handle() {
+    use cargo_kmod::qemu::{spawn_plan, Accel, GuestPlan, Machine, Step, Then};
+    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree("x86_64")).unwrap();
+    let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+    let plan = GuestPlan {
+        steps: vec![Step::shell("up", "echo up")],
+        then: Then::Wait,
+        ..GuestPlan::default()
+    };
+    let shell = cargo_kmod::shell::Shell::plain();
+    let mut guest = spawn_plan(&shell, &machine, &plan).unwrap();
+    guest.wait_ready(Duration::from_secs(60)).unwrap();
+    assert_eq!(guest.transcript.steps[0].out, ["up"]);
+    let pid = guest.pid();
+    assert!(alive(pid));
+    drop(guest);
+    assert!(!alive(pid), "qemu {pid} outlived its handle");
 }
 
 // ---- bad input ----

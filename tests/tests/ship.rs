@@ -1767,119 +1767,78 @@ fn artifacts_and_generated_files_get_ordinary_modes() {
 
 // ---- in the guest: qemu booted with module.sig_enforce=1 ----
 
-/// busybox for the guest arch: the host's for x86_64; for arm64 the one `cargo xtask setup`
-/// unpacks into `$CARGO_KMOD_HOME/busybox/arm64/`, else unpacked here from the setup .deb.
-fn busybox(arch: &str) -> PathBuf {
-    if arch == "x86_64" {
-        return PathBuf::from("/bin/busybox");
-    }
-    let home = std::env::var("CARGO_KMOD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo-kmod"));
-    let installed = home.join("busybox/arm64/busybox");
-    if installed.is_file() {
-        return installed;
-    }
-    static ARM: OnceLock<PathBuf> = OnceLock::new();
-    ARM.get_or_init(|| {
-        let deb = std::fs::read_dir("/tmp/setup/debs")
-            .ok()
-            .and_then(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().contains("busybox-static"))
-            })
-            .unwrap_or_else(|| panic!("no arm64 busybox: run `cargo xtask setup` first"));
-        let dir = scratch().keep();
-        ok(&Command::new("dpkg")
-            .arg("-x")
-            .arg(&deb)
-            .arg(&dir)
-            .output()
-            .unwrap());
-        dir.join("bin/busybox")
-    })
-    .clone()
-}
-
-/// Copy a host binary and the shared libraries it needs (from `ldd`) into `stage`.
-fn copy_with_libs(bin: &Path, stage: &Path, dest: &str) {
-    let to = stage.join(dest.trim_start_matches('/'));
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(bin, &to).unwrap();
-    let o = Command::new("ldd").arg(bin).output().unwrap();
-    for line in stdout(&o).lines() {
-        let path = line.split_whitespace().find(|w| w.starts_with('/'));
-        if let Some(lib) = path {
-            let real = std::fs::canonicalize(lib).unwrap();
-            let to = stage.join(lib.trim_start_matches('/'));
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&real, &to).unwrap();
+/// Every file and symlink under `stage`, as initramfs files at the same guest path.
+fn stage_files(stage: &Path) -> Vec<cargo_kmod::qemu::GuestFile> {
+    use cargo_kmod::qemu::{FileSource, GuestFile};
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<GuestFile>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = e.path();
+            let guest = format!("/{}", path.strip_prefix(root).unwrap().display());
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push(GuestFile {
+                    guest_path: guest,
+                    source: FileSource::Symlink(target.display().to_string()),
+                    mode: 0o777,
+                });
+            } else if meta.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(GuestFile {
+                    guest_path: guest,
+                    source: FileSource::Host(path),
+                    mode: 0o644,
+                });
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(stage, stage, &mut out);
+    out
 }
 
-/// A gzip'd newc initramfs of `stage`.
-fn cpio(stage: &Path, out: &Path) {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > \"$1\"")
-        .arg("sh")
-        .arg(out)
-        .current_dir(stage)
-        .output()
-        .unwrap();
-    ok(&o);
-}
-
-/// Boot the tree's kernel with `initrd` under a timeout; return the console output.
-fn boot(arch: &str, tree: &Path, initrd: &Path) -> String {
-    let mut c = Command::new("timeout");
-    c.arg("300");
-    match arch {
-        "x86_64" => {
-            c.arg("qemu-system-x86_64")
-                .arg("-kernel")
-                .arg(tree.join("arch/x86/boot/bzImage"));
-            c.args(["-append", "console=ttyS0 panic=-1 module.sig_enforce=1"]);
-        }
-        _ => {
-            c.args(["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"]);
-            c.arg("-kernel").arg(tree.join("arch/arm64/boot/Image"));
-            c.args(["-append", "console=ttyAMA0 panic=-1 module.sig_enforce=1"]);
+/// Boot `arch`'s dev tree with `module.sig_enforce=1`, the files of `stage`, kmod's own
+/// tools when `real_kmod`, and `steps`, through the library's qemu entry point.
+fn boot_steps(
+    arch: &str,
+    stage: &Path,
+    real_kmod: bool,
+    steps: Vec<cargo_kmod::qemu::Step>,
+) -> cargo_kmod::qemu::GuestRun {
+    use cargo_kmod::qemu::{run_plan, Accel, FileSource, GuestFile, GuestPlan, Machine};
+    let tree = cargo_kmod::tree::KernelTree::open(&built(arch).tree).unwrap();
+    let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+    let mut files = stage_files(stage);
+    if real_kmod {
+        files.push(GuestFile {
+            guest_path: "/sbin/kmod".into(),
+            source: FileSource::Program("/usr/bin/kmod".into()),
+            mode: 0o755,
+        });
+        for tool in ["modprobe", "modinfo", "depmod", "lsmod"] {
+            files.push(GuestFile {
+                guest_path: format!("/sbin/{tool}"),
+                source: FileSource::Symlink("kmod".into()),
+                mode: 0o777,
+            });
         }
     }
-    c.args(["-m", "256", "-nographic", "-no-reboot", "-initrd"])
-        .arg(initrd);
-    let o = c.output().unwrap();
-    let console = stdout(&o);
-    assert!(
-        console.contains("KMOD-TEST END"),
-        "guest did not finish ({}):\n{console}",
-        o.status
-    );
-    console
+    let plan = GuestPlan {
+        files,
+        steps,
+        cmdline: vec!["module.sig_enforce=1".into()],
+        timeout: std::time::Duration::from_secs(300),
+        ..GuestPlan::default()
+    };
+    let shell = cargo_kmod::shell::Shell::plain();
+    let run = run_plan(&shell, &machine, &plan, |_| {}).unwrap();
+    run.ensure_complete(plan.timeout).unwrap();
+    run
 }
-
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-echo "KMOD-TEST START $(uname -r) sig_enforce=$(cat /sys/module/module/parameters/sig_enforce)"
-for m in unsigned tampered wrongkey; do
-    insmod /mods/$m/hello.ko
-    echo "RESULT $m rc=$?"
-done
-MODPROBE
-echo "RESULT modprobe rc=$?"
-echo "MODULES $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
-GUESTTOOLS
-echo "KMOD-TEST END"
-reboot -f
-"#;
 
 fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
+    use cargo_kmod::qemu::Step;
     let b = built(arch);
     let t = scratch();
     let stage = t.path().join("stage");
@@ -1932,79 +1891,84 @@ fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
         }
         std::fs::write(mods.join(name).join("hello.ko"), data).unwrap();
     }
+    for from in ["u", "s", "o"] {
+        std::fs::remove_dir_all(mods.join(from)).unwrap();
+    }
     assert!(info_json(&mods.join("unsigned/hello.ko"))["signature"].is_null());
-    let bb = busybox(arch);
-    std::fs::create_dir_all(stage.join("bin")).unwrap();
-    std::fs::copy(&bb, stage.join("bin/busybox")).unwrap();
-    let (modprobe, tools) = if real_kmod {
-        copy_with_libs(Path::new("/usr/bin/kmod"), &stage, "/sbin/kmod");
-        for tool in ["modprobe", "modinfo", "depmod", "lsmod"] {
-            std::os::unix::fs::symlink("kmod", stage.join("sbin").join(tool)).unwrap();
-        }
-        (
-            "/sbin/modprobe kmod_user".to_string(),
-            "/sbin/modprobe --show-depends kmod_user | sed 's/^/DEPS /'".to_string(),
-        )
+    let load = if real_kmod {
+        "/sbin/modprobe kmod_user".to_string()
+    } else if ext.is_empty() {
+        "modprobe kmod_user".to_string()
     } else {
         // Debian's busybox `modprobe` does not match compressed names in `modules.dep`;
         // its `insmod` decompresses them itself.
-        let load = if ext.is_empty() {
-            "modprobe kmod_user".to_string()
-        } else {
-            let d = format!("/lib/modules/{}/updates", b.release);
-            format!("insmod {d}/hello.ko{ext} && insmod {d}/kmod_user.ko{ext}")
-        };
-        (load, String::new())
+        let d = format!("/lib/modules/{}/updates", b.release);
+        format!("insmod {d}/hello.ko{ext} && insmod {d}/kmod_user.ko{ext}")
     };
-    let init = INIT
-        .replace("MODPROBE", &modprobe)
-        .replace("GUESTTOOLS", &tools);
-    std::fs::write(stage.join("init"), init).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(stage.join("init"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let initrd = t.path().join("initrd.gz");
-    cpio(&stage, &initrd);
-    let console = boot(arch, &b.tree, &initrd);
+    let mut steps = vec![Step::shell(
+        "sig_enforce",
+        "cat /sys/module/module/parameters/sig_enforce",
+    )];
+    for refused in ["unsigned", "tampered", "wrongkey"] {
+        steps.push(Step::shell(
+            refused,
+            &format!("insmod /mods/{refused}/hello.ko"),
+        ));
+    }
+    steps.push(Step::shell("modprobe", &load));
+    steps.push(Step::shell(
+        "modules",
+        "cut -d' ' -f1 /proc/modules | tr '\\n' ' '",
+    ));
+    if real_kmod {
+        steps.push(Step::shell(
+            "deps",
+            "/sbin/modprobe --show-depends kmod_user",
+        ));
+    }
+    let guest = boot_steps(arch, &stage, real_kmod, steps);
+    let t = &guest.transcript;
+    let step = |i: usize| (&t.steps[i], t.step_log(i).lines());
+    let everything: String = (0..t.steps.len())
+        .flat_map(|i| {
+            let (s, log) = step(i);
+            s.out.iter().cloned().chain(log).collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let expect = |what: &str| {
         assert!(
-            console.contains(what),
-            "{arch}/{compress}: no `{what}` in:\n{console}"
+            everything.contains(what),
+            "{arch}/{compress}: no `{what}` in:\n{everything}"
         )
     };
-    expect("sig_enforce=Y");
+    assert_eq!(step(0).0.out, ["Y"], "{arch}: sig_enforce");
     expect("Loading of unsigned module is rejected");
     expect("Loading of module with unavailable key is rejected");
-    for refused in ["unsigned", "tampered", "wrongkey"] {
-        let line = console
-            .lines()
-            .find(|l| l.starts_with(&format!("RESULT {refused} rc=")))
-            .unwrap();
-        assert!(!line.ends_with("rc=0"), "{line}");
+    for (i, refused) in ["unsigned", "tampered", "wrongkey"].iter().enumerate() {
+        assert_ne!(step(i + 1).0.status, Some(0), "{arch}: {refused} loaded");
     }
     expect("Key was rejected by service");
-    expect("RESULT modprobe rc=0");
+    assert_eq!(step(4).0.status, Some(0), "{arch}/{compress}: {everything}");
     // Only the shipped module ran: none of the refused copies did.
     assert_eq!(
-        console.matches("hello: loaded, count=1 sum=5").count(),
+        everything.matches("hello: loaded, count=1 sum=5").count(),
         1,
-        "{console}"
+        "{everything}"
     );
     expect("kmod_user: 2+3=5");
-    let modules = console.lines().find(|l| l.starts_with("MODULES ")).unwrap();
+    let modules = step(5).0.out.join(" ");
     assert!(
         modules.contains("kmod_user") && modules.contains("hello"),
         "{modules}"
     );
     if real_kmod {
         // kmod's modprobe resolved the dependency from the depmod output we installed.
-        expect(&format!(
-            "DEPS insmod /lib/modules/{}/updates/hello.ko{ext}",
-            b.release
-        ));
-        expect(&format!(
-            "DEPS insmod /lib/modules/{}/updates/kmod_user.ko{ext}",
-            b.release
-        ));
+        let deps = step(6).0.out.join("\n");
+        for m in ["hello", "kmod_user"] {
+            let want = format!("insmod /lib/modules/{}/updates/{m}.ko{ext}", b.release);
+            assert!(deps.contains(&want), "{arch}: no `{want}` in:\n{deps}");
+        }
     }
 }
 

@@ -6,7 +6,11 @@
 //! whose `/init` runs `insmod`, `rmmod` and `reboot -f` on that `hello.ko`, as one would by
 //! hand, (b) `cargo kmod test` in the example (module already built: the no-op build check,
 //! boot, load, KTAP, unload, power off) and (c) `cargo kmod test --ko hello.ko` (no build
-//! check). Prints the medians and the ratios to (a); the goal is at most 1.25x per arch.
+//! check). Prints the medians and the ratios to (a); the goals are at most 0.75x on x86_64
+//! and 1.0x on arm64. The plain side is what a user would do by hand: the tree's `bzImage`
+//! (or `Image`) with qemu's default firmware; cargo-kmod may boot the same kernel faster
+//! (qboot, the PVH entry of `vmlinux`), but runs the whole verdict (token-authenticated
+//! protocol, the kernel log streamed and checked, a settle time after the last unload).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const RUNS: usize = 5;
-const GOAL: f64 = 1.25;
+const RUNS: usize = 11;
 
 struct Arch {
     name: &'static str,
+    /// The ratio to the plain boot a `cargo kmod test` cycle must stay under.
+    goal: f64,
     qemu: &'static str,
     machine: &'static [&'static str],
     image: &'static str,
@@ -29,6 +34,7 @@ struct Arch {
 const ARCHES: [Arch; 2] = [
     Arch {
         name: "x86_64",
+        goal: 0.75,
         qemu: "qemu-system-x86_64",
         machine: &[],
         image: "arch/x86/boot/bzImage",
@@ -37,6 +43,7 @@ const ARCHES: [Arch; 2] = [
     },
     Arch {
         name: "arm64",
+        goal: 1.0,
         qemu: "qemu-system-aarch64",
         machine: &["-M", "virt", "-cpu", "cortex-a57"],
         image: "arch/arm64/boot/Image",
@@ -217,9 +224,10 @@ pub fn run() -> Result<()> {
         }
         let (p, k, b) = (median(plain), median(package), median(prebuilt));
         let ratio = |d: Duration| d.as_secs_f64() / p.as_secs_f64();
-        let verdict = |r: f64| if r <= GOAL { "ok" } else { "OVER" };
+        let goal = arch.goal;
+        let verdict = |r: f64| if r <= goal { "ok" } else { "OVER" };
         println!(
-            "{:>8}: plain qemu boot {:.2}s | cargo kmod test {:.2}s = {:.2}x ({}) | with --ko {:.2}s = {:.2}x ({})   [goal <= {GOAL}x, medians of {RUNS}]",
+            "{:>8}: plain qemu boot {:.2}s | cargo kmod test {:.2}s = {:.2}x ({}) | with --ko {:.2}s = {:.2}x ({})   [goal <= {goal}x, medians of {RUNS}]",
             arch.name,
             p.as_secs_f64(),
             k.as_secs_f64(),

@@ -17,6 +17,7 @@ use crate::command::args::{KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::ops::test::GuestModules;
+use crate::qemu::machine::Machine;
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
 use crate::tree::KernelTree;
 
@@ -41,6 +42,9 @@ pub struct TestCmd {
     /// A module parameter, `name=value` (`module.name=value` with several modules)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Extra kernel command-line arguments
+    #[arg(last = true, value_name = "KERNEL_ARGS")]
+    pub kernel_args: Vec<String>,
 }
 
 impl TestCmd {
@@ -57,13 +61,13 @@ impl TestCmd {
             },
         )?;
         let accel = crate::qemu::accel::choose(shell, &tree)?;
+        let machine = Machine::for_tree(&tree, accel)?;
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),
             no_fail_fast: self.no_fail_fast,
-            accel,
-            cmdline: Vec::new(),
-            log_path: None,
+            cmdline: self.kernel_args.clone(),
+            ..TestOptions::default()
         };
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         shell.status(
@@ -78,11 +82,12 @@ impl TestCmd {
         );
         let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
         let verbose = shell.is_verbose();
-        let report = testrun::run_tests(shell, &tree, &modules, &opts, |l| {
+        let report = testrun::run_tests(shell, &machine, &modules, &opts, |l| {
             if verbose {
                 bar.suspend(|| eprintln!("{l}"));
             } else if !l.trim().is_empty() {
-                bar.set_message(l.chars().take(60).collect::<String>());
+                let first = l.lines().next().unwrap_or("");
+                bar.set_message(first.chars().take(60).collect::<String>());
             }
         });
         bar.finish_and_clear();

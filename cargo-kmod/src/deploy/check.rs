@@ -242,6 +242,7 @@ mod tests {
             ext_versions: vec![],
             exports: vec![],
             undefined: vec![],
+            kunit_suites: 0,
             signature: signed.then(|| crate::ko::signature::Signature {
                 id_type: "PKCS#7".into(),
                 signer: None,

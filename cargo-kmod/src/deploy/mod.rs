@@ -280,7 +280,7 @@ fn deploy_on(
             })
             .collect(),
     };
-    run_steps(req, session, board, &plan, on)?;
+    run_steps(req, session, board, &plan, &modules, on)?;
 
     let mut outcome = Outcome::default();
     if let Some(cmd) = &req.exec {
@@ -314,7 +314,7 @@ fn deploy_on(
                 install: None,
                 load: vec![],
             };
-            run_steps(req, session, board, &plan, on)?;
+            run_steps(req, session, board, &plan, &modules, on)?;
         }
     }
     on(&Event::DeployFinished {
@@ -345,6 +345,7 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
             ko: path.clone(),
             depends: file.module.depends(),
             params: vec![],
+            kunit_suites: file.module.kunit_suites,
         });
         files.push(file);
     }
@@ -411,8 +412,20 @@ fn run_steps(
     session: &Session<'_>,
     board: &Board,
     plan: &StepPlan,
+    modules: &[Module],
     on: &mut dyn FnMut(&Event),
 ) -> Result<()> {
+    let load = if plan.install.is_some() {
+        "modprobe"
+    } else {
+        "insmod"
+    };
+    let suites = |name: &str| {
+        modules
+            .iter()
+            .find(|m| m.name == name)
+            .map_or(0, |m| m.file.module.kunit_suites)
+    };
     let mut t = Transcript::default();
     let mut taint = board.taint;
     let mut failed: Option<(String, String, Vec<String>)> = None;
@@ -435,7 +448,7 @@ fn run_steps(
             }),
             Line::Done { .. } => {
                 let lost = t.lost.contains(&(t.steps.len() - 1));
-                let problems = steps::problems(step, taint, lost);
+                let problems = steps::problems(step, taint, lost, load, suites(&step.module));
                 if let Some(after) = step.taint {
                     taint = after;
                 }
@@ -458,7 +471,7 @@ fn run_steps(
     })?;
     if failed.is_none() {
         if let Some(step) = t.steps.last().filter(|s| s.status.is_none()) {
-            let problems = steps::problems(step, taint, false);
+            let problems = steps::problems(step, taint, false, load, suites(&step.module));
             on(&Event::DeployStep {
                 kind: step.kind.clone(),
                 module: step.module.clone(),

@@ -21,7 +21,8 @@
 //! and everything the kernel or a command printed arrives behind an `out`/`log` tag.
 
 use crate::deploy::board::TAG;
-use crate::qemu::guest::{self, quote, Step};
+use crate::qemu::guest::quote;
+use crate::qemu::judge::{self, StepRecord};
 
 /// What the step script does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,6 +135,23 @@ step install - inst || {{ fin; return 1; }}
         s.push_str("fin\n");
         s
     }
+}
+
+/// One step as the board reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// `unload`, `install` or `load`.
+    pub kind: String,
+    /// The module (`-` for the install step).
+    pub module: String,
+    /// What the step's command printed.
+    pub out: Vec<String>,
+    /// The kernel-log lines the step caused.
+    pub log: Vec<String>,
+    /// Exit status; `None` when the board never finished the step.
+    pub status: Option<i32>,
+    /// `/proc/sys/kernel/tainted` after the step.
+    pub taint: Option<u64>,
 }
 
 /// The steps as the board reported them.
@@ -253,50 +271,38 @@ impl Transcript {
     }
 }
 
-/// What went wrong in a step, by `cargo kmod test`'s rules: the command failed, the kernel
-/// reported trouble (oops, BUG, WARN, a Rust panic), or the kernel became tainted (beyond
-/// out-of-tree, unsigned and test). Empty means the step is good. `taint_before` is the taint
-/// before the step.
-pub fn problems(step: &Step, taint_before: u64, lost: bool) -> Vec<String> {
-    let mut p = Vec::new();
-    let Some(rc) = step.status else {
-        p.push("the board never finished this step (the connection ended)".to_string());
-        return p;
+/// What went wrong in a step: `cargo kmod test`'s rules, by the same judge
+/// ([`judge::problems`]): the command failed, the kernel reported trouble (oops, BUG, WARN, a
+/// Rust panic), the kernel became tainted beyond out-of-tree, unsigned and test, part of the
+/// step's log was lost, or a module with KUnit suites did not report them. Empty means the
+/// step is good. `taint_before` is the taint before the step, `load` the program that loads
+/// (`insmod` or `modprobe`), `kunit_suites` the loaded module's suite count.
+pub fn problems(
+    step: &Step,
+    taint_before: u64,
+    lost: bool,
+    load: &str,
+    kunit_suites: usize,
+) -> Vec<String> {
+    let Some(status) = step.status else {
+        return vec!["the board never finished this step (the connection ended)".to_string()];
     };
-    if rc != 0 {
-        let cmd = match step.kind.as_str() {
-            "unload" => "rmmod",
-            "install" => "install",
-            _ => "insmod",
-        };
-        let said: Vec<&str> = step
-            .out
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty())
-            .collect();
-        if said.is_empty() {
-            p.push(format!("`{cmd}` exited with status {rc}"));
-        } else {
-            p.push(format!(
-                "`{cmd}` exited with status {rc}: {}",
-                said.join("; ")
-            ));
-        }
-    }
-    for l in step.log.iter().filter(|l| guest::is_kernel_trouble(l)) {
-        p.push(format!("the kernel reported: {}", l.trim()));
-    }
-    if let Some(after) = step.taint {
-        let new = guest::new_taints(taint_before, after);
-        if !new.is_empty() {
-            p.push(format!("the kernel became tainted: {}", new.join(", ")));
-        }
-    }
-    if lost {
-        p.push("kernel-log lines of this step were lost: the log buffer wrapped".to_string());
-    }
-    p
+    let program = match step.kind.as_str() {
+        "unload" => "rmmod",
+        "install" => "install",
+        _ => load,
+    };
+    judge::problems(&StepRecord {
+        name: format!("{} ({})", step.module, step.kind),
+        program: program.to_string(),
+        out: step.out.clone(),
+        log: step.log.clone(),
+        status,
+        taint_before,
+        taint_after: step.taint.unwrap_or(taint_before),
+        lost: u64::from(lost),
+        kunit_suites: if step.kind == "load" { kunit_suites } else { 0 },
+    })
 }
 
 #[cfg(test)]
@@ -375,32 +381,42 @@ mod tests {
             "@@kmod:step load m",
             "@@kmod:out insmod: can't insert '/tmp/x/m.ko': No such device",
             "@@kmod:log m: refusing to load",
-            "@@kmod:done load m 1 4096",
+            "@@kmod:done load m 19 4096",
         ]);
         assert_eq!(
-            problems(&t.steps[0], 0, false),
-            ["`insmod` exited with status 1: insmod: can't insert '/tmp/x/m.ko': No such device"]
+            problems(&t.steps[0], 0, false, "insmod", 0),
+            [
+                "`insmod` exited with status 19",
+                "insmod: can't insert '/tmp/x/m.ko': No such device",
+                "m: refusing to load",
+            ]
         );
         t = Transcript::parse(&[
             "@@kmod:step load m",
             "@@kmod:log WARNING: CPU: 0 PID: 1 at m.rs:3",
             "@@kmod:done load m 0 4608",
         ]);
+        let p = problems(&t.steps[0], 4096, true, "modprobe", 0);
         assert_eq!(
-            problems(&t.steps[0], 4096, true),
+            p[..2],
             [
-                "the kernel reported: WARNING: CPU: 0 PID: 1 at m.rs:3",
                 "the kernel became tainted: W (kernel issued a warning)",
-                "kernel-log lines of this step were lost: the log buffer wrapped",
+                "WARNING: CPU: 0 PID: 1 at m.rs:3",
             ]
+        );
+        assert!(
+            p[2].starts_with("1 kernel log record of this step was lost"),
+            "{p:?}"
         );
         t = Transcript::parse(&["@@kmod:step unload m"]);
         assert_eq!(
-            problems(&t.steps[0], 0, false),
+            problems(&t.steps[0], 0, false, "insmod", 0),
             ["the board never finished this step (the connection ended)"]
         );
         // Out-of-tree and unsigned taints are what every deployed module adds.
         t = Transcript::parse(&["@@kmod:step load m", "@@kmod:done load m 0 12288"]);
-        assert!(problems(&t.steps[0], 0, false).is_empty());
+        assert!(problems(&t.steps[0], 0, false, "insmod", 0).is_empty());
+        // A module with KUnit suites must report them.
+        assert!(problems(&t.steps[0], 0, false, "insmod", 1)[0].contains("KUnit"));
     }
 }

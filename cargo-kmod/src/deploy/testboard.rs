@@ -5,28 +5,25 @@
 //! Its root file system is an initramfs: the static busybox every guest gets, Debian's
 //! `dropbear` with its libraries (unpacked by `cargo xtask setup` into
 //! `$CARGO_KMOD_HOME/rootfs/arm64-sshd/`), and what this module writes: `/etc/passwd`, the
-//! caller's public key as root's `authorized_keys`, and an `/init` that brings up
-//! `10.0.2.15/24` (gateway `10.0.2.2`, slirp's), makes a fresh ed25519 host key, starts
-//! dropbear (keys only) and prints [`READY`] once it listens. qemu runs through the library's
-//! one entry point ([`Boot`]) in a background thread until [`TestBoard::stop`].
+//! caller's public key as root's `authorized_keys`, and one shell step ([`SSHD`]) that brings
+//! up `10.0.2.15/24` (gateway `10.0.2.2`, slirp's), makes a fresh ed25519 host key and starts
+//! dropbear (keys only). The guest is the library's one qemu entry point: a
+//! [`GuestPlan`] with [`Then::Wait`], started by [`spawn_plan`] with the port forward in the
+//! machine's extra arguments; it reports `ready` once sshd listens and runs until
+//! [`TestBoard::stop`] (or the handle is dropped).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::qemu::boot::{self, Boot, BootEnd, BootLog, Flow};
-use crate::qemu::initramfs::{self, Initramfs};
+use crate::qemu::guest::{FileSource, GuestFile, GuestPlan, Step, Then};
+use crate::qemu::machine::{Accel, Machine};
+use crate::qemu::session::{spawn_plan, GuestRun, RunningGuest};
 use crate::shell::Shell;
 use crate::tree::home::Home;
 use crate::tree::{Arch, KernelTree};
-
-/// The console line `/init` prints once sshd listens.
-pub const READY: &str = "cargo-kmod: board ready";
 
 /// The file `cargo xtask setup` writes last into a finished root file system.
 pub const ROOTFS_STAMP: &str = "cargo-kmod-rootfs.json";
@@ -63,14 +60,11 @@ pub struct BoardSpec {
     pub boot_timeout: Duration,
 }
 
-/// A running board.
+/// A running board. Dropping it kills qemu.
 pub struct TestBoard {
     /// The loopback port that reaches the board's sshd.
     pub port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<BootLog>>>,
-    console: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    guest: RunningGuest,
 }
 
 impl TestBoard {
@@ -84,136 +78,70 @@ impl TestBoard {
             );
         }
         let home = Home::from_env()?;
-        let rootfs = rootfs(&home)?;
-        let busybox = initramfs::busybox(&home, Arch::Arm64)?;
-        let mut fs = Initramfs::with_busybox(&busybox, &init_script())?;
-        add_tree(&mut fs, &rootfs, "")?;
-        fs.file(
+        let mut files = Vec::new();
+        add_tree(&mut files, &rootfs(&home)?, "")?;
+        let mut bytes = |path: &str, data: String, mode: u32| {
+            files.push(GuestFile {
+                guest_path: path.to_string(),
+                source: FileSource::Bytes(data.into_bytes()),
+                mode,
+            })
+        };
+        bytes(
             "/etc/passwd",
-            b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
+            "root:x:0:0:root:/root:/bin/sh\n".into(),
             0o644,
         );
-        fs.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
-        fs.file("/etc/shells", b"/bin/sh\n".to_vec(), 0o644);
-        fs.dir("/root/.ssh");
-        fs.file(
+        bytes("/etc/group", "root:x:0:\n".into(), 0o644);
+        bytes("/etc/shells", "/bin/sh\n".into(), 0o644);
+        bytes(
             "/root/.ssh/authorized_keys",
-            format!("{}\n", spec.authorized_key.trim()).into_bytes(),
+            format!("{}\n", spec.authorized_key.trim()),
             0o600,
         );
-        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let initrd = dir.path().join("board.cpio");
-        fs.write(&initrd)?;
+        let plan = GuestPlan {
+            files,
+            steps: vec![Step::shell("sshd", SSHD)],
+            then: Then::Wait,
+            cmdline: spec.cmdline.clone(),
+            timeout: spec.lifetime,
+            ..GuestPlan::default()
+        };
         let mut last_err = None;
         // A free port can be taken between the probe and qemu's bind: try a few.
         for _ in 0..3 {
-            match Self::boot(shell, spec, &initrd) {
-                Ok((port, stop, thread, console)) => {
-                    return Ok(TestBoard {
-                        port,
-                        stop,
-                        thread: Some(thread),
-                        console,
-                        _dir: dir,
-                    })
+            let port = free_port()?;
+            let mut machine = Machine::for_tree(&spec.tree, Accel::Tcg)?;
+            // `-nic user,model=virtio-net-device` is refused by `-M virt` ("not supported by
+            // this machine"): its `-nic` only makes PCI cards. A virtio-mmio device needs the
+            // long form.
+            machine.extra_args = vec![
+                "-netdev".into(),
+                format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
+                "-device".into(),
+                "virtio-net-device,netdev=net0".into(),
+            ];
+            let mut guest = spawn_plan(shell, &machine, &plan)?;
+            match guest.wait_ready(spec.boot_timeout) {
+                Ok(()) => return Ok(TestBoard { port, guest }),
+                Err(e) => {
+                    let run = guest.stop()?;
+                    if !run.boot.qemu_stderr.contains("hostfwd") {
+                        return Err(e.context(format!(
+                            "the test board did not come up (qemu: {})",
+                            run.boot.qemu_stderr.trim()
+                        )));
+                    }
+                    last_err = Some(e);
                 }
-                Err(e)
-                    if e.to_string().contains("hostfwd")
-                        || e.to_string().contains("host forwarding") =>
-                {
-                    last_err = Some(e)
-                }
-                Err(e) => return Err(e),
             }
         }
         Err(last_err.expect("tried"))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn boot(
-        shell: &Shell,
-        spec: &BoardSpec,
-        initrd: &Path,
-    ) -> Result<(
-        u16,
-        Arc<AtomicBool>,
-        JoinHandle<Result<BootLog>>,
-        Arc<Mutex<Vec<String>>>,
-    )> {
-        let port = free_port()?;
-        let mut b = Boot::for_tree(&spec.tree, initrd)?;
-        b.timeout = spec.lifetime;
-        b.cmdline = spec.cmdline.clone();
-        // `-nic user,model=virtio-net-device` is refused by `-M virt` ("not supported by this
-        // machine"): its `-nic` only makes PCI cards. A virtio-mmio device needs the long form.
-        b.qemu_args = vec![
-            "-netdev".into(),
-            format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
-            "-device".into(),
-            "virtio-net-device,netdev=net0".into(),
-        ];
-        let stop = Arc::new(AtomicBool::new(false));
-        b.stop = Some(stop.clone());
-        let console = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<()>();
-        let shell = shell.clone();
-        let lines = console.clone();
-        let thread = std::thread::spawn(move || {
-            let verbose = shell.is_verbose();
-            b.run(&shell, |l| {
-                if verbose {
-                    eprintln!("board: {l}");
-                }
-                if let Ok(mut v) = lines.lock() {
-                    v.push(l.to_string());
-                }
-                if l.trim() == READY {
-                    let _ = tx.send(());
-                }
-                Flow::Continue
-            })
-        });
-        match rx.recv_timeout(spec.boot_timeout) {
-            Ok(()) => Ok((port, stop, thread, console)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let log = thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the board's qemu thread panicked"))??;
-                Err(match log.end {
-                    BootEnd::Exited(status) => boot::exit_error(&log, status, READY).into(),
-                    _ => boot::timeout_error(&log, spec.boot_timeout).into(),
-                })
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                stop.store(true, Ordering::SeqCst);
-                let log = thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the board's qemu thread panicked"))??;
-                Err(boot::timeout_error(&log, spec.boot_timeout).into())
-            }
-        }
-    }
-
-    /// The console so far.
-    pub fn console(&self) -> Vec<String> {
-        self.console.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    /// Kill qemu and return the whole console.
-    pub fn stop(mut self) -> Result<BootLog> {
-        self.stop.store(true, Ordering::SeqCst);
-        let t = self.thread.take().expect("running");
-        t.join()
-            .map_err(|_| anyhow::anyhow!("the board's qemu thread panicked"))?
-    }
-}
-
-impl Drop for TestBoard {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Kill qemu and return what the board printed.
+    pub fn stop(self) -> Result<GuestRun> {
+        self.guest.stop()
     }
 }
 
@@ -222,12 +150,9 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// `/init` of the board (after busybox's prelude).
-pub fn init_script() -> String {
-    format!(
-        "{}{}",
-        boot::init_prelude(),
-        r#"mkdir -p /dev/pts /var/run /etc/dropbear
+/// The board's one step: the network (`10.0.2.15/24`, slirp's gateway `10.0.2.2`), a fresh
+/// host key, dropbear (keys only, its own log in `/tmp/dropbear.log`), done once it listens.
+pub const SSHD: &str = r#"mkdir -p /dev/pts /var/run /etc/dropbear
 mount -t devpts devpts /dev/pts 2>/dev/null
 hostname board
 ip link set lo up
@@ -235,17 +160,12 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 /usr/bin/dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
-/usr/sbin/dropbear -F -E -s -p 22 -r /etc/dropbear/dropbear_ed25519_host_key 2>/tmp/dropbear.log &
-until grep -q ':0016 00000000:0000 0A' /proc/net/tcp 2>/dev/null; do usleep 20000; done
-echo 'cargo-kmod: board ready'
-while :; do sleep 3600; done
-"#
-    )
-}
+/usr/sbin/dropbear -F -E -s -p 22 -r /etc/dropbear/dropbear_ed25519_host_key </dev/null >/dev/null 2>/tmp/dropbear.log &
+until grep -q ':0016 00000000:0000 0A' /proc/net/tcp 2>/dev/null; do usleep 20000; done"#;
 
-/// Copy a host directory tree into the initramfs under `prefix` (files keep their
+/// The files of a host directory tree for the initramfs under `prefix` (files keep their
 /// permission bits, symlinks stay symlinks).
-fn add_tree(fs: &mut Initramfs, dir: &Path, prefix: &str) -> Result<()> {
+fn add_tree(files: &mut Vec<GuestFile>, dir: &Path, prefix: &str) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read `{}`", dir.display()))?
         .flatten()
@@ -261,13 +181,20 @@ fn add_tree(fs: &mut Initramfs, dir: &Path, prefix: &str) -> Result<()> {
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path)?;
-            fs.symlink(&guest, &target.to_string_lossy());
+            files.push(GuestFile {
+                guest_path: guest,
+                source: FileSource::Symlink(target.to_string_lossy().into_owned()),
+                mode: 0o777,
+            });
         } else if meta.is_dir() {
-            fs.dir(&guest);
-            add_tree(fs, &path, &guest)?;
+            add_tree(files, &path, &guest)?;
         } else {
             use std::os::unix::fs::PermissionsExt;
-            fs.file_from(&guest, &path, meta.permissions().mode() & 0o777)?;
+            files.push(GuestFile {
+                guest_path: guest,
+                source: FileSource::Host(path),
+                mode: meta.permissions().mode() & 0o777,
+            });
         }
     }
     Ok(())
@@ -278,12 +205,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn init_brings_up_network_and_sshd() {
-        let s = init_script();
-        assert!(s.contains("ip addr add 10.0.2.15/24 dev eth0"));
-        assert!(s.contains("ip route add default via 10.0.2.2"));
-        assert!(s.contains("/usr/sbin/dropbear -F -E -s -p 22"));
-        let ready = s.find(READY).unwrap();
-        assert!(s.find("dropbear -F").unwrap() < ready);
+    fn sshd_step_brings_up_network_then_waits_for_the_listener() {
+        let ip = SSHD.find("ip addr add 10.0.2.15/24 dev eth0").unwrap();
+        let gw = SSHD.find("ip route add default via 10.0.2.2").unwrap();
+        let sshd = SSHD.find("/usr/sbin/dropbear -F -E -s -p 22").unwrap();
+        let wait = SSHD.find("until grep -q ':0016 00000000:0000 0A'").unwrap();
+        assert!(ip < gw && gw < sshd && sshd < wait);
     }
 }

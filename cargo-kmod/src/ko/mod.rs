@@ -71,6 +71,11 @@ pub struct Module {
     /// Length of the module without its signature.
     #[serde(skip)]
     pub elf_len: usize,
+    /// How many KUnit suites the module registers: the entries (pointers) of its
+    /// `.kunit_test_suites` section. Each one must report in the KTAP the module prints
+    /// when loaded.
+    #[serde(skip)]
+    pub kunit_suites: usize,
 }
 
 impl Module {
@@ -244,6 +249,9 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v.clone())
         .ok_or("`.modinfo` has no `name=` entry")?;
+    let kunit_suites = file
+        .section_by_name(".kunit_test_suites")
+        .map_or(0, |s| (s.size() / if is_64 { 8 } else { 4 }) as usize);
     let versions = match section("__versions")? {
         Some(d) => versions::parse_basic(d, is_64, big_endian)
             .map_err(|e| format!("malformed `__versions`: {e}"))?,
@@ -339,6 +347,7 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
         undefined,
         signature,
         elf_len: elf.len(),
+        kunit_suites,
     })
 }
 
@@ -375,6 +384,7 @@ mod tests {
         assert_eq!(sig.hash_algo.as_deref(), Some("sha256"));
         assert!(!sig.signed_attrs);
         assert_eq!(m.params[0].ty.as_deref(), Some("i64"));
+        assert_eq!(m.kunit_suites, 0);
         assert!(m
             .exports
             .iter()

@@ -10,7 +10,10 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::qemu::boot::{boot_to_marker, qemu_program, Accel, MarkerBoot};
+use crate::qemu::guest::GuestPlan;
+use crate::qemu::machine::{Accel, Machine};
+use crate::qemu::session;
+use crate::qemu::tools::qemu_program;
 use crate::shell::Shell;
 use crate::tree::home::Home;
 use crate::tree::{Arch, KernelTree};
@@ -69,13 +72,14 @@ pub fn choose(shell: &Shell, tree: &KernelTree) -> Result<Accel> {
         "Probing",
         "whether KVM works (once per qemu and host kernel)",
     );
-    let spec = MarkerBoot {
-        timeout: Some(PROBE_TIMEOUT),
-        accel: Some(Accel::Kvm),
-        ..MarkerBoot::default()
+    let plan = GuestPlan {
+        timeout: PROBE_TIMEOUT,
+        ..GuestPlan::default()
     };
-    let (works, reason) = match boot_to_marker(shell, tree, &spec, "cargo-kmod-kvm-ok") {
-        Ok(_) => (true, "the probe boot reached its marker".to_string()),
+    let probe = Machine::for_tree(tree, Accel::Kvm)
+        .and_then(|m| session::run_plan(shell, &m, &plan, |_| {})?.ensure_complete(PROBE_TIMEOUT));
+    let (works, reason) = match probe {
+        Ok(()) => (true, "the probe boot ran its script".to_string()),
         Err(e) => (false, crate::error::render(&e).0),
     };
     // A failure that is not about KVM (a broken image, say) tells nothing: don't cache it.

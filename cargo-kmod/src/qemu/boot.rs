@@ -1,46 +1,32 @@
-//! Booting a kernel image under qemu with a console on a pipe, a deadline and no leftovers.
+//! Running qemu: one [`Boot`] of a [`Machine`] with an initramfs, its console and protocol
+//! channel read line by line, a deadline, and no leftovers.
 //!
-//! [`Boot`] is the qemu invocation (arch, image, initramfs, kernel command line, accelerator,
-//! timeout). [`Boot::run`] streams the serial console line by line to a callback that may
-//! stop the guest early, kills qemu at the deadline and returns the whole console as a
-//! [`BootLog`]. [`Boot::run_interactive`] hands the terminal to the guest (`cargo kmod run`).
-//! [`boot_to_marker`] is the one-call form: boot a tree with a shell script as init and wait
-//! for a marker line.
+//! The console UART and a [`Channel::Uart`] each go to a file of their own in a temporary
+//! directory (`-serial file:...`): nothing in the guest but `/init` writes to the channel,
+//! and the host reads it apart from the console. qemu writes a UART byte by byte; into a
+//! pipe, every byte would wake the reader (thousands of host context switches per boot,
+//! measurably slower on a busy machine), so the host polls the files instead, every
+//! millisecond while they grow. [`Boot::spawn`] starts qemu in the background
+//! ([`RunningBoot`]: lines as they arrive, killed on drop); [`Boot::run`] streams every line
+//! to a callback until qemu exits, the callback says [`Flow::Stop`] or the deadline passes;
+//! [`Boot::run_interactive`] hands the terminal to the guest.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::qemu::initramfs::{self, Initramfs};
+use crate::qemu::machine::{Channel, Machine};
+use crate::qemu::protocol::Source;
 use crate::qemu::reaper;
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::{Arch, KernelTree};
 
-/// How qemu executes the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
-    /// Software emulation: slower, works everywhere (the dependable default).
-    Tcg,
-    /// Hardware virtualization through `/dev/kvm` (host arch only).
-    Kvm,
-}
-
-impl Accel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Tcg => "tcg",
-            Accel::Kvm => "kvm",
-        }
-    }
-}
-
-/// What the console callback tells the runner.
+/// What the line callback tells the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
@@ -53,17 +39,19 @@ pub enum Flow {
 pub enum BootEnd {
     /// qemu exited by itself (with `-no-reboot`, a guest `reboot -f` or a panic ends here).
     Exited(ExitStatus),
-    /// The console callback returned [`Flow::Stop`]; qemu was killed.
+    /// The callback returned [`Flow::Stop`]; qemu was killed.
     Stopped,
     /// The deadline passed; qemu was killed.
     TimedOut,
 }
 
-/// The console of one boot.
+/// Everything one boot printed.
 #[derive(Debug, Clone)]
 pub struct BootLog {
     /// Console lines, `\r` and control characters removed, invalid UTF-8 replaced.
     pub lines: Vec<String>,
+    /// Protocol-channel lines, cleaned the same way (empty for a shared console).
+    pub channel: Vec<String>,
     pub end: BootEnd,
     pub elapsed: Duration,
     /// The qemu command line, for error messages.
@@ -83,7 +71,7 @@ impl BootLog {
             .unwrap_or("")
     }
 
-    /// The last `n` lines.
+    /// The last `n` console lines.
     pub fn tail(&self, n: usize) -> &[String] {
         &self.lines[self.lines.len().saturating_sub(n)..]
     }
@@ -96,208 +84,142 @@ impl BootLog {
 /// One qemu invocation.
 #[derive(Debug, Clone)]
 pub struct Boot {
-    pub arch: Arch,
-    /// The kernel image (`bzImage`, arm64 `Image`).
-    pub image: PathBuf,
-    /// The initramfs (a `newc` cpio, optionally gzipped).
+    pub machine: Machine,
+    /// The initramfs (a `newc` cpio).
     pub initrd: PathBuf,
-    /// Extra kernel command-line arguments, after `console=... panic=-1`.
+    /// Kernel command-line arguments after `console=... panic=-1`.
     pub cmdline: Vec<String>,
-    pub accel: Accel,
-    pub memory_mb: u32,
     pub timeout: Duration,
-    /// Extra qemu arguments after the rest (e.g. a `-nic` for a guest reached over ssh).
-    pub qemu_args: Vec<OsString>,
-    /// Set from another thread to kill qemu (a guest that runs in the background).
-    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Boot {
-    /// A TCG boot of `tree`'s image with `initrd`, a 60 s deadline. Checks that the image and
-    /// the qemu binary exist.
-    pub fn for_tree(tree: &KernelTree, initrd: &Path) -> Result<Boot> {
-        let image = tree.image();
-        if !image.is_file() {
-            crate::bail_user!(
-                "kernel tree `{}` has no boot image `{}`", tree.dir.display(), tree.arch.image();
-                hint = "build the kernel first (`make -C {}`)", tree.dir.display()
-            );
-        }
-        qemu_program(tree.arch)?;
-        Ok(Boot {
-            arch: tree.arch,
-            image,
-            initrd: initrd.to_path_buf(),
+    pub fn new(machine: Machine, initrd: PathBuf) -> Boot {
+        Boot {
+            machine,
+            initrd,
             cmdline: Vec::new(),
-            accel: Accel::Tcg,
-            memory_mb: 256,
             timeout: Duration::from_secs(60),
-            qemu_args: Vec::new(),
-            stop: None,
-        })
-    }
-
-    /// The console device of the arch's machine.
-    pub fn console(&self) -> &'static str {
-        match self.arch {
-            Arch::X86_64 => "ttyS0",
-            Arch::Arm64 => "ttyAMA0",
         }
     }
 
     /// The full kernel command line.
     pub fn append(&self) -> String {
         let mut a = vec![
-            format!("console={}", self.console()),
+            format!("console={}", self.machine.console),
             "panic=-1".to_string(),
         ];
+        a.extend(self.machine.kernel_args.iter().cloned());
         a.extend(self.cmdline.iter().cloned());
         a.join(" ")
     }
 
-    /// qemu's arguments. `interactive` multiplexes the monitor on the terminal (Ctrl-A X
-    /// quits) instead of a bare serial pipe.
-    pub fn args(&self, interactive: bool) -> Vec<OsString> {
-        let mut a: Vec<OsString> = Vec::new();
-        let mut push = |s: &str| a.push(s.into());
-        if self.arch == Arch::Arm64 {
-            push("-M");
-            push("virt");
-            push("-cpu");
-            push(if self.accel == Accel::Kvm {
-                "host"
-            } else {
-                "cortex-a57"
-            });
-        }
-        for s in [
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-smp",
-            "1",
-        ] {
-            push(s);
-        }
-        push("-m");
-        push(&self.memory_mb.to_string());
-        push("-accel");
-        push(self.accel.name());
-        push("-serial");
-        push(if interactive { "mon:stdio" } else { "stdio" });
-        a.push("-kernel".into());
-        a.push(self.image.clone().into());
+    /// qemu's arguments. With `files` (a directory), the console and the channel go to
+    /// files `console` and `channel` there; without, the console is the terminal with the
+    /// monitor multiplexed on it (Ctrl-A X quits), and there is no channel.
+    pub fn args(&self, files: Option<&Path>) -> Vec<OsString> {
+        let (console, channel) = match files {
+            None => ("mon:stdio".to_string(), None),
+            Some(d) => (
+                format!("file:{}", d.join(CONSOLE_FILE).display()),
+                Some(format!("file:{}", d.join(CHANNEL_FILE).display())),
+            ),
+        };
+        let mut a = self.machine.args(&console, channel.as_deref());
         a.push("-initrd".into());
         a.push(self.initrd.clone().into());
         a.push("-append".into());
         a.push(self.append().into());
-        a.extend(self.qemu_args.iter().cloned());
         a
     }
 
-    fn command(&self, shell: &Shell, interactive: bool) -> Result<(Command, String)> {
-        let qemu = qemu_program(self.arch)?;
+    fn command(&self, shell: &Shell, files: Option<&Path>) -> Result<(Command, String)> {
+        let qemu = &self.machine.qemu;
         let sh = xshell::Shell::new()?;
-        let args = self.args(interactive);
+        let args = self.args(files);
         let cmd = xshell::cmd!(sh, "{qemu} {args...}");
         let line = cmd.to_string();
         shell.verbose("Running", format_args!("`{line}`"));
         Ok((Command::from(cmd), line))
     }
 
-    /// Boot, streaming each console line to `on_line` until qemu exits, `on_line` returns
-    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so).
-    pub fn run(&self, shell: &Shell, mut on_line: impl FnMut(&str) -> Flow) -> Result<BootLog> {
-        let (mut command, line) = self.command(shell, false)?;
+    /// Start qemu in the background. Its lines arrive through [`RunningBoot::recv`]; it is
+    /// killed when the handle is dropped.
+    pub fn spawn(&self, shell: &Shell) -> Result<RunningBoot> {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let (mut command, line) = self.command(shell, Some(dir.path()))?;
         command
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped());
         reaper::configure(&mut command, true);
         let start = Instant::now();
-        let child = command
+        let mut child = command
             .spawn()
             .with_context(|| format!("cannot start `{line}`"))?;
-        let mut qemu = Running::new(child);
-        let stdout = qemu.child.stdout.take().context("qemu stdout")?;
-        let mut stderr = qemu.child.stderr.take().context("qemu stderr")?;
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for raw in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                if tx.send(clean_line(&raw)).is_err() {
-                    break;
-                }
-            }
+        let guard = reaper::Guard::register(child.id());
+        let pid = child.id();
+        let mut stderr = child.stderr.take().context("qemu stderr")?;
+        let exited = Arc::new(AtomicBool::new(false));
+        let flag = exited.clone();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            flag.store(true, Ordering::SeqCst);
+            status
         });
+        let (tx, rx) = mpsc::channel::<(Source, String)>();
+        let mut tails = vec![Tail::new(dir.path().join(CONSOLE_FILE), Source::Console)];
+        if let Channel::Uart { .. } = self.machine.channel {
+            tails.push(Tail::new(dir.path().join(CHANNEL_FILE), Source::Channel));
+        }
+        let done = exited.clone();
+        let poller = std::thread::spawn(move || poll(tails, &tx, &done));
         let err_reader = std::thread::spawn(move || {
             let mut s = Vec::new();
             let _ = stderr.read_to_end(&mut s);
             String::from_utf8_lossy(&s).into_owned()
         });
-        let deadline = start + self.timeout;
-        let mut lines = Vec::new();
-        let mut end = None;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                end = Some(BootEnd::TimedOut);
-                break;
-            }
-            if self
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-            {
-                end = Some(BootEnd::Stopped);
-                break;
-            }
-            // With a stop flag, wake up now and then to look at it.
-            let wait = match &self.stop {
-                Some(_) => (deadline - now).min(Duration::from_millis(50)),
-                None => deadline - now,
-            };
-            match rx.recv_timeout(wait) {
-                Ok(l) => {
-                    let flow = on_line(&l);
-                    lines.push(l);
-                    if flow == Flow::Stop {
-                        end = Some(BootEnd::Stopped);
-                        break;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= deadline {
-                        end = Some(BootEnd::TimedOut);
-                        break;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        if end.is_some() {
-            qemu.kill();
-        }
-        let status = qemu.wait()?;
-        let _ = reader.join();
-        // Lines that raced the kill are still worth having.
-        lines.extend(rx.try_iter());
-        let qemu_stderr = err_reader.join().unwrap_or_default();
-        let end = end.unwrap_or(BootEnd::Exited(status));
-        Ok(BootLog {
-            lines,
-            end,
-            elapsed: start.elapsed(),
+        Ok(RunningBoot {
+            guard,
+            pid,
+            waiter: Some(waiter),
+            poller: Some(poller),
+            rx,
+            err_reader: Some(err_reader),
+            start,
             command: line,
-            qemu_stderr,
+            console: Vec::new(),
+            channel: Vec::new(),
+            _dir: dir,
         })
+    }
+
+    /// Boot, streaming each line to `on_line` until qemu exits, `on_line` returns
+    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so).
+    pub fn run(
+        &self,
+        shell: &Shell,
+        mut on_line: impl FnMut(Source, &str) -> Flow,
+    ) -> Result<BootLog> {
+        let mut running = self.spawn(shell)?;
+        let deadline = running.start + self.timeout;
+        let end = loop {
+            match running.recv(deadline) {
+                Recv::Line(source, l) => {
+                    if on_line(source, &l) == Flow::Stop {
+                        break Some(BootEnd::Stopped);
+                    }
+                }
+                Recv::TimedOut => break Some(BootEnd::TimedOut),
+                Recv::Closed => break None,
+            }
+        };
+        running.finish(end)
     }
 
     /// Boot with the terminal attached to the guest's console (Ctrl-A X quits qemu). Returns
     /// qemu's exit status.
     pub fn run_interactive(&self, shell: &Shell) -> Result<ExitStatus> {
-        let (mut command, line) = self.command(shell, true)?;
+        let (mut command, line) = self.command(shell, None)?;
         reaper::configure(&mut command, false);
         let child = command
             .spawn()
@@ -307,10 +229,188 @@ impl Boot {
     }
 }
 
-/// A running qemu: registered with the reaper, killed and reaped when dropped.
+/// The files the console and the channel go to, in a boot's temporary directory.
+const CONSOLE_FILE: &str = "console";
+const CHANNEL_FILE: &str = "channel";
+
+/// The new lines of a file qemu appends to.
+struct Tail {
+    path: PathBuf,
+    source: Source,
+    file: Option<std::fs::File>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: PathBuf, source: Source) -> Tail {
+        Tail {
+            path,
+            source,
+            file: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Send the complete lines that arrived since the last call; whether anything did.
+    fn pump(&mut self, tx: &mpsc::Sender<(Source, String)>) -> bool {
+        if self.file.is_none() {
+            // qemu creates the file when it starts.
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(f) = &mut self.file else {
+            return false;
+        };
+        let before = self.partial.len();
+        let _ = f.read_to_end(&mut self.partial);
+        if self.partial.len() == before {
+            return false;
+        }
+        let mut start = 0;
+        while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            let _ = tx.send((self.source, clean_line(&self.partial[start..start + n])));
+            start += n + 1;
+        }
+        self.partial.drain(..start);
+        true
+    }
+
+    /// Send what is left of a last line without its newline.
+    fn flush(&mut self, tx: &mpsc::Sender<(Source, String)>) {
+        if !self.partial.is_empty() {
+            let _ = tx.send((self.source, clean_line(&self.partial)));
+            self.partial.clear();
+        }
+    }
+}
+
+/// Poll `tails` until qemu has exited (then read them one last time): every millisecond
+/// while output flows (or stopped less than 0.2 s ago: a guest settling is quiet, and its end
+/// should be seen at once), backing off to 10 ms when it does not.
+fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &AtomicBool) {
+    let mut idle = 0u32;
+    loop {
+        let last = exited.load(Ordering::SeqCst);
+        let mut got = false;
+        for t in &mut tails {
+            got |= t.pump(tx);
+        }
+        if last {
+            for t in &mut tails {
+                t.flush(tx);
+            }
+            return;
+        }
+        idle = if got { 0 } else { idle.saturating_add(1) };
+        let pause = if idle < 200 { 1 } else { 10 };
+        std::thread::sleep(Duration::from_millis(pause));
+    }
+}
+
+/// What [`RunningBoot::recv`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recv {
+    Line(Source, String),
+    /// The deadline passed first.
+    TimedOut,
+    /// qemu closed its console and channel (it exited).
+    Closed,
+}
+
+/// A qemu running in the background. Dropping it kills qemu.
+pub struct RunningBoot {
+    guard: reaper::Guard,
+    pid: u32,
+    waiter: Option<std::thread::JoinHandle<std::io::Result<ExitStatus>>>,
+    poller: Option<std::thread::JoinHandle<()>>,
+    rx: mpsc::Receiver<(Source, String)>,
+    err_reader: Option<std::thread::JoinHandle<String>>,
+    pub start: Instant,
+    /// The qemu command line.
+    pub command: String,
+    console: Vec<String>,
+    channel: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningBoot {
+    /// The next line, waiting at most until `deadline`. Lines are kept for the [`BootLog`].
+    pub fn recv(&mut self, deadline: Instant) -> Recv {
+        let now = Instant::now();
+        if now >= deadline {
+            return Recv::TimedOut;
+        }
+        match self.rx.recv_timeout(deadline - now) {
+            Ok((source, l)) => {
+                match source {
+                    Source::Console => self.console.push(l.clone()),
+                    Source::Channel => self.channel.push(l.clone()),
+                }
+                Recv::Line(source, l)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Recv::TimedOut,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Recv::Closed,
+        }
+    }
+
+    /// qemu's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Kill qemu (unless `end` is `None`: it already exited), wait for it, and return what
+    /// it printed.
+    pub fn finish(mut self, end: Option<BootEnd>) -> Result<BootLog> {
+        if end.is_some() {
+            self.guard.kill();
+        }
+        let status = self
+            .waiter
+            .take()
+            .and_then(|w| w.join().ok())
+            .context("cannot wait for qemu")?
+            .context("cannot wait for qemu")?;
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+        // Lines that raced the end are still worth having.
+        while let Ok((source, l)) = self.rx.try_recv() {
+            match source {
+                Source::Console => self.console.push(l),
+                Source::Channel => self.channel.push(l),
+            }
+        }
+        let qemu_stderr = self
+            .err_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok(BootLog {
+            lines: std::mem::take(&mut self.console),
+            channel: std::mem::take(&mut self.channel),
+            end: end.unwrap_or(BootEnd::Exited(status)),
+            elapsed: self.start.elapsed(),
+            command: self.command.clone(),
+            qemu_stderr,
+        })
+    }
+}
+
+impl Drop for RunningBoot {
+    fn drop(&mut self) {
+        if let Some(w) = self.waiter.take() {
+            self.guard.kill();
+            let _ = w.join();
+        }
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+/// A qemu run in the foreground: registered with the reaper, killed and reaped when dropped.
 struct Running {
     child: Child,
-    _guard: reaper::Guard,
+    guard: reaper::Guard,
     waited: bool,
 }
 
@@ -319,13 +419,9 @@ impl Running {
         let guard = reaper::Guard::register(child.id());
         Running {
             child,
-            _guard: guard,
+            guard,
             waited: false,
         }
-    }
-
-    fn kill(&mut self) {
-        self._guard.kill();
     }
 
     fn wait(&mut self) -> Result<ExitStatus> {
@@ -338,7 +434,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if !self.waited {
-            self._guard.kill();
+            self.guard.kill();
             let _ = self.child.wait();
         }
     }
@@ -351,95 +447,6 @@ pub fn clean_line(raw: &[u8]) -> String {
         .chars()
         .filter(|c| *c == '\t' || !c.is_control())
         .collect()
-}
-
-/// The qemu binary for `arch`, or a user error naming the package to install.
-pub fn qemu_program(arch: Arch) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(format!("CARGO_KMOD_QEMU_{}", arch.name().to_uppercase())) {
-        return Ok(PathBuf::from(p));
-    }
-    match crate::tree::toolchain::which(arch.qemu()) {
-        Some(p) => Ok(p),
-        None => crate::bail_user!(
-            "`{}` not found in `PATH`: cannot boot {} kernels", arch.qemu(), arch;
-            hint = "install Debian's `{}` package", match arch {
-                Arch::X86_64 => "qemu-system-x86",
-                Arch::Arm64 => "qemu-system-arm",
-            }
-        ),
-    }
-}
-
-/// What [`boot_to_marker`] boots.
-#[derive(Debug, Clone, Default)]
-pub struct MarkerBoot {
-    /// Shell commands run by `/init` (busybox `sh`, all applets on `PATH`) before the marker.
-    pub script: String,
-    /// Extra files: (guest path, host path), copied into the initramfs.
-    pub files: Vec<(String, PathBuf)>,
-    /// Extra kernel command-line arguments.
-    pub cmdline: Vec<String>,
-    /// Default 60 s.
-    pub timeout: Option<Duration>,
-    /// Default TCG.
-    pub accel: Option<Accel>,
-}
-
-/// Boot `tree` with a busybox initramfs whose `/init` mounts `/proc`, `/sys` and `/dev`, runs
-/// `spec.script`, prints `marker` on a line of its own and powers off. Returns the console once
-/// the marker line has been seen (qemu is killed right then); a timeout, or a guest that ends
-/// without printing the marker, is an error naming the line where the log stopped.
-pub fn boot_to_marker(
-    shell: &Shell,
-    tree: &KernelTree,
-    spec: &MarkerBoot,
-    marker: &str,
-) -> Result<BootLog> {
-    let home = Home::from_env()?;
-    let busybox = initramfs::busybox(&home, tree.arch)?;
-    let init = format!(
-        "{}{}\necho '{}'\nreboot -f\n",
-        init_prelude(),
-        spec.script,
-        marker.replace('\'', "'\\''")
-    );
-    let mut fs = Initramfs::with_busybox(&busybox, &init)?;
-    for (guest, host) in &spec.files {
-        fs.file_from(guest, host, 0o755)?;
-    }
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let initrd = dir.path().join("initramfs.cpio");
-    fs.write(&initrd)?;
-    let mut boot = Boot::for_tree(tree, &initrd)?;
-    boot.cmdline = spec.cmdline.clone();
-    if let Some(t) = spec.timeout {
-        boot.timeout = t;
-    }
-    if let Some(a) = spec.accel {
-        boot.accel = a;
-    }
-    let log = boot.run(shell, |l| {
-        if l.trim() == marker {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    })?;
-    match &log.end {
-        BootEnd::Stopped => Ok(log),
-        BootEnd::TimedOut => Err(timeout_error(&log, boot.timeout).into()),
-        BootEnd::Exited(status) => Err(exit_error(&log, *status, marker).into()),
-    }
-}
-
-/// `/init`'s first lines: busybox applets on `PATH`, `/proc`, `/sys`, `/dev` mounted.
-pub fn init_prelude() -> &'static str {
-    "#!/bin/sh\n\
-     /bin/busybox --install -s /bin\n\
-     export PATH=/bin\n\
-     mount -t proc proc /proc\n\
-     mount -t sysfs sysfs /sys\n\
-     mount -t devtmpfs devtmpfs /dev 2>/dev/null\n"
 }
 
 /// "the guest did not finish within 30s", with where the console stopped.
@@ -455,30 +462,30 @@ pub fn timeout_error(log: &BootLog, timeout: Duration) -> crate::error::UserErro
     .with_hint("raise `--timeout`, or look at the console with `-v`")
 }
 
-/// A guest that ended without the expected marker: qemu's own error, or where the log stopped.
-pub fn exit_error(log: &BootLog, status: ExitStatus, marker: &str) -> crate::error::UserError {
+/// A guest that ended before `what`: qemu's own error, or where the log stopped.
+pub fn exit_error(log: &BootLog, status: ExitStatus, what: &str) -> crate::error::UserError {
     let qemu_err = log
         .qemu_stderr
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty());
+    let silent =
+        log.lines.iter().all(|l| l.trim().is_empty()) && log.channel.iter().all(|l| l.is_empty());
     match (qemu_err, status.success()) {
-        (Some(e), _) if !status.success() || log.lines.is_empty() => {
+        (Some(e), _) if !status.success() || silent => {
             crate::error::UserError::new(format!("qemu failed ({status}): {e}"))
         }
-        _ if log.lines.iter().all(|l| l.trim().is_empty()) => {
-            crate::error::UserError::new(format!(
-                "the guest printed nothing on its console ({status}): `{}` did not boot",
-                log.command
-                    .split(" -kernel ")
-                    .nth(1)
-                    .and_then(|s| s.split(' ').next())
-                    .unwrap_or("the image")
-            ))
-            .with_hint("check that the image is a kernel for this arch with a serial console")
-        }
+        _ if silent => crate::error::UserError::new(format!(
+            "the guest printed nothing on its console ({status}): `{}` did not boot",
+            log.command
+                .split(" -kernel ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .unwrap_or("the image")
+        ))
+        .with_hint("check that the image is a kernel for this arch with a serial console"),
         _ => crate::error::UserError::new(format!(
-            "the guest stopped before printing `{marker}`; its log stopped at: `{}`",
+            "the guest stopped before {what}; its log stopped at: `{}`",
             log.last_line()
         )),
     }
@@ -487,6 +494,8 @@ pub fn exit_error(log: &BootLog, status: ExitStatus, marker: &str) -> crate::err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::machine::Accel;
+    use crate::tree::Arch;
 
     #[test]
     fn clean_line_drops_control_characters() {
@@ -496,30 +505,68 @@ mod tests {
     }
 
     #[test]
-    fn args_per_arch() {
-        let b = Boot {
-            arch: Arch::Arm64,
-            image: "/k/Image".into(),
-            initrd: "/i".into(),
-            cmdline: vec!["quiet".into()],
-            accel: Accel::Tcg,
+    fn tails_send_whole_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("f");
+        let (tx, rx) = mpsc::channel();
+        let mut t = Tail::new(path.clone(), Source::Channel);
+        assert!(!t.pump(&tx), "no file yet");
+        std::fs::write(&path, b"one\r\ntw").unwrap();
+        assert!(t.pump(&tx));
+        assert_eq!(rx.try_recv().unwrap(), (Source::Channel, "one".to_string()));
+        assert!(rx.try_recv().is_err());
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"o\nthree").unwrap();
+        assert!(t.pump(&tx));
+        assert_eq!(rx.try_recv().unwrap().1, "two");
+        t.flush(&tx);
+        assert_eq!(rx.try_recv().unwrap().1, "three");
+    }
+
+    #[test]
+    fn command_line() {
+        let m = Machine {
+            arch: Arch::X86_64,
+            qemu: "qemu-system-x86_64".into(),
+            model: None,
+            cpu: None,
             memory_mb: 256,
-            timeout: Duration::from_secs(1),
-            qemu_args: vec![],
-            stop: None,
+            smp: Some(1),
+            firmware: None,
+            kernel: "/k/vmlinux".into(),
+            dtb: None,
+            console: "ttyS0".into(),
+            channel: Channel::Uart {
+                device: "ttyS1".into(),
+            },
+            accel: Accel::Tcg,
+            extra_args: vec![],
+            kernel_args: vec![],
         };
+        let mut b = Boot::new(m, "/i".into());
+        b.cmdline = vec!["quiet".into()];
+        assert_eq!(b.append(), "console=ttyS0 panic=-1 quiet");
         let a: Vec<String> = b
-            .args(false)
+            .args(Some(Path::new("/t")))
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(&a[..4], ["-M", "virt", "-cpu", "cortex-a57"]);
-        assert!(a.ends_with(&["-append".into(), "console=ttyAMA0 panic=-1 quiet".into()]));
-        let x = Boot {
-            arch: Arch::X86_64,
-            ..b
-        };
-        assert_eq!(x.append(), "console=ttyS0 panic=-1 quiet");
-        assert!(!x.args(false).contains(&OsString::from("virt")));
+        let s = a.join(" ");
+        assert!(
+            s.contains(
+                "-serial file:/t/console -serial file:/t/channel -kernel /k/vmlinux -initrd /i"
+            ),
+            "{s}"
+        );
+        let a: Vec<String> = b
+            .args(None)
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert!(a.join(" ").contains("-serial mon:stdio -kernel"), "{a:?}");
     }
 }

@@ -1,29 +1,20 @@
-//! The guest side of a test boot: the `/init` script that loads and unloads modules, and the
-//! host-side reading of what it printed.
+//! What a guest does, as data: a [`GuestPlan`] is the files to put in the initramfs, a list
+//! of typed [`Step`]s (load a module, unload it, run a shell snippet), each with a condition,
+//! an optional settle time, and what comes after ([`Then`]). [`GuestPlan::script`] turns it
+//! into the `/init` busybox script; the script reports on the protocol of
+//! [`crate::qemu::protocol`].
 //!
-//! The console is shared by the kernel and `/init`, and on arm64 (nbcon `pl011`) the kernel
-//! prints asynchronously, so console order says nothing reliable about which step a kernel
-//! message belongs to. The guest therefore runs each step (`insmod`, `rmmod`) and then dumps
-//! the kernel-log lines the step caused (`dmesg -c`; for `run --exec` the lines after those
-//! counted before, so the log stays whole), every line tagged, between step markers:
-//!
-//! ```text
-//! @@kmod:begin 0
-//! @@kmod:step load hello
-//! @@kmod:out insmod: can't insert '/kmod/hello.ko': unknown symbol in module
-//! @@kmod:log hello: Unknown symbol foo (err -2)
-//! @@kmod:done load hello 1 4096
-//! @@kmod:end
-//! ```
-//!
-//! `done` carries the command's exit status and `/proc/sys/kernel/tainted` after the step.
-//! The kernel's own console output (quietened with `quiet`) stays untagged and is used only
-//! when the guest dies or hangs inside a step.
+//! Each step runs its command with output to a file, then writes a sync record into
+//! `/dev/kmsg`, then reports the output, the exit status and `/proc/sys/kernel/tainted`. The
+//! kernel log itself is streamed from `/dev/kmsg` by a background forwarder from the first
+//! record on, so nothing is cleared and the user's `dmesg` sees everything; the host cuts the
+//! stream into steps at the sync records.
 
-use crate::qemu::boot::BootLog;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// The tag of every protocol line.
-pub const TAG: &str = "@@kmod:";
+use crate::qemu::machine::Channel;
+use crate::qemu::protocol::Token;
 
 /// A module to load in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +27,6 @@ pub struct GuestModule {
     pub params: Vec<String>,
 }
 
-/// Shell-quote one word for busybox `sh`.
 /// The guest's view of modules to load: each under `/kmod/<name>.ko`, with its parameters.
 pub fn guest_modules(modules: &[crate::qemu::modules::KoModule]) -> Vec<GuestModule> {
     modules
@@ -49,6 +39,422 @@ pub fn guest_modules(modules: &[crate::qemu::modules::KoModule]) -> Vec<GuestMod
         .collect()
 }
 
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `insmod PATH PARAMS...`.
+    Load {
+        module: String,
+        path: String,
+        params: Vec<String>,
+    },
+    /// `rmmod MODULE`.
+    Unload { module: String },
+    /// A busybox `sh` snippet, run in a subshell. `name` labels it in reports.
+    Shell { name: String, script: String },
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// Only when each listed step ran and exited 0. Steps are named as [`Step::name`]
+    /// says (`hello (load)`); a name means the latest earlier step of that name, so steps
+    /// can be inserted anywhere without renumbering. A name no earlier step has never
+    /// succeeds.
+    AllOk(Vec<String>),
+    /// Only when no step before it failed (fail-fast loading).
+    NothingFailed,
+}
+
+/// One typed step of a guest script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub when: When,
+}
+
+impl Step {
+    pub fn load(m: &GuestModule) -> Step {
+        Step {
+            action: Action::Load {
+                module: m.name.clone(),
+                path: m.guest_path.clone(),
+                params: m.params.clone(),
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn unload(module: &str) -> Step {
+        Step {
+            action: Action::Unload {
+                module: module.to_string(),
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn shell(name: &str, script: &str) -> Step {
+        Step {
+            action: Action::Shell {
+                name: name.to_string(),
+                script: script.to_string(),
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn when(mut self, when: When) -> Step {
+        self.when = when;
+        self
+    }
+
+    /// How reports name the step: `hello (load)`, `hello (unload)`, or the shell step's name.
+    pub fn name(&self) -> String {
+        match &self.action {
+            Action::Load { module, .. } => format!("{module} (load)"),
+            Action::Unload { module } => format!("{module} (unload)"),
+            Action::Shell { name, .. } => name.clone(),
+        }
+    }
+
+    /// The module a load or unload step is about.
+    pub fn module(&self) -> Option<&str> {
+        match &self.action {
+            Action::Load { module, .. } | Action::Unload { module } => Some(module),
+            Action::Shell { .. } => None,
+        }
+    }
+
+    /// The program the step runs, for messages (`insmod`, `rmmod`, `sh`).
+    pub fn program(&self) -> &'static str {
+        match self.action {
+            Action::Load { .. } => "insmod",
+            Action::Unload { .. } => "rmmod",
+            Action::Shell { .. } => "the step's script",
+        }
+    }
+
+    /// The shell command line that performs the step.
+    fn command(&self, id: usize) -> String {
+        match &self.action {
+            Action::Load { path, params, .. } => {
+                let mut cmd = vec!["insmod".to_string(), quote(path)];
+                cmd.extend(params.iter().map(|p| quote(p)));
+                cmd.join(" ")
+            }
+            Action::Unload { module } => format!("rmmod {}", quote(module)),
+            Action::Shell { .. } => format!("c{id}"),
+        }
+    }
+
+    /// Whether the step runs, given the steps before it and their exit statuses (`None`:
+    /// did not run).
+    pub fn runs(&self, earlier: &[Step], statuses: &[Option<i32>]) -> bool {
+        match &self.when {
+            When::Always => true,
+            When::AllOk(names) => names.iter().all(|n| {
+                find_earlier(earlier, n).and_then(|i| statuses.get(i).copied().flatten()) == Some(0)
+            }),
+            When::NothingFailed => statuses.iter().flatten().all(|rc| *rc == 0),
+        }
+    }
+}
+
+/// The index of the latest step in `earlier` named `name`.
+fn find_earlier(earlier: &[Step], name: &str) -> Option<usize> {
+    earlier.iter().rposition(|s| s.name() == name)
+}
+
+/// What the guest does after its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    /// Report the end; the host powers the guest off (kills qemu).
+    PowerOff,
+    /// `run --exec`: when no step failed, run this command under `sh -c` in `/root`, its
+    /// output and exit status on the protocol.
+    Exec(String),
+    /// `run`: a login shell on the console (no protocol: the terminal is the guest's).
+    Shell,
+    /// A long-running guest: report `ready` and keep running until the host kills it.
+    Wait,
+}
+
+/// A file for the initramfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// Copied from the host.
+    Host(PathBuf),
+    Bytes(Vec<u8>),
+    /// A host program and the shared libraries `ldd` says it needs (glibc userspace such as
+    /// kmod's tools or an sshd).
+    Program(PathBuf),
+    /// A symbolic link to this target.
+    Symlink(String),
+}
+
+/// A file for the initramfs at `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    pub guest_path: String,
+    pub source: FileSource,
+    /// Permission bits (`0o644`).
+    pub mode: u32,
+}
+
+/// Everything a guest boot does.
+#[derive(Debug, Clone)]
+pub struct GuestPlan {
+    pub files: Vec<GuestFile>,
+    pub steps: Vec<Step>,
+    /// After the steps (when not interactive), wait this long, then check the log and
+    /// taint once more: a timer or work item a module left armed fires in this window.
+    pub settle: Option<Duration>,
+    pub then: Then,
+    /// Extra kernel command-line arguments.
+    pub cmdline: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl Default for GuestPlan {
+    fn default() -> Self {
+        GuestPlan {
+            files: Vec::new(),
+            steps: Vec::new(),
+            settle: None,
+            then: Then::PowerOff,
+            cmdline: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The kernel log buffer a test boot asks for (`log_buf_len=`): the streaming reader keeps
+/// up with ordinary logs, and this holds a burst of a few MiB while it catches up.
+pub const LOG_BUF_LEN: &str = "1M";
+
+/// How long a test boot waits after the last step before its final check.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+impl GuestPlan {
+    /// The usual test plan: load `modules` in order (with `fail_fast`, a load failure stops
+    /// the loads after it), unload the loaded ones in reverse order, settle, power off.
+    pub fn test(modules: &[crate::qemu::modules::KoModule], fail_fast: bool) -> GuestPlan {
+        let guests = guest_modules(modules);
+        let mut steps = Vec::new();
+        for m in &guests {
+            let when = if fail_fast {
+                When::NothingFailed
+            } else {
+                When::Always
+            };
+            steps.push(Step::load(m).when(when));
+        }
+        for m in guests.iter().rev() {
+            let load = Step::load(m).name();
+            steps.push(Step::unload(&m.name).when(When::AllOk(vec![load])));
+        }
+        GuestPlan {
+            files: module_files(modules),
+            steps,
+            settle: Some(SETTLE),
+            ..GuestPlan::default()
+        }
+    }
+
+    /// Whether the protocol is in use (every mode but the interactive shell).
+    pub fn reports(&self) -> bool {
+        self.then != Then::Shell
+    }
+
+    /// The kernel command line cargo-kmod adds: `quiet` (the console shows only errors; the
+    /// log comes through `/dev/kmsg`), or on a shared console `loglevel=1` (only
+    /// emergencies, which an oops raises to everything: kernel output written straight to
+    /// the UART must not cut through protocol lines); `printk.devkmsg=on` (the sync records
+    /// are not rate-limited); no legacy BSD ptys; and a log buffer big enough for a burst,
+    /// unless the user set one.
+    pub fn kernel_args(&self, channel: &Channel) -> Vec<String> {
+        let mut a = Vec::new();
+        if self.reports() {
+            a.push(match channel {
+                Channel::Uart { .. } => "quiet".to_string(),
+                Channel::SharedConsole => "loglevel=1".to_string(),
+            });
+            a.push("printk.devkmsg=on".to_string());
+            // The 256 legacy BSD pty pairs the dev trees build in take a tenth of a second
+            // (arm64, TCG) to register at boot; nothing in a test uses them.
+            a.push("pty.legacy_count=0".to_string());
+            if !self.cmdline.iter().any(|c| c.starts_with("log_buf_len=")) {
+                a.push(format!("log_buf_len={LOG_BUF_LEN}"));
+            }
+        }
+        a.extend(self.cmdline.iter().cloned());
+        a
+    }
+
+    /// The `/init` script for `channel` and `token`.
+    pub fn script(&self, channel: &Channel, token: &Token) -> String {
+        let mut s = String::from(PRELUDE);
+        let needs_all_applets = self.then != Then::PowerOff
+            || self
+                .steps
+                .iter()
+                .any(|st| matches!(st.action, Action::Shell { .. }));
+        if needs_all_applets {
+            s.push_str("/bin/busybox --install -s /bin\n");
+        }
+        // `/proc` and `/dev` from the image's `/etc/fstab`: one busybox run, not two.
+        s.push_str("mount -a\n");
+        if needs_all_applets {
+            // Users and shell steps expect `/sys`; a plain test boot does not need it.
+            s.push_str("mount -t sysfs sysfs /sys\n");
+        }
+        if !self.reports() {
+            for (i, st) in self.steps.iter().enumerate() {
+                if let Action::Shell { script, .. } = &st.action {
+                    s.push_str(&format!("c{i}() (\n{script}\n)\n"));
+                }
+                s.push_str(&format!(
+                    "{} || echo {}\n",
+                    st.command(i),
+                    quote(&format!("cargo-kmod: {} failed", st.name()))
+                ));
+            }
+            s.push_str(
+                "echo 'cargo-kmod: guest shell; `reboot -f` (or Ctrl-A X) ends qemu'\n\
+                 cd /root\n\
+                 setsid cttyhack sh -l\n\
+                 reboot -f\n",
+            );
+            return s;
+        }
+        s.push_str(&format!("T={}\n", token.as_str()));
+        match channel {
+            Channel::Uart { device } => {
+                s.push_str(&format!("exec 3>/dev/{device}\n"));
+                s.push_str(&format!("( {FORWARD} ) >&3 &\n"));
+            }
+            Channel::SharedConsole => {
+                s.push_str("exec 3>&1\n");
+                s.push_str(&format!(
+                    "( {FORWARD} ) | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
+                ));
+            }
+        }
+        s.push_str(FUNCTIONS);
+        s.push_str("s b\np begin $(t)\n");
+        for (i, st) in self.steps.iter().enumerate() {
+            if let Action::Shell { script, .. } = &st.action {
+                s.push_str(&format!("c{i}() (\n{script}\n)\n"));
+            }
+            let run = format!("step {i} {}", st.command(i));
+            let cond = match &st.when {
+                When::Always => None,
+                When::AllOk(names) => Some(
+                    names
+                        .iter()
+                        .map(|n| match find_earlier(&self.steps[..i], n) {
+                            Some(j) => format!("[ \"$r{j}\" = 0 ]"),
+                            None => "false".to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" && "),
+                ),
+                When::NothingFailed => Some("[ -z \"$f\" ]".to_string()),
+            };
+            match cond {
+                None => s.push_str(&format!("{run}\n")),
+                Some(c) if c.is_empty() => s.push_str(&format!("{run}\n")),
+                Some(c) => s.push_str(&format!("if {c}; then {run}; else p skip {i}; fi\n")),
+            }
+        }
+        if let Some(d) = self.settle {
+            // A read from a pipe nobody writes to: a sleep that starts no process. The second,
+            // short one lets work that became due while the host stalled the guest run
+            // before the check (a sleeping `/init` yields the CPU to it).
+            let fifo = crate::qemu::initramfs::WAIT_FIFO;
+            s.push_str(&format!(
+                "read -t {} w <>{fifo}\nread -t 0.001 w <>{fifo}\ns settled\np settled $(t)\n",
+                secs(d),
+            ));
+        }
+        match &self.then {
+            Then::PowerOff | Then::Shell => {}
+            Then::Exec(cmd) => s.push_str(&format!(
+                "if [ -z \"$f\" ]; then\n\
+                 \tp exec\n\
+                 \tcd /root\n\
+                 \tset -o pipefail\n\
+                 \tsh -c {} 2>&1 3>&- | while IFS= read -r l || [ -n \"$l\" ]; do printf '%s x %s\\n' \"$T\" \"$l\"; done >&3\n\
+                 \tp exit $?\n\
+                 \tset +o pipefail\n\
+                 \tcd /\n\
+                 fi\n",
+                quote(cmd)
+            )),
+            Then::Wait => s.push_str(&format!(
+                "p ready\nwhile :; do read -t 3600 w <>{}; done\n",
+                crate::qemu::initramfs::WAIT_FIFO
+            )),
+        }
+        // The host powers off once it has the log up to sync `e`; the reboot is a fallback.
+        // Waiting starts no process, which would compete with the forwarder for the CPU.
+        s.push_str(&format!(
+            "s e\np end\nread -t 10 w <>{}\nreboot -f\n",
+            crate::qemu::initramfs::WAIT_FIFO
+        ));
+        s
+    }
+}
+
+/// The initramfs files of `modules`: each `.ko` at its [`guest_modules`] path.
+pub fn module_files(modules: &[crate::qemu::modules::KoModule]) -> Vec<GuestFile> {
+    modules
+        .iter()
+        .zip(guest_modules(modules))
+        .map(|(m, g)| GuestFile {
+            guest_path: g.guest_path,
+            source: FileSource::Host(m.ko.clone()),
+            mode: 0o644,
+        })
+        .collect()
+}
+
+/// `0.1` for 100 ms (busybox `sleep` takes fractions).
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
+
+/// The kernel-log forwarder: `/dev/kmsg` from its first record on, one record per read (dd's
+/// block is larger than any record, so none is refused as too long). A read fails with
+/// `EPIPE` when records were overwritten before they were read; dd then exits and the loop
+/// reopens the log (the host sees the gap in the sequence numbers, and skips records it
+/// already has).
+const FORWARD: &str =
+    "i=0; while [ $i -lt 20 ]; do dd if=/dev/kmsg bs=65536 2>/dev/null; i=$((i + 1)); done";
+
+/// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
+/// debug level: never on the console). `t`: the taint (`read` would return one byte of a
+/// sysctl file). `step ID CMD...`: run a step and report it.
+const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
+     s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\
+     t() { head -c 64 /proc/sys/kernel/tainted; }\n\
+     step() {\n\
+     \ti=$1; shift\n\
+     \tp step $i\n\
+     \t\"$@\" >/tmp/o 2>&1 </dev/null 3>&-; r=$?\n\
+     \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
+     \ts $i\n\
+     \tp done $i $r $(t)\n\
+     \t[ $r = 0 ] || f=1\n\
+     \teval \"r$i=$r\"\n\
+     }\n";
+
+/// Shell-quote one word for busybox `sh`.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -60,270 +466,33 @@ pub fn quote(s: &str) -> String {
     }
 }
 
-/// The body of `/init` (after [`crate::qemu::boot::init_prelude`]) for a test boot: load
-/// `modules` in order, then unload them in reverse order (those that loaded). With
-/// `fail_fast`, a module that fails to load stops the loading of the ones after it.
-pub fn test_script(modules: &[GuestModule], fail_fast: bool) -> String {
-    let mut s = format!("{TAG_FN}{STEP_CLEAR_FN}dmesg -c >/dev/null\n{BEGIN}");
-    for (i, m) in modules.iter().enumerate() {
-        let load = format!("step load {} {} && l{i}=1", quote(&m.name), insmod(m));
-        if fail_fast {
-            s.push_str(&format!("[ -z \"$stop\" ] && {{ {load} || stop=1; }}\n"));
-        } else {
-            s.push_str(&format!("{load}\n"));
-        }
-    }
-    for (i, m) in modules.iter().enumerate().rev() {
-        s.push_str(&format!(
-            "[ -n \"$l{i}\" ] && step unload {0} rmmod {0}\n",
-            quote(&m.name)
-        ));
-    }
-    s.push_str("echo @@kmod:end\n");
-    s
-}
-
-/// `tag PREFIX FILE`: print FILE's lines with PREFIX, with shell builtins only (under TCG
-/// every exec of busybox costs milliseconds).
-const TAG_FN: &str = "tag() {\n\
-     \twhile IFS= read -r l || [ -n \"$l\" ]; do echo \"$1$l\"; done <\"$2\"\n\
-     }\n";
-
-/// Run one step: its output and the kernel-log lines it caused, tagged. For a test boot the
-/// log is read and cleared (`dmesg -c`) after each step, so each step's log is exactly its
-/// own.
-const STEP_CLEAR_FN: &str = "step() {\n\
-     \tk=$1; n=$2; shift 2\n\
-     \techo \"@@kmod:step $k $n\"\n\
-     \t\"$@\" >/tmp/out 2>&1; rc=$?\n\
-     \ttag '@@kmod:out ' /tmp/out\n\
-     \tdmesg -c >/tmp/log 2>&1\n\
-     \ttag '@@kmod:log ' /tmp/log\n\
-     \tt=$(cat /proc/sys/kernel/tainted)\n\
-     \techo \"@@kmod:done $k $n $rc $t\"\n\
-     \treturn $rc\n\
-     }\n";
-
-/// The same for `run --exec`, where the user's `dmesg` must still see everything: the log's
-/// lines are counted before the step instead of cleared.
-const STEP_KEEP_FN: &str = "step() {\n\
-     \tk=$1; n=$2; shift 2\n\
-     \techo \"@@kmod:step $k $n\"\n\
-     \tdmesg >/tmp/log 2>&1\n\
-     \tb=0; while IFS= read -r l || [ -n \"$l\" ]; do b=$((b + 1)); done </tmp/log\n\
-     \t\"$@\" >/tmp/out 2>&1; rc=$?\n\
-     \ttag '@@kmod:out ' /tmp/out\n\
-     \tdmesg >/tmp/log 2>&1\n\
-     \ti=0; while IFS= read -r l || [ -n \"$l\" ]; do i=$((i + 1)); [ $i -gt $b ] && echo \"@@kmod:log $l\"; done </tmp/log\n\
-     \tt=$(cat /proc/sys/kernel/tainted)\n\
-     \techo \"@@kmod:done $k $n $rc $t\"\n\
-     \treturn $rc\n\
-     }\n";
-
-// (Not `read t <`: sysctl files return only the first byte to ash's byte-wise reads.)
-const BEGIN: &str = "t=$(cat /proc/sys/kernel/tainted)\necho \"@@kmod:begin $t\"\n";
-
-fn insmod(m: &GuestModule) -> String {
-    let mut cmd = vec!["insmod".to_string(), quote(&m.guest_path)];
-    cmd.extend(m.params.iter().map(|p| quote(p)));
-    cmd.join(" ")
-}
-
-/// `cargo kmod run --exec`: load the modules as test steps; on the first failure print
-/// `@@kmod:end` and power off (the host reports the step).
-pub fn test_loads(modules: &[GuestModule]) -> String {
-    let mut s = format!("{TAG_FN}{STEP_KEEP_FN}{BEGIN}");
-    for m in modules {
-        s.push_str(&format!(
-            "step load {} {} || {{ echo @@kmod:end; reboot -f; }}\n",
-            quote(&m.name),
-            insmod(m)
-        ));
-    }
-    s
-}
-
-/// Run `cmd` with `sh -c`, its output between `@@kmod:exec` and `@@kmod:exit STATUS`.
-pub fn exec_script(cmd: &str) -> String {
-    format!(
-        "echo @@kmod:exec\ncd /root\nsh -c {}\necho \"@@kmod:exit $?\"\n",
-        quote(cmd)
-    )
-}
-
-/// `cargo kmod run` without `--exec`: load the modules (the kernel's messages show on the
-/// console), then a login shell on the console with job control.
-pub fn shell_script(modules: &[GuestModule]) -> String {
-    let mut s = String::new();
-    for m in modules {
-        s.push_str(&format!(
-            "{} || echo \"cargo-kmod: module {} did not load\"\n",
-            insmod(m),
-            quote(&m.name)
-        ));
-    }
-    s.push_str(
-        "echo 'cargo-kmod: guest shell; `reboot -f` (or Ctrl-A X) ends qemu'\n\
-         cd /root\n\
-         setsid cttyhack sh -l\n",
-    );
-    s
-}
-
-/// One step of a test boot as the guest reported it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Step {
-    /// `load` or `unload`.
-    pub kind: String,
-    pub module: String,
-    /// What `insmod`/`rmmod` printed.
-    pub out: Vec<String>,
-    /// The kernel log during the step.
-    pub log: Vec<String>,
-    /// Exit status; `None` when the guest never finished the step.
-    pub status: Option<i32>,
-    /// `/proc/sys/kernel/tainted` after the step.
-    pub taint: Option<u64>,
-    /// Untagged console lines seen during the step (the kernel's own console output).
-    pub console: Vec<String>,
-}
-
-/// A test boot's console read back into steps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Transcript {
-    /// Taint before any module was loaded; `None` if the guest never got that far.
-    pub begin_taint: Option<u64>,
-    pub steps: Vec<Step>,
-    /// Whether `@@kmod:end` was seen.
-    pub finished: bool,
-    /// Untagged console lines before the first step (boot messages).
-    pub boot: Vec<String>,
-}
-
-impl Transcript {
-    pub fn parse<S: AsRef<str>>(lines: &[S]) -> Transcript {
-        let mut t = Transcript::default();
-        for raw in lines {
-            let line = raw.as_ref();
-            // A kernel console line may share a physical line with a tag; find the tag.
-            let Some(at) = line.find(TAG) else {
-                match t.steps.last_mut() {
-                    Some(s) if s.status.is_none() => s.console.push(line.to_string()),
-                    Some(_) => {}
-                    None if t.begin_taint.is_none() => t.boot.push(line.to_string()),
-                    None => {}
-                }
-                continue;
-            };
-            let rest = &line[at + TAG.len()..];
-            let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
-            match word {
-                "begin" => t.begin_taint = arg.trim().parse().ok(),
-                "step" => {
-                    let (kind, module) = arg.split_once(' ').unwrap_or((arg, ""));
-                    t.steps.push(Step {
-                        kind: kind.into(),
-                        module: module.trim().into(),
-                        ..Step::default()
-                    });
-                }
-                "out" | "log" => {
-                    if let Some(s) = t.steps.last_mut() {
-                        let v = if word == "out" {
-                            &mut s.out
-                        } else {
-                            &mut s.log
-                        };
-                        v.push(arg.to_string());
-                    }
-                }
-                "done" => {
-                    let f: Vec<&str> = arg.split_whitespace().collect();
-                    if let (Some(s), [_, _, rc, taint, ..]) = (t.steps.last_mut(), f.as_slice()) {
-                        s.status = rc.parse().ok();
-                        s.taint = taint.parse().ok();
-                    }
-                }
-                "end" => t.finished = true,
-                _ => {}
-            }
-        }
-        t
-    }
-
-    pub fn from_log(log: &BootLog) -> Transcript {
-        Transcript::parse(&log.lines)
-    }
-
-    /// The step the guest was in when the log ended, if it never finished it.
-    pub fn unfinished(&self) -> Option<&Step> {
-        self.steps.last().filter(|s| s.status.is_none())
-    }
-}
-
-/// Taint flags, in the order of `/proc/sys/kernel/tainted`'s bits, with the kernel's letters.
-pub const TAINTS: [(char, &str); 20] = [
-    ('P', "proprietary module was loaded"),
-    ('F', "module was force loaded"),
-    ('S', "kernel running on an out of specification system"),
-    ('R', "module was force unloaded"),
-    ('M', "processor reported a machine check exception"),
-    ('B', "bad page referenced or unexpected page flags"),
-    ('U', "taint requested by userspace"),
-    ('D', "kernel died recently (OOPS or BUG)"),
-    ('A', "an ACPI table was overridden"),
-    ('W', "kernel issued a warning"),
-    ('C', "staging driver was loaded"),
-    ('I', "workaround for platform firmware bug applied"),
-    ('O', "externally-built (out-of-tree) module was loaded"),
-    ('E', "unsigned module was loaded"),
-    ('L', "soft lockup occurred"),
-    ('K', "kernel has been live patched"),
-    ('X', "auxiliary taint"),
-    ('T', "kernel was built with the struct randomization plugin"),
-    ('N', "an in-kernel test has been run"),
-    ('J', "userspace used a mutating debug operation in fwctl"),
-];
-
-/// Taint bits a test module is allowed to add: out-of-tree (`O`), unsigned (`E`, test builds
-/// are not signed) and in-kernel test run (`N`, KUnit sets it whenever a suite runs).
-pub const ALLOWED_TAINT: u64 = (1 << 12) | (1 << 13) | (1 << 18);
-
-/// The new, not allowed taint flags between `before` and `after`, as `W (kernel issued a
-/// warning)` strings.
-pub fn new_taints(before: u64, after: u64) -> Vec<String> {
-    let new = after & !before & !ALLOWED_TAINT;
-    (0..64)
-        .filter(|b| new & (1 << b) != 0)
-        .map(|b| match TAINTS.get(b) {
-            Some((c, what)) => format!("{c} ({what})"),
-            None => format!("bit {b}"),
-        })
-        .collect()
-}
-
-/// Kernel log lines that mean something went wrong in the kernel, whatever the module said.
-pub fn is_kernel_trouble(line: &str) -> bool {
-    const MARKS: [&str; 12] = [
-        "Oops",
-        "BUG:",
-        "kernel BUG at",
-        "WARNING:",
-        "Kernel panic",
-        "Internal error:",
-        "Unable to handle kernel",
-        "general protection fault",
-        "rust_panic",
-        "panicked at",
-        "Call Trace:",
-        "Call trace:",
-    ];
-    MARKS.iter().any(|m| line.contains(m))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn m(n: &str) -> GuestModule {
+        GuestModule {
+            name: n.into(),
+            guest_path: format!("/kmod/{n}.ko"),
+            params: vec![],
+        }
+    }
+
+    fn ko(n: &str) -> crate::qemu::modules::KoModule {
+        crate::qemu::modules::KoModule {
+            name: n.into(),
+            ko: format!("/build/{n}.ko").into(),
+            depends: vec![],
+            params: vec![],
+            kunit_suites: 0,
+        }
+    }
+
+    fn uart() -> Channel {
+        Channel::Uart {
+            device: "ttyS1".into(),
+        }
+    }
 
     #[test]
     fn quoting() {
@@ -334,81 +503,140 @@ mod tests {
     }
 
     #[test]
-    fn script_loads_in_order_and_unloads_in_reverse() {
-        let m = |n: &str| GuestModule {
-            name: n.into(),
-            guest_path: format!("/kmod/{n}.ko"),
-            params: vec![],
-        };
-        let mut b = m("b");
+    fn test_plan_loads_in_order_and_unloads_in_reverse() {
+        let mut b = ko("b");
         b.params.push("count=3".into());
-        let s = test_script(&[m("a"), b], false);
-        let la = s.find("step load a insmod /kmod/a.ko && l0=1").unwrap();
-        let lb = s
-            .find("step load b insmod /kmod/b.ko count=3 && l1=1")
+        let plan = GuestPlan::test(&[ko("a"), b], false);
+        assert_eq!(
+            plan.files[1],
+            GuestFile {
+                guest_path: "/kmod/b.ko".into(),
+                source: FileSource::Host("/build/b.ko".into()),
+                mode: 0o644
+            }
+        );
+        let names: Vec<String> = plan.steps.iter().map(Step::name).collect();
+        assert_eq!(names, ["a (load)", "b (load)", "b (unload)", "a (unload)"]);
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        let la = s.find("step 0 insmod /kmod/a.ko\n").unwrap();
+        let lb = s.find("step 1 insmod /kmod/b.ko count=3\n").unwrap();
+        let ub = s
+            .find("if [ \"$r1\" = 0 ]; then step 2 rmmod b; else p skip 2; fi")
             .unwrap();
-        let ub = s.find("step unload b rmmod b").unwrap();
-        let ua = s.find("step unload a rmmod a").unwrap();
-        assert!(la < lb && lb < ub && ub < ua);
-        assert!(s.ends_with("echo @@kmod:end\n"));
-        let s = test_script(&[m("a")], true);
+        let ua = s
+            .find("if [ \"$r0\" = 0 ]; then step 3 rmmod a; else p skip 3; fi")
+            .unwrap();
+        assert!(la < lb && lb < ub && ub < ua, "{s}");
+        assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
-            s.contains("[ -z \"$stop\" ] && { step load a insmod /kmod/a.ko && l0=1 || stop=1; }"),
+            s.contains(
+                "read -t 0.050 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\np settled $(t)\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("s e\np end\nread -t 10 w <>/run/wait\nreboot -f\n"),
+            "{s}"
+        );
+        // Only the applets the script itself uses: no `--install`.
+        assert!(!s.contains("--install"), "{s}");
+        let s = GuestPlan::test(&[ko("a")], true).script(&uart(), &Token::fixed("kT"));
+        assert!(
+            s.contains("if [ -z \"$f\" ]; then step 0 insmod /kmod/a.ko; else p skip 0; fi"),
             "{s}"
         );
     }
 
     #[test]
-    fn transcript_steps() {
-        let log = [
-            "Linux version 7.2.13",
-            "@@kmod:begin 0",
-            "@@kmod:step load hello",
-            "@@kmod:log hello: loaded",
-            "@@kmod:log     ok 1 adds",
-            "@@kmod:done load hello 0 4096",
-            "@@kmod:step unload hello",
-            "@@kmod:out rmmod: can't unload module 'hello': Resource temporarily unavailable",
-            "@@kmod:done unload hello 1 4096",
-            "@@kmod:end",
-        ];
-        let t = Transcript::parse(&log);
-        assert_eq!(t.begin_taint, Some(0));
-        assert_eq!(t.boot, ["Linux version 7.2.13"]);
-        assert!(t.finished);
-        assert_eq!(t.steps.len(), 2);
-        assert_eq!(t.steps[0].log, ["hello: loaded", "    ok 1 adds"]);
-        assert_eq!(t.steps[0].status, Some(0));
-        assert_eq!(t.steps[1].status, Some(1));
-        assert_eq!(t.steps[1].taint, Some(4096));
-        assert!(t.unfinished().is_none());
+    fn conditions_are_evaluated_like_the_script_does() {
+        let earlier = [Step::shell("a", "true"), Step::shell("b", "true")];
+        let always = Step::shell("x", "true");
+        let after = Step::shell("y", "true").when(When::AllOk(vec!["a".into(), "b".into()]));
+        let unknown = Step::shell("u", "true").when(When::AllOk(vec!["nope".into()]));
+        let fast = Step::shell("z", "true").when(When::NothingFailed);
+        assert!(always.runs(&earlier, &[Some(1), Some(1)]));
+        assert!(after.runs(&earlier, &[Some(0), Some(0)]));
+        assert!(!after.runs(&earlier, &[Some(0), None]));
+        assert!(!after.runs(&earlier, &[Some(0), Some(2)]));
+        assert!(!unknown.runs(&earlier, &[Some(0), Some(0)]));
+        assert!(fast.runs(&earlier, &[Some(0), None]));
+        assert!(!fast.runs(&earlier, &[Some(0), Some(1)]));
+        // In the script: names become the steps' status variables.
+        let plan = GuestPlan {
+            steps: vec![earlier[0].clone(), earlier[1].clone(), after, unknown],
+            ..GuestPlan::default()
+        };
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        assert!(
+            s.contains("if [ \"$r0\" = 0 ] && [ \"$r1\" = 0 ]; then step 2 c2; else p skip 2; fi"),
+            "{s}"
+        );
+        assert!(
+            s.contains("if false; then step 3 c3; else p skip 3; fi"),
+            "{s}"
+        );
     }
 
     #[test]
-    fn transcript_of_a_guest_that_died_in_a_step() {
-        let log = [
-            "@@kmod:begin 0",
-            "@@kmod:step load hang",
-            "watchdog: BUG: soft lockup",
-        ];
-        let t = Transcript::parse(&log);
-        assert!(!t.finished);
-        let s = t.unfinished().unwrap();
-        assert_eq!(s.module, "hang");
-        assert_eq!(s.console, ["watchdog: BUG: soft lockup"]);
+    fn shell_steps_and_exec() {
+        let plan = GuestPlan {
+            steps: vec![Step::shell("sig", "insmod /m/x.ko\necho it's")],
+            then: Then::Exec("uname -m; exit 3".into()),
+            ..GuestPlan::default()
+        };
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        assert!(
+            s.contains("c0() (\ninsmod /m/x.ko\necho it's\n)\nstep 0 c0\n"),
+            "{s}"
+        );
+        assert!(s.contains("--install -s /bin"), "{s}");
+        assert!(s.contains("sh -c 'uname -m; exit 3' 2>&1 3>&- |"), "{s}");
+        assert_eq!(
+            plan.kernel_args(&uart()),
+            [
+                "quiet",
+                "printk.devkmsg=on",
+                "pty.legacy_count=0",
+                "log_buf_len=1M"
+            ]
+        );
+        let mine = GuestPlan {
+            cmdline: vec!["log_buf_len=64k".into()],
+            ..GuestPlan::default()
+        };
+        assert_eq!(
+            mine.kernel_args(&Channel::SharedConsole),
+            [
+                "loglevel=1",
+                "printk.devkmsg=on",
+                "pty.legacy_count=0",
+                "log_buf_len=64k"
+            ]
+        );
     }
 
     #[test]
-    fn taint_letters() {
-        assert_eq!(new_taints(0, 4096 | 8192), Vec::<String>::new());
-        assert_eq!(
-            new_taints(0, (1 << 9) | 4096),
-            ["W (kernel issued a warning)"]
+    fn shared_console_frames_log_records() {
+        let s =
+            GuestPlan::test(&[ko("a")], true).script(&Channel::SharedConsole, &Token::fixed("kT"));
+        assert!(s.contains("exec 3>&1\n"), "{s}");
+        assert!(s.contains("do echo \"$T k $l\"; done >&3 &"), "{s}");
+    }
+
+    #[test]
+    fn interactive_shell_has_no_protocol() {
+        let plan = GuestPlan {
+            steps: vec![Step::load(&m("a"))],
+            then: Then::Shell,
+            ..GuestPlan::default()
+        };
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        assert!(!s.contains("kT"), "{s}");
+        assert!(
+            s.contains("insmod /kmod/a.ko || echo 'cargo-kmod: a (load) failed'"),
+            "{s}"
         );
-        assert_eq!(new_taints(1 << 7, 1 << 7), Vec::<String>::new());
-        assert_eq!(
-            new_taints(0, 1 << 7),
-            ["D (kernel died recently (OOPS or BUG))"]
-        );
+        assert!(s.contains("setsid cttyhack sh -l"), "{s}");
+        assert!(plan.kernel_args(&uart()).is_empty());
     }
 }

@@ -7,17 +7,17 @@
 //! extra files (modules, test data).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::tree::home::Home;
-use crate::tree::Arch;
+use crate::shell::Shell;
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFIFO: u32 = 0o010000;
 
 #[derive(Debug, Clone)]
 enum Body {
@@ -25,6 +25,7 @@ enum Body {
     File(Vec<u8>),
     Symlink(String),
     CharDev(u32, u32),
+    Fifo,
 }
 
 #[derive(Debug, Clone)]
@@ -47,8 +48,10 @@ impl Initramfs {
         Self::default()
     }
 
-    /// The base every cargo-kmod guest uses: busybox as `/bin/busybox` and `/bin/sh`, the
-    /// usual mount points, `/dev/console`, and `init` as the executable `/init` script.
+    /// The base every cargo-kmod guest uses: busybox as `/bin/busybox`, `/bin/sh` and the
+    /// applets a generated `/init` calls (a script that needs more runs
+    /// `busybox --install`), the usual mount points with an `/etc/fstab` for `/proc` and
+    /// devtmpfs, `/dev/console`, and `init` as the executable `/init` script.
     pub fn with_busybox(busybox: &Path, init: &str) -> Result<Self> {
         let mut fs = Initramfs::new();
         for d in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/root"] {
@@ -56,10 +59,39 @@ impl Initramfs {
         }
         fs.char_dev("/dev/console", 0o600, 5, 1);
         fs.char_dev("/dev/null", 0o666, 1, 3);
+        fs.file("/etc/fstab", FSTAB.as_bytes().to_vec(), 0o644);
+        // Nobody writes to it: `read -t` on it is a sleep without starting a process.
+        fs.fifo(WAIT_FIFO, 0o600);
         fs.file_from("/bin/busybox", busybox, 0o755)?;
-        fs.symlink("/bin/sh", "busybox");
+        for applet in BASE_APPLETS {
+            fs.symlink(&format!("/bin/{applet}"), "busybox");
+        }
         fs.file("/init", init.as_bytes().to_vec(), 0o755);
         Ok(fs)
+    }
+
+    /// A host program at `path` and the shared libraries it needs (what `ldd` lists, the
+    /// dynamic loader included), each at its host path: glibc userspace such as kmod's tools
+    /// or an sshd runs in the guest this way.
+    pub fn program_from(&mut self, shell: &Shell, path: &str, src: &Path) -> Result<&mut Self> {
+        self.file_from(path, src, 0o755)?;
+        let sh = xshell::Shell::new()?;
+        let out = crate::process::run(shell, xshell::cmd!(sh, "ldd {src}"))
+            .with_context(|| format!("cannot list the libraries of `{}`", src.display()))?;
+        for lib in libraries(&out) {
+            if self.has(&lib) {
+                continue;
+            }
+            let real =
+                std::fs::canonicalize(&lib).with_context(|| format!("cannot resolve `{lib}`"))?;
+            self.file_from(&lib, &real, 0o755)?;
+        }
+        Ok(self)
+    }
+
+    /// Whether an entry exists at `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.entries.iter().any(|e| e.path == path)
     }
 
     fn parents(&mut self, path: &str) {
@@ -130,6 +162,17 @@ impl Initramfs {
         self
     }
 
+    /// A named pipe.
+    pub fn fifo(&mut self, path: &str, perm: u32) -> &mut Self {
+        self.parents(path);
+        self.entries.push(Entry {
+            path: path.to_string(),
+            mode: S_IFIFO | perm,
+            body: Body::Fifo,
+        });
+        self
+    }
+
     /// The archive bytes (`newc`, terminated by `TRAILER!!!`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let size: usize = self
@@ -148,6 +191,7 @@ impl Initramfs {
                 Body::File(d) => (d, (0, 0)),
                 Body::Symlink(t) => (t.as_bytes(), (0, 0)),
                 Body::CharDev(ma, mi) => (&[], (*ma, *mi)),
+                Body::Fifo => (&[], (0, 0)),
             };
             let nlink = if matches!(e.body, Body::Dir) { 2 } else { 1 };
             write_header(
@@ -170,6 +214,26 @@ impl Initramfs {
     pub fn write(&self, path: &Path) -> Result<()> {
         crate::fsutil::write_atomic(path, &self.to_bytes())
     }
+}
+
+/// A named pipe `/init` waits on (see [`Initramfs::with_busybox`]).
+pub const WAIT_FIFO: &str = "/run/wait";
+
+/// What `/init`'s `mount -a` mounts.
+pub const FSTAB: &str = "proc /proc proc defaults 0 0\ndevtmpfs /dev devtmpfs defaults 0 0\n";
+
+/// The applets every generated `/init` uses.
+pub const BASE_APPLETS: [&str; 11] = [
+    "sh", "mount", "dd", "cat", "sleep", "insmod", "rmmod", "reboot", "setsid", "cttyhack", "echo",
+];
+
+/// The absolute library paths in `ldd`'s output (`libc.so.6 => /lib/.../libc.so.6 (0x...)`,
+/// `/lib64/ld-linux-x86-64.so.2 (0x...)`); `linux-vdso.so.1` has none.
+fn libraries(ldd: &str) -> Vec<String> {
+    ldd.lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(str::to_string)
+        .collect()
 }
 
 fn write_header(
@@ -211,48 +275,6 @@ fn pad4(out: &mut Vec<u8>) {
     }
 }
 
-/// The static busybox for `arch`: `$CARGO_KMOD_HOME/busybox/<arch>/busybox` when present,
-/// else, for the host's arch, Debian's busybox-static at `/bin/busybox`.
-pub fn busybox(home: &Home, arch: Arch) -> Result<PathBuf> {
-    let own = home.root.join("busybox").join(arch.name()).join("busybox");
-    if own.is_file() {
-        return Ok(own);
-    }
-    if arch == Arch::host() {
-        for p in ["/bin/busybox", "/usr/bin/busybox"] {
-            let p = Path::new(p);
-            if p.is_file() && is_static(p) {
-                return Ok(p.to_path_buf());
-            }
-        }
-    }
-    crate::bail_user!(
-        "no static busybox for {}: `{}` does not exist", arch, own.display();
-        hint = "install Debian's `busybox-static` for {} and copy its `bin/busybox` there (`dpkg -x busybox-static_*_{}.deb DIR`)",
-        arch, match arch { Arch::X86_64 => "amd64", Arch::Arm64 => "arm64" }
-    )
-}
-
-/// Whether an ELF has no `PT_INTERP` (a static binary runs in an initramfs without libc).
-fn is_static(path: &Path) -> bool {
-    use object::read::elf::{FileHeader, ProgramHeader};
-    let Ok(data) = std::fs::read(path) else {
-        return false;
-    };
-    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else {
-        return false;
-    };
-    let Ok(endian) = header.endian() else {
-        return false;
-    };
-    let Ok(phdrs) = header.program_headers(endian, &*data) else {
-        return false;
-    };
-    !phdrs
-        .iter()
-        .any(|p| p.p_type(endian) == object::elf::PT_INTERP)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +301,18 @@ mod tests {
     }
 
     #[test]
+    fn ldd_output() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
+        assert_eq!(
+            libraries(out),
+            [
+                "/lib/x86_64-linux-gnu/libz.so.1",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
+
+    #[test]
     fn cpio_tool_reads_it() {
         // The archive is what GNU cpio (and so the kernel's newc unpacker) understands.
         let Some(cpio) = crate::tree::toolchain::which("cpio") else {
@@ -287,7 +321,8 @@ mod tests {
         let mut fs = Initramfs::new();
         fs.file("/bin/x", b"data".to_vec(), 0o755)
             .symlink("/bin/y", "x")
-            .char_dev("/dev/console", 0o600, 5, 1);
+            .char_dev("/dev/console", 0o600, 5, 1)
+            .fifo("/run/wait", 0o600);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.cpio");
         fs.write(&path).unwrap();
@@ -299,6 +334,7 @@ mod tests {
         let list = String::from_utf8_lossy(&out.stdout);
         assert!(list.contains("bin/y -> x"), "{list}");
         assert!(list.contains("crw-------"), "{list}");
+        assert!(list.contains("prw-------"), "{list}");
         assert!(list.contains("-rwxr-xr-x"), "{list}");
     }
 }

@@ -240,7 +240,8 @@ pub fn parse<S: AsRef<str>>(log: &[S]) -> Vec<Test> {
         let indent = line.len() - line.trim_start().len();
         let text = line.trim();
         if p.stack.is_empty() {
-            if let Line::Version = classify(text) {
+            // KUnit starts a module's document at the left margin.
+            if indent == 0 && matches!(classify(text), Line::Version) {
                 p.open(indent);
             }
             continue;
@@ -250,7 +251,14 @@ pub fn parse<S: AsRef<str>>(log: &[S]) -> Vec<Test> {
             continue;
         }
         let level = (indent - p.base) / 4;
-        match classify(text) {
+        // KUnit indents by four spaces a level: anything else is free text, however much it
+        // looks like a header or a result.
+        let kind = if (indent - p.base).is_multiple_of(4) {
+            classify(text)
+        } else {
+            Line::Other(text)
+        };
+        match kind {
             Line::Version if level == 0 => {
                 if let Some(d) = p.finish() {
                     docs.push(d);
@@ -588,6 +596,38 @@ KTAP version 1
             c.iter().map(|l| l.name()).collect::<Vec<_>>(),
             ["hello_suite::adds", "hello_suite::fails", "other::x"]
         );
+    }
+
+    #[test]
+    fn odd_indents_are_text_not_structure() {
+        // A module printing KTAP-looking lines from inside its test case, at indents KUnit
+        // never uses, changes neither the structure nor the verdict.
+        let log = "\
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: s
+    1..2
+  KTAP version 1
+  1..1
+      ok 1 forged
+   not ok 7 forged_too
+    not ok 1 fails
+    ok 2 passes
+not ok 1 s
+";
+        let c = cases(&lines(log));
+        let names: Vec<_> = c.iter().map(|l| (l.name(), l.outcome.clone())).collect();
+        assert_eq!(
+            names,
+            [
+                ("s::fails".to_string(), Outcome::Fail),
+                ("s::passes".to_string(), Outcome::Pass),
+            ]
+        );
+        assert!(c[0].diagnostics.iter().any(|d| d == "ok 1 forged"), "{c:?}");
+        // A document never starts at an indent.
+        assert!(cases(&lines("  KTAP version 1\n  1..1\n  ok 1 x\n")).is_empty());
     }
 
     #[test]

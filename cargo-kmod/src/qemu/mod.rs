@@ -1,23 +1,45 @@
-//! Booting a kernel under qemu: initramfs, boot, module loading, KTAP results.
+//! Booting a kernel under qemu: one entry point for `test`, `run` and the integration tests.
 //!
-//! - [`initramfs`]: a `newc` cpio written in Rust (busybox-static, `/init`, extra files);
-//! - [`boot`]: one qemu run of a tree's image (x86_64 `pc`, arm64 `-M virt`) with a console
-//!   pipe, a deadline, and [`boot::boot_to_marker`] for "boot and wait for this line";
-//! - [`accel`]: KVM after a successful probe boot, TCG otherwise;
-//! - [`guest`]: the test boot's `/init` script and the transcript it prints;
+//! The data flows: a [`Machine`] (the boot target, derived from a kernel tree) and a
+//! [`GuestPlan`] (files and typed steps) go into [`session::run_plan`], which builds the
+//! initramfs, boots, and reads the guest's protocol back into a [`Transcript`]; the verdict is
+//! judged from the transcript.
+//!
+//! - [`tools`]: finding qemu, a static busybox, qboot (also for `doctor`);
+//! - [`machine`]: the boot target as data (qemu, `-M`, cpu, kernel, console, channel);
+//! - [`initramfs`]: a `newc` cpio written in Rust;
+//! - [`guest`]: the plan (files, typed steps, settle, what comes after) and its `/init`;
+//! - [`protocol`]: the token-authenticated guest protocol and `/dev/kmsg` records, one parser;
+//! - [`boot`]: one qemu process, console and channel streams, deadline;
+//! - [`session`]: plan in, transcript out ([`run_plan`], [`spawn_plan`], interactive);
+//! - [`transcript`]: the host's record of a boot: steps, log records, sync points;
+//! - [`judge`]: judging a step (status, log, taint, lost lines, KTAP), transport-free;
 //! - [`ktap`]: the KTAP parser (KUnit results);
-//! - [`modules`]: `.ko` files to load (`.modinfo` name and `depends`, load order);
-//! - [`testrun`]: one test boot, modules in, `cargo test`-style case results out;
+//! - [`modules`]: `.ko` files to load (through [`crate::ko`]) and their load order;
+//! - [`testrun`]: `cargo kmod test`'s boot and its case results;
+//! - [`exec`]: `cargo kmod run`'s boots (`--exec` and the interactive shell);
+//! - [`accel`]: KVM after a successful probe boot, TCG otherwise;
 //! - [`reaper`]: no qemu outlives cargo-kmod (process groups, `PR_SET_PDEATHSIG`, Ctrl-C).
 
 pub mod accel;
 pub mod boot;
+pub mod exec;
 pub mod guest;
 pub mod initramfs;
+pub mod judge;
 pub mod ktap;
+pub mod machine;
 pub mod modules;
+pub mod protocol;
 pub mod reaper;
+pub mod session;
 pub mod testrun;
+pub mod tools;
+pub mod transcript;
 
-pub use boot::{boot_to_marker, Accel, Boot, BootEnd, BootLog, Flow, MarkerBoot};
+pub use boot::{Boot, BootEnd, BootLog, Flow};
+pub use guest::{Action, FileSource, GuestFile, GuestPlan, Step, Then, When};
 pub use initramfs::Initramfs;
+pub use machine::{Accel, Channel, Machine};
+pub use session::{run_interactive, run_plan, spawn_plan, GuestRun, RunningGuest, Seen};
+pub use transcript::Transcript;

@@ -1,11 +1,10 @@
-//! The `.ko` files a boot loads: what `.modinfo` says about them (name, `depends`) and the
-//! order that loads dependencies first.
+//! The `.ko` files a boot loads: what they say about themselves (name, `depends`, KUnit
+//! suites), read through [`crate::ko`], and the order that loads dependencies first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use object::{Object, ObjectSection};
 
 use crate::tree::Arch;
 
@@ -19,6 +18,9 @@ pub struct KoModule {
     pub depends: Vec<String>,
     /// `name=value` parameters for `insmod`.
     pub params: Vec<String>,
+    /// How many KUnit suites the module registers (`.kunit_test_suites`): its load must
+    /// print a complete KTAP report for that many.
+    pub kunit_suites: usize,
 }
 
 impl KoModule {
@@ -26,54 +28,39 @@ impl KoModule {
     pub fn read(ko: &Path, arch: Arch) -> Result<KoModule> {
         let data = match std::fs::read(ko) {
             Ok(d) => d,
-            Err(e) => crate::bail_user!("cannot read module `{}`: {}", ko.display(), e),
+            Err(e) => crate::bail_user!(
+                "cannot read module `{}`: {}",
+                ko.display(),
+                crate::ko::io_reason(&e)
+            ),
         };
-        let file = match object::File::parse(&*data) {
-            Ok(f) => f,
-            Err(_) => crate::bail_user!(
+        let module = match crate::ko::parse(&data) {
+            Ok(m) => m,
+            Err(e) if e == "not an ELF file" => crate::bail_user!(
                 "`{}` is not a kernel module: it is not an ELF file", ko.display();
                 hint = "pass the `.ko` that `cargo kmod build` or kbuild produced"
             ),
+            Err(e) if e == "no `.modinfo` section" || e.starts_with("not a relocatable") => {
+                crate::bail_user!(
+                    "`{}` is not a kernel module: {}", ko.display(),
+                    if e.starts_with("not a relocatable") { "it is not a relocatable object" } else { "it has no `.modinfo` section" };
+                    hint = "pass the linked `.ko`, not an object file or a program"
+                )
+            }
+            Err(e) => crate::bail_user!("`{}` is not a valid kernel module: {}", ko.display(), e),
         };
-        let machine = match &file {
-            object::File::Elf64(f) => f.elf_header().e_machine.get(f.endian()),
-            object::File::Elf32(f) => f.elf_header().e_machine.get(f.endian()),
-            _ => 0,
-        };
-        let Some(section) = file.section_by_name(".modinfo") else {
+        if module.machine != arch.elf_machine() {
             crate::bail_user!(
-                "`{}` is not a kernel module: it has no `.modinfo` section", ko.display();
-                hint = "pass the linked `.ko`, not an object file"
-            );
-        };
-        if machine != arch.elf_machine() {
-            crate::bail_user!(
-                "`{}` is not a module for {}: its ELF machine is {}", ko.display(), arch, machine;
+                "`{}` is not a module for {}: its ELF machine is {}", ko.display(), arch,
+                crate::ko::machine_name(module.machine);
                 hint = "build it for {} (`--arch {}`)", arch, arch
             );
         }
-        let info = section.data().unwrap_or_default();
-        let mut name = None;
-        let mut depends = Vec::new();
-        for entry in info.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-            let entry = String::from_utf8_lossy(entry);
-            if let Some(v) = entry.strip_prefix("name=") {
-                name = Some(v.to_string());
-            } else if let Some(v) = entry.strip_prefix("depends=") {
-                depends.extend(v.split(',').filter(|d| !d.is_empty()).map(str::to_string));
-            }
-        }
-        let name = match name {
-            Some(n) => n,
-            None => ko
-                .file_stem()
-                .map(|s| s.to_string_lossy().replace('-', "_"))
-                .unwrap_or_else(|| "module".into()),
-        };
         Ok(KoModule {
-            name,
+            depends: module.depends(),
+            kunit_suites: module.kunit_suites,
+            name: module.name,
             ko: ko.to_path_buf(),
-            depends,
             params: Vec::new(),
         })
     }
@@ -154,6 +141,7 @@ mod tests {
             ko: format!("/{name}.ko").into(),
             depends: deps.iter().map(|s| s.to_string()).collect(),
             params: vec![],
+            kunit_suites: 0,
         }
     }
 
@@ -211,9 +199,24 @@ mod tests {
                 .ends_with("x.ko` is not a kernel module: it is not an ELF file"),
             "{e}"
         );
-        // An ELF without `.modinfo` (the test binary itself).
+        // An ELF program (the test binary itself).
         let exe = std::env::current_exe().unwrap();
         let e = KoModule::read(&exe, Arch::host()).unwrap_err();
-        assert!(e.to_string().contains("has no `.modinfo` section"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is not a kernel module: it is not a relocatable object"),
+            "{e}"
+        );
+        // A module from the fuzz corpus, for the other arch and for its own.
+        let ko =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ko/x86_64-hello-signed.ko");
+        let e = KoModule::read(&ko, Arch::Arm64).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("is not a module for arm64: its ELF machine is x86_64"),
+            "{e}"
+        );
+        let m = KoModule::read(&ko, Arch::X86_64).unwrap();
+        assert_eq!((m.name.as_str(), m.kunit_suites), ("hello", 0));
     }
 }

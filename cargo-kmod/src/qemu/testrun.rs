@@ -1,25 +1,28 @@
 //! One test boot: modules in, case results out.
 //!
-//! [`run_tests`] builds the initramfs (busybox, the modules, the [`guest::test_script`]),
-//! boots the tree's kernel once for all modules, reads the [`Transcript`] back and turns it
-//! into [`CaseResult`]s: the KUnit cases of each module's KTAP, plus a failing pseudo-case
-//! (`module (load)`, `module (unload)`) for a module that does not load, oopses, WARNs,
-//! taints the kernel, does not unload, or hangs the guest. Every failure carries the
-//! kernel's own lines.
+//! [`run_tests`] boots the [`GuestPlan::test`] of the modules once (loads in order, unloads
+//! in reverse, a settle time, a final check) and judges the [`Transcript`]: the KUnit cases
+//! of each module's KTAP, plus a failing pseudo-case (`module (load)`, `module (unload)`,
+//! `module (after unload)`) for a module that does not load, oopses, WARNs, taints the
+//! kernel, does not unload, loses log lines, prints no complete KTAP report for its suites,
+//! breaks the kernel after it is gone, or hangs the guest; and for any step the guest never
+//! reported. A run passes only when the whole story arrived.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::qemu::boot::{self, Accel, Boot, BootEnd, BootLog, Flow};
-use crate::qemu::guest::{self, Step, Transcript};
-use crate::qemu::initramfs::{self, Initramfs};
+use crate::qemu::boot::{BootEnd, BootLog};
+use crate::qemu::guest::{GuestPlan, Step};
+use crate::qemu::judge::{self, StepRecord};
 use crate::qemu::ktap::{self, Outcome};
+use crate::qemu::machine::Machine;
 use crate::qemu::modules::KoModule;
+use crate::qemu::protocol::Event;
+use crate::qemu::session::{self, GuestRun, Seen};
+use crate::qemu::transcript::{StepState, Transcript};
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::KernelTree;
 
 /// How to run a test boot.
 #[derive(Debug, Clone)]
@@ -29,11 +32,12 @@ pub struct TestOptions {
     pub filter: Option<String>,
     /// Load every module even after one failed to load.
     pub no_fail_fast: bool,
-    pub accel: Accel,
     /// Extra kernel command-line arguments.
     pub cmdline: Vec<String>,
-    /// Keep the console log here.
+    /// Keep the console and protocol log here.
     pub log_path: Option<PathBuf>,
+    /// How long the guest waits after the last step before its final check.
+    pub settle: Duration,
 }
 
 impl Default for TestOptions {
@@ -42,9 +46,9 @@ impl Default for TestOptions {
             timeout: Duration::from_secs(60),
             filter: None,
             no_fail_fast: false,
-            accel: Accel::Tcg,
             cmdline: Vec::new(),
             log_path: None,
+            settle: crate::qemu::guest::SETTLE,
         }
     }
 }
@@ -76,7 +80,7 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why: the assertion and kernel lines for a failure, the reason for a skip.
     pub lines: Vec<String>,
-    /// A KUnit case (`false` for a load/unload pseudo-case).
+    /// A KUnit case (`false` for a pseudo-case).
     pub kunit: bool,
 }
 
@@ -87,6 +91,7 @@ pub struct TestReport {
     /// Cases the filter left out.
     pub filtered_out: usize,
     pub boot: BootLog,
+    pub transcript: Transcript,
 }
 
 impl TestReport {
@@ -99,152 +104,286 @@ impl TestReport {
     }
 }
 
-/// Boot `tree` once with `modules` (already in load order), load them, collect KUnit results,
-/// unload them. `on_line` sees every console line (for `-v` and progress). Errors are for a
-/// boot that never reached the test script (no image, no qemu, a kernel that does not boot);
-/// everything after that is a [`CaseResult`].
+/// Boot `machine` once with `modules` (already in load order), load them, collect KUnit
+/// results, unload them, check the kernel once more. `on_line` gets a readable line for
+/// everything the guest shows (for `-v` and progress). Errors are for a boot that never
+/// reached the test script (no image, no qemu, a kernel that does not boot); everything
+/// after that is a [`CaseResult`].
 pub fn run_tests(
     shell: &Shell,
-    tree: &KernelTree,
+    machine: &Machine,
+    modules: &[KoModule],
+    opts: &TestOptions,
+    on_line: impl FnMut(&str),
+) -> Result<TestReport> {
+    let plan = GuestPlan::test(modules, !opts.no_fail_fast);
+    run_test_plan(shell, machine, plan, modules, opts, on_line)
+}
+
+/// [`run_tests`] with a plan of the caller's: [`GuestPlan::test`] of `modules` with more
+/// files and steps (set up devices before the loads, check them after, look for leaks after
+/// the unloads). Every step is judged like a load; `opts` sets the timeout, kernel
+/// arguments and settle time.
+pub fn run_test_plan(
+    shell: &Shell,
+    machine: &Machine,
+    mut plan: GuestPlan,
     modules: &[KoModule],
     opts: &TestOptions,
     mut on_line: impl FnMut(&str),
 ) -> Result<TestReport> {
-    let home = Home::from_env()?;
-    let busybox = initramfs::busybox(&home, tree.arch)?;
-    let guests = guest::guest_modules(modules);
-    let init = format!(
-        "{}{}reboot -f\n",
-        boot::init_prelude(),
-        guest::test_script(&guests, !opts.no_fail_fast)
-    );
-    let mut fs = Initramfs::with_busybox(&busybox, &init)?;
-    for (m, g) in modules.iter().zip(&guests) {
-        fs.file_from(&g.guest_path, &m.ko, 0o644)?;
-    }
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let initrd = dir.path().join("initramfs.cpio");
-    fs.write(&initrd)?;
-    let mut b = Boot::for_tree(tree, &initrd)?;
-    b.accel = opts.accel;
-    b.timeout = opts.timeout;
-    b.cmdline = vec!["quiet".into()];
-    b.cmdline.extend(opts.cmdline.iter().cloned());
-    let end_marker = format!("{}end", guest::TAG);
-    let log = b.run(shell, |l| {
-        on_line(l);
-        if l.contains(&end_marker) {
-            Flow::Stop
-        } else {
-            Flow::Continue
+    plan.timeout = opts.timeout;
+    plan.cmdline = opts.cmdline.clone();
+    plan.settle = Some(opts.settle);
+    let run = session::run_plan(shell, machine, &plan, |seen| {
+        if let Some(l) = describe(&seen, &plan.steps) {
+            on_line(&l);
         }
     })?;
     if let Some(p) = &opts.log_path {
-        let _ = crate::fsutil::write_atomic(p, log.lines.join("\n").as_bytes());
+        let mut text = run.boot.lines.join("\n");
+        text.push_str("\n--- protocol channel\n");
+        text.push_str(&run.boot.channel.join("\n"));
+        let _ = crate::fsutil::write_atomic(p, text.as_bytes());
     }
-    let transcript = Transcript::from_log(&log);
-    if transcript.begin_taint.is_none() {
-        return Err(match &log.end {
-            BootEnd::TimedOut => boot::timeout_error(&log, opts.timeout).into(),
-            BootEnd::Exited(status) => boot::exit_error(&log, *status, "@@kmod:begin").into(),
-            BootEnd::Stopped => anyhow::anyhow!("the guest stopped before the test script began"),
-        });
-    }
-    let (cases, filtered_out) = judge(&transcript, &log, opts);
+    run.ensure_began(opts.timeout)?;
+    let (cases, filtered_out) = judge(&run, &plan, modules, opts);
     Ok(TestReport {
         cases,
         filtered_out,
-        boot: log,
+        boot: run.boot,
+        transcript: run.transcript,
     })
 }
 
-/// Turn a transcript into case results.
-pub fn judge(t: &Transcript, log: &BootLog, opts: &TestOptions) -> (Vec<CaseResult>, usize) {
+/// A readable line for what the guest showed, or `None` for what is not worth one (sync
+/// records).
+pub fn describe(seen: &Seen<'_>, steps: &[Step]) -> Option<String> {
+    let name = |id: &usize| {
+        steps
+            .get(*id)
+            .map_or_else(|| format!("step {id}"), Step::name)
+    };
+    Some(match seen {
+        Seen::Console(l) => l.to_string(),
+        Seen::Event(e) => match e {
+            Event::Log(r) if r.facility != 0 && r.text.contains(" sync ") => return None,
+            Event::Log(r) => r.display(),
+            Event::Begin { taint } => format!("cargo-kmod: begin, taint {taint}"),
+            Event::Step { id } => format!("cargo-kmod: {}", name(id)),
+            Event::Out { id, text } => format!("cargo-kmod: {}: {text}", name(id)),
+            Event::Done { id, status, taint } => {
+                format!(
+                    "cargo-kmod: {}: exit status {status}, taint {taint}",
+                    name(id)
+                )
+            }
+            Event::Skip { id } => format!("cargo-kmod: {}: skipped", name(id)),
+            Event::Settled { taint } => format!("cargo-kmod: settled, taint {taint}"),
+            Event::Exec => "cargo-kmod: exec".to_string(),
+            Event::ExecOut { text } => text.clone(),
+            Event::Exit { status } => format!("cargo-kmod: exit status {status}"),
+            Event::Ready => "cargo-kmod: ready".to_string(),
+            Event::End => "cargo-kmod: end".to_string(),
+        },
+    })
+}
+
+/// Turn a test boot into case results.
+pub fn judge(
+    run: &GuestRun,
+    plan: &GuestPlan,
+    modules: &[KoModule],
+    opts: &TestOptions,
+) -> (Vec<CaseResult>, usize) {
+    let t = &run.transcript;
+    let log = &run.boot;
     let mut cases = Vec::new();
     let mut filtered_out = 0;
     let mut taint = t.begin_taint.unwrap_or(0);
-    for step in &t.steps {
+    let mut statuses: Vec<Option<i32>> = Vec::new();
+    let stuck = t.unfinished();
+    // A user's KUnit filter on the kernel command line runs fewer suites than the module has.
+    let kunit_filtered = plan.cmdline.iter().any(|c| c.starts_with("kunit."));
+    for (i, step) in plan.steps.iter().enumerate() {
+        let run_ = &t.steps[i];
+        let module = step.module().unwrap_or("").to_string();
+        let slice = t.step_log(i);
+        let lines = slice.lines();
         let mut problems: Vec<String> = Vec::new();
-        // KUnit cases of this step (loads print KTAP; unloads normally print none).
-        let source: Vec<&str> = if step.status.is_some() {
-            step.log.iter().map(String::as_str).collect()
-        } else {
-            step.log
-                .iter()
-                .chain(&step.console)
-                .map(String::as_str)
-                .collect()
-        };
-        for leaf in ktap::cases(&source) {
-            let name = leaf.name();
-            if let Some(f) = &opts.filter {
-                if !name.contains(f.as_str()) {
-                    filtered_out += 1;
-                    continue;
+        if matches!(run_.state, StepState::Done | StepState::Running) {
+            for leaf in ktap::cases(&lines) {
+                let name = leaf.name();
+                if let Some(f) = &opts.filter {
+                    if !name.contains(f.as_str()) {
+                        filtered_out += 1;
+                        continue;
+                    }
                 }
+                let (verdict, why) = match &leaf.outcome {
+                    Outcome::Pass => (Verdict::Ok, vec![]),
+                    Outcome::Fail | Outcome::Missing => (Verdict::Failed, leaf.diagnostics.clone()),
+                    Outcome::Skip(r) | Outcome::Todo(r) => (Verdict::Ignored, vec![r.clone()]),
+                };
+                cases.push(CaseResult {
+                    name,
+                    module: module.clone(),
+                    verdict,
+                    lines: why,
+                    kunit: true,
+                });
             }
-            let (verdict, lines) = match &leaf.outcome {
-                Outcome::Pass => (Verdict::Ok, vec![]),
-                Outcome::Fail | Outcome::Missing => (Verdict::Failed, leaf.diagnostics.clone()),
-                Outcome::Skip(r) | Outcome::Todo(r) => (Verdict::Ignored, vec![r.clone()]),
-            };
-            cases.push(CaseResult {
-                name,
-                module: step.module.clone(),
-                verdict,
-                lines,
-                kunit: true,
-            });
         }
-        match step.status {
-            None => {
+        let should_run = step.runs(&plan.steps[..i], &statuses);
+        match run_.state {
+            StepState::Done => {
+                let status = run_.status.unwrap_or(-1);
+                let after = run_.taint.unwrap_or(taint);
+                let suites = match &step.action {
+                    crate::qemu::guest::Action::Load { module, .. } if !kunit_filtered => modules
+                        .iter()
+                        .find(|m| &m.name == module)
+                        .map_or(0, |m| m.kunit_suites),
+                    _ => 0,
+                };
+                let rec = StepRecord {
+                    name: step.name(),
+                    program: step.program().to_string(),
+                    out: run_.out.clone(),
+                    log: lines.clone(),
+                    status,
+                    taint_before: taint,
+                    taint_after: after,
+                    lost: slice.lost,
+                    kunit_suites: suites,
+                };
+                problems.extend(judge::problems(&rec));
+                if !should_run {
+                    problems.push(
+                        "the guest ran this step although an earlier step it depends on did not succeed"
+                            .to_string(),
+                    );
+                }
+                if !slice.closed {
+                    problems.push(
+                        "the kernel log of this step never arrived in full (the guest stopped first)"
+                            .to_string(),
+                    );
+                }
+                taint = after;
+                statuses.push(Some(status));
+            }
+            StepState::Skipped => {
+                if should_run {
+                    problems.push(
+                        "the guest skipped this step although the steps it depends on succeeded"
+                            .to_string(),
+                    );
+                }
+                statuses.push(None);
+            }
+            StepState::Running => {
                 problems.push(match &log.end {
                     BootEnd::TimedOut => format!(
                         "the guest did not finish within {}s and was killed; its log stopped at: `{}`",
                         opts.timeout.as_secs(),
-                        log.last_line()
+                        t.last_words()
                     ),
-                    _ => format!("the guest died; its log stopped at: `{}`", log.last_line()),
+                    _ => format!(
+                        "the guest died during this step; its log stopped at: `{}`",
+                        t.last_words()
+                    ),
                 });
-                problems.extend(step.out.iter().cloned());
-                problems.extend(step.log.iter().cloned());
+                problems.extend(run_.out.iter().cloned());
+                problems.extend(lines.iter().cloned());
                 problems.extend(
-                    step.console
+                    run_.console
                         .iter()
                         .filter(|l| !l.trim().is_empty())
                         .cloned(),
                 );
+                let never: Vec<String> = plan.steps[i + 1..].iter().map(Step::name).collect();
+                if !never.is_empty() {
+                    problems.push(format!("never ran: {}", never.join(", ")));
+                }
+                statuses.push(None);
             }
-            Some(rc) => {
-                if rc != 0 {
-                    let cmd = if step.kind == "load" {
-                        "insmod"
-                    } else {
-                        "rmmod"
-                    };
-                    problems.push(format!("`{cmd}` exited with status {rc}"));
-                    problems.extend(step.out.iter().cloned());
+            StepState::NotReached => {
+                if stuck.is_none() {
+                    problems.push(match &log.end {
+                        BootEnd::TimedOut => format!(
+                            "never ran: the guest did not get to it within {}s; its log stopped at: `{}`",
+                            opts.timeout.as_secs(),
+                            t.last_words()
+                        ),
+                        _ => format!(
+                            "never ran: the guest stopped before it; its log stopped at: `{}`",
+                            t.last_words()
+                        ),
+                    });
                 }
-                let trouble = step.log.iter().any(|l| guest::is_kernel_trouble(l));
-                if rc != 0 || trouble {
-                    problems.extend(non_ktap(&step.log));
-                }
-                if let Some(after) = step.taint {
-                    let new = guest::new_taints(taint, after);
-                    if !new.is_empty() {
-                        problems.push(format!("the kernel became tainted: {}", new.join(", ")));
-                        if !trouble && rc == 0 {
-                            problems.extend(non_ktap(&step.log));
-                        }
-                    }
-                    taint = after;
-                }
+                statuses.push(None);
             }
         }
         if !problems.is_empty() {
             cases.push(CaseResult {
-                name: format!("{} ({})", step.module, step.kind),
-                module: step.module.clone(),
+                name: step.name(),
+                module,
+                verdict: Verdict::Failed,
+                lines: problems,
+                kunit: false,
+            });
+        }
+    }
+    // After the last step: the settle time, the final check, the end of the script.
+    let all_reported = t
+        .steps
+        .iter()
+        .all(|s| matches!(s.state, StepState::Done | StepState::Skipped));
+    if all_reported {
+        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+        let name = format!("{} (after unload)", names.join(", "));
+        let mut problems = Vec::new();
+        if plan.settle.is_some() {
+            let slice = t.log_until("settled");
+            match t.settled_taint {
+                Some(after) => {
+                    let rec = StepRecord {
+                        name: name.clone(),
+                        program: "sleep".into(),
+                        log: slice.lines(),
+                        taint_before: taint,
+                        taint_after: after,
+                        lost: slice.lost,
+                        ..StepRecord::default()
+                    };
+                    problems.extend(judge::problems(&rec));
+                    if !slice.closed {
+                        problems.push(
+                            "the kernel log after the last step never arrived in full".to_string(),
+                        );
+                    }
+                }
+                None => {
+                    problems.push(format!(
+                        "the guest stopped after its last step, before its final check; its log stopped at: `{}`",
+                        t.last_words()
+                    ));
+                    problems.extend(slice.lines());
+                    problems.extend(t.console.iter().rev().take(20).rev().cloned());
+                }
+            }
+        }
+        if problems.is_empty() && !t.complete() {
+            problems.push(format!(
+                "the guest did not finish its script; its log stopped at: `{}`",
+                t.last_words()
+            ));
+        }
+        if !problems.is_empty() {
+            cases.push(CaseResult {
+                name,
+                module: names.join(", "),
                 verdict: Verdict::Failed,
                 lines: problems,
                 kunit: false,
@@ -252,45 +391,6 @@ pub fn judge(t: &Transcript, log: &BootLog, opts: &TestOptions) -> (Vec<CaseResu
         }
     }
     (cases, filtered_out)
-}
-
-/// The kernel-log lines of a step that are not KTAP (the kernel's own words).
-fn non_ktap(log: &[String]) -> Vec<String> {
-    let ktap: std::collections::BTreeSet<String> = ktap::parse(log)
-        .iter()
-        .flat_map(|d| {
-            let mut v = Vec::new();
-            collect_ktap(d, &mut v);
-            v
-        })
-        .collect();
-    log.iter()
-        .map(|l| ktap::strip_log_prefix(l).to_string())
-        .filter(|l| {
-            let t = l.trim();
-            !t.is_empty()
-                && !is_routine(t)
-                && !ktap.contains(t)
-                && !t.starts_with("KTAP version")
-                && !t.starts_with("1..")
-                && !t.starts_with("ok ")
-                && !t.starts_with("not ok ")
-                && !t.starts_with("# Subtest:")
-        })
-        .collect()
-}
-
-/// Messages every out-of-tree test build causes; they explain nothing about a failure.
-fn is_routine(line: &str) -> bool {
-    line.ends_with("loading out-of-tree module taints kernel.")
-        || line.contains("module verification failed: signature and/or required key missing")
-}
-
-fn collect_ktap(t: &ktap::Test, out: &mut Vec<String>) {
-    out.extend(t.diagnostics.iter().cloned());
-    for c in &t.children {
-        collect_ktap(c, out);
-    }
 }
 
 /// The `test result:` summary line.
@@ -305,57 +405,83 @@ pub fn summary_line(report: &TestReport) -> String {
     )
 }
 
-/// Give each step's transcript to the caller (for `-v` or debugging).
-pub fn steps(report: &TestReport) -> Vec<Step> {
-    Transcript::from_log(&report.boot).steps
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::protocol::{Source, Token};
 
-    fn log(lines: &[&str], end: BootEnd) -> BootLog {
-        BootLog {
-            lines: lines.iter().map(|s| s.to_string()).collect(),
-            end,
-            elapsed: Duration::from_millis(1500),
-            command: "qemu".into(),
-            qemu_stderr: String::new(),
+    fn ko(n: &str, suites: usize) -> KoModule {
+        KoModule {
+            name: n.into(),
+            ko: format!("/{n}.ko").into(),
+            depends: vec![],
+            params: vec![],
+            kunit_suites: suites,
         }
     }
 
-    fn judge_lines(lines: &[&str], end: BootEnd, filter: Option<&str>) -> (Vec<CaseResult>, usize) {
-        let l = log(lines, end);
+    /// Judge a boot of `modules` whose channel printed `lines` ("T" is the token).
+    fn judge_lines(
+        modules: &[KoModule],
+        lines: &[&str],
+        end: BootEnd,
+        filter: Option<&str>,
+    ) -> (Vec<CaseResult>, usize) {
+        let plan = GuestPlan::test(modules, true);
+        let mut t = Transcript::new(Token::fixed("T"), false, plan.steps.len());
+        for l in lines {
+            match l.strip_prefix("console: ") {
+                Some(c) => t.feed(Source::Console, c),
+                None => t.feed(Source::Channel, l),
+            };
+        }
+        let run = GuestRun {
+            transcript: t,
+            boot: BootLog {
+                lines: vec![],
+                channel: vec![],
+                end,
+                elapsed: Duration::from_millis(1500),
+                command: "qemu".into(),
+                qemu_stderr: String::new(),
+            },
+        };
         let opts = TestOptions {
             filter: filter.map(str::to_string),
             ..TestOptions::default()
         };
-        judge(&Transcript::from_log(&l), &l, &opts)
+        judge(&run, &plan, modules, &opts)
     }
 
     const OK_RUN: &[&str] = &[
-        "@@kmod:begin 0",
-        "@@kmod:step load m",
-        "@@kmod:log m: loaded",
-        "@@kmod:log KTAP version 1",
-        "@@kmod:log 1..1",
-        "@@kmod:log     KTAP version 1",
-        "@@kmod:log     # Subtest: s",
-        "@@kmod:log     1..2",
-        "@@kmod:log     ok 1 a",
-        "@@kmod:log     # b: ASSERTION FAILED at m.rs:9",
-        "@@kmod:log     Expected 2 + 2 == 5 to be true, but is false",
-        "@@kmod:log     not ok 2 b",
-        "@@kmod:log not ok 1 s",
-        "@@kmod:done load m 0 266240",
-        "@@kmod:step unload m",
-        "@@kmod:done unload m 0 266240",
-        "@@kmod:end",
+        "15,1,0,-;T sync b",
+        "T begin 0",
+        "T step 0",
+        "6,2,0,-;m: loaded",
+        "6,3,0,-;KTAP version 1",
+        "6,4,0,-;1..1",
+        "6,5,0,-;    KTAP version 1",
+        "6,6,0,-;    # Subtest: s",
+        "6,7,0,-;    1..2",
+        "6,8,0,-;    ok 1 a",
+        "3,9,0,-;    # b: ASSERTION FAILED at m.rs:9",
+        "3,10,0,-;    Expected 2 + 2 == 5 to be true, but is false",
+        "6,11,0,-;    not ok 2 b",
+        "6,12,0,-;not ok 1 s",
+        "15,13,0,-;T sync 0",
+        "T done 0 0 266240",
+        "T step 1",
+        "15,14,0,-;T sync 1",
+        "T done 1 0 266240",
+        "15,15,0,-;T sync settled",
+        "T settled 266240",
+        "15,16,0,-;T sync e",
+        "T end",
     ];
 
     #[test]
     fn kunit_cases_become_results() {
-        let (cases, filtered) = judge_lines(OK_RUN, BootEnd::Stopped, None);
+        let (cases, filtered) = judge_lines(&[ko("m", 1)], OK_RUN, BootEnd::Stopped, None);
         assert_eq!(filtered, 0);
         assert_eq!(cases.len(), 2, "{cases:?}");
         assert_eq!(
@@ -367,28 +493,61 @@ mod tests {
             ("s::b", Verdict::Failed)
         );
         assert!(cases[1].lines[0].contains("ASSERTION FAILED"));
-        let (cases, filtered) = judge_lines(OK_RUN, BootEnd::Stopped, Some("::a"));
+        let (cases, filtered) = judge_lines(&[ko("m", 1)], OK_RUN, BootEnd::Stopped, Some("::a"));
         assert_eq!((cases.len(), filtered), (1, 1));
+    }
+
+    #[test]
+    fn a_module_with_suites_but_no_report_fails() {
+        // The report's head was lost (records 3..=7 overwritten).
+        let mut lines: Vec<&str> = OK_RUN.to_vec();
+        lines.retain(|l| {
+            !["6,3,", "6,4,", "6,5,", "6,6,", "6,7,"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        });
+        let (cases, _) = judge_lines(&[ko("m", 1)], &lines, BootEnd::Stopped, None);
+        let load = cases.iter().find(|c| c.name == "m (load)").unwrap();
+        assert!(
+            load.lines
+                .iter()
+                .any(|l| l.starts_with("5 kernel log records of this step were lost")),
+            "{load:?}"
+        );
+        assert!(
+            load.lines
+                .iter()
+                .any(|l| l.contains("printed no KTAP report")),
+            "{load:?}"
+        );
     }
 
     #[test]
     fn load_failure_carries_the_kernels_words() {
         let (cases, _) = judge_lines(
+            &[ko("m", 0), ko("n", 0)],
             &[
-                "@@kmod:begin 0",
-                "@@kmod:step load m",
-                "@@kmod:out insmod: can't insert '/kmod/m.ko': invalid parameters",
-                "@@kmod:log m: disagrees about version of symbol _printk",
-                "@@kmod:log m: Unknown symbol _printk (err -22)",
-                "@@kmod:done load m 1 0",
-                "@@kmod:end",
+                "15,1,0,-;T sync b",
+                "T begin 0",
+                "T step 0",
+                "4,2,0,-;m: disagrees about version of symbol _printk",
+                "3,3,0,-;m: Unknown symbol _printk (err -22)",
+                "15,4,0,-;T sync 0",
+                "T out 0 insmod: can't insert '/kmod/m.ko': invalid parameters",
+                "T done 0 1 0",
+                "T skip 1",
+                "T skip 2",
+                "T skip 3",
+                "15,5,0,-;T sync settled",
+                "T settled 0",
+                "15,6,0,-;T sync e",
+                "T end",
             ],
             BootEnd::Stopped,
             None,
         );
-        assert_eq!(cases.len(), 1);
+        assert_eq!(cases.len(), 1, "{cases:?}");
         assert_eq!(cases[0].name, "m (load)");
-        assert_eq!(cases[0].verdict, Verdict::Failed);
         assert!(
             cases[0]
                 .lines
@@ -399,35 +558,110 @@ mod tests {
     }
 
     #[test]
-    fn oops_and_taint_fail_a_load_that_succeeded() {
+    fn a_skip_the_host_disagrees_with_fails() {
         let (cases, _) = judge_lines(
+            &[ko("m", 0)],
             &[
-                "@@kmod:begin 0",
-                "@@kmod:step load m",
-                "@@kmod:log ------------[ cut here ]------------",
-                "@@kmod:log WARNING: m.rs:3 at init+0x10",
-                "@@kmod:done load m 0 4608",
-                "@@kmod:end",
+                "15,1,0,-;T sync b",
+                "T begin 0",
+                "T step 0",
+                "15,2,0,-;T sync 0",
+                "T done 0 0 0",
+                "T skip 1",
+                "15,3,0,-;T sync settled",
+                "T settled 0",
+                "15,4,0,-;T sync e",
+                "T end",
             ],
             BootEnd::Stopped,
             None,
         );
         assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].name, "m (unload)");
+        assert!(cases[0].lines[0].contains("skipped this step"), "{cases:?}");
+    }
+
+    #[test]
+    fn an_oops_after_the_last_unload_fails() {
+        let (cases, _) = judge_lines(
+            &[ko("m", 0)],
+            &[
+                "15,1,0,-;T sync b",
+                "T begin 0",
+                "T step 0",
+                "15,2,0,-;T sync 0",
+                "T done 0 0 4096",
+                "T step 1",
+                "15,3,0,-;T sync 1",
+                "T done 1 0 4096",
+                "1,4,0,-;BUG: unable to handle page fault for address: ffffffffc0001000",
+                "4,5,0,-;Oops: 0010 [#1] NOPTI",
+                "15,6,0,-;T sync settled",
+                "T settled 4224",
+                "15,7,0,-;T sync e",
+                "T end",
+            ],
+            BootEnd::Stopped,
+            None,
+        );
+        assert_eq!(cases.len(), 1, "{cases:?}");
+        assert_eq!(cases[0].name, "m (after unload)");
         let l = &cases[0].lines;
-        assert!(l.iter().any(|l| l.starts_with("WARNING:")), "{l:?}");
         assert!(
-            l.iter().any(|l| l.contains("W (kernel issued a warning)")),
+            l.iter().any(|l| l.contains("D (kernel died recently")),
             "{l:?}"
+        );
+        assert!(
+            l.iter().any(|l| l.starts_with("BUG: unable to handle")),
+            "{l:?}"
+        );
+    }
+
+    #[test]
+    fn missing_steps_and_a_missing_end_fail() {
+        // The guest stopped between the load and the unload.
+        let (cases, _) = judge_lines(
+            &[ko("m", 0)],
+            &[
+                "15,1,0,-;T sync b",
+                "T begin 0",
+                "T step 0",
+                "15,2,0,-;T sync 0",
+                "T done 0 0 4096",
+            ],
+            BootEnd::Exited(std::os::unix::process::ExitStatusExt::from_raw(0)),
+            None,
+        );
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["m (unload)"], "{cases:?}");
+        assert!(cases[0].lines[0].starts_with("never ran: the guest stopped before it"));
+        // Everything but the end.
+        let (cases, _) = judge_lines(
+            &[ko("m", 0)],
+            &OK_RUN[..OK_RUN.len() - 2]
+                .iter()
+                .copied()
+                .filter(|l| !l.contains("KTAP") && !l.contains("    "))
+                .collect::<Vec<_>>(),
+            BootEnd::TimedOut,
+            None,
+        );
+        assert!(
+            cases.iter().any(|c| c.name == "m (after unload)"
+                && c.lines[0].contains("did not finish its script")),
+            "{cases:?}"
         );
     }
 
     #[test]
     fn hang_is_a_timeout_failure_of_its_step() {
         let (cases, _) = judge_lines(
+            &[ko("hang", 0)],
             &[
-                "@@kmod:begin 0",
-                "@@kmod:step load hang",
-                "hang: spinning forever",
+                "15,1,0,-;T sync b",
+                "T begin 0",
+                "T step 0",
+                "console: hang: spinning forever",
             ],
             BootEnd::TimedOut,
             None,
@@ -442,11 +676,14 @@ mod tests {
             cases[0].lines[0].contains("hang: spinning forever"),
             "{cases:?}"
         );
+        assert!(cases[0]
+            .lines
+            .iter()
+            .any(|l| l == "never ran: hang (unload)"));
     }
 
     #[test]
     fn summary() {
-        let l = log(&[], BootEnd::Stopped);
         let r = TestReport {
             cases: vec![CaseResult {
                 name: "a".into(),
@@ -456,7 +693,15 @@ mod tests {
                 kunit: true,
             }],
             filtered_out: 0,
-            boot: l,
+            boot: BootLog {
+                lines: vec![],
+                channel: vec![],
+                end: BootEnd::Stopped,
+                elapsed: Duration::from_millis(1500),
+                command: "qemu".into(),
+                qemu_stderr: String::new(),
+            },
+            transcript: Transcript::new(Token::fixed("T"), false, 0),
         };
         assert_eq!(
             summary_line(&r),

@@ -364,6 +364,7 @@ mod tests {
                 undefined: imports.iter().map(|(n, _)| n.to_string()).collect(),
                 signature: None,
                 elf_len: 0,
+                kunit_suites: 0,
             },
         }
     }

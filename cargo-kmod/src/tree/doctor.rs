@@ -4,12 +4,10 @@
 //! the ones that otherwise surface later as `E0514`/`E0461`, bindgen failures, or modules
 //! the kernel refuses.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::tree::home::Home;
-use crate::tree::toolchain::{self, min_tool_version, Llvm, Toolchain, Version};
+use crate::tree::toolchain::{min_tool_version, Llvm, Toolchain, Version};
 use crate::tree::{Arch, Compiler, KernelTree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,35 +131,27 @@ fn bindgen_check(tc: &Toolchain, min: Version, what: &str) -> Check {
     }
 }
 
-/// qemu and a busybox for booting `arch` (for `cargo kmod test`/`run`).
+/// qemu and a busybox for booting `arch` (for `cargo kmod test`/`run`): found by the same
+/// functions the boots use, so doctor says ok exactly when a boot would find them.
 pub fn boot_tools(home: &Home, arch: Arch) -> Vec<Check> {
-    let qemu = arch.qemu();
-    let q = match toolchain::which(qemu) {
-        Some(p) => Check::ok(&format!("qemu ({arch})"), format!("`{}`", p.display())),
-        None => Check::fail(
-            &format!("qemu ({arch})"),
-            format!("`{qemu}` not found"),
-            format!(
-                "install `{}`",
-                if arch == Arch::X86_64 {
-                    "qemu-system-x86"
-                } else {
-                    "qemu-system-arm"
-                }
-            ),
-        ),
+    let fail = |name: &str, e: anyhow::Error| {
+        let (message, hint, _) = crate::error::render(&e);
+        Check::fail(name, message, hint.unwrap_or_default())
     };
-    let own = home.root.join("busybox").join(arch.name()).join("busybox");
-    let bb = if own.is_file() {
-        Check::ok(&format!("busybox ({arch})"), format!("`{}`", own.display()))
-    } else if arch == Arch::host() && Path::new("/bin/busybox").is_file() {
-        Check::ok(&format!("busybox ({arch})"), "`/bin/busybox`")
-    } else {
-        Check::fail(
-            &format!("busybox ({arch})"),
-            format!("no static busybox for {arch} guests"),
-            "`cargo xtask setup` unpacks Debian's `busybox-static` for each arch",
-        )
+    let q_name = format!("qemu ({arch})");
+    let q = match crate::qemu::tools::qemu_program(arch) {
+        Ok(p) if p.is_file() => Check::ok(&q_name, format!("`{}`", p.display())),
+        Ok(p) => Check::fail(
+            &q_name,
+            format!("`{}` does not exist", p.display()),
+            format!("install `{}`", crate::qemu::tools::qemu_package(arch)),
+        ),
+        Err(e) => fail(&q_name, e),
+    };
+    let b_name = format!("busybox ({arch})");
+    let bb = match crate::qemu::tools::busybox(home, arch) {
+        Ok(p) => Check::ok(&b_name, format!("`{}` (static)", p.display())),
+        Err(e) => fail(&b_name, e),
     };
     vec![q, bb]
 }
@@ -373,6 +363,37 @@ mod tests {
             rustc.line()
         );
         assert!(rustc.line().contains("E0514/E0461"));
+    }
+
+    #[test]
+    fn a_dynamically_linked_busybox_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: d.path().to_path_buf(),
+        };
+        // Not the host arch: only `$CARGO_KMOD_HOME/busybox/<arch>/busybox` counts.
+        let arch = match Arch::host() {
+            Arch::X86_64 => Arch::Arm64,
+            Arch::Arm64 => Arch::X86_64,
+        };
+        let own = d.path().join("busybox").join(arch.name());
+        std::fs::create_dir_all(&own).unwrap();
+        let checks = boot_tools(&home, arch);
+        assert_eq!(checks[1].status, Status::Fail);
+        assert!(
+            checks[1].message.starts_with("no static busybox"),
+            "{:?}",
+            checks[1]
+        );
+        // A dynamically linked one (the test binary, any arch) is refused with the reason.
+        std::fs::copy(std::env::current_exe().unwrap(), own.join("busybox")).unwrap();
+        let checks = boot_tools(&home, arch);
+        assert_eq!(checks[1].status, Status::Fail);
+        assert!(
+            checks[1].message.contains("cannot run in "),
+            "{}",
+            checks[1].line()
+        );
     }
 
     #[test]

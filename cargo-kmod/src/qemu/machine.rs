@@ -1,0 +1,274 @@
+//! A boot target as data: which qemu, which machine model, which kernel file, where the
+//! console is and how the guest talks to the host.
+//!
+//! [`Machine::for_tree`] derives the fastest faithful target for a [`KernelTree`]:
+//!
+//! - x86_64: `-M pc` with qemu's `qboot.rom` firmware when qemu ships it, and the tree's
+//!   `vmlinux` through its PVH entry point when the tree has `CONFIG_PVH=y` (no bzImage
+//!   decompression); `bzImage` otherwise. Console `ttyS0`, protocol on `ttyS1`.
+//! - arm64: `-M virt` with the `Image`; console `ttyAMA0`, protocol on a second PL011
+//!   (`ttyAMA1`: qemu creates it when given a second `-serial`).
+//!
+//! Boards with one usable UART (added later) use [`Channel::SharedConsole`]: the protocol
+//! shares the console, and only lines carrying the boot's token count.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::qemu::tools;
+use crate::tree::{Arch, KernelTree};
+
+/// How qemu executes the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// Software emulation: slower, works everywhere (the dependable default).
+    Tcg,
+    /// Hardware virtualization through `/dev/kvm` (host arch only).
+    Kvm,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// How the guest's `/init` reports to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// A UART of its own, not a kernel console: the kernel log cannot write to it. `device`
+    /// is its name in the guest (`ttyS1`); qemu gets a second `-serial`.
+    Uart { device: String },
+    /// The console UART carries the protocol too (machines with one usable UART). Only
+    /// well-formed lines that start with the boot's token are trusted.
+    SharedConsole,
+}
+
+/// A qemu boot target.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub arch: Arch,
+    /// The qemu binary.
+    pub qemu: PathBuf,
+    /// `-M` (machine model and options).
+    pub model: Option<String>,
+    /// `-cpu`.
+    pub cpu: Option<String>,
+    /// `-m`, in MiB.
+    pub memory_mb: u32,
+    /// `-smp` (`None`: the machine model's own, for boards with a fixed CPU count).
+    pub smp: Option<u32>,
+    /// `-bios`.
+    pub firmware: Option<PathBuf>,
+    /// `-kernel`.
+    pub kernel: PathBuf,
+    /// `-dtb`.
+    pub dtb: Option<PathBuf>,
+    /// The kernel's name for the console UART (`console=` on the command line).
+    pub console: String,
+    pub channel: Channel,
+    pub accel: Accel,
+    /// Anything else for qemu (`-nic user,hostfwd=...`, `-device ...`).
+    pub extra_args: Vec<OsString>,
+    /// Kernel command-line arguments this target needs (`earlycon=...` on a board), before
+    /// the plan's.
+    pub kernel_args: Vec<String>,
+}
+
+impl Machine {
+    /// The target for booting `tree` under qemu with `accel`. Checks that the boot image and
+    /// the qemu binary exist.
+    pub fn for_tree(tree: &KernelTree, accel: Accel) -> Result<Machine> {
+        let image = tree.image();
+        if !image.is_file() {
+            crate::bail_user!(
+                "kernel tree `{}` has no boot image `{}`", tree.dir.display(), tree.arch.image();
+                hint = "build the kernel first (`make -C {}`)", tree.dir.display()
+            );
+        }
+        let qemu = tools::qemu_program(tree.arch)?;
+        Ok(match tree.arch {
+            Arch::X86_64 => {
+                // PVH: qemu loads the ELF `vmlinux` and enters it in 64-bit mode directly.
+                let vmlinux = tree.dir.join("vmlinux");
+                let kernel = if tree.config.is_enabled("PVH") && vmlinux.is_file() {
+                    vmlinux
+                } else {
+                    image
+                };
+                Machine {
+                    arch: tree.arch,
+                    firmware: tools::qboot(&qemu),
+                    qemu,
+                    model: None,
+                    cpu: None,
+                    memory_mb: 256,
+                    smp: Some(1),
+                    kernel,
+                    dtb: None,
+                    console: "ttyS0".into(),
+                    channel: Channel::Uart {
+                        device: "ttyS1".into(),
+                    },
+                    accel,
+                    extra_args: Vec::new(),
+                    // Under TCG on a busy host the IO-APIC timer check can miss its ticks
+                    // and panic ("IO-APIC + timer doesn't work!"); the timer is fine.
+                    kernel_args: vec!["no_timer_check".into()],
+                }
+            }
+            Arch::Arm64 => Machine {
+                arch: tree.arch,
+                qemu,
+                model: Some("virt".into()),
+                cpu: Some(
+                    if accel == Accel::Kvm {
+                        "host"
+                    } else {
+                        "cortex-a57"
+                    }
+                    .into(),
+                ),
+                memory_mb: 256,
+                smp: Some(1),
+                firmware: None,
+                kernel: image,
+                dtb: None,
+                console: "ttyAMA0".into(),
+                channel: Channel::Uart {
+                    device: "ttyAMA1".into(),
+                },
+                accel,
+                extra_args: Vec::new(),
+                kernel_args: Vec::new(),
+            },
+        })
+    }
+
+    /// The same target with the protocol on the console (as on a one-UART board).
+    pub fn with_shared_console(mut self) -> Machine {
+        self.channel = Channel::SharedConsole;
+        self
+    }
+
+    /// qemu's arguments. `console` and `channel` are the `-serial` backends of the console
+    /// UART and (for [`Channel::Uart`]) the protocol UART.
+    pub fn args(&self, console: &str, channel: Option<&str>) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| a.push(s.into());
+        if let Some(m) = &self.model {
+            push("-M");
+            push(m);
+        }
+        if let Some(c) = &self.cpu {
+            push("-cpu");
+            push(c);
+        }
+        for s in [
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ] {
+            push(s);
+        }
+        if let Some(n) = self.smp {
+            push("-smp");
+            push(&n.to_string());
+        }
+        push("-m");
+        push(&self.memory_mb.to_string());
+        push("-accel");
+        push(self.accel.name());
+        push("-serial");
+        push(console);
+        if let (Channel::Uart { .. }, Some(ch)) = (&self.channel, channel) {
+            push("-serial");
+            push(ch);
+        }
+        if let Some(f) = &self.firmware {
+            a.push("-bios".into());
+            a.push(f.clone().into());
+        }
+        a.push("-kernel".into());
+        a.push(self.kernel.clone().into());
+        if let Some(d) = &self.dtb {
+            a.push("-dtb".into());
+            a.push(d.clone().into());
+        }
+        a.extend(self.extra_args.iter().cloned());
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm() -> Machine {
+        Machine {
+            arch: Arch::Arm64,
+            qemu: "qemu-system-aarch64".into(),
+            model: Some("virt".into()),
+            cpu: Some("cortex-a57".into()),
+            memory_mb: 256,
+            smp: Some(1),
+            firmware: None,
+            kernel: "/k/Image".into(),
+            dtb: None,
+            console: "ttyAMA0".into(),
+            channel: Channel::Uart {
+                device: "ttyAMA1".into(),
+            },
+            accel: Accel::Tcg,
+            extra_args: vec![],
+            kernel_args: vec![],
+        }
+    }
+
+    fn strings(v: Vec<OsString>) -> Vec<String> {
+        v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn args_carry_both_uarts() {
+        let a = strings(arm().args("stdio", Some("file:/dev/fd/3")));
+        assert_eq!(&a[..4], ["-M", "virt", "-cpu", "cortex-a57"]);
+        let serials: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "-serial")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(serials, ["stdio", "file:/dev/fd/3"]);
+        assert!(a.ends_with(&["-kernel".into(), "/k/Image".into()]));
+        // One UART: the channel backend is not used.
+        let a = strings(
+            arm()
+                .with_shared_console()
+                .args("mon:stdio", Some("file:/dev/fd/3")),
+        );
+        assert_eq!(a.iter().filter(|s| *s == "-serial").count(), 1);
+    }
+
+    #[test]
+    fn firmware_dtb_and_extra_args() {
+        let mut m = arm();
+        m.firmware = Some("/usr/share/qemu/qboot.rom".into());
+        m.dtb = Some("/b/board.dtb".into());
+        m.extra_args = vec!["-nic".into(), "user".into()];
+        let a = strings(m.args("stdio", None));
+        let s = a.join(" ");
+        assert!(
+            s.contains(
+                "-bios /usr/share/qemu/qboot.rom -kernel /k/Image -dtb /b/board.dtb -nic user"
+            ),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The one qemu entry point: a [`GuestPlan`] booted on a [`Machine`], read back as a
+//! [`Transcript`].
+//!
+//! [`run_plan`] builds the initramfs (busybox, the plan's files, the generated `/init` with a
+//! fresh [`Token`]), boots, feeds every line into the transcript and stops qemu as soon as
+//! the transcript is complete. [`spawn_plan`] starts a long-running guest
+//! ([`Then::Wait`]) and returns a handle that waits for its `ready` and kills it on drop.
+//! [`run_interactive`] boots a plan with the terminal as the guest's console.
+//! `cargo kmod test`, `cargo kmod run` and the integration tests all come through here.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::qemu::boot::{self, Boot, BootEnd, BootLog, Flow, Recv, RunningBoot};
+use crate::qemu::guest::{FileSource, GuestPlan, Then};
+use crate::qemu::initramfs::Initramfs;
+use crate::qemu::machine::{Channel, Machine};
+use crate::qemu::protocol::{Event, Source, Token};
+use crate::qemu::tools;
+use crate::qemu::transcript::Transcript;
+use crate::shell::Shell;
+use crate::tree::home::Home;
+
+/// What the caller sees while the guest runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    /// A console line that is not protocol.
+    Console(&'a str),
+    /// A protocol event (kernel log records included).
+    Event(&'a Event),
+}
+
+/// One finished guest boot.
+#[derive(Debug, Clone)]
+pub struct GuestRun {
+    pub transcript: Transcript,
+    pub boot: BootLog,
+}
+
+impl GuestRun {
+    /// Whether the guest ran its whole script and the host got all of it.
+    pub fn complete(&self) -> bool {
+        self.transcript.complete()
+    }
+
+    /// An error when the script never began: qemu failed, the kernel did not boot, or the
+    /// guest hung before its first line.
+    pub fn ensure_began(&self, timeout: Duration) -> Result<()> {
+        if self.transcript.begin_taint.is_some() {
+            return Ok(());
+        }
+        Err(match &self.boot.end {
+            BootEnd::TimedOut => boot::timeout_error(&self.boot, timeout).into(),
+            BootEnd::Exited(status) => {
+                boot::exit_error(&self.boot, *status, "its test script began").into()
+            }
+            BootEnd::Stopped => anyhow::anyhow!("the guest stopped before its script began"),
+        })
+    }
+
+    /// An error unless the whole script ran and arrived.
+    pub fn ensure_complete(&self, timeout: Duration) -> Result<()> {
+        self.ensure_began(timeout)?;
+        if self.complete() {
+            return Ok(());
+        }
+        Err(match &self.boot.end {
+            BootEnd::TimedOut => boot::timeout_error(&self.boot, timeout).into(),
+            BootEnd::Exited(status) => {
+                boot::exit_error(&self.boot, *status, "the end of its script").into()
+            }
+            BootEnd::Stopped => anyhow::anyhow!("the guest stopped before the end of its script"),
+        })
+    }
+}
+
+/// The initramfs of `plan` with `init` as `/init`, written to `dir`.
+fn write_image(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+    init: &str,
+    dir: &std::path::Path,
+) -> Result<PathBuf> {
+    let home = Home::from_env()?;
+    let busybox = tools::busybox(&home, machine.arch)?;
+    let mut fs = Initramfs::with_busybox(&busybox, init)?;
+    for f in &plan.files {
+        match &f.source {
+            FileSource::Host(p) => {
+                fs.file_from(&f.guest_path, p, f.mode)?;
+            }
+            FileSource::Bytes(b) => {
+                fs.file(&f.guest_path, b.clone(), f.mode);
+            }
+            FileSource::Program(p) => {
+                fs.program_from(shell, &f.guest_path, p)?;
+            }
+            FileSource::Symlink(target) => {
+                fs.symlink(&f.guest_path, target);
+            }
+        }
+    }
+    let initrd = dir.join("initramfs.cpio");
+    fs.write(&initrd)?;
+    Ok(initrd)
+}
+
+fn prepare(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+) -> Result<(Boot, Token, tempfile::TempDir)> {
+    let token = Token::random()?;
+    let init = plan.script(&machine.channel, &token);
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let initrd = write_image(shell, machine, plan, &init, dir.path())?;
+    let mut boot = Boot::new(machine.clone(), initrd);
+    boot.cmdline = plan.kernel_args(&machine.channel);
+    boot.timeout = plan.timeout;
+    Ok((boot, token, dir))
+}
+
+/// Boot `plan` on `machine` and read it back. `on_seen` gets every console line and event
+/// as it arrives (for `-v`, progress, and `run --exec`'s live output). Errors are for a boot
+/// that could not start (no qemu, no busybox, an unreadable file); what happened in the
+/// guest is in the [`GuestRun`].
+pub fn run_plan(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+    mut on_seen: impl FnMut(Seen<'_>),
+) -> Result<GuestRun> {
+    let (boot, token, _dir) = prepare(shell, machine, plan)?;
+    let shared = machine.channel == Channel::SharedConsole;
+    let mut t = Transcript::new(token, shared, plan.steps.len());
+    let wait = plan.then == Then::Wait;
+    let log = boot.run(shell, |source, line| {
+        match t.feed(source, line) {
+            Some(e) => on_seen(Seen::Event(&e)),
+            None if source == Source::Console => on_seen(Seen::Console(line)),
+            None => {}
+        }
+        if t.complete() || (wait && t.ready) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    })?;
+    Ok(GuestRun {
+        transcript: t,
+        boot: log,
+    })
+}
+
+/// Boot `plan` with the terminal attached to the guest's console (Ctrl-A X quits qemu).
+pub fn run_interactive(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+) -> Result<std::process::ExitStatus> {
+    let (boot, _token, _dir) = prepare(shell, machine, plan)?;
+    boot.run_interactive(shell)
+}
+
+/// A long-running guest (see [`spawn_plan`]). Dropping it kills qemu.
+pub struct RunningGuest {
+    boot: RunningBoot,
+    pub transcript: Transcript,
+    timeout: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningGuest {
+    /// Wait until the guest reports `ready` (its steps all ran), at most `timeout`. A guest
+    /// that stops or hangs first is an error naming where its log stopped.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.transcript.ready {
+            match self.boot.recv(deadline) {
+                Recv::Line(source, l) => {
+                    self.transcript.feed(source, &l);
+                }
+                Recv::TimedOut => {
+                    crate::bail_user!(
+                        "the guest was not ready within {}s; its log stopped at: `{}`",
+                        timeout.as_secs(),
+                        self.transcript.last_words()
+                    )
+                }
+                Recv::Closed => crate::bail_user!(
+                    "the guest stopped before it was ready; its log stopped at: `{}`",
+                    self.transcript.last_words()
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next line the guest printed (fed into the transcript too), waiting at most until
+    /// `deadline`.
+    pub fn recv(&mut self, deadline: Instant) -> Recv {
+        let r = self.boot.recv(deadline);
+        if let Recv::Line(source, l) = &r {
+            self.transcript.feed(*source, l);
+        }
+        r
+    }
+
+    /// qemu's process id.
+    pub fn pid(&self) -> u32 {
+        self.boot.pid()
+    }
+
+    /// Kill the guest and return everything it printed.
+    pub fn stop(self) -> Result<GuestRun> {
+        let log = self.boot.finish(Some(BootEnd::Stopped))?;
+        Ok(GuestRun {
+            transcript: self.transcript,
+            boot: log,
+        })
+    }
+
+    /// The plan's timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Start `plan` (normally with [`Then::Wait`]) in the background, e.g. with
+/// `machine.extra_args` forwarding a port; qemu is killed when the handle is dropped or
+/// cargo-kmod exits.
+pub fn spawn_plan(shell: &Shell, machine: &Machine, plan: &GuestPlan) -> Result<RunningGuest> {
+    let (boot, token, dir) = prepare(shell, machine, plan)?;
+    let shared = machine.channel == Channel::SharedConsole;
+    let running = boot.spawn(shell)?;
+    Ok(RunningGuest {
+        boot: running,
+        transcript: Transcript::new(token, shared, plan.steps.len()),
+        timeout: plan.timeout,
+        _dir: dir,
+    })
+}
