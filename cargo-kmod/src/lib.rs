@@ -11,6 +11,7 @@
 //! - [`ko`]: the resulting `.ko`: ELF sections, modinfo, versions, signature;
 //! - [`ship`]: verify, sign, compress, package and install;
 //! - [`qemu`]: boot a kernel, load modules, collect KTAP results;
+//! - [`deploy`]: check, copy and load modules on a running board over ssh.
 //! - [`devices`]: test devices (device-tree overlays, a software I2C bus) for drivers to probe.
 //!
 //! Above the stages: [`context`] resolves what a command works on once (workspace, modules,
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod command;
 pub mod context;
+pub mod deploy;
 pub mod deps;
 pub mod devices;
 pub mod error;

@@ -7,10 +7,13 @@
 //!   Idempotent: a second run only checks.
 //! - `test`: formatting, clippy and every test; it installs nothing (a test that needs a
 //!   tree, qemu or a tool that `setup` did not provide fails and says so).
-//! - `bench build|test`: the benchmarks, with ratios against the plain kernel tools.
+//! - `bench build|test|deploy`: the benchmarks, with ratios against the plain kernel tools
+//!   (`deploy`: against `scp` + `ssh rmmod` + `ssh insmod` to the same qemu board).
 
 mod bench_build;
+mod bench_deploy;
 mod bench_test;
+mod rootfs;
 mod setup;
 
 use anyhow::Result;
@@ -28,10 +31,11 @@ fn main() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("build") => bench_build::run(&sh),
             Some("test") => bench_test::run(),
-            _ => anyhow::bail!("usage: cargo xtask bench build|test"),
+            Some("deploy") => bench_deploy::run(),
+            _ => anyhow::bail!("usage: cargo xtask bench build|test|deploy"),
         },
         _ => {
-            eprintln!("usage: cargo xtask setup|test|bench build|bench test");
+            eprintln!("usage: cargo xtask setup|test|bench build|bench test|bench deploy");
             std::process::exit(2)
         }
     }

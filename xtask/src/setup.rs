@@ -34,6 +34,9 @@ const PACKAGES: &[&str] = &[
     // GCC-built arm64 trees (`cargo kmod init --cc gcc --arch arm64`): Debian's cross GCC
     // and binutils (`CROSS_COMPILE=aarch64-linux-gnu-`).
     "gcc-aarch64-linux-gnu",
+    // `cargo kmod deploy` talks to boards with the system OpenSSH client; its tests make keys
+    // with `ssh-keygen`.
+    "openssh-client",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
@@ -42,7 +45,7 @@ const PREFS_FILE: &str = "/etc/apt/preferences.d/cargo-kmod";
 const SOURCES: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports trixie trixie-backports sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 const BINDGEN_MIN: (u32, u32, u32) = (0, 71, 1);
 
-fn step(msg: &str) {
+pub(crate) fn step(msg: &str) {
     eprintln!("\x1b[1;32m{:>12}\x1b[0m {msg}", "Setup");
 }
 
@@ -236,6 +239,9 @@ pub fn setup(sh: &Shell) -> Result<()> {
         std::fs::create_dir_all(bb_arm.parent().unwrap())?;
         std::fs::copy(x.join("bin/busybox"), &bb_arm)?;
     }
+
+    // 5b. The deploy tests' board: Debian's dropbear and its libraries for arm64.
+    crate::rootfs::ensure(sh, &home(), &update)?;
 
     // 6. bindgen-cli (the kernel's Rust build runs it).
     let bindgen_ok = cmd!(sh, "bindgen --version")

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod build;
+pub mod deploy;
 pub mod doctor;
 pub mod ide;
 pub mod info;
@@ -47,6 +48,8 @@ pub enum Command {
     Run(run::RunCmd),
     /// Export a tree's kernel, DTBs, modules and a headers package with the Rust artifacts
     Kit(kit::KitCmd),
+    /// Check, copy and load the modules on a running board over ssh, and report the kernel's answer
+    Deploy(deploy::DeployCmd),
 }
 
 impl Command {
@@ -65,6 +68,7 @@ impl Command {
             Command::Test(c) => c.run(session),
             Command::Run(c) => c.run(session),
             Command::Kit(c) => c.run(session),
+            Command::Deploy(c) => c.run(session),
         }
     }
 }

@@ -56,6 +56,8 @@ const TARGET_KEYS: &[&str] = &[
     "cc",
     "dtb",
     "qemu-machine",
+    // The board `cargo kmod deploy` reaches (docs/deploy.md).
+    "host",
 ];
 const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
 
@@ -99,6 +101,8 @@ pub struct TargetSpec {
     pub dtb: Option<PathBuf>,
     /// qemu's machine (`-M`) for `cargo kmod test`.
     pub qemu_machine: Option<String>,
+    /// The board `cargo kmod deploy` reaches over ssh: `[USER@]HOST[:PORT]`.
+    pub host: Option<String>,
 }
 
 /// One kernel module: a package with `[package.metadata.kmod]`.
@@ -324,6 +328,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                     cc: tt.get("cc")?,
                     dtb: tt.get("dtb")?,
                     qemu_machine: tt.get("qemu-machine")?,
+                    host: tt.get("host")?,
                 },
             );
         }

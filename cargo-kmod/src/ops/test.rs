@@ -99,7 +99,7 @@ pub fn prepare(
         }
         (ctx.tree, devices)
     };
-    apply_params(&mut modules, &req.params)?;
+    crate::qemu::modules::apply_params(&mut modules, &req.params)?;
     Ok(Guest {
         tree,
         modules: load_order(modules)?,
@@ -145,30 +145,6 @@ fn guest_devices(
     Ok(devices)
 }
 
-/// `--param name=value` goes to the only module, `--param module.name=value` to `module`.
-fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
-    for p in params {
-        let Some((key, value)) = p.split_once('=') else {
-            crate::bail_user!("module parameter `{}` is not `name=value`", p);
-        };
-        if let Some((module, name)) = key.split_once('.') {
-            if let Some(m) = modules.iter_mut().find(|m| m.name == module) {
-                m.params.push(format!("{name}={value}"));
-                continue;
-            }
-        }
-        match modules {
-            [only] => only.params.push(p.clone()),
-            _ => crate::bail_user!(
-                "module parameter `{}` does not say which module it is for", p;
-                hint = "write `--param MODULE.{}` with one of: {}", p,
-                    modules.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
-            ),
-        }
-    }
-    Ok(())
-}
-
 /// The qemu target for booting `tree`: its board's model (a named target's `board`,
 /// `qemu-machine` and `dtb`, or the board a tree was prepared for) or the arch's default.
 pub fn machine(
@@ -189,40 +165,5 @@ pub fn machine(
     match board {
         Some(b) => Machine::for_board(tree, accel, &b),
         None => Machine::for_tree(tree, accel),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(n: &str) -> KoModule {
-        KoModule {
-            name: n.into(),
-            ko: PathBuf::from(n),
-            depends: vec![],
-            params: vec![],
-            kunit_suites: 0,
-        }
-    }
-
-    #[test]
-    fn params_find_their_module() {
-        let mut one = vec![m("a")];
-        apply_params(&mut one, &["count=3".into()]).unwrap();
-        assert_eq!(one[0].params, ["count=3"]);
-        let mut two = vec![m("a"), m("b")];
-        apply_params(&mut two, &["b.count=3".into()]).unwrap();
-        assert_eq!(two[1].params, ["count=3"]);
-        let e = apply_params(&mut two, &["count=3".into()]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "module parameter `count=3` does not say which module it is for"
-        );
-        let e = apply_params(&mut two, &["count".into()]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "module parameter `count` is not `name=value`"
-        );
     }
 }

@@ -66,6 +66,30 @@ impl KoModule {
     }
 }
 
+/// `--param name=value` goes to the only module, `--param module.name=value` to `module`.
+pub fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
+    for p in params {
+        let Some((key, value)) = p.split_once('=') else {
+            crate::bail_user!("module parameter `{}` is not `name=value`", p);
+        };
+        if let Some((module, name)) = key.split_once('.') {
+            if let Some(m) = modules.iter_mut().find(|m| m.name == module) {
+                m.params.push(format!("{name}={value}"));
+                continue;
+            }
+        }
+        match modules {
+            [only] => only.params.push(p.clone()),
+            _ => crate::bail_user!(
+                "module parameter `{}` does not say which module it is for", p;
+                hint = "write `--param MODULE.{}` with one of: {}", p,
+                    modules.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Order modules so every module comes after the modules it depends on (stable otherwise).
 /// Dependencies outside the set are left to the kernel (they must already be loaded or
 /// built in); a cycle is an error.
@@ -131,6 +155,26 @@ mod tests {
         .unwrap();
         let names: Vec<_> = order.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["solo", "provider", "user"]);
+    }
+
+    #[test]
+    fn params_find_their_module() {
+        let mut one = vec![m("a", &[])];
+        apply_params(&mut one, &["count=3".into()]).unwrap();
+        assert_eq!(one[0].params, ["count=3"]);
+        let mut two = vec![m("a", &[]), m("b", &[])];
+        apply_params(&mut two, &["b.count=3".into()]).unwrap();
+        assert_eq!(two[1].params, ["count=3"]);
+        let e = apply_params(&mut two, &["count=3".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "module parameter `count=3` does not say which module it is for"
+        );
+        let e = apply_params(&mut two, &["count".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "module parameter `count` is not `name=value`"
+        );
     }
 
     #[test]
