@@ -587,16 +587,11 @@ pub fn prepare(
         return Ok((PreparedTree { dir, meta }, true));
     }
     // One preparation of a given tree at a time; a second `init` waits for the first.
-    let lock_path = trees.join(format!("{}-{}.lock", req.arch, key));
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("cannot create `{}`", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        shell.status(
-            "Blocking",
-            format_args!("waiting for another `cargo kmod init` of this tree"),
-        );
-        lock.lock().context("cannot lock the tree")?;
-    }
+    let lock = lock_file(
+        shell,
+        &trees.join(format!("{}-{}.lock", req.arch, key)),
+        "another `cargo kmod init` of this tree",
+    )?;
     if let Some(meta) = Home::read_meta(&dir) {
         return Ok((PreparedTree { dir, meta }, true));
     }
@@ -770,7 +765,6 @@ pub fn prepare(
         // the error says what it would have said).
         let _ = std::fs::remove_dir_all(&dir);
         drop(lock);
-        let _ = std::fs::remove_file(&lock_path);
         return Err(e.into());
     }
 
@@ -850,7 +844,6 @@ pub fn prepare(
     };
     Home::write_meta(&dir, &meta)?;
     drop(lock);
-    let _ = std::fs::remove_file(&lock_path);
     Ok((PreparedTree { dir, meta }, false))
 }
 
@@ -973,40 +966,39 @@ pub fn find_prepared(
     Ok(best)
 }
 
-/// Unpack a tarball once into `sources/<hash>/`, atomically (temp dir, then rename).
+/// An exclusive lock on `path` (created if missing), saying what it waits for when another
+/// process holds it. Lock files stay where they are, like cargo's: removing one while a
+/// second process waits on it would let a third lock a new file beside the first.
+fn lock_file(shell: &Shell, path: &Path, holder: &str) -> Result<std::fs::File> {
+    let lock = std::fs::File::create(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    if lock.try_lock().is_err() {
+        shell.status("Blocking", format_args!("waiting for {holder}"));
+        lock.lock()
+            .with_context(|| format!("cannot lock `{}`", path.display()))?;
+    }
+    Ok(lock)
+}
+
+/// Unpack a tarball once into `sources/<hash>/`, atomically: under a lock per tarball (two
+/// `init`s of one source unpack it once), into `.unpack-<hash>-*` renamed into place when
+/// complete. An unpack killed half-way leaves its temporary directory, which the next unpack
+/// of that tarball removes under the lock before it starts.
 fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<PathBuf> {
-    let dest = home
-        .sources_dir()
-        .join(&crate::fsutil::sha256_hex(identity.as_bytes())[..16]);
+    let hash = crate::fsutil::sha256_hex(identity.as_bytes())[..16].to_string();
+    let sources = home.sources_dir();
+    let dest = sources.join(&hash);
+    sweep_unpacks(&sources);
     if !dest.is_dir() {
-        home.ensure_dir(&home.sources_dir())?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".unpack-")
-            .tempdir_in(home.sources_dir())
-            .context("cannot create a temporary directory for unpacking")?;
-        shell.status("Unpacking", format_args!("`{}`", tarball.display()));
-        let sh = xshell::Shell::new()?;
-        let into = tmp.path();
-        let spinner = shell.spinner("Unpacking", tarball.display().to_string());
-        let r = crate::process::run(shell, cmd!(sh, "tar -xf {tarball} -C {into}"));
-        spinner.finish_and_clear();
-        if let Err(e) = r {
-            return Err(UserError::new(format!(
-                "cannot unpack `{}`: the archive is truncated or corrupt",
-                tarball.display()
-            ))
-            .with_hint(
-                e.to_string()
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty() && !l.starts_with("---"))
-                    .unwrap_or("")
-                    .to_string(),
-            )
-            .into());
+        home.ensure_dir(&sources)?;
+        let _lock = lock_file(
+            shell,
+            &sources.join(format!("{hash}.lock")),
+            "another `cargo kmod init` unpacking this source",
+        )?;
+        if !dest.is_dir() {
+            unpack_locked(shell, &sources, &hash, tarball, &dest)?;
         }
-        std::fs::rename(tmp.keep(), &dest)
-            .with_context(|| format!("cannot create `{}`", dest.display()))?;
     }
     // The tarball holds one top-level directory (e.g. `linux-source-7.2/`).
     let top = std::fs::read_dir(&dest)?
@@ -1023,9 +1015,116 @@ fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<
     }
 }
 
+/// Remove what killed unpacks left (`.unpack-<hash>-*` whose source lock nobody holds).
+fn sweep_unpacks(sources: &Path) {
+    let Ok(entries) = std::fs::read_dir(sources) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(hash) = name.strip_prefix(".unpack-").and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        let Ok(lock) = std::fs::File::create(sources.join(format!("{hash}.lock"))) else {
+            continue;
+        };
+        if lock.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The unpack itself, with the source's lock held.
+fn unpack_locked(
+    shell: &Shell,
+    sources: &Path,
+    hash: &str,
+    tarball: &Path,
+    dest: &Path,
+) -> Result<()> {
+    let prefix = format!(".unpack-{hash}-");
+    for e in std::fs::read_dir(sources)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir_in(sources)
+        .context("cannot create a temporary directory for unpacking")?;
+    shell.status("Unpacking", format_args!("`{}`", tarball.display()));
+    let sh = xshell::Shell::new()?;
+    let into = tmp.path();
+    let spinner = shell.spinner("Unpacking", tarball.display().to_string());
+    let r = crate::process::run(shell, cmd!(sh, "tar -xf {tarball} -C {into}"));
+    spinner.finish_and_clear();
+    if let Err(e) = r {
+        return Err(UserError::new(format!(
+            "cannot unpack `{}`: the archive is truncated or corrupt",
+            tarball.display()
+        ))
+        .with_hint(
+            e.to_string()
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("---"))
+                .unwrap_or("")
+                .to_string(),
+        )
+        .into());
+    }
+    // `tmp` is removed when the rename fails.
+    std::fs::rename(tmp.path(), dest)
+        .with_context(|| format!("cannot create `{}`", dest.display()))?;
+    let _ = tmp.keep();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two `init`s unpacking one tarball at once both get the tree, unpacked once, and a
+    /// killed unpack's leftovers are gone after the next one.
+    #[test]
+    fn concurrent_unpacks_share_one_tree_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("linux-x");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("Makefile"), "all:\n").unwrap();
+        std::fs::write(src.join("Kconfig"), "").unwrap();
+        let tarball = dir.path().join("linux-x.tar");
+        let sh = xshell::Shell::new().unwrap();
+        let root = dir.path();
+        cmd!(sh, "tar -cf {tarball} -C {root} linux-x").run().unwrap();
+        let home = Home {
+            root: dir.path().join("home"),
+        };
+        let sources = home.sources_dir();
+        std::fs::create_dir_all(&sources).unwrap();
+        // What an unpack killed half-way leaves.
+        let hash = &crate::fsutil::sha256_hex(b"id")[..16];
+        let stale = sources.join(format!(".unpack-{hash}-killed"));
+        std::fs::create_dir_all(stale.join("linux-x")).unwrap();
+        let shell = Shell::new(
+            crate::shell::Verbosity::Quiet,
+            crate::shell::MessageFormat::Human,
+            crate::shell::ColorChoice::Never,
+        );
+        let tops: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| unpack(&shell, &home, &tarball, "id").unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(tops.iter().all(|t| *t == sources.join(hash).join("linux-x")));
+        let mut left: Vec<String> = std::fs::read_dir(&sources)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [hash.to_string(), format!("{hash}.lock")]);
+    }
 
     #[test]
     fn builtin_fragments_parse_and_differ_per_arch() {
