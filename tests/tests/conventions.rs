@@ -163,3 +163,68 @@ fn module_named_8123_from_rust_and_two_c_files() {
         assert!(stdout(&o).contains("test result: ok"), "{}", stdout(&o));
     }
 }
+
+const FEATURES_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
+use kernel::prelude::*;
+
+kmod_macros::module! {
+    type: Flags,
+}
+
+struct Flags;
+
+impl kernel::Module for Flags {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Flags)
+    }
+}
+
+#[cfg(test)]
+#[kunit_tests(flags_tests)]
+mod tests {
+    #[cfg(feature = "extra")]
+    #[test]
+    fn only_with_extra() {}
+
+    #[test]
+    fn always() {}
+}
+"#;
+
+/// `test` and `run` take cargo's build flags like `build` does: `--release` and
+/// `--features` reach the test build, and `--offline`/`--locked` are taken as cargo takes them.
+#[test]
+fn test_takes_cargos_build_flags() {
+    let arch = "x86_64";
+    dev_tree(arch);
+    let d = scratch();
+    let manifest = d.path().join("Cargo.toml");
+    write(
+        &manifest,
+        "[package]\nname = \"flags\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\n\n[features]\nextra = []\n\n[package.metadata.kmod]\n",
+    );
+    write(&d.path().join("src/lib.rs"), FEATURES_RS);
+    let m = manifest.to_str().unwrap();
+    let o = run(&mut kmod(&["test", "--manifest-path", m, "--arch", arch]));
+    ok(&o);
+    let out = stdout(&o);
+    // A case compiled out by `#[cfg]` is reported as ignored, like `cargo test`'s.
+    assert!(out.contains("only_with_extra ... ignored"), "{out}");
+    assert!(out.contains("test result: ok. 1 passed"), "{out}");
+    let o = run(&mut kmod(&[
+        "test",
+        "--manifest-path",
+        m,
+        "--arch",
+        arch,
+        "--release",
+        "--features",
+        "extra",
+        "--offline",
+        "--locked",
+    ]));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("only_with_extra ... ok"), "{out}");
+    assert!(out.contains("test result: ok. 2 passed"), "{out}");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::command::args::{KdirArgs, PackageSelect};
+use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::UserError;
 use crate::ops::test::GuestModules;
@@ -20,6 +20,8 @@ pub struct RunCmd {
     pub kdir: KdirArgs,
     #[command(flatten)]
     pub packages: PackageSelect,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Run this shell command in the guest and exit with its status, instead of a shell
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
@@ -51,7 +53,7 @@ impl RunCmd {
             &GuestModules {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
-                test_build: false,
+                build: self.build.options(false),
                 devices: self.devices.clone(),
             },
         )?;

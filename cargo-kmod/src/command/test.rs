@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::command::args::{KdirArgs, PackageSelect};
+use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::devices::plan::run_tests;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
@@ -27,6 +27,8 @@ pub struct TestCmd {
     pub kdir: KdirArgs,
     #[command(flatten)]
     pub packages: PackageSelect,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Only report cases whose `suite::case` name contains FILTER
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
@@ -60,7 +62,7 @@ impl TestCmd {
             &GuestModules {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
-                test_build: true,
+                build: self.build.options(true),
                 devices: self.devices.clone(),
             },
         )?;

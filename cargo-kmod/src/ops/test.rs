@@ -18,8 +18,8 @@ pub struct GuestModules {
     pub ko: Vec<PathBuf>,
     /// `--param` values.
     pub params: Vec<String>,
-    /// Build the packages with tests compiled in.
-    pub test_build: bool,
+    /// How the packages are built (`test`: with their KUnit tests compiled in).
+    pub build: BuildOptions,
     /// `--device` files: device tables (`.toml`) or overlays (`.dtso`) for this run.
     pub devices: Vec<PathBuf>,
 }
@@ -51,7 +51,7 @@ pub fn prepare(
     let mut modules = Vec::new();
     // The devices are compiled (and the helper built) before the modules, so a bad overlay
     // is an error before anything is built or booted.
-    let (tree, devices) = if !req.ko.is_empty() || (!req.test_build && !select.in_package()) {
+    let (tree, devices) = if !req.ko.is_empty() || (!req.build.test && !select.in_package()) {
         let tree = crate::context::tree_for_arch(session, trees, None).map_err(|e| match &trees
             .target
         {
@@ -89,12 +89,7 @@ pub fn prepare(
             &names,
             Some(&out_dir),
         )?;
-        let opts = BuildOptions {
-            test: req.test_build,
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ..BuildOptions::default()
-        };
-        for artifact in build::build(session, &ctx, &opts)? {
+        for artifact in build::build(session, &ctx, &req.build)? {
             modules.push(KoModule::read(&artifact.ko, ctx.tree.arch)?);
         }
         (ctx.tree, devices)

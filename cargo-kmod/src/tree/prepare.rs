@@ -1022,7 +1022,10 @@ fn sweep_unpacks(sources: &Path) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(hash) = name.strip_prefix(".unpack-").and_then(|r| r.split('-').next()) else {
+        let Some(hash) = name
+            .strip_prefix(".unpack-")
+            .and_then(|r| r.split('-').next())
+        else {
             continue;
         };
         let Ok(lock) = std::fs::File::create(sources.join(format!("{hash}.lock"))) else {
@@ -1096,7 +1099,9 @@ mod tests {
         let tarball = dir.path().join("linux-x.tar");
         let sh = xshell::Shell::new().unwrap();
         let root = dir.path();
-        cmd!(sh, "tar -cf {tarball} -C {root} linux-x").run().unwrap();
+        cmd!(sh, "tar -cf {tarball} -C {root} linux-x")
+            .run()
+            .unwrap();
         let home = Home {
             root: dir.path().join("home"),
         };
@@ -1117,7 +1122,9 @@ mod tests {
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert!(tops.iter().all(|t| *t == sources.join(hash).join("linux-x")));
+        assert!(tops
+            .iter()
+            .all(|t| *t == sources.join(hash).join("linux-x")));
         let mut left: Vec<String> = std::fs::read_dir(&sources)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
