@@ -274,13 +274,22 @@ pub fn tree_for_arch(
     trees: &TreeSelection,
     arch_hint: Option<Arch>,
 ) -> Result<KernelTree> {
+    Ok(tree_and_workspace(session, trees, arch_hint)?.0)
+}
+
+/// [`tree_for_arch`], with the workspace it read to find a named target (read only then).
+pub fn tree_and_workspace(
+    session: &Session,
+    trees: &TreeSelection,
+    arch_hint: Option<Arch>,
+) -> Result<(KernelTree, Option<Workspace>)> {
     let home = session.home()?;
     let workspace = match &trees.target {
         Some(_) => Some(crate::manifest::load(&session.shell, None)?),
         None => None,
     };
     let rustc = session.rustc_version();
-    resolve_tree(
+    let tree = resolve_tree(
         session,
         &home,
         trees,
@@ -288,7 +297,8 @@ pub fn tree_for_arch(
         &[],
         arch_hint,
         rustc.as_deref(),
-    )
+    )?;
+    Ok((tree, workspace))
 }
 
 /// The one place a tree is chosen: `--kdir`, `--target` (its `kdir`, `arch`, `llvm`,

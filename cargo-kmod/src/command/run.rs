@@ -57,15 +57,7 @@ impl RunCmd {
                 devices: self.devices.clone(),
             },
         )?;
-        let (tree, modules) = (&guest.tree, &guest.modules);
-        let accel = crate::qemu::accel::choose(shell, tree)?;
-        let machine = crate::ops::test::machine(
-            session,
-            &self.packages.selection(),
-            &self.kdir.selection()?,
-            tree,
-            accel,
-        )?;
+        let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         let with = if names.is_empty() {
             String::new()
@@ -79,7 +71,7 @@ impl RunCmd {
                 tree.arch,
                 tree.release,
                 with,
-                accel.name()
+                machine.accel.name()
             ),
         );
         let Some(cmd) = &self.exec else {
@@ -90,7 +82,7 @@ impl RunCmd {
             if let Some(d) = &guest.devices {
                 d.extend_run_plan(&mut plan);
             }
-            return exec::run_shell_plan(shell, &machine, &plan);
+            return exec::run_shell_plan(shell, machine, &plan);
         };
         let mut plan = exec::plan(
             modules,
@@ -104,7 +96,7 @@ impl RunCmd {
         let verbose = shell.is_verbose();
         let code = exec::run_exec_plan(
             shell,
-            &machine,
+            machine,
             &plan,
             cmd,
             |l| shell.out(l),

@@ -66,15 +66,7 @@ impl TestCmd {
                 devices: self.devices.clone(),
             },
         )?;
-        let (tree, modules) = (&guest.tree, &guest.modules);
-        let accel = crate::qemu::accel::choose(shell, tree)?;
-        let machine = crate::ops::test::machine(
-            session,
-            &self.packages.selection(),
-            &self.kdir.selection()?,
-            tree,
-            accel,
-        )?;
+        let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
         let opts = TestOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             filter: self.filter.clone(),
@@ -90,14 +82,14 @@ impl TestCmd {
                 names.join(", "),
                 tree.arch,
                 tree.release,
-                accel.name()
+                machine.accel.name()
             ),
         );
         let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
         let verbose = shell.is_verbose();
         let report = run_tests(
             shell,
-            &machine,
+            machine,
             modules,
             guest.devices.as_ref(),
             &opts,

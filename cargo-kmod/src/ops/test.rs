@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::context::{BuildContext, Selection, Session, TreeSelection};
 use crate::ops::build::{self, BuildOptions};
+use crate::qemu::machine::Machine;
 use crate::qemu::modules::{load_order, KoModule};
 use crate::tree::KernelTree;
 
@@ -32,6 +33,8 @@ pub struct Guest {
     pub modules: Vec<KoModule>,
     /// The test devices of the packages and of `--device` files, ready for the guest.
     pub devices: Option<crate::devices::Prepared>,
+    /// The qemu machine that boots `tree`: its board's model, or the arch's default.
+    pub machine: Machine,
 }
 
 /// The tree, the modules (in load order, with parameters) and the devices for `test` and
@@ -51,13 +54,16 @@ pub fn prepare(
     let mut modules = Vec::new();
     // The devices are compiled (and the helper built) before the modules, so a bad overlay
     // is an error before anything is built or booted.
-    let (tree, devices) = if !req.ko.is_empty() || (!req.build.test && !select.in_package()) {
-        let tree = crate::context::tree_for_arch(session, trees, None).map_err(|e| match &trees
-            .target
-        {
-            Some(t) => e.context(format!("target `{t}`")),
-            None => e,
-        })?;
+    let (tree, devices, target) = if !req.ko.is_empty() || (!req.build.test && !select.in_package()) {
+        let (tree, workspace) = crate::context::tree_and_workspace(session, trees, None)
+            .map_err(|e| match &trees.target {
+                Some(t) => e.context(format!("target `{t}`")),
+                None => e,
+            })?;
+        let target = match (&trees.target, &workspace) {
+            (Some(name), Some(ws)) => Some(ws.target(name)?.clone()),
+            _ => None,
+        };
         for path in &req.ko {
             if path.extension().is_none_or(|e| e != "ko") {
                 crate::bail_user!(
@@ -69,7 +75,7 @@ pub fn prepare(
         }
         let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
         let devices = guest_devices(session, &tree, &[], &extra, req, &names, None)?;
-        (tree, devices)
+        (tree, devices, target)
     } else {
         let ctx = BuildContext::resolve(session, select, trees)?;
         let declared: Vec<(String, &crate::devices::Devices)> = ctx
@@ -92,13 +98,23 @@ pub fn prepare(
         for artifact in build::build(session, &ctx, &req.build)? {
             modules.push(KoModule::read(&artifact.ko, ctx.tree.arch)?);
         }
-        (ctx.tree, devices)
+        let target = match &trees.target {
+            Some(name) => Some(ctx.workspace.target(name)?.clone()),
+            None => None,
+        };
+        (ctx.tree, devices, target)
     };
     crate::qemu::modules::apply_params(&mut modules, &req.params)?;
+    let accel = crate::qemu::accel::choose(&session.shell, &tree)?;
+    let machine = match crate::tree::board::machine_for(&tree, target.as_ref())? {
+        Some(b) => Machine::for_board(&tree, accel, &b)?,
+        None => Machine::for_tree(&tree, accel)?,
+    };
     Ok(Guest {
         tree,
         modules: load_order(modules)?,
         devices,
+        machine,
     })
 }
 
@@ -138,27 +154,4 @@ fn guest_devices(
         }
     }
     Ok(devices)
-}
-
-/// The qemu target for booting `tree`: its board's model (a named target's `board`,
-/// `qemu-machine` and `dtb`, or the board a tree was prepared for) or the arch's default.
-pub fn machine(
-    session: &Session,
-    select: &Selection,
-    trees: &TreeSelection,
-    tree: &KernelTree,
-    accel: crate::qemu::machine::Accel,
-) -> Result<crate::qemu::machine::Machine> {
-    use crate::qemu::machine::Machine;
-    let board = match &trees.target {
-        Some(name) => {
-            let ws = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
-            crate::tree::board::machine_for(tree, Some(ws.target(name)?))?
-        }
-        None => crate::tree::board::machine_for(tree, None)?,
-    };
-    match board {
-        Some(b) => Machine::for_board(tree, accel, &b),
-        None => Machine::for_tree(tree, accel),
-    }
 }
