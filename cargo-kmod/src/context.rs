@@ -198,6 +198,30 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
+    /// The selected modules' crates.io dependencies, built by cargo for this tree with
+    /// `features` per package, under `dir` (`deps::prepare` with this context's data).
+    pub fn crate_deps(
+        &self,
+        shell: &crate::shell::Shell,
+        tc: &crate::tree::toolchain::Toolchain,
+        features: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        dir: &std::path::Path,
+        opts: crate::deps::DepsOptions,
+    ) -> Result<std::collections::BTreeMap<String, crate::deps::ModuleDeps>> {
+        let modules: Vec<&ModuleSpec> = self.modules.iter().collect();
+        crate::deps::prepare(
+            shell,
+            &self.workspace,
+            &modules,
+            &self.tree,
+            tc,
+            self.rustc.as_deref(),
+            features,
+            dir,
+            opts,
+        )
+    }
+
     /// Read the workspace, select the modules, resolve the tree, and refuse a tree that
     /// cannot build Rust modules, before anything runs.
     pub fn resolve(

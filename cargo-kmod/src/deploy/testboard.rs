@@ -166,11 +166,7 @@ until grep -q ':0016 00000000:0000 0A' /proc/net/tcp 2>/dev/null; do usleep 2000
 /// The files of a host directory tree for the initramfs under `prefix` (files keep their
 /// permission bits, symlinks stay symlinks).
 fn add_tree(files: &mut Vec<GuestFile>, dir: &Path, prefix: &str) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read `{}`", dir.display()))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
+    let entries = crate::fsutil::sorted_entries(dir)?;
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         if prefix.is_empty() && name == ROOTFS_STAMP {

@@ -146,15 +146,10 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         Some(r) => Some(plan::macros::ensure_macros_for(shell, &ctx.home, r)?),
         None => Some(plan::macros::ensure_macros(shell, &ctx.home, tree)?),
     };
-    let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
     // crates.io dependencies: built by cargo for the kernel, linked into the module.
-    let module_deps = deps::prepare(
+    let module_deps = ctx.crate_deps(
         shell,
-        &ctx.workspace,
-        &modules,
-        tree,
         &tc,
-        ctx.rustc.as_deref(),
         &features,
         &out_dir,
         DepsOptions {
@@ -163,6 +158,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             jobs: Some(opts.jobs),
         },
     )?;
+    let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
     let input = PlanInput {
         modules,
         tree,

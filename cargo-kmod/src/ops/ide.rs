@@ -86,14 +86,9 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
     for m in &ctx.modules {
         features.insert(m.package.clone(), m.enabled_features(&[], false, false)?);
     }
-    let modules: Vec<&crate::manifest::ModuleSpec> = ctx.modules.iter().collect();
-    let module_deps = crate::deps::prepare(
+    let module_deps = ctx.crate_deps(
         shell,
-        &ctx.workspace,
-        &modules,
-        tree,
         &tc,
-        ctx.rustc.as_deref(),
         &features,
         &ctx.kmod_dir(),
         crate::deps::DepsOptions::default(),

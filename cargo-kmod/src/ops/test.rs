@@ -54,11 +54,14 @@ pub fn prepare(
     let mut modules = Vec::new();
     // The devices are compiled (and the helper built) before the modules, so a bad overlay
     // is an error before anything is built or booted.
-    let (tree, devices, target) = if !req.ko.is_empty() || (!req.build.test && !select.in_package()) {
-        let (tree, workspace) = crate::context::tree_and_workspace(session, trees, None)
-            .map_err(|e| match &trees.target {
-                Some(t) => e.context(format!("target `{t}`")),
-                None => e,
+    let (tree, devices, target) = if !req.ko.is_empty() || (!req.build.test && !select.in_package())
+    {
+        let (tree, workspace) =
+            crate::context::tree_and_workspace(session, trees, None).map_err(|e| {
+                match &trees.target {
+                    Some(t) => e.context(format!("target `{t}`")),
+                    None => e,
+                }
             })?;
         let target = match (&trees.target, &workspace) {
             (Some(name), Some(ws)) => Some(ws.target(name)?.clone()),

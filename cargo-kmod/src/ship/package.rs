@@ -451,11 +451,7 @@ fn is_build_product(name: &str) -> bool {
 
 fn collect_sources(root: &Path, rel: &str, tree: &mut TarTree, prefix: &str) -> Result<()> {
     let dir = root.join(rel);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot read `{}`", dir.display()))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
+    let entries = crate::fsutil::sorted_entries(&dir)?;
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         if is_build_product(&name) {

@@ -349,11 +349,7 @@ pub fn tar_dir(dir: &Path, prefix: &str, links: &[(&str, &str)]) -> Result<Vec<u
         rel: &str,
         out: &mut Vec<(String, std::fs::FileType, PathBuf)>,
     ) -> Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read `{}`", dir.display()))?
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
+        let entries = crate::fsutil::sorted_entries(dir)?;
         for e in entries {
             let name = format!("{rel}{}", e.file_name().to_string_lossy());
             let ft = e.file_type()?;
