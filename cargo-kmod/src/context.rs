@@ -298,18 +298,20 @@ pub fn tree_for_arch(
     trees: &TreeSelection,
     arch_hint: Option<Arch>,
 ) -> Result<KernelTree> {
-    Ok(tree_and_workspace(session, trees, arch_hint)?.0)
+    Ok(tree_and_workspace(session, trees, None, arch_hint)?.0)
 }
 
-/// [`tree_for_arch`], with the workspace it read to find a named target (read only then).
+/// [`tree_for_arch`], with the workspace (`manifest_path`'s, or the current directory's) it
+/// read to find a named target (read only then).
 pub fn tree_and_workspace(
     session: &Session,
     trees: &TreeSelection,
+    manifest_path: Option<&std::path::Path>,
     arch_hint: Option<Arch>,
 ) -> Result<(KernelTree, Option<Workspace>)> {
     let home = session.home()?;
     let workspace = match &trees.target {
-        Some(_) => Some(crate::manifest::load(&session.shell, None)?),
+        Some(_) => Some(crate::manifest::load(&session.shell, manifest_path)?),
         None => None,
     };
     let rustc = session.rustc_version();

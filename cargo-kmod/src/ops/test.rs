@@ -56,13 +56,16 @@ pub fn prepare(
     // is an error before anything is built or booted.
     let (tree, devices, target) = if !req.ko.is_empty() || (!req.build.test && !select.in_package())
     {
-        let (tree, workspace) =
-            crate::context::tree_and_workspace(session, trees, None).map_err(|e| {
-                match &trees.target {
-                    Some(t) => e.context(format!("target `{t}`")),
-                    None => e,
-                }
-            })?;
+        let (tree, workspace) = crate::context::tree_and_workspace(
+            session,
+            trees,
+            select.manifest_path.as_deref(),
+            None,
+        )
+        .map_err(|e| match &trees.target {
+            Some(t) => e.context(format!("target `{t}`")),
+            None => e,
+        })?;
         let target = match (&trees.target, &workspace) {
             (Some(name), Some(ws)) => Some(ws.target(name)?.clone()),
             _ => None,
