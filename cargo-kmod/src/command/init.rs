@@ -34,8 +34,9 @@ pub struct InitCmd {
     /// `aarch64-linux-gnu-` for arm64)
     #[arg(long, value_name = "CC", default_value = "clang")]
     pub cc: String,
-    /// Prepare the tree of a named target of `[workspace.metadata.kmod.targets.NAME]`
-    #[arg(long, value_name = "NAME")]
+    /// Prepare the tree of a named target of `[workspace.metadata.kmod.targets.NAME]` (its
+    /// keys say everything: the target's tree is the one `build --target NAME` looks up)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["source", "arch", "cc", "configs"])]
     pub target: Option<String>,
     /// Path to Cargo.toml (with `--target`)
     #[arg(long, value_name = "PATH", requires = "target")]
@@ -75,13 +76,12 @@ impl InitCmd {
             Some(name) => {
                 let ws = crate::manifest::load(&session.shell, self.manifest_path.as_deref())?;
                 let t = ws.target(name)?;
-                let Some(mut req) = prepare::target_request(t, jobs)? else {
+                let Some(req) = prepare::target_request(t, jobs)? else {
                     crate::bail_user!(
                         "target `{}` names no tree to prepare: it has no `board`, `base-config`, `cc` or `source`", name;
                         hint = "add `board = \"rpi4\"` (or `base-config`) to `[workspace.metadata.kmod.targets.{}]`, or give it a `kdir`", name
                     );
                 };
-                req.fragments.extend(fragments);
                 vec![req]
             }
             None => self.requests(fragments, jobs)?,

@@ -1,4 +1,5 @@
-//! Test devices -> device-tree overlay source (`.dtso`), for `dtc -@ -I dts -O dtb`.
+//! Test devices -> device-tree overlay source (`.dtso`), for `dtc -I dts -O dtb` (no `-@`: the
+//! live trees have no `/__symbols__`).
 //!
 //! Every device becomes a node under the root (`target-path = "/"`), where the kernel's OF
 //! reconfig notifier creates a platform device for it. I2C devices become children of one bus

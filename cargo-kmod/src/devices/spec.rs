@@ -293,7 +293,7 @@ pub fn from_file(path: &Path) -> Result<Devices> {
             Ok(out)
         }
         _ => crate::bail_user!(
-            "device file `{}` is neither `.toml` nor `.dtso`", path.display();
+            "device file `{}` is neither `.toml` nor `.dtso` (or `.dts`)", path.display();
             hint = "pass a TOML file with `[[devices]]` tables, or a device-tree overlay source"
         ),
     }

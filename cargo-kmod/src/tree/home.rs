@@ -9,7 +9,16 @@
 //!                                    and GCC-built trees (`--cc gcc`) side by side
 //!     cargo-kmod-tree.json           written last: its presence means "prepared"
 //!     cargo-kmod-build.log           the full build log
+//!   trees/<arch>-<hash>.lock         held while a tree is prepared (never removed)
+//!   sources/<hash>.lock              held while a source is unpacked (never removed)
 //!   rust-src/<rustc version>/        Debian's rust-src, unpacked by `cargo xtask setup`
+//!   busybox/                         the static busybox the initramfs uses
+//!   macros/                          kmod-macros proc macros, per rustc
+//!   metadata/                        `cargo metadata` cache, per workspace
+//!   rustc/                           `rustc --version` cache, per rustup state
+//!   devices/<arch>-<hash>/           the test-device helper module, per tree
+//!   rootfs/                          the deploy test board's root file system
+//!   kvm-probe.json                   whether KVM works for a tree's arch
 //! ```
 
 use std::path::{Path, PathBuf};

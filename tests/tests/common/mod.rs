@@ -121,7 +121,7 @@ fn tree_where(arch: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
     }
 }
 
-/// A scratch directory that is kept when `KMOD_KEEP_TMP` is set (for debugging).
+/// A scratch directory, removed when the test ends.
 pub fn scratch() -> tempfile::TempDir {
     let t = tempfile::Builder::new()
         .prefix("kmod-it-")
