@@ -60,7 +60,8 @@ pub struct PlannedModule {
     pub out_dir: PathBuf,
     /// Where kbuild leaves the `.ko`.
     pub built_ko: PathBuf,
-    /// The object rustc writes for the crate (`<crate>_rs.o`).
+    /// The object rustc writes for the crate (`<crate>_rs.o`, or `<module>.o` when the
+    /// module is its crate alone).
     pub rust_object: String,
 }
 
@@ -315,8 +316,18 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         }
 
         // Named after the crate (a Rust identifier) rather than the module (which may start
-        // with a digit): 6.12's kbuild derives `--crate-name` from the object's name.
-        let rust_object = format!("{}_rs.o", m.crate_name);
+        // with a digit): 6.12's kbuild derives `--crate-name` from the object's name. A
+        // module that is its crate alone is that one object, as in a hand-written Kbuild
+        // (`obj-m := name.o`): no subdirectory link step (`ld -r`) on every rebuild.
+        let sets_crate_name = kbuild_sets_crate_name(input.tree);
+        let single = c_sources.is_empty()
+            && dep_objects.is_empty()
+            && (!sets_crate_name || m.name == m.crate_name);
+        let rust_object = if single {
+            format!("{}.o", m.name)
+        } else {
+            format!("{}_rs.o", m.crate_name)
+        };
         let mut used: BTreeSet<String> = [m.name.clone() + ".o", rust_object.clone()].into();
         let mut c_objects = Vec::new();
         for src in &c_sources {
@@ -363,7 +374,8 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
                     rustflags => rustflags,
                     rust_object => rust_object,
                     // Older kbuild (6.12) names the crate after the object itself.
-                    crate_name => (!kbuild_sets_crate_name(input.tree)).then_some(&m.crate_name),
+                    crate_name => (!sets_crate_name).then_some(&m.crate_name),
+                    single => single,
                     crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                     c_objects => c_objects,
                     dep_objects => dep_objects,

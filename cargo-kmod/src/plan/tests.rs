@@ -314,3 +314,34 @@ fn dependency_crates_are_externs_and_linked_objects() {
         redact(&plan.files[0].1, d.path())
     );
 }
+
+/// A module that is its crate alone is one object, like a hand-written `obj-m := name.o`:
+/// no composite `name-y` (and no `ld -r` of it on every rebuild).
+#[test]
+fn a_rust_only_module_is_one_object() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = module(d.path());
+    m.c_sources.clear();
+    m.feature_objects.clear();
+    let t = tree();
+    let plan = render(&PlanInput {
+        modules: vec![&m],
+        tree: &t,
+        base: d.path().join("target/kmod/x86_64"),
+        test: false,
+        release: false,
+        features: BTreeMap::new(),
+        macros: None,
+        extra_symbols: vec![],
+        deps: BTreeMap::new(),
+    })
+    .unwrap();
+    let kbuild = redact(&plan.files[0].1, d.path());
+    assert_eq!(plan.modules[0].rust_object, "mixed.o");
+    assert!(kbuild.contains("obj-m := mixed.o\n"), "{kbuild}");
+    assert!(!kbuild.contains("mixed-y"), "{kbuild}");
+    assert!(
+        kbuild.contains("$(obj)/mixed.o: /work/mixed/src/lib.rs FORCE"),
+        "{kbuild}"
+    );
+}
