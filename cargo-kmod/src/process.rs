@@ -199,6 +199,19 @@ pub fn version_line(sh: &xshell::Shell, program: &str, args: &[&str]) -> Option<
         .map(str::to_string)
 }
 
+/// One word for `sh` (the host's, busybox's in a guest, a board's over ssh): unchanged when
+/// it has only characters no shell treats specially, else single-quoted.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+=/.,:@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

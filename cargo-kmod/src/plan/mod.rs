@@ -107,17 +107,8 @@ pub fn make_value(value: &str) -> String {
 /// The helper variables [`make_value`] refers to, for the top of every generated file.
 pub const MAKE_HELPERS: &str = "kmod_empty :=\nkmod_hash := \\#\ndefine kmod_newline\n\n\nendef\n";
 
-/// One shell word: as is when it has nothing the shell treats specially, else single-quoted.
-pub fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_+=/.,:@%".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub use crate::process::shell_word;
+
 
 /// A compiler flag from the manifest (`key` names where it came from): exactly one argument
 /// on the compiler's command line, whatever it contains. Control characters are refused:

@@ -483,16 +483,7 @@ const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      }\n";
 
 /// Shell-quote one word for busybox `sh`.
-pub fn quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub use crate::process::shell_word as quote;
 
 #[cfg(test)]
 mod tests {
