@@ -133,6 +133,13 @@ pub fn run_plan(
     plan: &GuestPlan,
     mut on_seen: impl FnMut(Seen<'_>),
 ) -> Result<GuestRun> {
+    let batch;
+    let machine = if plan.then == Then::PowerOff {
+        batch = machine.for_batch();
+        &batch
+    } else {
+        machine
+    };
     let (boot, token, _dir) = prepare(shell, machine, plan)?;
     let shared = machine.channel == Channel::SharedConsole;
     let mut t = Transcript::new(token, shared, plan.steps.len());
