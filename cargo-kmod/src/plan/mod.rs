@@ -109,7 +109,6 @@ pub const MAKE_HELPERS: &str = "kmod_empty :=\nkmod_hash := \\#\ndefine kmod_new
 
 pub use crate::process::shell_word;
 
-
 /// A compiler flag from the manifest (`key` names where it came from): exactly one argument
 /// on the compiler's command line, whatever it contains. Control characters are refused:
 /// kbuild records command lines one per line in its `.cmd` files.
