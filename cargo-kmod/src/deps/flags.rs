@@ -29,31 +29,18 @@ pub fn kbuild_rustflags(
         output: "rustflags.txt",
         what: "Rust flags for dependency crates",
     };
-    let cache = probe.cache(tree, "rustflags");
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        let flags: Vec<String> = text.lines().map(str::to_string).collect();
-        if complete(&flags) {
-            return Ok(flags);
-        }
-    }
-    let raw = probe.run(shell, tree, tc)?;
-    // The first line is the directory kbuild ran the rule in: relative paths are from there.
-    let mut lines = raw.lines().map(str::trim).filter(|l| !l.is_empty());
-    let cwd = lines
-        .next()
-        .map(Path::new)
-        .unwrap_or(&tree.dir)
-        .to_path_buf();
-    let flags = absolutize(lines, &cwd);
-    // Only a complete answer is cached.
-    if !complete(&flags) {
-        crate::bail_user!(
-            "kbuild's Rust flag probe in `{}` printed no usable flags for `{}`", probe_dir.display(), tree.dir.display();
-            hint = "run `cargo kmod build -v` to see the probe's `make` command, and check the tree with `cargo kmod doctor`"
-        );
-    }
-    crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
-    Ok(flags)
+    let parse = |raw: &str| {
+        // The first line is the directory kbuild ran the rule in: relative paths are from
+        // there.
+        let mut lines = raw.lines().map(str::trim).filter(|l| !l.is_empty());
+        let cwd = lines
+            .next()
+            .map(Path::new)
+            .unwrap_or(&tree.dir)
+            .to_path_buf();
+        absolutize(lines, &cwd)
+    };
+    probe.flags(shell, tree, tc, "rustflags", parse, complete)
 }
 
 /// kbuild's Rust flags always name the edition and the target.

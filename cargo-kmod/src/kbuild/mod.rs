@@ -106,6 +106,36 @@ impl Probe<'_> {
         self.dir.join(format!("{name}-{}.txt", &key[..16]))
     }
 
+    /// The probed flags: from the cache `name` when it holds a `complete` answer, else from a
+    /// run of the probe, read by `parse`; only a complete answer is cached, an incomplete one
+    /// is an error.
+    pub fn flags(
+        &self,
+        shell: &Shell,
+        tree: &KernelTree,
+        tc: &Toolchain,
+        name: &str,
+        parse: impl FnOnce(&str) -> Vec<String>,
+        complete: impl Fn(&[String]) -> bool,
+    ) -> Result<Vec<String>> {
+        let cache = self.cache(tree, name);
+        if let Ok(text) = std::fs::read_to_string(&cache) {
+            let flags: Vec<String> = text.lines().map(str::to_string).collect();
+            if complete(&flags) {
+                return Ok(flags);
+            }
+        }
+        let flags = parse(&self.run(shell, tree, tc)?);
+        if !complete(&flags) {
+            crate::bail_user!(
+                "kbuild's probe of {} in `{}` printed no usable flags for `{}`", self.what, self.dir.display(), tree.dir.display();
+                hint = "run `cargo kmod build -v` to see the probe's `make` command, and check the tree with `cargo kmod doctor`"
+            );
+        }
+        crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
+        Ok(flags)
+    }
+
     /// Run the probe rule with the tree's toolchain and return what it printed.
     pub fn run(&self, shell: &Shell, tree: &KernelTree, tc: &Toolchain) -> Result<String> {
         use anyhow::Context as _;

@@ -30,25 +30,18 @@ pub fn kbuild_cflags(
     };
     // The cache holds filtered flags: its name changes with the filter (2: the kernel's
     // `-fms-extensions` dialect kept).
-    let cache = probe.cache(tree, "cflags2");
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        let flags: Vec<String> = text.lines().map(str::to_string).collect();
-        if flags.iter().any(|f| f == "-D__KERNEL__") {
-            return Ok(flags);
-        }
-    }
-    let raw = probe.run(shell, tree, tc)?;
-    let flags = filter_for_clang(raw.lines(), probe_dir, tree);
-    // Only a complete answer is cached: kernel C flags always define `__KERNEL__` and
-    // name include directories.
-    if !flags.iter().any(|f| f == "-D__KERNEL__") || !flags.iter().any(|f| f.starts_with("-I")) {
-        crate::bail_user!(
-            "kbuild's flag probe in `{}` printed no usable C flags for `{}`", probe_dir.display(), tree.dir.display();
-            hint = "run `cargo kmod build -v` to see the probe's `make` command, and check the tree with `cargo kmod doctor`"
-        );
-    }
-    crate::fsutil::write_atomic(&cache, flags.join("\n").as_bytes())?;
-    Ok(flags)
+    // Kernel C flags always define `__KERNEL__` and name include directories.
+    let complete = |flags: &[String]| {
+        flags.iter().any(|f| f == "-D__KERNEL__") && flags.iter().any(|f| f.starts_with("-I"))
+    };
+    probe.flags(
+        shell,
+        tree,
+        tc,
+        "cflags2",
+        |raw| filter_for_clang(raw.lines(), probe_dir, tree),
+        complete,
+    )
 }
 
 /// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
