@@ -397,3 +397,48 @@ fn toml_str(s: &str) -> String {
             .replace('\n', "\\n")
     )
 }
+
+/// The C-flags probe bindgen uses is checked before it is cached, and a cached answer that
+/// is not complete (a partial write, a truncated file) is never used: it is probed again.
+#[test]
+fn a_partial_flag_probe_cache_is_probed_again() {
+    dev_tree("x86_64");
+    let d = scratch();
+    copy_dir(&root().join("examples/mixed"), d.path());
+    let _ = std::fs::remove_dir_all(d.path().join("target"));
+    let manifest = d.path().join("Cargo.toml");
+    let m = manifest.to_str().unwrap();
+    ok(&build(&manifest, &[]));
+    let probe = d.path().join("target/kmod/x86_64/.probe");
+    let cached: Vec<PathBuf> = std::fs::read_dir(&probe)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("cflags2-")
+        })
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let full = std::fs::read_to_string(&cached[0]).unwrap();
+    assert!(full.lines().any(|l| l == "-D__KERNEL__"), "{full}");
+    // What a reader killed half-way through writing would have left.
+    let half: String = full.lines().take(3).map(|l| format!("{l}\n")).collect();
+    assert!(!half.contains("-D__KERNEL__"), "{half}");
+    std::fs::write(&cached[0], &half).unwrap();
+    // A header change makes bindgen run again, with the flags probed anew.
+    let header = d.path().join("include/checksum.h");
+    let text = std::fs::read_to_string(&header).unwrap();
+    std::fs::write(&header, format!("{text}\n/* edited */\n")).unwrap();
+    let o = run(&mut kmod(&[
+        "build",
+        "--manifest-path",
+        m,
+        "--arch",
+        "x86_64",
+    ]));
+    ok(&o);
+    assert_eq!(std::fs::read_to_string(&cached[0]).unwrap(), full);
+}
