@@ -467,7 +467,10 @@ const FORWARD: &str =
 
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
 /// debug level: never on the console). `t`: the taint (`read` would return one byte of a
-/// sysctl file). `step ID CMD...`: run a step and report it.
+/// sysctl file). `step ID CMD...`: run a step and report it; the step's sync record and
+/// taint are taken the moment its command returns, before its output is relayed, so what
+/// happens after (a timer a module left armed) belongs to the next part, however slowly
+/// the relay goes on a busy guest.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\
      t() { head -c 64 /proc/sys/kernel/tainted; }\n\
@@ -475,9 +478,10 @@ const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      \ti=$1; shift\n\
      \tp step $i\n\
      \t\"$@\" >/tmp/o 2>&1 </dev/null 3>&-; r=$?\n\
-     \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
      \ts $i\n\
-     \tp done $i $r $(t)\n\
+     \tv=$(t)\n\
+     \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
+     \tp done $i $r $v\n\
      \t[ $r = 0 ] || f=1\n\
      \teval \"r$i=$r\"\n\
      }\n";
