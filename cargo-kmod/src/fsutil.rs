@@ -74,6 +74,19 @@ pub fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     Ok(entries)
 }
 
+/// A file's size and modification time (`len:mtime_ns`), the cheap identity make-like
+/// caches compare; `None` when it cannot be read.
+pub fn file_identity(path: &Path) -> Option<String> {
+    std::fs::metadata(path).ok().map(|m| {
+        let t = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{}:{t}", m.len())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

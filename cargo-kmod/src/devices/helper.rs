@@ -28,17 +28,8 @@ pub fn cache_dir(home: &Home, tree: &KernelTree) -> Result<PathBuf> {
     let make_args = tree.make_args();
     let config = std::fs::read(tree.dir.join(".config"))
         .with_context(|| format!("cannot read `{}`", tree.dir.join(".config").display()))?;
-    let symvers = std::fs::metadata(tree.dir.join("Module.symvers"))
-        .ok()
-        .map(|m| {
-            let t = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{}:{t}", m.len())
-        })
-        .unwrap_or_default();
+    let symvers =
+        crate::fsutil::file_identity(&tree.dir.join("Module.symvers")).unwrap_or_default();
     let key = serde_json::json!({
         "source": crate::fsutil::sha256_hex(SOURCE.as_bytes()),
         "kbuild": KBUILD,

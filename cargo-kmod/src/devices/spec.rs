@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::UserError;
+use crate::manifest::nearest;
 
 /// Keys of one `[[package.metadata.kmod.devices]]` table.
 pub const DEVICE_KEYS: &[&str] = &[
@@ -185,15 +186,6 @@ impl Devices {
         }
         Ok(())
     }
-}
-
-fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
-    valid
-        .iter()
-        .map(|v| (strsim::jaro_winkler(key, v), *v))
-        .filter(|(s, _)| *s > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, v)| v)
 }
 
 /// Where a value came from, for messages: the section and the file.

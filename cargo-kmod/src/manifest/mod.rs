@@ -175,7 +175,8 @@ pub fn is_valid_module_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+/// The valid name closest to a misspelled `key`, for "did you mean" hints.
+pub(crate) fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
     valid
         .iter()
         .map(|v| (strsim::jaro_winkler(key, v), *v))
@@ -585,16 +586,7 @@ impl MetadataCache {
     }
 
     fn stat(path: &Path) -> String {
-        std::fs::metadata(path)
-            .map(|m| {
-                let t = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                format!("{}:{t}", m.len())
-            })
-            .unwrap_or_else(|_| "missing".into())
+        crate::fsutil::file_identity(path).unwrap_or_else(|| "missing".into())
     }
 
     /// What a metadata result depends on: the workspace root's manifest and every member's;
