@@ -436,3 +436,25 @@ fn unknown_boards_and_unprepared_targets_say_what_to_run() {
     );
     assert!(err.contains("run `cargo kmod init --target old`"), "{err}");
 }
+
+/// `init --target NAME` takes its tree from the target's keys alone: flags that would make
+/// another tree are refused, naming both.
+#[test]
+fn init_target_refuses_flags_that_would_make_another_tree() {
+    for flag in [
+        &["--cc", "gcc"][..],
+        &["--arch", "arm64"],
+        &["--source", "/usr/src/x.tar.xz"],
+        &["--config", "extra.config"],
+    ] {
+        let o = run(&mut kmod(
+            &[&["init", "--target", "rpi4"][..], flag].concat(),
+        ));
+        let err = fails(&o);
+        assert!(
+            err.contains("the argument '--target <NAME>' cannot be used with")
+                && err.contains(flag[0]),
+            "{err}"
+        );
+    }
+}
