@@ -982,8 +982,8 @@ fn lock_file(shell: &Shell, path: &Path, holder: &str) -> Result<std::fs::File> 
 
 /// Unpack a tarball once into `sources/<hash>/`, atomically: under a lock per tarball (two
 /// `init`s of one source unpack it once), into `.unpack-<hash>-*` renamed into place when
-/// complete. An unpack killed half-way leaves its temporary directory, which the next unpack
-/// of that tarball removes under the lock before it starts.
+/// complete. An unpack killed half-way leaves its temporary directory, which the next
+/// unpack of any source removes ([`sweep_unpacks`]: leftovers whose lock nobody holds).
 fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<PathBuf> {
     let hash = crate::fsutil::sha256_hex(identity.as_bytes())[..16].to_string();
     let sources = home.sources_dir();
@@ -1045,14 +1045,8 @@ fn unpack_locked(
     tarball: &Path,
     dest: &Path,
 ) -> Result<()> {
-    let prefix = format!(".unpack-{hash}-");
-    for e in std::fs::read_dir(sources)?.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
     let tmp = tempfile::Builder::new()
-        .prefix(&prefix)
+        .prefix(&format!(".unpack-{hash}-"))
         .tempdir_in(sources)
         .context("cannot create a temporary directory for unpacking")?;
     shell.status("Unpacking", format_args!("`{}`", tarball.display()));
