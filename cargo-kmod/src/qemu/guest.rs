@@ -235,6 +235,9 @@ pub struct GuestPlan {
     /// Extra kernel command-line arguments.
     pub cmdline: Vec<String>,
     pub timeout: Duration,
+    /// Forward the kernel log from its first record (the boot's); otherwise from the
+    /// script's start.
+    pub boot_records: bool,
 }
 
 impl Default for GuestPlan {
@@ -246,6 +249,7 @@ impl Default for GuestPlan {
             then: Then::PowerOff,
             cmdline: Vec::new(),
             timeout: Duration::from_secs(60),
+            boot_records: false,
         }
     }
 }
@@ -361,17 +365,28 @@ impl GuestPlan {
                 // character written to it (the raspi models' mini UART does), which would
                 // otherwise spoil the first protocol line.
                 s.push_str(&format!("exec 3>/dev/{device}\necho >&3\n"));
-                s.push_str(&format!("( {FORWARD} ) >&3 &\n"));
             }
-            Channel::SharedConsole => {
-                s.push_str("exec 3>&1\n");
-                s.push_str(&format!(
-                    "( {FORWARD} ) | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
-                ));
-            }
+            Channel::SharedConsole => s.push_str("exec 3>&1\n"),
         }
         s.push_str(FUNCTIONS);
-        s.push_str("s b\np begin $(t)\n");
+        // The log reader's place: one open file, so a reader that stops (a record that was
+        // overwritten before it was read) goes on from where it stood, never from the start.
+        s.push_str("exec 4</dev/kmsg\ns b\n");
+        let forward = if self.boot_records {
+            FORWARD.to_string()
+        } else {
+            // The boot's records are the kernel's, not the test's: skip them unread by the
+            // host, up to sync `b` (forwarded: the host cuts the first step's log there). A
+            // record too long for grep's buffer stops it early; dd forwards the rest.
+            format!("grep -m 1 -F \"$T sync b\"; {FORWARD}")
+        };
+        match channel {
+            Channel::Uart { .. } => s.push_str(&format!("( {forward} ) <&4 >&3 &\n")),
+            Channel::SharedConsole => s.push_str(&format!(
+                "( {forward} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
+            )),
+        }
+        s.push_str("exec 4<&-\np begin $(t)\n");
         for (i, st) in self.steps.iter().enumerate() {
             if let Action::Shell { script, .. } = &st.action {
                 s.push_str(&format!("c{i}() (\n{script}\n)\n"));
@@ -462,8 +477,7 @@ const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
 /// `EPIPE` when records were overwritten before they were read; dd then exits and the loop
 /// reopens the log (the host sees the gap in the sequence numbers, and skips records it
 /// already has).
-const FORWARD: &str =
-    "i=0; while [ $i -lt 20 ]; do dd if=/dev/kmsg bs=65536 2>/dev/null; i=$((i + 1)); done";
+const FORWARD: &str = "i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done";
 
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
 /// debug level: never on the console). `t`: the taint (`read` would return one byte of a
@@ -661,6 +675,35 @@ mod tests {
             GuestPlan::test(&[ko("a")], true).script(&Channel::SharedConsole, &Token::fixed("kT"));
         assert!(s.contains("exec 3>&1\n"), "{s}");
         assert!(s.contains("do echo \"$T k $l\"; done >&3 &"), "{s}");
+    }
+
+    #[test]
+    fn the_log_reader_starts_at_the_script_unless_the_boot_is_wanted() {
+        let mut plan = GuestPlan::test(&[ko("a")], true);
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        // One open file for the whole reader: `s b` is written before it starts, skipped up
+        // to by grep (which forwards that record), then dd goes on from there.
+        let open = s.find("exec 4</dev/kmsg\ns b\n").unwrap();
+        let reader = s
+            .find("( grep -m 1 -F \"$T sync b\"; i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null;")
+            .unwrap();
+        let close = s.find("exec 4<&-\np begin $(t)\n").unwrap();
+        assert!(open < reader && reader < close, "{s}");
+        assert!(s.contains("done ) <&4 >&3 &\n"), "{s}");
+        assert!(!s.contains("if=/dev/kmsg"), "{s}");
+        plan.boot_records = true;
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        assert!(
+            s.contains("( i=0; while [ $i -lt 20 ]; do dd bs=65536"),
+            "{s}"
+        );
+        assert!(!s.contains("grep"), "{s}");
+        let shared =
+            GuestPlan::test(&[ko("a")], true).script(&Channel::SharedConsole, &Token::fixed("kT"));
+        assert!(
+            shared.contains("done ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"),
+            "{shared}"
+        );
     }
 
     #[test]
