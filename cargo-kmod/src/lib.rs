@@ -25,6 +25,7 @@ pub mod deploy;
 pub mod deps;
 pub mod devices;
 pub mod error;
+pub mod fdt;
 pub mod fsutil;
 pub mod kbuild;
 pub mod ko;

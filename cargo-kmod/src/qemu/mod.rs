@@ -7,6 +7,7 @@
 //!
 //! - [`tools`]: finding qemu, a static busybox, qboot (also for `doctor`);
 //! - [`machine`]: the boot target as data (qemu, `-M`, cpu, kernel, console, channel);
+//! - [`dtb`]: qemu's own `virt` device tree, dumped once and handed back compact;
 //! - [`initramfs`]: a `newc` cpio written in Rust;
 //! - [`guest`]: the plan (files, typed steps, settle, what comes after) and its `/init`;
 //! - [`protocol`]: the token-authenticated guest protocol and `/dev/kmsg` records, one parser;
@@ -23,6 +24,7 @@
 
 pub mod accel;
 pub mod boot;
+pub mod dtb;
 pub mod exec;
 pub mod guest;
 pub mod initramfs;

@@ -33,15 +33,20 @@ use anyhow::{Context, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token(String);
 
+/// `n` bytes from `/dev/urandom`.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read `/dev/urandom`")?;
+    Ok(bytes)
+}
+
 impl Token {
     /// 128 random bits from the kernel, as `k` and 32 hex digits.
     pub fn random() -> Result<Token> {
-        use std::io::Read;
-        let mut bytes = [0u8; 16];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .context("cannot read `/dev/urandom`")?;
-        Ok(Token(format!("k{}", hex::encode(bytes))))
+        Ok(Token(format!("k{}", hex::encode(random_bytes(16)?))))
     }
 
     /// A fixed token, for tests.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::qemu::boot::{self, Boot, BootEnd, BootLog, Flow, Recv, RunningBoot};
+use crate::qemu::dtb;
 use crate::qemu::guest::{FileSource, GuestPlan, Then};
 use crate::qemu::initramfs::Initramfs;
 use crate::qemu::machine::{Channel, Machine};
@@ -79,13 +80,13 @@ impl GuestRun {
 /// The initramfs of `plan` with `init` as `/init`, written to `dir`.
 fn write_image(
     shell: &Shell,
+    home: &Home,
     machine: &Machine,
     plan: &GuestPlan,
     init: &str,
     dir: &std::path::Path,
 ) -> Result<PathBuf> {
-    let home = Home::from_env()?;
-    let busybox = tools::busybox(&home, machine.arch)?;
+    let busybox = tools::busybox(home, machine.arch)?;
     let mut fs = Initramfs::with_busybox(&busybox, init)?;
     for f in &plan.files {
         match &f.source {
@@ -116,8 +117,10 @@ fn prepare(
     let token = Token::random()?;
     let init = plan.script(&machine.channel, &token);
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let initrd = write_image(shell, machine, plan, &init, dir.path())?;
+    let home = Home::from_env()?;
+    let initrd = write_image(shell, &home, machine, plan, &init, dir.path())?;
     let mut boot = Boot::new(machine.clone(), initrd);
+    boot.machine.dtb = dtb::compact_tree(shell, &home, machine, dir.path());
     boot.cmdline = plan.kernel_args(&machine.channel);
     boot.timeout = plan.timeout;
     Ok((boot, token, dir))
