@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const RUNS: usize = 11;
+const RUNS: usize = 21;
 
 struct Arch {
     name: &'static str,
@@ -163,13 +163,14 @@ pub fn run() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     check(
         Command::new(&cargo)
-            .args(["build", "-q", "-p", "cargo-kmod"])
+            .args(["build", "-q", "--release", "-p", "cargo-kmod"])
             .current_dir(root()),
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("debug/cargo-kmod");
+    // The binary users run: `cargo install cargo-kmod` builds the release profile.
+    let bin = target.join("release/cargo-kmod");
     let manifest = root().join("examples/hello/Cargo.toml");
     let bench_target = target.join("kmod-bench");
     let kmod_test = |arch: &Arch, extra: &[&std::ffi::OsStr]| {

@@ -386,7 +386,7 @@ impl GuestPlan {
                 "( {forward} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
             )),
         }
-        s.push_str("exec 4<&-\np begin $(t)\n");
+        s.push_str("exec 4<&-\nt\np begin $v\n");
         for (i, st) in self.steps.iter().enumerate() {
             if let Action::Shell { script, .. } = &st.action {
                 s.push_str(&format!("c{i}() (\n{script}\n)\n"));
@@ -418,7 +418,7 @@ impl GuestPlan {
             // before the check (a sleeping `/init` yields the CPU to it).
             let fifo = crate::qemu::initramfs::WAIT_FIFO;
             s.push_str(&format!(
-                "read -t {} w <>{fifo}\nread -t 0.001 w <>{fifo}\ns settled\np settled $(t)\n",
+                "read -t {} w <>{fifo}\nread -t 0.001 w <>{fifo}\ns settled\nt\np settled $v\n",
                 secs(d),
             ));
         }
@@ -480,20 +480,20 @@ const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
 const FORWARD: &str = "i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done";
 
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
-/// debug level: never on the console). `t`: the taint (`read` would return one byte of a
-/// sysctl file). `step ID CMD...`: run a step and report it; the step's sync record and
+/// debug level: never on the console). `t`: the taint into `$v`, through a file: `read`
+/// alone would get one byte of a sysctl file, and `$(...)` would cost a second fork. `step ID CMD...`: run a step and report it; the step's sync record and
 /// taint are taken the moment its command returns, before its output is relayed, so what
 /// happens after (a timer a module left armed) belongs to the next part, however slowly
 /// the relay goes on a busy guest.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\
-     t() { head -c 64 /proc/sys/kernel/tainted; }\n\
+     t() { head -c 64 /proc/sys/kernel/tainted >/tmp/t; read -r v </tmp/t; }\n\
      step() {\n\
      \ti=$1; shift\n\
      \tp step $i\n\
      \t\"$@\" >/tmp/o 2>&1 </dev/null 3>&-; r=$?\n\
      \ts $i\n\
-     \tv=$(t)\n\
+     \tt\n\
      \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
      \tp done $i $r $v\n\
      \t[ $r = 0 ] || f=1\n\
@@ -567,7 +567,7 @@ mod tests {
         assert!(s.contains("T=kT\nexec 3>/dev/ttyS1\n"), "{s}");
         assert!(
             s.contains(
-                "read -t 0.050 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\np settled $(t)\n"
+                "read -t 0.050 w <>/run/wait\nread -t 0.001 w <>/run/wait\ns settled\nt\np settled $v\n"
             ),
             "{s}"
         );
@@ -687,7 +687,7 @@ mod tests {
         let reader = s
             .find("( grep -m 1 -F \"$T sync b\"; i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null;")
             .unwrap();
-        let close = s.find("exec 4<&-\np begin $(t)\n").unwrap();
+        let close = s.find("exec 4<&-\nt\np begin $v\n").unwrap();
         assert!(open < reader && reader < close, "{s}");
         assert!(s.contains("done ) <&4 >&3 &\n"), "{s}");
         assert!(!s.contains("if=/dev/kmsg"), "{s}");
