@@ -1027,6 +1027,8 @@ fn alive(pid: u32) -> bool {
 fn no_qemu_outlives_the_command() {
     let ko = fixture("x86_64", "hang");
     for signal in ["-INT", "-KILL"] {
+        // Its own temporary directory, to see what a stopped run leaves there.
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = kmod(&[
             "test",
             "--arch",
@@ -1037,6 +1039,7 @@ fn no_qemu_outlives_the_command() {
             "120",
         ])
         .env("CARGO_KMOD_ACCEL", "tcg")
+        .env("TMPDIR", tmp.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1061,6 +1064,12 @@ fn no_qemu_outlives_the_command() {
         let status = child.wait().unwrap();
         if signal == "-INT" {
             assert_eq!(status.code(), Some(130), "{status}");
+            // Ctrl-C removes the boot's files (initramfs, console, channel) too.
+            let left: Vec<_> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
         }
         let start = Instant::now();
         while alive(qemu) {

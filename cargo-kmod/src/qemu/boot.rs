@@ -145,7 +145,7 @@ impl Boot {
     /// Start qemu in the background. Its lines arrive through [`RunningBoot::recv`]; it is
     /// killed when the handle is dropped.
     pub fn spawn(&self, shell: &Shell) -> Result<RunningBoot> {
-        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let dir = reaper::TempDir::new()?;
         let (mut command, line) = self.command(shell, Some(dir.path()))?;
         command
             .stdin(Stdio::null())
@@ -329,7 +329,7 @@ pub struct RunningBoot {
     pub command: String,
     console: Vec<String>,
     channel: Vec<String>,
-    _dir: tempfile::TempDir,
+    _dir: reaper::TempDir,
 }
 
 impl RunningBoot {

@@ -5,11 +5,18 @@
 //! if cargo-kmod itself dies for any reason, and (3) registered here: a Ctrl-C/SIGTERM/SIGHUP
 //! handler kills every registered process group before cargo-kmod exits with 130, and a
 //! [`Guard`] kills its child when dropped (early return, panic).
+//!
+//! A boot's temporary directory (its initramfs, console and channel files) is a [`TempDir`]:
+//! removed when dropped, and by the same handler, which exits without dropping anything.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, Once};
 
+use anyhow::{Context, Result};
+
 static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 
 /// Prepare `command` so the child dies with cargo-kmod. `own_group` puts it in a new process
@@ -48,6 +55,10 @@ fn install_handler() {
         // Another handler (a library caller's) wins; the guards and PDEATHSIG still apply.
         let _ = ctrlc::set_handler(|| {
             kill_all();
+            let dirs = TEMP_DIRS.lock().map(|v| v.clone()).unwrap_or_default();
+            for d in dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
             std::process::exit(130);
         });
     });
@@ -95,6 +106,37 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Ok(mut v) = CHILDREN.lock() {
             if let Some(i) = v.iter().position(|p| *p == self.pid) {
+                v.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// A temporary directory that the Ctrl-C handler removes too.
+#[derive(Debug)]
+pub struct TempDir {
+    dir: tempfile::TempDir,
+}
+
+impl TempDir {
+    pub fn new() -> Result<TempDir> {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        if let Ok(mut v) = TEMP_DIRS.lock() {
+            v.push(dir.path().to_path_buf());
+        }
+        install_handler();
+        Ok(TempDir { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Ok(mut v) = TEMP_DIRS.lock() {
+            if let Some(i) = v.iter().position(|p| p == self.dir.path()) {
                 v.swap_remove(i);
             }
         }

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::qemu::boot::{self, Boot, BootEnd, BootLog, Flow, Recv, RunningBoot};
 use crate::qemu::dtb;
@@ -19,6 +19,7 @@ use crate::qemu::guest::{FileSource, GuestPlan, Then};
 use crate::qemu::initramfs::Initramfs;
 use crate::qemu::machine::{Channel, Machine};
 use crate::qemu::protocol::{Event, Source, Token};
+use crate::qemu::reaper;
 use crate::qemu::tools;
 use crate::qemu::transcript::Transcript;
 use crate::shell::Shell;
@@ -113,10 +114,10 @@ fn prepare(
     shell: &Shell,
     machine: &Machine,
     plan: &GuestPlan,
-) -> Result<(Boot, Token, tempfile::TempDir)> {
+) -> Result<(Boot, Token, reaper::TempDir)> {
     let token = Token::random()?;
     let init = plan.script(&machine.channel, &token);
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let dir = reaper::TempDir::new()?;
     let home = Home::from_env()?;
     let initrd = write_image(shell, &home, machine, plan, &init, dir.path())?;
     let mut boot = Boot::new(machine.clone(), initrd);
@@ -180,7 +181,7 @@ pub struct RunningGuest {
     boot: RunningBoot,
     pub transcript: Transcript,
     timeout: Duration,
-    _dir: tempfile::TempDir,
+    _dir: reaper::TempDir,
 }
 
 impl RunningGuest {
