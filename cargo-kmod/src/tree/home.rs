@@ -18,6 +18,8 @@
 //!   rustc/                           `rustc --version` cache, per rustup state
 //!   devices/<arch>-<hash>/           the test-device helper module, per tree
 //!   rootfs/                          the deploy test board's root file system
+//!   qemu/virt-<hash>.dtb             qemu's own `-M virt` device tree, compact, per qemu
+//!                                    and machine arguments
 //!   kvm-probe.json                   whether KVM works for a tree's arch
 //! ```
 
