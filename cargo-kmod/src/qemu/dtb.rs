@@ -25,9 +25,12 @@ use crate::shell::Shell;
 use crate::tree::home::Home;
 use crate::tree::Arch;
 
-/// The compact tree for a boot of `machine`, written into `dir`; `None` when the boot keeps
-/// qemu's own tree.
-pub fn compact_tree(shell: &Shell, home: &Home, machine: &Machine, dir: &Path) -> Option<PathBuf> {
+/// The `-dtb` of a boot of `machine`: its own tree (a board's), else the compact one written
+/// into `dir`, else `None` (qemu's own tree).
+pub fn boot_tree(shell: &Shell, home: &Home, machine: &Machine, dir: &Path) -> Option<PathBuf> {
+    if machine.dtb.is_some() {
+        return machine.dtb.clone();
+    }
     if !applies(machine) {
         return None;
     }
@@ -207,6 +210,28 @@ mod tests {
         x86.arch = Arch::X86_64;
         x86.model = None;
         assert!(!applies(&x86));
+    }
+
+    #[test]
+    fn a_machine_with_a_tree_of_its_own_keeps_it() {
+        let shell = Shell::new(
+            crate::shell::Verbosity::Quiet,
+            crate::shell::MessageFormat::Human,
+            crate::shell::ColorChoice::Never,
+        );
+        let home = Home {
+            root: "/nonexistent/kmod-home".into(),
+        };
+        let mut board = virt();
+        board.model = Some("raspi4b".into());
+        board.dtb = Some("/b/bcm2711-rpi-4-b.dtb".into());
+        let dir = Path::new("/nonexistent/boot");
+        assert_eq!(
+            boot_tree(&shell, &home, &board, dir),
+            Some(PathBuf::from("/b/bcm2711-rpi-4-b.dtb"))
+        );
+        board.dtb = None;
+        assert_eq!(boot_tree(&shell, &home, &board, dir), None);
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn prepare(
     let home = Home::from_env()?;
     let initrd = write_image(shell, &home, machine, plan, &init, dir.path())?;
     let mut boot = Boot::new(machine.clone(), initrd);
-    boot.machine.dtb = dtb::compact_tree(shell, &home, machine, dir.path());
+    boot.machine.dtb = dtb::boot_tree(shell, &home, machine, dir.path());
     boot.cmdline = plan.kernel_args(&machine.channel);
     boot.timeout = plan.timeout;
     Ok((boot, token, dir))
