@@ -33,8 +33,6 @@ pub fn plan(modules: &[KoModule], then: Then, cmdline: &[String], timeout: Durat
         then,
         cmdline: cmdline.to_vec(),
         timeout,
-        // `run` shows the whole boot, as a console would.
-        boot_records: true,
     }
 }
 

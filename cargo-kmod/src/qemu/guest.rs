@@ -235,9 +235,6 @@ pub struct GuestPlan {
     /// Extra kernel command-line arguments.
     pub cmdline: Vec<String>,
     pub timeout: Duration,
-    /// Forward the kernel log from its first record (the boot's); otherwise from the
-    /// script's start.
-    pub boot_records: bool,
 }
 
 impl Default for GuestPlan {
@@ -249,7 +246,6 @@ impl Default for GuestPlan {
             then: Then::PowerOff,
             cmdline: Vec::new(),
             timeout: Duration::from_secs(60),
-            boot_records: false,
         }
     }
 }
@@ -368,25 +364,19 @@ impl GuestPlan {
             }
             Channel::SharedConsole => s.push_str("exec 3>&1\n"),
         }
-        s.push_str(FUNCTIONS);
         // The log reader's place: one open file, so a reader that stops (a record that was
         // overwritten before it was read) goes on from where it stood, never from the start.
-        s.push_str("exec 4</dev/kmsg\ns b\n");
-        let forward = if self.boot_records {
-            FORWARD.to_string()
-        } else {
-            // The boot's records are the kernel's, not the test's: skip them unread by the
-            // host, up to sync `b` (forwarded: the host cuts the first step's log there). A
-            // record too long for grep's buffer stops it early; dd forwards the rest.
-            format!("grep -m 1 -F \"$T sync b\"; {FORWARD}")
-        };
+        // It starts before anything else, so it is reading by the time the steps log.
+        s.push_str("exec 4</dev/kmsg\n");
         match channel {
-            Channel::Uart { .. } => s.push_str(&format!("( {forward} ) <&4 >&3 &\n")),
+            Channel::Uart { .. } => s.push_str(&format!("( {FORWARD} ) <&4 >&3 &\n")),
             Channel::SharedConsole => s.push_str(&format!(
-                "( {forward} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
+                "( {FORWARD} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
             )),
         }
-        s.push_str("exec 4<&-\nt\np begin $v\n");
+        s.push_str("exec 4<&-\n");
+        s.push_str(FUNCTIONS);
+        s.push_str("s b\nt\np begin $v\n");
         for (i, st) in self.steps.iter().enumerate() {
             if let Action::Shell { script, .. } = &st.action {
                 s.push_str(&format!("c{i}() (\n{script}\n)\n"));
@@ -472,17 +462,17 @@ fn secs(d: Duration) -> String {
 
 const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
 
-/// The kernel-log forwarder: `/dev/kmsg` from its first record on, one record per read (dd's
-/// block is larger than any record, so none is refused as too long). A read fails with
-/// `EPIPE` when records were overwritten before they were read; dd then exits and the loop
-/// reopens the log (the host sees the gap in the sequence numbers, and skips records it
-/// already has).
+/// The kernel-log forwarder, on `/dev/kmsg` open as its standard input: from the first record
+/// on, one record per read (dd's block is larger than any record, so none is refused as too
+/// long). A read fails with `EPIPE` when records were overwritten before they were read; dd
+/// then exits and the loop starts it again on the same open file, which goes on from the
+/// oldest record still there (the host sees the gap in the sequence numbers).
 const FORWARD: &str = "i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done";
 
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
 /// debug level: never on the console). `t`: the taint into `$v`, through a file: `read`
-/// alone would get one byte of a sysctl file, and `$(...)` would cost a second fork. `step ID CMD...`: run a step and report it; the step's sync record and
-/// taint are taken the moment its command returns, before its output is relayed, so what
+/// alone would get one byte of a sysctl file, and `$(...)` would cost a second fork.
+/// `step ID CMD...`: run a step and report it; the step's sync record and taint are taken the moment its command returns, before its output is relayed, so what
 /// happens after (a timer a module left armed) belongs to the next part, however slowly
 /// the relay goes on a busy guest.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
@@ -678,26 +668,18 @@ mod tests {
     }
 
     #[test]
-    fn the_log_reader_starts_at_the_script_unless_the_boot_is_wanted() {
-        let mut plan = GuestPlan::test(&[ko("a")], true);
-        let s = plan.script(&uart(), &Token::fixed("kT"));
-        // One open file for the whole reader: `s b` is written before it starts, skipped up
-        // to by grep (which forwards that record), then dd goes on from there.
-        let open = s.find("exec 4</dev/kmsg\ns b\n").unwrap();
+    fn the_log_reader_keeps_one_open_file_and_starts_first() {
+        let s = GuestPlan::test(&[ko("a")], true).script(&uart(), &Token::fixed("kT"));
+        // dd starts again after a record was overwritten, on the same open file: it goes on
+        // from the oldest record still there, never from the first one again.
+        let open = s.find("exec 4</dev/kmsg\n").unwrap();
         let reader = s
-            .find("( grep -m 1 -F \"$T sync b\"; i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null;")
+            .find("( i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done ) <&4 >&3 &\n")
             .unwrap();
-        let close = s.find("exec 4<&-\nt\np begin $v\n").unwrap();
-        assert!(open < reader && reader < close, "{s}");
-        assert!(s.contains("done ) <&4 >&3 &\n"), "{s}");
+        let close = s.find("exec 4<&-\n").unwrap();
+        let begin = s.find("s b\nt\np begin $v\n").unwrap();
+        assert!(open < reader && reader < close && close < begin, "{s}");
         assert!(!s.contains("if=/dev/kmsg"), "{s}");
-        plan.boot_records = true;
-        let s = plan.script(&uart(), &Token::fixed("kT"));
-        assert!(
-            s.contains("( i=0; while [ $i -lt 20 ]; do dd bs=65536"),
-            "{s}"
-        );
-        assert!(!s.contains("grep"), "{s}");
         let shared =
             GuestPlan::test(&[ko("a")], true).script(&Channel::SharedConsole, &Token::fixed("kT"));
         assert!(

@@ -223,9 +223,8 @@ pub const WAIT_FIFO: &str = "/run/wait";
 pub const FSTAB: &str = "proc /proc proc defaults 0 0\ndevtmpfs /dev devtmpfs defaults 0 0\n";
 
 /// The applets every generated `/init` uses.
-pub const BASE_APPLETS: [&str; 12] = [
+pub const BASE_APPLETS: [&str; 11] = [
     "sh", "mount", "dd", "cat", "sleep", "insmod", "rmmod", "reboot", "setsid", "cttyhack", "echo",
-    "grep",
 ];
 
 /// The absolute library paths in `ldd`'s output (`libc.so.6 => /lib/.../libc.so.6 (0x...)`,

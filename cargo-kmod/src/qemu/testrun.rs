@@ -135,8 +135,6 @@ pub fn run_test_plan(
     plan.timeout = opts.timeout;
     plan.cmdline = opts.cmdline.clone();
     plan.settle = Some(opts.settle);
-    // The boot's own records only where someone reads them: `-v` and the log file.
-    plan.boot_records = shell.is_verbose() || opts.log_path.is_some();
     let run = session::run_plan(shell, machine, &plan, |seen| {
         if let Some(l) = describe(&seen, &plan.steps) {
             on_line(&l);
