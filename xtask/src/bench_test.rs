@@ -208,22 +208,28 @@ pub fn run() -> Result<()> {
         let initrd = plain_initramfs(&busybox, &ko, &work)?;
         let image = tree.join(arch.image);
         let (mut plain, mut package, mut prebuilt) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
-            plain.push(time(
-                Command::new(arch.qemu)
-                    .args(arch.machine)
-                    .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
-                    .arg(&image)
-                    .arg("-initrd")
-                    .arg(&initrd)
-                    .arg("-append")
-                    .arg(format!("console={} panic=-1", arch.console)),
-            )?);
-            package.push(time(&mut kmod_test(arch, &[]))?);
-            prebuilt.push(time(&mut kmod_test(
-                arch,
-                &["--ko".as_ref(), ko.as_os_str()],
-            ))?);
+        for run in 0..RUNS {
+            // Each run starts with another of the three: on this machine the first of a
+            // row of boots measures slower, whichever it is.
+            for which in (0..3).map(|k| (run + k) % 3) {
+                match which {
+                    0 => plain.push(time(
+                        Command::new(arch.qemu)
+                            .args(arch.machine)
+                            .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
+                            .arg(&image)
+                            .arg("-initrd")
+                            .arg(&initrd)
+                            .arg("-append")
+                            .arg(format!("console={} panic=-1", arch.console)),
+                    )?),
+                    1 => package.push(time(&mut kmod_test(arch, &[]))?),
+                    _ => prebuilt.push(time(&mut kmod_test(
+                        arch,
+                        &["--ko".as_ref(), ko.as_os_str()],
+                    ))?),
+                }
+            }
         }
         let (p, k, b) = (median(plain), median(package), median(prebuilt));
         let ratio = |d: Duration| d.as_secs_f64() / p.as_secs_f64();
@@ -288,20 +294,26 @@ fn devices_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -
     )?;
     let filter: &std::ffi::OsStr = "periods_are_checked".as_ref();
     let (mut without, mut with) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        without.push(time(
-            test(&["--ko".as_ref(), ko.as_os_str(), filter]).current_dir(work),
-        )?);
-        with.push(time(
-            test(&[
-                "--ko".as_ref(),
-                ko.as_os_str(),
-                "--device".as_ref(),
-                device.as_os_str(),
-                filter,
-            ])
-            .current_dir(work),
-        )?);
+    for run in 0..RUNS {
+        // Alternate which goes first (see the test cycle's runs).
+        for which in [run % 2, (run + 1) % 2] {
+            if which == 0 {
+                without.push(time(
+                    test(&["--ko".as_ref(), ko.as_os_str(), filter]).current_dir(work),
+                )?);
+            } else {
+                with.push(time(
+                    test(&[
+                        "--ko".as_ref(),
+                        ko.as_os_str(),
+                        "--device".as_ref(),
+                        device.as_os_str(),
+                        filter,
+                    ])
+                    .current_dir(work),
+                )?);
+            }
+        }
     }
     let (a, b) = (median(without), median(with));
     let ratio = b.as_secs_f64() / a.as_secs_f64();
