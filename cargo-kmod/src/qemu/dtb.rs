@@ -115,13 +115,16 @@ fn dump(shell: &Shell, m: &Machine, mut args: Vec<OsString>, next_to: &Path) -> 
         .suffix(".dtb")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in `{}`", dir.display()))?;
-    let Some(i) = args.iter().position(|s| s == "-M") else {
+    let Some(model) = args
+        .iter()
+        .position(|s| s == "-M")
+        .and_then(|i| args.get_mut(i + 1))
+    else {
         bail!("no `-M` among qemu's arguments");
     };
-    let model = args[i + 1].to_string_lossy().into_owned();
     // qemu's option syntax: a comma in a value is written twice.
     let file = raw.path().to_string_lossy().replace(',', ",,");
-    args[i + 1] = format!("{model},dumpdtb={file}").into();
+    *model = format!("{},dumpdtb={file}", model.to_string_lossy()).into();
     let sh = xshell::Shell::new()?;
     let qemu = &m.qemu;
     crate::process::run(shell, xshell::cmd!(sh, "{qemu} {args...}"))?;
@@ -160,27 +163,9 @@ fn reseed(root: &mut Node) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::machine::{Accel, Channel};
 
     fn virt() -> Machine {
-        Machine {
-            arch: Arch::Arm64,
-            qemu: "/usr/bin/qemu-system-aarch64".into(),
-            model: Some("virt".into()),
-            cpu: Some("cortex-a57".into()),
-            memory_mb: 256,
-            smp: Some(1),
-            firmware: None,
-            kernel: "/k/Image".into(),
-            dtb: None,
-            console: "ttyAMA0".into(),
-            channel: Channel::Uart {
-                device: "ttyAMA1".into(),
-            },
-            accel: Accel::Tcg,
-            extra_args: vec![],
-            kernel_args: vec![],
-        }
+        Machine::test_virt()
     }
 
     fn node(name: &str, props: Vec<(&str, Vec<u8>)>, children: Vec<Node>) -> Node {

@@ -355,23 +355,21 @@ impl GuestPlan {
             return s;
         }
         s.push_str(&format!("T={}\n", token.as_str()));
+        // The log reader's place: one open file, so a reader that stops (a record that was
+        // overwritten before it was read) goes on from where it stood, never from the start.
+        // It starts before anything else, so it is reading by the time the steps log.
         match channel {
             Channel::Uart { device } => {
                 // boards: an empty first line. A UART may emit a stray byte before the first
                 // character written to it (the raspi models' mini UART does), which would
                 // otherwise spoil the first protocol line.
-                s.push_str(&format!("exec 3>/dev/{device}\necho >&3\n"));
+                s.push_str(&format!(
+                    "exec 3>/dev/{device}\necho >&3\nexec 4</dev/kmsg\n( {FORWARD} ) <&4 >&3 &\n"
+                ));
             }
-            Channel::SharedConsole => s.push_str("exec 3>&1\n"),
-        }
-        // The log reader's place: one open file, so a reader that stops (a record that was
-        // overwritten before it was read) goes on from where it stood, never from the start.
-        // It starts before anything else, so it is reading by the time the steps log.
-        s.push_str("exec 4</dev/kmsg\n");
-        match channel {
-            Channel::Uart { .. } => s.push_str(&format!("( {FORWARD} ) <&4 >&3 &\n")),
             Channel::SharedConsole => s.push_str(&format!(
-                "( {FORWARD} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
+                "exec 3>&1\nexec 4</dev/kmsg\n\
+                 ( {FORWARD} ) <&4 | while IFS= read -r l; do echo \"$T k $l\"; done >&3 &\n"
             )),
         }
         s.push_str("exec 4<&-\n");
@@ -472,8 +470,8 @@ const FORWARD: &str = "i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
 /// debug level: never on the console). `t`: the taint into `$v`, through a file: `read`
 /// alone would get one byte of a sysctl file, and `$(...)` would cost a second fork.
-/// `step ID CMD...`: run a step and report it; the step's sync record and taint are taken the moment its command returns, before its output is relayed, so what
-/// happens after (a timer a module left armed) belongs to the next part, however slowly
+/// `step ID CMD...`: run a step and report it; the step's sync record and taint are taken
+/// the moment its command returns, before its output is relayed, so what happens after (a timer a module left armed) belongs to the next part, however slowly
 /// the relay goes on a busy guest.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\

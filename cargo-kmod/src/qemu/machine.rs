@@ -254,13 +254,10 @@ impl Machine {
         a.extend(self.extra_args.iter().cloned());
         a
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn arm() -> Machine {
+    /// A one-CPU arm64 `virt` target under TCG, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_virt() -> Machine {
         Machine {
             arch: Arch::Arm64,
             qemu: "qemu-system-aarch64".into(),
@@ -279,6 +276,15 @@ mod tests {
             extra_args: vec![],
             kernel_args: vec![],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm() -> Machine {
+        Machine::test_virt()
     }
 
     fn strings(v: Vec<OsString>) -> Vec<String> {
