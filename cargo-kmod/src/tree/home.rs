@@ -20,6 +20,9 @@
 //!   rootfs/                          the deploy test board's root file system
 //!   qemu/virt-<hash>.dtb             qemu's own `-M virt` device tree, compact, per qemu
 //!                                    and machine arguments
+//!   qemu/snapshots/<hash>/           a booted arm64 `virt` guest that test boots resume
+//!                                    (`state`, the template's `initramfs.cpio`, `virt.dtb`);
+//!                                    the newest eight are kept
 //!   kvm-probe.json                   whether KVM works for a tree's arch
 //! ```
 
@@ -185,9 +188,12 @@ impl Home {
 
     /// Every prepared tree (those with a stamp): dev trees first (what `--arch` and the
     /// `--list` readers that look for "the arm64 tree" want), then board and GCC trees; newest
-    /// kernel first within each.
+    /// kernel first within each, and of one kernel the most recently prepared first (after
+    /// an upgrade of cargo-kmod changed the dev fragments, the tree `init` just built, not
+    /// the one before it).
     pub fn list(&self) -> Vec<PreparedTree> {
         let mut out = Vec::new();
+        let mut stamped = std::collections::HashMap::new();
         let Ok(entries) = std::fs::read_dir(self.trees_dir()) else {
             return out;
         };
@@ -197,6 +203,10 @@ impl Home {
                 continue;
             };
             if let Ok(meta) = serde_json::from_str::<TreeMeta>(&text) {
+                let when = std::fs::metadata(dir.join(TREE_STAMP))
+                    .and_then(|m| m.modified())
+                    .ok();
+                stamped.insert(dir.clone(), when);
                 out.push(PreparedTree { dir, meta });
             }
         }
@@ -208,6 +218,7 @@ impl Home {
                 .cmp(&a.meta.is_dev_tree())
                 .then(vb.cmp(&va))
                 .then(a.meta.arch.cmp(&b.meta.arch))
+                .then(stamped[&b.dir].cmp(&stamped[&a.dir]))
                 .then(a.dir.cmp(&b.dir))
         });
         out
