@@ -20,10 +20,7 @@ fn llvm_make_args(arch: &str) -> Vec<String> {
 
 /// `$CARGO_KMOD_HOME/rust-src/<ver>/usr/lib/rustlib/src/rust/library`.
 fn rust_lib_src() -> PathBuf {
-    let home = std::env::var_os("CARGO_KMOD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"));
-    let dir = home.join("rust-src");
+    let dir = real_home().join("rust-src");
     let ver = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("no rust-src in `{}`: {e}", dir.display()))
         .flatten()
@@ -1082,4 +1079,98 @@ fn no_qemu_outlives_the_command() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The snapshots in `home`.
+fn snapshots(home: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("qemu/snapshots"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    v
+}
+
+#[test]
+fn test_boots_resume_a_snapshot_and_boot_cold_when_it_does_not_resume() {
+    // The arm64 dev tree reads virtio disks: its first test boot saves the booted guest, the
+    // ones after resume it. In a home of this test's own (sharing busybox), so the snapshot
+    // it looks at is the one it made.
+    let arch = "arm64";
+    let tree = dev_tree(arch);
+    let ko = fixture(arch, "kunit-mixed");
+    let tmp = scratch();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::symlink(real_home().join("busybox"), home.join("busybox")).unwrap();
+    let test = |env: &[(&str, &str)]| {
+        let mut c = kmod(&["test", "-v", "--arch", arch, "--kdir"]);
+        c.arg(&tree)
+            .arg("--ko")
+            .arg(&ko)
+            .env("CARGO_KMOD_HOME", &home)
+            .env("CARGO_KMOD_ACCEL", "tcg")
+            .env_remove("CARGO_KMOD_SNAPSHOT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(&mut c)
+    };
+    let cases = |o: &Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .filter(|l| l.starts_with("test ") && l.contains(" ... "))
+            .map(String::from)
+            .collect()
+    };
+    let first = test(&[]);
+    assert_eq!(code(&first), 101, "{}\n{}", stdout(&first), stderr(&first));
+    assert_eq!(cases(&first).len(), 2, "{}", stdout(&first));
+    assert!(
+        stderr(&first).contains("Snapshotting"),
+        "{}",
+        stderr(&first)
+    );
+    let made = snapshots(&home);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].join("state").is_file());
+
+    let second = test(&[]);
+    assert_eq!(code(&second), 101, "{}", stderr(&second));
+    assert!(stderr(&second).contains("Resuming"), "{}", stderr(&second));
+    assert!(
+        !stderr(&second).contains("Snapshotting"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(cases(&second), cases(&first));
+    // The whole kernel log, the boot's records included, reaches the host after a resume.
+    assert!(
+        stderr(&second).contains("] Linux version "),
+        "{}",
+        stderr(&second)
+    );
+
+    // A snapshot qemu cannot load is removed, and the run boots cold: the same verdict.
+    std::fs::write(made[0].join("state"), b"not a migration stream").unwrap();
+    let third = test(&[]);
+    assert_eq!(code(&third), 101, "{}", stderr(&third));
+    assert!(stderr(&third).contains("Discarding"), "{}", stderr(&third));
+    assert_eq!(cases(&third), cases(&first));
+    assert!(snapshots(&home).is_empty());
+
+    // Off: always cold, nothing saved.
+    let cold = test(&[("CARGO_KMOD_SNAPSHOT", "off")]);
+    assert_eq!(code(&cold), 101, "{}", stderr(&cold));
+    assert!(!stderr(&cold).contains("Resuming"), "{}", stderr(&cold));
+    assert_eq!(cases(&cold), cases(&first));
+    assert!(snapshots(&home).is_empty());
+
+    let bad = test(&[("CARGO_KMOD_SNAPSHOT", "maybe")]);
+    let err = fails(&bad);
+    assert!(err.contains("`CARGO_KMOD_SNAPSHOT` is `maybe`"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
 }

@@ -9,12 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn real_home() -> PathBuf {
-    std::env::var_os("CARGO_KMOD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"))
-}
-
 /// A scratch CARGO_KMOD_HOME sharing the real one's unpacked sources and rust-src, so
 /// failing inits run for real without touching the user's trees.
 fn scratch_home() -> tempfile::TempDir {

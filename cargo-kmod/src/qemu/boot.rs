@@ -546,6 +546,7 @@ mod tests {
             accel: Accel::Tcg,
             extra_args: vec![],
             kernel_args: vec![],
+            virtio_disk: false,
         };
         let mut b = Boot::new(m, "/i".into());
         b.cmdline = vec!["quiet".into()];

@@ -315,6 +315,16 @@ impl GuestPlan {
 
     /// The `/init` script for `channel` and `token`.
     pub fn script(&self, channel: &Channel, token: &Token) -> String {
+        self.render(channel, token, None)
+    }
+
+    /// The script a resumed snapshot runs ([`crate::qemu::snapshot`]): `/proc` and `/dev`
+    /// are mounted already, and `seed` (hex text) goes into the kernel's random pool first.
+    pub fn resumed_script(&self, channel: &Channel, token: &Token, seed: &str) -> String {
+        self.render(channel, token, Some(seed))
+    }
+
+    fn render(&self, channel: &Channel, token: &Token, resumed_with: Option<&str>) -> String {
         let mut s = String::from(PRELUDE);
         let needs_all_applets = self.then != Then::PowerOff
             || self
@@ -329,8 +339,12 @@ impl GuestPlan {
         if needs_all_applets {
             s.push_str("/bin/busybox --install -s /bin\n");
         }
-        // `/proc` and `/dev` from the image's `/etc/fstab`: one busybox run, not two.
-        s.push_str("mount -a\n");
+        match resumed_with {
+            // `/proc` and `/dev` from the image's `/etc/fstab`: one busybox run, not two.
+            None => s.push_str("mount -a\n"),
+            // A write, not a credit: the pool was credited when the template booted.
+            Some(seed) => s.push_str(&format!("echo {} >/dev/urandom\n", quote(seed))),
+        }
         if needs_sysfs {
             // Users and shell steps expect `/sys`; a plain test boot does not need it.
             s.push_str("mount -t sysfs sysfs /sys\n");

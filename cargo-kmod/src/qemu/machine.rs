@@ -81,6 +81,9 @@ pub struct Machine {
     /// Kernel command-line arguments this target needs (`earlycon=...` on a board), before
     /// the plan's.
     pub kernel_args: Vec<String>,
+    /// The kernel reads a virtio disk on virtio-mmio (`VIRTIO_BLK`, `VIRTIO_MMIO` built in):
+    /// its test boots can resume a snapshot ([`crate::qemu::snapshot`]).
+    pub virtio_disk: bool,
 }
 
 impl Machine {
@@ -123,6 +126,7 @@ impl Machine {
                     // Under TCG on a busy host the IO-APIC timer check can miss its ticks
                     // and panic ("IO-APIC + timer doesn't work!"); the timer is fine.
                     kernel_args: vec!["no_timer_check".into()],
+                    virtio_disk: false,
                 }
             }
             Arch::Arm64 => Machine {
@@ -149,6 +153,8 @@ impl Machine {
                 accel,
                 extra_args: Vec::new(),
                 kernel_args: Vec::new(),
+                virtio_disk: tree.config.is_enabled("VIRTIO_BLK")
+                    && tree.config.is_enabled("VIRTIO_MMIO"),
             },
         })
     }
@@ -162,6 +168,8 @@ impl Machine {
         m.model = Some(board.qemu_machine.clone());
         m.cpu = None;
         m.smp = None;
+        // Snapshots are for the dev trees' `virt` boots only.
+        m.virtio_disk = false;
         if let Some(mb) = board.memory_mb {
             m.memory_mb = mb;
         }
@@ -275,6 +283,7 @@ impl Machine {
             accel: Accel::Tcg,
             extra_args: vec![],
             kernel_args: vec![],
+            virtio_disk: false,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`protocol`]: the token-authenticated guest protocol and `/dev/kmsg` records, one parser;
 //! - [`boot`]: one qemu process, console and channel streams, deadline;
 //! - [`session`]: plan in, transcript out ([`run_plan`], [`spawn_plan`], interactive);
+//! - [`snapshot`]: test boots resumed from a saved, booted guest (arm64 `virt`);
 //! - [`transcript`]: the host's record of a boot: steps, log records, sync points;
 //! - [`judge`]: judging a step (status, log, taint, lost lines, KTAP), transport-free;
 //! - [`ktap`]: the KTAP parser (KUnit results);
@@ -35,6 +36,7 @@ pub mod modules;
 pub mod protocol;
 pub mod reaper;
 pub mod session;
+pub mod snapshot;
 pub mod testrun;
 pub mod tools;
 pub mod transcript;

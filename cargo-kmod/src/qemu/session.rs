@@ -20,6 +20,7 @@ use crate::qemu::initramfs::Initramfs;
 use crate::qemu::machine::{Channel, Machine};
 use crate::qemu::protocol::{Event, Source, Token};
 use crate::qemu::reaper;
+use crate::qemu::snapshot;
 use crate::qemu::tools;
 use crate::qemu::transcript::Transcript;
 use crate::shell::Shell;
@@ -89,6 +90,14 @@ fn write_image(
 ) -> Result<PathBuf> {
     let busybox = tools::busybox(home, machine.arch)?;
     let mut fs = Initramfs::with_busybox(&busybox, init)?;
+    add_files(shell, &mut fs, plan)?;
+    let initrd = dir.join("initramfs.cpio");
+    fs.write(&initrd)?;
+    Ok(initrd)
+}
+
+/// `plan`'s files into `fs`.
+pub(crate) fn add_files(shell: &Shell, fs: &mut Initramfs, plan: &GuestPlan) -> Result<()> {
     for f in &plan.files {
         match &f.source {
             FileSource::Host(p) => {
@@ -105,9 +114,7 @@ fn write_image(
             }
         }
     }
-    let initrd = dir.join("initramfs.cpio");
-    fs.write(&initrd)?;
-    Ok(initrd)
+    Ok(())
 }
 
 fn prepare(
@@ -137,6 +144,7 @@ pub fn run_plan(
     plan: &GuestPlan,
     mut on_seen: impl FnMut(Seen<'_>),
 ) -> Result<GuestRun> {
+    let resume = snapshot::applies(machine, plan)?;
     let batch;
     let machine = if plan.then == Then::PowerOff {
         batch = machine.for_batch();
@@ -144,7 +152,68 @@ pub fn run_plan(
     } else {
         machine
     };
+    if resume {
+        match prepare_resumed(shell, machine, plan) {
+            Ok(Some((snap, boot, token, _dir))) => {
+                let run = watch(shell, machine, plan, &boot, token, &mut on_seen)?;
+                // A guest that never began its script did not resume (qemu refused the
+                // file, or the snapshot's guest died): boot cold instead.
+                if run.transcript.begin_taint.is_some() || run.boot.end == BootEnd::TimedOut {
+                    return Ok(run);
+                }
+                snap.discard(shell, &resume_failure(&run.boot));
+            }
+            Ok(None) => {}
+            Err(e) => shell.verbose(
+                "Skipping",
+                format_args!("the snapshot, booting cold: {e:#}"),
+            ),
+        }
+    }
     let (boot, token, _dir) = prepare(shell, machine, plan)?;
+    watch(shell, machine, plan, &boot, token, &mut on_seen)
+}
+
+/// A resumed boot of `plan`: the snapshot (made now if needed) and its boot, or `None` when
+/// the run's files do not fit its disk.
+fn prepare_resumed(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+) -> Result<Option<(snapshot::Snapshot, Boot, Token, reaper::TempDir)>> {
+    let home = Home::from_env()?;
+    let cmdline = plan.kernel_args(&machine.channel);
+    let snap = snapshot::Snapshot::get(shell, &home, machine, &cmdline)?;
+    let token = Token::random()?;
+    let script = plan.resumed_script(&machine.channel, &token, &snapshot::seed()?);
+    let dir = reaper::TempDir::new()?;
+    Ok(snap
+        .boot(shell, machine, &cmdline, plan, &script, dir.path())?
+        .map(|boot| (snap, boot, token, dir)))
+}
+
+/// Why a resumed boot never began: qemu's own words, else where the console stopped.
+fn resume_failure(log: &BootLog) -> String {
+    let qemu = log.qemu_stderr.trim();
+    if qemu.is_empty() {
+        format!(
+            "the guest stopped before its script began at `{}`",
+            log.last_line()
+        )
+    } else {
+        format!("qemu: {}", qemu.lines().last().unwrap_or(qemu))
+    }
+}
+
+/// Run `boot` and read it into a transcript for `plan`, stopping qemu once it is complete.
+fn watch(
+    shell: &Shell,
+    machine: &Machine,
+    plan: &GuestPlan,
+    boot: &Boot,
+    token: Token,
+    on_seen: &mut impl FnMut(Seen<'_>),
+) -> Result<GuestRun> {
     let shared = machine.channel == Channel::SharedConsole;
     let mut t = Transcript::new(token, shared, plan.steps.len());
     let wait = plan.then == Then::Wait;

@@ -121,6 +121,13 @@ fn tree_where(arch: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
     }
 }
 
+/// The `CARGO_KMOD_HOME` the tests share (the prepared trees, busybox, rust-src).
+pub fn real_home() -> PathBuf {
+    std::env::var_os("CARGO_KMOD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"))
+}
+
 /// A scratch directory, removed when the test ends.
 pub fn scratch() -> tempfile::TempDir {
     let t = tempfile::Builder::new()

@@ -1,0 +1,528 @@
+//! Test boots resumed from a snapshot of a booted guest.
+//!
+//! Most of an arm64 test boot under TCG is the kernel's own boot to `/init`: code that runs
+//! once and is translated once, every boot. So a test boot on a kernel that can read a
+//! virtio disk ([`Machine::virtio_disk`]) boots that kernel once with a template `/init`,
+//! saves the booted guest with qemu's migration to a file (`migrate file:...`), and every
+//! later test boot of the same kernel, qemu and command line resumes it
+//! (`-incoming file:...`). The run's own files (its modules, the generated script with a
+//! fresh token, a fresh random seed for the kernel's pool) come on a virtio disk the
+//! template's `/init` polls (`O_DIRECT`, so nothing of it is cached before the snapshot):
+//! a header block `cargo-kmod-run N`, then a `newc` cpio of N 64 KiB blocks, unpacked into
+//! the guest's root before the script runs. Everything after that is the ordinary test
+//! boot: the same script, the whole kernel log from the first boot record on (the reader
+//! starts after the resume and reads the log from its start), the same verdict.
+//!
+//! The snapshot lives in `$CARGO_KMOD_HOME/qemu/snapshots/<key>/` (`state`, the template's
+//! `initramfs.cpio` and `virt.dtb`), keyed by qemu (path, size, mtime), the kernel image
+//! (path, size, mtime), busybox, every qemu argument, the kernel command line, the template
+//! script and cargo-kmod's version; the newest [`KEEP`] are kept. A snapshot that does not
+//! resume (qemu refuses the file, the guest dies before its script begins) is removed and
+//! the run boots cold. `CARGO_KMOD_SNAPSHOT=off` always boots cold.
+//!
+//! What a resumed guest shares with every other run of the same snapshot: its boot log,
+//! its uptime at the start, its KASLR offsets. Its random pool gets fresh bytes from the host
+//! (not credited as entropy: the kernel's own seeding at boot is what credits it).
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::qemu::boot::{Boot, Recv};
+use crate::qemu::dtb;
+use crate::qemu::guest::{GuestPlan, Then};
+use crate::qemu::initramfs::Initramfs;
+use crate::qemu::machine::{Accel, Channel, Machine};
+use crate::qemu::protocol::{random_bytes, Source};
+use crate::qemu::reaper;
+use crate::shell::Shell;
+use crate::tree::home::Home;
+use crate::tree::Arch;
+
+/// The run disk's size, the same for the template and every run (the guest knows the size
+/// from its boot): a run whose files do not fit boots cold.
+pub const DISK_BYTES: u64 = 64 << 20;
+/// The header block and the unit of the payload's length.
+const BLOCK: u64 = 64 << 10;
+/// The header's first word.
+const HEADER: &str = "cargo-kmod-run";
+/// What the template's `/init` writes on the channel once it polls the disk.
+const READY: &str = "cargo-kmod: snapshot ready";
+/// How many snapshots `$CARGO_KMOD_HOME/qemu/snapshots/` keeps (about 20 MiB each).
+pub const KEEP: usize = 8;
+/// Where the run's script is unpacked.
+pub const RUN_SCRIPT: &str = "/run/kmod/init";
+
+/// Whether a boot of `plan` on `machine` (before [`Machine::for_batch`]) resumes a snapshot:
+/// a test boot that powers off, on arm64 `-M virt` under TCG with one CPU and nothing added
+/// to the machine, on a kernel that reads virtio disks, unless `CARGO_KMOD_SNAPSHOT=off`.
+pub fn applies(machine: &Machine, plan: &GuestPlan) -> Result<bool> {
+    Ok(suits(machine, plan) && enabled()?)
+}
+
+fn suits(m: &Machine, plan: &GuestPlan) -> bool {
+    m.virtio_disk
+        && m.arch == Arch::Arm64
+        && m.accel == Accel::Tcg
+        && m.model.as_deref() == Some("virt")
+        && m.smp == Some(1)
+        && m.firmware.is_none()
+        && m.dtb.is_none()
+        && m.extra_args.is_empty()
+        && matches!(m.channel, Channel::Uart { .. })
+        && plan.then == Then::PowerOff
+}
+
+/// `CARGO_KMOD_SNAPSHOT`: `on` (or unset) or `off`.
+fn enabled() -> Result<bool> {
+    match std::env::var("CARGO_KMOD_SNAPSHOT")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "" | "on" => Ok(true),
+        "off" => Ok(false),
+        other => crate::bail_user!(
+            "`CARGO_KMOD_SNAPSHOT` is `{}`", other;
+            hint = "use `on` (test boots resume a snapshot of the booted kernel) or `off`"
+        ),
+    }
+}
+
+/// A saved, booted guest waiting for its run disk.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dir: PathBuf,
+}
+
+impl Snapshot {
+    /// The snapshot for test boots of `machine` (already [`Machine::for_batch`]) with the
+    /// kernel arguments `cmdline`: the cached one, or one made now (one boot of the kernel).
+    pub fn get(shell: &Shell, home: &Home, machine: &Machine, cmdline: &[String]) -> Result<Self> {
+        let busybox = crate::qemu::tools::busybox(home, machine.arch)?;
+        let root = home.root.join("qemu").join("snapshots");
+        let dir = root.join(key(machine, cmdline, &busybox));
+        if dir.join("state").is_file() {
+            return Ok(Snapshot { dir });
+        }
+        let state = dir.join("state");
+        if state.to_string_lossy().contains(',') {
+            // `-incoming file:` has no quoting for a comma.
+            bail!("`{}` has a comma in its path", state.display());
+        }
+        make(shell, home, machine, cmdline, &busybox, &root, &dir)?;
+        Ok(Snapshot { dir })
+    }
+
+    /// A boot that resumes this snapshot and runs `script` with `plan`'s files, its run disk
+    /// written into `dir`; `None` when the files do not fit on the disk.
+    pub fn boot(
+        &self,
+        shell: &Shell,
+        machine: &Machine,
+        cmdline: &[String],
+        plan: &GuestPlan,
+        script: &str,
+        dir: &Path,
+    ) -> Result<Option<Boot>> {
+        let mut fs = Initramfs::new();
+        crate::qemu::session::add_files(shell, &mut fs, plan)?;
+        fs.file(RUN_SCRIPT, script.as_bytes().to_vec(), 0o755);
+        let Some(disk) = run_disk(&fs.to_bytes()) else {
+            shell.verbose(
+                "Skipping",
+                format_args!(
+                    "the snapshot: the run's files need more than {} MiB",
+                    DISK_BYTES >> 20
+                ),
+            );
+            return Ok(None);
+        };
+        let path = dir.join("run.disk");
+        let f = std::fs::File::create(&path)
+            .and_then(|mut f| {
+                f.write_all(&disk)?;
+                f.set_len(DISK_BYTES)
+            })
+            .with_context(|| format!("cannot write `{}`", path.display()));
+        f?;
+        let mut m = machine.clone();
+        let tree = self.dir.join("virt.dtb");
+        m.dtb = tree.is_file().then_some(tree);
+        m.extra_args.extend(disk_args(&path));
+        m.extra_args.push("-incoming".into());
+        m.extra_args
+            .push(format!("file:{}", self.dir.join("state").display()).into());
+        let mut boot = Boot::new(m, self.dir.join("initramfs.cpio"));
+        boot.cmdline = cmdline.to_vec();
+        boot.timeout = plan.timeout;
+        shell.verbose(
+            "Resuming",
+            format_args!("the booted kernel from `{}`", self.dir.display()),
+        );
+        Ok(Some(boot))
+    }
+
+    /// Remove a snapshot that did not resume; the next test boot makes a new one.
+    pub fn discard(&self, shell: &Shell, why: &str) {
+        shell.verbose(
+            "Discarding",
+            format_args!("snapshot `{}`: {why}", self.dir.display()),
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The cache name: everything that decides what the booted guest is.
+fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
+    let id = |p: &Path| {
+        format!(
+            "{} {}",
+            p.display(),
+            crate::fsutil::file_identity(p).unwrap_or_default()
+        )
+    };
+    let args: Vec<String> = machine
+        .args("file:console", Some("file:channel"))
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let inputs = [
+        ("cargo-kmod", env!("CARGO_PKG_VERSION").to_string()),
+        ("qemu", id(&machine.qemu)),
+        ("kernel", id(&machine.kernel)),
+        ("busybox", id(busybox)),
+        ("args", args.join("\n")),
+        ("cmdline", cmdline.join(" ")),
+        ("console", machine.console.clone()),
+        ("init", template_init(&machine.channel)),
+        ("disk", DISK_BYTES.to_string()),
+    ];
+    let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::tree::home::tree_key(&pairs)
+}
+
+/// The template's `/init`: mount, say ready, poll the run disk's header (uncached reads),
+/// unpack the run's files, run its script.
+fn template_init(channel: &Channel) -> String {
+    let device = match channel {
+        Channel::Uart { device } => device.as_str(),
+        Channel::SharedConsole => "console",
+    };
+    format!(
+        "#!/bin/sh\n\
+         export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
+         mount -a\n\
+         echo '{READY}' >/dev/{device}\n\
+         until dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
+         dd if=/dev/vda bs={BLOCK} skip=1 count=\"$n\" iflag=direct 2>/dev/null | cpio -idu 2>/dev/null\n\
+         exec /bin/sh {RUN_SCRIPT}\n",
+        fifo = crate::qemu::initramfs::WAIT_FIFO,
+    )
+}
+
+/// The run disk's used part: the header block, then `cpio` in whole blocks; `None` when it
+/// does not fit in [`DISK_BYTES`].
+fn run_disk(cpio: &[u8]) -> Option<Vec<u8>> {
+    let blocks = (cpio.len() as u64).div_ceil(BLOCK);
+    if (blocks + 1) * BLOCK > DISK_BYTES {
+        return None;
+    }
+    let mut disk = format!("{HEADER} {blocks}\n").into_bytes();
+    disk.resize(BLOCK as usize, 0);
+    disk.extend_from_slice(cpio);
+    disk.resize(((blocks + 1) * BLOCK) as usize, 0);
+    Some(disk)
+}
+
+/// qemu's arguments for the run disk at `path`: read-only virtio-blk on virtio-mmio.
+fn disk_args(path: &Path) -> [OsString; 4] {
+    // qemu's option syntax: a comma in a value is written twice.
+    let file = path.to_string_lossy().replace(',', ",,");
+    [
+        "-drive".into(),
+        format!("file={file},if=none,id=kmodrun,format=raw,readonly=on").into(),
+        "-device".into(),
+        "virtio-blk-device,drive=kmodrun".into(),
+    ]
+}
+
+/// Boot the template, wait for it to poll its disk, save it, and move the result to `dest`
+/// (under `root`), then keep the newest [`KEEP`].
+fn make(
+    shell: &Shell,
+    home: &Home,
+    machine: &Machine,
+    cmdline: &[String],
+    busybox: &Path,
+    root: &Path,
+    dest: &Path,
+) -> Result<()> {
+    shell.status(
+        "Snapshotting",
+        format_args!(
+            "a boot of `{}` (once per kernel; later test boots resume it)",
+            machine.kernel.display()
+        ),
+    );
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".new-")
+        .tempdir_in(root)
+        .with_context(|| format!("cannot write in `{}`", root.display()))?;
+    let scratch = reaper::TempDir::new()?;
+    let mut fs = Initramfs::with_busybox(busybox, &template_init(&machine.channel))?;
+    fs.symlink("/bin/cpio", "busybox");
+    let initrd = work.path().join("initramfs.cpio");
+    fs.write(&initrd)?;
+    let empty = scratch.path().join("empty.disk");
+    std::fs::File::create(&empty)
+        .and_then(|f| f.set_len(DISK_BYTES))
+        .with_context(|| format!("cannot write `{}`", empty.display()))?;
+    let socket = scratch.path().join("qmp");
+    let mut m = machine.clone();
+    m.dtb = dtb::boot_tree(shell, home, machine, work.path());
+    m.extra_args.extend(disk_args(&empty));
+    let sock = socket.to_string_lossy().replace(',', ",,");
+    m.extra_args.extend([
+        "-chardev".into(),
+        format!("socket,id=kmodqmp,path={sock},server=on,wait=off").into(),
+        "-mon".into(),
+        "chardev=kmodqmp,mode=control".into(),
+    ]);
+    let mut boot = Boot::new(m, initrd);
+    boot.cmdline = cmdline.to_vec();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut running = boot.spawn(shell)?;
+    loop {
+        match running.recv(deadline) {
+            Recv::Line(Source::Channel, l) if l.trim() == READY => break,
+            Recv::Line(..) => {}
+            Recv::TimedOut => bail!("the template boot was not ready within 60 s"),
+            Recv::Closed => {
+                let log = running.finish(None)?;
+                bail!(
+                    "the template boot stopped before it was ready ({}); its console ended: `{}`",
+                    log.qemu_stderr.trim(),
+                    log.last_line()
+                );
+            }
+        }
+    }
+    let state = work.path().join("state");
+    let mut qmp = Qmp::connect(&socket, deadline)?;
+    qmp.execute(
+        "migrate",
+        json!({ "uri": format!("file:{}", state.display()) }),
+    )?;
+    loop {
+        let r = qmp.execute("query-migrate", json!({}))?;
+        match r.get("status").and_then(Value::as_str) {
+            Some("completed") => break,
+            Some("failed") | Some("cancelled") => bail!(
+                "qemu could not save the guest: {}",
+                r.get("error-desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+            ),
+            _ if Instant::now() > deadline => bail!("qemu did not save the guest within 60 s"),
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    drop(qmp);
+    drop(running);
+    let made = work.keep();
+    if std::fs::rename(&made, dest).is_err() {
+        // Another run made the same one meanwhile: keep theirs.
+        let _ = std::fs::remove_dir_all(&made);
+    }
+    prune(root, dest);
+    Ok(())
+}
+
+/// Keep the newest [`KEEP`] snapshots in `root` (and `keep`); remove what a run killed while
+/// it made one left behind (`.new-*`, an hour old).
+fn prune(root: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let Some(when) = e.metadata().ok().and_then(|m| m.modified().ok()) else {
+            continue;
+        };
+        if e.file_name().to_string_lossy().starts_with(".new-") {
+            if when.elapsed().is_ok_and(|d| d > Duration::from_secs(3600)) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        } else if e.path() != keep {
+            found.push((when, e.path()));
+        }
+    }
+    found.sort();
+    let excess = (found.len() + 1).saturating_sub(KEEP);
+    for (_, p) in found.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
+/// A QMP connection (qemu's JSON monitor) on a Unix socket.
+struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connect, read the greeting and enter command mode.
+    fn connect(path: &Path, deadline: Instant) -> Result<Qmp> {
+        let stream = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot reach qemu's monitor `{}`", path.display())
+                    })
+                }
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
+        qmp.read()?;
+        qmp.execute("qmp_capabilities", json!({}))?;
+        Ok(qmp)
+    }
+
+    fn read(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            bail!("qemu closed its monitor");
+        }
+        serde_json::from_str(&line)
+            .with_context(|| format!("qemu's monitor said `{}`", line.trim()))
+    }
+
+    /// Run `command`; its `return` value, or an error with qemu's reason.
+    fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
+        let request = json!({ "execute": command, "arguments": arguments });
+        writeln!(self.writer, "{request}")?;
+        loop {
+            let v = self.read()?;
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                bail!(
+                    "qemu refused `{command}`: {}",
+                    e.get("desc")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no reason given")
+                );
+            }
+            // An asynchronous event: not the answer.
+        }
+    }
+}
+
+/// A fresh seed for a resumed guest's random pool, as the hex text the script writes into
+/// `/dev/urandom`.
+pub fn seed() -> Result<String> {
+    Ok(hex::encode(random_bytes(32)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn virt() -> Machine {
+        let mut m = Machine::test_virt();
+        m.virtio_disk = true;
+        m
+    }
+
+    #[test]
+    fn only_plain_arm64_virt_test_boots_resume() {
+        let plan = GuestPlan::default();
+        assert!(suits(&virt(), &plan));
+        let mut no_disk = virt();
+        no_disk.virtio_disk = false;
+        assert!(!suits(&no_disk, &plan));
+        let mut device = virt();
+        device.extra_args = vec!["-device".into(), "x".into()];
+        assert!(!suits(&device, &plan));
+        let mut board = virt();
+        board.dtb = Some("/b.dtb".into());
+        assert!(!suits(&board, &plan));
+        let mut kvm = virt();
+        kvm.accel = Accel::Kvm;
+        assert!(!suits(&kvm, &plan));
+        let wait = GuestPlan {
+            then: Then::Wait,
+            ..GuestPlan::default()
+        };
+        assert!(!suits(&virt(), &wait));
+    }
+
+    #[test]
+    fn the_key_follows_the_kernel_arguments_and_machine() {
+        let bb = Path::new("/nonexistent/busybox");
+        let m = virt();
+        let k = key(&m, &["quiet".into()], bb);
+        assert_eq!(k, key(&m, &["quiet".into()], bb));
+        assert_ne!(k, key(&m, &["quiet".into(), "x=1".into()], bb));
+        let mut more = virt();
+        more.memory_mb = 512;
+        assert_ne!(k, key(&more, &["quiet".into()], bb));
+        let mut other = virt();
+        other.kernel = "/other/Image".into();
+        assert_ne!(k, key(&other, &["quiet".into()], bb));
+    }
+
+    #[test]
+    fn the_run_disk_is_a_header_block_then_whole_blocks() {
+        let disk = run_disk(b"0707").unwrap();
+        assert_eq!(disk.len() as u64, 2 * BLOCK);
+        assert!(disk.starts_with(b"cargo-kmod-run 1\n\0"));
+        assert_eq!(&disk[BLOCK as usize..BLOCK as usize + 4], b"0707");
+        assert!(run_disk(&vec![0; (DISK_BYTES - BLOCK) as usize]).is_some());
+        assert!(run_disk(&vec![0; (DISK_BYTES - BLOCK + 1) as usize]).is_none());
+    }
+
+    #[test]
+    fn the_template_polls_uncached_and_runs_the_unpacked_script() {
+        let s = template_init(&Channel::Uart {
+            device: "ttyAMA1".into(),
+        });
+        assert!(
+            s.contains("echo 'cargo-kmod: snapshot ready' >/dev/ttyAMA1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("dd if=/dev/vda bs=512 count=1 iflag=direct"),
+            "{s}"
+        );
+        assert!(s.contains("[ \"$m\" = cargo-kmod-run ]"), "{s}");
+        assert!(
+            s.contains("bs=65536 skip=1 count=\"$n\" iflag=direct"),
+            "{s}"
+        );
+        assert!(s.ends_with("exec /bin/sh /run/kmod/init\n"), "{s}");
+    }
+
+    #[test]
+    fn disk_arguments_double_commas() {
+        let a = disk_args(Path::new("/t/a,b/run.disk"));
+        assert_eq!(
+            a[1],
+            OsString::from("file=/t/a,,b/run.disk,if=none,id=kmodrun,format=raw,readonly=on")
+        );
+    }
+}
