@@ -370,6 +370,28 @@ fn a_hanging_guest_is_killed_at_the_timeout() {
 }
 
 #[test]
+fn a_boot_that_says_nothing_is_killed_at_its_first_line_limit() {
+    // What keeps a resumed snapshot that does not run from costing the whole timeout.
+    use cargo_kmod::qemu::{boot::BootEnd, Accel, Boot, Machine};
+    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree("arm64")).unwrap();
+    let mut machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
+    // Paused from the start: not one line ever comes.
+    machine.extra_args.push("-S".into());
+    let tmp = scratch();
+    let initrd = tmp.path().join("empty.cpio");
+    std::fs::write(&initrd, b"").unwrap();
+    let mut boot = Boot::new(machine, initrd);
+    boot.timeout = Duration::from_secs(60);
+    boot.first_line_within = Some(Duration::from_secs(1));
+    let shell = cargo_kmod::shell::Shell::plain();
+    let log = boot
+        .run(&shell, |_, _| cargo_kmod::qemu::Flow::Continue)
+        .unwrap();
+    assert_eq!(log.end, BootEnd::TimedOut);
+    assert!(log.elapsed < Duration::from_secs(10), "{:?}", log.elapsed);
+}
+
+#[test]
 fn run_exec_returns_output_and_status() {
     for arch in ARCHES {
         let ko = fixture(arch, "kunit-pass");

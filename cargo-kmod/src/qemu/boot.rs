@@ -90,6 +90,9 @@ pub struct Boot {
     /// Kernel command-line arguments after `console=... panic=-1`.
     pub cmdline: Vec<String>,
     pub timeout: Duration,
+    /// Kill qemu ([`BootEnd::TimedOut`]) when not one line arrived this long after the
+    /// start (a resumed snapshot that does not run), before [`Boot::timeout`].
+    pub first_line_within: Option<Duration>,
 }
 
 impl Boot {
@@ -99,6 +102,7 @@ impl Boot {
             initrd,
             cmdline: Vec::new(),
             timeout: Duration::from_secs(60),
+            first_line_within: None,
         }
     }
 
@@ -202,9 +206,13 @@ impl Boot {
     ) -> Result<BootLog> {
         let mut running = self.spawn(shell)?;
         let deadline = running.start + self.timeout;
+        let mut first = self
+            .first_line_within
+            .map(|d| running.start + d.min(self.timeout));
         let end = loop {
-            match running.recv(deadline) {
+            match running.recv(first.unwrap_or(deadline)) {
                 Recv::Line(source, l) => {
+                    first = None;
                     if on_line(source, &l) == Flow::Stop {
                         break Some(BootEnd::Stopped);
                     }

@@ -157,8 +157,8 @@ pub fn run_plan(
             Ok(Some((snap, boot, token, _dir))) => {
                 let run = watch(shell, machine, plan, &boot, token, &mut on_seen)?;
                 // A guest that never began its script did not resume (qemu refused the
-                // file, or the snapshot's guest died): boot cold instead.
-                if run.transcript.begin_taint.is_some() || run.boot.end == BootEnd::TimedOut {
+                // file, the snapshot's guest died or said nothing): boot cold instead.
+                if run.transcript.begin_taint.is_some() {
                     return Ok(run);
                 }
                 snap.discard(shell, &resume_failure(&run.boot));
@@ -195,7 +195,9 @@ fn prepare_resumed(
 /// Why a resumed boot never began: qemu's own words, else where the console stopped.
 fn resume_failure(log: &BootLog) -> String {
     let qemu = log.qemu_stderr.trim();
-    if qemu.is_empty() {
+    if log.end == BootEnd::TimedOut {
+        format!("the guest said nothing for {} s", log.elapsed.as_secs())
+    } else if qemu.is_empty() {
         format!(
             "the guest stopped before its script began at `{}`",
             log.last_line()

@@ -160,6 +160,9 @@ impl Snapshot {
         let mut boot = Boot::new(m, self.dir.join("initramfs.cpio"));
         boot.cmdline = cmdline.to_vec();
         boot.timeout = plan.timeout;
+        // A resumed guest speaks within a fraction of a second; one that does not in
+        // ten did not resume.
+        boot.first_line_within = Some(Duration::from_secs(10));
         shell.verbose(
             "Resuming",
             format_args!("the booted kernel from `{}`", self.dir.display()),
