@@ -1108,7 +1108,7 @@ fn snapshots(home: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("qemu/snapshots"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    v.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    v.retain(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'));
     v
 }
 
@@ -1186,6 +1186,39 @@ fn test_boots_resume_a_snapshot_and_boot_cold_when_it_does_not_resume() {
     assert!(!stderr(&cold).contains("Resuming"), "{}", stderr(&cold));
     assert_eq!(cases(&cold), cases(&first));
     assert!(snapshots(&home).is_empty());
+
+    // An attempt that fails is noted and not made again: here qemu cannot create its
+    // monitor socket (the temporary directory's path is longer than a socket's 108 bytes).
+    let long = tmp.path().join("t".repeat(120));
+    std::fs::create_dir_all(&long).unwrap();
+    let tmpdir = long.to_str().unwrap();
+    let failing = test(&[("TMPDIR", tmpdir)]);
+    assert_eq!(code(&failing), 101, "{}", stderr(&failing));
+    assert!(
+        stderr(&failing).contains("the snapshot, booting cold"),
+        "{}",
+        stderr(&failing)
+    );
+    assert_eq!(cases(&failing), cases(&first));
+    let notes: Vec<PathBuf> = std::fs::read_dir(home.join("qemu/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "failed"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let again = test(&[("TMPDIR", tmpdir)]);
+    assert_eq!(cases(&again), cases(&first));
+    assert!(
+        stderr(&again).contains(".failed` to try again"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        !stderr(&again).contains("Snapshotting"),
+        "{}",
+        stderr(&again)
+    );
 
     let bad = test(&[("CARGO_KMOD_SNAPSHOT", "maybe")]);
     let err = fails(&bad);

@@ -53,6 +53,14 @@ impl Initramfs {
     /// `busybox --install`), the usual mount points with an `/etc/fstab` for `/proc` and
     /// devtmpfs, `/dev/console`, and `init` as the executable `/init` script.
     pub fn with_busybox(busybox: &Path, init: &str) -> Result<Self> {
+        let data = std::fs::read(busybox)
+            .with_context(|| format!("cannot read `{}`", busybox.display()))?;
+        Ok(Self::with_busybox_bytes(data, init))
+    }
+
+    /// [`Initramfs::with_busybox`] with busybox's bytes given (empty: the layout alone, what
+    /// a cache key covers besides busybox's own identity).
+    pub fn with_busybox_bytes(busybox: Vec<u8>, init: &str) -> Self {
         let mut fs = Initramfs::new();
         for d in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/root"] {
             fs.dir(d);
@@ -62,12 +70,12 @@ impl Initramfs {
         fs.file("/etc/fstab", FSTAB.as_bytes().to_vec(), 0o644);
         // Nobody writes to it: `read -t` on it is a sleep without starting a process.
         fs.fifo(WAIT_FIFO, 0o600);
-        fs.file_from("/bin/busybox", busybox, 0o755)?;
+        fs.file("/bin/busybox", busybox, 0o755);
         for applet in BASE_APPLETS {
             fs.symlink(&format!("/bin/{applet}"), "busybox");
         }
         fs.file("/init", init.as_bytes().to_vec(), 0o755);
-        Ok(fs)
+        fs
     }
 
     /// A host program at `path` and the shared libraries it needs (what `ldd` lists, the

@@ -156,12 +156,20 @@ pub fn run_plan(
         match prepare_resumed(shell, machine, plan) {
             Ok(Some((snap, boot, token, _dir))) => {
                 let run = watch(shell, machine, plan, &boot, token, &mut on_seen)?;
-                // A guest that never began its script did not resume (qemu refused the
-                // file, the snapshot's guest died or said nothing): boot cold instead.
                 if run.transcript.begin_taint.is_some() {
                     return Ok(run);
                 }
-                snap.discard(shell, &resume_failure(&run.boot));
+                // Not one line: the snapshot did not resume (qemu refused the file, or the
+                // guest said nothing). Else the guest resumed and died before its script
+                // began (its files, not the snapshot): the cold boot says why.
+                if run.boot.lines.is_empty() && run.boot.channel.is_empty() {
+                    snap.discard(shell, &resume_failure(&run.boot));
+                } else {
+                    shell.verbose(
+                        "Booting",
+                        format_args!("cold: the resumed guest stopped before its script began"),
+                    );
+                }
             }
             Ok(None) => {}
             Err(e) => shell.verbose(
@@ -181,15 +189,17 @@ fn prepare_resumed(
     machine: &Machine,
     plan: &GuestPlan,
 ) -> Result<Option<(snapshot::Snapshot, Boot, Token, reaper::TempDir)>> {
+    let token = Token::random()?;
+    let script = plan.resumed_script(&machine.channel, &token, &snapshot::seed()?);
+    let Some(disk) = snapshot::run_disk_for(shell, plan, &script)? else {
+        return Ok(None);
+    };
     let home = Home::from_env()?;
     let cmdline = plan.kernel_args(&machine.channel);
     let snap = snapshot::Snapshot::get(shell, &home, machine, &cmdline)?;
-    let token = Token::random()?;
-    let script = plan.resumed_script(&machine.channel, &token, &snapshot::seed()?);
     let dir = reaper::TempDir::new()?;
-    Ok(snap
-        .boot(shell, machine, &cmdline, plan, &script, dir.path())?
-        .map(|boot| (snap, boot, token, dir)))
+    let boot = snap.boot(shell, machine, &cmdline, plan.timeout, &disk, dir.path())?;
+    Ok(Some((snap, boot, token, dir)))
 }
 
 /// Why a resumed boot never began: qemu's own words, else where the console stopped.

@@ -14,15 +14,16 @@
 //! starts after the resume and reads the log from its start), the same verdict.
 //!
 //! The snapshot lives in `$CARGO_KMOD_HOME/qemu/snapshots/<key>/` (`state`, the template's
-//! `initramfs.cpio` and `virt.dtb`), keyed by qemu (path, size, mtime), the kernel image
-//! (path, size, mtime), busybox, every qemu argument, the kernel command line, the template
-//! script and cargo-kmod's version; the newest [`KEEP`] are kept. A snapshot that does not
-//! resume (qemu refuses the file, the guest dies before its script begins) is removed and
-//! the run boots cold. `CARGO_KMOD_SNAPSHOT=off` always boots cold.
+//! `initramfs.cpio` and `virt.dtb`), keyed by [`key`]; the [`KEEP`] most recently used are
+//! kept. A snapshot that does not resume (qemu refuses the file, or the guest says nothing
+//! within 10 s) is removed and the run boots cold; so does a run whose guest resumed but
+//! died before its script began, keeping the snapshot. An attempt to make one that failed
+//! is noted in `<key>.failed` and not repeated. `CARGO_KMOD_SNAPSHOT=off` always boots cold.
 //!
 //! What a resumed guest shares with every other run of the same snapshot: its boot log,
-//! its uptime at the start, its KASLR offsets. Its random pool gets fresh bytes from the host
-//! (not credited as entropy: the kernel's own seeding at boot is what credits it).
+//! its uptime at the start, its KASLR offsets, and its random state until the kernel next
+//! reseeds its generator (fresh host bytes are written into the pool, which mixes them in
+//! but does not reseed at once).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -53,6 +54,8 @@ const BLOCK: u64 = 64 << 10;
 const HEADER: &str = "cargo-kmod-run";
 /// What the template's `/init` writes on the channel once it polls the disk.
 const READY: &str = "cargo-kmod: snapshot ready";
+/// What it writes on the console once a run disk is there.
+const RESUMED: &str = "cargo-kmod: resumed";
 /// How many snapshots `$CARGO_KMOD_HOME/qemu/snapshots/` keeps (about 20 MiB each).
 pub const KEEP: usize = 8;
 /// Where the run's script is unpacked.
@@ -102,54 +105,57 @@ pub struct Snapshot {
 impl Snapshot {
     /// The snapshot for test boots of `machine` (already [`Machine::for_batch`]) with the
     /// kernel arguments `cmdline`: the cached one, or one made now (one boot of the kernel).
+    /// An attempt that failed is not made again for the same key: its reason is kept in
+    /// `<key>.failed` beside the snapshots, and the error names that file.
     pub fn get(shell: &Shell, home: &Home, machine: &Machine, cmdline: &[String]) -> Result<Self> {
         let busybox = crate::qemu::tools::busybox(home, machine.arch)?;
         let root = home.root.join("qemu").join("snapshots");
-        let dir = root.join(key(machine, cmdline, &busybox));
-        if dir.join("state").is_file() {
+        let key = key(machine, cmdline, &busybox);
+        let dir = root.join(&key);
+        if complete(&dir) {
+            // Its modification time is its last use: pruning keeps the ones in use.
+            let _ = std::fs::File::open(&dir)
+                .and_then(|d| d.set_modified(std::time::SystemTime::now()));
             return Ok(Snapshot { dir });
+        }
+        let failed = root.join(format!("{key}.failed"));
+        if let Ok(why) = std::fs::read_to_string(&failed) {
+            bail!(
+                "an earlier attempt failed ({}); remove `{}` to try again",
+                why.trim(),
+                failed.display()
+            );
         }
         let state = dir.join("state");
         if state.to_string_lossy().contains(',') {
             // `-incoming file:` has no quoting for a comma.
             bail!("`{}` has a comma in its path", state.display());
         }
-        make(shell, home, machine, cmdline, &busybox, &root, &dir)?;
+        if let Err(e) = make(shell, home, machine, cmdline, &busybox, &root, &dir) {
+            let _ = crate::fsutil::write_atomic(&failed, format!("{e:#}\n").as_bytes());
+            return Err(e);
+        }
         Ok(Snapshot { dir })
     }
 
-    /// A boot that resumes this snapshot and runs `script` with `plan`'s files, its run disk
-    /// written into `dir`; `None` when the files do not fit on the disk.
+    /// A boot that resumes this snapshot with `disk` (from [`run_disk_for`]) as its run
+    /// disk, written into `dir`.
     pub fn boot(
         &self,
         shell: &Shell,
         machine: &Machine,
         cmdline: &[String],
-        plan: &GuestPlan,
-        script: &str,
+        timeout: Duration,
+        disk: &[u8],
         dir: &Path,
-    ) -> Result<Option<Boot>> {
-        let mut fs = Initramfs::new();
-        crate::qemu::session::add_files(shell, &mut fs, plan)?;
-        fs.file(RUN_SCRIPT, script.as_bytes().to_vec(), 0o755);
-        let Some(disk) = run_disk(&fs.to_bytes()) else {
-            shell.verbose(
-                "Skipping",
-                format_args!(
-                    "the snapshot: the run's files need more than {} MiB",
-                    DISK_BYTES >> 20
-                ),
-            );
-            return Ok(None);
-        };
+    ) -> Result<Boot> {
         let path = dir.join("run.disk");
-        let f = std::fs::File::create(&path)
+        std::fs::File::create(&path)
             .and_then(|mut f| {
-                f.write_all(&disk)?;
+                f.write_all(disk)?;
                 f.set_len(DISK_BYTES)
             })
-            .with_context(|| format!("cannot write `{}`", path.display()));
-        f?;
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
         let mut m = machine.clone();
         let tree = self.dir.join("virt.dtb");
         m.dtb = tree.is_file().then_some(tree);
@@ -159,28 +165,78 @@ impl Snapshot {
             .push(format!("file:{}", self.dir.join("state").display()).into());
         let mut boot = Boot::new(m, self.dir.join("initramfs.cpio"));
         boot.cmdline = cmdline.to_vec();
-        boot.timeout = plan.timeout;
-        // A resumed guest speaks within a fraction of a second; one that does not in
-        // ten did not resume.
+        boot.timeout = timeout;
+        // The template says `resumed` the moment it sees the run disk; a guest that says
+        // nothing for ten seconds did not resume.
         boot.first_line_within = Some(Duration::from_secs(10));
         shell.verbose(
             "Resuming",
             format_args!("the booted kernel from `{}`", self.dir.display()),
         );
-        Ok(Some(boot))
+        Ok(boot)
     }
 
-    /// Remove a snapshot that did not resume; the next test boot makes a new one.
+    /// Remove a snapshot that did not resume; the next test boot makes a new one. Renamed
+    /// away first, so nobody starts on a half-removed one.
     pub fn discard(&self, shell: &Shell, why: &str) {
         shell.verbose(
             "Discarding",
             format_args!("snapshot `{}`: {why}", self.dir.display()),
         );
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove(&self.dir);
     }
 }
 
-/// The cache name: everything that decides what the booted guest is.
+/// Whether `dir` holds a whole snapshot.
+fn complete(dir: &Path) -> bool {
+    dir.join("state").is_file() && dir.join("initramfs.cpio").is_file()
+}
+
+/// Rename `dir` to a hidden name, then remove it.
+fn remove(dir: &Path) {
+    let Some(name) = dir.file_name() else {
+        return;
+    };
+    let gone = dir.with_file_name(format!(
+        ".old-{}-{}",
+        std::process::id(),
+        name.to_string_lossy()
+    ));
+    if std::fs::rename(dir, &gone).is_ok() {
+        let _ = std::fs::remove_dir_all(&gone);
+    }
+}
+
+/// The run disk of `plan` with `script` (see [`run_disk`]); `None` when its files do not
+/// fit, so the run boots cold.
+pub fn run_disk_for(shell: &Shell, plan: &GuestPlan, script: &str) -> Result<Option<Vec<u8>>> {
+    let mut fs = Initramfs::new();
+    crate::qemu::session::add_files(shell, &mut fs, plan)?;
+    fs.file(RUN_SCRIPT, script.as_bytes().to_vec(), 0o755);
+    let disk = run_disk(&fs.to_bytes());
+    if disk.is_none() {
+        shell.verbose(
+            "Skipping",
+            format_args!(
+                "the snapshot: the run's files need more than {} MiB",
+                DISK_BYTES >> 20
+            ),
+        );
+    }
+    Ok(disk)
+}
+
+/// The template's initramfs: the usual base with `busybox` (its bytes; empty for the
+/// key), the template `/init`, and `cpio`.
+fn template_image(busybox: Vec<u8>, channel: &Channel) -> Initramfs {
+    let mut fs = Initramfs::with_busybox_bytes(busybox, &template_init(channel));
+    fs.symlink("/bin/cpio", "busybox");
+    fs
+}
+
+/// The cache name: everything that decides what the booted guest is: cargo-kmod's version,
+/// qemu and the kernel image (path, size, mtime), busybox (the same), the template image's
+/// layout and script, and the whole qemu command line (temporary paths as placeholders).
 fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
     let id = |p: &Path| {
         format!(
@@ -189,20 +245,21 @@ fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
             crate::fsutil::file_identity(p).unwrap_or_default()
         )
     };
-    let args: Vec<String> = machine
-        .args("file:console", Some("file:channel"))
+    let mut boot = Boot::new(machine.clone(), PathBuf::from("INITRD"));
+    boot.cmdline = cmdline.to_vec();
+    let args: Vec<String> = boot
+        .args(Some(Path::new("FILES")))
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let layout = template_image(Vec::new(), &machine.channel).to_bytes();
     let inputs = [
         ("cargo-kmod", env!("CARGO_PKG_VERSION").to_string()),
         ("qemu", id(&machine.qemu)),
         ("kernel", id(&machine.kernel)),
         ("busybox", id(busybox)),
+        ("image", crate::fsutil::sha256_hex(&layout)),
         ("args", args.join("\n")),
-        ("cmdline", cmdline.join(" ")),
-        ("console", machine.console.clone()),
-        ("init", template_init(&machine.channel)),
         ("disk", DISK_BYTES.to_string()),
     ];
     let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -222,6 +279,7 @@ fn template_init(channel: &Channel) -> String {
          mount -a\n\
          echo '{READY}' >/dev/{device}\n\
          until dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
+         echo '{RESUMED}'\n\
          dd if=/dev/vda bs={BLOCK} skip=1 count=\"$n\" iflag=direct 2>/dev/null | cpio -idu 2>/dev/null\n\
          exec /bin/sh {RUN_SCRIPT}\n",
         fifo = crate::qemu::initramfs::WAIT_FIFO,
@@ -278,10 +336,10 @@ fn make(
         .tempdir_in(root)
         .with_context(|| format!("cannot write in `{}`", root.display()))?;
     let scratch = reaper::TempDir::new()?;
-    let mut fs = Initramfs::with_busybox(busybox, &template_init(&machine.channel))?;
-    fs.symlink("/bin/cpio", "busybox");
+    let bytes =
+        std::fs::read(busybox).with_context(|| format!("cannot read `{}`", busybox.display()))?;
     let initrd = work.path().join("initramfs.cpio");
-    fs.write(&initrd)?;
+    template_image(bytes, &machine.channel).write(&initrd)?;
     let empty = scratch.path().join("empty.disk");
     std::fs::File::create(&empty)
         .and_then(|f| f.set_len(DISK_BYTES))
@@ -340,15 +398,23 @@ fn make(
     drop(running);
     let made = work.keep();
     if std::fs::rename(&made, dest).is_err() {
-        // Another run made the same one meanwhile: keep theirs.
+        // Another run made the same one meanwhile (keep theirs), or left a broken one
+        // (replace it).
+        if !complete(dest) {
+            remove(dest);
+            if std::fs::rename(&made, dest).is_ok() {
+                prune(root, dest);
+                return Ok(());
+            }
+        }
         let _ = std::fs::remove_dir_all(&made);
     }
     prune(root, dest);
     Ok(())
 }
 
-/// Keep the newest [`KEEP`] snapshots in `root` (and `keep`); remove what a run killed while
-/// it made one left behind (`.new-*`, an hour old).
+/// Keep the [`KEEP`] most recently used snapshots in `root` (and `keep`); remove what a run
+/// killed while it made or removed one left behind (`.new-*`, `.old-*`, an hour old).
 fn prune(root: &Path, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
@@ -358,7 +424,10 @@ fn prune(root: &Path, keep: &Path) {
         let Some(when) = e.metadata().ok().and_then(|m| m.modified().ok()) else {
             continue;
         };
-        if e.file_name().to_string_lossy().starts_with(".new-") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            // `<key>.failed` notes.
+        } else if name.starts_with(".new-") || name.starts_with(".old-") {
             if when.elapsed().is_ok_and(|d| d > Duration::from_secs(3600)) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -513,6 +582,8 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("[ \"$m\" = cargo-kmod-run ]"), "{s}");
+        // The first thing a resumed guest says, before it unpacks anything.
+        assert!(s.contains("done\necho 'cargo-kmod: resumed'\ndd "), "{s}");
         assert!(
             s.contains("bs=65536 skip=1 count=\"$n\" iflag=direct"),
             "{s}"

@@ -22,7 +22,8 @@
 //!                                    and machine arguments
 //!   qemu/snapshots/<hash>/           a booted arm64 `virt` guest that test boots resume
 //!                                    (`state`, the template's `initramfs.cpio`, `virt.dtb`);
-//!                                    the newest eight are kept
+//!                                    the eight most recently used are kept; `<hash>.failed`
+//!                                    notes an attempt that failed
 //!   kvm-probe.json                   whether KVM works for a tree's arch
 //! ```
 
