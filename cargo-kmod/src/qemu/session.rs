@@ -202,19 +202,18 @@ fn prepare_resumed(
     Ok(Some((snap, boot, token, dir)))
 }
 
-/// Why a resumed boot never began: qemu's own words, else where the console stopped.
+/// Why a resumed boot printed nothing: it timed out, or qemu's own last words.
 fn resume_failure(log: &BootLog) -> String {
-    let qemu = log.qemu_stderr.trim();
     if log.end == BootEnd::TimedOut {
-        format!("the guest said nothing for {} s", log.elapsed.as_secs())
-    } else if qemu.is_empty() {
-        format!(
-            "the guest stopped before its script began at `{}`",
-            log.last_line()
-        )
-    } else {
-        format!("qemu: {}", qemu.lines().last().unwrap_or(qemu))
+        return format!("the guest said nothing for {} s", log.elapsed.as_secs());
     }
+    let qemu = log.qemu_stderr.trim();
+    format!(
+        "qemu: {}",
+        qemu.lines()
+            .last()
+            .unwrap_or("exited before the guest said anything")
+    )
 }
 
 /// Run `boot` and read it into a transcript for `plan`, stopping qemu once it is complete.

@@ -110,7 +110,10 @@ impl Snapshot {
     pub fn get(shell: &Shell, home: &Home, machine: &Machine, cmdline: &[String]) -> Result<Self> {
         let busybox = crate::qemu::tools::busybox(home, machine.arch)?;
         let root = home.root.join("qemu").join("snapshots");
-        let key = key(machine, cmdline, &busybox);
+        let Channel::Uart { device } = &machine.channel else {
+            bail!("the machine has no protocol UART of its own");
+        };
+        let key = key(machine, device, cmdline, &busybox);
         let dir = root.join(&key);
         if complete(&dir) {
             // Its modification time is its last use: pruning keeps the ones in use.
@@ -131,7 +134,7 @@ impl Snapshot {
             // `-incoming file:` has no quoting for a comma.
             bail!("`{}` has a comma in its path", state.display());
         }
-        if let Err(e) = make(shell, home, machine, cmdline, &busybox, &root, &dir) {
+        if let Err(e) = make(shell, home, machine, device, cmdline, &busybox, &dir) {
             let _ = crate::fsutil::write_atomic(&failed, format!("{e:#}\n").as_bytes());
             return Err(e);
         }
@@ -227,9 +230,9 @@ pub fn run_disk_for(shell: &Shell, plan: &GuestPlan, script: &str) -> Result<Opt
 }
 
 /// The template's initramfs: the usual base with `busybox` (its bytes; empty for the
-/// key), the template `/init`, and `cpio`.
-fn template_image(busybox: Vec<u8>, channel: &Channel) -> Initramfs {
-    let mut fs = Initramfs::with_busybox_bytes(busybox, &template_init(channel));
+/// key), the template `/init` reporting on `device`, and `cpio`.
+fn template_image(busybox: Vec<u8>, device: &str) -> Initramfs {
+    let mut fs = Initramfs::with_busybox_bytes(busybox, &template_init(device));
     fs.symlink("/bin/cpio", "busybox");
     fs
 }
@@ -237,7 +240,7 @@ fn template_image(busybox: Vec<u8>, channel: &Channel) -> Initramfs {
 /// The cache name: everything that decides what the booted guest is: cargo-kmod's version,
 /// qemu and the kernel image (path, size, mtime), busybox (the same), the template image's
 /// layout and script, and the whole qemu command line (temporary paths as placeholders).
-fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
+fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> String {
     let id = |p: &Path| {
         format!(
             "{} {}",
@@ -252,7 +255,7 @@ fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let layout = template_image(Vec::new(), &machine.channel).to_bytes();
+    let layout = template_image(Vec::new(), device).to_bytes();
     let inputs = [
         ("cargo-kmod", env!("CARGO_PKG_VERSION").to_string()),
         ("qemu", id(&machine.qemu)),
@@ -268,11 +271,7 @@ fn key(machine: &Machine, cmdline: &[String], busybox: &Path) -> String {
 
 /// The template's `/init`: mount, say ready, poll the run disk's header (uncached reads),
 /// unpack the run's files, run its script.
-fn template_init(channel: &Channel) -> String {
-    let device = match channel {
-        Channel::Uart { device } => device.as_str(),
-        Channel::SharedConsole => "console",
-    };
+fn template_init(device: &str) -> String {
     format!(
         "#!/bin/sh\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
@@ -312,17 +311,20 @@ fn disk_args(path: &Path) -> [OsString; 4] {
     ]
 }
 
-/// Boot the template, wait for it to poll its disk, save it, and move the result to `dest`
-/// (under `root`), then keep the newest [`KEEP`].
+/// Boot the template (reporting on `device`), wait for it to poll its disk, save it, move
+/// the result to `dest`, then prune `dest`'s siblings ([`prune`]).
 fn make(
     shell: &Shell,
     home: &Home,
     machine: &Machine,
+    device: &str,
     cmdline: &[String],
     busybox: &Path,
-    root: &Path,
     dest: &Path,
 ) -> Result<()> {
+    let root = dest
+        .parent()
+        .context("a snapshot's directory has a parent")?;
     shell.status(
         "Snapshotting",
         format_args!(
@@ -339,7 +341,7 @@ fn make(
     let bytes =
         std::fs::read(busybox).with_context(|| format!("cannot read `{}`", busybox.display()))?;
     let initrd = work.path().join("initramfs.cpio");
-    template_image(bytes, &machine.channel).write(&initrd)?;
+    template_image(bytes, device).write(&initrd)?;
     let empty = scratch.path().join("empty.disk");
     std::fs::File::create(&empty)
         .and_then(|f| f.set_len(DISK_BYTES))
@@ -547,15 +549,15 @@ mod tests {
     fn the_key_follows_the_kernel_arguments_and_machine() {
         let bb = Path::new("/nonexistent/busybox");
         let m = virt();
-        let k = key(&m, &["quiet".into()], bb);
-        assert_eq!(k, key(&m, &["quiet".into()], bb));
-        assert_ne!(k, key(&m, &["quiet".into(), "x=1".into()], bb));
+        let k = key(&m, "ttyAMA1", &["quiet".into()], bb);
+        assert_eq!(k, key(&m, "ttyAMA1", &["quiet".into()], bb));
+        assert_ne!(k, key(&m, "ttyAMA1", &["quiet".into(), "x=1".into()], bb));
         let mut more = virt();
         more.memory_mb = 512;
-        assert_ne!(k, key(&more, &["quiet".into()], bb));
+        assert_ne!(k, key(&more, "ttyAMA1", &["quiet".into()], bb));
         let mut other = virt();
         other.kernel = "/other/Image".into();
-        assert_ne!(k, key(&other, &["quiet".into()], bb));
+        assert_ne!(k, key(&other, "ttyAMA1", &["quiet".into()], bb));
     }
 
     #[test]
@@ -570,9 +572,7 @@ mod tests {
 
     #[test]
     fn the_template_polls_uncached_and_runs_the_unpacked_script() {
-        let s = template_init(&Channel::Uart {
-            device: "ttyAMA1".into(),
-        });
+        let s = template_init("ttyAMA1");
         assert!(
             s.contains("echo 'cargo-kmod: snapshot ready' >/dev/ttyAMA1\n"),
             "{s}"
