@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::env::Env;
 use crate::ko::KoFile;
 use crate::manifest::{ModuleSpec, Workspace};
 use crate::shell::Shell;
@@ -22,48 +23,18 @@ use crate::tree::resolve::{self, Choice};
 use crate::tree::toolchain::{self, Version};
 use crate::tree::{Arch, KernelTree, ToolChoice};
 
-/// The environment variables that steer resolution, read once per invocation.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    /// `KDIR`: a built kernel tree.
-    pub kdir: Option<PathBuf>,
-    /// `LLVM`: kbuild's `LLVM=` value.
-    pub llvm: Option<String>,
-    /// `CROSS_COMPILE`: kbuild's cross prefix for GCC-built trees.
-    pub cross_compile: Option<String>,
-    /// `KBUILD_EXTRA_SYMBOLS`: extra `Module.symvers` files.
-    pub extra_symbols: Vec<PathBuf>,
-    /// `RUSTC`, else `rustc`.
-    pub rustc: String,
-}
-
-impl Env {
-    /// Read the process environment.
-    pub fn from_process() -> Env {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Env {
-            kdir: var("KDIR").map(PathBuf::from),
-            llvm: var("LLVM"),
-            cross_compile: std::env::var("CROSS_COMPILE").ok(),
-            extra_symbols: var("KBUILD_EXTRA_SYMBOLS")
-                .map(|v| v.split_whitespace().map(PathBuf::from).collect())
-                .unwrap_or_default(),
-            rustc: toolchain::rustc_program(),
-        }
-    }
-}
-
 /// What every command runs with.
 pub struct Session {
     pub shell: Shell,
-    pub env: Env,
+    /// The environment, read once ([`crate::env`]).
+    pub env: &'static Env,
 }
 
 impl Session {
     pub fn new(shell: Shell) -> Session {
         Session {
             shell,
-            env: Env::from_process(),
+            env: Env::get(),
         }
     }
 
@@ -74,7 +45,7 @@ impl Session {
 
     /// `rustc --version` of the rustc that compiles modules (`RUSTC`, else `rustc`).
     pub fn rustc_version(&self) -> Option<String> {
-        rustc_version(&self.env.rustc)
+        rustc_version(&self.env.rustc())
     }
 }
 
@@ -132,12 +103,9 @@ fn rustc_identity(program: &str) -> String {
         })
         .unwrap_or(false);
     if is_rustup {
-        let env = |k: &str| std::env::var(k).unwrap_or_default();
-        fp.value("RUSTUP_TOOLCHAIN", &env("RUSTUP_TOOLCHAIN"));
-        let rustup_home = std::env::var_os("RUSTUP_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
-            .unwrap_or_default();
+        let env = crate::env::Env::get();
+        fp.value("RUSTUP_TOOLCHAIN", env.var("RUSTUP_TOOLCHAIN").unwrap_or_default());
+        let rustup_home = env.rustup_home().unwrap_or_default();
         fp.file(&rustup_home.join("settings.toml"));
         if let Ok(cwd) = std::env::current_dir() {
             fp.value("cwd", &cwd.display().to_string());
@@ -231,7 +199,7 @@ impl BuildContext {
     ) -> Result<BuildContext> {
         let home = session.home()?;
         // `rustc --version` (usually cached) while cargo's metadata is read (usually cached).
-        let program = session.env.rustc.clone();
+        let program = session.env.rustc();
         let rustc_probe = std::thread::spawn(move || rustc_version(&program));
         let workspace = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
         let modules: Vec<ModuleSpec> = workspace
@@ -343,11 +311,11 @@ fn resolve_tree(
     let mut arch = trees.arch;
     let mut choice = Choice {
         flag: trees.kdir.clone(),
-        env: env.kdir.clone(),
+        env: env.kdir(),
         rustc: rustc.map(str::to_string),
         tools: ToolChoice {
-            llvm: env.llvm.clone(),
-            cross_compile: env.cross_compile.clone(),
+            llvm: env.llvm(),
+            cross_compile: env.cross_compile(),
         },
         ..Choice::default()
     };
@@ -376,7 +344,7 @@ fn resolve_tree(
         if let Some(k) = &m.kdir {
             choice.manifest = Some((k.clone(), m.manifest_path.clone()));
         }
-        if arch.is_none() && trees.kdir.is_none() && trees.target.is_none() && env.kdir.is_none() {
+        if arch.is_none() && trees.kdir.is_none() && trees.target.is_none() && env.kdir().is_none() {
             arch = m.arch;
         }
     }

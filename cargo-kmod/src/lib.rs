@@ -23,6 +23,7 @@ pub mod command;
 pub mod context;
 pub mod deploy;
 pub mod deps;
+pub mod env;
 pub mod devices;
 pub mod error;
 pub mod fdt;

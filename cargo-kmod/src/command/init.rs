@@ -161,9 +161,7 @@ impl InitCmd {
             Some(p) => Source::from_path(p)?,
             None => Source::default_in(std::path::Path::new("/usr/src"))?,
         };
-        let cross = std::env::var("CROSS_COMPILE")
-            .ok()
-            .filter(|v| !v.is_empty());
+        let cross = crate::env::Env::get().cross_compile();
         arches
             .into_iter()
             .map(|arch| {

@@ -324,7 +324,7 @@ pub fn default_author() -> String {
             .ok()?;
         Some(v.trim().to_string()).filter(|v| !v.is_empty())
     };
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let env = |key: &str| crate::env::Env::get().var(key).map(str::to_string);
     let name = env("CARGO_NAME")
         .or_else(|| git("user.name"))
         .or_else(|| env("USER"))

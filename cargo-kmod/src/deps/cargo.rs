@@ -31,7 +31,7 @@ pub(super) fn metadata(shell: &Shell, input: &DepsInput<'_>, manifest: &Path) ->
 }
 
 pub(super) fn cargo_program() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+    crate::env::Env::get().cargo()
 }
 
 /// A failed cargo run as a user error: its `error:` line, the rest as the hint.

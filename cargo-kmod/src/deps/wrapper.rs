@@ -34,11 +34,12 @@ pub fn record_path(lib: &Path) -> PathBuf {
 
 /// Run as the wrapper when cargo-kmod was started as one; `None` otherwise.
 pub fn main_if_wrapper() -> Option<ExitCode> {
-    let modules = std::env::var(INTERCEPT_ENV).ok()?;
+    let env = crate::env::Env::get();
+    let modules = env.var(INTERCEPT_ENV)?;
     let mut args = std::env::args_os().skip(1);
     let rustc = args.next()?;
     let args: Vec<OsString> = args.collect();
-    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    let package = env.var("CARGO_PKG_NAME").unwrap_or_default();
     let intercept = modules.split(',').any(|m| m == package) && is_target_lib(&args);
     Some(match run(&rustc, &args, intercept) {
         Ok(code) => code,

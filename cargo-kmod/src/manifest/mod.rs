@@ -519,9 +519,7 @@ pub fn load(shell: &Shell, manifest_path: Option<&Path>) -> Result<Workspace> {
     }
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
-    if let Ok(cargo) = std::env::var("CARGO") {
-        cmd.cargo_path(cargo);
-    }
+    cmd.cargo_path(crate::env::Env::get().cargo());
     if let Some(p) = manifest_path {
         cmd.manifest_path(p);
     }
@@ -572,8 +570,8 @@ impl MetadataCache {
         let key = serde_json::json!({
             "cwd": std::env::current_dir().ok(),
             "manifest": manifest_path,
-            "target": std::env::var_os("CARGO_TARGET_DIR").map(|v| v.to_string_lossy().into_owned()),
-            "cargo": std::env::var_os("CARGO").map(|v| v.to_string_lossy().into_owned()),
+            "target": crate::env::Env::get().var_os("CARGO_TARGET_DIR").map(|v| v.to_string_lossy().into_owned()),
+            "cargo": crate::env::Env::get().var_os("CARGO").map(|v| v.to_string_lossy().into_owned()),
             "version": env!("CARGO_PKG_VERSION"),
         });
         let hash = crate::fsutil::sha256_hex(key.to_string().as_bytes());
@@ -690,9 +688,7 @@ fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
         .iter()
         .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
         .collect();
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let cargo_home = crate::env::Env::get().cargo_home();
     if let Some(h) = cargo_home {
         out.push(h.join("config.toml"));
         out.push(h.join("config"));

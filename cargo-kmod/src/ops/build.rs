@@ -88,7 +88,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         .iter()
         .flat_map(|m| m.extra_symbols.iter().cloned())
         .collect();
-    extra_symbols.extend(session.env.extra_symbols.iter().cloned());
+    extra_symbols.extend(session.env.extra_symbols());
     for s in &extra_symbols {
         if !s.is_file() {
             crate::bail_user!("`extra-symbols` file `{}` does not exist", s.display(); hint = "build that module first, or fix the path");

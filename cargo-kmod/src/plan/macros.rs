@@ -130,7 +130,7 @@ pub fn ensure_macros_for(shell: &Shell, home: &Home, rustc: &str) -> Result<Path
     home.ensure_dir(&dir)?;
     write_crate(&dir.join("src"))?;
     shell.status("Compiling", format_args!("kmod-macros (with `{rustc}`)"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::env::Env::get().cargo();
     let program = rustc_program();
     let manifest = dir.join("src/Cargo.toml");
     let target = dir.join("target");

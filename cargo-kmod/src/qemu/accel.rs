@@ -31,9 +31,9 @@ struct Verdict {
 
 /// The accelerator for booting `tree`.
 pub fn choose(shell: &Shell, tree: &KernelTree) -> Result<Accel> {
-    match std::env::var("CARGO_KMOD_ACCEL")
+    match crate::env::Env::get()
+        .var("CARGO_KMOD_ACCEL")
         .unwrap_or_default()
-        .as_str()
     {
         "tcg" => return Ok(Accel::Tcg),
         "kvm" => return Ok(Accel::Kvm),

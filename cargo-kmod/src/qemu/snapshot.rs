@@ -83,9 +83,9 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
 
 /// `CARGO_KMOD_SNAPSHOT`: `on` (or unset) or `off`.
 fn enabled() -> Result<bool> {
-    match std::env::var("CARGO_KMOD_SNAPSHOT")
+    match crate::env::Env::get()
+        .var("CARGO_KMOD_SNAPSHOT")
         .unwrap_or_default()
-        .as_str()
     {
         "" | "on" => Ok(true),
         "off" => Ok(false),

@@ -12,10 +12,10 @@ use crate::tree::Arch;
 /// The qemu binary for `arch`: `CARGO_KMOD_QEMU_<ARCH>` when set, else `qemu-system-*` on
 /// `PATH`, or a user error naming the package to install.
 pub fn qemu_program(arch: Arch) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(format!("CARGO_KMOD_QEMU_{}", arch.name().to_uppercase()))
-        .filter(|p| !p.is_empty())
+    if let Some(p) =
+        crate::env::Env::get().path(&format!("CARGO_KMOD_QEMU_{}", arch.name().to_uppercase()))
     {
-        return Ok(PathBuf::from(p));
+        return Ok(p);
     }
     match crate::tree::toolchain::which(arch.qemu()) {
         Some(p) => Ok(p),

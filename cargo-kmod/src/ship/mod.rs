@@ -147,7 +147,7 @@ pub fn load_key(
     let cert = cert
         .map(Path::to_path_buf)
         .unwrap_or_else(|| tree.dir.join("certs/signing_key.x509"));
-    let pin = std::env::var("KBUILD_SIGN_PIN").ok();
+    let pin = crate::env::Env::get().var("KBUILD_SIGN_PIN").map(str::to_string);
     SigningKey::load(shell, &key, &cert, pin.as_deref())
 }
 

@@ -162,9 +162,10 @@ impl PackageSpec {
 
 /// `SOURCE_DATE_EPOCH`, or 0: the mtime of every archive entry.
 pub fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
+    crate::env::Env::get()
+        .source_date_epoch()
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .flatten()
         .unwrap_or(0)
 }
 

@@ -407,7 +407,7 @@ fn compiler_check(t: &KernelTree, name: &str) -> Check {
             ),
         },
         Compiler::Gcc { version } => {
-            let prefix = std::env::var("CROSS_COMPILE").ok().unwrap_or_else(|| {
+            let prefix = crate::env::Env::get().cross_compile().unwrap_or_else(|| {
                 if t.arch == Arch::host() {
                     String::new()
                 } else {

@@ -133,19 +133,18 @@ pub struct PreparedTree {
 impl Home {
     /// `CARGO_KMOD_HOME`, else `~/.cargo-kmod`.
     pub fn from_env() -> Result<Home> {
-        if let Some(p) = std::env::var_os("CARGO_KMOD_HOME").filter(|p| !p.is_empty()) {
-            return Ok(Home {
-                root: PathBuf::from(p),
-            });
+        let env = crate::env::Env::get();
+        if let Some(root) = env.path("CARGO_KMOD_HOME") {
+            return Ok(Home { root });
         }
-        let Some(home) = std::env::var_os("HOME").filter(|p| !p.is_empty()) else {
+        let Some(home) = env.home_dir() else {
             crate::bail_user!(
                 "cannot find a home directory for cargo-kmod's trees";
                 hint = "set `CARGO_KMOD_HOME` to a writable directory"
             );
         };
         Ok(Home {
-            root: PathBuf::from(home).join(".cargo-kmod"),
+            root: home.join(".cargo-kmod"),
         })
     }
 

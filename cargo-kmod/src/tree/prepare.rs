@@ -887,9 +887,7 @@ pub fn target_request(t: &crate::manifest::TargetSpec, jobs: usize) -> Result<Op
         None => Source::default_in(Path::new("/usr/src"))?,
     };
     let cross = t.cross_compile.clone().or_else(|| {
-        std::env::var("CROSS_COMPILE")
-            .ok()
-            .filter(|v| !v.is_empty())
+        crate::env::Env::get().cross_compile()
     });
     let cc = Cc::parse(t.cc.as_deref().unwrap_or("clang"), arch, cross.as_deref())?;
     Ok(Some(Request {

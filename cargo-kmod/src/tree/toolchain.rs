@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
 use crate::tree::home::Home;
 
 /// A dotted version, compared numerically (`0.71.1 < 0.73.2`).
@@ -60,10 +61,8 @@ impl Llvm {
     /// `LLVM` from the environment if set; else unsuffixed tools if both exist; else the
     /// highest `clang-N` that has a matching `ld.lld-N`.
     pub fn detect() -> Option<Llvm> {
-        if let Ok(v) = std::env::var("LLVM") {
-            if !v.is_empty() {
-                return Some(Llvm::from_make_value(&v));
-            }
+        if let Some(v) = Env::get().llvm() {
+            return Some(Llvm::from_make_value(&v));
         }
         Self::detect_in(&path_dirs())
     }
@@ -107,9 +106,7 @@ impl Llvm {
 }
 
 pub fn path_dirs() -> Vec<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default()
+    Env::get().path_dirs()
 }
 
 /// Where `program` is on `dirs`, like `which`.
@@ -207,7 +204,7 @@ impl Toolchain {
         if let Some((src, _)) = &self.rust_src {
             env.push(("RUST_LIB_SRC".into(), src.display().to_string()));
         }
-        if std::env::var_os("LIBCLANG_PATH").is_none() {
+        if Env::get().var_os("LIBCLANG_PATH").is_none() {
             if let Some(dir) = &self.libclang {
                 env.push(("LIBCLANG_PATH".into(), dir.display().to_string()));
             }
@@ -217,11 +214,11 @@ impl Toolchain {
 }
 
 pub fn rustc_program() -> String {
-    std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())
+    Env::get().rustc()
 }
 
 pub fn bindgen_program() -> String {
-    std::env::var("BINDGEN").unwrap_or_else(|_| "bindgen".into())
+    Env::get().bindgen()
 }
 
 /// rust-src for `rustc_version_line`: `RUST_LIB_SRC`; the rustc sysroot's `rust-src`
@@ -233,8 +230,7 @@ pub fn find_rust_src(
     sysroot: Option<&str>,
 ) -> Option<(PathBuf, &'static str)> {
     let valid = |p: &Path| p.join("core/src/lib.rs").is_file();
-    if let Some(p) = std::env::var_os("RUST_LIB_SRC") {
-        let p = PathBuf::from(p);
+    if let Some(p) = Env::get().path("RUST_LIB_SRC") {
         return valid(&p).then_some((p, "RUST_LIB_SRC"));
     }
     if let Some(sysroot) = sysroot {
@@ -250,8 +246,8 @@ pub fn find_rust_src(
 
 /// Where bindgen can dlopen libclang: `LIBCLANG_PATH`, else the LLVM's own lib dir.
 pub fn find_libclang(llvm: Option<&Llvm>) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LIBCLANG_PATH") {
-        return Some(PathBuf::from(p));
+    if let Some(p) = Env::get().path("LIBCLANG_PATH") {
+        return Some(p);
     }
     let suffix = llvm.map(|l| l.make_value.trim_start_matches('-').to_string());
     let mut candidates: Vec<PathBuf> = Vec::new();
