@@ -4,7 +4,7 @@
 //! plain selections ([`Selection`], [`TreeSelection`]), then [`BuildContext::resolve`] reads
 //! the workspace (`cargo metadata`, cached), selects the modules, and picks the kernel tree
 //! **with its toolchain** (`LLVM=`, `CROSS_COMPILE=`, clang or gcc, decided once in
-//! [`crate::tree::TreeTools`]) and the rustc that compiles the modules. The `ops` layer takes
+//! [`crate::kernel::TreeTools`]) and the rustc that compiles the modules. The `ops` layer takes
 //! that data; nothing downstream re-reads the environment or resolves the tree again.
 //!
 //! [`Session`] is what every command has: the output [`Shell`] and the environment variables
@@ -18,10 +18,11 @@ use crate::env::Env;
 use crate::ko::KoFile;
 use crate::manifest::{ModuleSpec, Workspace};
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::resolve::{self, Choice};
-use crate::tree::toolchain::{self, Version};
-use crate::tree::{Arch, KernelTree, ToolChoice};
+use crate::kernel::home::Home;
+use crate::kernel::resolve::{self, Choice};
+use crate::kernel::toolchain;
+use crate::kernel::Version;
+use crate::kernel::{Arch, KernelTree, ToolChoice};
 
 /// What every command runs with.
 pub struct Session {
@@ -171,7 +172,7 @@ impl BuildContext {
     pub fn crate_deps(
         &self,
         shell: &crate::shell::Shell,
-        tc: &crate::tree::toolchain::Toolchain,
+        tc: &crate::kernel::toolchain::Toolchain,
         features: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
         dir: &std::path::Path,
         opts: crate::deps::DepsOptions,
@@ -326,10 +327,18 @@ fn resolve_tree(
         let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
             choice.target = Some((name.clone(), d.clone()));
-        } else if let Some(d) = crate::tree::prepare::target_tree(home, t, rustc)? {
+        } else {
             // boards: a target with `board`/`base-config`/`cc`/`source` uses the tree `init`
             // prepared for exactly those inputs.
-            choice.target = Some((name.clone(), d));
+            let ask = t.tree_ask(session.env, 1);
+            if ask.names_a_tree() {
+                use crate::kernel::prepare;
+                let reqs = prepare::requests(&ask, prepare::Asker::Target(name))?;
+                if let Some(req) = reqs.first() {
+                    let d = prepare::prepared_dir(home, req, rustc, name)?;
+                    choice.target = Some((name.clone(), d));
+                }
+            }
         }
         arch = arch.or(t.arch);
         // A target's toolchain overrides the environment, as on the make command line.

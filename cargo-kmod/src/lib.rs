@@ -28,6 +28,7 @@ pub mod devices;
 pub mod error;
 pub mod fdt;
 pub mod fsutil;
+pub mod kernel;
 pub mod kbuild;
 pub mod ko;
 pub mod manifest;
@@ -37,7 +38,6 @@ pub mod process;
 pub mod qemu;
 pub mod shell;
 pub mod ship;
-pub mod tree;
 
 use clap::Parser;
 

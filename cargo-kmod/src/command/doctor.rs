@@ -5,15 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::context::Session;
-use crate::tree::doctor::{self, Check, Status};
-use crate::tree::home::Home;
-use crate::tree::toolchain::Toolchain;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::Arch;
+use crate::ops::doctor::{self, DoctorRequest, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorCmd {
-    /// Check this built kernel tree [default: the dev trees from `cargo kmod init`]
-    #[arg(long, value_name = "DIR", env = "KDIR")]
+    /// Check this built kernel tree [default: `KDIR`, else the prepared trees]
+    #[arg(long, value_name = "DIR")]
     pub kdir: Option<PathBuf>,
     /// Only this architecture (x86_64 or arm64)
     #[arg(long, value_name = "ARCH")]
@@ -22,87 +20,11 @@ pub struct DoctorCmd {
 
 impl DoctorCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
-        let home = Home::from_env()?;
-        let tc = Toolchain::detect(&home);
-        let arch = self.arch.as_deref().map(Arch::parse).transpose()?;
-        let mut checks = doctor::host(&tc);
-        let mut trees = Vec::new();
-        if let Some(dir) = &self.kdir {
-            match KernelTree::open(dir) {
-                Ok(t) => {
-                    if let Some(a) = arch {
-                        if a != t.arch {
-                            crate::bail_user!(
-                                "kernel tree `{}` is for {}, not {}",
-                                dir.display(),
-                                t.arch,
-                                a
-                            );
-                        }
-                    }
-                    trees.push((t, None))
-                }
-                Err(e) => checks.push(Check {
-                    name: "kernel tree".into(),
-                    status: Status::Fail,
-                    message: crate::error::render(&e).0,
-                    fix: Some("pass the output directory of a built kernel".into()),
-                }),
-            }
-        } else {
-            let arches: Vec<Arch> = arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
-            for a in arches {
-                let found: Vec<_> = home
-                    .list()
-                    .into_iter()
-                    .filter(|t| t.meta.arch == a)
-                    .collect();
-                if found.is_empty() {
-                    checks.push(Check {
-                        name: format!("dev tree ({a})"),
-                        status: Status::Fail,
-                        message: format!("none in `{}`", home.trees_dir().display()),
-                        fix: Some(format!("`cargo kmod init --arch {a}`, or pass `--kdir`")),
-                    });
-                }
-                for p in found {
-                    match KernelTree::open(&p.dir) {
-                        Ok(t) => {
-                            // Board and GCC trees share release and arch with the dev tree:
-                            // say which one a line is about.
-                            let kind = (!p.meta.is_dev_tree()).then(|| p.meta.kind_label());
-                            trees.push((t, kind))
-                        }
-                        Err(e) => checks.push(Check {
-                            name: format!("dev tree ({a})"),
-                            status: Status::Fail,
-                            message: crate::error::render(&e).0,
-                            fix: Some(format!("`cargo kmod init --arch {a}`")),
-                        }),
-                    }
-                }
-            }
-        }
-        let mut arches: Vec<Arch> = trees.iter().map(|(t, _)| t.arch).collect();
-        if arches.is_empty() {
-            arches = arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
-        }
-        arches.sort();
-        arches.dedup();
-        for (t, kind) in &trees {
-            checks.extend(doctor::tree(t, &tc).into_iter().map(|mut c| {
-                if let Some(k) = kind {
-                    c.name = c.name.replace(
-                        &format!("[{} {}]", t.release, t.arch),
-                        &format!("[{} {}, {k}]", t.release, t.arch),
-                    );
-                }
-                c
-            }));
-        }
-        for a in arches {
-            checks.extend(doctor::boot_tools(&home, a));
-        }
+        let req = DoctorRequest {
+            kdir: self.kdir.clone(),
+            arch: self.arch.as_deref().map(Arch::parse).transpose()?,
+        };
+        let checks = doctor::doctor(session, &req)?;
         for c in &checks {
             if session.shell.is_json() {
                 session.shell.json(&serde_json::to_value(c)?);

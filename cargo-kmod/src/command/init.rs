@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::json;
 
 use crate::context::Session;
-use crate::tree::board::{Board, BOARDS};
-use crate::tree::home::Home;
-use crate::tree::prepare::{self, BaseConfig, Cc, Request, Source};
-use crate::tree::toolchain::Toolchain;
-use crate::tree::Arch;
+use crate::kernel::board::BOARDS;
+use crate::kernel::home::Home;
+use crate::kernel::prepare::TreeAsk;
+use crate::kernel::Arch;
+use crate::ops::{self, init::InitRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct InitCmd {
@@ -54,43 +54,34 @@ pub struct InitCmd {
 
 impl InitCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
-        let home = Home::from_env()?;
         if self.list {
-            return list(session, &home);
+            return list(session, &Home::from_env()?);
         }
         let jobs = self
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let mut fragments = Vec::new();
-        for path in &self.configs {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                crate::error::UserError::new(format!(
-                    "cannot read config fragment `{}`: {}",
-                    path.display(),
-                    e.to_string().to_lowercase()
-                ))
-            })?;
-            fragments.push((path.display().to_string(), text));
-        }
-        let requests = match &self.target {
-            Some(name) => {
-                let ws = crate::manifest::load(&session.shell, self.manifest_path.as_deref())?;
-                let t = ws.target(name)?;
-                let Some(req) = prepare::target_request(t, jobs)? else {
-                    crate::bail_user!(
-                        "target `{}` names no tree to prepare: it has no `board`, `base-config`, `cc` or `source`", name;
-                        hint = "add `board = \"rpi4\"` (or `base-config`) to `[workspace.metadata.kmod.targets.{}]`, or give it a `kdir`", name
-                    );
-                };
-                vec![req]
-            }
-            None => self.requests(fragments, jobs)?,
+        let req = match &self.target {
+            Some(name) => InitRequest::Target {
+                name: name.clone(),
+                manifest_path: self.manifest_path.clone(),
+                jobs,
+            },
+            None => InitRequest::Flags(TreeAsk {
+                source: self.source.clone(),
+                arches: match self.arch.as_deref() {
+                    None => None,
+                    Some("all") => Some(Arch::ALL.to_vec()),
+                    Some(a) => Some(vec![Arch::parse(a)?]),
+                },
+                board: self.board.clone(),
+                base_config: self.base_config.clone(),
+                cc: Some(self.cc.clone()),
+                cross_compile: session.env.cross_compile(),
+                fragments: ops::init::read_fragments(&self.configs)?,
+                jobs,
+            }),
         };
-        let tc = Toolchain::detect(&home);
-        for req in requests {
-            let label = req.label();
-            let (tree, fresh) = prepare::prepare(&session.shell, &home, &tc, &req)
-                .with_context(|| format!("cannot prepare the {label} tree"))?;
+        ops::init::init(session, &req, |req, tree, fresh| {
             if session.shell.is_json() {
                 session.shell.json(&json!({
                     "reason": "kernel-tree",
@@ -111,71 +102,11 @@ impl InitCmd {
                 format_args!(
                     "linux {} for {} at `{}`",
                     tree.meta.release,
-                    label,
+                    req.label(),
                     tree.dir.display()
                 ),
             );
-        }
-        Ok(())
-    }
-
-    /// The trees the flags ask for (one per arch).
-    fn requests(&self, fragments: Vec<(String, String)>, jobs: usize) -> Result<Vec<Request>> {
-        let board = self.board.as_deref().map(Board::find).transpose()?;
-        let base = match &self.base_config {
-            Some(arg) => BaseConfig::from_arg(arg)?,
-            None => BaseConfig::Tiny,
-        };
-        let asked: Option<Vec<Arch>> = match self.arch.as_deref() {
-            None => None,
-            Some("all") => Some(Arch::ALL.to_vec()),
-            Some(a) => Some(vec![Arch::parse(a)?]),
-        };
-        let arches = match (board, base.arch(), asked) {
-            (Some(b), _, Some(a)) if a != [b.arch] => crate::bail_user!(
-                "board `{}` is {}, not {}", b.name, b.arch,
-                a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
-                hint = "drop `--arch`: the board decides it"
-            ),
-            (Some(b), _, _) => vec![b.arch],
-            (None, Some(from_file), Some(a)) if a != [from_file] => crate::bail_user!(
-                "base config `{}` is an {} configuration, not {}",
-                base.describe().unwrap_or_default(), from_file,
-                a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
-                hint = "drop `--arch`: the base config decides it"
-            ),
-            (None, Some(from_file), _) => vec![from_file],
-            (None, None, Some(a)) if base != BaseConfig::Tiny && a.len() > 1 => crate::bail_user!(
-                "`--base-config {}` is for one arch", base.describe().unwrap_or_default();
-                hint = "pass `--arch arm64` or `--arch x86_64`"
-            ),
-            (None, None, Some(a)) => a,
-            (None, None, None) if base != BaseConfig::Tiny => crate::bail_user!(
-                "`--base-config {}` needs `--arch`: it does not say which arch it is for (no `CONFIG_ARM64=y` or `CONFIG_X86_64=y`)",
-                base.describe().unwrap_or_default();
-                hint = "pass `--arch arm64` or `--arch x86_64`"
-            ),
-            (None, None, None) => Arch::ALL.to_vec(),
-        };
-        let source = match &self.source {
-            Some(p) => Source::from_path(p)?,
-            None => Source::default_in(std::path::Path::new("/usr/src"))?,
-        };
-        let cross = crate::env::Env::get().cross_compile();
-        arches
-            .into_iter()
-            .map(|arch| {
-                Ok(Request {
-                    source: source.clone(),
-                    arch,
-                    fragments: fragments.clone(),
-                    jobs,
-                    base: base.clone(),
-                    board,
-                    cc: Cc::parse(&self.cc, arch, cross.as_deref())?,
-                })
-            })
-            .collect()
+        })
     }
 }
 

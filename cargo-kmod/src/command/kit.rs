@@ -1,5 +1,5 @@
 //! `cargo kmod kit`: export a prepared tree's kernel image, DTBs, installed modules and a
-//! headers package with the Rust artifacts (see [`crate::tree::kit`]).
+//! headers package with the Rust artifacts (see [`crate::ship::kit`]).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::command::args::KdirArgs;
 use crate::context::Session;
-use crate::tree::toolchain::Toolchain;
+use crate::kernel::toolchain::Toolchain;
 
 #[derive(Debug, clap::Args)]
 pub struct KitCmd {
@@ -26,7 +26,7 @@ impl KitCmd {
             PathBuf::from("target/kmod/kit").join(format!("{}-{}", tree.release, tree.arch))
         });
         let tc = Toolchain::for_modules(tree.rustc_version_text());
-        let kit = crate::tree::kit::export(&session.shell, &tree, &tc, &out)?;
+        let kit = crate::ship::kit::export(&session.shell, &tree, &tc, &out)?;
         if session.shell.is_json() {
             session.shell.json(&json!({
                 "reason": "kit",

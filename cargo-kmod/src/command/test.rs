@@ -19,7 +19,7 @@ use crate::devices::plan::run_tests;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::ops::test::GuestModules;
 use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 #[derive(Debug, clap::Args)]
 pub struct TestCmd {

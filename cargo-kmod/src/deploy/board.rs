@@ -7,7 +7,7 @@
 //! data: they are parsed, never executed, and the release is checked before it becomes part
 //! of a path.
 
-use crate::tree::Arch;
+use crate::kernel::Arch;
 
 /// The tag of every line the board scripts print.
 pub const TAG: &str = "@@kmod:";

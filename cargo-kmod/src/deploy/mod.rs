@@ -34,7 +34,7 @@ use crate::qemu::guest::quote;
 use crate::qemu::modules::KoModule;
 use crate::shell::Shell;
 use crate::ship::verify::Target;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// What to do on the board.
 #[derive(Debug, Clone)]

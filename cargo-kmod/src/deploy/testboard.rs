@@ -22,8 +22,8 @@ use crate::qemu::guest::{FileSource, GuestFile, GuestPlan, Step, Then};
 use crate::qemu::machine::{Accel, Machine};
 use crate::qemu::session::{spawn_plan, GuestRun, RunningGuest};
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::home::Home;
+use crate::kernel::{Arch, KernelTree};
 
 /// The file `cargo xtask setup` writes last into a finished root file system.
 pub const ROOTFS_STAMP: &str = "cargo-kmod-rootfs.json";

@@ -14,7 +14,7 @@ use super::{link, wrapper, DepsInput, ModuleDeps};
 use crate::error::UserError;
 use crate::manifest::ModuleSpec;
 use crate::shell::Shell;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// `cargo metadata` with dependencies: the resolve graph (for the link closure, local
 /// sources and error paths). It writes `Cargo.lock` as cargo does, unless `--locked`.

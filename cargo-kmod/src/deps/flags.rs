@@ -13,8 +13,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::shell::Shell;
-use crate::tree::toolchain::Toolchain;
-use crate::tree::KernelTree;
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::KernelTree;
 
 /// kbuild's `$(rust_flags)` for a module object of `tree`, with relative paths made absolute.
 pub fn kbuild_rustflags(
@@ -198,8 +198,8 @@ mod tests {
         KernelTree::from_parts(
             PathBuf::from("/k"),
             PathBuf::from("/k"),
-            crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
-            crate::tree::Arch::X86_64,
+            crate::kernel::config::KConfig::parse("CONFIG_X86_64=y\n"),
+            crate::kernel::Arch::X86_64,
             "7.2.13".into(),
         )
     }

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::kbuild::fingerprint::Fingerprint;
 use crate::manifest::ModuleSpec;
 use crate::shell::Shell;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 pub use flags::DepFlags;
 pub use link::extract_objects;
@@ -95,7 +95,7 @@ pub fn prepare(
     ws: &crate::manifest::Workspace,
     modules: &[&ModuleSpec],
     tree: &KernelTree,
-    tc: &crate::tree::toolchain::Toolchain,
+    tc: &crate::kernel::toolchain::Toolchain,
     rustc: Option<&str>,
     features: &BTreeMap<String, BTreeSet<String>>,
     dir: &Path,
@@ -113,7 +113,7 @@ pub fn prepare(
     let Some(rustc_version) = rustc else {
         crate::bail_user!(
             "cannot run `{} --version`, which dependency crates need",
-            crate::tree::toolchain::rustc_program()
+            crate::kernel::toolchain::rustc_program()
         );
     };
     build(
@@ -124,7 +124,7 @@ pub fn prepare(
             module_packages: ws.modules.iter().map(|m| m.package.clone()).collect(),
             features,
             tree,
-            rustc: crate::tree::toolchain::rustc_program(),
+            rustc: crate::kernel::toolchain::rustc_program(),
             rustc_version: rustc_version.to_string(),
             flags: flags::for_dependencies(&kflags, tree, opts.release)?,
             dir: dir.join("deps"),

@@ -14,7 +14,7 @@ fn objects_come_out_of_an_rlib() {
     .unwrap();
     let sh = xshell::Shell::new().unwrap();
     sh.change_dir(d.path());
-    let rustc = crate::tree::toolchain::rustc_program();
+    let rustc = crate::kernel::toolchain::rustc_program();
     xshell::cmd!(sh, "{rustc} --crate-type rlib --crate-name tiny -Ccodegen-units=1 -Cextra-filename=-abc tiny.rs")
         .quiet()
         .run()
@@ -128,8 +128,8 @@ fn a_std_crate_is_named_with_its_path_and_fix() {
     let tree = KernelTree::from_parts(
         PathBuf::from("/k"),
         PathBuf::from("/k"),
-        crate::tree::config::KConfig::parse("CONFIG_X86_64=y\n"),
-        crate::tree::Arch::X86_64,
+        crate::kernel::config::KConfig::parse("CONFIG_X86_64=y\n"),
+        crate::kernel::Arch::X86_64,
         "7.2.13".into(),
     );
     let e = needs_crate(&g, &blink, &bar, "std", &tree);

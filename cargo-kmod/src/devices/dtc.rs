@@ -17,7 +17,7 @@ use crate::shell::Shell;
 
 /// The `dtc` program, or a user error naming the package to install.
 pub fn program() -> Result<PathBuf> {
-    match crate::tree::toolchain::which("dtc") {
+    match crate::kernel::toolchain::which("dtc") {
         Some(p) => Ok(p),
         None => crate::bail_user!(
             "`dtc` not found in `PATH`: test devices are compiled into a device-tree overlay";

@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use xshell::cmd;
 
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::KernelTree;
+use crate::kernel::home::Home;
+use crate::kernel::KernelTree;
 
 /// The helper module's name (what `rmmod` takes).
 pub const MODULE: &str = "cargo_kmod_devices";

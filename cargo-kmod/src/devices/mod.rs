@@ -36,8 +36,8 @@ pub use guest::{GuestDevice, HelperLoad};
 pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
 
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::KernelTree;
+use crate::kernel::home::Home;
+use crate::kernel::KernelTree;
 
 /// Where compiled overlays go in the initramfs.
 pub const GUEST_DIR: &str = "/kmod/devices";

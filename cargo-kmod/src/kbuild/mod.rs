@@ -13,8 +13,8 @@ use xshell::cmd;
 
 use crate::plan::Plan;
 use crate::shell::Shell;
-use crate::tree::toolchain::Toolchain;
-use crate::tree::KernelTree;
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::KernelTree;
 
 /// The full `make` argument list for building a plan's modules.
 pub fn make_args(tree: &KernelTree, plan: &Plan, jobs: usize, verbose: bool) -> Vec<String> {

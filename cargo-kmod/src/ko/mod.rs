@@ -125,8 +125,8 @@ impl Module {
         out
     }
 
-    pub fn arch(&self) -> Option<crate::tree::Arch> {
-        crate::tree::Arch::ALL
+    pub fn arch(&self) -> Option<crate::kernel::Arch> {
+        crate::kernel::Arch::ALL
             .into_iter()
             .find(|a| a.elf_machine() == self.machine)
     }
@@ -375,7 +375,7 @@ mod tests {
     fn real_signed_module_from_the_corpus() {
         let m = parse(&corpus("x86_64-hello-signed.ko")).unwrap();
         assert_eq!(m.name, "hello");
-        assert_eq!(m.arch(), Some(crate::tree::Arch::X86_64));
+        assert_eq!(m.arch(), Some(crate::kernel::Arch::X86_64));
         let sig = m.signature.unwrap();
         assert_eq!(
             sig.signer.as_deref(),

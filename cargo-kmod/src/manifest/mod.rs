@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::error::UserError;
 use crate::shell::Shell;
-use crate::tree::Arch;
+use crate::kernel::Arch;
 
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
@@ -103,6 +103,34 @@ pub struct TargetSpec {
     pub qemu_machine: Option<String>,
     /// The board `cargo kmod deploy` reaches over ssh: `[USER@]HOST[:PORT]`.
     pub host: Option<String>,
+}
+
+impl TargetSpec {
+    /// The tree this target asks `init` for (`board`, `base-config`, `source`, `cc`), as plain
+    /// data for [`crate::kernel::prepare::requests`]; its `cross-compile` overrides the
+    /// environment's `CROSS_COMPILE`.
+    pub fn tree_ask(&self, env: &crate::env::Env, jobs: usize) -> crate::kernel::prepare::TreeAsk {
+        crate::kernel::prepare::TreeAsk {
+            source: self.source.clone(),
+            arches: self.arch.map(|a| vec![a]),
+            board: self.board.clone(),
+            base_config: self.base_config.clone(),
+            cc: self.cc.clone(),
+            cross_compile: self.cross_compile.clone().or_else(|| env.cross_compile()),
+            fragments: Vec::new(),
+            jobs,
+        }
+    }
+
+    /// The board machine keys (`board`, `qemu-machine`, `dtb`) for
+    /// [`crate::kernel::board::machine_for`].
+    pub fn machine_keys(&self) -> (Option<&str>, Option<&str>, Option<&Path>) {
+        (
+            self.board.as_deref(),
+            self.qemu_machine.as_deref(),
+            self.dtb.as_deref(),
+        )
+    }
 }
 
 /// One kernel module: a package with `[package.metadata.kmod]`.
@@ -566,7 +594,7 @@ struct MetadataCache {
 
 impl MetadataCache {
     fn new(manifest_path: Option<&Path>) -> Option<MetadataCache> {
-        let home = crate::tree::home::Home::from_env().ok()?;
+        let home = crate::kernel::home::Home::from_env().ok()?;
         let key = serde_json::json!({
             "cwd": std::env::current_dir().ok(),
             "manifest": manifest_path,

@@ -28,8 +28,8 @@ use crate::kbuild::fingerprint::{self, Fingerprint};
 use crate::manifest::ModuleSpec;
 use crate::plan::{self, PlanInput};
 use crate::shell::Shell;
-use crate::tree::toolchain::Toolchain;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::{Arch, KernelTree};
 
 /// How to build, as plain data (from `build`, `test`, `package`, `install`, `deploy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use xshell::cmd;
 
 use crate::context::{BuildContext, Session};
-use crate::tree::toolchain::Toolchain;
+use crate::kernel::toolchain::Toolchain;
 
 /// The project description for the context's modules.
 pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {

@@ -8,6 +8,8 @@
 //! - [`ide`]: `rust-project.json` for rust-analyzer.
 
 pub mod build;
+pub mod doctor;
 pub mod ide;
+pub mod init;
 pub mod ship;
 pub mod test;

@@ -14,7 +14,7 @@ use crate::ops::build::{self, Artifact, BuildOptions};
 use crate::ship::package::{self, Format, PackageSpec, SpecSource};
 use crate::ship::verify::{self, Target};
 use crate::ship::{self, Prepared, ShipOptions};
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// What to do to each module (plain data from `package`/`install` flags).
 #[derive(Debug, Clone, Default)]

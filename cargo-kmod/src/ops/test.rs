@@ -10,7 +10,7 @@ use crate::context::{BuildContext, Selection, Session, TreeSelection};
 use crate::ops::build::{self, BuildOptions};
 use crate::qemu::machine::Machine;
 use crate::qemu::modules::{load_order, KoModule};
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// What to boot with.
 #[derive(Debug, Clone, Default)]
@@ -112,7 +112,7 @@ pub fn prepare(
     };
     crate::qemu::modules::apply_params(&mut modules, &req.params)?;
     let accel = crate::qemu::accel::choose(&session.shell, &tree)?;
-    let machine = match crate::tree::board::machine_for(&tree, target.as_ref())? {
+    let machine = match crate::kernel::board::machine_for(&tree, target.as_ref().map(|t| t.machine_keys()))? {
         Some(b) => Machine::for_board(&tree, accel, &b)?,
         None => Machine::for_tree(&tree, accel)?,
     };

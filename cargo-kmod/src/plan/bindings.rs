@@ -12,8 +12,8 @@ use anyhow::Result;
 use crate::error::UserError;
 use crate::manifest::Binding;
 use crate::shell::Shell;
-use crate::tree::toolchain::Toolchain;
-use crate::tree::{Compiler, KernelTree};
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::{Compiler, KernelTree};
 
 /// The C flags kbuild uses for this tree's modules, probed once per tree configuration.
 pub fn kbuild_cflags(
@@ -158,8 +158,8 @@ pub fn generate(
         );
     };
     let out = out_dir.join(output_name(header));
-    let program = crate::tree::toolchain::bindgen_program();
-    let identity = crate::tree::toolchain::which(&program)
+    let program = crate::kernel::toolchain::bindgen_program();
+    let identity = crate::kernel::toolchain::which(&program)
         .and_then(|p| crate::fsutil::file_identity(&p))
         .unwrap_or_default();
     let inputs = serde_json::json!({
@@ -298,10 +298,10 @@ mod tests {
         let tree = KernelTree::from_parts(
             PathBuf::from("/tree"),
             PathBuf::from("/src"),
-            crate::tree::config::KConfig::parse(
+            crate::kernel::config::KConfig::parse(
                 "CONFIG_ARM64=y\nCONFIG_CC_IS_GCC=y\nCONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\"\n",
             ),
-            crate::tree::Arch::Arm64,
+            crate::kernel::Arch::Arm64,
             "7.2.13-v8".into(),
         );
         let out = filter_for_clang(

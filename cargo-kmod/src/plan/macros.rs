@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::toolchain::rustc_program;
-use crate::tree::KernelTree;
+use crate::kernel::home::Home;
+use crate::kernel::toolchain::rustc_program;
+use crate::kernel::KernelTree;
 
 /// The file the plan passes to rustc as `--extern kmod_macros=`.
 pub const LIBRARY: &str = "libkmod_macros.so";
@@ -83,7 +83,7 @@ pub fn cache_key(rustc_version: &str) -> String {
         ("Cargo.lock", LOCK),
     ];
     inputs.extend(SOURCES.iter().copied());
-    crate::tree::home::tree_key(&inputs)
+    crate::kernel::home::tree_key(&inputs)
 }
 
 /// The rustc version line of `program`, or a user error when it cannot run.
@@ -318,8 +318,8 @@ mod tests {
         KernelTree::from_parts(
             PathBuf::from("/k"),
             PathBuf::from("/k"),
-            crate::tree::config::KConfig::parse(&text),
-            crate::tree::Arch::X86_64,
+            crate::kernel::config::KConfig::parse(&text),
+            crate::kernel::Arch::X86_64,
             "7.2.13".into(),
         )
     }

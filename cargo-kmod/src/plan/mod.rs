@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::manifest::ModuleSpec;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 const MODULE_KBUILD: &str = include_str!("../../templates/kbuild/module.Kbuild");
 const TOP_KBUILD: &str = include_str!("../../templates/kbuild/top.Kbuild");

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::manifest::{Binding, FeatureObjects, ModuleSpec};
-use crate::tree::config::KConfig;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::config::KConfig;
+use crate::kernel::{Arch, KernelTree};
 
 fn tree() -> KernelTree {
     KernelTree {
@@ -15,8 +15,8 @@ fn tree() -> KernelTree {
         config: KConfig::parse("CONFIG_X86_64=y\nCONFIG_CC_IS_GCC=y\nCONFIG_RUST=y\n"),
         arch: Arch::X86_64,
         release: "7.2.13".into(),
-        tools: crate::tree::TreeTools {
-            compiler: crate::tree::Compiler::Gcc { version: None },
+        tools: crate::kernel::TreeTools {
+            compiler: crate::kernel::Compiler::Gcc { version: None },
             llvm: None,
             cross_compile: None,
         },

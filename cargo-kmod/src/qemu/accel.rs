@@ -15,8 +15,8 @@ use crate::qemu::machine::{Accel, Machine};
 use crate::qemu::session;
 use crate::qemu::tools::qemu_program;
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::home::Home;
+use crate::kernel::{Arch, KernelTree};
 
 /// How long the probe boot may take before KVM is declared broken.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);

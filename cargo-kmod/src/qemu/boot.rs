@@ -503,7 +503,7 @@ pub fn exit_error(log: &BootLog, status: ExitStatus, what: &str) -> crate::error
 mod tests {
     use super::*;
     use crate::qemu::machine::Accel;
-    use crate::tree::Arch;
+    use crate::kernel::Arch;
 
     #[test]
     fn clean_line_drops_control_characters() {

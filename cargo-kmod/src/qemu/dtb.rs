@@ -22,8 +22,8 @@ use crate::fdt::{self, Node};
 use crate::qemu::machine::Machine;
 use crate::qemu::protocol::random_bytes;
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::Arch;
+use crate::kernel::home::Home;
+use crate::kernel::Arch;
 
 /// The `-dtb` of a boot of `machine`: its own tree (a board's), else the compact one written
 /// into `dir`, else `None` (qemu's own tree).

@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn cpio_tool_reads_it() {
         // The archive is what GNU cpio (and so the kernel's newc unpacker) understands.
-        let Some(cpio) = crate::tree::toolchain::which("cpio") else {
+        let Some(cpio) = crate::kernel::toolchain::which("cpio") else {
             return;
         };
         let mut fs = Initramfs::new();

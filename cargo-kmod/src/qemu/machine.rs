@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::qemu::tools;
-use crate::tree::board::BoardMachine;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::board::BoardMachine;
+use crate::kernel::{Arch, KernelTree};
 
 /// How qemu executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Machine {
         })
     }
 
-    /// A board model for `tree` (`-M raspi4b`, from [`crate::tree::board`]): the model's
+    /// A board model for `tree` (`-M raspi4b`, from [`crate::kernel::board`]): the model's
     /// memory and its own CPU count (the raspi models refuse others), no `-cpu`, the board's
     /// DTB, its console UART, and the protocol on the board's second UART, or on the console
     /// when the board has none.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::tree::Arch;
+use crate::kernel::Arch;
 
 /// A module to boot with.
 #[derive(Debug, Clone, PartialEq, Eq)]

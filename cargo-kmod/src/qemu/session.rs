@@ -24,7 +24,7 @@ use crate::qemu::snapshot;
 use crate::qemu::tools;
 use crate::qemu::transcript::Transcript;
 use crate::shell::Shell;
-use crate::tree::home::Home;
+use crate::kernel::home::Home;
 
 /// What the caller sees while the guest runs.
 #[derive(Debug, Clone, Copy)]

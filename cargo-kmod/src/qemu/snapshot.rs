@@ -42,8 +42,8 @@ use crate::qemu::machine::{Accel, Channel, Machine};
 use crate::qemu::protocol::{random_bytes, Source};
 use crate::qemu::reaper;
 use crate::shell::Shell;
-use crate::tree::home::Home;
-use crate::tree::Arch;
+use crate::kernel::home::Home;
+use crate::kernel::Arch;
 
 /// The run disk's size, the same for the template and every run (the guest knows the size
 /// from its boot): a run whose files do not fit boots cold.
@@ -266,7 +266,7 @@ fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> S
         ("disk", DISK_BYTES.to_string()),
     ];
     let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    crate::tree::home::tree_key(&pairs)
+    crate::kernel::home::tree_key(&pairs)
 }
 
 /// The template's `/init`: mount, say ready, poll the run disk's header (uncached reads),

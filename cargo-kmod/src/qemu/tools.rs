@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::tree::home::Home;
-use crate::tree::Arch;
+use crate::kernel::home::Home;
+use crate::kernel::Arch;
 
 /// The qemu binary for `arch`: `CARGO_KMOD_QEMU_<ARCH>` when set, else `qemu-system-*` on
 /// `PATH`, or a user error naming the package to install.
@@ -17,7 +17,7 @@ pub fn qemu_program(arch: Arch) -> Result<PathBuf> {
     {
         return Ok(p);
     }
-    match crate::tree::toolchain::which(arch.qemu()) {
+    match crate::kernel::toolchain::which(arch.qemu()) {
         Some(p) => Ok(p),
         None => crate::bail_user!(
             "`{}` not found in `PATH`: cannot boot {} kernels", arch.qemu(), arch;

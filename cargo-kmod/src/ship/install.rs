@@ -18,7 +18,7 @@ use crate::ship::{module_dir, names, Prepared};
 
 /// The `depmod` program: on `PATH`, else `/sbin` or `/usr/sbin`.
 pub fn depmod_program() -> String {
-    if let Some(p) = crate::tree::toolchain::which("depmod") {
+    if let Some(p) = crate::kernel::toolchain::which("depmod") {
         return p.display().to_string();
     }
     for p in ["/usr/sbin/depmod", "/sbin/depmod"] {

@@ -14,6 +14,7 @@
 
 pub mod compress;
 pub mod install;
+pub mod kit;
 pub mod names;
 pub mod package;
 pub mod sign;
@@ -28,7 +29,7 @@ use serde::Serialize;
 
 use crate::ko::{self, Compression, KoFile};
 use crate::shell::Shell;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 pub use sign::SigningKey;
 

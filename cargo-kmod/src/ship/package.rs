@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::ko::{printable, KoFile};
 use crate::ship::{module_dir, names, Prepared};
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::{Arch, KernelTree};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::shell::Shell;
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// The `strip` program for a tree: its toolchain's, as kbuild's `$(STRIP)`.
 pub fn strip_program(tree: &KernelTree) -> String {

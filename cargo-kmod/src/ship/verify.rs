@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::ko::{machine_name, printable, KoFile, Module};
 use crate::ship::symvers::{Exported, Symvers};
-use crate::tree::KernelTree;
+use crate::kernel::KernelTree;
 
 /// One reason the kernel would refuse the module (or a warning it would print).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,7 +65,7 @@ pub fn tree_vermagic(tree: &KernelTree) -> String {
     if c.is_enabled("MODVERSIONS") {
         s.push_str("modversions ");
     }
-    if tree.arch == crate::tree::Arch::Arm64 {
+    if tree.arch == crate::kernel::Arch::Arm64 {
         s.push_str("aarch64");
     }
     if c.is_enabled("RANDSTRUCT") {
@@ -373,10 +373,10 @@ mod tests {
         KernelTree::from_parts(
             "/k".into(),
             "/k".into(),
-            crate::tree::config::KConfig::parse(
+            crate::kernel::config::KConfig::parse(
                 "CONFIG_X86_64=y\nCONFIG_SMP=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n",
             ),
-            crate::tree::Arch::X86_64,
+            crate::kernel::Arch::X86_64,
             "7.2.13".into(),
         )
     }

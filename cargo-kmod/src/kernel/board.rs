@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::error::UserError;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::{Arch, KernelTree};
 
 const BCM2835: &str = include_str!("../../templates/fragments/boards/bcm2835.config");
 
@@ -176,20 +176,21 @@ impl BoardMachine {
     }
 }
 
-/// The board machine `cargo kmod test`/`run` boot `tree` with: from the named target's
-/// `board`, `qemu-machine` and `dtb`, or, without a target, from the board the tree was
-/// prepared for (its stamp). `None`: the arch's default machine.
+/// The board machine `cargo kmod test`/`run` boot `tree` with: from a named target's
+/// `board`, `qemu-machine` and `dtb` (`Some`, even when all three are unset), or, without a
+/// target, from the board the tree was prepared for (its stamp). `None`: the arch's default
+/// machine.
 pub fn machine_for(
     tree: &KernelTree,
-    target: Option<&crate::manifest::TargetSpec>,
+    target: Option<(Option<&str>, Option<&str>, Option<&Path>)>,
 ) -> Result<Option<BoardMachine>> {
     match target {
-        Some(t) => {
-            let board = t.board.as_deref().map(Board::find).transpose()?;
-            BoardMachine::resolve(tree, board, t.qemu_machine.as_deref(), t.dtb.as_deref())
+        Some((board, qemu_machine, dtb)) => {
+            let board = board.map(Board::find).transpose()?;
+            BoardMachine::resolve(tree, board, qemu_machine, dtb)
         }
         None => {
-            let board = crate::tree::home::Home::read_meta(&tree.dir)
+            let board = crate::kernel::home::Home::read_meta(&tree.dir)
                 .and_then(|m| m.board)
                 .and_then(|b| Board::find(&b).ok());
             BoardMachine::resolve(tree, board, None, None)
@@ -200,7 +201,7 @@ pub fn machine_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::config;
+    use crate::kernel::config;
 
     #[test]
     fn presets_parse_and_are_found() {

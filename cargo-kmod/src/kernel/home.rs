@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::tree::Arch;
+use crate::kernel::Arch;
 
 /// The metadata file whose presence marks a tree as prepared.
 pub const TREE_STAMP: &str = "cargo-kmod-tree.json";
@@ -211,8 +211,8 @@ impl Home {
             }
         }
         out.sort_by(|a, b| {
-            let va = crate::tree::toolchain::Version::find(&a.meta.release);
-            let vb = crate::tree::toolchain::Version::find(&b.meta.release);
+            let va = crate::kernel::Version::find(&a.meta.release);
+            let vb = crate::kernel::Version::find(&b.meta.release);
             b.meta
                 .is_dev_tree()
                 .cmp(&a.meta.is_dev_tree())

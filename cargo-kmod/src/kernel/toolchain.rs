@@ -4,35 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::env::Env;
-use crate::tree::home::Home;
-
-/// A dotted version, compared numerically (`0.71.1 < 0.73.2`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl Version {
-    /// The first `X.Y[.Z]` in a string: `rustc 1.95.0 (59807616e 2026-04-14)` -> 1.95.0.
-    pub fn find(text: &str) -> Option<Version> {
-        text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|w| w.contains('.'))
-            .find_map(|w| {
-                let mut parts = w
-                    .split('.')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| p.parse::<u32>());
-                let a = parts.next()?.ok()?;
-                let b = parts.next()?.ok()?;
-                let c = parts.next().and_then(Result::ok).unwrap_or(0);
-                Some(Version(a, b, c))
-            })
-    }
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
+use crate::kernel::home::Home;
+use crate::kernel::Version;
 
 /// How kbuild should find LLVM: `LLVM=1` (unsuffixed tools) or `LLVM=-19` (Debian's suffix).
 #[derive(Debug, Clone, PartialEq, Eq)]

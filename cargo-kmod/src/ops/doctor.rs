@@ -1,14 +1,23 @@
-//! The checks behind `cargo kmod doctor`: the host toolchain, and a kernel tree against it.
+//! `cargo kmod doctor`: the host toolchain, and each kernel tree against it.
 //!
 //! Each check is one line: ok, or what is wrong and the fix. The mismatches found here are
 //! the ones that otherwise surface later as `E0514`/`E0461`, bindgen failures, or modules
-//! the kernel refuses.
+//! the kernel refuses. A tree named with `--kdir` or `KDIR` is opened by the one tree
+//! resolver (`kernel::resolve`); without one, every prepared tree of the arch is checked.
 
+use std::path::PathBuf;
+
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::tree::home::Home;
-use crate::tree::toolchain::{min_tool_version, Llvm, Toolchain, Version};
-use crate::tree::{Arch, Compiler, KernelTree};
+use crate::context::Session;
+use crate::kernel::resolve::{self, Choice};
+use crate::kernel::ToolChoice;
+
+use crate::kernel::home::Home;
+use crate::kernel::toolchain::{min_tool_version, Llvm, Toolchain};
+use crate::kernel::Version;
+use crate::kernel::{Arch, Compiler, KernelTree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +73,100 @@ impl Check {
             None => format!("{tag}  {}: {}", self.name, self.message),
         }
     }
+}
+
+/// What `doctor` is asked to check.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorRequest {
+    /// `--kdir`.
+    pub kdir: Option<PathBuf>,
+    /// `--arch`.
+    pub arch: Option<Arch>,
+}
+
+/// Every check, in the order they are printed: the host toolchain, each tree, the boot tools
+/// of each arch.
+pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
+    let home = Home::from_env()?;
+    let tc = Toolchain::detect(&home);
+    let mut checks = host(&tc);
+    let mut trees: Vec<(KernelTree, Option<String>)> = Vec::new();
+    let choice = Choice {
+        flag: req.kdir.clone(),
+        env: session.env.kdir(),
+        tools: ToolChoice {
+            llvm: session.env.llvm(),
+            cross_compile: session.env.cross_compile(),
+        },
+        ..Choice::default()
+    };
+    if let Some((dir, _)) = choice.explicit() {
+        match resolve::resolve(&home, &choice) {
+            Ok(t) => {
+                if let Some(a) = req.arch.filter(|a| *a != t.arch) {
+                    crate::bail_user!(
+                        "kernel tree `{}` is for {}, not {}",
+                        dir.display(),
+                        t.arch,
+                        a
+                    );
+                }
+                trees.push((t, None))
+            }
+            Err(e) => checks.push(Check {
+                name: "kernel tree".into(),
+                status: Status::Fail,
+                message: e.root_cause().to_string(),
+                fix: Some("pass the output directory of a built kernel".into()),
+            }),
+        }
+    } else {
+        let arches: Vec<Arch> = req
+            .arch
+            .map(|a| vec![a])
+            .unwrap_or_else(|| Arch::ALL.to_vec());
+        for a in arches {
+            let found: Vec<_> = home
+                .list()
+                .into_iter()
+                .filter(|t| t.meta.arch == a)
+                .collect();
+            if found.is_empty() {
+                checks.push(Check {
+                    name: format!("dev tree ({a})"),
+                    status: Status::Fail,
+                    message: format!("none in `{}`", home.trees_dir().display()),
+                    fix: Some(format!("`cargo kmod init --arch {a}`, or pass `--kdir`")),
+                });
+            }
+            for p in found {
+                match KernelTree::open_with(&p.dir, &choice.tools) {
+                    // Board and GCC trees share release and arch with the dev tree: each line
+                    // says which one it is about.
+                    Ok(t) => trees.push((t, (!p.meta.is_dev_tree()).then(|| p.meta.kind_label()))),
+                    Err(e) => checks.push(Check {
+                        name: format!("dev tree ({a})"),
+                        status: Status::Fail,
+                        message: crate::error::render(&e).0,
+                        fix: Some(format!("`cargo kmod init --arch {a}`")),
+                    }),
+                }
+            }
+        }
+    }
+    let mut arches: Vec<Arch> = trees.iter().map(|(t, _)| t.arch).collect();
+    if arches.is_empty() {
+        arches = req.arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
+    }
+    arches.sort();
+    arches.dedup();
+    for (t, kind) in &trees {
+        checks.extend(tree(t, &tc, kind.as_deref()));
+    }
+    for a in arches {
+        checks.extend(boot_tools(&home, a));
+    }
+    Ok(checks)
 }
 
 /// The default bindgen minimum when no tree says otherwise (Linux 7.2's).
@@ -157,9 +260,12 @@ pub fn boot_tools(home: &Home, arch: Arch) -> Vec<Check> {
 }
 
 /// Checks of a kernel tree against the host toolchain.
-pub fn tree(t: &KernelTree, tc: &Toolchain) -> Vec<Check> {
+pub fn tree(t: &KernelTree, tc: &Toolchain, kind: Option<&str>) -> Vec<Check> {
     let mut out = Vec::new();
-    let label = |s: &str| format!("{s} [{} {}]", t.release, t.arch);
+    let label = |s: &str| match kind {
+        Some(k) => format!("{s} [{} {}, {k}]", t.release, t.arch),
+        None => format!("{s} [{} {}]", t.release, t.arch),
+    };
     let cfg = &t.config;
     out.push(if cfg.is_enabled("RUST") {
         Check::ok(&label("CONFIG_RUST"), "y")
@@ -448,7 +554,7 @@ fn compiler_check(t: &KernelTree, name: &str) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::config::KConfig;
+    use crate::kernel::config::KConfig;
     use std::path::PathBuf;
 
     fn tc() -> Toolchain {

@@ -29,8 +29,8 @@ use xshell::cmd;
 use crate::error::UserError;
 use crate::shell::Shell;
 use crate::ship::package::{ar, deb_arch, deb_name, source_date_epoch};
-use crate::tree::toolchain::Toolchain;
-use crate::tree::{Arch, KernelTree};
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::{Arch, KernelTree};
 
 /// What `export` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +118,7 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     )?;
 
     // DTBs, when the tree builds any.
-    let dts = crate::tree::board::dts_dir(kdir, tree.arch);
+    let dts = crate::kernel::board::dts_dir(kdir, tree.arch);
     let mut dtbs = Vec::new();
     if has_file_with_ext(&dts, "dtb") {
         let to = format!(

@@ -24,11 +24,12 @@ use xshell::cmd;
 
 use crate::error::UserError;
 use crate::shell::Shell;
-use crate::tree::board::Board;
-use crate::tree::config::{self, Assignment, KConfig, KconfigIndex};
-use crate::tree::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
-use crate::tree::toolchain::{min_tool_version, Toolchain, Version};
-use crate::tree::Arch;
+use crate::kernel::board::Board;
+use crate::kernel::config::{self, Assignment, KConfig, KconfigIndex};
+use crate::kernel::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
+use crate::kernel::toolchain::{min_tool_version, Toolchain};
+use crate::kernel::Version;
+use crate::kernel::Arch;
 
 const COMMON: &str = include_str!("../../templates/fragments/common.config");
 const X86_64: &str = include_str!("../../templates/fragments/x86_64.config");
@@ -800,7 +801,7 @@ pub fn prepare(
     bar.finish_and_clear();
     result.with_context(|| format!("building linux {release_name} for {} failed", req.label()))?;
 
-    let tree = crate::tree::KernelTree::open(&dir)?;
+    let tree = crate::kernel::KernelTree::open(&dir)?;
     let mut needed = vec![
         req.arch.image().to_string(),
         "Module.symvers".to_string(),
@@ -847,76 +848,141 @@ pub fn prepare(
     Ok((PreparedTree { dir, meta }, false))
 }
 
-/// The tree request a named target describes (`board`, `base-config`, `cc`, `source`), or
-/// `None` for a target that only picks a `kdir`/`arch`.
-pub fn target_request(t: &crate::manifest::TargetSpec, jobs: usize) -> Result<Option<Request>> {
-    if t.board.is_none() && t.base_config.is_none() && t.cc.is_none() && t.source.is_none() {
-        return Ok(None);
+/// Who asks for trees, for messages: `init`'s flags, or a named target's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker<'a> {
+    Flags,
+    /// The target's name (`[workspace.metadata.kmod.targets.NAME]`).
+    Target(&'a str),
+}
+
+/// What asks for a tree before it is checked: `init`'s flags or a named target's keys, as
+/// plain data. [`requests`] turns it into one [`Request`] per arch.
+#[derive(Debug, Clone, Default)]
+pub struct TreeAsk {
+    /// `--source` / `source`; default the newest `/usr/src/linux-source-*`.
+    pub source: Option<PathBuf>,
+    /// `--arch` (`all` is both) / `arch`.
+    pub arches: Option<Vec<Arch>>,
+    pub board: Option<String>,
+    pub base_config: Option<String>,
+    /// `clang` (default) or `gcc`.
+    pub cc: Option<String>,
+    /// `CROSS_COMPILE` for a GCC tree: the target's, else the environment's.
+    pub cross_compile: Option<String>,
+    /// User fragments: (file name, contents).
+    pub fragments: Vec<(String, String)>,
+    pub jobs: usize,
+}
+
+impl TreeAsk {
+    /// Whether this asks for a tree of its own (a target with only `kdir`/`arch` does not).
+    pub fn names_a_tree(&self) -> bool {
+        self.board.is_some()
+            || self.base_config.is_some()
+            || self.cc.is_some()
+            || self.source.is_some()
     }
-    let at = format!("[workspace.metadata.kmod.targets.{}]", t.name);
-    let board = match &t.board {
-        Some(b) => Some(Board::find(b).map_err(|e| {
-            let (msg, hint, _) = crate::error::render(&e);
-            let mut u = UserError::new(format!("invalid `board` in `{at}`: {msg}"));
-            if let Some(h) = hint {
-                u = u.with_hint(h);
+}
+
+/// The trees `ask` asks for, one per arch: the one place the board, the base configuration
+/// and the requested arch are reconciled, for `init`'s flags and named targets alike.
+pub fn requests(ask: &TreeAsk, asker: Asker<'_>) -> Result<Vec<Request>> {
+    let at = match asker {
+        Asker::Target(name) => format!("[workspace.metadata.kmod.targets.{name}]"),
+        Asker::Flags => String::new(),
+    };
+    let board = match &ask.board {
+        Some(b) => Some(Board::find(b).map_err(|e| match asker {
+            Asker::Flags => e,
+            Asker::Target(_) => {
+                let (msg, hint, _) = crate::error::render(&e);
+                let mut u = UserError::new(format!("invalid `board` in `{at}`: {msg}"));
+                if let Some(h) = hint {
+                    u = u.with_hint(h);
+                }
+                u.into()
             }
-            u
         })?),
         None => None,
     };
-    let base = match &t.base_config {
+    let base = match &ask.base_config {
         Some(b) => BaseConfig::from_arg(b)?,
         None => BaseConfig::Tiny,
     };
-    let arch = match (t.arch, board.map(|b| b.arch), base.arch()) {
-        (Some(a), Some(b), _) if a != b => crate::bail_user!(
-            "`{}` says `arch = \"{}\"`, but board `{}` is {}", at, a, board.map(|b| b.name).unwrap_or_default(), b;
+    let names = |a: &[Arch]| a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+    let arches = match (board, base.arch(), ask.arches.as_deref(), asker) {
+        (Some(b), _, Some(a), Asker::Target(_)) if a != [b.arch] => crate::bail_user!(
+            "`{}` says `arch = \"{}\"`, but board `{}` is {}", at, names(a), b.name, b.arch;
             hint = "drop `arch`: the board decides it"
         ),
-        (Some(a), _, _) => a,
-        (None, Some(b), _) => b,
-        (None, None, Some(a)) => a,
-        (None, None, None) => crate::bail_user!(
+        (Some(b), _, Some(a), Asker::Flags) if a != [b.arch] => crate::bail_user!(
+            "board `{}` is {}, not {}", b.name, b.arch, names(a);
+            hint = "drop `--arch`: the board decides it"
+        ),
+        (Some(b), _, _, _) => vec![b.arch],
+        (None, Some(from_file), Some(a), Asker::Flags) if a != [from_file] => crate::bail_user!(
+            "base config `{}` is an {} configuration, not {}",
+            base.describe().unwrap_or_default(), from_file, names(a);
+            hint = "drop `--arch`: the base config decides it"
+        ),
+        (None, Some(_), Some(a), Asker::Target(_)) => a.to_vec(),
+        (None, Some(from_file), _, _) => vec![from_file],
+        (None, None, Some(a), Asker::Flags) if base != BaseConfig::Tiny && a.len() > 1 => {
+            crate::bail_user!(
+                "`--base-config {}` is for one arch", base.describe().unwrap_or_default();
+                hint = "pass `--arch arm64` or `--arch x86_64`"
+            )
+        }
+        (None, None, Some(a), _) => a.to_vec(),
+        (None, None, None, Asker::Target(_)) => crate::bail_user!(
             "`{}` needs an `arch`: nothing else says which kernel to prepare", at;
             hint = "add `arch = \"arm64\"` (or `x86_64`)"
         ),
+        (None, None, None, Asker::Flags) if base != BaseConfig::Tiny => crate::bail_user!(
+            "`--base-config {}` needs `--arch`: it does not say which arch it is for (no `CONFIG_ARM64=y` or `CONFIG_X86_64=y`)",
+            base.describe().unwrap_or_default();
+            hint = "pass `--arch arm64` or `--arch x86_64`"
+        ),
+        (None, None, None, Asker::Flags) => Arch::ALL.to_vec(),
     };
-    let source = match &t.source {
+    let source = match &ask.source {
         Some(p) => Source::from_path(p)?,
         None => Source::default_in(Path::new("/usr/src"))?,
     };
-    let cross = t.cross_compile.clone().or_else(|| {
-        crate::env::Env::get().cross_compile()
-    });
-    let cc = Cc::parse(t.cc.as_deref().unwrap_or("clang"), arch, cross.as_deref())?;
-    Ok(Some(Request {
-        source,
-        arch,
-        fragments: Vec::new(),
-        jobs,
-        base,
-        board,
-        cc,
-    }))
+    arches
+        .into_iter()
+        .map(|arch| {
+            Ok(Request {
+                source: source.clone(),
+                arch,
+                fragments: ask.fragments.clone(),
+                jobs: ask.jobs,
+                base: base.clone(),
+                board,
+                cc: Cc::parse(
+                    ask.cc.as_deref().unwrap_or("clang"),
+                    arch,
+                    ask.cross_compile.as_deref(),
+                )?,
+            })
+        })
+        .collect()
 }
 
-/// The prepared tree of a named target that describes one (see [`target_request`]), found
-/// without probing tools. `Ok(None)` when the target names no tree of its own; an error with
-/// the `init` command that makes it when it is not prepared yet.
-pub fn target_tree(
+/// The prepared tree `req` names, found without probing tools; an error with the `init`
+/// command that makes it when it is not prepared yet (`what` names the asker).
+pub fn prepared_dir(
     home: &Home,
-    t: &crate::manifest::TargetSpec,
+    req: &Request,
     rustc: Option<&str>,
-) -> Result<Option<PathBuf>> {
-    let Some(req) = target_request(t, 1)? else {
-        return Ok(None);
-    };
-    match find_prepared(home, &req, rustc)? {
-        Some(tree) => Ok(Some(tree.dir)),
+    target: &str,
+) -> Result<PathBuf> {
+    match find_prepared(home, req, rustc)? {
+        Some(tree) => Ok(tree.dir),
         None => crate::bail_user!(
-            "the kernel tree of target `{}` ({}) is not prepared", t.name, req.label();
-            hint = "run `cargo kmod init --target {}` (or `{}`)", t.name, req.init_command()
+            "the kernel tree of target `{}` ({}) is not prepared", target, req.label();
+            hint = "run `cargo kmod init --target {}` (or `{}`)", target, req.init_command()
         ),
     }
 }

@@ -1,14 +1,14 @@
 //! Which kernel tree a command uses. First that applies: `--kdir`, `--target`'s `kdir`,
 //! `KDIR` in the environment, the manifest's `kdir`, then the newest dev tree prepared by
 //! `cargo kmod init` for the requested arch (default: the host's). The tree is opened with
-//! its toolchain decided ([`crate::tree::TreeTools`]), so nothing downstream re-detects it.
+//! its toolchain decided ([`crate::kernel::TreeTools`]), so nothing downstream re-detects it.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::tree::home::Home;
-use crate::tree::{Arch, KernelTree, ToolChoice};
+use crate::kernel::home::Home;
+use crate::kernel::{Arch, KernelTree, ToolChoice};
 
 /// Where an explicit tree came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,83 @@
+//! `cargo kmod init`: which trees the flags or a named target ask for, and preparing each
+//! (the build itself is the `kernel::prepare` stage).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+
+use crate::context::Session;
+use crate::kernel::home::{Home, PreparedTree};
+use crate::kernel::prepare::{self, Asker, Request, TreeAsk};
+use crate::kernel::toolchain::Toolchain;
+
+/// What `init` is asked to prepare.
+#[derive(Debug, Clone)]
+pub enum InitRequest {
+    /// The trees of `init`'s flags (`--arch`, `--board`, `--base-config`, `--cc`, ...).
+    Flags(TreeAsk),
+    /// The tree of `[workspace.metadata.kmod.targets.NAME]`.
+    Target {
+        name: String,
+        manifest_path: Option<PathBuf>,
+        jobs: usize,
+    },
+}
+
+/// Read each `--config` fragment: (the name as given, its text).
+pub fn read_fragments(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                crate::error::UserError::new(format!(
+                    "cannot read config fragment `{}`: {}",
+                    path.display(),
+                    e.to_string().to_lowercase()
+                ))
+            })?;
+            Ok((path.display().to_string(), text))
+        })
+        .collect()
+}
+
+/// The trees `req` asks for.
+pub fn requests(session: &Session, req: &InitRequest) -> Result<Vec<Request>> {
+    match req {
+        InitRequest::Flags(ask) => prepare::requests(ask, Asker::Flags),
+        InitRequest::Target {
+            name,
+            manifest_path,
+            jobs,
+        } => {
+            let ws = crate::manifest::load(&session.shell, manifest_path.as_deref())?;
+            let t = ws.target(name)?;
+            let ask = t.tree_ask(session.env, *jobs);
+            if !ask.names_a_tree() {
+                crate::bail_user!(
+                    "target `{}` names no tree to prepare: it has no `board`, `base-config`, `cc` or `source`", name;
+                    hint = "add `board = \"rpi4\"` (or `base-config`) to `[workspace.metadata.kmod.targets.{}]`, or give it a `kdir`", name
+                );
+            }
+            prepare::requests(&ask, Asker::Target(name))
+        }
+    }
+}
+
+/// Prepare every tree `req` asks for, one after the other; `done` hears of each as it is
+/// ready (`true`: it was prepared already).
+pub fn init(
+    session: &Session,
+    req: &InitRequest,
+    mut done: impl FnMut(&Request, &PreparedTree, bool),
+) -> Result<()> {
+    let home = Home::from_env()?;
+    let requests = requests(session, req)?;
+    let tc = Toolchain::detect(&home);
+    for req in requests {
+        let label = req.label();
+        let (tree, fresh) = prepare::prepare(&session.shell, &home, &tc, &req)
+            .with_context(|| format!("cannot prepare the {label} tree"))?;
+        done(&req, &tree, fresh);
+    }
+    Ok(())
+}
