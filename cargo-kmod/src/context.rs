@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::env::Env;
-use crate::ko::KoFile;
-use crate::manifest::{ModuleSpec, Workspace};
-use crate::shell::Shell;
 use crate::kernel::home::Home;
 use crate::kernel::resolve::{self, Choice};
 use crate::kernel::toolchain;
 use crate::kernel::Version;
 use crate::kernel::{Arch, KernelTree, ToolChoice};
+use crate::ko::KoFile;
+use crate::manifest::{ModuleSpec, TargetSpec, Workspace};
+use crate::shell::Shell;
 
 /// What every command runs with.
 pub struct Session {
@@ -105,7 +105,10 @@ fn rustc_identity(program: &str) -> String {
         .unwrap_or(false);
     if is_rustup {
         let env = crate::env::Env::get();
-        fp.value("RUSTUP_TOOLCHAIN", env.var("RUSTUP_TOOLCHAIN").unwrap_or_default());
+        fp.value(
+            "RUSTUP_TOOLCHAIN",
+            env.var("RUSTUP_TOOLCHAIN").unwrap_or_default(),
+        );
         let rustup_home = env.rustup_home().unwrap_or_default();
         fp.file(&rustup_home.join("settings.toml"));
         if let Ok(cwd) = std::env::current_dir() {
@@ -153,8 +156,206 @@ pub struct TreeSelection {
     pub arch: Option<Arch>,
 }
 
-/// A command's resolved context: the workspace, the selected modules, the kernel tree with
-/// its toolchain, and the rustc that compiles the modules.
+/// Where a command's modules come from: the one place that decides "the given `.ko` files, or
+/// build the selected packages now".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleRequest {
+    /// Files named on the command line (`--ko`, `FILE...`); never built.
+    Files(Vec<PathBuf>),
+    /// The selected packages, built now.
+    Packages,
+    /// The selected packages when the command runs inside one, else none (`run` of a bare
+    /// kernel).
+    PackagesIfAny,
+    /// No modules (`kit`): only the tree.
+    None,
+}
+
+impl ModuleRequest {
+    /// Files when any were given, else `otherwise`.
+    pub fn files_or(files: &[PathBuf], otherwise: ModuleRequest) -> ModuleRequest {
+        if files.is_empty() {
+            otherwise
+        } else {
+            ModuleRequest::Files(files.to_vec())
+        }
+    }
+}
+
+/// The workspace and the named target, read once: what the rest of a command's resolution
+/// (and a deploy's destination) is decided from.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Read when packages are selected or a target is named.
+    pub workspace: Option<Workspace>,
+    /// `--target NAME`'s table.
+    pub target: Option<TargetSpec>,
+}
+
+impl Scope {
+    /// Read the workspace when `need_workspace` or a target is named, and look the target up.
+    pub fn read(
+        session: &Session,
+        select: &Selection,
+        trees: &TreeSelection,
+        need_workspace: bool,
+    ) -> Result<Scope> {
+        let workspace = if need_workspace || trees.target.is_some() {
+            Some(crate::manifest::load(
+                &session.shell,
+                select.manifest_path.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let target = match (&trees.target, &workspace) {
+            (Some(name), Some(ws)) => Some(ws.target(name)?.clone()),
+            _ => None,
+        };
+        Ok(Scope { workspace, target })
+    }
+}
+
+/// A command's resolved world: the environment, the workspace and target, the kernel tree
+/// with its toolchain, the rustc that compiles modules, and the modules themselves.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub env: &'static Env,
+    pub home: Home,
+    pub workspace: Option<Workspace>,
+    pub target: Option<TargetSpec>,
+    pub tree: KernelTree,
+    /// `rustc --version` of the rustc that compiles the modules.
+    pub rustc: Option<String>,
+    pub modules: Modules,
+}
+
+/// The modules a command works on.
+#[derive(Debug, Clone)]
+pub enum Modules {
+    /// Given `.ko` files, read.
+    Files(Vec<KoFile>),
+    /// The selected packages (dependencies first), to build with [`Resolved::build_context`].
+    Packages(Vec<ModuleSpec>),
+    /// No modules: a bare kernel.
+    None,
+}
+
+/// Resolve a command's world once: the workspace and target (unless `scope` already holds
+/// them), the modules, and the tree they are built for or checked against. A tree that
+/// cannot build Rust modules is refused here when packages are to be built.
+pub fn resolve(
+    session: &Session,
+    select: &Selection,
+    trees: &TreeSelection,
+    modules: &ModuleRequest,
+    scope: Option<Scope>,
+) -> Result<Resolved> {
+    let home = session.home()?;
+    let packages = match modules {
+        ModuleRequest::Files(_) | ModuleRequest::None => false,
+        ModuleRequest::Packages => true,
+        ModuleRequest::PackagesIfAny => select.in_package(),
+    };
+    // `rustc --version` (usually cached) while cargo's metadata is read (usually cached).
+    let program = session.env.rustc();
+    let rustc_probe = std::thread::spawn(move || rustc_version(&program));
+    let scope = match scope {
+        Some(s) if s.workspace.is_some() || !packages => s,
+        _ => Scope::read(session, select, trees, packages)?,
+    };
+    let (modules, specs, arch_hint) = match modules {
+        ModuleRequest::Files(paths) => {
+            let kos = read_kos(paths)?;
+            let hint = files_arch(trees, &kos)?;
+            (Modules::Files(kos), Vec::new(), hint)
+        }
+        _ if packages => {
+            let ws = scope.workspace.as_ref().expect("read for packages");
+            let specs: Vec<ModuleSpec> = ws
+                .select(&select.packages, select.workspace)?
+                .into_iter()
+                .cloned()
+                .collect();
+            (Modules::Packages(specs.clone()), specs, None)
+        }
+        _ => (Modules::None, Vec::new(), None),
+    };
+    let rustc = rustc_probe.join().unwrap_or(None);
+    let refs: Vec<&ModuleSpec> = specs.iter().collect();
+    let tree = resolve_tree(
+        session,
+        &home,
+        trees,
+        scope.workspace.as_ref(),
+        scope.target.as_ref(),
+        &refs,
+        arch_hint,
+        rustc.as_deref(),
+    )
+    .map_err(|e| match (&trees.target, packages) {
+        (Some(t), false) => e.context(format!("target `{t}`")),
+        _ => e,
+    })?;
+    if packages {
+        preflight(&tree, rustc.as_deref())?;
+    }
+    Ok(Resolved {
+        env: session.env,
+        home,
+        workspace: scope.workspace,
+        target: scope.target,
+        tree,
+        rustc,
+        modules,
+    })
+}
+
+/// Read every `.ko` file, failing on the first unreadable one.
+pub fn read_kos(files: &[PathBuf]) -> Result<Vec<KoFile>> {
+    files
+        .iter()
+        .map(|p| crate::ko::read(p).map_err(Into::into))
+        .collect()
+}
+
+/// The arch of already-built module files, when `--arch` does not say it: an explicit tree
+/// is not checked against the modules' arch here (a module for another arch is a verify
+/// problem, not a usage error), but files for two arches cannot share a tree.
+fn files_arch(trees: &TreeSelection, files: &[KoFile]) -> Result<Option<Arch>> {
+    let mut arches: Vec<Arch> = files.iter().filter_map(|k| k.module.arch()).collect();
+    arches.sort();
+    arches.dedup();
+    Ok(match (&trees.arch, arches.as_slice()) {
+        (Some(_), _) | (None, []) => None,
+        (None, [one]) => Some(*one),
+        (None, many) => crate::bail_user!(
+            "the modules are for different architectures ({})",
+            many.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+impl Resolved {
+    /// The packages' build context; an error when the command was given files.
+    pub fn build_context(self) -> BuildContext {
+        let modules = match self.modules {
+            Modules::Packages(m) => m,
+            _ => Vec::new(),
+        };
+        BuildContext {
+            home: self.home,
+            workspace: self.workspace.expect("packages come with their workspace"),
+            modules,
+            tree: self.tree,
+            rustc: self.rustc,
+            target: self.target,
+        }
+    }
+}
+
+/// What a build works in: the workspace, the selected modules, the kernel tree with its
+/// toolchain, and the rustc that compiles the modules.
 #[derive(Debug, Clone)]
 pub struct BuildContext {
     pub home: Home,
@@ -164,6 +365,8 @@ pub struct BuildContext {
     pub tree: KernelTree,
     /// `rustc --version` of the rustc that compiles the modules.
     pub rustc: Option<String>,
+    /// `--target NAME`'s table.
+    pub target: Option<TargetSpec>,
 }
 
 impl BuildContext {
@@ -191,42 +394,13 @@ impl BuildContext {
         )
     }
 
-    /// Read the workspace, select the modules, resolve the tree, and refuse a tree that
-    /// cannot build Rust modules, before anything runs.
+    /// [`resolve`] for a build of the selected packages.
     pub fn resolve(
         session: &Session,
         select: &Selection,
         trees: &TreeSelection,
     ) -> Result<BuildContext> {
-        let home = session.home()?;
-        // `rustc --version` (usually cached) while cargo's metadata is read (usually cached).
-        let program = session.env.rustc();
-        let rustc_probe = std::thread::spawn(move || rustc_version(&program));
-        let workspace = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
-        let modules: Vec<ModuleSpec> = workspace
-            .select(&select.packages, select.workspace)?
-            .into_iter()
-            .cloned()
-            .collect();
-        let rustc = rustc_probe.join().unwrap_or(None);
-        let refs: Vec<&ModuleSpec> = modules.iter().collect();
-        let tree = resolve_tree(
-            session,
-            &home,
-            trees,
-            Some(&workspace),
-            &refs,
-            None,
-            rustc.as_deref(),
-        )?;
-        preflight(&tree, rustc.as_deref())?;
-        Ok(BuildContext {
-            home,
-            workspace,
-            modules,
-            tree,
-            rustc,
-        })
+        Ok(resolve(session, select, trees, &ModuleRequest::Packages, None)?.build_context())
     }
 
     /// `target/kmod/<arch>`: where generated files and artifacts of this tree's arch live.
@@ -238,72 +412,17 @@ impl BuildContext {
     }
 }
 
-/// The tree for already-built module files: `--kdir`/`--target`/`KDIR`, else the dev tree
-/// of the modules' arch (or `--arch`). An explicit tree is not checked against the modules'
-/// arch here: a module for another arch is a verify problem, not a usage error.
-pub fn tree_for_files(
-    session: &Session,
-    trees: &TreeSelection,
-    files: &[KoFile],
-) -> Result<KernelTree> {
-    let mut arches: Vec<Arch> = files.iter().filter_map(|k| k.module.arch()).collect();
-    arches.sort();
-    arches.dedup();
-    let hint = match (&trees.arch, arches.as_slice()) {
-        (Some(_), _) | (None, []) => None,
-        (None, [one]) => Some(*one),
-        (None, many) => crate::bail_user!(
-            "the modules are for different architectures ({})",
-            many.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
-        ),
-    };
-    tree_for_arch(session, trees, hint)
-}
-
-/// The tree for a command without module packages (`run` of a bare kernel, `--ko` files):
-/// `--kdir`/`--target`/`KDIR`, else the dev tree of `--arch` or `arch_hint`.
-pub fn tree_for_arch(
-    session: &Session,
-    trees: &TreeSelection,
-    arch_hint: Option<Arch>,
-) -> Result<KernelTree> {
-    Ok(tree_and_workspace(session, trees, None, arch_hint)?.0)
-}
-
-/// [`tree_for_arch`], with the workspace (`manifest_path`'s, or the current directory's) it
-/// read to find a named target (read only then).
-pub fn tree_and_workspace(
-    session: &Session,
-    trees: &TreeSelection,
-    manifest_path: Option<&std::path::Path>,
-    arch_hint: Option<Arch>,
-) -> Result<(KernelTree, Option<Workspace>)> {
-    let home = session.home()?;
-    let workspace = match &trees.target {
-        Some(_) => Some(crate::manifest::load(&session.shell, manifest_path)?),
-        None => None,
-    };
-    let rustc = session.rustc_version();
-    let tree = resolve_tree(
-        session,
-        &home,
-        trees,
-        workspace.as_ref(),
-        &[],
-        arch_hint,
-        rustc.as_deref(),
-    )?;
-    Ok((tree, workspace))
-}
-
 /// The one place a tree is chosen: `--kdir`, `--target` (its `kdir`, `arch`, `llvm`,
-/// `cross-compile`), `KDIR`, the manifest's `kdir`, then the dev tree of the arch from
-/// `--arch`, the target, the module's or workspace's `arch`, `arch_hint`, or the host.
+/// `cross-compile`, or the tree `init` prepared for its board inputs), `KDIR`, the
+/// manifest's `kdir`, then the dev tree of the arch from `--arch`, the target, the module's
+/// or workspace's `arch`, `arch_hint`, or the host.
+#[allow(clippy::too_many_arguments)]
 fn resolve_tree(
     session: &Session,
     home: &Home,
     trees: &TreeSelection,
     workspace: Option<&Workspace>,
+    target: Option<&TargetSpec>,
     modules: &[&ModuleSpec],
     arch_hint: Option<Arch>,
     rustc: Option<&str>,
@@ -321,10 +440,9 @@ fn resolve_tree(
         ..Choice::default()
     };
     if let Some(name) = &trees.target {
-        let Some(ws) = workspace else {
+        let Some(t) = target else {
             crate::bail_user!("`--target {}` needs a workspace that defines it", name);
         };
-        let t = ws.target(name)?;
         if let Some(d) = &t.kdir {
             choice.target = Some((name.clone(), d.clone()));
         } else {
@@ -353,7 +471,8 @@ fn resolve_tree(
         if let Some(k) = &m.kdir {
             choice.manifest = Some((k.clone(), m.manifest_path.clone()));
         }
-        if arch.is_none() && trees.kdir.is_none() && trees.target.is_none() && env.kdir().is_none() {
+        if arch.is_none() && trees.kdir.is_none() && trees.target.is_none() && env.kdir().is_none()
+        {
             arch = m.arch;
         }
     }

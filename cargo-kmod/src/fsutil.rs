@@ -87,6 +87,17 @@ pub fn file_identity(path: &Path) -> Option<String> {
     })
 }
 
+/// An I/O error as a lowercase fragment (`no such file or directory`).
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,13 +23,14 @@ pub mod command;
 pub mod context;
 pub mod deploy;
 pub mod deps;
-pub mod env;
 pub mod devices;
+pub mod env;
 pub mod error;
 pub mod fdt;
 pub mod fsutil;
-pub mod kernel;
+pub mod guest;
 pub mod kbuild;
+pub mod kernel;
 pub mod ko;
 pub mod manifest;
 pub mod ops;
@@ -38,6 +39,9 @@ pub mod process;
 pub mod qemu;
 pub mod shell;
 pub mod ship;
+pub mod text;
+#[cfg(test)]
+mod tidy;
 
 use clap::Parser;
 

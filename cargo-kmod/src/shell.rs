@@ -50,7 +50,8 @@ impl Shell {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::io::stderr().is_terminal() && crate::env::Env::get().var_os("NO_COLOR").is_none()
+                std::io::stderr().is_terminal()
+                    && crate::env::Env::get().var_os("NO_COLOR").is_none()
             }
         };
         console::set_colors_enabled_stderr(color);

@@ -7,10 +7,10 @@ use anyhow::Result;
 
 use crate::context::{Selection, TreeSelection};
 use crate::deps::CargoMode;
+use crate::kernel::Arch;
 use crate::ko::Compression;
 use crate::ops::build::BuildOptions;
 use crate::ops::ship::ShipRequest;
-use crate::kernel::Arch;
 
 /// Which kernel tree to use: `--kdir`, `--target`, `KDIR`, the manifest, or the dev tree of
 /// `--arch` prepared by `cargo kmod init`.

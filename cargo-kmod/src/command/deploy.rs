@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
-use crate::context::{BuildContext, Session, TreeSelection};
-use crate::deploy::board::Board;
+use crate::context::Session;
 use crate::deploy::check::Mode;
 use crate::deploy::host::{escape, Destination};
 use crate::deploy::ssh::{self, Interrupted, SshOptions};
-use crate::deploy::{Built, Event, Request};
+use crate::deploy::{Event, Request};
 use crate::error::UserError;
+use crate::ops::deploy::DeployRequest;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployCmd {
@@ -57,27 +57,31 @@ impl DeployCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         // Before any child process: Ctrl-C must wind the deploy down, not end it mid-way.
         ssh::catch_interrupt();
-        let shell = &session.shell;
-        let dest = self.destination(session)?;
-        let req = Request {
-            dest: dest.clone(),
-            ssh: SshOptions {
-                config: self.ssh_config.clone(),
-                options: self.ssh_options.clone(),
+        let req = DeployRequest {
+            host: self.host.clone(),
+            select: self.packages.selection(),
+            trees: self.kdir.selection()?,
+            build: self.build.options(false),
+            ko: self.ko.clone(),
+            deploy: Request {
+                dest: Destination::default(),
+                ssh: SshOptions {
+                    config: self.ssh_config.clone(),
+                    options: self.ssh_options.clone(),
+                },
+                mode: if self.install {
+                    Mode::Install
+                } else {
+                    Mode::Insmod
+                },
+                params: self.params.clone(),
+                exec: self.exec.clone(),
+                follow: self.follow,
+                unload_on_exit: self.unload_on_exit,
             },
-            mode: if self.install {
-                Mode::Install
-            } else {
-                Mode::Insmod
-            },
-            params: self.params.clone(),
-            exec: self.exec.clone(),
-            follow: self.follow,
-            unload_on_exit: self.unload_on_exit,
         };
-        let build = |board: &Board| self.build(session, board);
         let mut print = |e: &Event| print_event(session, e);
-        let outcome = match crate::deploy::deploy(shell, &req, build, &mut print) {
+        let (outcome, dest) = match crate::ops::deploy::deploy(session, req, &mut print) {
             Ok(o) => o,
             Err(e) if e.is::<Interrupted>() => {
                 return Err(UserError::new("interrupted").with_exit_code(130).into())
@@ -93,75 +97,6 @@ impl DeployCmd {
             .into()),
             _ => Ok(()),
         }
-    }
-
-    /// `--host`, else the named target's `host`.
-    fn destination(&self, session: &Session) -> Result<Destination> {
-        if let Some(h) = &self.host {
-            return Ok(Destination::parse(h)?);
-        }
-        if let Some(name) = &self.kdir.target {
-            let ws = crate::manifest::load(&session.shell, self.packages.manifest_path.as_deref())?;
-            let t = ws.target(name)?;
-            return match &t.host {
-                Some(h) => Destination::parse(h).map_err(|e| {
-                    e.with_hint(format!(
-                        "fix `host` in `[workspace.metadata.kmod.targets.{name}]`"
-                    ))
-                    .into()
-                }),
-                None => crate::bail_user!(
-                    "target `{}` has no `host`", name;
-                    hint = "add `host = \"[USER@]HOST[:PORT]\"` to `[workspace.metadata.kmod.targets.{}]`, or pass `--host`", name
-                ),
-            };
-        }
-        crate::bail_user!(
-            "no board to deploy to";
-            hint = "pass `--host [USER@]HOST[:PORT]`, or `--target NAME` with `host` in `[workspace.metadata.kmod.targets.NAME]`"
-        )
-    }
-
-    /// Build the selected packages for the board: its arch unless `--arch`/`--kdir`/
-    /// `--target` say otherwise, through `cargo kmod build`'s entry point (a no-op when
-    /// fresh). With `--ko`, the files as given, and a tree only when one is named (another
-    /// tree's vermagic would say nothing about this board).
-    fn build(&self, session: &Session, board: &Board) -> Result<Built> {
-        let mut trees: TreeSelection = self.kdir.selection()?;
-        if !self.ko.is_empty() {
-            let tree = if trees.kdir.is_some() || trees.target.is_some() {
-                Some(crate::context::tree_for_arch(session, &trees, None)?)
-            } else {
-                None
-            };
-            return Ok(Built {
-                kos: self.ko.clone(),
-                tree,
-            });
-        }
-        if trees.arch.is_none() && trees.kdir.is_none() {
-            // A target's own `arch` or `kdir` decides; else the board does.
-            let target_decides = match &trees.target {
-                Some(name) => {
-                    let ws = crate::manifest::load(
-                        &session.shell,
-                        self.packages.manifest_path.as_deref(),
-                    )?;
-                    let t = ws.target(name)?;
-                    t.arch.is_some() || t.kdir.is_some()
-                }
-                None => false,
-            };
-            if !target_decides {
-                trees.arch = board.arch();
-            }
-        }
-        let ctx = BuildContext::resolve(session, &self.packages.selection(), &trees)?;
-        let artifacts = crate::ops::build::build(session, &ctx, &self.build.options(false))?;
-        Ok(Built {
-            kos: artifacts.into_iter().map(|a| a.ko).collect(),
-            tree: Some(ctx.tree),
-        })
     }
 }
 

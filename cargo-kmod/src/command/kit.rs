@@ -8,7 +8,6 @@ use serde_json::json;
 
 use crate::command::args::KdirArgs;
 use crate::context::Session;
-use crate::kernel::toolchain::Toolchain;
 
 #[derive(Debug, clap::Args)]
 pub struct KitCmd {
@@ -21,12 +20,7 @@ pub struct KitCmd {
 
 impl KitCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
-        let tree = crate::context::tree_for_arch(session, &self.kdir.selection()?, None)?;
-        let out = self.dir.clone().unwrap_or_else(|| {
-            PathBuf::from("target/kmod/kit").join(format!("{}-{}", tree.release, tree.arch))
-        });
-        let tc = Toolchain::for_modules(tree.rustc_version_text());
-        let kit = crate::ship::kit::export(&session.shell, &tree, &tc, &out)?;
+        let kit = crate::ops::kit::kit(session, &self.kdir.selection()?, self.dir.as_deref())?;
         if session.shell.is_json() {
             session.shell.json(&json!({
                 "reason": "kit",

@@ -10,9 +10,8 @@ use anyhow::Result;
 use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::UserError;
+use crate::ops::run::RunRequest;
 use crate::ops::test::GuestModules;
-use crate::qemu::exec;
-use crate::qemu::guest::Then;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -46,59 +45,47 @@ pub struct RunCmd {
 impl RunCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
-        let guest = crate::ops::test::prepare(
-            session,
-            &self.packages.selection(),
-            &self.kdir.selection()?,
-            &GuestModules {
+        let req = RunRequest {
+            guest: GuestModules {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
                 build: self.build.options(false),
                 devices: self.devices.clone(),
             },
-        )?;
-        let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
-        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
-        let with = if names.is_empty() {
-            String::new()
-        } else {
-            format!(" with {}", names.join(", "))
+            exec: self.exec.clone(),
+            kernel_args: self.kernel_args.clone(),
+            timeout: Duration::from_secs(self.timeout.max(1)),
         };
-        shell.status(
-            "Booting",
-            format!(
-                "{} {}{} (qemu, {})",
-                tree.arch,
-                tree.release,
-                with,
-                machine.accel.name()
-            ),
-        );
-        let Some(cmd) = &self.exec else {
-            shell.note(
-                "the guest's console follows; `reboot -f` in the guest (or Ctrl-A X) ends qemu",
-            );
-            let mut plan = exec::plan(modules, Then::Shell, &self.kernel_args, Duration::ZERO);
-            if let Some(d) = &guest.devices {
-                d.extend_run_plan(&mut plan);
-            }
-            return exec::run_shell_plan(shell, machine, &plan);
-        };
-        let mut plan = exec::plan(
-            modules,
-            Then::Exec(cmd.clone()),
-            &self.kernel_args,
-            Duration::from_secs(self.timeout.max(1)),
-        );
-        if let Some(d) = &guest.devices {
-            d.extend_run_plan(&mut plan);
-        }
         let verbose = shell.is_verbose();
-        let code = exec::run_exec_plan(
-            shell,
-            machine,
-            &plan,
-            cmd,
+        let code = crate::ops::run::run(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &req,
+            |guest| {
+                let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
+                let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+                let with = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {}", names.join(", "))
+                };
+                shell.status(
+                    "Booting",
+                    format!(
+                        "{} {}{} (qemu, {})",
+                        tree.arch,
+                        tree.release,
+                        with,
+                        machine.accel.name()
+                    ),
+                );
+                if self.exec.is_none() {
+                    shell.note(
+                        "the guest's console follows; `reboot -f` in the guest (or Ctrl-A X) ends qemu",
+                    );
+                }
+            },
             |l| shell.out(l),
             |l| {
                 if verbose {
@@ -106,14 +93,13 @@ impl RunCmd {
                 }
             },
         )?;
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(
-                UserError::new(format!("`{cmd}` exited with status {code} in the guest"))
-                    .with_exit_code(code.clamp(1, 255) as u8)
-                    .into(),
-            )
+        match (code, &self.exec) {
+            (Some(code), Some(cmd)) if code != 0 => Err(UserError::new(format!(
+                "`{cmd}` exited with status {code} in the guest"
+            ))
+            .with_exit_code(code.clamp(1, 255) as u8)
+            .into()),
+            _ => Ok(()),
         }
     }
 }

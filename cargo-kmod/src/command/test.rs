@@ -15,11 +15,10 @@ use serde_json::json;
 
 use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
 use crate::context::Session;
-use crate::devices::plan::run_tests;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
-use crate::ops::test::GuestModules;
-use crate::qemu::testrun::{self, TestOptions, TestReport, Verdict};
+use crate::guest::verdict::{self, TestOptions, TestReport, Verdict};
 use crate::kernel::KernelTree;
+use crate::ops::test::{GuestModules, TestRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct TestCmd {
@@ -55,45 +54,45 @@ pub struct TestCmd {
 impl TestCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
-        let guest = crate::ops::test::prepare(
-            session,
-            &self.packages.selection(),
-            &self.kdir.selection()?,
-            &GuestModules {
+        let req = TestRequest {
+            guest: GuestModules {
                 ko: self.ko.clone(),
                 params: self.params.clone(),
                 build: self.build.options(true),
                 devices: self.devices.clone(),
             },
-        )?;
-        let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
-        let opts = TestOptions {
-            timeout: Duration::from_secs(self.timeout.max(1)),
-            filter: self.filter.clone(),
-            no_fail_fast: self.no_fail_fast,
-            cmdline: self.kernel_args.clone(),
-            ..TestOptions::default()
+            options: TestOptions {
+                timeout: Duration::from_secs(self.timeout.max(1)),
+                filter: self.filter.clone(),
+                no_fail_fast: self.no_fail_fast,
+                cmdline: self.kernel_args.clone(),
+                ..TestOptions::default()
+            },
         };
-        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
-        shell.status(
-            "Running",
-            format!(
-                "{} on {} {} (qemu, {})",
-                names.join(", "),
-                tree.arch,
-                tree.release,
-                machine.accel.name()
-            ),
-        );
-        let bar = shell.spinner("Booting", format!("{} kernel", tree.arch));
+        let bar = std::cell::OnceCell::new();
         let verbose = shell.is_verbose();
-        let report = run_tests(
-            shell,
-            machine,
-            modules,
-            guest.devices.as_ref(),
-            &opts,
+        let outcome = crate::ops::test::test(
+            session,
+            &self.packages.selection(),
+            &self.kdir.selection()?,
+            &req,
+            |guest| {
+                let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);
+                let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+                shell.status(
+                    "Running",
+                    format!(
+                        "{} on {} {} (qemu, {})",
+                        names.join(", "),
+                        tree.arch,
+                        tree.release,
+                        machine.accel.name()
+                    ),
+                );
+                let _ = bar.set(shell.spinner("Booting", format!("{} kernel", tree.arch)));
+            },
             |l| {
+                let Some(bar) = bar.get() else { return };
                 if verbose {
                     bar.suspend(|| eprintln!("{l}"));
                 } else if !l.trim().is_empty() {
@@ -102,8 +101,11 @@ impl TestCmd {
                 }
             },
         );
-        bar.finish_and_clear();
-        let report = report?;
+        if let Some(bar) = bar.get() {
+            bar.finish_and_clear();
+        }
+        let (guest, report) = outcome?;
+        let tree = &guest.tree;
         if let Some(f) = &self.filter {
             if report.cases.iter().all(|c| !c.kunit) && report.passed() {
                 crate::bail_user!(
@@ -200,7 +202,7 @@ fn print_report(session: &Session, report: &TestReport, tree: &KernelTree) {
         }
     }
     shell.out("");
-    shell.out(testrun::summary_line(report));
+    shell.out(verdict::summary_line(report));
     if report.filtered_out > 0 {
         shell.out(format!("({} filtered out)", report.filtered_out));
     }

@@ -30,8 +30,8 @@ pub struct VerifyCmd {
 impl VerifyCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
-        let kos = crate::ops::ship::read_all(&self.files)?;
-        let tree = crate::context::tree_for_files(session, &self.kdir.selection()?, &kos)?;
+        let (kos, tree) =
+            crate::ops::ship::files_and_tree(session, &self.files, &self.kdir.selection()?)?;
         let extra: Vec<&Path> = self.symvers.iter().map(PathBuf::as_path).collect();
         let mut target = Target::new(&tree, &extra)?;
         target.peers = kos.iter().map(|k| &k.module).collect();

@@ -129,7 +129,7 @@ echo "{TAG}end"
 
     /// The arch of `uname -m`, if cargo-kmod builds for it.
     pub fn arch(&self) -> Option<Arch> {
-        machine_arch(&self.machine)
+        Arch::from_uname(&self.machine)
     }
 
     /// Whether the kernel refuses unsigned modules (`sig_enforce`, or any lockdown).
@@ -181,15 +181,6 @@ echo "{TAG}end"
             s.push_str(", via sudo");
         }
         s
-    }
-}
-
-/// `uname -m` to cargo-kmod's arch.
-pub fn machine_arch(machine: &str) -> Option<Arch> {
-    match machine {
-        "aarch64" | "arm64" | "aarch64_be" => Some(Arch::Arm64),
-        "x86_64" | "amd64" => Some(Arch::X86_64),
-        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use crate::error::UserError;
 
 /// An ssh destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Destination {
     pub user: Option<String>,
     /// A host name, an ssh config alias or an IP address (IPv6 without its brackets).

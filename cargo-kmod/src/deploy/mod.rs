@@ -30,11 +30,11 @@ use crate::deploy::host::{escape, Destination};
 use crate::deploy::ssh::{Interrupted, Session, SshOptions};
 use crate::deploy::steps::{Line, Load, StepPlan, Transcript};
 use crate::error::UserError;
-use crate::qemu::guest::quote;
-use crate::qemu::modules::KoModule;
+use crate::guest::modules::KoModule;
+use crate::kernel::KernelTree;
+use crate::process::shell_word as quote;
 use crate::shell::Shell;
 use crate::ship::verify::Target;
-use crate::kernel::KernelTree;
 
 /// What to do on the board.
 #[derive(Debug, Clone)]
@@ -349,8 +349,8 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
         });
         files.push(file);
     }
-    crate::qemu::modules::apply_params(&mut ko_modules, params)?;
-    let ordered = crate::qemu::modules::load_order(ko_modules)?;
+    crate::guest::modules::apply_params(&mut ko_modules, params)?;
+    let ordered = crate::guest::modules::load_order(ko_modules)?;
     Ok(ordered
         .into_iter()
         .map(|k| {

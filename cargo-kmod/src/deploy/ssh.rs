@@ -12,7 +12,7 @@
 //! Remote work is a POSIX shell script sent on ssh's standard input to `sh -s` (run through
 //! `sudo -n` when the login is not root), so nothing but a fixed command word goes through the
 //! remote login shell's parser; every value inside a script is quoted with
-//! [`crate::qemu::guest::quote`]. What the board prints is data: lines are cleaned of
+//! [`crate::guest::plan::quote`]. What the board prints is data: lines are cleaned of
 //! control characters before anyone sees them.
 //!
 //! The master ignores SIGINT (so `--follow` can end with Ctrl-C and still unload over the same
@@ -295,7 +295,7 @@ impl<'a> Session<'a> {
     /// passed through line by line (`on_line(false, ..)` for stdout, `(true, ..)` for
     /// stderr).
     pub fn exec(&self, cmd: &str, mut on_line: impl FnMut(bool, &str)) -> Result<ExitStatus> {
-        let remote = format!("sh -c {}", crate::qemu::guest::quote(cmd));
+        let remote = format!("sh -c {}", crate::process::shell_word(cmd));
         let (mut command, line) = self.client(&remote)?;
         command
             .stdin(Stdio::null())

@@ -21,8 +21,8 @@
 //! and everything the kernel or a command printed arrives behind an `out`/`log` tag.
 
 use crate::deploy::board::TAG;
-use crate::qemu::guest::quote;
-use crate::qemu::judge::{self, StepRecord};
+use crate::guest::judge::{self, StepRecord};
+use crate::process::shell_word as quote;
 
 /// What the step script does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

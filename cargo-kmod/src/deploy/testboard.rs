@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::qemu::guest::{FileSource, GuestFile, GuestPlan, Step, Then};
-use crate::qemu::machine::{Accel, Machine};
-use crate::qemu::session::{spawn_plan, GuestRun, RunningGuest};
-use crate::shell::Shell;
+use crate::guest::plan::{FileSource, GuestFile, GuestPlan, Step, Then};
+use crate::guest::run::GuestRun;
 use crate::kernel::home::Home;
 use crate::kernel::{Arch, KernelTree};
+use crate::qemu::machine::{Accel, Machine};
+use crate::qemu::session::{spawn_plan, RunningGuest};
+use crate::shell::Shell;
 
 /// The file `cargo xtask setup` writes last into a finished root file system.
 pub const ROOTFS_STAMP: &str = "cargo-kmod-rootfs.json";

@@ -12,9 +12,9 @@ use xshell::cmd;
 use super::graph::Graph;
 use super::{link, wrapper, DepsInput, ModuleDeps};
 use crate::error::UserError;
+use crate::kernel::KernelTree;
 use crate::manifest::ModuleSpec;
 use crate::shell::Shell;
-use crate::kernel::KernelTree;
 
 /// `cargo metadata` with dependencies: the resolve graph (for the link closure, local
 /// sources and error paths). It writes `Cargo.lock` as cargo does, unless `--locked`.

@@ -12,9 +12,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::shell::Shell;
 use crate::kernel::toolchain::Toolchain;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
 /// kbuild's `$(rust_flags)` for a module object of `tree`, with relative paths made absolute.
 pub fn kbuild_rustflags(

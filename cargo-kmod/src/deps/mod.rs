@@ -42,9 +42,9 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::kbuild::fingerprint::Fingerprint;
+use crate::kernel::KernelTree;
 use crate::manifest::ModuleSpec;
 use crate::shell::Shell;
-use crate::kernel::KernelTree;
 
 pub use flags::DepFlags;
 pub use link::extract_objects;

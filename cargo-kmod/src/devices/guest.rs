@@ -93,7 +93,7 @@ fn candidates(d: &GuestDevice) -> String {
 
 /// The whole check: [`check_fn`] and a call per device.
 pub fn check_script(devices: &[GuestDevice]) -> String {
-    use crate::qemu::guest::quote;
+    use crate::process::shell_word as quote;
     let mut s = check_fn();
     for d in devices {
         s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
@@ -324,7 +324,7 @@ fn modules_phrase(modules: &[String]) -> String {
 fn probe_failure(log: &[String], name: &str) -> Option<String> {
     let me = format!(" {name}: ");
     log.iter()
-        .map(|l| crate::qemu::ktap::strip_log_prefix(l))
+        .map(|l| crate::guest::ktap::strip_log_prefix(l))
         .find(|l| {
             (l.contains(&me) || l.starts_with(&me[1..]))
                 && (l.contains("probe with driver") || l.contains("probe of "))
@@ -346,7 +346,7 @@ fn device_lines(log: &[String], name: &str, except: Option<&str>) -> Vec<String>
     let me = format!(" {name}: ");
     let lines: Vec<String> = log
         .iter()
-        .map(|l| crate::qemu::ktap::strip_log_prefix(l).to_string())
+        .map(|l| crate::guest::ktap::strip_log_prefix(l).to_string())
         .filter(|l| (l.contains(&me) || l.starts_with(&me[1..])) && Some(l.as_str()) != except)
         .collect();
     lines

@@ -10,11 +10,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use xshell::cmd;
 
-use crate::shell::Shell;
 use crate::kernel::home::Home;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
 /// The helper module's name (what `rmmod` takes).
 pub const MODULE: &str = "cargo_kmod_devices";
@@ -79,21 +78,20 @@ pub fn build(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<PathBuf> {
             tree.arch, tree.release
         ),
     );
-    let sh = xshell::Shell::new()?;
-    let kdir = &tree.dir;
-    let m = format!("M={}", build.display());
-    let quiet: &[&str] = if shell.is_verbose() { &[] } else { &["-s"] };
     // Beside the entry, so a failed build's log outlives the temporary directory.
     let log = dir.with_extension("log");
-    let _ = std::fs::remove_file(&log);
-    crate::process::run_logged(
+    let run = crate::kbuild::ModulesRun {
+        dir: &build,
+        make_args: &make_args,
+        jobs: None,
+        log: &log,
+        forward: false,
+    };
+    crate::kbuild::run(
         shell,
-        cmd!(
-            sh,
-            "make -C {kdir} {m} {make_args...} {quiet...} --no-print-directory modules"
-        ),
-        &log,
-        |_| {},
+        tree,
+        &crate::kernel::toolchain::Toolchain::default(),
+        &run,
     )
     .context("cannot build the test-device helper module")?;
     let built = build.join(format!("{MODULE}.ko"));

@@ -35,9 +35,9 @@ use anyhow::{Context, Result};
 pub use guest::{GuestDevice, HelperLoad};
 pub use spec::{Bus, DeviceSpec, Devices, PropValue, Property};
 
-use crate::shell::Shell;
 use crate::kernel::home::Home;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
 /// Where compiled overlays go in the initramfs.
 pub const GUEST_DIR: &str = "/kmod/devices";

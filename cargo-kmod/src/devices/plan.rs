@@ -15,18 +15,14 @@
 //! Three steps and one shell step: every step costs processes under TCG. The helper's load
 //! and unload are ordinary steps, judged like any module's (the kernel's words when an
 //! overlay does not apply, oopses, taint). The check reports on the protocol as its output;
-//! [`run_tests`] turns that into one failing case per device that is not as declared
+//! [`Prepared::judge`] turns that into one failing case per device that is not as declared
 //! ([`guest::judge`]), and explains the helper's refusal per device.
-
-use anyhow::Result;
 
 use crate::devices::guest::{self, Evidence};
 use crate::devices::{helper, Prepared};
-use crate::qemu::guest::{Action, FileSource, GuestFile, GuestPlan, Step, When};
-use crate::qemu::machine::Machine;
-use crate::qemu::modules::KoModule;
-use crate::qemu::testrun::{self, CaseResult, TestOptions, TestReport, Verdict};
-use crate::shell::Shell;
+use crate::guest::modules::KoModule;
+use crate::guest::plan::{Action, FileSource, GuestFile, GuestPlan, Step, When};
+use crate::guest::verdict::{CaseResult, TestReport, Verdict};
 
 /// The name of the check step.
 pub const CHECK: &str = "devices";
@@ -181,26 +177,4 @@ impl Prepared {
             .collect();
         (cases, explained)
     }
-}
-
-/// `cargo kmod test`'s boot: [`testrun::run_tests`], with `devices` set up around the
-/// modules and judged after them when there are any.
-pub fn run_tests(
-    shell: &Shell,
-    machine: &Machine,
-    modules: &[KoModule],
-    devices: Option<&Prepared>,
-    opts: &TestOptions,
-    on_line: impl FnMut(&str),
-) -> Result<TestReport> {
-    let Some(devices) = devices else {
-        return testrun::run_tests(shell, machine, modules, opts, on_line);
-    };
-    let mut plan = GuestPlan::test(modules, !opts.no_fail_fast);
-    devices.extend_test_plan(&mut plan);
-    let mut report = testrun::run_test_plan(shell, machine, plan.clone(), modules, opts, on_line)?;
-    let (cases, explained) = devices.judge(&report, &plan, modules);
-    report.cases.retain(|c| !explained.contains(&c.name));
-    report.cases.extend(cases);
-    Ok(report)
 }

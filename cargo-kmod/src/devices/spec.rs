@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::UserError;
-use crate::manifest::nearest;
+use crate::text::nearest;
 
 /// Keys of one `[[package.metadata.kmod.devices]]` table.
 pub const DEVICE_KEYS: &[&str] = &[

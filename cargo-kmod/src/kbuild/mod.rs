@@ -1,5 +1,6 @@
-//! Running the kernel's own build on a plan: `make -C KDIR M=target/kmod/<arch> ARCH=..
-//! LLVM=.. modules`, with the toolchain the tree was configured with.
+//! Running the kernel's own build: `make -C KDIR M=DIR ARCH=.. LLVM=.. modules` with the
+//! toolchain the tree was configured with, kbuild's probes of its flags, and the files a
+//! pass read. It takes plain data (directories and arguments), never a plan.
 //!
 //! kbuild's own status lines are silenced (`-s`) unless `-v`; what remains (compiler
 //! diagnostics, modpost errors) is forwarded to stderr as the tools wrote it.
@@ -11,20 +12,42 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use xshell::cmd;
 
-use crate::plan::Plan;
-use crate::shell::Shell;
 use crate::kernel::toolchain::Toolchain;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
-/// The full `make` argument list for building a plan's modules.
-pub fn make_args(tree: &KernelTree, plan: &Plan, jobs: usize, verbose: bool) -> Vec<String> {
+/// The Kbuild of the probe (`templates/kbuild/probe.Kbuild`): rules that print the C and Rust
+/// flags kbuild uses for a module object of the tree.
+pub const PROBE_KBUILD: &str = include_str!("../../templates/kbuild/probe.Kbuild");
+
+/// One `make -C KDIR M=DIR ... modules` run: the one recipe by which external modules are
+/// built (the packages' pass, the test-device helper).
+#[derive(Debug, Clone)]
+pub struct ModulesRun<'a> {
+    /// The external module directory (`M=`).
+    pub dir: &'a Path,
+    /// `make` arguments: the tree's `ARCH=`/`LLVM=`/`CROSS_COMPILE=` and any others
+    /// (`KBUILD_EXTRA_SYMBOLS=`).
+    pub make_args: &'a [String],
+    /// `-jN`, when given.
+    pub jobs: Option<usize>,
+    /// Where the output goes, line by line.
+    pub log: &'a Path,
+    /// Forward kbuild's output (compiler diagnostics) to stderr as it comes.
+    pub forward: bool,
+}
+
+/// The full `make` argument list of `run`.
+pub fn make_args(tree: &KernelTree, run: &ModulesRun<'_>, verbose: bool) -> Vec<String> {
     let mut args = vec![
         "-C".to_string(),
         tree.dir.display().to_string(),
-        format!("M={}", plan.base.display()),
+        format!("M={}", run.dir.display()),
     ];
-    args.extend(plan.make_args.iter().cloned());
-    args.push(format!("-j{}", jobs.max(1)));
+    args.extend(run.make_args.iter().cloned());
+    if let Some(jobs) = run.jobs {
+        args.push(format!("-j{}", jobs.max(1)));
+    }
     if !verbose {
         args.push("-s".into());
     }
@@ -33,24 +56,19 @@ pub fn make_args(tree: &KernelTree, plan: &Plan, jobs: usize, verbose: bool) -> 
     args
 }
 
-/// Run kbuild. The log goes to `base/kbuild.log`; diagnostics are forwarded to stderr.
-pub fn run(
-    shell: &Shell,
-    tree: &KernelTree,
-    tc: &Toolchain,
-    plan: &Plan,
-    jobs: usize,
-) -> Result<PathBuf> {
+/// Run kbuild's `modules` target with the tree's toolchain. With `forward`, what kbuild
+/// prints goes to stderr as it comes (unless `-q`), and a failure carries only the command
+/// and the log's path (the lines were shown); otherwise it carries the output's tail.
+pub fn run(shell: &Shell, tree: &KernelTree, tc: &Toolchain, run: &ModulesRun<'_>) -> Result<()> {
     let sh = xshell::Shell::new()?;
     for (k, v) in tc.kbuild_env() {
         sh.set_var(k, v);
     }
-    let args = make_args(tree, plan, jobs, shell.is_verbose());
-    let log = plan.base.join("kbuild.log");
-    let _ = std::fs::remove_file(&log);
-    let quiet = shell.verbosity == crate::shell::Verbosity::Quiet;
-    crate::process::run_logged(shell, cmd!(sh, "make {args...}"), &log, |line| {
-        if !quiet {
+    let args = make_args(tree, run, shell.is_verbose());
+    let _ = std::fs::remove_file(run.log);
+    let show = run.forward && shell.verbosity != crate::shell::Verbosity::Quiet;
+    crate::process::run_logged(shell, cmd!(sh, "make {args...}"), run.log, |line| {
+        if show {
             eprintln!("{line}");
         }
     })
@@ -58,15 +76,14 @@ pub fn run(
         // The lines were already shown; keep the error to the command and the log.
         match e.downcast::<crate::process::ProcessError>() {
             Ok(mut pe) => {
-                if !quiet {
+                if show {
                     pe.tail.clear();
                 }
                 anyhow::Error::from(pe)
             }
             Err(e) => e,
         }
-    })?;
-    Ok(log)
+    })
 }
 
 /// Remove a module's Rust object when the environment exported for rustc changed, since
@@ -141,10 +158,7 @@ impl Probe<'_> {
         use anyhow::Context as _;
         std::fs::create_dir_all(self.dir)
             .with_context(|| format!("cannot create `{}`", self.dir.display()))?;
-        crate::fsutil::write_if_changed(
-            &self.dir.join("Kbuild"),
-            crate::plan::PROBE_KBUILD.as_bytes(),
-        )?;
+        crate::fsutil::write_if_changed(&self.dir.join("Kbuild"), PROBE_KBUILD.as_bytes())?;
         let out = self.dir.join(self.output);
         let _ = std::fs::remove_file(&out);
         let sh = xshell::Shell::new()?;
@@ -168,14 +182,18 @@ impl Probe<'_> {
     }
 }
 
-/// Every file the last kbuild pass of `plan` read, from the dependency lists kbuild keeps in
-/// its `.<target>.cmd` files (for Rust objects these include rustc's dep-info: modules found
-/// through `#[path]`, files read by `include!`/`include_str!`). Relative paths are relative
-/// to the tree kbuild ran in; `$(wildcard ...)` config entries are skipped.
-pub fn dependencies(tree: &KernelTree, plan: &Plan) -> Vec<PathBuf> {
+/// Every file the last kbuild pass over the module directories `dirs` read, from the
+/// dependency lists kbuild keeps in its `.<target>.cmd` files (for Rust objects these include
+/// rustc's dep-info: modules found through `#[path]`, files read by
+/// `include!`/`include_str!`). Relative paths are relative to the tree kbuild ran in;
+/// `$(wildcard ...)` config entries are skipped.
+pub fn dependencies<'a>(
+    tree: &KernelTree,
+    dirs: impl IntoIterator<Item = &'a Path>,
+) -> Vec<PathBuf> {
     let mut out = std::collections::BTreeSet::new();
-    for m in &plan.modules {
-        let Ok(entries) = std::fs::read_dir(&m.dir) else {
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
         for e in entries.flatten() {

@@ -108,8 +108,8 @@ impl Arch {
     /// The architecture `uname -m` names, if cargo-kmod supports it.
     pub fn from_uname(machine: &str) -> Option<Arch> {
         match machine {
-            "x86_64" => Some(Arch::X86_64),
-            "aarch64" | "arm64" => Some(Arch::Arm64),
+            "x86_64" | "amd64" => Some(Arch::X86_64),
+            "aarch64" | "arm64" | "aarch64_be" => Some(Arch::Arm64),
             _ => None,
         }
     }

@@ -23,13 +23,13 @@ use anyhow::{Context, Result};
 use xshell::cmd;
 
 use crate::error::UserError;
-use crate::shell::Shell;
 use crate::kernel::board::Board;
 use crate::kernel::config::{self, Assignment, KConfig, KconfigIndex};
 use crate::kernel::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
 use crate::kernel::toolchain::{min_tool_version, Toolchain};
-use crate::kernel::Version;
 use crate::kernel::Arch;
+use crate::kernel::Version;
+use crate::shell::Shell;
 
 const COMMON: &str = include_str!("../../templates/fragments/common.config");
 const X86_64: &str = include_str!("../../templates/fragments/x86_64.config");
@@ -181,7 +181,7 @@ impl BaseConfig {
                 UserError::new(format!(
                     "cannot read base config `{}`: {}",
                     path.display(),
-                    crate::ko::io_reason(&e)
+                    crate::fsutil::io_reason(&e)
                 ))
             })?;
             let bytes = if raw.starts_with(&[0x1f, 0x8b]) {

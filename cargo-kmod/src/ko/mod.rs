@@ -10,7 +10,7 @@
 pub mod compress;
 pub mod der;
 pub mod modinfo;
-pub mod printable;
+
 pub mod signature;
 pub mod versions;
 
@@ -20,9 +20,9 @@ use anyhow::Result;
 use object::{Object, ObjectSection, ObjectSymbol};
 use serde::Serialize;
 
+pub use crate::text::printable;
 pub use compress::Compression;
 pub use modinfo::Param;
-pub use printable::printable;
 pub use signature::Signature;
 pub use versions::SymbolVersion;
 
@@ -157,31 +157,65 @@ pub struct KoFile {
     pub module: Module,
 }
 
+/// Why bytes are not a kernel module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not an ELF file")]
+    NotElf,
+    #[error("not a relocatable object (a module is `ET_REL`)")]
+    NotRelocatable,
+    #[error("no `.modinfo` section")]
+    NoModinfo,
+    /// Any other damage: a truncated ELF, a malformed table, a bad signature trailer.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<String> for ParseError {
+    fn from(s: String) -> ParseError {
+        ParseError::Malformed(s)
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(s: &str) -> ParseError {
+        ParseError::Malformed(s.to_string())
+    }
+}
+
+/// Why a module file could not be read: the one `.ko` reader's error.
+#[derive(Debug, thiserror::Error)]
+pub enum KoError {
+    #[error("cannot read `{}`: {reason}", path.display())]
+    Io { path: PathBuf, reason: String },
+    #[error("cannot read `{}`: not {kind} data (the file name says it is)", path.display())]
+    NotCompressed { path: PathBuf, kind: &'static str },
+    #[error("cannot read `{}`: {reason}", path.display())]
+    Decompress { path: PathBuf, reason: String },
+    #[error("`{}` is not a valid kernel module: {source}", path.display())]
+    Parse { path: PathBuf, source: ParseError },
+}
+
 /// Read, decompress and parse a module file. Errors are one line naming the file.
-pub fn read(path: &Path) -> Result<KoFile> {
-    let raw = std::fs::read(path).map_err(|e| {
-        crate::error::UserError::new(format!(
-            "cannot read `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))
+pub fn read(path: &Path) -> Result<KoFile, KoError> {
+    let raw = std::fs::read(path).map_err(|e| KoError::Io {
+        path: path.to_path_buf(),
+        reason: io_reason(&e),
     })?;
     let named = Compression::from_file_name(&path.to_string_lossy());
     if named != Compression::None && Compression::sniff(&raw) == Compression::None {
-        crate::bail_user!(
-            "cannot read `{}`: not {} data (the file name says it is)",
-            path.display(),
-            named.name()
-        );
+        return Err(KoError::NotCompressed {
+            path: path.to_path_buf(),
+            kind: named.name(),
+        });
     }
-    let (compression, bytes) = decode(&raw).map_err(|e| {
-        crate::error::UserError::new(format!("cannot read `{}`: {e}", path.display()))
+    let (compression, bytes) = decode(&raw).map_err(|reason| KoError::Decompress {
+        path: path.to_path_buf(),
+        reason,
     })?;
-    let module = parse(&bytes).map_err(|e| {
-        crate::error::UserError::new(format!(
-            "`{}` is not a valid kernel module: {e}",
-            path.display()
-        ))
+    let module = parse(&bytes).map_err(|source| KoError::Parse {
+        path: path.to_path_buf(),
+        source,
     })?;
     Ok(KoFile {
         path: path.to_path_buf(),
@@ -197,30 +231,21 @@ pub fn decode(raw: &[u8]) -> Result<(Compression, Vec<u8>), String> {
     Ok((kind, compress::decompress(kind, raw)?))
 }
 
-/// An I/O error as a lowercase fragment (`no such file or directory`).
-pub fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => s,
-    }
-}
+pub use crate::fsutil::io_reason;
 
 /// Parse module bytes (uncompressed, maybe signed). Never panics.
-pub fn parse(data: &[u8]) -> Result<Module, String> {
+pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
     if !data.starts_with(b"\x7fELF") {
-        return Err("not an ELF file".into());
+        return Err(ParseError::NotElf);
     }
     let (elf, signature) = signature::split(data)?;
     let file = object::File::parse(elf)
         .map_err(|e| format!("truncated or corrupt ELF: {}", e.to_string().to_lowercase()))?;
     if file.format() != object::BinaryFormat::Elf {
-        return Err("not an ELF file".into());
+        return Err(ParseError::NotElf);
     }
     if file.kind() != object::ObjectKind::Relocatable {
-        return Err("not a relocatable object (a module is `ET_REL`)".into());
+        return Err(ParseError::NotRelocatable);
     }
     let is_64 = file.is_64();
     let big_endian = !file.is_little_endian();
@@ -241,7 +266,7 @@ pub fn parse(data: &[u8]) -> Result<Module, String> {
             None => Ok(None),
         }
     };
-    let modinfo_data = section(".modinfo")?.ok_or("no `.modinfo` section")?;
+    let modinfo_data = section(".modinfo")?.ok_or(ParseError::NoModinfo)?;
     let modinfo = modinfo::parse(modinfo_data).map_err(|e| format!("malformed `.modinfo`: {e}"))?;
     let params = modinfo::params(&modinfo);
     let name = modinfo
@@ -357,9 +382,9 @@ mod tests {
 
     #[test]
     fn rejects_non_elf_and_truncated() {
-        assert_eq!(parse(b"hello").unwrap_err(), "not an ELF file");
+        assert_eq!(parse(b"hello").unwrap_err(), ParseError::NotElf);
         let e = parse(b"\x7fELF\x02\x01\x01").unwrap_err();
-        assert!(e.starts_with("truncated or corrupt ELF"), "{e}");
+        assert!(e.to_string().starts_with("truncated or corrupt ELF"), "{e}");
     }
 
     fn corpus(name: &str) -> Vec<u8> {
@@ -395,7 +420,7 @@ mod tests {
         let e = parse(&corpus("x86_64-hello-bad-modinfo.ko")).unwrap_err();
         assert_eq!(
             e,
-            "malformed `.modinfo`: entry 5 (`licenseXGPL`) has no `=`"
+            ParseError::from("malformed `.modinfo`: entry 5 (`licenseXGPL`) has no `=`")
         );
     }
 

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::UserError;
-use crate::shell::Shell;
 use crate::kernel::Arch;
+use crate::shell::Shell;
 
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
@@ -203,15 +203,7 @@ pub fn is_valid_module_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The valid name closest to a misspelled `key`, for "did you mean" hints.
-pub(crate) fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
-    valid
-        .iter()
-        .map(|v| (strsim::jaro_winkler(key, v), *v))
-        .filter(|(s, _)| *s > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, v)| v)
-}
+pub(crate) use crate::text::nearest;
 
 /// Checks one `kmod` table: unknown keys and type errors name the key and the file.
 struct Table<'a> {

@@ -25,11 +25,11 @@ use serde::Serialize;
 use crate::context::{BuildContext, Session};
 use crate::deps::{self, CargoMode, DepsOptions};
 use crate::kbuild::fingerprint::{self, Fingerprint};
+use crate::kernel::toolchain::Toolchain;
+use crate::kernel::{Arch, KernelTree};
 use crate::manifest::ModuleSpec;
 use crate::plan::{self, PlanInput};
 use crate::shell::Shell;
-use crate::kernel::toolchain::Toolchain;
-use crate::kernel::{Arch, KernelTree};
 
 /// How to build, as plain data (from `build`, `test`, `package`, `install`, `deploy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -189,7 +189,15 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             crate::fsutil::sha256_hex(format!("{:?}", m.env(tree, &pm.out_dir)).as_bytes());
         crate::kbuild::invalidate_on_env_change(&pm.dir, &pm.rust_object, &env_hash)?;
     }
-    crate::kbuild::run(shell, tree, &tc, &plan, opts.jobs).with_context(|| {
+    let log = plan.base.join("kbuild.log");
+    let run = crate::kbuild::ModulesRun {
+        dir: &plan.base,
+        make_args: &plan.make_args,
+        jobs: Some(opts.jobs),
+        log: &log,
+        forward: true,
+    };
+    crate::kbuild::run(shell, tree, &tc, &run).with_context(|| {
         format!(
             "could not compile {}",
             names
@@ -212,7 +220,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     }
     // What this pass read, from kbuild's own dependency lists: the next no-op check
     // covers exactly those files.
-    let read = crate::kbuild::dependencies(tree, &plan);
+    let read = crate::kbuild::dependencies(tree, plan.modules.iter().map(|m| m.dir.as_path()));
     // The dependency inputs as they are now (cargo may have written the lock).
     let sources: Vec<PathBuf> = input
         .deps

@@ -156,7 +156,10 @@ pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
     }
     let mut arches: Vec<Arch> = trees.iter().map(|(t, _)| t.arch).collect();
     if arches.is_empty() {
-        arches = req.arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
+        arches = req
+            .arch
+            .map(|a| vec![a])
+            .unwrap_or_else(|| Arch::ALL.to_vec());
     }
     arches.sort();
     arches.dedup();
@@ -577,7 +580,7 @@ mod tests {
             Arch::Arm64,
             "7.2.13".into(),
         );
-        let checks = tree(&t, &tc());
+        let checks = tree(&t, &tc(), None);
         let failed: Vec<&str> = checks
             .iter()
             .filter(|c| c.status == Status::Fail)

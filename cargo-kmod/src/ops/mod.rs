@@ -8,8 +8,12 @@
 //! - [`ide`]: `rust-project.json` for rust-analyzer.
 
 pub mod build;
+pub mod deploy;
 pub mod doctor;
 pub mod ide;
 pub mod init;
+pub mod kit;
+pub mod new;
+pub mod run;
 pub mod ship;
 pub mod test;

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::context::{BuildContext, Selection, Session, TreeSelection};
-use crate::ko::{self, Compression, KoFile};
+use crate::context::{ModuleRequest, Modules, Selection, Session, TreeSelection};
+use crate::kernel::KernelTree;
+use crate::ko::{Compression, KoFile};
 use crate::ops::build::{self, Artifact, BuildOptions};
 use crate::ship::package::{self, Format, PackageSpec, SpecSource};
 use crate::ship::verify::{self, Target};
 use crate::ship::{self, Prepared, ShipOptions};
-use crate::kernel::KernelTree;
 
 /// What to do to each module (plain data from `package`/`install` flags).
 #[derive(Debug, Clone, Default)]
@@ -47,16 +47,21 @@ pub fn inputs(
     trees: &TreeSelection,
     opts: &BuildOptions,
 ) -> Result<Inputs> {
-    if !files.is_empty() {
-        let kos = read_all(files)?;
-        let tree = crate::context::tree_for_files(session, trees, &kos)?;
+    let resolved = crate::context::resolve(
+        session,
+        select,
+        trees,
+        &ModuleRequest::files_or(files, ModuleRequest::Packages),
+        None,
+    )?;
+    if let Modules::Files(kos) = resolved.modules {
         return Ok(Inputs {
             files: kos,
-            tree,
+            tree: resolved.tree,
             artifacts: vec![],
         });
     }
-    let ctx = BuildContext::resolve(session, select, trees)?;
+    let ctx = resolved.build_context();
     let artifacts = build::build(session, &ctx, opts)?;
     if artifacts.is_empty() {
         crate::bail_user!("the build produced no modules");
@@ -71,7 +76,26 @@ pub fn inputs(
 
 /// Read every file, failing on the first unreadable one.
 pub fn read_all(files: &[PathBuf]) -> Result<Vec<KoFile>> {
-    files.iter().map(|p| ko::read(p)).collect()
+    crate::context::read_kos(files)
+}
+
+/// Given `.ko` files, read, and the tree they are checked against (`info`, `verify`).
+pub fn files_and_tree(
+    session: &Session,
+    files: &[PathBuf],
+    trees: &TreeSelection,
+) -> Result<(Vec<KoFile>, KernelTree)> {
+    let resolved = crate::context::resolve(
+        session,
+        &Selection::default(),
+        trees,
+        &ModuleRequest::Files(files.to_vec()),
+        None,
+    )?;
+    match resolved.modules {
+        Modules::Files(kos) => Ok((kos, resolved.tree)),
+        _ => unreachable!("files were asked for"),
+    }
 }
 
 /// Verify (unless asked not to), then strip, sign and compress each module.

@@ -1,16 +1,21 @@
-//! The modules a test or run boot loads, with the tree it boots: the `--ko` files as given,
-//! or the selected packages built now (with tests compiled in for `test`), resolved once;
-//! and the test devices of those packages and of `--device` files, compiled for the guest.
+//! `cargo kmod test`, and the guest set-up `test` and `run` share.
+//!
+//! [`prepare`]: the modules a test or run boot loads, with the tree it boots: the `--ko`
+//! files as given, or the selected packages built now (with tests compiled in for `test`),
+//! resolved once; the test devices of those packages and of `--device` files, compiled for
+//! the guest; and the qemu machine. [`test`]: the test plan (loads, unloads, settle) with
+//! the devices set up around the modules, one boot, and the verdict with the devices'
+//! cases.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::context::{BuildContext, Selection, Session, TreeSelection};
+use crate::context::{ModuleRequest, Modules, Selection, Session, TreeSelection};
+use crate::guest::modules::{load_order, KoModule};
+use crate::kernel::KernelTree;
 use crate::ops::build::{self, BuildOptions};
 use crate::qemu::machine::Machine;
-use crate::qemu::modules::{load_order, KoModule};
-use crate::kernel::KernelTree;
 
 /// What to boot with.
 #[derive(Debug, Clone, Default)]
@@ -51,68 +56,70 @@ pub fn prepare(
         .iter()
         .map(|p| crate::devices::spec::from_file(p))
         .collect::<Result<_>>()?;
+    let asked = if req.build.test {
+        ModuleRequest::Packages
+    } else {
+        ModuleRequest::PackagesIfAny
+    };
+    for path in &req.ko {
+        if path.extension().is_none_or(|e| e != "ko") {
+            crate::bail_user!(
+                "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
+                hint = "pass the `.ko` that kbuild produced"
+            );
+        }
+    }
+    let resolved = crate::context::resolve(
+        session,
+        select,
+        trees,
+        &ModuleRequest::files_or(&req.ko, asked),
+        None,
+    )?;
+    let target = resolved.target.clone();
     let mut modules = Vec::new();
     // The devices are compiled (and the helper built) before the modules, so a bad overlay
     // is an error before anything is built or booted.
-    let (tree, devices, target) = if !req.ko.is_empty() || (!req.build.test && !select.in_package())
-    {
-        let (tree, workspace) = crate::context::tree_and_workspace(
-            session,
-            trees,
-            select.manifest_path.as_deref(),
-            None,
-        )
-        .map_err(|e| match &trees.target {
-            Some(t) => e.context(format!("target `{t}`")),
-            None => e,
-        })?;
-        let target = match (&trees.target, &workspace) {
-            (Some(name), Some(ws)) => Some(ws.target(name)?.clone()),
-            _ => None,
-        };
-        for path in &req.ko {
-            if path.extension().is_none_or(|e| e != "ko") {
-                crate::bail_user!(
-                    "`{}` is not a kernel module: its name does not end in `.ko`", path.display();
-                    hint = "pass the `.ko` that kbuild produced"
-                );
+    let (tree, devices) = match resolved.modules {
+        Modules::Files(_) | Modules::None => {
+            for path in &req.ko {
+                modules.push(KoModule::read(path, resolved.tree.arch)?);
             }
-            modules.push(KoModule::read(path, tree.arch)?);
+            let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
+            let devices = guest_devices(session, &resolved.tree, &[], &extra, req, &names, None)?;
+            (resolved.tree, devices)
         }
-        let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
-        let devices = guest_devices(session, &tree, &[], &extra, req, &names, None)?;
-        (tree, devices, target)
-    } else {
-        let ctx = BuildContext::resolve(session, select, trees)?;
-        let declared: Vec<(String, &crate::devices::Devices)> = ctx
-            .modules
-            .iter()
-            .filter(|m| !m.devices.is_empty())
-            .map(|m| (m.name.clone(), &m.devices))
-            .collect();
-        let names: Vec<String> = ctx.modules.iter().map(|m| m.name.clone()).collect();
-        let out_dir = ctx.kmod_dir().join("devices");
-        let devices = guest_devices(
-            session,
-            &ctx.tree,
-            &declared,
-            &extra,
-            req,
-            &names,
-            Some(&out_dir),
-        )?;
-        for artifact in build::build(session, &ctx, &req.build)? {
-            modules.push(KoModule::read(&artifact.ko, ctx.tree.arch)?);
+        Modules::Packages(_) => {
+            let ctx = resolved.build_context();
+            let declared: Vec<(String, &crate::devices::Devices)> = ctx
+                .modules
+                .iter()
+                .filter(|m| !m.devices.is_empty())
+                .map(|m| (m.name.clone(), &m.devices))
+                .collect();
+            let names: Vec<String> = ctx.modules.iter().map(|m| m.name.clone()).collect();
+            let out_dir = ctx.kmod_dir().join("devices");
+            let devices = guest_devices(
+                session,
+                &ctx.tree,
+                &declared,
+                &extra,
+                req,
+                &names,
+                Some(&out_dir),
+            )?;
+            for artifact in build::build(session, &ctx, &req.build)? {
+                modules.push(KoModule::read(&artifact.ko, ctx.tree.arch)?);
+            }
+            (ctx.tree, devices)
         }
-        let target = match &trees.target {
-            Some(name) => Some(ctx.workspace.target(name)?.clone()),
-            None => None,
-        };
-        (ctx.tree, devices, target)
     };
-    crate::qemu::modules::apply_params(&mut modules, &req.params)?;
+    crate::guest::modules::apply_params(&mut modules, &req.params)?;
     let accel = crate::qemu::accel::choose(&session.shell, &tree)?;
-    let machine = match crate::kernel::board::machine_for(&tree, target.as_ref().map(|t| t.machine_keys()))? {
+    let machine = match crate::kernel::board::machine_for(
+        &tree,
+        target.as_ref().map(|t| t.machine_keys()),
+    )? {
         Some(b) => Machine::for_board(&tree, accel, &b)?,
         None => Machine::for_tree(&tree, accel)?,
     };
@@ -160,4 +167,44 @@ fn guest_devices(
         }
     }
     Ok(devices)
+}
+
+/// What `test` was asked for, besides the guest.
+#[derive(Debug, Clone, Default)]
+pub struct TestRequest {
+    pub guest: GuestModules,
+    pub options: crate::guest::verdict::TestOptions,
+}
+
+/// Prepare the guest, boot it once with the test plan, and judge it; `on_line` gets a
+/// readable line for everything the guest shows.
+pub fn test(
+    session: &Session,
+    select: &Selection,
+    trees: &TreeSelection,
+    req: &TestRequest,
+    on_start: impl FnOnce(&Guest),
+    on_line: impl FnMut(&str),
+) -> Result<(Guest, crate::guest::verdict::TestReport)> {
+    let guest = prepare(session, select, trees, &req.guest)?;
+    on_start(&guest);
+    let opts = &req.options;
+    let mut plan = crate::guest::GuestPlan::test(&guest.modules, !opts.no_fail_fast);
+    if let Some(d) = &guest.devices {
+        d.extend_test_plan(&mut plan);
+    }
+    let mut report = crate::qemu::testrun::run_test_plan(
+        &session.shell,
+        &guest.machine,
+        plan.clone(),
+        &guest.modules,
+        opts,
+        on_line,
+    )?;
+    if let Some(d) = &guest.devices {
+        let (cases, explained) = d.judge(&report, &plan, &guest.modules);
+        report.cases.retain(|c| !explained.contains(&c.name));
+        report.cases.extend(cases);
+    }
+    Ok((guest, report))
 }

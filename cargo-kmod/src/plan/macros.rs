@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::shell::Shell;
 use crate::kernel::home::Home;
 use crate::kernel::toolchain::rustc_program;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
 /// The file the plan passes to rustc as `--extern kmod_macros=`.
 pub const LIBRARY: &str = "libkmod_macros.so";

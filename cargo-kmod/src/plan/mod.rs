@@ -21,13 +21,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::manifest::ModuleSpec;
 use crate::kernel::KernelTree;
+use crate::manifest::ModuleSpec;
 
 const MODULE_KBUILD: &str = include_str!("../../templates/kbuild/module.Kbuild");
 const TOP_KBUILD: &str = include_str!("../../templates/kbuild/top.Kbuild");
 const MAKEFILE: &str = include_str!("../../templates/kbuild/Makefile");
-pub(crate) const PROBE_KBUILD: &str = include_str!("../../templates/kbuild/probe.Kbuild");
 
 /// What a plan is made from.
 #[derive(Debug, Clone)]

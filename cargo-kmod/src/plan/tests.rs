@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::*;
-use crate::manifest::{Binding, FeatureObjects, ModuleSpec};
 use crate::kernel::config::KConfig;
 use crate::kernel::{Arch, KernelTree};
+use crate::manifest::{Binding, FeatureObjects, ModuleSpec};
 
 fn tree() -> KernelTree {
     KernelTree {

@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::qemu::guest::GuestPlan;
+use crate::guest::plan::GuestPlan;
+use crate::kernel::home::Home;
+use crate::kernel::{Arch, KernelTree};
 use crate::qemu::machine::{Accel, Machine};
 use crate::qemu::session;
 use crate::qemu::tools::qemu_program;
 use crate::shell::Shell;
-use crate::kernel::home::Home;
-use crate::kernel::{Arch, KernelTree};
 
 /// How long the probe boot may take before KVM is declared broken.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);

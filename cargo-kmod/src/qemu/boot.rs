@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::guest::protocol::Source;
+use crate::guest::run::{BootEnd, BootLog};
 use crate::qemu::machine::{Channel, Machine};
-use crate::qemu::protocol::Source;
 use crate::qemu::reaper;
 use crate::shell::Shell;
 
@@ -32,53 +33,6 @@ pub enum Flow {
     Continue,
     /// Kill qemu now: the caller has what it needs.
     Stop,
-}
-
-/// How a boot ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootEnd {
-    /// qemu exited by itself (with `-no-reboot`, a guest `reboot -f` or a panic ends here).
-    Exited(ExitStatus),
-    /// The callback returned [`Flow::Stop`]; qemu was killed.
-    Stopped,
-    /// The deadline passed; qemu was killed.
-    TimedOut,
-}
-
-/// Everything one boot printed.
-#[derive(Debug, Clone)]
-pub struct BootLog {
-    /// Console lines, `\r` and control characters removed, invalid UTF-8 replaced.
-    pub lines: Vec<String>,
-    /// Protocol-channel lines, cleaned the same way (empty for a shared console).
-    pub channel: Vec<String>,
-    pub end: BootEnd,
-    pub elapsed: Duration,
-    /// The qemu command line, for error messages.
-    pub command: String,
-    /// What qemu itself wrote to stderr (its own errors, not the guest's).
-    pub qemu_stderr: String,
-}
-
-impl BootLog {
-    /// The last non-empty console line: where the log stopped.
-    pub fn last_line(&self) -> &str {
-        self.lines
-            .iter()
-            .rev()
-            .map(|l| l.trim())
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
-    }
-
-    /// The last `n` console lines.
-    pub fn tail(&self, n: usize) -> &[String] {
-        &self.lines[self.lines.len().saturating_sub(n)..]
-    }
-
-    pub fn contains_line(&self, line: &str) -> bool {
-        self.lines.iter().any(|l| l.trim() == line)
-    }
 }
 
 /// One qemu invocation.
@@ -502,8 +456,8 @@ pub fn exit_error(log: &BootLog, status: ExitStatus, what: &str) -> crate::error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::machine::Accel;
     use crate::kernel::Arch;
+    use crate::qemu::machine::Accel;
 
     #[test]
     fn clean_line_drops_control_characters() {

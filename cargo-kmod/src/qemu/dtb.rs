@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::fdt::{self, Node};
-use crate::qemu::machine::Machine;
-use crate::qemu::protocol::random_bytes;
-use crate::shell::Shell;
+use crate::guest::protocol::random_bytes;
 use crate::kernel::home::Home;
 use crate::kernel::Arch;
+use crate::qemu::machine::Machine;
+use crate::shell::Shell;
 
 /// The `-dtb` of a boot of `machine`: its own tree (a board's), else the compact one written
 /// into `dir`, else `None` (qemu's own tree).

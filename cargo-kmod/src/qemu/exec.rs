@@ -11,13 +11,14 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::error::UserError;
-use crate::qemu::boot::{self, BootEnd};
-use crate::qemu::guest::{guest_modules, module_files, GuestPlan, Step, Then, When};
+use crate::guest::modules::KoModule;
+use crate::guest::plan::{guest_modules, module_files, GuestPlan, Step, Then, When};
+use crate::guest::protocol::Event;
+use crate::guest::run::BootEnd;
+use crate::guest::transcript::StepState;
+use crate::qemu::boot;
 use crate::qemu::machine::Machine;
-use crate::qemu::modules::KoModule;
-use crate::qemu::protocol::Event;
 use crate::qemu::session::{self, Seen};
-use crate::qemu::transcript::StepState;
 use crate::shell::Shell;
 
 /// The plan of a `run` boot: load `modules` in order (stopping at the first that fails),

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::qemu::tools;
 use crate::kernel::board::BoardMachine;
 use crate::kernel::{Arch, KernelTree};
+use crate::qemu::tools;
 
 /// How qemu executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

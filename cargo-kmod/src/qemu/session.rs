@@ -13,18 +13,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::qemu::boot::{self, Boot, BootEnd, BootLog, Flow, Recv, RunningBoot};
+use crate::guest::plan::{FileSource, GuestPlan, Then};
+use crate::guest::protocol::{Event, Source, Token};
+use crate::guest::run::{BootEnd, BootLog, GuestRun};
+use crate::guest::transcript::Transcript;
+use crate::kernel::home::Home;
+use crate::qemu::boot::{self, Boot, Flow, Recv, RunningBoot};
 use crate::qemu::dtb;
-use crate::qemu::guest::{FileSource, GuestPlan, Then};
 use crate::qemu::initramfs::Initramfs;
 use crate::qemu::machine::{Channel, Machine};
-use crate::qemu::protocol::{Event, Source, Token};
 use crate::qemu::reaper;
 use crate::qemu::snapshot;
 use crate::qemu::tools;
-use crate::qemu::transcript::Transcript;
 use crate::shell::Shell;
-use crate::kernel::home::Home;
 
 /// What the caller sees while the guest runs.
 #[derive(Debug, Clone, Copy)]
@@ -33,13 +34,6 @@ pub enum Seen<'a> {
     Console(&'a str),
     /// A protocol event (kernel log records included).
     Event(&'a Event),
-}
-
-/// One finished guest boot.
-#[derive(Debug, Clone)]
-pub struct GuestRun {
-    pub transcript: Transcript,
-    pub boot: BootLog,
 }
 
 impl GuestRun {

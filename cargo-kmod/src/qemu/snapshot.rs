@@ -34,16 +34,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::qemu::boot::{Boot, Recv};
-use crate::qemu::dtb;
-use crate::qemu::guest::{GuestPlan, Then};
-use crate::qemu::initramfs::Initramfs;
-use crate::qemu::machine::{Accel, Channel, Machine};
-use crate::qemu::protocol::{random_bytes, Source};
-use crate::qemu::reaper;
-use crate::shell::Shell;
+use crate::guest::plan::{GuestPlan, Then};
+use crate::guest::protocol::{random_bytes, Source};
 use crate::kernel::home::Home;
 use crate::kernel::Arch;
+use crate::qemu::boot::{Boot, Recv};
+use crate::qemu::dtb;
+use crate::qemu::initramfs::Initramfs;
+use crate::qemu::machine::{Accel, Channel, Machine};
+use crate::qemu::reaper;
+use crate::shell::Shell;
 
 /// The run disk's size, the same for the template and every run (the guest knows the size
 /// from its boot): a run whose files do not fit boots cold.

@@ -27,10 +27,10 @@ use serde::Serialize;
 use xshell::cmd;
 
 use crate::error::UserError;
-use crate::shell::Shell;
-use crate::ship::package::{ar, deb_arch, deb_name, source_date_epoch};
 use crate::kernel::toolchain::Toolchain;
 use crate::kernel::{Arch, KernelTree};
+use crate::shell::Shell;
+use crate::ship::package::{ar, deb_arch, deb_name, source_date_epoch};
 
 /// What `export` wrote.
 #[derive(Debug, Clone, Serialize)]

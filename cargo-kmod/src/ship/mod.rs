@@ -27,9 +27,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::kernel::KernelTree;
 use crate::ko::{self, Compression, KoFile};
 use crate::shell::Shell;
-use crate::kernel::KernelTree;
 
 pub use sign::SigningKey;
 
@@ -148,7 +148,9 @@ pub fn load_key(
     let cert = cert
         .map(Path::to_path_buf)
         .unwrap_or_else(|| tree.dir.join("certs/signing_key.x509"));
-    let pin = crate::env::Env::get().var("KBUILD_SIGN_PIN").map(str::to_string);
+    let pin = crate::env::Env::get()
+        .var("KBUILD_SIGN_PIN")
+        .map(str::to_string);
     SigningKey::load(shell, &key, &cert, pin.as_deref())
 }
 

@@ -150,13 +150,7 @@ pub fn install_dir(value: &str) -> Result<()> {
 pub fn control_text(value: &str) -> Option<String> {
     let spaced: String = value
         .chars()
-        .map(|c| {
-            if crate::ko::printable::needs_escape(c) {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if crate::text::needs_escape(c) { ' ' } else { c })
         .collect();
     let out = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
     (!out.is_empty()).then_some(out)

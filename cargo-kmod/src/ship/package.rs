@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::kernel::{Arch, KernelTree};
 use crate::ko::{printable, KoFile};
 use crate::ship::{module_dir, names, Prepared};
-use crate::kernel::{Arch, KernelTree};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]

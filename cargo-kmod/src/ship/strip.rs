@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::shell::Shell;
 use crate::kernel::KernelTree;
+use crate::shell::Shell;
 
 /// The `strip` program for a tree: its toolchain's, as kbuild's `$(STRIP)`.
 pub fn strip_program(tree: &KernelTree) -> String {

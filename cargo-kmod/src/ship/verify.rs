@@ -10,9 +10,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::kernel::KernelTree;
 use crate::ko::{machine_name, printable, KoFile, Module};
 use crate::ship::symvers::{Exported, Symvers};
-use crate::kernel::KernelTree;
 
 /// One reason the kernel would refuse the module (or a warning it would print).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,10 +1,10 @@
 //! The host's record of one guest boot, built line by line from the protocol
-//! ([`crate::qemu::protocol`]): each step's state, output, exit status and taint, the kernel
+//! ([`crate::guest::protocol`]): each step's state, output, exit status and taint, the kernel
 //! log records by sequence number, and the sync records that cut the log into steps.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::qemu::protocol::{self, Event, LogRecord, Source, Token};
+use crate::guest::protocol::{self, Event, LogRecord, Source, Token};
 
 /// Where a step got to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

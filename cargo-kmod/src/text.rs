@@ -1,3 +1,6 @@
+//! Text shown to the user: the one escaper of untrusted text, and the one "did you mean"
+//! matcher.
+//!
 //! Untrusted text on a terminal. Everything inside a `.ko` (`.modinfo` values, symbol names,
 //! the signer) is attacker-controlled; printed raw, a newline or carriage return draws a fake
 //! line (`signer: Trusted Vendor`), an ANSI escape recolours or erases the screen, and a Unicode
@@ -41,6 +44,26 @@ pub fn printable(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The candidate closest to a misspelled `key` (Jaro-Winkler similarity above `threshold`),
+/// for "did you mean" hints.
+pub fn nearest_with<'a>(
+    key: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    threshold: f64,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|v| (strsim::jaro_winkler(key, v), v))
+        .filter(|(s, _)| *s > threshold)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v)
+}
+
+/// [`nearest_with`] at the threshold of names a person types (keys, boards, features).
+pub fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    nearest_with(key, valid.iter().copied(), 0.7)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::qemu::ktap::{self, Outcome};
+use crate::guest::ktap::{self, Outcome};
 
 /// A step to judge.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -24,30 +24,31 @@ pub struct KoModule {
 }
 
 impl KoModule {
-    /// Read a `.ko`, checking that it is a kernel module for `arch`.
+    /// Read a `.ko` (through the one reader, [`crate::ko::read`]), checking that it is a
+    /// kernel module for `arch`.
     pub fn read(ko: &Path, arch: Arch) -> Result<KoModule> {
-        let data = match std::fs::read(ko) {
-            Ok(d) => d,
-            Err(e) => crate::bail_user!(
-                "cannot read module `{}`: {}",
-                ko.display(),
-                crate::ko::io_reason(&e)
-            ),
-        };
-        let module = match crate::ko::parse(&data) {
-            Ok(m) => m,
-            Err(e) if e == "not an ELF file" => crate::bail_user!(
+        use crate::ko::{KoError, ParseError};
+        let module = match crate::ko::read(ko) {
+            Ok(k) => k.module,
+            Err(KoError::Parse {
+                source: ParseError::NotElf,
+                ..
+            }) => crate::bail_user!(
                 "`{}` is not a kernel module: it is not an ELF file", ko.display();
                 hint = "pass the `.ko` that `cargo kmod build` or kbuild produced"
             ),
-            Err(e) if e == "no `.modinfo` section" || e.starts_with("not a relocatable") => {
-                crate::bail_user!(
-                    "`{}` is not a kernel module: {}", ko.display(),
-                    if e.starts_with("not a relocatable") { "it is not a relocatable object" } else { "it has no `.modinfo` section" };
-                    hint = "pass the linked `.ko`, not an object file or a program"
-                )
+            Err(KoError::Parse {
+                source: e @ (ParseError::NoModinfo | ParseError::NotRelocatable),
+                ..
+            }) => crate::bail_user!(
+                "`{}` is not a kernel module: {}", ko.display(),
+                if e == ParseError::NotRelocatable { "it is not a relocatable object" } else { "it has no `.modinfo` section" };
+                hint = "pass the linked `.ko`, not an object file or a program"
+            ),
+            Err(KoError::Io { reason, .. }) => {
+                crate::bail_user!("cannot read module `{}`: {}", ko.display(), reason)
             }
-            Err(e) => crate::bail_user!("`{}` is not a valid kernel module: {}", ko.display(), e),
+            Err(e) => return Err(crate::error::UserError::new(e.to_string()).into()),
         };
         if module.machine != arch.elf_machine() {
             crate::bail_user!(

@@ -1,0 +1,311 @@
+//! What a guest does, as data: a [`GuestPlan`] is the files to put in the guest, a list of
+//! typed [`Step`]s (load a module, unload it, run a shell snippet), each with a condition,
+//! an optional settle time, and what comes after ([`Then`]). qemu renders it as the `/init`
+//! busybox script (`qemu::script`), which reports on the protocol of [`crate::guest::protocol`];
+//! deploy runs the same kind of steps on a board.
+//!
+//! Each step runs its command with output to a file, then writes a sync record into
+//! `/dev/kmsg`, then reports the output, the exit status and `/proc/sys/kernel/tainted`. The
+//! kernel log itself is streamed from `/dev/kmsg` by a background forwarder from the first
+//! record on, so nothing is cleared and the user's `dmesg` sees everything; the host cuts the
+//! stream into steps at the sync records.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::process::shell_word as quote;
+
+/// A module to load in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestModule {
+    /// The module name (`hello`), used by `rmmod`.
+    pub name: String,
+    /// Where the `.ko` sits in the initramfs (`/kmod/hello.ko`).
+    pub guest_path: String,
+    /// `name=value` module parameters.
+    pub params: Vec<String>,
+}
+
+/// The guest's view of modules to load: each under `/kmod/<name>.ko`, with its parameters.
+pub fn guest_modules(modules: &[crate::guest::modules::KoModule]) -> Vec<GuestModule> {
+    modules
+        .iter()
+        .map(|m| GuestModule {
+            name: m.name.clone(),
+            guest_path: format!("/kmod/{}.ko", m.name),
+            params: m.params.clone(),
+        })
+        .collect()
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `insmod PATH PARAMS...`.
+    Load {
+        module: String,
+        path: String,
+        params: Vec<String>,
+    },
+    /// `rmmod MODULE`.
+    Unload { module: String },
+    /// A busybox `sh` snippet, run in a subshell with `/sys` mounted. `name` labels it in
+    /// reports. `applets`: it may call any busybox applet (the guest then runs
+    /// `busybox --install` first); without, it uses shell builtins and the base applets only.
+    Shell {
+        name: String,
+        script: String,
+        applets: bool,
+    },
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// Only when each listed step ran and exited 0. Steps are named as [`Step::name`]
+    /// says (`hello (load)`); a name means the latest earlier step of that name, so steps
+    /// can be inserted anywhere without renumbering. A name no earlier step has never
+    /// succeeds.
+    AllOk(Vec<String>),
+    /// Only when no step before it failed (fail-fast loading).
+    NothingFailed,
+}
+
+/// One typed step of a guest script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub when: When,
+}
+
+impl Step {
+    pub fn load(m: &GuestModule) -> Step {
+        Step {
+            action: Action::Load {
+                module: m.name.clone(),
+                path: m.guest_path.clone(),
+                params: m.params.clone(),
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn unload(module: &str) -> Step {
+        Step {
+            action: Action::Unload {
+                module: module.to_string(),
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn shell(name: &str, script: &str) -> Step {
+        Step {
+            action: Action::Shell {
+                name: name.to_string(),
+                script: script.to_string(),
+                applets: true,
+            },
+            when: When::Always,
+        }
+    }
+
+    /// A shell step of builtins (and the base applets) only: it spares the guest
+    /// `busybox --install`, tens of milliseconds under TCG.
+    pub fn builtins(name: &str, script: &str) -> Step {
+        Step {
+            action: Action::Shell {
+                name: name.to_string(),
+                script: script.to_string(),
+                applets: false,
+            },
+            when: When::Always,
+        }
+    }
+
+    pub fn when(mut self, when: When) -> Step {
+        self.when = when;
+        self
+    }
+
+    /// How reports name the step: `hello (load)`, `hello (unload)`, or the shell step's name.
+    pub fn name(&self) -> String {
+        match &self.action {
+            Action::Load { module, .. } => format!("{module} (load)"),
+            Action::Unload { module } => format!("{module} (unload)"),
+            Action::Shell { name, .. } => name.clone(),
+        }
+    }
+
+    /// The module a load or unload step is about.
+    pub fn module(&self) -> Option<&str> {
+        match &self.action {
+            Action::Load { module, .. } | Action::Unload { module } => Some(module),
+            Action::Shell { .. } => None,
+        }
+    }
+
+    /// The program the step runs, for messages (`insmod`, `rmmod`, `sh`).
+    pub fn program(&self) -> &'static str {
+        match self.action {
+            Action::Load { .. } => "insmod",
+            Action::Unload { .. } => "rmmod",
+            Action::Shell { .. } => "the step's script",
+        }
+    }
+
+    /// The shell command line that performs the step.
+    pub(crate) fn command(&self, id: usize) -> String {
+        match &self.action {
+            Action::Load { path, params, .. } => {
+                let mut cmd = vec!["insmod".to_string(), quote(path)];
+                cmd.extend(params.iter().map(|p| quote(p)));
+                cmd.join(" ")
+            }
+            Action::Unload { module } => format!("rmmod {}", quote(module)),
+            Action::Shell { .. } => format!("c{id}"),
+        }
+    }
+
+    /// Whether the step runs, given the steps before it and their exit statuses (`None`:
+    /// did not run).
+    pub fn runs(&self, earlier: &[Step], statuses: &[Option<i32>]) -> bool {
+        match &self.when {
+            When::Always => true,
+            When::AllOk(names) => names.iter().all(|n| {
+                find_earlier(earlier, n).and_then(|i| statuses.get(i).copied().flatten()) == Some(0)
+            }),
+            When::NothingFailed => statuses.iter().flatten().all(|rc| *rc == 0),
+        }
+    }
+}
+
+/// The index of the latest step in `earlier` named `name`.
+pub(crate) fn find_earlier(earlier: &[Step], name: &str) -> Option<usize> {
+    earlier.iter().rposition(|s| s.name() == name)
+}
+
+/// What the guest does after its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    /// Report the end; the host powers the guest off (kills qemu).
+    PowerOff,
+    /// `run --exec`: when no step failed, run this command under `sh -c` in `/root`, its
+    /// output and exit status on the protocol.
+    Exec(String),
+    /// `run`: a login shell on the console (no protocol: the terminal is the guest's).
+    Shell,
+    /// A long-running guest: report `ready` and keep running until the host kills it.
+    Wait,
+}
+
+/// A file for the initramfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// Copied from the host.
+    Host(PathBuf),
+    Bytes(Vec<u8>),
+    /// A host program and the shared libraries `ldd` says it needs (glibc userspace such as
+    /// kmod's tools or an sshd).
+    Program(PathBuf),
+    /// A symbolic link to this target.
+    Symlink(String),
+}
+
+/// A file for the initramfs at `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    pub guest_path: String,
+    pub source: FileSource,
+    /// Permission bits (`0o644`).
+    pub mode: u32,
+}
+
+/// Everything a guest boot does.
+#[derive(Debug, Clone)]
+pub struct GuestPlan {
+    pub files: Vec<GuestFile>,
+    pub steps: Vec<Step>,
+    /// After the steps (when not interactive), wait this long, then check the log and
+    /// taint once more: a timer or work item a module left armed fires in this window.
+    pub settle: Option<Duration>,
+    pub then: Then,
+    /// Extra kernel command-line arguments.
+    pub cmdline: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl Default for GuestPlan {
+    fn default() -> Self {
+        GuestPlan {
+            files: Vec::new(),
+            steps: Vec::new(),
+            settle: None,
+            then: Then::PowerOff,
+            cmdline: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How long a test boot waits after the last step before its final check.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+impl GuestPlan {
+    /// The usual test plan: load `modules` in order (with `fail_fast`, a load failure stops
+    /// the loads after it), unload the loaded ones in reverse order, settle, power off.
+    pub fn test(modules: &[crate::guest::modules::KoModule], fail_fast: bool) -> GuestPlan {
+        let guests = guest_modules(modules);
+        let mut steps = Vec::new();
+        for m in &guests {
+            let when = if fail_fast {
+                When::NothingFailed
+            } else {
+                When::Always
+            };
+            steps.push(Step::load(m).when(when));
+        }
+        for m in guests.iter().rev() {
+            let load = Step::load(m).name();
+            steps.push(Step::unload(&m.name).when(When::AllOk(vec![load])));
+        }
+        GuestPlan {
+            files: module_files(modules),
+            steps,
+            settle: Some(SETTLE),
+            ..GuestPlan::default()
+        }
+    }
+
+    /// Whether the protocol is in use (every mode but the interactive shell).
+    pub fn reports(&self) -> bool {
+        self.then != Then::Shell
+    }
+}
+
+/// The initramfs files of `modules`: each `.ko` at its [`guest_modules`] path.
+pub fn module_files(modules: &[crate::guest::modules::KoModule]) -> Vec<GuestFile> {
+    modules
+        .iter()
+        .zip(guest_modules(modules))
+        .map(|(m, g)| GuestFile {
+            guest_path: g.guest_path,
+            source: FileSource::Host(m.ko.clone()),
+            mode: 0o644,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("/kmod/a.ko"), "/kmod/a.ko");
+        assert_eq!(quote("greeting=hi there"), "'greeting=hi there'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+}
