@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cargo_kmod::deploy::testboard::{BoardSpec, TestBoard};
+use cargo_kmod::kernel::home::Home;
+use cargo_kmod::kernel::resolve;
+use cargo_kmod::kernel::{Arch, ToolChoice};
 use cargo_kmod::shell::{ColorChoice, MessageFormat, Shell, Verbosity};
-use cargo_kmod::tree::home::Home;
-use cargo_kmod::tree::resolve;
-use cargo_kmod::tree::{Arch, ToolChoice};
 
 fn main() -> Result<()> {
     let mut key = None;

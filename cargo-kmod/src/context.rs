@@ -58,7 +58,7 @@ impl Session {
 pub fn rustc_version(program: &str) -> Option<String> {
     let key = rustc_identity(program);
     let cache = Home::from_env().ok().map(|h| {
-        h.root.join("rustc").join(format!(
+        h.rustc_cache_dir().join(format!(
             "{}.txt",
             &crate::fsutil::sha256_hex(key.as_bytes())[..16]
         ))

@@ -17,8 +17,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cargo_kmod::deploy::testboard::{BoardSpec, TestBoard};
+use cargo_kmod::kernel::KernelTree;
 use cargo_kmod::shell::Shell;
-use cargo_kmod::tree::KernelTree;
 use common::*;
 
 static BOARDS: Mutex<()> = Mutex::new(());

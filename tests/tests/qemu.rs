@@ -372,8 +372,9 @@ fn a_hanging_guest_is_killed_at_the_timeout() {
 #[test]
 fn a_boot_that_says_nothing_is_killed_at_its_first_line_limit() {
     // What keeps a resumed snapshot that does not run from costing the whole timeout.
-    use cargo_kmod::qemu::{boot::BootEnd, Accel, Boot, Machine};
-    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree("arm64")).unwrap();
+    use cargo_kmod::guest::run::BootEnd;
+    use cargo_kmod::qemu::{Accel, Boot, Machine};
+    let tree = cargo_kmod::kernel::KernelTree::open(&dev_tree("arm64")).unwrap();
     let mut machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
     // Paused from the start: not one line ever comes.
     machine.extra_args.push("-S".into());
@@ -761,9 +762,10 @@ fn a_work_item_firing_after_unload_fails() {
 }
 
 /// The library's test boot of `kos` on `arch`, optionally with the protocol on the console.
-fn library_test(arch: &str, kos: &[&Path], shared: bool) -> cargo_kmod::qemu::testrun::TestReport {
-    use cargo_kmod::qemu::{modules::KoModule, testrun, Accel, Machine};
-    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree(arch)).unwrap();
+fn library_test(arch: &str, kos: &[&Path], shared: bool) -> cargo_kmod::guest::verdict::TestReport {
+    use cargo_kmod::guest::modules::KoModule;
+    use cargo_kmod::qemu::{testrun, Accel, Machine};
+    let tree = cargo_kmod::kernel::KernelTree::open(&dev_tree(arch)).unwrap();
     let mut machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
     if shared {
         machine = machine.with_shared_console();
@@ -777,13 +779,13 @@ fn library_test(arch: &str, kos: &[&Path], shared: bool) -> cargo_kmod::qemu::te
         &shell,
         &machine,
         &modules,
-        &testrun::TestOptions::default(),
+        &cargo_kmod::guest::verdict::TestOptions::default(),
         |_| {},
     )
     .unwrap()
 }
 
-fn verdicts(r: &cargo_kmod::qemu::testrun::TestReport) -> Vec<(String, &'static str)> {
+fn verdicts(r: &cargo_kmod::guest::verdict::TestReport) -> Vec<(String, &'static str)> {
     r.cases
         .iter()
         .map(|c| (c.name.clone(), c.verdict.word()))
@@ -822,9 +824,10 @@ fn a_shared_console_tells_the_same_story() {
 
 #[test]
 fn steps_the_guest_never_reports_fail() {
-    use cargo_kmod::qemu::{run_plan, testrun, Accel, GuestPlan, Machine, Step};
+    use cargo_kmod::guest::{GuestPlan, Step};
+    use cargo_kmod::qemu::{run_plan, Accel, Machine};
     for arch in ARCHES {
-        let tree = cargo_kmod::tree::KernelTree::open(&dev_tree(arch)).unwrap();
+        let tree = cargo_kmod::kernel::KernelTree::open(&dev_tree(arch)).unwrap();
         let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
         // The guest powers off in the middle of its script, a moment after the first step
         // (so that step's log, up to its sync record, is out before the guest dies: a step
@@ -841,7 +844,12 @@ fn steps_the_guest_never_reports_fail() {
         let shell = cargo_kmod::shell::Shell::plain();
         let run = run_plan(&shell, &machine, &plan, |_| {}).unwrap();
         assert!(!run.complete(), "{arch}");
-        let (cases, _) = testrun::judge(&run, &plan, &[], &testrun::TestOptions::default());
+        let (cases, _) = cargo_kmod::guest::verdict::judge(
+            &run,
+            &plan,
+            &[],
+            &cargo_kmod::guest::verdict::TestOptions::default(),
+        );
         let failed: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(failed, ["power off"], "{arch}: {cases:?}");
         assert!(
@@ -853,8 +861,9 @@ fn steps_the_guest_never_reports_fail() {
 
 #[test]
 fn a_background_guest_is_ready_and_dies_with_its_handle() {
-    use cargo_kmod::qemu::{spawn_plan, Accel, GuestPlan, Machine, Step, Then};
-    let tree = cargo_kmod::tree::KernelTree::open(&dev_tree("x86_64")).unwrap();
+    use cargo_kmod::guest::{GuestPlan, Step, Then};
+    use cargo_kmod::qemu::{spawn_plan, Accel, Machine};
+    let tree = cargo_kmod::kernel::KernelTree::open(&dev_tree("x86_64")).unwrap();
     let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
     let plan = GuestPlan {
         steps: vec![Step::shell("up", "echo up")],

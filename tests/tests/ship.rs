@@ -1768,8 +1768,8 @@ fn artifacts_and_generated_files_get_ordinary_modes() {
 // ---- in the guest: qemu booted with module.sig_enforce=1 ----
 
 /// Every file and symlink under `stage`, as initramfs files at the same guest path.
-fn stage_files(stage: &Path) -> Vec<cargo_kmod::qemu::GuestFile> {
-    use cargo_kmod::qemu::{FileSource, GuestFile};
+fn stage_files(stage: &Path) -> Vec<cargo_kmod::guest::GuestFile> {
+    use cargo_kmod::guest::{FileSource, GuestFile};
     fn walk(root: &Path, dir: &Path, out: &mut Vec<GuestFile>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let path = e.path();
@@ -1804,10 +1804,11 @@ fn boot_steps(
     arch: &str,
     stage: &Path,
     real_kmod: bool,
-    steps: Vec<cargo_kmod::qemu::Step>,
-) -> cargo_kmod::qemu::GuestRun {
-    use cargo_kmod::qemu::{run_plan, Accel, FileSource, GuestFile, GuestPlan, Machine};
-    let tree = cargo_kmod::tree::KernelTree::open(&built(arch).tree).unwrap();
+    steps: Vec<cargo_kmod::guest::Step>,
+) -> cargo_kmod::guest::run::GuestRun {
+    use cargo_kmod::guest::{FileSource, GuestFile, GuestPlan};
+    use cargo_kmod::qemu::{run_plan, Accel, Machine};
+    let tree = cargo_kmod::kernel::KernelTree::open(&built(arch).tree).unwrap();
     let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
     let mut files = stage_files(stage);
     if real_kmod {
@@ -1838,7 +1839,7 @@ fn boot_steps(
 }
 
 fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
-    use cargo_kmod::qemu::Step;
+    use cargo_kmod::guest::Step;
     let b = built(arch);
     let t = scratch();
     let stage = t.path().join("stage");

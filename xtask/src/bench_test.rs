@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::kmod_home;
+use crate::layout::Home;
+
 const RUNS: usize = 21;
 
 struct Arch {
@@ -61,25 +64,16 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn kmod_home() -> PathBuf {
-    std::env::var_os("CARGO_KMOD_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod")
-        })
-}
-
 /// The prepared dev tree of `arch` (a `trees/<arch>-*` dir with its stamp file).
 fn dev_tree(arch: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(kmod_home().join("trees"))
+    let mut found: Vec<PathBuf> = std::fs::read_dir(kmod_home().trees_dir())
         .ok()?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{arch}-")))
-                && p.join("cargo-kmod-tree.json").is_file()
+                && Home::is_prepared(p)
         })
         .collect();
     found.sort();
@@ -203,7 +197,7 @@ pub fn run() -> Result<()> {
         let work = tempdir(arch.name)?;
         let busybox = match arch.busybox {
             Some(p) => PathBuf::from(p),
-            None => kmod_home().join("busybox").join(arch.name).join("busybox"),
+            None => kmod_home().busybox(arch.name),
         };
         let initrd = plain_initramfs(&busybox, &ko, &work)?;
         let image = tree.join(arch.image);

@@ -13,8 +13,26 @@
 mod bench_build;
 mod bench_deploy;
 mod bench_test;
+/// `$CARGO_KMOD_HOME`'s layout: cargo-kmod's own file (std only), so set-up, benchmarks and
+/// the tool agree on every path.
+#[path = "../../cargo-kmod/src/kernel/layout.rs"]
+#[allow(dead_code)]
+mod layout;
 mod rootfs;
 mod setup;
+
+/// `$CARGO_KMOD_HOME` (default `~/.cargo-kmod`), as cargo-kmod finds it.
+pub(crate) fn kmod_home() -> layout::Home {
+    let var = |k: &str| std::env::var_os(k).map(std::path::PathBuf::from);
+    layout::Home::locate(var("CARGO_KMOD_HOME"), var("HOME")).unwrap_or_else(|| layout::Home {
+        root: ".cargo-kmod".into(),
+    })
+}
+
+/// A set-up step, as a status line.
+pub(crate) fn step(msg: &str) {
+    eprintln!("\x1b[1;32m{:>12}\x1b[0m {msg}", "Setup");
+}
 
 use anyhow::Result;
 

@@ -40,8 +40,8 @@ const LOADER: &str = "lib/ld-linux-aarch64.so.1";
 
 pub const STAMP: &str = "cargo-kmod-rootfs.json";
 
-pub fn dir(home: &Path) -> PathBuf {
-    home.join("rootfs").join("arm64-sshd")
+pub fn dir(home: &crate::layout::Home) -> PathBuf {
+    home.rootfs("arm64-sshd")
 }
 
 fn stamp_text() -> String {
@@ -50,13 +50,17 @@ fn stamp_text() -> String {
 
 /// Make the tree unless it is there with the same packages. `update` runs `apt-get update`
 /// once, when something must be fetched.
-pub fn ensure(sh: &Shell, home: &Path, update: &dyn Fn(&Shell) -> Result<()>) -> Result<()> {
+pub fn ensure(
+    sh: &Shell,
+    home: &crate::layout::Home,
+    update: &dyn Fn(&Shell) -> Result<()>,
+) -> Result<()> {
     let dest = dir(home);
     if std::fs::read_to_string(dest.join(STAMP)).is_ok_and(|s| s == stamp_text()) {
         return Ok(());
     }
     update(sh)?;
-    crate::setup::step("getting dropbear-bin:arm64 and its libraries for the deploy tests' board");
+    crate::step("getting dropbear-bin:arm64 and its libraries for the deploy tests' board");
     let work = tempfile::tempdir()?;
     let debs = work.path().join("debs");
     std::fs::create_dir_all(&debs)?;

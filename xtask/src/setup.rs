@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::{kmod_home as home, step};
+
 /// Debian packages the kernel builds, bindgen and the kmod tools need.
 const PACKAGES: &[&str] = &[
     "clang-19",
@@ -44,19 +46,6 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/cargo-kmod.sources";
 const PREFS_FILE: &str = "/etc/apt/preferences.d/cargo-kmod";
 const SOURCES: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports trixie trixie-backports sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 const BINDGEN_MIN: (u32, u32, u32) = (0, 71, 1);
-
-pub(crate) fn step(msg: &str) {
-    eprintln!("\x1b[1;32m{:>12}\x1b[0m {msg}", "Setup");
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("CARGO_KMOD_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo-kmod")
-        })
-}
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
@@ -198,7 +187,7 @@ pub fn setup(sh: &Shell) -> Result<()> {
         .context("rustc is not installed")?;
     let (a, b, c) = version3(&rustc).context("cannot parse `rustc --version`")?;
     let ver = format!("{a}.{b}.{c}");
-    let dest = home().join("rust-src").join(&ver);
+    let dest = home().rust_src_root(&ver);
     if !dest
         .join("usr/lib/rustlib/src/rust/library/core/src/lib.rs")
         .is_file()
@@ -223,13 +212,13 @@ pub fn setup(sh: &Shell) -> Result<()> {
     }
 
     // 5. A static busybox for each guest arch.
-    let bb_x86 = home().join("busybox/x86_64/busybox");
+    let bb_x86 = home().busybox("x86_64");
     if !bb_x86.is_file() {
         step("copying the x86_64 busybox");
         std::fs::create_dir_all(bb_x86.parent().unwrap())?;
         std::fs::copy("/bin/busybox", &bb_x86).context("busybox-static is not installed")?;
     }
-    let bb_arm = home().join("busybox/arm64/busybox");
+    let bb_arm = home().busybox("arm64");
     if !bb_arm.is_file() {
         update(sh)?;
         step("getting busybox-static:arm64");

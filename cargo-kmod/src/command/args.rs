@@ -184,3 +184,48 @@ impl ShipArgs {
         }
     }
 }
+
+/// The modules a boot or a deploy takes instead of building packages, and their parameters
+/// (`test`, `run`, `deploy`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KoArgs {
+    /// Use these already-built `.ko` files instead of building packages
+    #[arg(long = "ko", value_name = "PATH")]
+    pub ko: Vec<PathBuf>,
+    /// A module parameter, `name=value` (`module.name=value` with several modules)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+/// What a qemu boot of `test` and `run` gets besides its modules.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BootArgs {
+    /// Test devices for this run, besides the packages' own: a TOML file of `[[devices]]`
+    /// tables, or a `.dtso` overlay
+    #[arg(long = "device", value_name = "FILE")]
+    pub devices: Vec<PathBuf>,
+    /// Kill the guest after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Extra kernel command-line arguments
+    #[arg(last = true, value_name = "KERNEL_ARGS")]
+    pub kernel_args: Vec<String>,
+}
+
+impl BootArgs {
+    /// `--timeout` as a duration: at least a second, at most a day (a larger value would
+    /// overflow the clock arithmetic and means "no limit" to nobody).
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout.clamp(1, 86_400))
+    }
+
+    /// The guest set-up of these arguments and `ko`, built with `build`.
+    pub fn guest(&self, ko: &KoArgs, build: BuildOptions) -> crate::ops::test::GuestModules {
+        crate::ops::test::GuestModules {
+            ko: ko.ko.clone(),
+            params: ko.params.clone(),
+            build,
+            devices: self.devices.clone(),
+        }
+    }
+}

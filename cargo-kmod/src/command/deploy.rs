@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
+use crate::command::args::{BuildArgs, KdirArgs, KoArgs, PackageSelect};
 use crate::context::Session;
 use crate::deploy::check::Mode;
 use crate::deploy::host::{escape, Destination};
@@ -26,13 +26,8 @@ pub struct DeployCmd {
     pub packages: PackageSelect,
     #[command(flatten)]
     pub build: BuildArgs,
-    /// Deploy these already-built `.ko` files instead of building packages (checked against
-    /// the tree of `--kdir`/`--target` when one is given)
-    #[arg(long = "ko", value_name = "PATH")]
-    pub ko: Vec<PathBuf>,
-    /// A module parameter, `name=value` (`module.name=value` with several modules)
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    #[command(flatten)]
+    pub ko: KoArgs,
     /// Install into `/lib/modules/<release>/updates`, run `depmod -a`, load with `modprobe`
     #[arg(long)]
     pub install: bool,
@@ -62,7 +57,7 @@ impl DeployCmd {
             select: self.packages.selection(),
             trees: self.kdir.selection()?,
             build: self.build.options(false),
-            ko: self.ko.clone(),
+            ko: self.ko.ko.clone(),
             deploy: Request {
                 dest: Destination::default(),
                 ssh: SshOptions {
@@ -74,7 +69,7 @@ impl DeployCmd {
                 } else {
                     Mode::Insmod
                 },
-                params: self.params.clone(),
+                params: self.ko.params.clone(),
                 exec: self.exec.clone(),
                 follow: self.follow,
                 unload_on_exit: self.unload_on_exit,

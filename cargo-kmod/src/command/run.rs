@@ -2,16 +2,12 @@
 //! hand the terminal to a guest shell or run one command (`--exec`) and return its output
 //! and exit status.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Result;
 
-use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
+use crate::command::args::{BootArgs, BuildArgs, KdirArgs, KoArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::UserError;
 use crate::ops::run::RunRequest;
-use crate::ops::test::GuestModules;
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
@@ -24,37 +20,20 @@ pub struct RunCmd {
     /// Run this shell command in the guest and exit with its status, instead of a shell
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
-    /// A module parameter, `name=value` (`module.name=value` with several modules)
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
-    /// Boot with these already-built `.ko` files instead of building packages
-    #[arg(long = "ko", value_name = "PATH")]
-    pub ko: Vec<PathBuf>,
-    /// Devices for this run, besides the packages' own: a TOML file of `[[devices]]`
-    /// tables, or a `.dtso` overlay
-    #[arg(long = "device", value_name = "FILE")]
-    pub devices: Vec<PathBuf>,
-    /// With `--exec`: kill the guest after this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub timeout: u64,
-    /// Extra kernel command-line arguments
-    #[arg(last = true, value_name = "KERNEL_ARGS")]
-    pub kernel_args: Vec<String>,
+    #[command(flatten)]
+    pub ko: KoArgs,
+    #[command(flatten)]
+    pub boot: BootArgs,
 }
 
 impl RunCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
         let req = RunRequest {
-            guest: GuestModules {
-                ko: self.ko.clone(),
-                params: self.params.clone(),
-                build: self.build.options(false),
-                devices: self.devices.clone(),
-            },
+            guest: self.boot.guest(&self.ko, self.build.options(false)),
             exec: self.exec.clone(),
-            kernel_args: self.kernel_args.clone(),
-            timeout: Duration::from_secs(self.timeout.max(1)),
+            kernel_args: self.boot.kernel_args.clone(),
+            timeout: self.boot.timeout(),
         };
         let verbose = shell.is_verbose();
         let code = crate::ops::run::run(

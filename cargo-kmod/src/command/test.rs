@@ -7,18 +7,15 @@
 //! `--message-format json` every case is one JSON object (`{"type":"test","event":"ok",...}`)
 //! followed by one `{"type":"suite",...}` summary.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Result;
 use serde_json::json;
 
-use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
+use crate::command::args::{BootArgs, BuildArgs, KdirArgs, KoArgs, PackageSelect};
 use crate::context::Session;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::guest::verdict::{self, TestOptions, TestReport, Verdict};
 use crate::kernel::KernelTree;
-use crate::ops::test::{GuestModules, TestRequest};
+use crate::ops::test::TestRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct TestCmd {
@@ -31,41 +28,25 @@ pub struct TestCmd {
     /// Only report cases whose `suite::case` name contains FILTER
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
-    /// Kill the guest after this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub timeout: u64,
     /// Load every module even after one failed to load
     #[arg(long)]
     pub no_fail_fast: bool,
-    /// Test these already-built `.ko` files instead of building packages
-    #[arg(long = "ko", value_name = "PATH")]
-    pub ko: Vec<PathBuf>,
-    /// A module parameter, `name=value` (`module.name=value` with several modules)
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
-    /// Test devices for this run: a TOML file of `[[devices]]` tables, or a `.dtso` overlay
-    #[arg(long = "device", value_name = "FILE")]
-    pub devices: Vec<PathBuf>,
-    /// Extra kernel command-line arguments
-    #[arg(last = true, value_name = "KERNEL_ARGS")]
-    pub kernel_args: Vec<String>,
+    #[command(flatten)]
+    pub ko: KoArgs,
+    #[command(flatten)]
+    pub boot: BootArgs,
 }
 
 impl TestCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
         let shell = &session.shell;
         let req = TestRequest {
-            guest: GuestModules {
-                ko: self.ko.clone(),
-                params: self.params.clone(),
-                build: self.build.options(true),
-                devices: self.devices.clone(),
-            },
+            guest: self.boot.guest(&self.ko, self.build.options(true)),
             options: TestOptions {
-                timeout: Duration::from_secs(self.timeout.max(1)),
+                timeout: self.boot.timeout(),
                 filter: self.filter.clone(),
                 no_fail_fast: self.no_fail_fast,
-                cmdline: self.kernel_args.clone(),
+                cmdline: self.boot.kernel_args.clone(),
                 ..TestOptions::default()
             },
         };

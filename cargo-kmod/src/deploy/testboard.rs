@@ -31,7 +31,7 @@ pub const ROOTFS_STAMP: &str = "cargo-kmod-rootfs.json";
 
 /// Where the arm64 ssh root file system lives.
 pub fn rootfs_dir(home: &Home) -> PathBuf {
-    home.root.join("rootfs").join("arm64-sshd")
+    home.rootfs("arm64-sshd")
 }
 
 /// The prepared root file system, or the fix.

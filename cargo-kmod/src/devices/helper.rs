@@ -25,24 +25,19 @@ const KBUILD: &str =
 /// The cache entry for `tree` (built with its own toolchain, [`KernelTree::make_args`]).
 pub fn cache_dir(home: &Home, tree: &KernelTree) -> Result<PathBuf> {
     let make_args = tree.make_args();
-    let config = std::fs::read(tree.dir.join(".config"))
-        .with_context(|| format!("cannot read `{}`", tree.dir.join(".config").display()))?;
     let symvers =
         crate::fsutil::file_identity(&tree.dir.join("Module.symvers")).unwrap_or_default();
     let key = serde_json::json!({
         "source": crate::fsutil::sha256_hex(SOURCE.as_bytes()),
         "kbuild": KBUILD,
         "tree": tree.dir,
-        "config": crate::fsutil::sha256_hex(&config),
+        "config": tree.config_key(),
         "symvers": symvers,
         "make": make_args,
         "release": tree.release,
     });
     let hash = crate::fsutil::sha256_hex(key.to_string().as_bytes());
-    Ok(home
-        .root
-        .join("devices")
-        .join(format!("{}-{}", tree.arch, &hash[..16])))
+    Ok(home.devices_dir(&format!("{}-{}", tree.arch, &hash[..16])))
 }
 
 /// The helper `.ko` for `tree`: from the cache, or built now with `make -C KDIR M=...

@@ -116,11 +116,7 @@ pub struct Probe<'a> {
 impl Probe<'_> {
     /// Where the checked result is cached: one file per tree and `.config`.
     pub fn cache(&self, tree: &KernelTree, name: &str) -> PathBuf {
-        let config_stamp = std::fs::read(tree.dir.join(".config")).unwrap_or_default();
-        let key = crate::fsutil::sha256_hex(
-            &[config_stamp, tree.dir.display().to_string().into_bytes()].concat(),
-        );
-        self.dir.join(format!("{name}-{}.txt", &key[..16]))
+        self.dir.join(format!("{name}-{}.txt", tree.config_key()))
     }
 
     /// The probed flags: from the cache `name` when it holds a `complete` answer, else from a

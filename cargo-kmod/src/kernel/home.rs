@@ -1,31 +1,6 @@
-//! `$CARGO_KMOD_HOME` (default `~/.cargo-kmod`): prepared trees, unpacked sources and
-//! rust-src, each addressed by a hash of the inputs that made it.
-//!
-//! ```text
-//! $CARGO_KMOD_HOME/
-//!   sources/<hash>/linux-.../        unpacked kernel sources (one per tarball)
-//!   trees/<arch>-<hash>/             kbuild output dirs (O=), one per set of inputs:
-//!                                    dev trees, board trees (`--board`, `--base-config`)
-//!                                    and GCC-built trees (`--cc gcc`) side by side
-//!     cargo-kmod-tree.json           written last: its presence means "prepared"
-//!     cargo-kmod-build.log           the full build log
-//!   trees/<arch>-<hash>.lock         held while a tree is prepared (never removed)
-//!   sources/<hash>.lock              held while a source is unpacked (never removed)
-//!   rust-src/<rustc version>/        Debian's rust-src, unpacked by `cargo xtask setup`
-//!   busybox/                         the static busybox the initramfs uses
-//!   macros/                          kmod-macros proc macros, per rustc
-//!   metadata/                        `cargo metadata` cache, per workspace
-//!   rustc/                           `rustc --version` cache, per rustup state
-//!   devices/<arch>-<hash>/           the test-device helper module, per tree
-//!   rootfs/                          the deploy test board's root file system
-//!   qemu/virt-<hash>.dtb             qemu's own `-M virt` device tree, compact, per qemu
-//!                                    and machine arguments
-//!   qemu/snapshots/<hash>/           a booted arm64 `virt` guest that test boots resume
-//!                                    (`state`, the template's `initramfs.cpio`, `virt.dtb`);
-//!                                    the eight most recently used are kept; `<hash>.failed`
-//!                                    notes an attempt that failed
-//!   kvm-probe.json                   whether KVM works for a tree's arch
-//! ```
+//! Prepared trees under `$CARGO_KMOD_HOME` (its layout is [`crate::kernel::layout`]): the
+//! stamp that marks a tree as prepared ([`TreeMeta`]), listing them, and the home's
+//! location from the environment.
 
 use std::path::{Path, PathBuf};
 
@@ -34,15 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernel::Arch;
 
-/// The metadata file whose presence marks a tree as prepared.
-pub const TREE_STAMP: &str = "cargo-kmod-tree.json";
-/// The full kbuild log of a tree.
-pub const TREE_LOG: &str = "cargo-kmod-build.log";
-
-#[derive(Debug, Clone)]
-pub struct Home {
-    pub root: PathBuf,
-}
+pub use crate::kernel::layout::{Home, TREE_LOG, TREE_STAMP};
 
 /// What `cargo-kmod-tree.json` records about a prepared tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,34 +101,13 @@ impl Home {
     /// `CARGO_KMOD_HOME`, else `~/.cargo-kmod`.
     pub fn from_env() -> Result<Home> {
         let env = crate::env::Env::get();
-        if let Some(root) = env.path("CARGO_KMOD_HOME") {
-            return Ok(Home { root });
-        }
-        let Some(home) = env.home_dir() else {
-            crate::bail_user!(
+        match Home::locate(env.path("CARGO_KMOD_HOME"), env.home_dir()) {
+            Some(h) => Ok(h),
+            None => crate::bail_user!(
                 "cannot find a home directory for cargo-kmod's trees";
                 hint = "set `CARGO_KMOD_HOME` to a writable directory"
-            );
-        };
-        Ok(Home {
-            root: home.join(".cargo-kmod"),
-        })
-    }
-
-    pub fn trees_dir(&self) -> PathBuf {
-        self.root.join("trees")
-    }
-
-    pub fn sources_dir(&self) -> PathBuf {
-        self.root.join("sources")
-    }
-
-    /// Where `cargo xtask setup` unpacks Debian's rust-src of rustc `version`.
-    pub fn rust_src_dir(&self, version: &str) -> PathBuf {
-        self.root
-            .join("rust-src")
-            .join(version)
-            .join("usr/lib/rustlib/src/rust/library")
+            ),
+        }
     }
 
     /// Create a directory under the home, with a one-line error when it is not writable.

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod board;
 pub mod config;
 pub mod home;
+pub mod layout;
 pub mod prepare;
 pub mod resolve;
 pub mod toolchain;

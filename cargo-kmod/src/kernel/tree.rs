@@ -199,6 +199,20 @@ impl KernelTree {
         self.tools.compiler.clone()
     }
 
+    /// The one cache key over this tree's configuration: its directory and the contents of
+    /// the file its configuration was read from (`.config`, or a headers package's
+    /// `include/config/auto.conf`). Caches of what kbuild says about a tree (probed flags,
+    /// the test-device helper) are keyed by it.
+    pub fn config_key(&self) -> String {
+        let text = std::fs::read(self.dir.join(".config"))
+            .or_else(|_| std::fs::read(self.dir.join("include/config/auto.conf")))
+            .unwrap_or_default();
+        let mut bytes = self.dir.display().to_string().into_bytes();
+        bytes.push(0);
+        bytes.extend(text);
+        crate::fsutil::sha256_hex(&bytes)[..16].to_string()
+    }
+
     /// `CONFIG_RUSTC_VERSION_TEXT`: the rustc that built this tree.
     pub fn rustc_version_text(&self) -> Option<String> {
         self.config.string("RUSTC_VERSION_TEXT")

@@ -596,10 +596,7 @@ impl MetadataCache {
         });
         let hash = crate::fsutil::sha256_hex(key.to_string().as_bytes());
         Some(MetadataCache {
-            file: home
-                .root
-                .join("metadata")
-                .join(format!("{}.json", &hash[..16])),
+            file: home.metadata_dir().join(format!("{}.json", &hash[..16])),
         })
     }
 

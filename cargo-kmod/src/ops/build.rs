@@ -13,8 +13,8 @@
 //!   `.config` and `Module.symvers`, the extra symbol files' contents, flags, profile,
 //!   features and tool versions. The stamp also records each published `.ko`, so an
 //!   artifact another build (another selection or profile) overwrote is never `Fresh`.
-//! - **Publish**: each `.ko` and the pass's `Module.symvers` are copied atomically to
-//!   `target/kmod/<arch>/[test/]`.
+//! - **Publish**: each `.ko` is copied atomically to `target/kmod/<arch>/[test/]`, beside
+//!   the pass's `Module.symvers` that kbuild wrote there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -71,11 +71,8 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     let shell = &session.shell;
     let tree = &ctx.tree;
     let out_dir = ctx.kmod_dir();
-    let base = if opts.test {
-        out_dir.join("test")
-    } else {
-        out_dir.clone()
-    };
+    // Where this build's plan, objects and published `.ko` files live.
+    let base = publish_dir(&out_dir, opts.test);
     let _lock = lock_build_dir(shell, &out_dir)?;
 
     let mut features = BTreeMap::new();
@@ -118,7 +115,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     let published: Vec<PathBuf> = ctx
         .modules
         .iter()
-        .map(|m| publish_dir(&out_dir, opts.test).join(format!("{}.ko", m.name)))
+        .map(|m| base.join(format!("{}.ko", m.name)))
         .collect();
     if fingerprint::is_fresh(&stamp, &fingerprint) {
         shell.status("Fresh", names.join(", "));
@@ -143,8 +140,8 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         );
     }
     let macros = match &ctx.rustc {
-        Some(r) => Some(plan::macros::ensure_macros_for(shell, &ctx.home, r)?),
-        None => Some(plan::macros::ensure_macros(shell, &ctx.home, tree)?),
+        Some(r) => plan::macros::ensure_macros_for(shell, &ctx.home, r)?,
+        None => plan::macros::ensure_macros(shell, &ctx.home, tree)?,
     };
     // crates.io dependencies: built by cargo for the kernel, linked into the module.
     let module_deps = ctx.crate_deps(
@@ -166,7 +163,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         test: opts.test,
         release: opts.release,
         features,
-        macros,
+        macros: Some(macros),
         extra_symbols,
         deps: module_deps,
     };
@@ -208,15 +205,10 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         )
     })?;
 
-    // Publish: copy each .ko (and the pass's Module.symvers) atomically next to the plan.
-    let dest = publish_dir(&out_dir, opts.test);
-    let symvers_src = base.join("Module.symvers");
-    let symvers_dst = dest.join("Module.symvers");
-    if symvers_src != symvers_dst {
-        copy_atomic(&symvers_src, &symvers_dst)?;
-    }
+    // Publish: copy each .ko atomically next to the plan, where kbuild also wrote the
+    // pass's `Module.symvers`.
     for pm in &plan.modules {
-        copy_atomic(&pm.built_ko, &dest.join(format!("{}.ko", pm.name)))?;
+        copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
     }
     // What this pass read, from kbuild's own dependency lists: the next no-op check
     // covers exactly those files.

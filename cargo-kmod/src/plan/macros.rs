@@ -122,7 +122,7 @@ pub fn ensure_macros(shell: &Shell, home: &Home, tree: &KernelTree) -> Result<Pa
 /// against the tree: no process is run when the library is cached.
 pub fn ensure_macros_for(shell: &Shell, home: &Home, rustc: &str) -> Result<PathBuf> {
     let rustc = rustc.to_string();
-    let dir = home.root.join("macros").join(cache_key(&rustc));
+    let dir = home.macros_dir(&cache_key(&rustc));
     let library = dir.join(LIBRARY);
     if library.is_file() {
         return Ok(library);

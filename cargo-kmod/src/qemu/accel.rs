@@ -59,7 +59,7 @@ pub fn choose(shell: &Shell, tree: &KernelTree) -> Result<Accel> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    let cache = home.root.join("kvm-probe.json");
+    let cache = home.kvm_probe();
     if let Some(v) = std::fs::read(&cache)
         .ok()
         .and_then(|d| serde_json::from_slice::<Verdict>(&d).ok())

@@ -60,10 +60,7 @@ fn applies(m: &Machine) -> bool {
 
 fn write_tree(shell: &Shell, home: &Home, machine: &Machine, dir: &Path) -> Result<PathBuf> {
     let args = dump_args(machine);
-    let cached = home
-        .root
-        .join("qemu")
-        .join(format!("{}.dtb", key(machine, &args)));
+    let cached = home.qemu_dir().join(format!("{}.dtb", key(machine, &args)));
     let blob = match std::fs::read(&cached) {
         Ok(b) => b,
         Err(_) => {

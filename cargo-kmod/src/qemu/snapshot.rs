@@ -109,7 +109,7 @@ impl Snapshot {
     /// `<key>.failed` beside the snapshots, and the error names that file.
     pub fn get(shell: &Shell, home: &Home, machine: &Machine, cmdline: &[String]) -> Result<Self> {
         let busybox = crate::qemu::tools::busybox(home, machine.arch)?;
-        let root = home.root.join("qemu").join("snapshots");
+        let root = home.snapshots_dir();
         let Channel::Uart { device } = &machine.channel else {
             bail!("the machine has no protocol UART of its own");
         };

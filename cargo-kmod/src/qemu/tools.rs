@@ -40,7 +40,7 @@ pub fn qemu_package(arch: Arch) -> &'static str {
 /// reason: the initramfs has no C library and no loader, so a dynamically linked busybox
 /// cannot even start as `/init`.
 pub fn busybox(home: &Home, arch: Arch) -> Result<PathBuf> {
-    let own = home.root.join("busybox").join(arch.name()).join("busybox");
+    let own = home.busybox(arch.name());
     let mut candidates = vec![own.clone()];
     if arch == Arch::host() {
         candidates.push(PathBuf::from("/bin/busybox"));

@@ -1,0 +1,125 @@
+//! `$CARGO_KMOD_HOME` (default `~/.cargo-kmod`): every path under it, in one place.
+//!
+//! ```text
+//! $CARGO_KMOD_HOME/
+//!   sources/<hash>/linux-.../        unpacked kernel sources (one per tarball)
+//!   sources/<hash>.lock              held while a source is unpacked (never removed)
+//!   trees/<arch>-<hash>/             kbuild output dirs (O=), one per set of inputs:
+//!                                    dev trees, board trees (`--board`, `--base-config`)
+//!                                    and GCC-built trees (`--cc gcc`) side by side
+//!     cargo-kmod-tree.json           written last: its presence means "prepared"
+//!     cargo-kmod-build.log           the full build log
+//!   trees/<arch>-<hash>.lock         held while a tree is prepared (never removed)
+//!   rust-src/<rustc version>/        Debian's rust-src, unpacked by `cargo xtask setup`
+//!   busybox/<arch>/busybox           the static busybox the initramfs uses
+//!   macros/<hash>/                   kmod-macros proc macros, per rustc
+//!   metadata/                        `cargo metadata` cache, per workspace
+//!   rustc/                           `rustc --version` cache, per rustup state
+//!   devices/<arch>-<hash>/           the test-device helper module, per tree
+//!   rootfs/<name>/                   root file systems (the deploy tests' board)
+//!   qemu/virt-<hash>.dtb             qemu's own `-M virt` device tree, compact, per qemu
+//!                                    and machine arguments
+//!   qemu/snapshots/<hash>/           a booted arm64 `virt` guest that test boots resume
+//!                                    (`state`, the template's `initramfs.cpio`, `virt.dtb`);
+//!                                    the eight most recently used are kept; `<hash>.failed`
+//!                                    notes an attempt that failed
+//!   kvm-probe.json                   whether KVM works for a tree's arch
+//! ```
+//!
+//! This file uses only `std`: `xtask` includes it (`#[path]`) so that set-up and the
+//! benchmarks find the same places, and the integration tests use it through the library.
+
+use std::path::{Path, PathBuf};
+
+/// `$CARGO_KMOD_HOME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+/// The metadata file whose presence marks a tree as prepared.
+pub const TREE_STAMP: &str = "cargo-kmod-tree.json";
+/// The full kbuild log of a tree.
+pub const TREE_LOG: &str = "cargo-kmod-build.log";
+
+impl Home {
+    /// The home from the values of `CARGO_KMOD_HOME` and `HOME` (empty counts as unset):
+    /// `None` when neither is set.
+    pub fn locate(cargo_kmod_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<Home> {
+        let nonempty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        nonempty(cargo_kmod_home)
+            .or_else(|| nonempty(home).map(|h| h.join(".cargo-kmod")))
+            .map(|root| Home { root })
+    }
+
+    /// Prepared kernel trees (`<arch>-<hash>/`) and their lock files.
+    pub fn trees_dir(&self) -> PathBuf {
+        self.root.join("trees")
+    }
+
+    /// Unpacked kernel sources and their lock files.
+    pub fn sources_dir(&self) -> PathBuf {
+        self.root.join("sources")
+    }
+
+    /// Where `cargo xtask setup` unpacks Debian's rust-src of rustc `version`.
+    pub fn rust_src_root(&self, version: &str) -> PathBuf {
+        self.root.join("rust-src").join(version)
+    }
+
+    /// The rust-src `library` directory of rustc `version`.
+    pub fn rust_src_dir(&self, version: &str) -> PathBuf {
+        self.rust_src_root(version)
+            .join("usr/lib/rustlib/src/rust/library")
+    }
+
+    /// The static busybox for guests of an arch (`x86_64`, `arm64`).
+    pub fn busybox(&self, arch: &str) -> PathBuf {
+        self.root.join("busybox").join(arch).join("busybox")
+    }
+
+    /// kmod-macros built with one rustc.
+    pub fn macros_dir(&self, key: &str) -> PathBuf {
+        self.root.join("macros").join(key)
+    }
+
+    /// The `cargo metadata` cache.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.root.join("metadata")
+    }
+
+    /// The `rustc --version` cache.
+    pub fn rustc_cache_dir(&self) -> PathBuf {
+        self.root.join("rustc")
+    }
+
+    /// The test-device helper module of one tree (`<arch>-<hash>`).
+    pub fn devices_dir(&self, key: &str) -> PathBuf {
+        self.root.join("devices").join(key)
+    }
+
+    /// A root file system (`arm64-sshd`: the deploy tests' board).
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        self.root.join("rootfs").join(name)
+    }
+
+    /// qemu's own device trees, per qemu and machine.
+    pub fn qemu_dir(&self) -> PathBuf {
+        self.root.join("qemu")
+    }
+
+    /// Booted guests that test boots resume.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.qemu_dir().join("snapshots")
+    }
+
+    /// Whether KVM works, per arch.
+    pub fn kvm_probe(&self) -> PathBuf {
+        self.root.join("kvm-probe.json")
+    }
+
+    /// Whether `dir` is a prepared tree (it has its stamp).
+    pub fn is_prepared(dir: &Path) -> bool {
+        dir.join(TREE_STAMP).is_file()
+    }
+}
