@@ -24,10 +24,10 @@ use serde::Serialize;
 use crate::manifest::ModuleSpec;
 use crate::tree::KernelTree;
 
-const MODULE_KBUILD: &str = include_str!("../../templates/kbuild/module.Kbuild");
-const TOP_KBUILD: &str = include_str!("../../templates/kbuild/top.Kbuild");
-const MAKEFILE: &str = include_str!("../../templates/kbuild/Makefile");
-pub(crate) const PROBE_KBUILD: &str = include_str!("../../templates/kbuild/probe.Kbuild");
+const MODULE_KBUILD: &str = cargo_kmod_templates::kbuild::MODULE_KBUILD;
+const TOP_KBUILD: &str = cargo_kmod_templates::kbuild::TOP_KBUILD;
+const MAKEFILE: &str = cargo_kmod_templates::kbuild::MAKEFILE;
+pub(crate) const PROBE_KBUILD: &str = cargo_kmod_templates::kbuild::PROBE_KBUILD;
 
 /// What a plan is made from.
 #[derive(Debug, Clone)]
