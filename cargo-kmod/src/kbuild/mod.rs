@@ -18,7 +18,7 @@ use crate::shell::Shell;
 
 /// The Kbuild of the probe (`templates/kbuild/probe.Kbuild`): rules that print the C and Rust
 /// flags kbuild uses for a module object of the tree.
-pub const PROBE_KBUILD: &str = include_str!("../../templates/kbuild/probe.Kbuild");
+pub const PROBE_KBUILD: &str = cargo_kmod_templates::kbuild::PROBE_KBUILD;
 
 /// One `make -C KDIR M=DIR ... modules` run: the one recipe by which external modules are
 /// built (the packages' pass, the test-device helper).

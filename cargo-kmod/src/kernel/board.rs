@@ -12,7 +12,7 @@ use anyhow::Result;
 use crate::error::UserError;
 use crate::kernel::{Arch, KernelTree};
 
-const BCM2835: &str = include_str!("../../templates/fragments/boards/bcm2835.config");
+const BCM2835: &str = cargo_kmod_templates::fragments::boards::BCM2835;
 
 /// A board cargo-kmod can prepare a kernel for and boot under qemu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,10 +31,10 @@ use crate::kernel::Arch;
 use crate::kernel::Version;
 use crate::shell::Shell;
 
-const COMMON: &str = include_str!("../../templates/fragments/common.config");
-const X86_64: &str = include_str!("../../templates/fragments/x86_64.config");
-const ARM64: &str = include_str!("../../templates/fragments/arm64.config");
-const MODVERSIONS: &str = include_str!("../../templates/fragments/modversions.config");
+const COMMON: &str = cargo_kmod_templates::fragments::COMMON;
+const X86_64: &str = cargo_kmod_templates::fragments::X86_64;
+const ARM64: &str = cargo_kmod_templates::fragments::ARM64;
+const MODVERSIONS: &str = cargo_kmod_templates::fragments::MODVERSIONS;
 
 /// A kernel source: a tarball or an unpacked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

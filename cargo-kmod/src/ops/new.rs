@@ -266,32 +266,8 @@ impl Scaffold {
     }
 }
 
-/// The templates, embedded so an installed cargo-kmod carries them.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "Cargo.toml.j2",
-        include_str!("../../templates/new/Cargo.toml.j2"),
-    ),
-    (
-        "gitignore.j2",
-        include_str!("../../templates/new/gitignore.j2"),
-    ),
-    ("lib.rs.j2", include_str!("../../templates/new/lib.rs.j2")),
-    (
-        "platform.rs.j2",
-        include_str!("../../templates/new/platform.rs.j2"),
-    ),
-    ("i2c.rs.j2", include_str!("../../templates/new/i2c.rs.j2")),
-    ("misc.rs.j2", include_str!("../../templates/new/misc.rs.j2")),
-    (
-        "helper.c.j2",
-        include_str!("../../templates/new/helper.c.j2"),
-    ),
-    (
-        "helper.h.j2",
-        include_str!("../../templates/new/helper.h.j2"),
-    ),
-];
+/// The templates, embedded (by cargo-kmod-templates) so an installed cargo-kmod carries them.
+const TEMPLATES: &[(&str, &str)] = cargo_kmod_templates::new::FILES;
 
 /// `Name <email>` from git's configuration, else the login name, like cargo's old default.
 pub fn default_author() -> String {

@@ -24,9 +24,9 @@ use serde::Serialize;
 use crate::kernel::KernelTree;
 use crate::manifest::ModuleSpec;
 
-const MODULE_KBUILD: &str = include_str!("../../templates/kbuild/module.Kbuild");
-const TOP_KBUILD: &str = include_str!("../../templates/kbuild/top.Kbuild");
-const MAKEFILE: &str = include_str!("../../templates/kbuild/Makefile");
+const MODULE_KBUILD: &str = cargo_kmod_templates::kbuild::MODULE_KBUILD;
+const TOP_KBUILD: &str = cargo_kmod_templates::kbuild::TOP_KBUILD;
+const MAKEFILE: &str = cargo_kmod_templates::kbuild::MAKEFILE;
 
 /// What a plan is made from.
 #[derive(Debug, Clone)]
