@@ -442,3 +442,101 @@ fn a_partial_flag_probe_cache_is_probed_again() {
     ok(&o);
     assert_eq!(std::fs::read_to_string(&cached[0]).unwrap(), full);
 }
+
+/// Whether `haystack` holds `needle` (a string compiled into a `.ko`).
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A directory with a `rustc` that runs the real one and then, once, when it has compiled
+/// the file `source`, replaces `edited` with `text`: the user's edit made after kbuild's
+/// rustc read the file but while cargo-kmod is still running. First on `PATH`, it is the
+/// rustc kbuild runs (the kernel's Makefile says `RUSTC = rustc`).
+fn rustc_that_edits(dir: &Path, source: &Path, edited: &Path, text: &str) -> (PathBuf, PathBuf) {
+    let o = std::process::Command::new("sh")
+        .args(["-c", "command -v rustc"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(!real.is_empty(), "no rustc on PATH");
+    let bin = dir.join("bin");
+    let trigger = dir.join("edit-once");
+    write(&trigger, "");
+    let text_file = dir.join("new-text");
+    write(&text_file, text);
+    write(
+        &bin.join("rustc"),
+        &format!(
+            "#!/bin/sh\n'{real}' \"$@\"\ns=$?\nif [ $s -eq 0 ] && [ -e '{t}' ]; then\n\tcase \"$*\" in\n\t*'{src}'*) rm -f '{t}'; cat '{new}' > '{edited}' ;;\n\tesac\nfi\nexit $s\n",
+            t = trigger.display(),
+            src = source.display(),
+            new = text_file.display(),
+            edited = edited.display(),
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("rustc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, trigger)
+}
+
+/// Issue 18 §2: a file outside the package (`#[path]`) edited after kbuild's rustc read it,
+/// while cargo-kmod is still running: the next build rebuilds, and the `.ko` holds the new
+/// text.
+#[test]
+fn fresh_sees_an_edit_made_during_the_build() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let shared = d.path().join("shared/extra.rs");
+    write(
+        &shared,
+        "pub const TEXT: &str = \"harden-old-text-7f3a\";\n",
+    );
+    let pkg = d.path().join("pkgs/during");
+    let manifest = package(&pkg, "during-build", "");
+    let lib = pkg.join("src/lib.rs");
+    write(
+        &lib,
+        &PLAIN_RS
+            .replace(
+                "        Ok(M)\n",
+                "        pr_info!(\"{}\\n\", extra::TEXT);\n        Ok(M)\n",
+            )
+            .replace(
+                "struct M;",
+                "#[path = \"../../../shared/extra.rs\"]\nmod extra;\n\nstruct M;",
+            ),
+    );
+    let (bin, trigger) = rustc_that_edits(
+        d.path(),
+        &lib,
+        &shared,
+        "pub const TEXT: &str = \"harden-new-text-7f3a\";\n",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let m = manifest.to_str().unwrap();
+    let build =
+        || run(kmod(&["build", "--manifest-path", m, "--arch", "x86_64"]).env("PATH", &path));
+    ok(&build());
+    assert!(
+        !trigger.exists(),
+        "the edit did not happen during the build"
+    );
+    let ko = d
+        .path()
+        .join("pkgs/during/target/kmod/x86_64/during_build.ko");
+    assert!(
+        holds(&std::fs::read(&ko).unwrap(), "harden-old-text-7f3a"),
+        "the first build compiled the text as it was when rustc read it"
+    );
+    assert_rebuilt(&build(), "an edit made while the last build ran");
+    let bytes = std::fs::read(&ko).unwrap();
+    assert!(holds(&bytes, "harden-new-text-7f3a"));
+    assert!(!holds(&bytes, "harden-old-text-7f3a"));
+    assert_fresh(&build());
+}
