@@ -540,3 +540,70 @@ fn fresh_sees_an_edit_made_during_the_build() {
     assert!(!holds(&bytes, "harden-old-text-7f3a"));
     assert_fresh(&build());
 }
+
+/// Issue 18 §2: `$CARGO_HOME/config.toml` is one of cargo's config files for a module with
+/// `[dependencies]`: changing it rebuilds (the no-op check and the metadata cache find
+/// cargo's config files the same way). `CARGO_HOME` is a temporary one, set for this test's
+/// commands only, that shares the real one's registry cache.
+#[test]
+fn a_change_to_cargo_home_config_rebuilds() {
+    dev_tree("x86_64");
+    let d = scratch();
+    write(
+        &d.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"module\", \"helper\"]\n",
+    );
+    write(
+        &d.path().join("helper/Cargo.toml"),
+        "[package]\nname = \"cfg-helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\n",
+    );
+    write(
+        &d.path().join("helper/src/lib.rs"),
+        "#![no_std]\n#[inline(never)]\npub fn answer(x: u32) -> u32 {\n    x + 1\n}\n",
+    );
+    let manifest = package(&d.path().join("module"), "cfg-user", "");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(
+        &manifest,
+        &text.replace(
+            "\n[package.metadata.kmod]",
+            "\n[dependencies]\ncfg-helper = { path = \"../helper\" }\n\n[package.metadata.kmod]",
+        ),
+    );
+    write(
+        &d.path().join("module/src/lib.rs"),
+        &PLAIN_RS.replace("n + 1", "cfg_helper::answer(n)"),
+    );
+    let real_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let cargo_home = d.path().join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).unwrap();
+    for shared in ["registry", "git"] {
+        if real_home.join(shared).exists() {
+            std::os::unix::fs::symlink(real_home.join(shared), cargo_home.join(shared)).unwrap();
+        }
+    }
+    let config = cargo_home.join("config.toml");
+    write(&config, "[net]\nretry = 2\n");
+    let m = d.path().join("Cargo.toml");
+    let build = || {
+        run(kmod(&[
+            "build",
+            "--manifest-path",
+            m.to_str().unwrap(),
+            "-p",
+            "cfg-user",
+            "--arch",
+            "x86_64",
+            "--offline",
+        ])
+        .env("CARGO_HOME", &cargo_home))
+    };
+    ok(&build());
+    assert_fresh(&build());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(&config, "[net]\nretry = 3\n");
+    assert_rebuilt(&build(), "a change to `$CARGO_HOME/config.toml`");
+    assert_fresh(&build());
+}

@@ -138,7 +138,7 @@ pub fn prepare(
 /// What the dependency stage works from.
 #[derive(Debug, Clone)]
 pub struct DepsInput<'a> {
-    /// The workspace root (its `Cargo.lock` and `.cargo/config.toml` are inputs).
+    /// The workspace root (its `Cargo.lock` and cargo's config files are inputs).
     pub workspace_root: &'a Path,
     /// The modules to resolve (those with [`ModuleSpec::crate_deps`]).
     pub modules: Vec<&'a ModuleSpec>,
@@ -209,8 +209,9 @@ impl ModuleDeps {
 }
 
 /// The no-op fingerprint's share for modules with dependencies: the lock file, cargo's
-/// config, and the sources of local dependency packages. Registry and git sources are
-/// pinned by the lock file. `started`: taken after the build that began then (a file
+/// config files (wherever cargo finds them: [`crate::manifest::cargo_config_files`]), and
+/// the sources of local dependency packages. Registry and git sources are pinned by the
+/// lock file. `started`: taken after the build that began then (a file
 /// modified since is recorded as changed).
 pub fn inputs_fingerprint(
     workspace_root: &Path,
@@ -222,8 +223,9 @@ pub fn inputs_fingerprint(
         None => Fingerprint::default(),
     };
     fp.file(&workspace_root.join("Cargo.lock"));
-    fp.file(&workspace_root.join(".cargo/config.toml"));
-    fp.file(&workspace_root.join(".cargo/config"));
+    for config in crate::manifest::cargo_config_files(workspace_root) {
+        fp.file(&config);
+    }
     for s in sources {
         fp.value("source", &s.display().to_string());
         fp.tree(s);

@@ -680,8 +680,10 @@ fn glob_member_dirs(root: &Path) -> Vec<PathBuf> {
 
 /// The cargo configuration files that can apply to a workspace: `.cargo/config.toml` (and
 /// the old `.cargo/config`) in the current directory, the workspace root and their
-/// ancestors, and in `$CARGO_HOME`.
-fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
+/// ancestors, and in `$CARGO_HOME` (default `~/.cargo`). The one place that knows where
+/// cargo looks: the metadata cache and the no-op check of modules with dependencies both
+/// take their list from here.
+pub fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = root.ancestors().map(Path::to_path_buf).collect();
     if let Ok(cwd) = std::env::current_dir() {
         dirs.extend(cwd.ancestors().map(Path::to_path_buf));
