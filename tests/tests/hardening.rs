@@ -607,3 +607,87 @@ fn a_change_to_cargo_home_config_rebuilds() {
     assert_rebuilt(&build(), "a change to `$CARGO_HOME/config.toml`");
     assert_fresh(&build());
 }
+
+/// A fake `ssh`, first on `PATH`: the master (`-N`) creates its control socket path and
+/// waits; a client logs the script it was sent to `scripts.log` and, for the board's
+/// questions (the script with `@@kmod:tmp`), runs the shell text `answer`. Returns the
+/// directory to put first on `PATH` and the log.
+fn fake_ssh(dir: &Path, answer: &str) -> (PathBuf, PathBuf) {
+    let bin = dir.join("fake-ssh-bin");
+    let log = dir.join("scripts.log");
+    write(
+        &bin.join("ssh"),
+        &format!(
+            "#!/bin/sh\nlog='{log}'\ncp=\nmaster=\nfor a in \"$@\"; do\n\tcase \"$a\" in\n\tControlPath=*) cp=${{a#ControlPath=}} ;;\n\t-N) master=1 ;;\n\tesac\ndone\nif [ -n \"$master\" ]; then : > \"$cp\"; exec sleep 600; fi\nscript=$(cat)\n{{ printf '%s\\n' \"$script\"; echo '---- end of script'; }} >> \"$log\"\ncase \"$script\" in\n*'@@kmod:tmp'*)\n{answer}\n;;\nesac\nexit 0\n",
+            log = log.display(),
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+/// The answers of a root board of `release` on x86_64 with every tool, and `tmp` as what
+/// its `mktemp -d` printed.
+fn board_answers(release: &str, tmp: &str) -> String {
+    format!(
+        "echo '@@kmod:release {release}'\necho '@@kmod:machine x86_64'\necho '@@kmod:uid 0'\necho '@@kmod:modules_disabled 0'\necho '@@kmod:sig_enforce N'\necho '@@kmod:tainted 0'\nfor t in insmod rmmod modprobe depmod dmesg mktemp; do echo \"@@kmod:tool $t\"; done\necho '@@kmod:tmp {tmp}'\necho '@@kmod:end'"
+    )
+}
+
+fn deploy_with(bin: &Path, dir: &Path, args: &[&str]) -> Output {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run(
+        kmod(&[&["deploy", "--host", "root@board.invalid"][..], args].concat())
+            .env("PATH", path)
+            .current_dir(dir),
+    )
+}
+
+/// Issue 18 §3: a board whose `mktemp -d` printed `/tmp/cargo-kmod.x/../../etc` gets no
+/// command with that path: not the copies, and not the clean-up after the failure (which
+/// sent `rm -rf` to it before), whether the deploy fails at the directory or earlier.
+#[test]
+fn deploy_never_acts_on_a_hostile_temporary_directory() {
+    let tree = dev_tree("x86_64");
+    let release = trees()
+        .into_iter()
+        .find(|t| t["path"].as_str() == tree.to_str())
+        .and_then(|t| t["release"].as_str().map(str::to_string))
+        .expect("the dev tree's release");
+    let d = scratch();
+    let manifest = package(&d.path().join("pkg"), "hostile-tmp", "");
+    ok(&build(&manifest, &[]));
+    let ko = d.path().join("pkg/target/kmod/x86_64/hostile_tmp.ko");
+    let hostile = "/tmp/cargo-kmod.x/../../etc";
+    let (bin, log) = fake_ssh(d.path(), &board_answers(&release, hostile));
+    // Checks pass; the directory is refused.
+    let e = fails(&deploy_with(
+        &bin,
+        d.path(),
+        &["--ko", ko.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains(&format!(
+            "made no usable temporary directory (`mktemp -d` printed `{hostile}`)"
+        )),
+        "{e}"
+    );
+    // The deploy fails before it gets there (no package in the directory).
+    let empty = d.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(&deploy_with(&bin, &empty, &[]));
+    let scripts = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        scripts.contains("@@kmod:tmp"),
+        "the board was asked: {scripts}"
+    );
+    assert!(
+        !scripts.contains("../../etc") && !scripts.contains("rm -rf"),
+        "a command acted on the board's unchecked path:\n{scripts}"
+    );
+}
