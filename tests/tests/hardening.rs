@@ -691,3 +691,198 @@ fn deploy_never_acts_on_a_hostile_temporary_directory() {
         "a command acted on the board's unchecked path:\n{scripts}"
     );
 }
+
+const ARCHES: [&str; 2] = ["x86_64", "arm64"];
+
+/// `cargo kmod ARGS` in `dir`, with TCG (the tests' machine has no usable KVM).
+fn kmod_in(dir: &Path, args: &[&str]) -> Output {
+    run(kmod(args).current_dir(dir).env("CARGO_KMOD_ACCEL", "tcg"))
+}
+
+/// A package `name` in `dir` whose `src/lib.rs` is `lib`.
+fn package_with(dir: &Path, name: &str, kmod: &str, lib: &str) -> PathBuf {
+    let manifest = package(dir, name, kmod);
+    write(&dir.join("src/lib.rs"), lib);
+    manifest
+}
+
+/// Whether `text` holds a character a terminal would act on (an escape, a bell, a bidi
+/// control): what must never reach it from a `.ko`, a guest or a board.
+fn has_raw_controls(text: &str) -> bool {
+    text.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    })
+}
+
+/// A copy of `ko` whose `.modinfo` `name=` says `name` instead (padded with NULs, which
+/// `.modinfo` allows between entries, so no offset moves).
+fn renamed_ko(ko: &Path, old: &str, name: &[u8], to: &Path) {
+    let mut data = std::fs::read(ko).unwrap();
+    let from = format!("name={old}\0");
+    let at = data
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .expect("name= in .modinfo");
+    let mut entry = b"name=".to_vec();
+    entry.extend_from_slice(name);
+    assert!(entry.len() < from.len(), "the new name must be shorter");
+    entry.resize(from.len(), 0);
+    data[at..at + from.len()].copy_from_slice(&entry);
+    std::fs::write(to, data).unwrap();
+}
+
+/// Issue 18 §4: a `--ko` whose `.modinfo` `name=` holds escape sequences (`test` and `run`
+/// printed `Running h^[[2J^[]0;pwn^G`) is refused with the name escaped, and nothing raw
+/// reaches the terminal.
+#[test]
+fn test_and_run_never_print_a_hostile_module_name() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = package(&d.path().join("pkg"), "hostilenamexxxxxxxxx", "");
+    ok(&build(&manifest, &[]));
+    let ko = d
+        .path()
+        .join("pkg/target/kmod/x86_64/hostilenamexxxxxxxxx.ko");
+    let bad = d.path().join("hostile.ko");
+    renamed_ko(&ko, "hostilenamexxxxxxxxx", b"h\x1b[2J\x1b]0;pwn\x07", &bad);
+    for cmd in [
+        vec!["test", "--arch", "x86_64", "--ko", bad.to_str().unwrap()],
+        vec![
+            "run",
+            "--arch",
+            "x86_64",
+            "--ko",
+            bad.to_str().unwrap(),
+            "--exec",
+            "true",
+        ],
+    ] {
+        let o = kmod_in(d.path(), &cmd);
+        let e = fails(&o);
+        assert!(
+            e.contains("names itself `h\\u{1b}[2J\\u{1b}]0;pwn\\u{7}` in `.modinfo`, which is not a module name"),
+            "{e}"
+        );
+        assert!(
+            !has_raw_controls(&e) && !has_raw_controls(&stdout(&o)),
+            "{e}"
+        );
+    }
+}
+
+/// Issue 18 §4: a device `compatible` with a newline (which printed a fake `test result:`
+/// line), an escape sequence or OSC 52 is refused, from the manifest and from `--device`,
+/// before anything boots.
+#[test]
+fn a_compatible_with_control_characters_is_refused() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = package(
+        &d.path().join("pkg"),
+        "hostile-compat",
+        "\n[[package.metadata.kmod.devices]]\ncompatible = \"acme,x\\ntest result: ok. 9 passed\"\n",
+    );
+    let m = manifest.to_str().unwrap();
+    let o = kmod_in(
+        d.path(),
+        &["test", "--manifest-path", m, "--arch", "x86_64"],
+    );
+    let e = fails(&o);
+    assert!(
+        e.contains("invalid `compatible` in `[package.metadata.kmod].devices[0]`")
+            && e.contains("`acme,x\\ntest result: ok. 9 passed` holds the control character `\\n`"),
+        "{e}"
+    );
+    assert!(
+        !stdout(&o).lines().any(|l| l.starts_with("test result: ok")),
+        "{}",
+        stdout(&o)
+    );
+    let file = d.path().join("devices.toml");
+    write(
+        &file,
+        "[[devices]]\ncompatible = \"acme,\\u001b]52;c;aGk=\\u0007\"\n",
+    );
+    let plain = package(&d.path().join("plain"), "plain-compat", "");
+    let o = kmod_in(
+        d.path(),
+        &[
+            "run",
+            "--manifest-path",
+            plain.to_str().unwrap(),
+            "--arch",
+            "x86_64",
+            "--device",
+            file.to_str().unwrap(),
+            "--exec",
+            "true",
+        ],
+    );
+    let e = fails(&o);
+    assert!(
+        e.contains("`acme,\\u{1b}]52;c;aGk=\\u{7}` holds the control character `\\u{1b}`"),
+        "{e}"
+    );
+    assert!(!has_raw_controls(&e));
+}
+
+/// Issue 18 §4: what a guest prints reaches the terminal escaped on both arches: a kernel
+/// log line with a bidi override and an escape sequence in a failing load's report
+/// (`test`), and `run --exec`'s output.
+#[test]
+fn guest_text_reaches_the_terminal_escaped() {
+    let lib = PLAIN_RS.replace(
+        "        pr_info!(\"loaded {}\\n\", n + 1);\n        Ok(M)\n",
+        "        pr_err!(\"evil \\u{202e}txt.exe \\x1b[2J {}\\n\", n);\n        Err(ENODEV)\n",
+    );
+    assert!(lib.contains("Err(ENODEV)"));
+    let d = scratch();
+    let manifest = package_with(&d.path().join("pkg"), "evil-log", "", &lib);
+    let m = manifest.to_str().unwrap();
+    for arch in ARCHES {
+        dev_tree(arch);
+        let o = kmod_in(d.path(), &["test", "--manifest-path", m, "--arch", arch]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(101), "{arch}: {out}\n{}", stderr(&o));
+        assert!(
+            out.contains("evil \\u{202e}txt.exe \\u{1b}[2J 41"),
+            "{arch}: the line, escaped\n{out}"
+        );
+        assert!(!has_raw_controls(&out), "{arch}: {out}");
+        let o = kmod_in(
+            d.path(),
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--exec",
+                "printf 'out \\342\\200\\256gpj.exe \\033]52;c;aGk=\\007\\n'",
+            ],
+        );
+        ok(&o);
+        assert_eq!(
+            stdout(&o).trim_end(),
+            "out \\u{202e}gpj.exe \\u{1b}]52;c;aGk=\\u{7}",
+            "{arch}"
+        );
+    }
+}
+
+/// Issue 18 §4: what a board says reaches the terminal escaped, bidi controls included (a
+/// fake `ssh` first on `PATH` is the board).
+#[test]
+fn board_text_reaches_the_terminal_escaped() {
+    let d = scratch();
+    let answers = board_answers("7.2.0-\u{202e}lanigiro", "/tmp/cargo-kmod.ok")
+        .replace("x86_64", "x86_64\u{2066}");
+    let (bin, _) = fake_ssh(d.path(), &answers);
+    let o = deploy_with(&bin, d.path(), &[]);
+    let e = fails(&o);
+    assert!(e.contains("7.2.0-\\u{202e}lanigiro"), "{e}");
+    assert!(
+        !has_raw_controls(&e) && !has_raw_controls(&stdout(&o)),
+        "{e}"
+    );
+}

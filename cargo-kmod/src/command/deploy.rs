@@ -10,10 +10,11 @@ use crate::command::args::{BuildArgs, KdirArgs, PackageSelect};
 use crate::context::{BuildContext, Session, TreeSelection};
 use crate::deploy::board::Board;
 use crate::deploy::check::Mode;
-use crate::deploy::host::{escape, Destination};
+use crate::deploy::host::Destination;
 use crate::deploy::ssh::{self, Interrupted, SshOptions};
 use crate::deploy::{Built, Event, Request};
 use crate::error::UserError;
+use crate::text::escape;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployCmd {

@@ -174,13 +174,13 @@ echo "{TAG}end"
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{}, linux {}",
-            crate::deploy::host::escape(&self.machine),
-            crate::deploy::host::escape(&self.release)
+            crate::text::escape(&self.machine),
+            crate::text::escape(&self.release)
         );
         if self.modules_disabled {
             s.push_str(", module loading disabled");
         } else if let Some(l) = &self.lockdown {
-            s.push_str(&format!(", lockdown `{}`", crate::deploy::host::escape(l)));
+            s.push_str(&format!(", lockdown `{}`", crate::text::escape(l)));
         } else if self.sig_enforce {
             s.push_str(", signatures enforced");
         }

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::deploy::board::Board;
 use crate::deploy::check::{Mode, Module, Refusal};
-use crate::deploy::host::{escape, Destination};
+use crate::deploy::host::Destination;
 use crate::deploy::ssh::{Interrupted, Session, SshOptions};
 use crate::deploy::steps::{Line, Load, StepPlan, Transcript};
 use crate::error::UserError;
@@ -34,6 +34,7 @@ use crate::qemu::guest::quote;
 use crate::qemu::modules::KoModule;
 use crate::shell::Shell;
 use crate::ship::verify::Target;
+use crate::text::escape;
 use crate::tree::KernelTree;
 
 /// What to do on the board.

@@ -12,8 +12,8 @@
 //! Remote work is a POSIX shell script sent on ssh's standard input to `sh -s` (run through
 //! `sudo -n` when the login is not root), so nothing but a fixed command word goes through the
 //! remote login shell's parser; every value inside a script is quoted with
-//! [`crate::qemu::guest::quote`]. What the board prints is data: lines are cleaned of
-//! control characters before anyone sees them.
+//! [`crate::qemu::guest::quote`]. What the board prints is data: each line is made safe to
+//! print by [`crate::text::line`] before anyone sees it.
 //!
 //! The master ignores SIGINT (so `--follow` can end with Ctrl-C and still unload over the same
 //! connection), dies with cargo-kmod (`PR_SET_PDEATHSIG`), and is stopped when the session
@@ -32,7 +32,6 @@ use anyhow::{Context, Result};
 use crate::deploy::host::Destination;
 use crate::error::UserError;
 use crate::process::ProcessError;
-use crate::qemu::boot::clean_line;
 use crate::qemu::reaper;
 use crate::shell::Shell;
 
@@ -53,7 +52,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: ExitStatus,
-    /// Standard output, line by line, control characters removed.
+    /// Standard output, line by line, made safe to print ([`crate::text::line`]).
     pub lines: Vec<String>,
     pub stderr: String,
 }
@@ -278,7 +277,10 @@ impl<'a> Session<'a> {
             return Err(ProcessError {
                 command: line,
                 status: out.status.to_string(),
-                tail: stderr.lines().map(|l| clean_line(l.as_bytes())).collect(),
+                tail: stderr
+                    .lines()
+                    .map(|l| crate::text::line(l.as_bytes()))
+                    .collect(),
                 log: None,
             }
             .into());
@@ -287,7 +289,7 @@ impl<'a> Session<'a> {
             .stdout
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .map(clean_line)
+            .map(crate::text::line)
             .collect())
     }
 
@@ -354,7 +356,7 @@ impl Drop for Session<'_> {
     }
 }
 
-/// Feed a client's output lines (cleaned; `true` for stderr) to `on_line` until both streams
+/// Feed a client's output lines (made safe to print; `true` for stderr) to `on_line` until both streams
 /// end (`true`), or until Ctrl-C is pressed after `before` (`false`). A multiplexed client
 /// hands its pipes to the master, so a client that Ctrl-C ended is no end of file: the pipes
 /// stay open while the board's command runs. Ctrl-C is watched for, not waited out.
@@ -368,7 +370,7 @@ fn pump(
     let read = |r: Box<dyn Read + Send>, is_err: bool, tx: mpsc::Sender<(bool, String)>| {
         std::thread::spawn(move || {
             for raw in BufReader::new(r).split(b'\n').map_while(Result::ok) {
-                if tx.send((is_err, clean_line(&raw))).is_err() {
+                if tx.send((is_err, crate::text::line(&raw))).is_err() {
                     break;
                 }
             }
@@ -440,7 +442,7 @@ fn ignore_sigint(command: &mut Command) {
 pub fn last_words(stderr: &str) -> String {
     let lines: Vec<String> = stderr
         .lines()
-        .map(|l| clean_line(l.as_bytes()).trim().to_string())
+        .map(|l| crate::text::line(l.as_bytes()).trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
     lines

@@ -40,11 +40,12 @@ pub struct GuestDevice {
 }
 
 impl GuestDevice {
-    /// `acme,blinker (platform)`: how messages name it.
+    /// `acme,blinker (platform)`: how messages name it. A raw overlay's `compatible` is the
+    /// user's text as dtc compiled it, so it is escaped ([`crate::text::escape`]).
     pub fn label(&self) -> String {
         format!(
             "{} ({})",
-            self.compatible.first().map_or("", String::as_str),
+            crate::text::escape(self.compatible.first().map_or("", String::as_str)),
             self.bus
         )
     }

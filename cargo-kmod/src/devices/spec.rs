@@ -197,7 +197,8 @@ struct Place<'a> {
 impl Place<'_> {
     fn err(&self, key: &str, what: impl std::fmt::Display) -> UserError {
         UserError::new(format!(
-            "invalid `{key}` in `{}` of `{}`: {what}",
+            "invalid `{}` in `{}` of `{}`: {what}",
+            crate::text::escape(key),
             self.section,
             self.file.display()
         ))
@@ -207,7 +208,8 @@ impl Place<'_> {
         for key in map.keys() {
             if !valid.contains(&key.as_str()) {
                 let e = UserError::new(format!(
-                    "unknown key `{key}` in `{}` of `{}`",
+                    "unknown key `{}` in `{}` of `{}`",
+                    crate::text::escape(key),
                     self.section,
                     self.file.display()
                 ));
@@ -378,6 +380,21 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         if c.is_empty() {
             return Err(place.err("compatible", "a compatible is empty").into());
         }
+        // An identifier: printed in case names and matched against drivers' tables, it
+        // never holds a control character (a newline would print a fake line) or a bidi
+        // control.
+        if let Some(ch) = crate::text::unsafe_char(c) {
+            return Err(place
+                .err(
+                    "compatible",
+                    format_args!(
+                        "`{}` holds the control character `{ch}`",
+                        crate::text::escape(c)
+                    ),
+                )
+                .with_hint("a compatible is `vendor,model`: letters, digits and `,._+-`")
+                .into());
+        }
     }
     let address = match (bus, map.get("address")) {
         (Bus::I2c, None) => {
@@ -503,12 +520,15 @@ pub fn default_name(compatible: &str) -> String {
 /// Node names: 1 to 31 characters of `[0-9a-zA-Z,._+-]`, starting with a letter (the
 /// devicetree specification, 2.2.1); the unit address is added by cargo-kmod.
 fn check_node_name(s: &str) -> std::result::Result<(), String> {
+    let shown = crate::text::escape(s);
     if s.is_empty() || s.len() > 31 {
-        return Err(format!("node name `{s}` must be 1 to 31 characters long"));
+        return Err(format!(
+            "node name `{shown}` must be 1 to 31 characters long"
+        ));
     }
     if s.contains('@') {
         return Err(format!(
-            "node name `{s}` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself"
+            "node name `{shown}` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself"
         ));
     }
     if let Some(c) = s
@@ -516,7 +536,8 @@ fn check_node_name(s: &str) -> std::result::Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || ",._+-".contains(*c)))
     {
         return Err(format!(
-            "node name `{s}` contains `{c}`; node names use `[0-9a-zA-Z,._+-]`"
+            "node name `{shown}` contains `{}`; node names use `[0-9a-zA-Z,._+-]`",
+            crate::text::escape(&c.to_string())
         ));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -535,7 +556,8 @@ fn check_property_name(s: &str) -> std::result::Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || ",._+?#-".contains(*c)))
     {
         return Err(format!(
-            "`{c}` is not allowed in a property name (`[0-9a-zA-Z,._+?#-]`)"
+            "`{}` is not allowed in a property name (`[0-9a-zA-Z,._+?#-]`)",
+            crate::text::escape(&c.to_string())
         ));
     }
     Ok(())

@@ -569,3 +569,33 @@ fn manifest_key_is_accepted_by_the_manifest_reader() {
     assert_eq!(d.devices[0].label(), "acme,blinker");
     assert!(d.overlays[0].ends_with("board.dtso"));
 }
+
+/// Issue 18 §4: a `compatible` with a control character (an escape sequence, OSC 52, a
+/// newline that would print a fake line) or a bidi control is refused, and the message
+/// shows it escaped.
+#[test]
+fn compatible_refuses_control_characters() {
+    for (bad, shown, ch) in [
+        (
+            "acme,x\ntest result: ok. 9 passed",
+            "acme,x\\ntest result: ok. 9 passed",
+            "\\n",
+        ),
+        ("acme,\u{1b}[2Jx", "acme,\\u{1b}[2Jx", "\\u{1b}"),
+        (
+            "acme,\u{1b}]52;c;aGk=\u{7}",
+            "acme,\\u{1b}]52;c;aGk=\\u{7}",
+            "\\u{1b}",
+        ),
+        ("acme,\u{202e}x", "acme,\\u{202e}x", "\\u{202e}"),
+    ] {
+        let e = err(&format!(
+            "[[devices]]\ncompatible = {}\n",
+            toml::Value::String(bad.into())
+        ));
+        assert_eq!(
+            e,
+            format!("invalid `compatible` in `[package.metadata.kmod].devices[0]` of `/pkg/Cargo.toml`: `{shown}` holds the control character `{ch}`\nhelp: a compatible is `vendor,model`: letters, digits and `,._+-`"),
+        );
+    }
+}

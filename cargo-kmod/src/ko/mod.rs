@@ -10,7 +10,6 @@
 pub mod compress;
 pub mod der;
 pub mod modinfo;
-pub mod printable;
 pub mod signature;
 pub mod versions;
 
@@ -22,7 +21,6 @@ use serde::Serialize;
 
 pub use compress::Compression;
 pub use modinfo::Param;
-pub use printable::printable;
 pub use signature::Signature;
 pub use versions::SymbolVersion;
 

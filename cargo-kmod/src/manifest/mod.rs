@@ -177,12 +177,7 @@ pub fn is_valid_module_name(name: &str) -> bool {
 
 /// The valid name closest to a misspelled `key`, for "did you mean" hints.
 pub(crate) fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
-    valid
-        .iter()
-        .map(|v| (strsim::jaro_winkler(key, v), *v))
-        .filter(|(s, _)| *s > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, v)| v)
+    crate::text::nearest(key, valid.iter().copied(), 0.7)
 }
 
 /// Checks one `kmod` table: unknown keys and type errors name the key and the file.

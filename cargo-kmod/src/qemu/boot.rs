@@ -48,9 +48,10 @@ pub enum BootEnd {
 /// Everything one boot printed.
 #[derive(Debug, Clone)]
 pub struct BootLog {
-    /// Console lines, `\r` and control characters removed, invalid UTF-8 replaced.
+    /// Console lines as [`crate::text::line`] makes them safe to print (the serial `\r`
+    /// dropped, control characters and bidi controls escaped, invalid UTF-8 replaced).
     pub lines: Vec<String>,
-    /// Protocol-channel lines, cleaned the same way (empty for a shared console).
+    /// Protocol-channel lines, made safe the same way (empty for a shared console).
     pub channel: Vec<String>,
     pub end: BootEnd,
     pub elapsed: Duration,
@@ -275,7 +276,10 @@ impl Tail {
         }
         let mut start = 0;
         while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
-            let _ = tx.send((self.source, clean_line(&self.partial[start..start + n])));
+            let _ = tx.send((
+                self.source,
+                crate::text::line(&self.partial[start..start + n]),
+            ));
             start += n + 1;
         }
         self.partial.drain(..start);
@@ -285,7 +289,7 @@ impl Tail {
     /// Send what is left of a last line without its newline.
     fn flush(&mut self, tx: &mpsc::Sender<(Source, String)>) {
         if !self.partial.is_empty() {
-            let _ = tx.send((self.source, clean_line(&self.partial)));
+            let _ = tx.send((self.source, crate::text::line(&self.partial)));
             self.partial.clear();
         }
     }
@@ -448,15 +452,6 @@ impl Drop for Running {
     }
 }
 
-/// A console line as text: `\r`, escape sequences' control bytes and other control
-/// characters removed, invalid UTF-8 replaced.
-pub fn clean_line(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .filter(|c| *c == '\t' || !c.is_control())
-        .collect()
-}
-
 /// "the guest did not finish within 30s", with where the console stopped.
 pub fn timeout_error(log: &BootLog, timeout: Duration) -> crate::error::UserError {
     let where_ = match log.last_line() {
@@ -504,13 +499,6 @@ mod tests {
     use super::*;
     use crate::qemu::machine::Accel;
     use crate::tree::Arch;
-
-    #[test]
-    fn clean_line_drops_control_characters() {
-        assert_eq!(clean_line(b"ok 1 adds\r"), "ok 1 adds");
-        assert_eq!(clean_line(b"\x1b[0mhi\x07\tx"), "[0mhi\tx");
-        assert_eq!(clean_line(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
-    }
 
     #[test]
     fn tails_send_whole_lines() {

@@ -49,6 +49,16 @@ impl KoModule {
             }
             Err(e) => crate::bail_user!("`{}` is not a valid kernel module: {}", ko.display(), e),
         };
+        // The name becomes `insmod`'s and `rmmod`'s argument and is printed in every status
+        // line and case name: a `.modinfo` that says anything else is refused, as deploy
+        // refuses it.
+        if !crate::manifest::is_valid_module_name(&module.name) {
+            crate::bail_user!(
+                "`{}` names itself `{}` in `.modinfo`, which is not a module name (`[A-Za-z0-9_]`)",
+                ko.display(),
+                crate::text::escape(&module.name)
+            );
+        }
         if module.machine != arch.elf_machine() {
             crate::bail_user!(
                 "`{}` is not a module for {}: its ELF machine is {}", ko.display(), arch,

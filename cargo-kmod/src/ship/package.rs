@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::ko::{printable, KoFile};
+use crate::ko::KoFile;
 use crate::ship::{module_dir, names, Prepared};
+use crate::text::escape;
 use crate::tree::{Arch, KernelTree};
 
 /// `--format`.
@@ -72,7 +73,7 @@ impl PackageSpec {
                 n.to_string()
             }
             (None, Some((n, _))) => {
-                names::package_name(n, &format!("the name of cargo package `{}`", printable(n)))?;
+                names::package_name(n, &format!("the name of cargo package `{}`", escape(n)))?;
                 n.to_string()
             }
             (None, None) => {
@@ -88,7 +89,7 @@ impl PackageSpec {
             (None, Some((n, v)), _) => {
                 names::package_version(
                     v,
-                    &format!("the version of cargo package `{}`", printable(n)),
+                    &format!("the version of cargo package `{}`", escape(n)),
                 )?;
                 v.to_string()
             }
@@ -140,8 +141,8 @@ impl PackageSpec {
             if !ok {
                 crate::bail_user!(
                     "module `{}` (file `{}`) is not a kernel module name",
-                    printable(&m.module),
-                    printable(&m.file_name)
+                    escape(&m.module),
+                    escape(&m.file_name)
                 );
             }
         }
@@ -152,7 +153,7 @@ impl PackageSpec {
             if names::control_text(text).as_deref() != Some(text.as_str()) {
                 crate::bail_user!(
                     "the package {what} `{}` is not one line of text",
-                    printable(text)
+                    escape(text)
                 );
             }
         }

@@ -77,12 +77,7 @@ impl Board {
             return Ok(b);
         }
         let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
-        let near = names
-            .iter()
-            .map(|n| (strsim::jaro_winkler(n, name), *n))
-            .filter(|(s, _)| *s > 0.7)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, n)| n);
+        let near = crate::text::nearest(name, names.iter().copied(), 0.7);
         let e = UserError::new(format!("unknown board `{name}`"));
         Err(match near {
             Some(n) => e.with_hint(format!(

@@ -387,12 +387,7 @@ impl KconfigIndex {
 
     /// The closest known symbol name, for "did you mean" hints.
     pub fn nearest(&self, symbol: &str) -> Option<&str> {
-        self.symbols
-            .keys()
-            .map(|k| (strsim::jaro_winkler(k, symbol), k))
-            .filter(|(score, _)| *score > 0.85)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, k)| k.as_str())
+        crate::text::nearest(symbol, self.symbols.keys().map(String::as_str), 0.85)
     }
 }
 
