@@ -886,3 +886,35 @@ fn board_text_reaches_the_terminal_escaped() {
         "{e}"
     );
 }
+
+/// Issue 18 §3: what a board prints is read within limits, each a one-line error naming the
+/// limit: a 2 MiB line before its answers, 5 MiB of answers, and answers that never come
+/// (the questions' 30 s).
+#[test]
+fn deploy_bounds_what_the_board_prints() {
+    let d = scratch();
+    let answers = board_answers("7.2.0", "/tmp/cargo-kmod.ok");
+    for (answer, expect) in [
+        (
+            format!("head -c 2097152 /dev/zero | tr '\\0' x; echo\n{answers}"),
+            "printed a line longer than 64 KiB while answering cargo-kmod's questions",
+        ),
+        (
+            format!("yes '@@kmod:builtin padding_padding_padding' | head -c 5000000\n{answers}"),
+            "printed more than 4 MiB while answering cargo-kmod's questions",
+        ),
+        (
+            "exec sleep 100".to_string(),
+            "took longer than 30s while answering cargo-kmod's questions",
+        ),
+    ] {
+        let (bin, _) = fake_ssh(d.path(), &answer);
+        let start = std::time::Instant::now();
+        let e = fails(&deploy_with(&bin, d.path(), &[]));
+        assert!(
+            e.contains(&format!("error: `root@board.invalid` {expect}")),
+            "{e}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(50));
+    }
+}

@@ -167,7 +167,7 @@ pub fn deploy(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let session = Session::connect(shell, &req.dest, &req.ssh)?;
-    let answer = session.run(&Board::script(), false)?;
+    let answer = session.run(&Board::script(), false, ssh::QUERY)?;
     let Some(board) = Board::parse(&answer.lines) else {
         crate::bail_user!(
             "`{}` did not answer cargo-kmod's questions: {}", req.dest,
@@ -195,7 +195,7 @@ pub fn deploy(
         // `board.tmp` is the checked directory: a path that failed the check is never
         // acted on, here neither.
         if let Some(d) = &board.tmp {
-            let _ = session.run(&format!("rm -rf {}", quote(d)), false);
+            let _ = session.run(&format!("rm -rf {}", quote(d)), false, ssh::HOUSEKEEPING);
         }
     }
     session.close();
@@ -421,7 +421,7 @@ fn run_steps(
     let mut t = Transcript::default();
     let mut taint = board.taint;
     let mut failed: Option<(String, String, Vec<String>)> = None;
-    let out = session.stream(&plan.script(), board.needs_sudo(), |l| {
+    let out = session.stream(&plan.script(), board.needs_sudo(), ssh::STEPS, |l| {
         let line = t.push(l);
         let Some(step) = t.steps.last() else {
             return;
@@ -527,7 +527,7 @@ wait "$p""#
     });
     let mut pid: Option<u32> = None;
     let mut printing = false;
-    let result = session.stream(&script, board.needs_sudo(), |l| {
+    let result = session.stream(&script, board.needs_sudo(), ssh::FOLLOW, |l| {
         if let Some(p) = l.strip_prefix("@@kmod:pid ") {
             pid = p.trim().parse().ok();
             return;
@@ -546,7 +546,11 @@ wait "$p""#
         on(&Event::DeployLog { line: text });
     });
     if let Some(p) = pid {
-        let _ = session.run(&format!("kill {p} 2>/dev/null"), board.needs_sudo());
+        let _ = session.run(
+            &format!("kill {p} 2>/dev/null"),
+            board.needs_sudo(),
+            ssh::HOUSEKEEPING,
+        );
     }
     match result {
         Err(e) if e.is::<Interrupted>() => Ok(()),

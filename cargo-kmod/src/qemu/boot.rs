@@ -21,10 +21,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::process::{Limits, Overrun};
 use crate::qemu::machine::{Channel, Machine};
 use crate::qemu::protocol::Source;
 use crate::qemu::reaper;
 use crate::shell::Shell;
+
+/// What cargo-kmod reads from a guest at most: no console or channel line longer than 1 MiB,
+/// 64 MiB of both together (every line is kept for the report); the time is the boot's
+/// own timeout. A guest is untrusted: past these, qemu is stopped and the boot is an error.
+pub const GUEST_LIMITS: Limits = Limits {
+    line: 1 << 20,
+    total: Some(64 << 20),
+    time: None,
+    what: "running",
+};
 
 /// What the line callback tells the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,13 +182,13 @@ impl Boot {
             flag.store(true, Ordering::SeqCst);
             status
         });
-        let (tx, rx) = mpsc::channel::<(Source, String)>();
+        let (tx, rx) = mpsc::channel::<Piece>();
         let mut tails = vec![Tail::new(dir.path().join(CONSOLE_FILE), Source::Console)];
         if let Channel::Uart { .. } = self.machine.channel {
             tails.push(Tail::new(dir.path().join(CHANNEL_FILE), Source::Channel));
         }
         let done = exited.clone();
-        let poller = std::thread::spawn(move || poll(tails, &tx, &done));
+        let poller = std::thread::spawn(move || poll(tails, &tx, &done, GUEST_LIMITS));
         let err_reader = std::thread::spawn(move || {
             let mut s = Vec::new();
             let _ = stderr.read_to_end(&mut s);
@@ -199,7 +210,8 @@ impl Boot {
     }
 
     /// Boot, streaming each line to `on_line` until qemu exits, `on_line` returns
-    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so).
+    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so). A
+    /// guest that prints past [`GUEST_LIMITS`] is killed, and that is the error.
     pub fn run(
         &self,
         shell: &Shell,
@@ -220,6 +232,10 @@ impl Boot {
                 }
                 Recv::TimedOut => break Some(BootEnd::TimedOut),
                 Recv::Closed => break None,
+                Recv::Overrun(source, o) => {
+                    drop(running.finish(Some(BootEnd::Stopped)));
+                    return Err(overrun_error(source, o).into());
+                }
             }
         };
         running.finish(end)
@@ -242,6 +258,13 @@ impl Boot {
 const CONSOLE_FILE: &str = "console";
 const CHANNEL_FILE: &str = "channel";
 
+/// What the poller sends: a line from a source, or the limit that source passed.
+type Piece = (Source, Result<String, Overrun>);
+
+/// How much of a file is read at once: a line longer than the limit is noticed after at
+/// most this much more.
+const CHUNK: u64 = 64 << 10;
+
 /// The new lines of a file qemu appends to.
 struct Tail {
     path: PathBuf,
@@ -260,36 +283,49 @@ impl Tail {
         }
     }
 
-    /// Send the complete lines that arrived since the last call; whether anything did.
-    fn pump(&mut self, tx: &mpsc::Sender<(Source, String)>) -> bool {
+    /// Send the complete lines that arrived since the last call; how many bytes did. A line
+    /// that grows past `max_line` is [`Overrun::Line`] as soon as it does (the file is read
+    /// in chunks, never all at once).
+    fn pump(&mut self, tx: &mpsc::Sender<Piece>, max_line: usize) -> Result<u64, Overrun> {
         if self.file.is_none() {
             // qemu creates the file when it starts.
             self.file = std::fs::File::open(&self.path).ok();
         }
         let Some(f) = &mut self.file else {
-            return false;
+            return Ok(0);
         };
-        let before = self.partial.len();
-        let _ = f.read_to_end(&mut self.partial);
-        if self.partial.len() == before {
-            return false;
+        let mut got = 0u64;
+        loop {
+            let n = match f.by_ref().take(CHUNK).read_to_end(&mut self.partial) {
+                Ok(n) => n as u64,
+                Err(_) => 0,
+            };
+            got += n;
+            let mut start = 0;
+            while let Some(len) = self.partial[start..].iter().position(|b| *b == b'\n') {
+                if len > max_line {
+                    return Err(Overrun::Line(max_line));
+                }
+                let _ = tx.send((
+                    self.source,
+                    Ok(crate::text::line(&self.partial[start..start + len])),
+                ));
+                start += len + 1;
+            }
+            self.partial.drain(..start);
+            if self.partial.len() > max_line {
+                return Err(Overrun::Line(max_line));
+            }
+            if n < CHUNK {
+                return Ok(got);
+            }
         }
-        let mut start = 0;
-        while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
-            let _ = tx.send((
-                self.source,
-                crate::text::line(&self.partial[start..start + n]),
-            ));
-            start += n + 1;
-        }
-        self.partial.drain(..start);
-        true
     }
 
     /// Send what is left of a last line without its newline.
-    fn flush(&mut self, tx: &mpsc::Sender<(Source, String)>) {
+    fn flush(&mut self, tx: &mpsc::Sender<Piece>) {
         if !self.partial.is_empty() {
-            let _ = tx.send((self.source, crate::text::line(&self.partial)));
+            let _ = tx.send((self.source, Ok(crate::text::line(&self.partial))));
             self.partial.clear();
         }
     }
@@ -297,14 +333,29 @@ impl Tail {
 
 /// Poll `tails` until qemu has exited (then read them one last time): every millisecond
 /// while output flows (or stopped less than 0.2 s ago: a guest settling is quiet, and its end
-/// should be seen at once), backing off to 10 ms when it does not.
-fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &AtomicBool) {
+/// should be seen at once), backing off to 10 ms when it does not. A source past `limits`
+/// is reported once, and nothing more is read.
+fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<Piece>, exited: &AtomicBool, limits: Limits) {
     let mut idle = 0u32;
+    let mut total = 0u64;
     loop {
         let last = exited.load(Ordering::SeqCst);
         let mut got = false;
         for t in &mut tails {
-            got |= t.pump(tx);
+            match t.pump(tx, limits.line) {
+                Ok(n) => {
+                    got |= n > 0;
+                    total = total.saturating_add(n);
+                }
+                Err(o) => {
+                    let _ = tx.send((t.source, Err(o)));
+                    return;
+                }
+            }
+            if let Some(max) = limits.total.filter(|m| total > *m) {
+                let _ = tx.send((t.source, Err(Overrun::Total(max))));
+                return;
+            }
         }
         if last {
             for t in &mut tails {
@@ -326,6 +377,21 @@ pub enum Recv {
     TimedOut,
     /// qemu closed its console and channel (it exited).
     Closed,
+    /// The guest printed past [`GUEST_LIMITS`] on this source: nothing more is read.
+    Overrun(Source, Overrun),
+}
+
+/// The error for a guest that printed past [`GUEST_LIMITS`].
+pub fn overrun_error(source: Source, o: Overrun) -> crate::error::UserError {
+    let on = match source {
+        Source::Console => "on its console",
+        Source::Channel => "on its protocol channel",
+    };
+    crate::error::UserError::new(format!(
+        "the guest {} {on}; cargo-kmod stopped it",
+        o.passed()
+    ))
+    .with_hint("a module that prints without end (or without newlines) would fill the host's memory; look at the console with `-v`")
 }
 
 /// A qemu running in the background. Dropping it kills qemu.
@@ -334,7 +400,7 @@ pub struct RunningBoot {
     pid: u32,
     waiter: Option<std::thread::JoinHandle<std::io::Result<ExitStatus>>>,
     poller: Option<std::thread::JoinHandle<()>>,
-    rx: mpsc::Receiver<(Source, String)>,
+    rx: mpsc::Receiver<Piece>,
     err_reader: Option<std::thread::JoinHandle<String>>,
     pub start: Instant,
     /// The qemu command line.
@@ -352,13 +418,14 @@ impl RunningBoot {
             return Recv::TimedOut;
         }
         match self.rx.recv_timeout(deadline - now) {
-            Ok((source, l)) => {
+            Ok((source, Ok(l))) => {
                 match source {
                     Source::Console => self.console.push(l.clone()),
                     Source::Channel => self.channel.push(l.clone()),
                 }
                 Recv::Line(source, l)
             }
+            Ok((source, Err(o))) => Recv::Overrun(source, o),
             Err(mpsc::RecvTimeoutError::Timeout) => Recv::TimedOut,
             Err(mpsc::RecvTimeoutError::Disconnected) => Recv::Closed,
         }
@@ -385,7 +452,7 @@ impl RunningBoot {
             let _ = p.join();
         }
         // Lines that raced the end are still worth having.
-        while let Ok((source, l)) = self.rx.try_recv() {
+        while let Ok((source, Ok(l))) = self.rx.try_recv() {
             match source {
                 Source::Console => self.console.push(l),
                 Source::Channel => self.channel.push(l),
@@ -506,10 +573,13 @@ mod tests {
         let path = d.path().join("f");
         let (tx, rx) = mpsc::channel();
         let mut t = Tail::new(path.clone(), Source::Channel);
-        assert!(!t.pump(&tx), "no file yet");
+        assert_eq!(t.pump(&tx, 100), Ok(0), "no file yet");
         std::fs::write(&path, b"one\r\ntw").unwrap();
-        assert!(t.pump(&tx));
-        assert_eq!(rx.try_recv().unwrap(), (Source::Channel, "one".to_string()));
+        assert_eq!(t.pump(&tx, 100), Ok(7));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (Source::Channel, Ok("one".to_string()))
+        );
         assert!(rx.try_recv().is_err());
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -517,10 +587,45 @@ mod tests {
             .open(&path)
             .unwrap();
         f.write_all(b"o\nthree").unwrap();
-        assert!(t.pump(&tx));
-        assert_eq!(rx.try_recv().unwrap().1, "two");
+        assert!(t.pump(&tx, 100).unwrap() > 0);
+        assert_eq!(rx.try_recv().unwrap().1, Ok("two".to_string()));
         t.flush(&tx);
-        assert_eq!(rx.try_recv().unwrap().1, "three");
+        assert_eq!(rx.try_recv().unwrap().1, Ok("three".to_string()));
+    }
+
+    /// A guest line longer than the limit is an overrun as soon as it passes the limit,
+    /// with or without its newline, and the file is never read whole; the poller reports
+    /// too much output in all and stops reading.
+    #[test]
+    fn guest_lines_and_totals_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("f");
+        let (tx, _rx) = mpsc::channel();
+        let mut t = Tail::new(path.clone(), Source::Console);
+        std::fs::write(&path, vec![b'x'; 10 * CHUNK as usize]).unwrap();
+        assert_eq!(t.pump(&tx, 1000), Err(Overrun::Line(1000)));
+        assert!(t.partial.len() <= 1000 + CHUNK as usize, "read whole");
+        let mut t = Tail::new(path.clone(), Source::Console);
+        std::fs::write(&path, b"short\nmuch too long a line\n").unwrap();
+        assert_eq!(t.pump(&tx, 10), Err(Overrun::Line(10)));
+
+        let (tx, rx) = mpsc::channel();
+        std::fs::write(&path, b"line\n".repeat(100)).unwrap();
+        let exited = AtomicBool::new(true);
+        let limits = Limits {
+            total: Some(300),
+            ..GUEST_LIMITS
+        };
+        poll(vec![Tail::new(path, Source::Console)], &tx, &exited, limits);
+        let pieces: Vec<Piece> = rx.try_iter().collect();
+        assert_eq!(
+            pieces.last(),
+            Some(&(Source::Console, Err(Overrun::Total(300))))
+        );
+        assert_eq!(
+            overrun_error(Source::Console, Overrun::Line(1 << 20)).message,
+            "the guest printed a line longer than 1 MiB on its console; cargo-kmod stopped it"
+        );
     }
 
     #[test]

@@ -285,6 +285,7 @@ impl RunningGuest {
                     "the guest stopped before it was ready; its log stopped at: `{}`",
                     self.transcript.last_words()
                 ),
+                Recv::Overrun(source, o) => return Err(boot::overrun_error(source, o).into()),
             }
         }
         Ok(())
