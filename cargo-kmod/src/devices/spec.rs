@@ -4,7 +4,7 @@
 //! Every value is checked here, so the overlay text generated from a [`DeviceSpec`] always
 //! compiles; a bad key or value is a one-line error naming the file, the table and the key.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -164,11 +164,18 @@ impl Devices {
         self.overlays.extend(other.overlays);
     }
 
-    /// Refuse two devices with the same node: the second would silently merge into the first.
+    /// Refuse two devices with the same node (the second would silently merge into the
+    /// first), and a platform device with the node name of cargo-kmod's I2C bus.
     pub fn check_unique(&self) -> Result<()> {
         let mut seen: std::collections::BTreeMap<String, &DeviceSpec> = Default::default();
         let mut addresses: std::collections::BTreeMap<u16, &DeviceSpec> = Default::default();
         for d in &self.devices {
+            if d.bus == Bus::Platform && d.name == super::dtso::I2C_BUS_NODE {
+                crate::bail_user!(
+                    "test device {} is named `{}`, the node of cargo-kmod's I2C bus", d.origin, d.name;
+                    hint = "give it another `name`"
+                );
+            }
             if let Some(first) = seen.insert(d.path(), d) {
                 crate::bail_user!(
                     "two test devices are named `{}`: {} and {}", d.node_name(), first.origin, d.origin;
@@ -313,7 +320,11 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
         );
     };
     let mut out = Vec::new();
-    let mut names = BTreeSet::new();
+    // The I2C bus node's name is never a default name.
+    let mut names = HashSet::from([(Bus::Platform, super::dtso::I2C_BUS_NODE.to_string())]);
+    // Per default name, the suffix to try next: names are only ever added, so every smaller
+    // suffix is still taken, and naming stays linear in the number of devices.
+    let mut next: HashMap<(Bus, String), usize> = HashMap::new();
     for (i, d) in list.iter().enumerate() {
         let place = Place {
             section: format!("{section}[{i}]"),
@@ -323,10 +334,10 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
         // Default names are made unique; explicit ones are checked by `check_unique`.
         if d.get("name").is_none() {
             let base = spec.name.clone();
-            let mut n = 2;
+            let n = next.entry((spec.bus, base.clone())).or_insert(2);
             while names.contains(&(spec.bus, spec.name.clone())) {
                 spec.name = format!("{base}-{n}");
-                n += 1;
+                *n += 1;
             }
         }
         names.insert((spec.bus, spec.name.clone()));
