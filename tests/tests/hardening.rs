@@ -1009,3 +1009,82 @@ fn thirty_three_i2c_devices_bind() {
         assert_eq!(stdout(&o).trim(), "33", "{arch}: {}", stderr(&o));
     }
 }
+
+/// Issue 18 §6: `--param` with a name the module does not take is refused before the boot
+/// (the kernel only warned and the run said `test result: ok`), for a module with
+/// parameters and one without; the real parameter still works. A Rust module's `.modinfo`
+/// names its parameters (`parmtype=`), checked on a real build.
+#[test]
+fn a_parameter_the_module_does_not_take_is_refused() {
+    let d = scratch();
+    copy_dir(&root().join("examples/hello"), &d.path().join("hello"));
+    let _ = std::fs::remove_dir_all(d.path().join("hello/target"));
+    let hello = d.path().join("hello/Cargo.toml");
+    let plain = package(&d.path().join("plain"), "no-params", "");
+    for arch in ARCHES {
+        dev_tree(arch);
+        let h = hello.to_str().unwrap();
+        ok(&kmod_in(
+            d.path(),
+            &["build", "--manifest-path", h, "--arch", arch],
+        ));
+        let ko = d.path().join(format!("hello/target/kmod/{arch}/hello.ko"));
+        let info = stdout(&kmod_in(d.path(), &["info", ko.to_str().unwrap()]));
+        assert!(info.contains("greeting_count"), "{info}");
+        let o = kmod_in(
+            d.path(),
+            &[
+                "test",
+                "--manifest-path",
+                h,
+                "--arch",
+                arch,
+                "--param",
+                "nosuch=1",
+            ],
+        );
+        let e = fails(&o);
+        assert!(
+            e.contains("module `hello` has no parameter `nosuch` (`--param nosuch=1`)")
+                && e.contains("its parameters: `greeting_count`"),
+            "{arch}: {e}"
+        );
+        assert!(!stdout(&o).contains("test result"), "{}", stdout(&o));
+        let o = kmod_in(
+            d.path(),
+            &[
+                "run",
+                "--manifest-path",
+                plain.to_str().unwrap(),
+                "--arch",
+                arch,
+                "--param",
+                "nosuch=1",
+                "--exec",
+                "true",
+            ],
+        );
+        let e = fails(&o);
+        assert!(
+            e.contains("module `no_params` has no parameter `nosuch`")
+                && e.contains("it takes no parameters"),
+            "{arch}: {e}"
+        );
+        let o = kmod_in(
+            d.path(),
+            &[
+                "run",
+                "--manifest-path",
+                h,
+                "--arch",
+                arch,
+                "--param",
+                "greeting-count=2",
+                "--exec",
+                "dmesg | grep -c 'Hello from Rust'",
+            ],
+        );
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), "2", "{arch}");
+    }
+}

@@ -253,6 +253,7 @@ mod tests {
                 pkcs7: vec![],
             }),
             elf_len: 0,
+            param_slots: Some(0),
         };
         Module {
             name: name.into(),

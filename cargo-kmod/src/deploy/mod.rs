@@ -348,6 +348,7 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
             depends: file.module.depends(),
             params: vec![],
             kunit_suites: file.module.kunit_suites,
+            known_params: crate::qemu::modules::known_params(&file.module),
         });
         files.push(file);
     }

@@ -88,6 +88,9 @@ pub fn run_exec_plan(
     run.ensure_began(timeout)?;
     let t = &run.transcript;
     for (i, step) in plan.steps.iter().enumerate() {
+        for w in crate::qemu::judge::ignored_params(&t.step_log(i).lines()) {
+            shell.warn(format_args!("the kernel ignored a module parameter: `{w}`"));
+        }
         let s = &t.steps[i];
         if s.state == StepState::Done && s.status != Some(0) {
             let mut words: Vec<String> = s.out.clone();

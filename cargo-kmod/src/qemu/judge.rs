@@ -181,6 +181,16 @@ pub fn non_ktap(log: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The kernel's `MODULE: unknown parameter 'NAME' ignored` lines in a step's log: a
+/// `--param` the module does not take, which the kernel only warns about.
+pub fn ignored_params(log: &[String]) -> Vec<String> {
+    log.iter()
+        .map(|l| ktap::strip_log_prefix(l))
+        .filter(|l| l.contains(": unknown parameter '") && l.ends_with("' ignored"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Messages every out-of-tree test build causes; they explain nothing about a failure.
 fn is_routine(line: &str) -> bool {
     line.ends_with("loading out-of-tree module taints kernel.")
@@ -291,6 +301,21 @@ mod tests {
         assert_eq!(
             new_taints(0, 1 << 7),
             ["D (kernel died recently (OOPS or BUG))"]
+        );
+    }
+
+    #[test]
+    fn ignored_parameters_are_found() {
+        let log: Vec<String> = [
+            "[    1.000000] hello: unknown parameter 'nosuch' ignored",
+            "[    1.000001] hello: greeting 1",
+            "[    1.000002] says: unknown parameter 'x' ignored, it said",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            ignored_params(&log),
+            ["hello: unknown parameter 'nosuch' ignored"]
         );
     }
 }

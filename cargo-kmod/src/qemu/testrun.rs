@@ -90,6 +90,9 @@ pub struct TestReport {
     pub cases: Vec<CaseResult>,
     /// Cases the filter left out.
     pub filtered_out: usize,
+    /// The kernel's warnings about the loads that do not fail a case but must be seen: a
+    /// parameter it ignored ([`judge::ignored_params`]).
+    pub warnings: Vec<String>,
     pub boot: BootLog,
     pub transcript: Transcript,
 }
@@ -148,9 +151,17 @@ pub fn run_test_plan(
     }
     run.ensure_began(opts.timeout)?;
     let (cases, filtered_out) = judge(&run, &plan, modules, opts);
+    let warnings = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.action, crate::qemu::guest::Action::Load { .. }))
+        .flat_map(|(i, _)| judge::ignored_params(&run.transcript.step_log(i).lines()))
+        .collect();
     Ok(TestReport {
         cases,
         filtered_out,
+        warnings,
         boot: run.boot,
         transcript: run.transcript,
     })
@@ -417,6 +428,7 @@ mod tests {
             depends: vec![],
             params: vec![],
             kunit_suites: suites,
+            known_params: None,
         }
     }
 
@@ -693,6 +705,7 @@ mod tests {
                 kunit: true,
             }],
             filtered_out: 0,
+            warnings: vec![],
             boot: BootLog {
                 lines: vec![],
                 channel: vec![],

@@ -366,6 +366,7 @@ mod tests {
                 signature: None,
                 elf_len: 0,
                 kunit_suites: 0,
+                param_slots: Some(0),
             },
         }
     }
