@@ -1088,3 +1088,46 @@ fn a_parameter_the_module_does_not_take_is_refused() {
         assert_eq!(stdout(&o).trim(), "2", "{arch}");
     }
 }
+
+/// Issue 18 §6: `--timeout 18446744073709551615` (u64::MAX) is "no limit", not a panic
+/// (exit 101 with "overflow when adding duration to instant"), on both arches.
+#[test]
+fn the_largest_timeout_is_no_limit() {
+    let d = scratch();
+    let manifest = package(&d.path().join("pkg"), "long-wait", "");
+    let m = manifest.to_str().unwrap();
+    for arch in ARCHES {
+        dev_tree(arch);
+        let max = u64::MAX.to_string();
+        let o = kmod_in(
+            d.path(),
+            &[
+                "test",
+                "--manifest-path",
+                m,
+                "--arch",
+                arch,
+                "--timeout",
+                &max,
+            ],
+        );
+        ok(&o);
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        let o = kmod_in(
+            d.path(),
+            &[
+                "run",
+                "--manifest-path",
+                m,
+                "--arch",
+                arch,
+                "--timeout",
+                &max,
+                "--exec",
+                "echo fine",
+            ],
+        );
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), "fine");
+    }
+}

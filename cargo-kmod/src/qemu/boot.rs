@@ -218,10 +218,10 @@ impl Boot {
         mut on_line: impl FnMut(Source, &str) -> Flow,
     ) -> Result<BootLog> {
         let mut running = self.spawn(shell)?;
-        let deadline = running.start + self.timeout;
+        let deadline = deadline(running.start, self.timeout);
         let mut first = self
             .first_line_within
-            .map(|d| running.start + d.min(self.timeout));
+            .map(|d| deadline_after(running.start, d.min(self.timeout)));
         let end = loop {
             match running.recv(first.unwrap_or(deadline)) {
                 Recv::Line(source, l) => {
@@ -252,6 +252,20 @@ impl Boot {
         let mut qemu = Running::new(child);
         qemu.wait()
     }
+}
+
+/// `start + timeout`, or a century from `start` when that is past what an [`Instant`] can
+/// hold (`--timeout 18446744073709551615` means "no limit", not a panic).
+pub fn deadline(start: Instant, timeout: Duration) -> Instant {
+    deadline_after(start, timeout)
+}
+
+fn deadline_after(start: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
 }
 
 /// The files the console and the channel go to, in a boot's temporary directory.
@@ -566,6 +580,17 @@ mod tests {
     use super::*;
     use crate::qemu::machine::Accel;
     use crate::tree::Arch;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = deadline(now, Duration::from_secs(u64::MAX));
+        assert!(far > now + Duration::from_secs(50 * 365 * 24 * 3600));
+    }
 
     #[test]
     fn tails_send_whole_lines() {
