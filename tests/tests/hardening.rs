@@ -1131,3 +1131,51 @@ fn the_largest_timeout_is_no_limit() {
         assert_eq!(stdout(&o).trim(), "fine");
     }
 }
+
+/// Issue 18 §6: a malformed `SOURCE_DATE_EPOCH` is an error that names it (it was silently
+/// 0), and nothing is written; an empty one means unset.
+#[test]
+fn a_malformed_source_date_epoch_is_an_error() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = package(&d.path().join("pkg"), "epoch", "");
+    let m = manifest.to_str().unwrap();
+    ok(&build(&manifest, &[]));
+    for bad in ["2024-01-01", "-1", "abc", "1e9", " 5"] {
+        let out = d.path().join(format!("out-{}", bad.trim()));
+        let o = run(kmod(&[
+            "package",
+            "--manifest-path",
+            m,
+            "--arch",
+            "x86_64",
+            "--no-sign",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+        .env("SOURCE_DATE_EPOCH", bad));
+        let e = fails(&o);
+        assert!(
+            e.contains(&format!(
+                "`SOURCE_DATE_EPOCH` is `{bad}`, which is not a time in seconds since 1970"
+            )),
+            "{bad}: {e}"
+        );
+        assert!(
+            std::fs::read_dir(&out).map_or(true, |mut r| r.next().is_none()),
+            "{bad}: something was written"
+        );
+    }
+    let out = d.path().join("out-empty");
+    ok(&run(kmod(&[
+        "package",
+        "--manifest-path",
+        m,
+        "--arch",
+        "x86_64",
+        "--no-sign",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ])
+    .env("SOURCE_DATE_EPOCH", "")));
+}

@@ -161,12 +161,28 @@ impl PackageSpec {
     }
 }
 
-/// `SOURCE_DATE_EPOCH`, or 0: the mtime of every archive entry.
-pub fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// `SOURCE_DATE_EPOCH` (0 when unset or empty): the mtime of every archive entry. A value
+/// that is not what `date +%s` prints for a date an archive can hold (decimal digits, at
+/// most 12: the `ar` header's field) is an error, as the reproducible-builds specification
+/// asks (<https://reproducible-builds.org/specs/source-date-epoch/>), never a silent 0.
+pub fn source_date_epoch() -> Result<u64> {
+    parse_source_date_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())
+}
+
+fn parse_source_date_epoch(value: Option<&std::ffi::OsStr>) -> Result<u64> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    let text = value.to_string_lossy();
+    if text.len() <= 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(v) = text.parse() {
+            return Ok(v);
+        }
+    }
+    crate::bail_user!(
+        "`SOURCE_DATE_EPOCH` is `{}`, which is not a time in seconds since 1970", crate::text::escape(&text);
+        hint = "set it to what `date +%s` prints (e.g. `SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`), or unset it"
+    )
 }
 
 /// Write a package file atomically, with the mode any build output gets under the user's
@@ -198,7 +214,7 @@ impl TarTree {
 
     /// The tar bytes; `prefix` (`./` for Debian members) goes in front of every name.
     pub fn to_tar(&self, prefix: &str) -> Result<Vec<u8>> {
-        let mtime = source_date_epoch();
+        let mtime = source_date_epoch()?;
         let mut b = tar::Builder::new(Vec::new());
         b.mode(tar::HeaderMode::Deterministic);
         if !prefix.is_empty() {
@@ -412,13 +428,13 @@ pub fn write_deb(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         ("data.tar.gz", gzip(&data.to_tar("./")?)?),
     ];
     let out = out_dir.join(format!("{pkg}_{version}_{}.deb", deb_arch(spec.arch)));
-    write_output(&out, &ar(&members))?;
+    write_output(&out, &ar(&members)?)?;
     Ok(out)
 }
 
 /// A System V `ar` archive, as `dpkg-deb` writes it.
-pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mtime = source_date_epoch();
+pub fn ar(members: &[(&str, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mtime = source_date_epoch()?;
     let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
         let header = format!(
@@ -436,7 +452,7 @@ pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
             out.push(b'\n');
         }
     }
-    out
+    Ok(out)
 }
 
 /// Files a DKMS source package leaves out: build products and VCS data.
@@ -556,9 +572,31 @@ mod tests {
         );
     }
 
+    /// Issue 18 §6: `SOURCE_DATE_EPOCH` is what `date +%s` prints or an error (it was a
+    /// silent 0); unset or empty is 0.
+    #[test]
+    fn source_date_epoch_is_digits_or_an_error() {
+        use std::ffi::OsStr;
+        let p = |v: Option<&str>| parse_source_date_epoch(v.map(OsStr::new));
+        assert_eq!(p(None).unwrap(), 0);
+        assert_eq!(p(Some("")).unwrap(), 0);
+        assert_eq!(p(Some("1700000000")).unwrap(), 1_700_000_000);
+        for bad in ["2024-01-01", "-1", "abc", " 5", "1e9", "9999999999999"] {
+            let e = p(Some(bad)).unwrap_err();
+            let (msg, hint, _) = crate::error::render(&e);
+            assert_eq!(
+                msg,
+                format!(
+                    "`SOURCE_DATE_EPOCH` is `{bad}`, which is not a time in seconds since 1970"
+                )
+            );
+            assert!(hint.unwrap().contains("date +%s"));
+        }
+    }
+
     #[test]
     fn ar_layout() {
-        let a = ar(&[("debian-binary", b"2.0\n".to_vec()), ("x", b"abc".to_vec())]);
+        let a = ar(&[("debian-binary", b"2.0\n".to_vec()), ("x", b"abc".to_vec())]).unwrap();
         assert!(a.starts_with(
             b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"
         ));
