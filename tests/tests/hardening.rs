@@ -1179,3 +1179,54 @@ fn a_malformed_source_date_epoch_is_an_error() {
     ])
     .env("SOURCE_DATE_EPOCH", "")));
 }
+
+/// Issue 18 §6: when the manifest beside a tarball cannot be written (here its path is a
+/// directory; a full disk fails the same way), `package` leaves no tarball without it.
+#[test]
+fn package_leaves_a_complete_set_or_nothing() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = package(&d.path().join("pkg"), "set-of-two", "");
+    let m = manifest.to_str().unwrap();
+    let out = d.path().join("out");
+    let package = || {
+        run(&mut kmod(&[
+            "package",
+            "--manifest-path",
+            m,
+            "--arch",
+            "x86_64",
+            "--no-sign",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ]))
+    };
+    ok(&package());
+    let names: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let tarball = names
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap()
+        .clone();
+    let json = names
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .unwrap()
+        .clone();
+    std::fs::remove_file(&tarball).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    std::fs::create_dir_all(json.join("in-the-way")).unwrap();
+    let e = fails(&package());
+    assert!(e.contains(".manifest.json"), "{e}");
+    assert!(!tarball.exists(), "a tarball without its manifest was left");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "only what was in the way: {left:?}");
+}

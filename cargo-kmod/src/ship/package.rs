@@ -345,11 +345,15 @@ pub fn write_tar(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         manifest_text.clone().into_bytes(),
     );
     let out = out_dir.join(format!("{}.tar.gz", stem(spec)));
-    write_output(&out, &gzip(&tree.to_tar("")?)?)?;
-    write_output(
-        &out_dir.join(format!("{}.manifest.json", stem(spec))),
-        manifest_text.as_bytes(),
-    )?;
+    let tarball = gzip(&tree.to_tar("")?)?;
+    // Both or neither: a tarball without its manifest beside it is no package.
+    crate::fsutil::write_atomic_all(&[
+        (&out, &tarball),
+        (
+            &out_dir.join(format!("{}.manifest.json", stem(spec))),
+            manifest_text.as_bytes(),
+        ),
+    ])?;
     Ok(out)
 }
 
