@@ -1,6 +1,8 @@
 //! Builds that cannot be fooled, on the real dev trees: two processes in one target
 //! directory (issue 8 §3), `Fresh` only when nothing the build read changed (§4), and every
-//! manifest string reaching kbuild exactly as written (§5).
+//! manifest string reaching kbuild exactly as written (§5). Issue 18: `Fresh` after an edit
+//! made during a build (§2), boards that answer hostile values (§3), hostile text on the
+//! terminal (§4), device limits found before the boot (§5) and small faults (§6).
 
 mod common;
 use common::*;
@@ -1229,4 +1231,48 @@ fn package_leaves_a_complete_set_or_nothing() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left.len(), 1, "only what was in the way: {left:?}");
+}
+
+/// Issue 18 §6: the report of a failed load prints each kernel line once (busybox's
+/// `insmod` runs a failing module's init twice, so the log holds its lines twice), in
+/// `test` and in `run`, on both arches.
+#[test]
+fn a_failed_load_reports_each_kernel_line_once() {
+    let lib = PLAIN_RS.replace(
+        "        pr_info!(\"loaded {}\\n\", n + 1);\n        Ok(M)\n",
+        "        pr_err!(\"once-only first line {}\\n\", n);\n        pr_err!(\"once-only second line\\n\");\n        Err(ENODEV)\n",
+    );
+    assert!(lib.contains("Err(ENODEV)"));
+    let d = scratch();
+    let manifest = package_with(&d.path().join("pkg"), "once-only", "", &lib);
+    let m = manifest.to_str().unwrap();
+    for arch in ARCHES {
+        dev_tree(arch);
+        let o = kmod_in(d.path(), &["test", "--manifest-path", m, "--arch", arch]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(101), "{arch}: {out}\n{}", stderr(&o));
+        for line in ["once-only first line 41", "once-only second line"] {
+            assert_eq!(out.matches(line).count(), 1, "{arch}: `{line}` in\n{out}");
+        }
+        assert!(out.contains("the module's init ran twice"), "{arch}: {out}");
+        let o = kmod_in(
+            d.path(),
+            &[
+                "run",
+                "--manifest-path",
+                m,
+                "--arch",
+                arch,
+                "--exec",
+                "true",
+            ],
+        );
+        let e = fails(&o);
+        assert!(e.contains("module `once_only` did not load"), "{arch}: {e}");
+        assert_eq!(
+            e.matches("once-only first line 41").count(),
+            1,
+            "{arch}: {e}"
+        );
+    }
 }

@@ -47,7 +47,14 @@ pub fn problems(s: &StepRecord) -> Vec<String> {
         p.push(format!("the kernel became tainted: {}", new.join(", ")));
     }
     if s.status != 0 || trouble || !new.is_empty() {
-        p.extend(non_ktap(&s.log));
+        let lines = non_ktap(&s.log);
+        match retried_load(s, &lines) {
+            Some(once) => {
+                p.extend(once.iter().cloned());
+                p.push(RAN_TWICE.to_string());
+            }
+            None => p.extend(lines),
+        }
     }
     if s.lost > 0 {
         p.push(format!(
@@ -93,6 +100,24 @@ pub fn kunit_problem(log: &[String], expected: usize) -> Option<String> {
             "the module has {expected} KUnit suite{s}, but loading it printed a complete KTAP report for {reported}"
         )
     })
+}
+
+/// Said after the lines of a load whose `init` ran twice.
+pub const RAN_TWICE: &str = "(the module's init ran twice and printed these lines both times: busybox's `insmod` loads again with `init_module` when `finit_module` fails)";
+
+/// The kernel lines of a failed load printed once when they are the same lines twice over:
+/// busybox's `insmod` (the guests' and many boards') tries `finit_module`, and when that
+/// fails loads the module again with `init_module`, so `init` runs (and logs) twice. `None`
+/// when the lines are not one block repeated.
+fn retried_load<'a>(s: &StepRecord, lines: &'a [String]) -> Option<&'a [String]> {
+    let half = lines.len() / 2;
+    let load = matches!(s.program.as_str(), "insmod" | "modprobe");
+    (load
+        && s.status != 0
+        && half > 0
+        && lines.len().is_multiple_of(2)
+        && lines[..half] == lines[half..])
+        .then(|| &lines[..half])
 }
 
 /// Taint flags, in the order of `/proc/sys/kernel/tainted`'s bits, with the kernel's letters.
@@ -220,6 +245,37 @@ mod tests {
             lost: 0,
             kunit_suites: 0,
         }
+    }
+
+    /// Issue 18 §6: a failed load whose init ran twice (busybox's `insmod` retries with
+    /// `init_module`) reports the kernel's lines once, and says why they came twice.
+    #[test]
+    fn a_retried_load_reports_its_lines_once() {
+        let mut r = rec(
+            &[
+                "[    0.6] m: loading out-of-tree module taints kernel.",
+                "[    0.6] m: m: first",
+                "[    0.6] m: m: second",
+                "[    0.7] m: m: first",
+                "[    0.7] m: m: second",
+            ],
+            19,
+            12288,
+        );
+        r.out = vec!["insmod: can't insert '/kmod/m.ko': No such device".into()];
+        assert_eq!(
+            problems(&r),
+            [
+                "`insmod` exited with status 19",
+                "insmod: can't insert '/kmod/m.ko': No such device",
+                "m: m: first",
+                "m: m: second",
+                RAN_TWICE,
+            ]
+        );
+        // Lines that differ are all shown.
+        let r = rec(&["m: a", "m: b"], 1, 0);
+        assert_eq!(problems(&r)[1..], ["m: a", "m: b"]);
     }
 
     #[test]
