@@ -50,7 +50,7 @@ pub fn problems(s: &StepRecord) -> Vec<String> {
         let lines = non_ktap(&s.log);
         match retried_load(s, &lines) {
             Some(once) => {
-                p.extend(once.iter().cloned());
+                p.extend(once);
                 p.push(RAN_TWICE.to_string());
             }
             None => p.extend(lines),
@@ -105,19 +105,38 @@ pub fn kunit_problem(log: &[String], expected: usize) -> Option<String> {
 /// Said after the lines of a load whose `init` ran twice.
 pub const RAN_TWICE: &str = "(the module's init ran twice and printed these lines both times: busybox's `insmod` loads again with `init_module` when `finit_module` fails)";
 
-/// The kernel lines of a failed load printed once when they are the same lines twice over:
-/// busybox's `insmod` (the guests' and many boards') tries `finit_module`, and when that
-/// fails loads the module again with `init_module`, so `init` runs (and logs) twice. `None`
-/// when the lines are not one block repeated.
-fn retried_load<'a>(s: &StepRecord, lines: &'a [String]) -> Option<&'a [String]> {
-    let half = lines.len() / 2;
-    let load = matches!(s.program.as_str(), "insmod" | "modprobe");
-    (load
-        && s.status != 0
-        && half > 0
-        && lines.len().is_multiple_of(2)
-        && lines[..half] == lines[half..])
-        .then(|| &lines[..half])
+/// The kernel lines of a failed load with the second run of its `init` left out: busybox's
+/// `insmod` (the guests' and many boards') tries `finit_module`, and when that fails loads
+/// the module again with `init_module`, so `init` runs (and logs) twice. The lines that occur
+/// more than once, in order, must be one block repeated; other kernel lines (a driver
+/// elsewhere probing meanwhile) stay. `None` when the lines are not such a repeat.
+fn retried_load(s: &StepRecord, lines: &[String]) -> Option<Vec<String>> {
+    if !matches!(s.program.as_str(), "insmod" | "modprobe") || s.status == 0 {
+        return None;
+    }
+    let mut count: std::collections::HashMap<&str, usize> = Default::default();
+    for l in lines {
+        *count.entry(l.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<usize> = (0..lines.len())
+        .filter(|i| count[lines[*i].as_str()] > 1)
+        .collect();
+    let half = repeated.len() / 2;
+    if half == 0
+        || !repeated.len().is_multiple_of(2)
+        || (0..half).any(|j| lines[repeated[j]] != lines[repeated[half + j]])
+    {
+        return None;
+    }
+    let second: BTreeSet<usize> = repeated[half..].iter().copied().collect();
+    Some(
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !second.contains(i))
+            .map(|(_, l)| l.clone())
+            .collect(),
+    )
 }
 
 /// Taint flags, in the order of `/proc/sys/kernel/tainted`'s bits, with the kernel's letters.
@@ -271,6 +290,31 @@ mod tests {
                 "m: m: first",
                 "m: m: second",
                 RAN_TWICE,
+            ]
+        );
+        // Another driver's line between the runs stays; a line printed twice in each run is
+        // printed twice.
+        let r = rec(
+            &[
+                "m: a",
+                "m: a",
+                "input: ImExPS/2 Generic Explorer Mouse",
+                "m: b",
+                "m: a",
+                "m: a",
+                "m: b",
+            ],
+            1,
+            0,
+        );
+        assert_eq!(
+            problems(&r)[1..],
+            [
+                "m: a",
+                "m: a",
+                "input: ImExPS/2 Generic Explorer Mouse",
+                "m: b",
+                RAN_TWICE
             ]
         );
         // Lines that differ are all shown.
