@@ -128,23 +128,6 @@ impl Env {
             .map(|p| std::env::split_paths(p).collect())
             .unwrap_or_default()
     }
-
-    /// `SOURCE_DATE_EPOCH`, checked as the reproducible-builds specification asks: unset is
-    /// `None`; anything but a non-negative decimal integer is an error naming the value.
-    pub fn source_date_epoch(&self) -> Result<Option<u64>, String> {
-        match self.var_os("SOURCE_DATE_EPOCH") {
-            None => Ok(None),
-            Some(v) => {
-                let s = v.to_string_lossy();
-                let t = s.trim();
-                if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                    t.parse::<u64>().map(Some).map_err(|_| s.to_string())
-                } else {
-                    Err(s.to_string())
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -166,15 +149,5 @@ mod tests {
         assert_eq!(env.cargo_home(), Some(PathBuf::from("/h/.cargo")));
         let env = Env::from_pairs([("HOME", "/h"), ("CARGO_HOME", "/c")]);
         assert_eq!(env.cargo_home(), Some(PathBuf::from("/c")));
-    }
-
-    #[test]
-    fn source_date_epoch_is_checked() {
-        let e = |v: &str| Env::from_pairs([("SOURCE_DATE_EPOCH", v)]).source_date_epoch();
-        assert_eq!(e("1700000000"), Ok(Some(1_700_000_000)));
-        assert_eq!(Env::default().source_date_epoch(), Ok(None));
-        assert!(e("2024-01-01").is_err());
-        assert!(e("-1").is_err());
-        assert!(e("abc").is_err());
     }
 }

@@ -39,6 +39,42 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Write several files as one: every file to a temporary file first, then all renamed into
+/// place. A write that fails (a full disk) leaves none of them; a rename that fails removes
+/// the ones already renamed. Either the complete set is there or nothing of it (a tarball
+/// without the manifest beside it would be a package that lies about itself).
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, contents) in files {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".kmod-tmp-")
+            .permissions(file_mode())
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot write in `{}`", dir.display()))?;
+        tmp.write_all(contents)
+            .and_then(|()| tmp.flush())
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        staged.push((tmp, *path));
+    }
+    let mut done: Vec<&Path> = Vec::new();
+    for (tmp, path) in staged {
+        if let Err(e) = tmp.persist(path) {
+            for p in done {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.error).with_context(|| format!("cannot write `{}`", path.display()));
+        }
+        done.push(path);
+    }
+    Ok(())
+}
+
 /// Like [`write_atomic`], but leave the file (and its mtime) alone when it already holds
 /// `contents`. Returns whether the file changed; kbuild's own dependency tracking relies on
 /// unchanged files keeping their mtimes.
@@ -125,6 +161,29 @@ mod tests {
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// A set of files whose second cannot be written leaves neither (nor a temporary
+    /// file); one that can be written is complete.
+    #[test]
+    fn a_set_of_files_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("pkg.tar.gz");
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "").unwrap();
+        let b = blocker.join("pkg.manifest.json");
+        let e = write_atomic_all(&[(&a, b"tar"), (&b, b"{}")]).unwrap_err();
+        assert!(format!("{e:#}").contains("not-a-dir"), "{e:#}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["not-a-dir"], "nothing of the set is left");
+        let b = dir.path().join("pkg.manifest.json");
+        write_atomic_all(&[(&a, b"tar"), (&b, b"{}")]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"tar");
+        assert_eq!(std::fs::read(&b).unwrap(), b"{}");
     }
 
     /// The umask, read from `/proc/self/status` (setting it to read it back would race with

@@ -14,6 +14,7 @@
 //! - [`deploy`]: check, copy and load modules on a running board over ssh.
 //! - [`devices`]: test devices (device-tree overlays, a software I2C bus) for drivers to probe.
 //!
+//! Across the stages: [`text`] escapes every untrusted string before it reaches the terminal.
 //! Above the stages: [`context`] resolves what a command works on once (workspace, modules,
 //! the kernel tree with its toolchain), [`ops`] does the work over that plain data, and
 //! [`command`] has one file per subcommand (clap arguments in, printing out).

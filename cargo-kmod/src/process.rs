@@ -6,10 +6,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use xshell::Cmd;
@@ -199,6 +200,95 @@ pub fn version_line(sh: &xshell::Shell, program: &str, args: &[&str]) -> Option<
         .map(str::to_string)
 }
 
+/// Bounds on what cargo-kmod reads from a process that speaks for a board (ssh) or a guest
+/// (qemu): their output is untrusted, so no line may be longer than `line` bytes, no more
+/// than `total` bytes are read in all (what may be kept in memory), and no answer may take
+/// longer than `time`. `what` names the activity for messages (`` `root@board` took longer
+/// than 30s while answering cargo-kmod's questions``).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub line: usize,
+    /// `None`: the lines are passed on and not kept (a kernel log followed until Ctrl-C).
+    pub total: Option<u64>,
+    /// `None`: as long as it takes (a user's own command).
+    pub time: Option<Duration>,
+    pub what: &'static str,
+}
+
+/// The bound of [`Limits`] that was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overrun {
+    Line(usize),
+    Total(u64),
+    Time(Duration),
+}
+
+impl Overrun {
+    /// What the process did: `printed a line longer than 64 KiB`, `printed more than 4 MiB`,
+    /// `took longer than 30s`.
+    pub fn passed(self) -> String {
+        match self {
+            Overrun::Line(n) => format!("printed a line longer than {}", size(n as u64)),
+            Overrun::Total(n) => format!("printed more than {}", size(n)),
+            Overrun::Time(t) => format!("took longer than {}s", t.as_secs()),
+        }
+    }
+}
+
+/// `64 KiB`, `4 MiB`, `100 bytes`.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The lines of a stream, none longer than a limit: a longer one is an error as soon as the
+/// limit is passed, so memory never holds more than one line of the limit's size (a plain
+/// `read_until` would keep the whole line, however long).
+pub struct LineReader<R> {
+    inner: BufReader<R>,
+    max: usize,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(reader: R, max: usize) -> LineReader<R> {
+        LineReader {
+            inner: BufReader::new(reader),
+            max,
+        }
+    }
+
+    /// The next line without its `\n` (a last line without one too); `Ok(None)` at the end
+    /// of the stream or on a read error; [`Overrun::Line`] for a line longer than the limit.
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overrun> {
+        let mut line = Vec::new();
+        loop {
+            let buf = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => &[],
+            };
+            if buf.is_empty() {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (take, end) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+            if line.len() + take > self.max {
+                return Err(Overrun::Line(self.max));
+            }
+            line.extend_from_slice(&buf[..take]);
+            self.inner.consume(take + usize::from(end));
+            if end {
+                return Ok(Some(line));
+            }
+        }
+    }
+}
+
 /// One word for `sh` (the host's, busybox's in a guest, a board's over ssh): unchanged when
 /// it has only characters no shell treats specially, else single-quoted.
 pub fn shell_word(s: &str) -> String {
@@ -252,6 +342,34 @@ mod tests {
         assert!(std::fs::read_to_string(&log).unwrap().ends_with("a\nb\n"));
         let err = run_logged(&Shell::plain(), xshell::cmd!(sh, "false"), &log, |_| {}).unwrap_err();
         assert!(err.to_string().contains("full log: `"), "{err}");
+    }
+
+    #[test]
+    fn lines_are_bounded_as_they_are_read() {
+        let text = b"short\nexactly10c\n0123456789a\nlast";
+        let mut r = LineReader::new(&text[..], 10);
+        assert_eq!(r.next_line(), Ok(Some(b"short".to_vec())));
+        assert_eq!(r.next_line(), Ok(Some(b"exactly10c".to_vec())));
+        assert_eq!(r.next_line(), Err(Overrun::Line(10)));
+        // A stream of one endless line stops at the limit, not at its end.
+        let endless = std::io::repeat(b'x');
+        let mut r = LineReader::new(endless, 1 << 16);
+        assert_eq!(r.next_line(), Err(Overrun::Line(1 << 16)));
+        let mut r = LineReader::new(&b"a\n\nb"[..], 4);
+        assert_eq!(r.next_line(), Ok(Some(b"a".to_vec())));
+        assert_eq!(r.next_line(), Ok(Some(vec![])));
+        assert_eq!(r.next_line(), Ok(Some(b"b".to_vec())));
+        assert_eq!(r.next_line(), Ok(None));
+        assert_eq!(size(64 << 10), "64 KiB");
+        assert_eq!(size(4 << 20), "4 MiB");
+        assert_eq!(
+            Overrun::Time(Duration::from_secs(30)).passed(),
+            "took longer than 30s"
+        );
+        assert_eq!(
+            Overrun::Line(64 << 10).passed(),
+            "printed a line longer than 64 KiB"
+        );
     }
 
     #[test]

@@ -3,13 +3,15 @@
  * cargo-kmod's test-device helper. Built by cargo-kmod against each kernel tree and loaded
  * by `cargo kmod test`/`run` before the module under test.
  *
- * On load it applies the device-tree overlays named by the `overlays` parameter (compiled
- * `.dtbo` files in the guest's initramfs, comma-separated) onto the live tree: the
- * firmware's tree on arm64 `-M virt`, the kernel's empty root node on x86_64. The kernel's
- * OF reconfig notifier creates a platform device for every new node under the root. The
- * `nodes` parameter names the nodes the overlays add under the root: when one already
- * exists, the overlay would change the guest's own node instead of adding a device, so the
- * load fails with -EEXIST before anything is applied.
+ * On load it applies the device-tree overlays listed in the file the `overlay_list`
+ * parameter names (paths of compiled `.dtbo` files in the guest's initramfs, one per line)
+ * onto the live tree: the firmware's tree on arm64 `-M virt`, the kernel's empty root node
+ * on x86_64. The kernel's OF reconfig notifier creates a platform device for every new node
+ * under the root. The file `node_list` names lists the nodes the overlays add under the
+ * root, one per line: when one already exists, the overlay would change the guest's own
+ * node instead of adding a device, so the load fails with -EEXIST before anything is
+ * applied. Lists come in files, one entry per line, because a `charp` parameter holds at
+ * most 1024 bytes and a node name may hold a comma; neither list has a fixed size.
  *
  * It also drives a software I2C bus: a platform driver for `cargo-kmod,i2c-bus` nodes that
  * registers an I2C adapter with the node as its `of_node`, so the I2C core instantiates
@@ -29,23 +31,24 @@
 #include <linux/module.h>
 #include <linux/of.h>
 #include <linux/of_platform.h>
+#include <linux/overflow.h>
 #include <linux/platform_device.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
 
-#define KMOD_MAX_OVERLAYS 16
-#define KMOD_MAX_CLIENTS 32
+static char *overlay_list;
+module_param(overlay_list, charp, 0444);
+MODULE_PARM_DESC(overlay_list, "A file listing the compiled overlays (.dtbo) to apply, one per line");
 
+static char *node_list;
+module_param(node_list, charp, 0444);
+MODULE_PARM_DESC(node_list, "A file listing the nodes the overlays add under the root, one per line");
+
+/* The text of the two lists, NUL-terminated; read once at load. */
 static char *overlays;
-module_param(overlays, charp, 0444);
-MODULE_PARM_DESC(overlays, "Comma-separated paths of compiled overlays (.dtbo) to apply");
-
 static char *nodes;
-module_param(nodes, charp, 0444);
-MODULE_PARM_DESC(nodes, "Comma-separated paths of the nodes the overlays add under the root");
-
-static int ovcs_ids[KMOD_MAX_OVERLAYS];
+static int *ovcs_ids;
 static int applied;
 
 struct kmod_i2c_client {
@@ -58,7 +61,7 @@ struct kmod_i2c_bus {
 	struct i2c_adapter adap;
 	struct mutex lock;
 	int count;
-	struct kmod_i2c_client clients[KMOD_MAX_CLIENTS];
+	struct kmod_i2c_client clients[];	/* one per child node with a `reg` */
 };
 
 static struct kmod_i2c_client *kmod_i2c_find(struct kmod_i2c_bus *bus, u16 addr)
@@ -115,20 +118,24 @@ static int kmod_i2c_probe(struct platform_device *pdev)
 	struct device_node *child;
 	struct kmod_i2c_bus *bus;
 	char prop[40];
+	int n_clients = 0;
 	u32 addr;
 	int len;
 
-	bus = devm_kzalloc(&pdev->dev, sizeof(*bus), GFP_KERNEL);
+	/* As many register files as there are clients: no fixed limit. */
+	for_each_available_child_of_node(np, child)
+		if (!of_property_read_u32(child, "reg", &addr))
+			n_clients++;
+	bus = devm_kzalloc(&pdev->dev, struct_size(bus, clients, n_clients), GFP_KERNEL);
 	if (!bus)
 		return -ENOMEM;
 	mutex_init(&bus->lock);
 	for_each_available_child_of_node(np, child) {
 		if (of_property_read_u32(child, "reg", &addr))
 			continue;
-		if (bus->count == KMOD_MAX_CLIENTS) {
-			dev_err(&pdev->dev, "more than %d I2C test devices\n", KMOD_MAX_CLIENTS);
+		if (bus->count == n_clients) {	/* a node gained a `reg` meanwhile */
 			of_node_put(child);
-			return -E2BIG;
+			break;
 		}
 		bus->clients[bus->count].addr = addr & 0x3ff;
 		snprintf(prop, sizeof(prop), "cargo-kmod,registers-%02x", addr & 0x3ff);
@@ -165,6 +172,37 @@ static struct platform_driver kmod_i2c_driver = {
 	},
 };
 
+/* The file `path` as a NUL-terminated string (NULL and an empty list for no path). */
+static int kmod_read_list(const char *path, char **text)
+{
+	void *buf = NULL;
+	size_t size = 0;
+	ssize_t n;
+
+	*text = NULL;
+	if (!path || !*path)
+		return 0;
+	n = kernel_read_file_from_path(path, 0, &buf, INT_MAX, &size, READING_UNKNOWN);
+	if (n < 0) {
+		pr_err("cargo-kmod: cannot read list %s: error %zd\n", path, n);
+		return n;
+	}
+	*text = kmemdup_nul(buf, n, GFP_KERNEL);
+	vfree(buf);
+	return *text ? 0 : -ENOMEM;
+}
+
+/* How many lines of `text`: an upper bound of its entries. */
+static int kmod_count_lines(const char *text)
+{
+	int n = 1;
+
+	for (; text && *text; text++)
+		if (*text == '\n')
+			n++;
+	return n;
+}
+
 /* How many of the `nodes` exist in the live tree; each one is reported with `what`. */
 static int kmod_existing_nodes(const char *what)
 {
@@ -178,7 +216,7 @@ static int kmod_existing_nodes(const char *what)
 	if (!list)
 		return -ENOMEM;
 	cursor = list;
-	while ((path = strsep(&cursor, ",")) != NULL) {
+	while ((path = strsep(&cursor, "\n")) != NULL) {
 		if (!*path)
 			continue;
 		np = of_find_node_by_path(path);
@@ -211,10 +249,6 @@ static int kmod_apply(const char *path)
 	ssize_t n;
 	int ret;
 
-	if (applied == KMOD_MAX_OVERLAYS) {
-		pr_err("cargo-kmod: more than %d overlays\n", KMOD_MAX_OVERLAYS);
-		return -E2BIG;
-	}
 	n = kernel_read_file_from_path(path, 0, &buf, INT_MAX, &size, READING_UNKNOWN);
 	if (n < 0) {
 		pr_err("cargo-kmod: cannot read overlay %s: error %zd\n", path, n);
@@ -232,36 +266,58 @@ static int kmod_apply(const char *path)
 	return 0;
 }
 
+static void kmod_free_lists(void)
+{
+	kfree(ovcs_ids);
+	kfree(overlays);
+	kfree(nodes);
+	ovcs_ids = NULL;
+	overlays = NULL;
+	nodes = NULL;
+}
+
 static int __init kmod_devices_init(void)
 {
-	char *list, *cursor, *path;
+	char *cursor, *path;
 	int ret;
 
-	ret = kmod_existing_nodes("already exists in the live device tree");
-	if (ret)
-		return ret < 0 ? ret : -EEXIST;
-	ret = platform_driver_register(&kmod_i2c_driver);
-	if (ret)
+	ret = kmod_read_list(node_list, &nodes);
+	if (!ret)
+		ret = kmod_read_list(overlay_list, &overlays);
+	if (!ret) {
+		ovcs_ids = kcalloc(kmod_count_lines(overlays), sizeof(*ovcs_ids), GFP_KERNEL);
+		if (!ovcs_ids)
+			ret = -ENOMEM;
+	}
+	if (ret) {
+		kmod_free_lists();
 		return ret;
+	}
+	ret = kmod_existing_nodes("already exists in the live device tree");
+	if (ret) {
+		kmod_free_lists();
+		return ret < 0 ? ret : -EEXIST;
+	}
+	ret = platform_driver_register(&kmod_i2c_driver);
+	if (ret) {
+		kmod_free_lists();
+		return ret;
+	}
 	if (!overlays || !*overlays)
 		return 0;
-	list = kstrdup(overlays, GFP_KERNEL);
-	if (!list) {
-		platform_driver_unregister(&kmod_i2c_driver);
-		return -ENOMEM;
-	}
-	cursor = list;
-	while ((path = strsep(&cursor, ",")) != NULL) {
+	/* `overlays` is not needed once applied: split it in place. */
+	cursor = overlays;
+	while ((path = strsep(&cursor, "\n")) != NULL) {
 		if (!*path)
 			continue;
 		ret = kmod_apply(path);
 		if (ret)
 			break;
 	}
-	kfree(list);
 	if (ret) {
 		kmod_remove_overlays();
 		platform_driver_unregister(&kmod_i2c_driver);
+		kmod_free_lists();
 	}
 	return ret;
 }
@@ -271,6 +327,7 @@ static void __exit kmod_devices_exit(void)
 	kmod_remove_overlays();
 	platform_driver_unregister(&kmod_i2c_driver);
 	kmod_existing_nodes("is still in the live device tree after its overlay was removed");
+	kmod_free_lists();
 }
 
 module_init(kmod_devices_init);

@@ -9,11 +9,12 @@ use anyhow::Result;
 use crate::command::args::{BuildArgs, KdirArgs, KoArgs, PackageSelect};
 use crate::context::Session;
 use crate::deploy::check::Mode;
-use crate::deploy::host::{escape, Destination};
+use crate::deploy::host::Destination;
 use crate::deploy::ssh::{self, Interrupted, SshOptions};
 use crate::deploy::{Event, Request};
 use crate::error::UserError;
 use crate::ops::deploy::DeployRequest;
+use crate::text::escape;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployCmd {

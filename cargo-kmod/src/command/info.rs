@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::context::Session;
 use crate::ko::signature::colon_hex;
-use crate::ko::{self, printable, KoFile};
+use crate::ko::{self, KoFile};
+use crate::text::escape;
 
 #[derive(Debug, clap::Args)]
 pub struct InfoCmd {
@@ -67,11 +68,11 @@ pub fn to_json(ko: &KoFile) -> serde_json::Value {
 /// One `key: value` line. Both come from the module and are untrusted: control characters
 /// (a newline would draw a fake line, an ANSI escape repaint the screen) are escaped.
 fn row(key: &str, value: &str) -> String {
-    format!("{:<16}{}", format!("{}:", printable(key)), printable(value))
+    format!("{:<16}{}", format!("{}:", escape(key)), escape(value))
 }
 
 /// Human output: `modinfo`'s layout first, then symbols. Linear in the module's size, and
-/// every string from the module goes through [`printable`].
+/// every string from the module goes through [`escape`].
 pub fn render(ko: &KoFile) -> Vec<String> {
     let m = &ko.module;
     let mut out = vec![row("filename", &ko.path.display().to_string())];
@@ -144,7 +145,7 @@ pub fn render(ko: &KoFile) -> Vec<String> {
             "    0x{:08x}  {:<9}  {}",
             v.crc,
             tables,
-            printable(&v.name)
+            escape(&v.name)
         ));
     }
     out.push(row("exports", &m.exports.len().to_string()));
@@ -156,7 +157,7 @@ pub fn render(ko: &KoFile) -> Vec<String> {
         out.push(format!(
             "    {crc}  {:<9}  {}",
             if e.gpl { "GPL" } else { "" },
-            printable(&e.name)
+            escape(&e.name)
         ));
     }
     out

@@ -95,6 +95,9 @@ impl TestCmd {
                 );
             }
         }
+        for w in &report.warnings {
+            shell.warn(format_args!("the kernel ignored a module parameter: `{w}`"));
+        }
         print_report(session, &report, tree);
         if report.passed() {
             Ok(())

@@ -44,8 +44,12 @@ pub struct Board {
     pub builtin: Vec<String>,
     /// Which of `insmod rmmod modprobe depmod dmesg mktemp` are on `PATH`.
     pub tools: Vec<String>,
-    /// A fresh private directory for the copies (`mktemp -d`), owned by the login user.
+    /// A fresh private directory for the copies (`mktemp -d`), owned by the login user: only
+    /// when what the board printed passed [`is_safe_tmp`], so nothing ever acts on a path
+    /// that did not (neither the copies nor the clean-up after a failure).
     pub tmp: Option<String>,
+    /// What `mktemp -d` printed, checked or not: for messages only, never a path.
+    pub tmp_answer: String,
 }
 
 impl Board {
@@ -119,7 +123,10 @@ echo "{TAG}end"
                 }
                 "builtin" => b.builtin.push(value.to_string()),
                 "tool" => b.tools.push(value.to_string()),
-                "tmp" => b.tmp = Some(value.to_string()).filter(|v| !v.is_empty()),
+                "tmp" => {
+                    b.tmp_answer = value.to_string();
+                    b.tmp = Some(value.to_string()).filter(|v| is_safe_tmp(v));
+                }
                 "end" => ended = true,
                 _ => {}
             }
@@ -167,13 +174,13 @@ echo "{TAG}end"
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{}, linux {}",
-            crate::deploy::host::escape(&self.machine),
-            crate::deploy::host::escape(&self.release)
+            crate::text::escape(&self.machine),
+            crate::text::escape(&self.release)
         );
         if self.modules_disabled {
             s.push_str(", module loading disabled");
         } else if let Some(l) = &self.lockdown {
-            s.push_str(&format!(", lockdown `{}`", crate::deploy::host::escape(l)));
+            s.push_str(&format!(", lockdown `{}`", crate::text::escape(l)));
         } else if self.sig_enforce {
             s.push_str(", signatures enforced");
         }
@@ -182,6 +189,19 @@ echo "{TAG}end"
         }
         s
     }
+}
+
+/// `mktemp -d`'s answer, trusted as a path only when it looks like one the script's `mktemp`
+/// makes: absolute, no `..`, only `[A-Za-z0-9/._-]`, and a `cargo-kmod.` component.
+pub fn is_safe_tmp(d: &str) -> bool {
+    d.starts_with('/')
+        && !d.split('/').any(|c| c == ".." || c == ".")
+        && !d.contains("..")
+        && d.len() < 200
+        && d.split('/')
+            .any(|c| c.starts_with("cargo-kmod.") && c.len() > "cargo-kmod.".len())
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
 }
 
 #[cfg(test)]
@@ -226,6 +246,30 @@ mod tests {
         assert!(Board::parse(&lines[..5]).is_none(), "no end line");
     }
 
+    /// A temporary directory that fails the check is never a path: not for the copies, not
+    /// for the clean-up. Only the message shows what the board printed.
+    #[test]
+    fn a_hostile_tmp_is_no_path() {
+        for hostile in [
+            "/tmp/cargo-kmod.x/../../etc",
+            "/",
+            "/tmp/cargo-kmod.",
+            "tmp/cargo-kmod.x",
+            "/tmp/cargo-kmod.x/./..",
+            "/tmp/cargo-kmod.$(reboot)",
+            "/tmp/other",
+        ] {
+            let b = Board::parse(&[
+                "@@kmod:release 7.2.13".to_string(),
+                format!("@@kmod:tmp {hostile}"),
+                "@@kmod:end".to_string(),
+            ])
+            .unwrap();
+            assert_eq!(b.tmp, None, "{hostile}");
+            assert_eq!(b.tmp_answer, hostile);
+        }
+    }
+
     #[test]
     fn lockdown_mode() {
         let b = Board::parse(&[
@@ -263,6 +307,16 @@ mod tests {
         assert_eq!(with("..").release_component(), None);
         assert_eq!(with("a/b").release_component(), None);
         assert_eq!(with("a b").release_component(), None);
+    }
+
+    #[test]
+    fn tmp_dirs_are_checked() {
+        assert!(is_safe_tmp("/tmp/cargo-kmod.Ab12Cd"));
+        assert!(is_safe_tmp("/var/tmp/cargo-kmod.Ab12Cd"));
+        assert!(!is_safe_tmp("/tmp/cargo-kmod.x/../../etc"));
+        assert!(!is_safe_tmp("tmp/cargo-kmod.x"));
+        assert!(!is_safe_tmp("/tmp/cargo-kmod.$(x)"));
+        assert!(!is_safe_tmp("/tmp/other"));
     }
 
     #[test]

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 
 use crate::deploy::board::Board;
-use crate::deploy::host::escape;
 use crate::ko::{machine_name, KoFile};
 use crate::ship::verify::{self, Target};
+use crate::text::escape;
 
 /// A module to deploy.
 #[derive(Debug, Clone)]
@@ -253,6 +253,7 @@ mod tests {
                 pkcs7: vec![],
             }),
             elf_len: 0,
+            param_slots: Some(0),
         };
         Module {
             name: name.into(),

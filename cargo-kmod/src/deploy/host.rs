@@ -22,7 +22,7 @@ impl Destination {
     /// Parse `[USER@]HOST[:PORT]`; IPv6 addresses with a port are written `[ADDR]:PORT`.
     pub fn parse(s: &str) -> Result<Destination, UserError> {
         let bad = |why: &str| {
-            UserError::new(format!("invalid host `{}`: {why}", escape(s)))
+            UserError::new(format!("invalid host `{}`: {why}", crate::text::escape(s)))
                 .with_hint("write it as `[USER@]HOST[:PORT]`, e.g. `root@192.168.1.20:22`")
         };
         if s.is_empty() {
@@ -111,19 +111,6 @@ impl fmt::Display for Destination {
     }
 }
 
-/// Untrusted text made printable on one line: control characters become `\u{..}` escapes.
-pub fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,10 +164,5 @@ mod tests {
         assert!(e("h;rm").contains("may only contain"));
         assert_eq!(e(""), "invalid host ``: it is empty");
         assert_eq!(e("@h"), "invalid host `@h`: the user name is not valid");
-    }
-
-    #[test]
-    fn escape_keeps_one_line() {
-        assert_eq!(escape("a\nb\x1b[0m"), "a\\nb\\u{1b}[0m");
     }
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::deploy::board::Board;
 use crate::deploy::check::{Mode, Module, Refusal};
-use crate::deploy::host::{escape, Destination};
+use crate::deploy::host::Destination;
 use crate::deploy::ssh::{Interrupted, Session, SshOptions};
 use crate::deploy::steps::{Line, Load, StepPlan, Transcript};
 use crate::error::UserError;
@@ -35,6 +35,7 @@ use crate::kernel::KernelTree;
 use crate::process::shell_word as quote;
 use crate::shell::Shell;
 use crate::ship::verify::Target;
+use crate::text::escape;
 
 /// What to do on the board.
 #[derive(Debug, Clone)]
@@ -166,7 +167,7 @@ pub fn deploy(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let session = Session::connect(shell, &req.dest, &req.ssh)?;
-    let answer = session.run(&Board::script(), false)?;
+    let answer = session.run(&Board::script(), false, ssh::QUERY)?;
     let Some(board) = Board::parse(&answer.lines) else {
         crate::bail_user!(
             "`{}` did not answer cargo-kmod's questions: {}", req.dest,
@@ -188,12 +189,13 @@ pub fn deploy(
         modules_disabled: board.modules_disabled,
         loaded: board.loaded.iter().map(|l| l.name.clone()).collect(),
     });
-    let tmp = board.tmp.clone();
     let result = deploy_on(req, &session, &board, build, on, started);
     if result.as_ref().is_err_and(|e| !e.is::<Interrupted>()) {
         // Whatever failed, leave no copies behind (the step script removes them itself).
-        if let Some(d) = tmp {
-            let _ = session.run(&format!("rm -rf {}", quote(&d)), false);
+        // `board.tmp` is the checked directory: a path that failed the check is never
+        // acted on, here neither.
+        if let Some(d) = &board.tmp {
+            let _ = session.run(&format!("rm -rf {}", quote(d)), false, ssh::HOUSEKEEPING);
         }
     }
     session.close();
@@ -237,11 +239,11 @@ fn deploy_on(
         tree: built.tree.as_ref().map(|t| t.dir.clone()),
         symbols: modules.iter().map(|m| m.file.module.imports().len()).sum(),
     });
-    let Some(dir) = board.tmp.as_deref().filter(|d| is_safe_tmp(d)) else {
+    let Some(dir) = board.tmp.as_deref() else {
         crate::bail_user!(
             "`{}` made no usable temporary directory (`mktemp -d` printed `{}`)",
             req.dest,
-            escape(board.tmp.as_deref().unwrap_or(""))
+            escape(&board.tmp_answer)
         );
     };
 
@@ -346,6 +348,7 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
             depends: file.module.depends(),
             params: vec![],
             kunit_suites: file.module.kunit_suites,
+            known_params: crate::guest::modules::known_params(&file.module),
         });
         files.push(file);
     }
@@ -374,16 +377,6 @@ fn is_module_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() < 56
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `mktemp -d`'s answer, trusted as a path only when it looks like one.
-fn is_safe_tmp(d: &str) -> bool {
-    d.starts_with('/')
-        && !d.contains("..")
-        && d.len() < 200
-        && d.contains("cargo-kmod.")
-        && d.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
 }
 
 fn refusal_hint(refusals: &[Refusal]) -> String {
@@ -429,7 +422,7 @@ fn run_steps(
     let mut t = Transcript::default();
     let mut taint = board.taint;
     let mut failed: Option<(String, String, Vec<String>)> = None;
-    let out = session.stream(&plan.script(), board.needs_sudo(), |l| {
+    let out = session.stream(&plan.script(), board.needs_sudo(), ssh::STEPS, |l| {
         let line = t.push(l);
         let Some(step) = t.steps.last() else {
             return;
@@ -535,7 +528,7 @@ wait "$p""#
     });
     let mut pid: Option<u32> = None;
     let mut printing = false;
-    let result = session.stream(&script, board.needs_sudo(), |l| {
+    let result = session.stream(&script, board.needs_sudo(), ssh::FOLLOW, |l| {
         if let Some(p) = l.strip_prefix("@@kmod:pid ") {
             pid = p.trim().parse().ok();
             return;
@@ -554,7 +547,11 @@ wait "$p""#
         on(&Event::DeployLog { line: text });
     });
     if let Some(p) = pid {
-        let _ = session.run(&format!("kill {p} 2>/dev/null"), board.needs_sudo());
+        let _ = session.run(
+            &format!("kill {p} 2>/dev/null"),
+            board.needs_sudo(),
+            ssh::HOUSEKEEPING,
+        );
     }
     match result {
         Err(e) if e.is::<Interrupted>() => Ok(()),
@@ -596,15 +593,6 @@ mod tests {
         );
         assert_eq!(kmsg_text(" SUBSYSTEM=virtio"), None);
         assert_eq!(kmsg_text("@@kmod:pid 12"), None);
-    }
-
-    #[test]
-    fn tmp_dirs_are_checked() {
-        assert!(is_safe_tmp("/tmp/cargo-kmod.Ab12Cd"));
-        assert!(!is_safe_tmp("/tmp/cargo-kmod.x/../../etc"));
-        assert!(!is_safe_tmp("tmp/cargo-kmod.x"));
-        assert!(!is_safe_tmp("/tmp/cargo-kmod.$(x)"));
-        assert!(!is_safe_tmp("/tmp/other"));
     }
 
     #[test]

@@ -12,15 +12,15 @@
 //! Remote work is a POSIX shell script sent on ssh's standard input to `sh -s` (run through
 //! `sudo -n` when the login is not root), so nothing but a fixed command word goes through the
 //! remote login shell's parser; every value inside a script is quoted with
-//! [`crate::guest::plan::quote`]. What the board prints is data: lines are cleaned of
-//! control characters before anyone sees them.
+//! [`crate::process::shell_word`]. What the board prints is data: each line is made safe to
+//! print by [`crate::text::line`] before anyone sees it, and read within [`Limits`].
 //!
 //! The master ignores SIGINT (so `--follow` can end with Ctrl-C and still unload over the same
 //! connection), dies with cargo-kmod (`PR_SET_PDEATHSIG`), and is stopped when the session
 //! is dropped, taking its socket directory with it.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,8 +31,7 @@ use anyhow::{Context, Result};
 
 use crate::deploy::host::Destination;
 use crate::error::UserError;
-use crate::process::ProcessError;
-use crate::qemu::boot::clean_line;
+use crate::process::{Limits, LineReader, Overrun, ProcessError};
 use crate::qemu::reaper;
 use crate::shell::Shell;
 
@@ -49,11 +48,65 @@ pub struct SshOptions {
 /// `ConnectTimeout` (from the user's config) usually ends it earlier.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+const KIB: usize = 1 << 10;
+const MIB: u64 = 1 << 20;
+
+/// The board's answers to [`crate::deploy::board::Board::script`]: short lines, one per
+/// fact or module, in one round trip.
+pub const QUERY: Limits = Limits {
+    line: 64 * KIB,
+    total: Some(4 * MIB),
+    time: Some(Duration::from_secs(30)),
+    what: "answering cargo-kmod's questions",
+};
+
+/// The unload, install and load steps: the commands' output and the kernel log of each step.
+/// A module's `init` may take a while; not ten minutes.
+pub const STEPS: Limits = Limits {
+    line: 64 * KIB,
+    total: Some(64 * MIB),
+    time: Some(Duration::from_secs(600)),
+    what: "running the deploy steps",
+};
+
+/// Copying a module (the remote `cat` prints nothing).
+pub const COPY: Limits = Limits {
+    line: 64 * KIB,
+    total: Some(MIB),
+    time: Some(Duration::from_secs(600)),
+    what: "receiving a module",
+};
+
+/// Small housekeeping scripts (removing the temporary directory, stopping a reader).
+pub const HOUSEKEEPING: Limits = Limits {
+    line: 64 * KIB,
+    total: Some(MIB),
+    time: Some(Duration::from_secs(30)),
+    what: "cleaning up",
+};
+
+/// `--exec`: the user's own command, as long as it takes; its output is kept for
+/// `--message-format json`.
+pub const EXEC: Limits = Limits {
+    line: 1 << 20,
+    total: Some(64 * MIB),
+    time: None,
+    what: "running `--exec`'s command",
+};
+
+/// `--follow`: the kernel log until Ctrl-C, passed on line by line and not kept.
+pub const FOLLOW: Limits = Limits {
+    line: 64 * KIB,
+    total: None,
+    time: None,
+    what: "printing its kernel log",
+};
+
 /// The output of one remote script.
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: ExitStatus,
-    /// Standard output, line by line, control characters removed.
+    /// Standard output, line by line, made safe to print ([`crate::text::line`]).
     pub lines: Vec<String>,
     pub stderr: String,
 }
@@ -195,11 +248,14 @@ impl<'a> Session<'a> {
 
     /// Run `script` with `sh -s` on the board (through `sudo -n` when `root` is set and the
     /// login is not root), streaming each stdout line to `on_line`. The script runs with its
-    /// standard input on `/dev/null`.
+    /// standard input on `/dev/null`. What the board prints is read within `limits` (the
+    /// lines are kept in [`Output::lines`] only when `limits` has a total); past them, the
+    /// client is stopped and the error says which limit.
     pub fn stream(
         &self,
         script: &str,
         sudo: bool,
+        limits: Limits,
         mut on_line: impl FnMut(&str),
     ) -> Result<Output> {
         let remote = if sudo { "sudo -n sh -s" } else { "sh -s" };
@@ -227,16 +283,19 @@ impl<'a> Session<'a> {
         let stderr = child.stderr.take().context("ssh stderr")?;
         let mut lines = Vec::new();
         let mut err = String::new();
-        let ended = pump(stdout, stderr, before, |to_err, l| {
+        let keep = limits.total.is_some();
+        let ended = pump(stdout, stderr, before, limits, |to_err, l| {
             if to_err {
                 err.push_str(&l);
                 err.push('\n');
             } else {
                 on_line(&l);
-                lines.push(l);
+                if keep {
+                    lines.push(l);
+                }
             }
         });
-        let status = finish(&mut child, ended, before)?;
+        let status = self.finish(&mut child, ended, before, limits)?;
         let _ = writer.join();
         if status.code() == Some(255) {
             return Err(self.lost(status, &err));
@@ -249,8 +308,8 @@ impl<'a> Session<'a> {
     }
 
     /// [`Session::stream`] without a callback.
-    pub fn run(&self, script: &str, sudo: bool) -> Result<Output> {
-        self.stream(script, sudo, |_| {})
+    pub fn run(&self, script: &str, sudo: bool, limits: Limits) -> Result<Output> {
+        self.stream(script, sudo, limits, |_| {})
     }
 
     /// Copy `local` to the board: `remote` is a complete, quoted shell command that reads the
@@ -264,36 +323,38 @@ impl<'a> Session<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let before = interrupts();
-        let child = spawn(&mut command, &line)?;
+        let mut child = spawn(&mut command, &line)?;
         let _running = Running::register(child.id());
-        let out = child.wait_with_output().context("cannot wait for ssh")?;
-        if interrupts() != before {
-            anyhow::bail!(Interrupted);
+        let stdout = child.stdout.take().context("ssh stdout")?;
+        let stderr = child.stderr.take().context("ssh stderr")?;
+        let (mut out, mut err) = (Vec::new(), String::new());
+        let ended = pump(stdout, stderr, before, COPY, |to_err, l| {
+            if to_err {
+                err.push_str(&l);
+                err.push('\n');
+            } else if !l.is_empty() {
+                out.push(l);
+            }
+        });
+        let status = self.finish(&mut child, ended, before, COPY)?;
+        if status.code() == Some(255) {
+            return Err(self.lost(status, &err));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.code() == Some(255) {
-            return Err(self.lost(out.status, &stderr));
-        }
-        if !out.status.success() {
+        if !status.success() {
             return Err(ProcessError {
                 command: line,
-                status: out.status.to_string(),
-                tail: stderr.lines().map(|l| clean_line(l.as_bytes())).collect(),
+                status: status.to_string(),
+                tail: err.lines().map(str::to_string).collect(),
                 log: None,
             }
             .into());
         }
-        Ok(out
-            .stdout
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(clean_line)
-            .collect())
+        Ok(out)
     }
 
     /// Run the user's command line with `sh -c` on the board as the login user, its output
     /// passed through line by line (`on_line(false, ..)` for stdout, `(true, ..)` for
-    /// stderr).
+    /// stderr), within [`EXEC`]'s limits.
     pub fn exec(&self, cmd: &str, mut on_line: impl FnMut(bool, &str)) -> Result<ExitStatus> {
         let remote = format!("sh -c {}", crate::process::shell_word(cmd));
         let (mut command, line) = self.client(&remote)?;
@@ -307,16 +368,67 @@ impl<'a> Session<'a> {
         let stdout = child.stdout.take().context("ssh stdout")?;
         let stderr = child.stderr.take().context("ssh stderr")?;
         let mut err = String::new();
-        let ended = pump(stdout, stderr, before, |to_err, l| {
+        let ended = pump(stdout, stderr, before, EXEC, |to_err, l| {
             if to_err {
                 err.push_str(&l);
                 err.push('\n');
             }
             on_line(to_err, &l);
         });
-        let status = finish(&mut child, ended, before)?;
+        let status = self.finish(&mut child, ended, before, EXEC)?;
         if status.code() == Some(255) && err.contains("ssh:") {
             return Err(self.lost(status, &err));
+        }
+        Ok(status)
+    }
+
+    /// Reap a client after [`pump`]: Ctrl-C during its run is [`Interrupted`], a limit
+    /// passed is the error that says which. A client Ctrl-C ended can close its streams a
+    /// moment before cargo-kmod's handler has counted the Ctrl-C, so a client that failed is
+    /// given that moment.
+    fn finish(
+        &self,
+        child: &mut Child,
+        ended: Pumped,
+        before: usize,
+        limits: Limits,
+    ) -> Result<ExitStatus> {
+        match ended {
+            Pumped::Overrun(o) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(UserError::new(format!(
+                    "`{}` {} while {}; cargo-kmod stopped reading",
+                    self.dest,
+                    o.passed(),
+                    limits.what
+                ))
+                .with_hint(
+                    "what a board prints is read within fixed limits; look at what it prints with `ssh`",
+                )
+                .into());
+            }
+            Pumped::Interrupted => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(Interrupted);
+            }
+            Pumped::Ended if interrupts() != before => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(Interrupted);
+            }
+            Pumped::Ended => {}
+        }
+        let status = child.wait().context("cannot wait for ssh")?;
+        if !status.success() {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(300) {
+                if interrupts() != before {
+                    anyhow::bail!(Interrupted);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         Ok(status)
     }
@@ -354,21 +466,44 @@ impl Drop for Session<'_> {
     }
 }
 
-/// Feed a client's output lines (cleaned; `true` for stderr) to `on_line` until both streams
-/// end (`true`), or until Ctrl-C is pressed after `before` (`false`). A multiplexed client
-/// hands its pipes to the master, so a client that Ctrl-C ended is no end of file: the pipes
-/// stay open while the board's command runs. Ctrl-C is watched for, not waited out.
+/// How [`pump`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pumped {
+    /// Both streams ended.
+    Ended,
+    /// Ctrl-C was pressed.
+    Interrupted,
+    /// The client passed a limit; it is still running.
+    Overrun(Overrun),
+}
+
+/// What a reader thread sends: a line (`true` for stderr), or the limit it passed.
+type Piece = (bool, Result<String, Overrun>);
+
+/// Feed a client's output lines (made safe to print; `true` for stderr) to `on_line` until both streams
+/// end, Ctrl-C is pressed after `before`, or the output passes `limits` (a line too long, too
+/// much in all, or too long a time). A multiplexed client hands its pipes to the master, so a
+/// client that Ctrl-C ended is no end of file: the pipes stay open while the board's command
+/// runs. Ctrl-C is watched for, not waited out.
 fn pump(
     stdout: impl Read + Send + 'static,
     stderr: impl Read + Send + 'static,
     before: usize,
+    limits: Limits,
     mut on_line: impl FnMut(bool, String),
-) -> bool {
-    let (tx, rx) = mpsc::channel::<(bool, String)>();
-    let read = |r: Box<dyn Read + Send>, is_err: bool, tx: mpsc::Sender<(bool, String)>| {
+) -> Pumped {
+    let (tx, rx) = mpsc::channel::<Piece>();
+    let read = |r: Box<dyn Read + Send>, is_err: bool, tx: mpsc::Sender<Piece>| {
         std::thread::spawn(move || {
-            for raw in BufReader::new(r).split(b'\n').map_while(Result::ok) {
-                if tx.send((is_err, clean_line(&raw))).is_err() {
+            let mut lines = LineReader::new(r, limits.line);
+            loop {
+                let piece = match lines.next_line() {
+                    Ok(Some(raw)) => Ok(crate::text::line(&raw)),
+                    Ok(None) => break,
+                    Err(o) => Err(o),
+                };
+                let stop = piece.is_err();
+                if tx.send((is_err, piece)).is_err() || stop {
                     break;
                 }
             }
@@ -376,39 +511,35 @@ fn pump(
     };
     read(Box::new(stdout), false, tx.clone());
     read(Box::new(stderr), true, tx);
+    let deadline = limits.time.and_then(|t| Instant::now().checked_add(t));
+    let mut total: u64 = 0;
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((is_err, l)) => on_line(is_err, l),
+        let wait = deadline.map_or(Duration::from_millis(50), |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50))
+        });
+        match rx.recv_timeout(wait) {
+            Ok((_, Err(o))) => return Pumped::Overrun(o),
+            Ok((is_err, Ok(l))) => {
+                total = total.saturating_add(l.len() as u64 + 1);
+                if let Some(max) = limits.total.filter(|m| total > *m) {
+                    return Pumped::Overrun(Overrun::Total(max));
+                }
+                on_line(is_err, l);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if interrupts() != before {
-                    return false;
+                    return Pumped::Interrupted;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Pumped::Ended,
         }
-    }
-}
-
-/// Reap a client after [`pump`]: Ctrl-C during its run is [`Interrupted`]. A client Ctrl-C
-/// ended can close its streams a moment before cargo-kmod's handler has counted the Ctrl-C,
-/// so a client that failed is given that moment.
-fn finish(child: &mut Child, ended: bool, before: usize) -> Result<ExitStatus> {
-    if !ended || interrupts() != before {
-        let _ = child.kill();
-        let _ = child.wait();
-        anyhow::bail!(Interrupted);
-    }
-    let status = child.wait().context("cannot wait for ssh")?;
-    if !status.success() {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(300) {
-            if interrupts() != before {
-                anyhow::bail!(Interrupted);
+        if let (Some(d), Some(t)) = (deadline, limits.time) {
+            if Instant::now() >= d {
+                return Pumped::Overrun(Overrun::Time(t));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
-    Ok(status)
 }
 
 fn spawn(command: &mut Command, line: &str) -> Result<Child> {
@@ -440,7 +571,7 @@ fn ignore_sigint(command: &mut Command) {
 pub fn last_words(stderr: &str) -> String {
     let lines: Vec<String> = stderr
         .lines()
-        .map(|l| clean_line(l.as_bytes()).trim().to_string())
+        .map(|l| crate::text::line(l.as_bytes()).trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
     lines
@@ -560,6 +691,56 @@ mod tests {
             "ssh: connect to host 127.0.0.1 port 1: Connection refused"
         );
         assert_eq!(last_words(""), "");
+    }
+
+    /// Every read from a board is bounded: a line too long, too much in all, an answer that
+    /// never ends; each is reported as the limit it passed, at once.
+    #[test]
+    fn pump_stops_at_every_limit() {
+        let limits = Limits {
+            line: 16,
+            total: Some(40),
+            time: Some(Duration::from_millis(300)),
+            what: "testing",
+        };
+        let cursor = |b: &[u8]| std::io::Cursor::new(b.to_vec());
+        let mut seen = Vec::new();
+        let end = pump(
+            cursor(b"a\nb\n"),
+            cursor(b"e\n"),
+            interrupts(),
+            limits,
+            |e, l| seen.push((e, l)),
+        );
+        assert_eq!(end, Pumped::Ended);
+        assert_eq!(seen.len(), 3);
+        let long = pump(
+            cursor(&[b'x'; 1000]),
+            cursor(b""),
+            interrupts(),
+            limits,
+            |_, _| {},
+        );
+        assert_eq!(long, Pumped::Overrun(Overrun::Line(16)));
+        let many = pump(
+            cursor(&b"0123456789\n".repeat(5)),
+            cursor(b""),
+            interrupts(),
+            limits,
+            |_, _| {},
+        );
+        assert_eq!(many, Pumped::Overrun(Overrun::Total(40)));
+        // An answer that never comes: the pipes stay open.
+        let (r1, _w1) = std::io::pipe().unwrap();
+        let (r2, _w2) = std::io::pipe().unwrap();
+        let start = Instant::now();
+        let slow = pump(r1, r2, interrupts(), limits, |_, _| {});
+        assert_eq!(slow, Pumped::Overrun(Overrun::Time(limits.time.unwrap())));
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::kbuild::fingerprint::Fingerprint;
+use crate::kbuild::fingerprint::{Fingerprint, Started};
 use crate::kernel::KernelTree;
 use crate::manifest::ModuleSpec;
 use crate::shell::Shell;
@@ -138,7 +138,7 @@ pub fn prepare(
 /// What the dependency stage works from.
 #[derive(Debug, Clone)]
 pub struct DepsInput<'a> {
-    /// The workspace root (its `Cargo.lock` and `.cargo/config.toml` are inputs).
+    /// The workspace root (its `Cargo.lock` and cargo's config files are inputs).
     pub workspace_root: &'a Path,
     /// The modules to resolve (those with [`ModuleSpec::crate_deps`]).
     pub modules: Vec<&'a ModuleSpec>,
@@ -209,13 +209,23 @@ impl ModuleDeps {
 }
 
 /// The no-op fingerprint's share for modules with dependencies: the lock file, cargo's
-/// config, and the sources of local dependency packages. Registry and git sources are
-/// pinned by the lock file.
-pub fn inputs_fingerprint(workspace_root: &Path, sources: &[PathBuf]) -> String {
-    let mut fp = Fingerprint::default();
+/// config files (wherever cargo finds them: [`crate::manifest::cargo_config_files`]), and
+/// the sources of local dependency packages. Registry and git sources are pinned by the
+/// lock file. `started`: taken after the build that began then (a file
+/// modified since is recorded as changed).
+pub fn inputs_fingerprint(
+    workspace_root: &Path,
+    sources: &[PathBuf],
+    started: Option<&Started>,
+) -> String {
+    let mut fp = match started {
+        Some(s) => Fingerprint::after(s),
+        None => Fingerprint::default(),
+    };
     fp.file(&workspace_root.join("Cargo.lock"));
-    fp.file(&workspace_root.join(".cargo/config.toml"));
-    fp.file(&workspace_root.join(".cargo/config"));
+    for config in crate::manifest::cargo_config_files(workspace_root) {
+        fp.file(&config);
+    }
     for s in sources {
         fp.value("source", &s.display().to_string());
         fp.tree(s);
@@ -259,15 +269,26 @@ pub fn cargo_dir(input: &DepsInput<'_>) -> PathBuf {
 
 /// The inputs of one module's dependency set besides its own sources: manifests, the lock
 /// file, cargo's config, local dependency sources, features and flags.
-fn inputs_hash(input: &DepsInput<'_>, m: &ModuleSpec, sources: &[PathBuf]) -> String {
-    let mut fp = Fingerprint::default();
+fn inputs_hash(
+    input: &DepsInput<'_>,
+    m: &ModuleSpec,
+    sources: &[PathBuf],
+    started: Option<&Started>,
+) -> String {
+    let mut fp = match started {
+        Some(s) => Fingerprint::after(s),
+        None => Fingerprint::default(),
+    };
     fp.value("cargo-kmod", env!("CARGO_PKG_VERSION"));
     fp.value("module", &m.package);
     fp.value("features", &format!("{:?}", input.features.get(&m.package)));
     fp.value("release", &input.release.to_string());
     fp.file(&m.manifest_path);
     fp.file(&input.workspace_root.join("Cargo.toml"));
-    fp.value("inputs", &inputs_fingerprint(input.workspace_root, sources));
+    fp.value(
+        "inputs",
+        &inputs_fingerprint(input.workspace_root, sources, started),
+    );
     fp.finish()
 }
 
@@ -289,7 +310,8 @@ pub fn build(shell: &Shell, input: &DepsInput<'_>) -> Result<BTreeMap<String, Mo
             .and_then(|t| serde_json::from_str(&t).ok());
         match cached {
             Some(c)
-                if c.inputs == inputs_hash(input, m, &c.deps.sources) && c.deps.files_exist() =>
+                if c.inputs == inputs_hash(input, m, &c.deps.sources, None)
+                    && c.deps.files_exist() =>
             {
                 out.insert(m.package.clone(), c.deps);
             }
@@ -299,12 +321,17 @@ pub fn build(shell: &Shell, input: &DepsInput<'_>) -> Result<BTreeMap<String, Mo
     if todo.is_empty() {
         return Ok(out);
     }
+    // cargo reads the inputs from here on: one edited before the result is cached may not
+    // be in what it built, and must not look unchanged to the next build. `Cargo.lock` is
+    // cargo's to write while it resolves (`cargo metadata`); it is an input again after.
+    let mut started = Started::now(&dir, &[])?;
     let meta = metadata(shell, input, &todo[0].manifest_path)?;
+    started.settle(&input.workspace_root.join("Cargo.lock"))?;
     let graph = Graph::new(&meta, &input.module_packages);
     for m in todo {
         let deps = build_module(shell, input, &dir, &graph, m)?;
         let cached = CachedResult {
-            inputs: inputs_hash(input, m, &deps.sources),
+            inputs: inputs_hash(input, m, &deps.sources, Some(&started)),
             deps: deps.clone(),
         };
         crate::fsutil::write_atomic(

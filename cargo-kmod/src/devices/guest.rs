@@ -3,7 +3,7 @@
 //!
 //! A test boot with devices runs, in order (see [`crate::devices::plan`]):
 //!
-//! 1. `insmod cargo_kmod_devices.ko overlays=... nodes=...` ([`HelperLoad`]): the helper
+//! 1. `insmod cargo_kmod_devices.ko overlay_list=... node_list=...` ([`HelperLoad`]): the helper
 //!    refuses (`-EEXIST`) when a node the overlays add under the root already exists in the
 //!    guest's tree (an overlay would change that node instead of adding a device), else
 //!    applies the overlays, and the kernel creates the devices.
@@ -40,11 +40,12 @@ pub struct GuestDevice {
 }
 
 impl GuestDevice {
-    /// `acme,blinker (platform)`: how messages name it.
+    /// `acme,blinker (platform)`: how messages name it. A raw overlay's `compatible` is the
+    /// user's text as dtc compiled it, so it is escaped ([`crate::text::escape`]).
     pub fn label(&self) -> String {
         format!(
             "{} ({})",
-            self.compatible.first().map_or("", String::as_str),
+            crate::text::escape(self.compatible.first().map_or("", String::as_str)),
             self.bus
         )
     }
@@ -114,10 +115,14 @@ pub struct HelperLoad {
     pub ko: std::path::PathBuf,
     /// Where it goes in the initramfs.
     pub guest_path: String,
-    /// `overlays=/kmod/devices/devices.dtbo,...` and `nodes=/blinker,...`
+    /// `overlay_list=/kmod/devices/overlays` and `node_list=/kmod/devices/nodes`: files,
+    /// one entry per line (a `charp` parameter holds at most 1024 bytes, and a node name may
+    /// hold a comma).
     pub params: Vec<String>,
     /// Compiled overlays: (guest path, host path).
     pub overlays: Vec<(String, std::path::PathBuf)>,
+    /// The lists the parameters name: (guest path, text).
+    pub lists: Vec<(String, String)>,
 }
 
 /// One device as the check reported it.
@@ -211,9 +216,16 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
         .iter()
         .filter_map(|l| helper_node_line(l, "is still in the live device tree"))
         .collect();
+    // Linear in the devices: the last state reported per path, how many devices per label.
+    let by_path: std::collections::HashMap<&str, &DeviceState> =
+        states.iter().map(|s| (s.path.as_str(), s)).collect();
+    let mut labels: std::collections::HashMap<String, usize> = Default::default();
+    for d in devices {
+        *labels.entry(d.label()).or_default() += 1;
+    }
     let mut out = Vec::new();
     for d in devices {
-        let state = states.iter().rev().find(|s| s.path == d.path);
+        let state = by_path.get(d.path.as_str()).copied();
         let module = d.modules.first().cloned().unwrap_or_default();
         let mut lines: Vec<String> = Vec::new();
         if let Some(root) = clashes.iter().find(|r| under(&d.path, r)) {
@@ -288,7 +300,7 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
         }
         if !lines.is_empty() {
             out.push(Problem {
-                name: case_name(d, devices),
+                name: case_name(d, labels.get(&d.label()).copied().unwrap_or(1)),
                 module,
                 lines,
             });
@@ -298,10 +310,11 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
 }
 
 /// The case name of a device: `device acme,blinker (platform)`, with its node's path when
-/// another device has the same label (`device acme,blinker (platform) at /second`).
-pub fn case_name(d: &GuestDevice, all: &[GuestDevice]) -> String {
+/// another device has the same label (`device acme,blinker (platform) at /second`);
+/// `same_label` counts the devices with its label, itself included.
+pub fn case_name(d: &GuestDevice, same_label: usize) -> String {
     let label = d.label();
-    if all.iter().filter(|o| o.label() == label).count() > 1 {
+    if same_label > 1 {
         format!("device {label} at {}", d.path)
     } else {
         format!("device {label}")

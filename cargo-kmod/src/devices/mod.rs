@@ -5,7 +5,7 @@
 //! [[package.metadata.kmod.devices]] ─► spec ─► dtso ─► dtc ─► .dtbo ─┐
 //! device-overlays, --device FILE ────────────────────► dtc ─► .dtbo ─┤ initramfs
 //! templates/devices/cargo_kmod_devices.c ─► helper (kbuild, cached) ─┘
-//!                                                        guest: insmod helper overlays=...
+//!                                                        guest: insmod helper overlay_list=...
 //!                                                        (overlays applied, devices created)
 //!                                                        → modules load, drivers probe
 //!                                                        → guest::check_script → verdict
@@ -129,22 +129,43 @@ pub fn prepare(
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     check_tree(tree, needs_i2c)?;
     let ko = helper::build(shell, home, tree)?;
-    let guest_paths: Vec<String> = compiled.overlays.iter().map(|(g, _)| g.clone()).collect();
-    let mut params = vec![format!("overlays={}", guest_paths.join(","))];
-    if !compiled.root_nodes.is_empty() {
-        params.push(format!("nodes={}", compiled.root_nodes.join(",")));
-    }
+    let (params, lists) = helper_lists(&compiled);
     Ok(Some(Prepared {
         helper: HelperLoad {
             ko,
             guest_path: format!("{GUEST_DIR}/{}.ko", helper::MODULE),
             params,
             overlays: compiled.overlays,
+            lists,
         },
         devices: compiled.devices,
         warnings: compiled.warnings,
         _scratch: scratch,
     }))
+}
+
+/// The helper's parameters and the list files they name: the overlays to apply and the
+/// nodes they add under the root, one per line. Files, not the lists themselves: a `charp`
+/// module parameter holds at most 1024 bytes (40 devices with long names), and a node name
+/// may hold a comma; no line of either can hold a newline.
+pub fn helper_lists(compiled: &Compiled) -> (Vec<String>, Vec<(String, String)>) {
+    let mut params = Vec::new();
+    let mut lists = Vec::new();
+    let mut list = |param: &str, file: &str, entries: &[&str]| {
+        if entries.is_empty() {
+            return;
+        }
+        let path = format!("{GUEST_DIR}/{file}");
+        params.push(format!("{param}={path}"));
+        let mut text = entries.join("\n");
+        text.push('\n');
+        lists.push((path, text));
+    };
+    let overlays: Vec<&str> = compiled.overlays.iter().map(|(g, _)| g.as_str()).collect();
+    list("overlay_list", "overlays", &overlays);
+    let nodes: Vec<&str> = compiled.root_nodes.iter().map(String::as_str).collect();
+    list("node_list", "nodes", &nodes);
+    (params, lists)
 }
 
 /// The overlays of `sets`, compiled, and the devices they add.
@@ -162,6 +183,9 @@ pub struct Compiled {
 /// `out_dir`. Everything that can be wrong with a device is an error here, before any boot.
 pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<Compiled> {
     let mut out = Compiled::default();
+    // Which overlay adds each node under the root: a second overlay adding the same node
+    // would change the first one's instead of adding a device.
+    let mut root_owner: std::collections::HashMap<String, String> = Default::default();
     // All tables of the run in one overlay; node names must be unique across sets.
     let mut all = Devices::default();
     let mut owners: Vec<(&DeviceSpec, &DeviceSet<'_>)> = Vec::new();
@@ -192,15 +216,10 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
                 &format!("`{}` (generated)", src.display()),
             )?;
         }
-        let mut roots: Vec<String> = all
-            .devices
-            .iter()
-            .map(|d| format!("/{}", d.path().split('/').nth(1).unwrap_or_default()))
-            .collect();
-        roots.dedup();
-        for r in roots {
-            if !out.root_nodes.contains(&r) {
-                out.root_nodes.push(r);
+        for d in &all.devices {
+            let root = format!("/{}", d.path().split('/').nth(1).unwrap_or_default());
+            if root_owner.insert(root.clone(), d.origin.clone()).is_none() {
+                out.root_nodes.push(root);
             }
         }
         out.overlays
@@ -252,10 +271,18 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
                     hint = "target paths instead, e.g. `&{{/}} {{ ... }};`"
                 );
             }
+            let origin = format!("`{}`", src.display());
             for r in &info.root_nodes {
-                if !out.root_nodes.contains(r) {
-                    out.root_nodes.push(r.clone());
+                if let Some(first) = root_owner.get(r) {
+                    crate::bail_user!(
+                        "node `{}` is added by two overlays: {} and {}", crate::text::escape(r), first, origin;
+                        hint = "give one of the nodes another name"
+                    );
                 }
+            }
+            for r in &info.root_nodes {
+                root_owner.insert(r.clone(), origin.clone());
+                out.root_nodes.push(r.clone());
             }
             for d in info.devices {
                 let bus = if d

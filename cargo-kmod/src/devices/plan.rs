@@ -4,7 +4,7 @@
 //! A test plan ([`GuestPlan::test`]) becomes:
 //!
 //! ```text
-//! cargo_kmod_devices (load)      insmod ... overlays=... nodes=...: -EEXIST when a node
+//! cargo_kmod_devices (load)      insmod ... overlay_list=... node_list=...: -EEXIST when a node
 //!                                the overlays add exists already, else the devices appear
 //! MODULE (load) ...              the modules under test: drivers register and probe
 //! devices                        each device's name, driver and the driver's module
@@ -36,16 +36,29 @@ fn helper_unload() -> String {
 }
 
 impl Prepared {
-    /// The initramfs files: the helper module and the compiled overlays.
+    /// The initramfs files: the helper module, the compiled overlays and the lists the
+    /// helper reads.
     pub fn guest_files(&self) -> Vec<GuestFile> {
-        self.files()
+        let mut files: Vec<GuestFile> = self
+            .files()
             .into_iter()
             .map(|(guest_path, host)| GuestFile {
                 guest_path,
                 source: FileSource::Host(host),
                 mode: 0o644,
             })
-            .collect()
+            .collect();
+        files.extend(
+            self.helper
+                .lists
+                .iter()
+                .map(|(guest_path, text)| GuestFile {
+                    guest_path: guest_path.clone(),
+                    source: FileSource::Bytes(text.clone().into_bytes()),
+                    mode: 0o644,
+                }),
+        );
+        files
     }
 
     fn helper_step(&self) -> Step {

@@ -4,7 +4,7 @@
 //! Every value is checked here, so the overlay text generated from a [`DeviceSpec`] always
 //! compiles; a bad key or value is a one-line error naming the file, the table and the key.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -164,11 +164,18 @@ impl Devices {
         self.overlays.extend(other.overlays);
     }
 
-    /// Refuse two devices with the same node: the second would silently merge into the first.
+    /// Refuse two devices with the same node (the second would silently merge into the
+    /// first), and a platform device with the node name of cargo-kmod's I2C bus.
     pub fn check_unique(&self) -> Result<()> {
         let mut seen: std::collections::BTreeMap<String, &DeviceSpec> = Default::default();
         let mut addresses: std::collections::BTreeMap<u16, &DeviceSpec> = Default::default();
         for d in &self.devices {
+            if d.bus == Bus::Platform && d.name == super::dtso::I2C_BUS_NODE {
+                crate::bail_user!(
+                    "test device {} is named `{}`, the node of cargo-kmod's I2C bus", d.origin, d.name;
+                    hint = "give it another `name`"
+                );
+            }
             if let Some(first) = seen.insert(d.path(), d) {
                 crate::bail_user!(
                     "two test devices are named `{}`: {} and {}", d.node_name(), first.origin, d.origin;
@@ -197,7 +204,8 @@ struct Place<'a> {
 impl Place<'_> {
     fn err(&self, key: &str, what: impl std::fmt::Display) -> UserError {
         UserError::new(format!(
-            "invalid `{key}` in `{}` of `{}`: {what}",
+            "invalid `{}` in `{}` of `{}`: {what}",
+            crate::text::escape(key),
             self.section,
             self.file.display()
         ))
@@ -207,11 +215,12 @@ impl Place<'_> {
         for key in map.keys() {
             if !valid.contains(&key.as_str()) {
                 let e = UserError::new(format!(
-                    "unknown key `{key}` in `{}` of `{}`",
+                    "unknown key `{}` in `{}` of `{}`",
+                    crate::text::escape(key),
                     self.section,
                     self.file.display()
                 ));
-                return Err(match nearest(key, valid) {
+                return Err(match nearest(key, valid.iter().copied(), 0.7) {
                     Some(n) => e.with_hint(format!("did you mean `{n}`?")),
                     None => e.with_hint(format!("valid keys: {}", valid.join(", "))),
                 }
@@ -311,7 +320,11 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
         );
     };
     let mut out = Vec::new();
-    let mut names = BTreeSet::new();
+    // The I2C bus node's name is never a default name.
+    let mut names = HashSet::from([(Bus::Platform, super::dtso::I2C_BUS_NODE.to_string())]);
+    // Per default name, the suffix to try next: names are only ever added, so every smaller
+    // suffix is still taken, and naming stays linear in the number of devices.
+    let mut next: HashMap<(Bus, String), usize> = HashMap::new();
     for (i, d) in list.iter().enumerate() {
         let place = Place {
             section: format!("{section}[{i}]"),
@@ -321,10 +334,10 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
         // Default names are made unique; explicit ones are checked by `check_unique`.
         if d.get("name").is_none() {
             let base = spec.name.clone();
-            let mut n = 2;
+            let n = next.entry((spec.bus, base.clone())).or_insert(2);
             while names.contains(&(spec.bus, spec.name.clone())) {
                 spec.name = format!("{base}-{n}");
-                n += 1;
+                *n += 1;
             }
         }
         names.insert((spec.bus, spec.name.clone()));
@@ -377,6 +390,21 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         check_string(c).map_err(|why| place.err("compatible", why))?;
         if c.is_empty() {
             return Err(place.err("compatible", "a compatible is empty").into());
+        }
+        // An identifier: printed in case names and matched against drivers' tables, it
+        // never holds a control character (a newline would print a fake line) or a bidi
+        // control.
+        if let Some(ch) = crate::text::unsafe_char(c) {
+            return Err(place
+                .err(
+                    "compatible",
+                    format_args!(
+                        "`{}` holds the control character `{ch}`",
+                        crate::text::escape(c)
+                    ),
+                )
+                .with_hint("a compatible is `vendor,model`: letters, digits and `,._+-`")
+                .into());
         }
     }
     let address = match (bus, map.get("address")) {
@@ -503,12 +531,15 @@ pub fn default_name(compatible: &str) -> String {
 /// Node names: 1 to 31 characters of `[0-9a-zA-Z,._+-]`, starting with a letter (the
 /// devicetree specification, 2.2.1); the unit address is added by cargo-kmod.
 fn check_node_name(s: &str) -> std::result::Result<(), String> {
+    let shown = crate::text::escape(s);
     if s.is_empty() || s.len() > 31 {
-        return Err(format!("node name `{s}` must be 1 to 31 characters long"));
+        return Err(format!(
+            "node name `{shown}` must be 1 to 31 characters long"
+        ));
     }
     if s.contains('@') {
         return Err(format!(
-            "node name `{s}` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself"
+            "node name `{shown}` has a unit address; cargo-kmod adds `@ADDRESS` for I2C devices itself"
         ));
     }
     if let Some(c) = s
@@ -516,7 +547,8 @@ fn check_node_name(s: &str) -> std::result::Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || ",._+-".contains(*c)))
     {
         return Err(format!(
-            "node name `{s}` contains `{c}`; node names use `[0-9a-zA-Z,._+-]`"
+            "node name `{shown}` contains `{}`; node names use `[0-9a-zA-Z,._+-]`",
+            crate::text::escape(&c.to_string())
         ));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -535,7 +567,8 @@ fn check_property_name(s: &str) -> std::result::Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || ",._+?#-".contains(*c)))
     {
         return Err(format!(
-            "`{c}` is not allowed in a property name (`[0-9a-zA-Z,._+?#-]`)"
+            "`{}` is not allowed in a property name (`[0-9a-zA-Z,._+?#-]`)",
+            crate::text::escape(&c.to_string())
         ));
     }
     Ok(())
@@ -638,7 +671,7 @@ fn parse_value(v: &Value) -> std::result::Result<Option<PropValue>, String> {
                             .collect::<std::result::Result<_, _>>()?,
                     }))
                 }
-                other => Err(match nearest(other, TYPED_KEYS) {
+                other => Err(match nearest(other, TYPED_KEYS.iter().copied(), 0.7) {
                     Some(n) => format!("unknown type `{other}` (did you mean `{n}`?)"),
                     None => format!(
                         "unknown type `{other}`; the types are: {}",

@@ -47,7 +47,14 @@ pub fn problems(s: &StepRecord) -> Vec<String> {
         p.push(format!("the kernel became tainted: {}", new.join(", ")));
     }
     if s.status != 0 || trouble || !new.is_empty() {
-        p.extend(non_ktap(&s.log));
+        let lines = non_ktap(&s.log);
+        match retried_load(s, &lines) {
+            Some(once) => {
+                p.extend(once);
+                p.push(RAN_TWICE.to_string());
+            }
+            None => p.extend(lines),
+        }
     }
     if s.lost > 0 {
         p.push(format!(
@@ -93,6 +100,43 @@ pub fn kunit_problem(log: &[String], expected: usize) -> Option<String> {
             "the module has {expected} KUnit suite{s}, but loading it printed a complete KTAP report for {reported}"
         )
     })
+}
+
+/// Said after the lines of a load whose `init` ran twice.
+pub const RAN_TWICE: &str = "(the module's init ran twice and printed these lines both times: busybox's `insmod` loads again with `init_module` when `finit_module` fails)";
+
+/// The kernel lines of a failed load with the second run of its `init` left out: busybox's
+/// `insmod` (the guests' and many boards') tries `finit_module`, and when that fails loads
+/// the module again with `init_module`, so `init` runs (and logs) twice. The lines that occur
+/// more than once, in order, must be one block repeated; other kernel lines (a driver
+/// elsewhere probing meanwhile) stay. `None` when the lines are not such a repeat.
+fn retried_load(s: &StepRecord, lines: &[String]) -> Option<Vec<String>> {
+    if !matches!(s.program.as_str(), "insmod" | "modprobe") || s.status == 0 {
+        return None;
+    }
+    let mut count: std::collections::HashMap<&str, usize> = Default::default();
+    for l in lines {
+        *count.entry(l.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<usize> = (0..lines.len())
+        .filter(|i| count[lines[*i].as_str()] > 1)
+        .collect();
+    let half = repeated.len() / 2;
+    if half == 0
+        || !repeated.len().is_multiple_of(2)
+        || (0..half).any(|j| lines[repeated[j]] != lines[repeated[half + j]])
+    {
+        return None;
+    }
+    let second: BTreeSet<usize> = repeated[half..].iter().copied().collect();
+    Some(
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !second.contains(i))
+            .map(|(_, l)| l.clone())
+            .collect(),
+    )
 }
 
 /// Taint flags, in the order of `/proc/sys/kernel/tainted`'s bits, with the kernel's letters.
@@ -181,6 +225,16 @@ pub fn non_ktap(log: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The kernel's `MODULE: unknown parameter 'NAME' ignored` lines in a step's log: a
+/// `--param` the module does not take, which the kernel only warns about.
+pub fn ignored_params(log: &[String]) -> Vec<String> {
+    log.iter()
+        .map(|l| ktap::strip_log_prefix(l))
+        .filter(|l| l.contains(": unknown parameter '") && l.ends_with("' ignored"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Messages every out-of-tree test build causes; they explain nothing about a failure.
 fn is_routine(line: &str) -> bool {
     line.ends_with("loading out-of-tree module taints kernel.")
@@ -210,6 +264,62 @@ mod tests {
             lost: 0,
             kunit_suites: 0,
         }
+    }
+
+    /// Issue 18 §6: a failed load whose init ran twice (busybox's `insmod` retries with
+    /// `init_module`) reports the kernel's lines once, and says why they came twice.
+    #[test]
+    fn a_retried_load_reports_its_lines_once() {
+        let mut r = rec(
+            &[
+                "[    0.6] m: loading out-of-tree module taints kernel.",
+                "[    0.6] m: m: first",
+                "[    0.6] m: m: second",
+                "[    0.7] m: m: first",
+                "[    0.7] m: m: second",
+            ],
+            19,
+            12288,
+        );
+        r.out = vec!["insmod: can't insert '/kmod/m.ko': No such device".into()];
+        assert_eq!(
+            problems(&r),
+            [
+                "`insmod` exited with status 19",
+                "insmod: can't insert '/kmod/m.ko': No such device",
+                "m: m: first",
+                "m: m: second",
+                RAN_TWICE,
+            ]
+        );
+        // Another driver's line between the runs stays; a line printed twice in each run is
+        // printed twice.
+        let r = rec(
+            &[
+                "m: a",
+                "m: a",
+                "input: ImExPS/2 Generic Explorer Mouse",
+                "m: b",
+                "m: a",
+                "m: a",
+                "m: b",
+            ],
+            1,
+            0,
+        );
+        assert_eq!(
+            problems(&r)[1..],
+            [
+                "m: a",
+                "m: a",
+                "input: ImExPS/2 Generic Explorer Mouse",
+                "m: b",
+                RAN_TWICE
+            ]
+        );
+        // Lines that differ are all shown.
+        let r = rec(&["m: a", "m: b"], 1, 0);
+        assert_eq!(problems(&r)[1..], ["m: a", "m: b"]);
     }
 
     #[test]
@@ -291,6 +401,21 @@ mod tests {
         assert_eq!(
             new_taints(0, 1 << 7),
             ["D (kernel died recently (OOPS or BUG))"]
+        );
+    }
+
+    #[test]
+    fn ignored_parameters_are_found() {
+        let log: Vec<String> = [
+            "[    1.000000] hello: unknown parameter 'nosuch' ignored",
+            "[    1.000001] hello: greeting 1",
+            "[    1.000002] says: unknown parameter 'x' ignored, it said",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            ignored_params(&log),
+            ["hello: unknown parameter 'nosuch' ignored"]
         );
     }
 }

@@ -21,6 +21,9 @@ pub struct KoModule {
     /// How many KUnit suites the module registers (`.kunit_test_suites`): its load must
     /// print a complete KTAP report for that many.
     pub kunit_suites: usize,
+    /// The parameters the module takes, when its `.modinfo` names all of them
+    /// ([`crate::ko::Module::param_names`]): `--param` names are checked against them.
+    pub known_params: Option<Vec<String>>,
 }
 
 impl KoModule {
@@ -50,6 +53,16 @@ impl KoModule {
             }
             Err(e) => return Err(crate::error::UserError::new(e.to_string()).into()),
         };
+        // The name becomes `insmod`'s and `rmmod`'s argument and is printed in every status
+        // line and case name: a `.modinfo` that says anything else is refused, as deploy
+        // refuses it.
+        if !crate::kernel::is_valid_module_name(&module.name) {
+            crate::bail_user!(
+                "`{}` names itself `{}` in `.modinfo`, which is not a module name (`[A-Za-z0-9_]`)",
+                ko.display(),
+                crate::text::escape(&module.name)
+            );
+        }
         if module.machine != arch.elf_machine() {
             crate::bail_user!(
                 "`{}` is not a module for {}: its ELF machine is {}", ko.display(), arch,
@@ -60,6 +73,7 @@ impl KoModule {
         Ok(KoModule {
             depends: module.depends(),
             kunit_suites: module.kunit_suites,
+            known_params: known_params(&module),
             name: module.name,
             ko: ko.to_path_buf(),
             params: Vec::new(),
@@ -67,7 +81,54 @@ impl KoModule {
     }
 }
 
+/// The parameters of `module` as [`KoModule::known_params`] holds them.
+pub fn known_params(module: &crate::ko::Module) -> Option<Vec<String>> {
+    module
+        .param_names()
+        .map(|v| v.into_iter().map(str::to_string).collect())
+}
+
+/// Parameters the kernel takes for every module (`kernel/module/main.c`,
+/// `unknown_module_param_cb`): `async_probe`, and `dyndbg` (which a kernel without
+/// `CONFIG_DYNAMIC_DEBUG` accepts with a warning of its own).
+const EVERY_MODULE_TAKES: [&str; 2] = ["async_probe", "dyndbg"];
+
+/// Refuse `name` (`--param` as `p`) when `m` names all its parameters and this is none of
+/// them, as the kernel compares them (`-` and `_` are the same, `parameq`). The kernel would
+/// only warn that it ignored it, and the run would go on without it.
+fn check_param(m: &KoModule, name: &str, p: &str) -> Result<()> {
+    let Some(known) = &m.known_params else {
+        return Ok(());
+    };
+    let same = |a: &str, b: &str| a.replace('-', "_") == b.replace('-', "_");
+    if known
+        .iter()
+        .map(String::as_str)
+        .chain(EVERY_MODULE_TAKES)
+        .any(|k| same(k, name))
+    {
+        return Ok(());
+    }
+    let listed: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    let e = crate::error::UserError::new(format!(
+        "module `{}` has no parameter `{}` (`--param {}`)",
+        m.name,
+        crate::text::escape(name),
+        crate::text::escape(p)
+    ));
+    let e = match crate::text::nearest(name, known.iter().map(String::as_str), 0.7) {
+        Some(n) => e.with_hint(format!(
+            "did you mean `{n}`? its parameters: {}",
+            listed.join(", ")
+        )),
+        None if known.is_empty() => e.with_hint("it takes no parameters"),
+        None => e.with_hint(format!("its parameters: {}", listed.join(", "))),
+    };
+    Err(e.into())
+}
+
 /// `--param name=value` goes to the only module, `--param module.name=value` to `module`.
+/// A name the module does not take is refused before anything boots.
 pub fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
     for p in params {
         let Some((key, value)) = p.split_once('=') else {
@@ -75,12 +136,16 @@ pub fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
         };
         if let Some((module, name)) = key.split_once('.') {
             if let Some(m) = modules.iter_mut().find(|m| m.name == module) {
+                check_param(m, name, p)?;
                 m.params.push(format!("{name}={value}"));
                 continue;
             }
         }
         match modules {
-            [only] => only.params.push(p.clone()),
+            [only] => {
+                check_param(only, key, p)?;
+                only.params.push(p.clone())
+            }
             _ => crate::bail_user!(
                 "module parameter `{}` does not say which module it is for", p;
                 hint = "write `--param MODULE.{}` with one of: {}", p,
@@ -143,6 +208,7 @@ mod tests {
             depends: deps.iter().map(|s| s.to_string()).collect(),
             params: vec![],
             kunit_suites: 0,
+            known_params: None,
         }
     }
 
@@ -176,6 +242,48 @@ mod tests {
             e.to_string(),
             "module parameter `count` is not `name=value`"
         );
+    }
+
+    /// Issue 18 §6: a parameter the module does not take is refused before the boot (the
+    /// kernel only warns that it ignored it), also for a module without parameters;
+    /// `-`/`_` are one, and `async_probe`/`dyndbg` are every module's.
+    #[test]
+    fn params_the_module_does_not_take_are_refused() {
+        let with = |known: &[&str]| KoModule {
+            known_params: Some(known.iter().map(|s| s.to_string()).collect()),
+            ..m("hello", &[])
+        };
+        let mut one = vec![with(&["greeting_count"])];
+        apply_params(
+            &mut one,
+            &["greeting-count=2".into(), "async_probe=1".into()],
+        )
+        .unwrap();
+        let e = apply_params(&mut one, &["nosuch=1".into()]).unwrap_err();
+        let (msg, hint, _) = crate::error::render(&e);
+        assert_eq!(
+            msg,
+            "module `hello` has no parameter `nosuch` (`--param nosuch=1`)"
+        );
+        assert_eq!(hint.as_deref(), Some("its parameters: `greeting_count`"));
+        let e = apply_params(&mut one, &["hello.greeting_cnt=1".into()]).unwrap_err();
+        let (_, hint, _) = crate::error::render(&e);
+        assert_eq!(
+            hint.as_deref(),
+            Some("did you mean `greeting_count`? its parameters: `greeting_count`")
+        );
+        let mut none = vec![with(&[])];
+        let e = apply_params(&mut none, &["nosuch=1".into()]).unwrap_err();
+        let (_, hint, _) = crate::error::render(&e);
+        assert_eq!(hint.as_deref(), Some("it takes no parameters"));
+        // Names `.modinfo` does not list all of: the kernel decides.
+        let mut unknown = vec![m("c_mod", &[])];
+        apply_params(&mut unknown, &["nosuch=1".into()]).unwrap();
+        // The fuzz corpus's hello: one `__param` entry, named in `.modinfo`.
+        let ko =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ko/x86_64-hello-signed.ko");
+        let hello = KoModule::read(&ko, Arch::X86_64).unwrap();
+        assert_eq!(hello.known_params, Some(vec!["greeting_count".to_string()]));
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub struct LogRecord {
     pub facility: u8,
     /// Microseconds since boot.
     pub usec: u64,
-    /// The message, `\xNN` escapes decoded (control characters other than tab and newline
-    /// dropped).
+    /// The message, `\xNN` escapes decoded, each of its lines made safe to print
+    /// ([`crate::text::escape`]).
     pub text: String,
 }
 
@@ -120,7 +120,8 @@ impl LogRecord {
     }
 }
 
-/// Decode the kernel's `\xNN` escapes; drop control characters except tab and newline.
+/// Decode the kernel's `\xNN` escapes; then make each line of the message safe to print
+/// ([`crate::text::escape`]: control characters, tab included, and bidi controls escaped).
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -141,9 +142,10 @@ fn unescape(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out)
-        .chars()
-        .filter(|c| *c == '\t' || *c == '\n' || !c.is_control())
-        .collect()
+        .split('\n')
+        .map(crate::text::escape)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What one trusted line said.
@@ -237,11 +239,18 @@ mod tests {
 
     #[test]
     fn records() {
-        let r = LogRecord::parse("6,42,1234567,-;hello: loaded\\x0a  second\\x07").unwrap();
+        let r = LogRecord::parse("6,42,1234567,-;hello: loaded\\x0a  second").unwrap();
         assert_eq!((r.seq, r.level, r.facility, r.usec), (42, 6, 0, 1234567));
         assert_eq!(r.text, "hello: loaded\n  second");
         assert_eq!(r.lines().collect::<Vec<_>>(), ["hello: loaded", "  second"]);
         assert_eq!(r.display(), "[    1.234567] hello: loaded\n  second");
+        // What would draw on a terminal is escaped, line by line: a bell, an escape
+        // sequence, a bidi override, a tab.
+        let r = LogRecord::parse("6,43,0,-;a\\x07b\\x1b[2J\\x0a\\xe2\\x80\\xaeevil\\x09x").unwrap();
+        assert_eq!(
+            r.lines().collect::<Vec<_>>(),
+            ["a\\u{7}b\\u{1b}[2J", "\\u{202e}evil\\tx"]
+        );
         // The kernel escapes a backslash as `\x5c`; a malformed escape stays as it is.
         let r = LogRecord::parse("4,7,0,c,caller=T1;a;b \\x5cx \\xzz").unwrap();
         assert_eq!(r.text, "a;b \\x \\xzz");

@@ -21,9 +21,10 @@ pub enum BootEnd {
 /// Everything one boot printed.
 #[derive(Debug, Clone)]
 pub struct BootLog {
-    /// Console lines, `\r` and control characters removed, invalid UTF-8 replaced.
+    /// Console lines as [`crate::text::line`] makes them safe to print (the serial `\r`
+    /// dropped, control characters and bidi controls escaped, invalid UTF-8 replaced).
     pub lines: Vec<String>,
-    /// Protocol-channel lines, cleaned the same way (empty for a shared console).
+    /// Protocol-channel lines, made safe the same way (empty for a shared console).
     pub channel: Vec<String>,
     pub end: BootEnd,
     pub elapsed: Duration,

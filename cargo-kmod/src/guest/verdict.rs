@@ -84,6 +84,9 @@ pub struct TestReport {
     pub cases: Vec<CaseResult>,
     /// Cases the filter left out.
     pub filtered_out: usize,
+    /// The kernel's warnings about the loads that do not fail a case but must be seen: a
+    /// parameter it ignored ([`judge::ignored_params`]).
+    pub warnings: Vec<String>,
     pub boot: BootLog,
     pub transcript: Transcript,
 }
@@ -326,6 +329,7 @@ mod tests {
             depends: vec![],
             params: vec![],
             kunit_suites: suites,
+            known_params: None,
         }
     }
 
@@ -602,6 +606,7 @@ mod tests {
                 kunit: true,
             }],
             filtered_out: 0,
+            warnings: vec![],
             boot: BootLog {
                 lines: vec![],
                 channel: vec![],

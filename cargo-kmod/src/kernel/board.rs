@@ -77,7 +77,7 @@ impl Board {
             return Ok(b);
         }
         let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
-        let near = crate::text::nearest(name, &names);
+        let near = crate::text::nearest(name, names.iter().copied(), 0.7);
         let e = UserError::new(format!("unknown board `{name}`"));
         Err(match near {
             Some(n) => e.with_hint(format!(

@@ -387,7 +387,7 @@ impl KconfigIndex {
 
     /// The closest known symbol name, for "did you mean" hints.
     pub fn nearest(&self, symbol: &str) -> Option<&str> {
-        crate::text::nearest_with(symbol, self.symbols.keys().map(String::as_str), 0.85)
+        crate::text::nearest(symbol, self.symbols.keys().map(String::as_str), 0.85)
     }
 }
 

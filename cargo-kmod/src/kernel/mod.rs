@@ -20,3 +20,14 @@ pub mod version;
 pub use arch::Arch;
 pub use tree::{Compiler, KernelTree, ToolChoice, TreeTools};
 pub use version::Version;
+
+/// `MODULE_NAME_LEN - 1`: the longest name `struct module` holds.
+pub const MAX_MODULE_NAME: usize = 55;
+
+/// What kbuild and the module loader accept as a module name: `[A-Za-z0-9_]`, at most
+/// [`MAX_MODULE_NAME`] bytes. A leading digit is fine (`8250`, `8139too`, `9pnet`).
+pub fn is_valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MODULE_NAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

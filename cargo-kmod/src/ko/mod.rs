@@ -20,7 +20,6 @@ use anyhow::Result;
 use object::{Object, ObjectSection, ObjectSymbol};
 use serde::Serialize;
 
-pub use crate::text::printable;
 pub use compress::Compression;
 pub use modinfo::Param;
 pub use signature::Signature;
@@ -76,6 +75,10 @@ pub struct Module {
     /// when loaded.
     #[serde(skip)]
     pub kunit_suites: usize,
+    /// How many parameters the kernel will know: the `struct kernel_param` entries of its
+    /// `__param` section (`None` when the section's size is not a whole number of them).
+    #[serde(skip)]
+    pub param_slots: Option<usize>,
 }
 
 impl Module {
@@ -123,6 +126,14 @@ impl Module {
             }
         }
         out
+    }
+
+    /// The names of every parameter the module takes, when `.modinfo` names them all (`parm=`
+    /// or `parmtype=` for each `__param` entry: `module_param` and Rust's `module!` always
+    /// write `parmtype=`; a C `module_param_cb` without a description writes neither).
+    pub fn param_names(&self) -> Option<Vec<&str>> {
+        let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+        (self.param_slots? <= names.len()).then_some(names)
     }
 
     pub fn arch(&self) -> Option<crate::kernel::Arch> {
@@ -277,6 +288,14 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
     let kunit_suites = file
         .section_by_name(".kunit_test_suites")
         .map_or(0, |s| (s.size() / if is_64 { 8 } else { 4 }) as usize);
+    // `struct kernel_param`: name, mod, ops, perm (u16), level (s8), flags (u8), a union of
+    // pointers: 40 bytes on 64-bit, 20 on 32-bit.
+    let param_size: u64 = if is_64 { 40 } else { 20 };
+    let param_slots = match file.section_by_name("__param") {
+        None => Some(0),
+        Some(s) if s.size() % param_size == 0 => Some((s.size() / param_size) as usize),
+        Some(_) => None,
+    };
     let versions = match section("__versions")? {
         Some(d) => versions::parse_basic(d, is_64, big_endian)
             .map_err(|e| format!("malformed `__versions`: {e}"))?,
@@ -373,6 +392,7 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
         signature,
         elf_len: elf.len(),
         kunit_suites,
+        param_slots,
     })
 }
 

@@ -192,18 +192,12 @@ pub fn module_name_for(package: &str) -> String {
     package.replace('-', "_")
 }
 
-/// `MODULE_NAME_LEN - 1`: the longest name `struct module` holds.
-pub const MAX_MODULE_NAME: usize = 55;
+pub use crate::kernel::{is_valid_module_name, MAX_MODULE_NAME};
 
-/// What kbuild and the module loader accept as a module name: `[A-Za-z0-9_]`, at most
-/// [`MAX_MODULE_NAME`] bytes. A leading digit is fine (`8250`, `8139too`, `9pnet`).
-pub fn is_valid_module_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_MODULE_NAME
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// The valid name closest to a misspelled `key`, for "did you mean" hints.
+pub(crate) fn nearest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    crate::text::nearest(key, valid.iter().copied(), 0.7)
 }
-
-pub(crate) use crate::text::nearest;
 
 /// Checks one `kmod` table: unknown keys and type errors name the key and the file.
 struct Table<'a> {
@@ -695,8 +689,10 @@ fn glob_member_dirs(root: &Path) -> Vec<PathBuf> {
 
 /// The cargo configuration files that can apply to a workspace: `.cargo/config.toml` (and
 /// the old `.cargo/config`) in the current directory, the workspace root and their
-/// ancestors, and in `$CARGO_HOME`.
-fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
+/// ancestors, and in `$CARGO_HOME` (default `~/.cargo`). The one place that knows where
+/// cargo looks: the metadata cache and the no-op check of modules with dependencies both
+/// take their list from here.
+pub fn cargo_config_files(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = root.ancestors().map(Path::to_path_buf).collect();
     if let Ok(cwd) = std::env::current_dir() {
         dirs.extend(cwd.ancestors().map(Path::to_path_buf));

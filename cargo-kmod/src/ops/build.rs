@@ -13,6 +13,9 @@
 //!   `.config` and `Module.symvers`, the extra symbol files' contents, flags, profile,
 //!   features and tool versions. The stamp also records each published `.ko`, so an
 //!   artifact another build (another selection or profile) overwrote is never `Fresh`.
+//!   What is only known after kbuild ran is recorded as it was when the build began: a
+//!   file modified during the build is recorded as changed ([`fingerprint::Started`]), so
+//!   an edit the compiler may not have seen always makes the next build rebuild.
 //! - **Publish**: each `.ko` is copied atomically to `target/kmod/<arch>/[test/]`, beside
 //!   the pass's `Module.symvers` that kbuild wrote there.
 
@@ -103,15 +106,16 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     // Modules with crate dependencies: `Cargo.lock`, cargo's config and the sources of local
     // dependency packages (recorded by the last build) are inputs too.
     let has_deps = ctx.modules.iter().any(|m| !m.crate_deps.is_empty());
-    let deps_inputs = |sources: &[PathBuf]| -> String {
+    let deps_inputs = |sources: &[PathBuf], started: Option<&fingerprint::Started>| -> String {
         if has_deps {
-            deps::inputs_fingerprint(&ctx.workspace.root, sources)
+            deps::inputs_fingerprint(&ctx.workspace.root, sources, started)
         } else {
             String::new()
         }
     };
     let base_fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
-    let fingerprint = base_fingerprint.clone() + &deps_inputs(&deps::recorded_sources(&stamp));
+    let fingerprint =
+        base_fingerprint.clone() + &deps_inputs(&deps::recorded_sources(&stamp), None);
     let published: Vec<PathBuf> = ctx
         .modules
         .iter()
@@ -122,6 +126,10 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         return Ok(artifacts(ctx, &out_dir, opts.test));
     }
     let _ = std::fs::remove_file(&stamp);
+    // From here on, an edit to an input may come after the compile read it: what the build
+    // records at its end is compared with this moment (the build's own outputs and the
+    // kmod-macros it may build are not edits).
+    let mut started = fingerprint::Started::now(&out_dir, &[ctx.home.root.join("macros")])?;
 
     // Module builds need no RUST_LIB_SRC (only kernel builds do) and the versions are known:
     // no process is spawned here, which keeps a one-file rebuild close to plain kbuild.
@@ -155,6 +163,11 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             jobs: Some(opts.jobs),
         },
     )?;
+    if has_deps {
+        // cargo resolved into `Cargo.lock` (writing it when the resolution changed): from
+        // here on, a modification of it is an edit.
+        started.settle(&ctx.workspace.root.join("Cargo.lock"))?;
+    }
     let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
     let input = PlanInput {
         modules,
@@ -220,8 +233,8 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         .flat_map(|d| d.sources.clone())
         .collect();
     deps::record_sources(&stamp, &sources)?;
-    let fingerprint = base_fingerprint + &deps_inputs(&sources);
-    fingerprint::store(&stamp, &fingerprint, &read, &published)?;
+    let fingerprint = base_fingerprint + &deps_inputs(&sources, Some(&started));
+    fingerprint::store(&stamp, &fingerprint, &read, &published, &started)?;
     Ok(artifacts(ctx, &out_dir, opts.test))
 }
 

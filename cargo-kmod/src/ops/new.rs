@@ -36,8 +36,7 @@ impl Template {
     }
 }
 
-/// The longest kernel module name: `MODULE_NAME_LEN` (64 - sizeof(unsigned long)) minus the NUL.
-pub const MAX_MODULE_NAME: usize = 55;
+pub use crate::kernel::MAX_MODULE_NAME;
 
 /// Names a module package cannot have: Rust keywords, and crates every module crate sees.
 const RESERVED: &[&str] = &[

@@ -183,6 +183,8 @@ pub fn package(
     req: &PackageRequest,
     ship: &ShipRequest,
 ) -> Result<PathBuf> {
+    // A malformed `SOURCE_DATE_EPOCH` is an error before anything is signed or written.
+    package::source_date_epoch()?;
     let kos = &inputs.files;
     let tree = &inputs.tree;
     let built = inputs.artifacts.first();

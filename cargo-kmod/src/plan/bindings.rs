@@ -199,13 +199,13 @@ pub fn generate(
         UserError::new(format!(
             "bindgen rejected `{}`: {}",
             header.display(),
-            crate::text::printable(&first)
+            crate::text::escape(&first)
         ))
         .with_hint(
             msg.lines()
                 .filter(|l| !l.trim().is_empty())
                 .take(8)
-                .map(|l| crate::text::printable(l).into_owned())
+                .map(|l| crate::text::escape(l).into_owned())
                 .collect::<Vec<_>>()
                 .join("\n"),
         )

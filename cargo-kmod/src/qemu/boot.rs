@@ -23,9 +23,20 @@ use anyhow::{Context, Result};
 
 use crate::guest::protocol::Source;
 use crate::guest::run::{BootEnd, BootLog};
+use crate::process::{Limits, Overrun};
 use crate::qemu::machine::{Channel, Machine};
 use crate::qemu::reaper;
 use crate::shell::Shell;
+
+/// What cargo-kmod reads from a guest at most: no console or channel line longer than 1 MiB,
+/// 64 MiB of both together (every line is kept for the report); the time is the boot's
+/// own timeout. A guest is untrusted: past these, qemu is stopped and the boot is an error.
+pub const GUEST_LIMITS: Limits = Limits {
+    line: 1 << 20,
+    total: Some(64 << 20),
+    time: None,
+    what: "running",
+};
 
 /// What the line callback tells the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,13 +135,13 @@ impl Boot {
             flag.store(true, Ordering::SeqCst);
             status
         });
-        let (tx, rx) = mpsc::channel::<(Source, String)>();
+        let (tx, rx) = mpsc::channel::<Piece>();
         let mut tails = vec![Tail::new(dir.path().join(CONSOLE_FILE), Source::Console)];
         if let Channel::Uart { .. } = self.machine.channel {
             tails.push(Tail::new(dir.path().join(CHANNEL_FILE), Source::Channel));
         }
         let done = exited.clone();
-        let poller = std::thread::spawn(move || poll(tails, &tx, &done));
+        let poller = std::thread::spawn(move || poll(tails, &tx, &done, GUEST_LIMITS));
         let err_reader = std::thread::spawn(move || {
             let mut s = Vec::new();
             let _ = stderr.read_to_end(&mut s);
@@ -152,17 +163,18 @@ impl Boot {
     }
 
     /// Boot, streaming each line to `on_line` until qemu exits, `on_line` returns
-    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so).
+    /// [`Flow::Stop`] or the deadline passes (then qemu is killed and the log says so). A
+    /// guest that prints past [`GUEST_LIMITS`] is killed, and that is the error.
     pub fn run(
         &self,
         shell: &Shell,
         mut on_line: impl FnMut(Source, &str) -> Flow,
     ) -> Result<BootLog> {
         let mut running = self.spawn(shell)?;
-        let deadline = running.start + self.timeout;
+        let deadline = deadline(running.start, self.timeout);
         let mut first = self
             .first_line_within
-            .map(|d| running.start + d.min(self.timeout));
+            .map(|d| deadline_after(running.start, d.min(self.timeout)));
         let end = loop {
             match running.recv(first.unwrap_or(deadline)) {
                 Recv::Line(source, l) => {
@@ -173,6 +185,10 @@ impl Boot {
                 }
                 Recv::TimedOut => break Some(BootEnd::TimedOut),
                 Recv::Closed => break None,
+                Recv::Overrun(source, o) => {
+                    drop(running.finish(Some(BootEnd::Stopped)));
+                    return Err(overrun_error(source, o).into());
+                }
             }
         };
         running.finish(end)
@@ -191,9 +207,30 @@ impl Boot {
     }
 }
 
+/// `start + timeout`, or a century from `start` when that is past what an [`Instant`] can
+/// hold (`--timeout 18446744073709551615` means "no limit", not a panic).
+pub fn deadline(start: Instant, timeout: Duration) -> Instant {
+    deadline_after(start, timeout)
+}
+
+fn deadline_after(start: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
+}
+
 /// The files the console and the channel go to, in a boot's temporary directory.
 const CONSOLE_FILE: &str = "console";
 const CHANNEL_FILE: &str = "channel";
+
+/// What the poller sends: a line from a source, or the limit that source passed.
+type Piece = (Source, Result<String, Overrun>);
+
+/// How much of a file is read at once: a line longer than the limit is noticed after at
+/// most this much more.
+const CHUNK: u64 = 64 << 10;
 
 /// The new lines of a file qemu appends to.
 struct Tail {
@@ -213,33 +250,49 @@ impl Tail {
         }
     }
 
-    /// Send the complete lines that arrived since the last call; whether anything did.
-    fn pump(&mut self, tx: &mpsc::Sender<(Source, String)>) -> bool {
+    /// Send the complete lines that arrived since the last call; how many bytes did. A line
+    /// that grows past `max_line` is [`Overrun::Line`] as soon as it does (the file is read
+    /// in chunks, never all at once).
+    fn pump(&mut self, tx: &mpsc::Sender<Piece>, max_line: usize) -> Result<u64, Overrun> {
         if self.file.is_none() {
             // qemu creates the file when it starts.
             self.file = std::fs::File::open(&self.path).ok();
         }
         let Some(f) = &mut self.file else {
-            return false;
+            return Ok(0);
         };
-        let before = self.partial.len();
-        let _ = f.read_to_end(&mut self.partial);
-        if self.partial.len() == before {
-            return false;
+        let mut got = 0u64;
+        loop {
+            let n = match f.by_ref().take(CHUNK).read_to_end(&mut self.partial) {
+                Ok(n) => n as u64,
+                Err(_) => 0,
+            };
+            got += n;
+            let mut start = 0;
+            while let Some(len) = self.partial[start..].iter().position(|b| *b == b'\n') {
+                if len > max_line {
+                    return Err(Overrun::Line(max_line));
+                }
+                let _ = tx.send((
+                    self.source,
+                    Ok(crate::text::line(&self.partial[start..start + len])),
+                ));
+                start += len + 1;
+            }
+            self.partial.drain(..start);
+            if self.partial.len() > max_line {
+                return Err(Overrun::Line(max_line));
+            }
+            if n < CHUNK {
+                return Ok(got);
+            }
         }
-        let mut start = 0;
-        while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
-            let _ = tx.send((self.source, clean_line(&self.partial[start..start + n])));
-            start += n + 1;
-        }
-        self.partial.drain(..start);
-        true
     }
 
     /// Send what is left of a last line without its newline.
-    fn flush(&mut self, tx: &mpsc::Sender<(Source, String)>) {
+    fn flush(&mut self, tx: &mpsc::Sender<Piece>) {
         if !self.partial.is_empty() {
-            let _ = tx.send((self.source, clean_line(&self.partial)));
+            let _ = tx.send((self.source, Ok(crate::text::line(&self.partial))));
             self.partial.clear();
         }
     }
@@ -247,14 +300,29 @@ impl Tail {
 
 /// Poll `tails` until qemu has exited (then read them one last time): every millisecond
 /// while output flows (or stopped less than 0.2 s ago: a guest settling is quiet, and its end
-/// should be seen at once), backing off to 10 ms when it does not.
-fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<(Source, String)>, exited: &AtomicBool) {
+/// should be seen at once), backing off to 10 ms when it does not. A source past `limits`
+/// is reported once, and nothing more is read.
+fn poll(mut tails: Vec<Tail>, tx: &mpsc::Sender<Piece>, exited: &AtomicBool, limits: Limits) {
     let mut idle = 0u32;
+    let mut total = 0u64;
     loop {
         let last = exited.load(Ordering::SeqCst);
         let mut got = false;
         for t in &mut tails {
-            got |= t.pump(tx);
+            match t.pump(tx, limits.line) {
+                Ok(n) => {
+                    got |= n > 0;
+                    total = total.saturating_add(n);
+                }
+                Err(o) => {
+                    let _ = tx.send((t.source, Err(o)));
+                    return;
+                }
+            }
+            if let Some(max) = limits.total.filter(|m| total > *m) {
+                let _ = tx.send((t.source, Err(Overrun::Total(max))));
+                return;
+            }
         }
         if last {
             for t in &mut tails {
@@ -276,6 +344,21 @@ pub enum Recv {
     TimedOut,
     /// qemu closed its console and channel (it exited).
     Closed,
+    /// The guest printed past [`GUEST_LIMITS`] on this source: nothing more is read.
+    Overrun(Source, Overrun),
+}
+
+/// The error for a guest that printed past [`GUEST_LIMITS`].
+pub fn overrun_error(source: Source, o: Overrun) -> crate::error::UserError {
+    let on = match source {
+        Source::Console => "on its console",
+        Source::Channel => "on its protocol channel",
+    };
+    crate::error::UserError::new(format!(
+        "the guest {} {on}; cargo-kmod stopped it",
+        o.passed()
+    ))
+    .with_hint("a module that prints without end (or without newlines) would fill the host's memory; look at the console with `-v`")
 }
 
 /// A qemu running in the background. Dropping it kills qemu.
@@ -284,7 +367,7 @@ pub struct RunningBoot {
     pid: u32,
     waiter: Option<std::thread::JoinHandle<std::io::Result<ExitStatus>>>,
     poller: Option<std::thread::JoinHandle<()>>,
-    rx: mpsc::Receiver<(Source, String)>,
+    rx: mpsc::Receiver<Piece>,
     err_reader: Option<std::thread::JoinHandle<String>>,
     pub start: Instant,
     /// The qemu command line.
@@ -302,13 +385,14 @@ impl RunningBoot {
             return Recv::TimedOut;
         }
         match self.rx.recv_timeout(deadline - now) {
-            Ok((source, l)) => {
+            Ok((source, Ok(l))) => {
                 match source {
                     Source::Console => self.console.push(l.clone()),
                     Source::Channel => self.channel.push(l.clone()),
                 }
                 Recv::Line(source, l)
             }
+            Ok((source, Err(o))) => Recv::Overrun(source, o),
             Err(mpsc::RecvTimeoutError::Timeout) => Recv::TimedOut,
             Err(mpsc::RecvTimeoutError::Disconnected) => Recv::Closed,
         }
@@ -335,7 +419,7 @@ impl RunningBoot {
             let _ = p.join();
         }
         // Lines that raced the end are still worth having.
-        while let Ok((source, l)) = self.rx.try_recv() {
+        while let Ok((source, Ok(l))) = self.rx.try_recv() {
             match source {
                 Source::Console => self.console.push(l),
                 Source::Channel => self.channel.push(l),
@@ -402,15 +486,6 @@ impl Drop for Running {
     }
 }
 
-/// A console line as text: `\r`, escape sequences' control bytes and other control
-/// characters removed, invalid UTF-8 replaced.
-pub fn clean_line(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .filter(|c| *c == '\t' || !c.is_control())
-        .collect()
-}
-
 /// "the guest did not finish within 30s", with where the console stopped.
 pub fn timeout_error(log: &BootLog, timeout: Duration) -> crate::error::UserError {
     let where_ = match log.last_line() {
@@ -460,10 +535,14 @@ mod tests {
     use crate::qemu::machine::Accel;
 
     #[test]
-    fn clean_line_drops_control_characters() {
-        assert_eq!(clean_line(b"ok 1 adds\r"), "ok 1 adds");
-        assert_eq!(clean_line(b"\x1b[0mhi\x07\tx"), "[0mhi\tx");
-        assert_eq!(clean_line(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = deadline(now, Duration::from_secs(u64::MAX));
+        assert!(far > now + Duration::from_secs(50 * 365 * 24 * 3600));
     }
 
     #[test]
@@ -472,10 +551,13 @@ mod tests {
         let path = d.path().join("f");
         let (tx, rx) = mpsc::channel();
         let mut t = Tail::new(path.clone(), Source::Channel);
-        assert!(!t.pump(&tx), "no file yet");
+        assert_eq!(t.pump(&tx, 100), Ok(0), "no file yet");
         std::fs::write(&path, b"one\r\ntw").unwrap();
-        assert!(t.pump(&tx));
-        assert_eq!(rx.try_recv().unwrap(), (Source::Channel, "one".to_string()));
+        assert_eq!(t.pump(&tx, 100), Ok(7));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (Source::Channel, Ok("one".to_string()))
+        );
         assert!(rx.try_recv().is_err());
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -483,10 +565,45 @@ mod tests {
             .open(&path)
             .unwrap();
         f.write_all(b"o\nthree").unwrap();
-        assert!(t.pump(&tx));
-        assert_eq!(rx.try_recv().unwrap().1, "two");
+        assert!(t.pump(&tx, 100).unwrap() > 0);
+        assert_eq!(rx.try_recv().unwrap().1, Ok("two".to_string()));
         t.flush(&tx);
-        assert_eq!(rx.try_recv().unwrap().1, "three");
+        assert_eq!(rx.try_recv().unwrap().1, Ok("three".to_string()));
+    }
+
+    /// A guest line longer than the limit is an overrun as soon as it passes the limit,
+    /// with or without its newline, and the file is never read whole; the poller reports
+    /// too much output in all and stops reading.
+    #[test]
+    fn guest_lines_and_totals_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("f");
+        let (tx, _rx) = mpsc::channel();
+        let mut t = Tail::new(path.clone(), Source::Console);
+        std::fs::write(&path, vec![b'x'; 10 * CHUNK as usize]).unwrap();
+        assert_eq!(t.pump(&tx, 1000), Err(Overrun::Line(1000)));
+        assert!(t.partial.len() <= 1000 + CHUNK as usize, "read whole");
+        let mut t = Tail::new(path.clone(), Source::Console);
+        std::fs::write(&path, b"short\nmuch too long a line\n").unwrap();
+        assert_eq!(t.pump(&tx, 10), Err(Overrun::Line(10)));
+
+        let (tx, rx) = mpsc::channel();
+        std::fs::write(&path, b"line\n".repeat(100)).unwrap();
+        let exited = AtomicBool::new(true);
+        let limits = Limits {
+            total: Some(300),
+            ..GUEST_LIMITS
+        };
+        poll(vec![Tail::new(path, Source::Console)], &tx, &exited, limits);
+        let pieces: Vec<Piece> = rx.try_iter().collect();
+        assert_eq!(
+            pieces.last(),
+            Some(&(Source::Console, Err(Overrun::Total(300))))
+        );
+        assert_eq!(
+            overrun_error(Source::Console, Overrun::Line(1 << 20)).message,
+            "the guest printed a line longer than 1 MiB on its console; cargo-kmod stopped it"
+        );
     }
 
     #[test]

@@ -89,11 +89,22 @@ pub fn run_exec_plan(
     run.ensure_began(timeout)?;
     let t = &run.transcript;
     for (i, step) in plan.steps.iter().enumerate() {
+        for w in crate::guest::judge::ignored_params(&t.step_log(i).lines()) {
+            shell.warn(format_args!("the kernel ignored a module parameter: `{w}`"));
+        }
         let s = &t.steps[i];
         if s.state == StepState::Done && s.status != Some(0) {
-            let mut words: Vec<String> = s.out.clone();
-            words.extend(t.step_log(i).lines());
-            let why = words
+            // Judged as `test` judges a load: the command's words, then the kernel's (once,
+            // also when busybox's `insmod` ran the module's init twice).
+            let rec = crate::guest::judge::StepRecord {
+                name: step.name(),
+                program: step.program().to_string(),
+                out: s.out.clone(),
+                log: t.step_log(i).lines(),
+                status: s.status.unwrap_or(-1),
+                ..Default::default()
+            };
+            let why = crate::guest::judge::problems(&rec)
                 .iter()
                 .map(|l| l.trim())
                 .filter(|l| !l.is_empty())

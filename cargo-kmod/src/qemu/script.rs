@@ -239,6 +239,7 @@ mod tests {
             depends: vec![],
             params: vec![],
             kunit_suites: 0,
+            known_params: None,
         }
     }
 

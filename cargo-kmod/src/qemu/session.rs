@@ -262,7 +262,7 @@ impl RunningGuest {
     /// Wait until the guest reports `ready` (its steps all ran), at most `timeout`. A guest
     /// that stops or hangs first is an error naming where its log stopped.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = boot::deadline(Instant::now(), timeout);
         while !self.transcript.ready {
             match self.boot.recv(deadline) {
                 Recv::Line(source, l) => {
@@ -279,6 +279,7 @@ impl RunningGuest {
                     "the guest stopped before it was ready; its log stopped at: `{}`",
                     self.transcript.last_words()
                 ),
+                Recv::Overrun(source, o) => return Err(boot::overrun_error(source, o).into()),
             }
         }
         Ok(())

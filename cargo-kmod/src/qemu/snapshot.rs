@@ -366,6 +366,9 @@ fn make(
             Recv::Line(Source::Channel, l) if l.trim() == READY => break,
             Recv::Line(..) => {}
             Recv::TimedOut => bail!("the template boot was not ready within 60 s"),
+            Recv::Overrun(source, o) => {
+                return Err(crate::qemu::boot::overrun_error(source, o).into())
+            }
             Recv::Closed => {
                 let log = running.finish(None)?;
                 bail!(

@@ -55,9 +55,17 @@ pub fn run_test_plan(
     }
     run.ensure_began(opts.timeout)?;
     let (cases, filtered_out) = judge(&run, &plan, modules, opts);
+    let warnings = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.action, crate::guest::plan::Action::Load { .. }))
+        .flat_map(|(i, _)| crate::guest::judge::ignored_params(&run.transcript.step_log(i).lines()))
+        .collect();
     Ok(TestReport {
         cases,
         filtered_out,
+        warnings,
         boot: run.boot,
         transcript: run.transcript,
     })

@@ -48,7 +48,7 @@ pub fn install(
         if m.file_name.contains('/') || !m.file_name.starts_with(&format!("{}.ko", m.module)) {
             crate::bail_user!(
                 "module file name `{}` is not a plain file name",
-                crate::ko::printable(&m.file_name)
+                crate::text::escape(&m.file_name)
             );
         }
     }

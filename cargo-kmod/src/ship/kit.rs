@@ -59,6 +59,8 @@ pub fn headers_name(release: &str) -> String {
 /// replaced). Everything is staged in a temporary directory inside `out` and moved into
 /// place at the end, so an interrupted export leaves the previous kit or nothing.
 pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> Result<Kit> {
+    // Before anything is written: a malformed value is an error, not a silent 0.
+    source_date_epoch()?;
     let release = tree.release.clone();
     check_release(&release)?;
     let image = tree.image();
@@ -428,7 +430,7 @@ fn write_headers_deb(headers: &Path, release: &str, arch: Arch, out: &Path) -> R
         ("data.tar.gz", gzip(&data)?),
     ];
     let file = format!("{pkg}_{version}_{host}.deb");
-    write_output(&out.join(&file), &ar(&members))?;
+    write_output(&out.join(&file), &ar(&members)?)?;
     Ok(file)
 }
 
@@ -438,7 +440,8 @@ fn fixed_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_size(size);
-    h.set_mtime(source_date_epoch());
+    // `export` refused a malformed value before it wrote anything.
+    h.set_mtime(source_date_epoch().unwrap_or_default());
     h.set_uid(0);
     h.set_gid(0);
     let _ = h.set_username("root");

@@ -21,7 +21,8 @@
 
 use anyhow::Result;
 
-use crate::ko::{printable, KoFile};
+use crate::ko::KoFile;
+use crate::text::escape;
 
 /// `MODULE_NAME_LEN - 1` (`include/linux/module.h`: `64 - sizeof(unsigned long)`, minus the
 /// NUL) for a 64-bit module; 59 for a 32-bit one.
@@ -37,7 +38,7 @@ pub fn max_module_name_len(class: u8) -> usize {
 pub const MAX_PACKAGE_WORD: usize = 128;
 
 fn refuse(origin: &str, value: &str, why: &str, hint: Option<&str>) -> anyhow::Error {
-    let e = crate::error::UserError::new(format!("{origin} is `{}`: {why}", printable(value)));
+    let e = crate::error::UserError::new(format!("{origin} is `{}`: {why}", escape(value)));
     match hint {
         Some(h) => e.with_hint(h).into(),
         None => e.into(),
@@ -145,7 +146,7 @@ pub fn install_dir(value: &str) -> Result<()> {
 }
 
 /// Free text for a one-line Debian `control` field: every control character (and every
-/// character [`crate::ko::printable`] escapes) becomes a space, runs of spaces collapse, the
+/// character [`crate::text::escape`] escapes) becomes a space, runs of spaces collapse, the
 /// ends are trimmed. `None` when nothing is left.
 pub fn control_text(value: &str) -> Option<String> {
     let spaced: String = value

@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::kernel::{Arch, KernelTree};
-use crate::ko::{printable, KoFile};
+use crate::ko::KoFile;
 use crate::ship::{module_dir, names, Prepared};
+use crate::text::escape;
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -72,7 +73,7 @@ impl PackageSpec {
                 n.to_string()
             }
             (None, Some((n, _))) => {
-                names::package_name(n, &format!("the name of cargo package `{}`", printable(n)))?;
+                names::package_name(n, &format!("the name of cargo package `{}`", escape(n)))?;
                 n.to_string()
             }
             (None, None) => {
@@ -88,7 +89,7 @@ impl PackageSpec {
             (None, Some((n, v)), _) => {
                 names::package_version(
                     v,
-                    &format!("the version of cargo package `{}`", printable(n)),
+                    &format!("the version of cargo package `{}`", escape(n)),
                 )?;
                 v.to_string()
             }
@@ -140,8 +141,8 @@ impl PackageSpec {
             if !ok {
                 crate::bail_user!(
                     "module `{}` (file `{}`) is not a kernel module name",
-                    printable(&m.module),
-                    printable(&m.file_name)
+                    escape(&m.module),
+                    escape(&m.file_name)
                 );
             }
         }
@@ -152,7 +153,7 @@ impl PackageSpec {
             if names::control_text(text).as_deref() != Some(text.as_str()) {
                 crate::bail_user!(
                     "the package {what} `{}` is not one line of text",
-                    printable(text)
+                    escape(text)
                 );
             }
         }
@@ -160,13 +161,28 @@ impl PackageSpec {
     }
 }
 
-/// `SOURCE_DATE_EPOCH`, or 0: the mtime of every archive entry.
-pub fn source_date_epoch() -> u64 {
-    crate::env::Env::get()
-        .source_date_epoch()
-        .ok()
-        .flatten()
-        .unwrap_or(0)
+/// `SOURCE_DATE_EPOCH` (0 when unset or empty): the mtime of every archive entry. A value
+/// that is not what `date +%s` prints for a date an archive can hold (decimal digits, at
+/// most 12: the `ar` header's field) is an error, as the reproducible-builds specification
+/// asks (<https://reproducible-builds.org/specs/source-date-epoch/>), never a silent 0.
+pub fn source_date_epoch() -> Result<u64> {
+    parse_source_date_epoch(crate::env::Env::get().var_os("SOURCE_DATE_EPOCH"))
+}
+
+fn parse_source_date_epoch(value: Option<&std::ffi::OsStr>) -> Result<u64> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    let text = value.to_string_lossy();
+    if text.len() <= 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(v) = text.parse() {
+            return Ok(v);
+        }
+    }
+    crate::bail_user!(
+        "`SOURCE_DATE_EPOCH` is `{}`, which is not a time in seconds since 1970", crate::text::escape(&text);
+        hint = "set it to what `date +%s` prints (e.g. `SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`), or unset it"
+    )
 }
 
 /// Write a package file atomically, with the mode any build output gets under the user's
@@ -198,7 +214,7 @@ impl TarTree {
 
     /// The tar bytes; `prefix` (`./` for Debian members) goes in front of every name.
     pub fn to_tar(&self, prefix: &str) -> Result<Vec<u8>> {
-        let mtime = source_date_epoch();
+        let mtime = source_date_epoch()?;
         let mut b = tar::Builder::new(Vec::new());
         b.mode(tar::HeaderMode::Deterministic);
         if !prefix.is_empty() {
@@ -329,11 +345,15 @@ pub fn write_tar(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         manifest_text.clone().into_bytes(),
     );
     let out = out_dir.join(format!("{}.tar.gz", stem(spec)));
-    write_output(&out, &gzip(&tree.to_tar("")?)?)?;
-    write_output(
-        &out_dir.join(format!("{}.manifest.json", stem(spec))),
-        manifest_text.as_bytes(),
-    )?;
+    let tarball = gzip(&tree.to_tar("")?)?;
+    // Both or neither: a tarball without its manifest beside it is no package.
+    crate::fsutil::write_atomic_all(&[
+        (&out, &tarball),
+        (
+            &out_dir.join(format!("{}.manifest.json", stem(spec))),
+            manifest_text.as_bytes(),
+        ),
+    ])?;
     Ok(out)
 }
 
@@ -412,13 +432,13 @@ pub fn write_deb(spec: &PackageSpec, out_dir: &Path) -> Result<PathBuf> {
         ("data.tar.gz", gzip(&data.to_tar("./")?)?),
     ];
     let out = out_dir.join(format!("{pkg}_{version}_{}.deb", deb_arch(spec.arch)));
-    write_output(&out, &ar(&members))?;
+    write_output(&out, &ar(&members)?)?;
     Ok(out)
 }
 
 /// A System V `ar` archive, as `dpkg-deb` writes it.
-pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mtime = source_date_epoch();
+pub fn ar(members: &[(&str, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mtime = source_date_epoch()?;
     let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
         let header = format!(
@@ -436,7 +456,7 @@ pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
             out.push(b'\n');
         }
     }
-    out
+    Ok(out)
 }
 
 /// Files a DKMS source package leaves out: build products and VCS data.
@@ -556,9 +576,31 @@ mod tests {
         );
     }
 
+    /// Issue 18 §6: `SOURCE_DATE_EPOCH` is what `date +%s` prints or an error (it was a
+    /// silent 0); unset or empty is 0.
+    #[test]
+    fn source_date_epoch_is_digits_or_an_error() {
+        use std::ffi::OsStr;
+        let p = |v: Option<&str>| parse_source_date_epoch(v.map(OsStr::new));
+        assert_eq!(p(None).unwrap(), 0);
+        assert_eq!(p(Some("")).unwrap(), 0);
+        assert_eq!(p(Some("1700000000")).unwrap(), 1_700_000_000);
+        for bad in ["2024-01-01", "-1", "abc", " 5", "1e9", "9999999999999"] {
+            let e = p(Some(bad)).unwrap_err();
+            let (msg, hint, _) = crate::error::render(&e);
+            assert_eq!(
+                msg,
+                format!(
+                    "`SOURCE_DATE_EPOCH` is `{bad}`, which is not a time in seconds since 1970"
+                )
+            );
+            assert!(hint.unwrap().contains("date +%s"));
+        }
+    }
+
     #[test]
     fn ar_layout() {
-        let a = ar(&[("debian-binary", b"2.0\n".to_vec()), ("x", b"abc".to_vec())]);
+        let a = ar(&[("debian-binary", b"2.0\n".to_vec()), ("x", b"abc".to_vec())]).unwrap();
         assert!(a.starts_with(
             b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"
         ));

@@ -11,8 +11,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::kernel::KernelTree;
-use crate::ko::{machine_name, printable, KoFile, Module};
+use crate::ko::{machine_name, KoFile, Module};
 use crate::ship::symvers::{Exported, Symvers};
+use crate::text::escape;
 
 /// One reason the kernel would refuse the module (or a warning it would print).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -150,7 +151,7 @@ impl<'a> Target<'a> {
 /// All problems of one module against a target; empty means it will load.
 ///
 /// Linear in the module's size: every per-symbol question is a map or set probe. Symbol names
-/// and `.modinfo` strings are untrusted, so messages carry them through [`printable`] (a name
+/// and `.modinfo` strings are untrusted, so messages carry them through [`escape`] (a name
 /// with a newline cannot print a fake line); [`Problem::symbol`] keeps the raw name.
 pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
     let m = &ko.module;
@@ -182,8 +183,8 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
             None,
             format!(
                 "vermagic `{}` does not match the tree's `{}`",
-                printable(have),
-                printable(&want)
+                escape(have),
+                escape(&want)
             ),
         )),
         Some(_) => {}
@@ -213,7 +214,7 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
     let mut checked = HashSet::new();
     for v in &imports {
         checked.insert(v.name.as_str());
-        let shown = printable(&v.name);
+        let shown = escape(&v.name);
         match target.lookup(&v.name) {
             None => problems.push(Problem::new(
                 "missing",
@@ -230,7 +231,7 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
                         Some(&v.name),
                         format!(
                             "disagrees about version of symbol `{shown}`: module has 0x{:08x}, {} has 0x{:08x}",
-                            v.crc, printable(&e.module), e.crc
+                            v.crc, escape(&e.module), e.crc
                         ),
                     ));
                 }
@@ -242,7 +243,7 @@ pub fn verify(ko: &KoFile, target: &Target<'_>) -> Vec<Problem> {
         if checked.contains(name.as_str()) {
             continue;
         }
-        let shown = printable(name);
+        let shown = escape(name);
         match target.lookup(name) {
             None => problems.push(Problem::new(
                 "missing",
@@ -272,14 +273,14 @@ struct ModuleFacts<'m> {
 }
 
 fn check_export(problems: &mut Vec<Problem>, name: &str, e: &Exported, m: &ModuleFacts<'_>) {
-    let shown = printable(name);
+    let shown = escape(name);
     if e.gpl && !m.gpl_ok {
         problems.push(Problem::new(
             "gpl",
             Some(name),
             format!(
                 "`{shown}` is a GPL-only symbol but the module's license `{}` is not GPL-compatible",
-                printable(m.license)
+                escape(m.license)
             ),
         ));
     }
@@ -290,7 +291,7 @@ fn check_export(problems: &mut Vec<Problem>, name: &str, e: &Exported, m: &Modul
                 Some(name),
                 format!(
                     "`{shown}` is in namespace `{}` which the module does not import (`import_ns`)",
-                    printable(n)
+                    escape(n)
                 ),
             ));
         }
@@ -365,6 +366,7 @@ mod tests {
                 signature: None,
                 elf_len: 0,
                 kunit_suites: 0,
+                param_slots: Some(0),
             },
         }
     }
