@@ -1,1 +1,2 @@
-//! Integration tests for cargo-kmod live in `tests/*.rs`; shared helpers in `tests/common/`.
+//! Integration tests for cargo-kmod: one test binary, `tests/it/main.rs`, with a module per
+//! area and the shared helpers in `tests/it/common/`.

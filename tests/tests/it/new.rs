@@ -1,21 +1,7 @@
 //! `cargo kmod new`: bad names and existing directories are refused with messages that say
 //! why; a fresh scaffold (Rust, and Rust + C) builds for both arches with no edits.
 
-mod common;
-use common::*;
-
-use std::path::Path;
-use std::process::Command;
-
-/// `cargo kmod new ARGS` in `dir`, with a fixed author.
-fn new_in(dir: &Path, args: &[&str]) -> Command {
-    let mut c = kmod(&["new"]);
-    c.args(args)
-        .current_dir(dir)
-        .env("CARGO_NAME", "Test Author")
-        .env("CARGO_EMAIL", "test@example.com");
-    c
-}
+use crate::common::*;
 
 #[test]
 fn creates_a_package() {

@@ -5,268 +5,10 @@
 //! imports `hello_c_add`, so `depends=hello`). Bad-input tests use deliberately corrupted
 //! copies of these real modules.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
-
-const KBUILD: &str = "obj-m := hello.o kmod_user.o\nhello-y := hello_main.o helper.o\n";
-
-const HELLO_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
-//! hello: a Rust + C test module for cargo-kmod's ship tests.
-use kernel::prelude::*;
-
-module! {
-    type: Hello,
-    name: "hello",
-    authors: ["cargo-kmod"],
-    description: "hello from rust",
-    license: "GPL",
-    params: {
-        greeting_count: i64 {
-            default: 1,
-            description: "how many times to greet",
-        },
-    },
-}
-
-extern "C" {
-    fn hello_c_add(a: i32, b: i32) -> i32;
-}
-
-struct Hello;
-
-impl kernel::Module for Hello {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let n = *module_parameters::greeting_count.value();
-        pr_info!("hello: loaded, count={} sum={}\n", n, unsafe { hello_c_add(2, 3) });
-        Ok(Hello)
-    }
-}
-
-impl Drop for Hello {
-    fn drop(&mut self) {
-        pr_info!("hello: unloaded\n");
-    }
-}
-"#;
-
-const HELPER_C: &str = r#"// SPDX-License-Identifier: GPL-2.0
-#include <linux/module.h>
-int hello_c_add(int a, int b) { return a + b; }
-EXPORT_SYMBOL_GPL(hello_c_add);
-"#;
-
-const USER_C: &str = r#"// SPDX-License-Identifier: GPL-2.0
-#include <linux/module.h>
-#include <linux/init.h>
-int hello_c_add(int a, int b);
-static int __init kmod_user_init(void)
-{
-	pr_info("kmod_user: 2+3=%d\n", hello_c_add(2, 3));
-	return 0;
-}
-static void __exit kmod_user_exit(void) { }
-module_init(kmod_user_init);
-module_exit(kmod_user_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("uses hello_c_add");
-MODULE_VERSION("1.2.3");
-"#;
-
-/// Modules built once per test process for one arch.
-pub struct Built {
-    pub tree: PathBuf,
-    pub dir: PathBuf,
-    pub hello: PathBuf,
-    pub user: PathBuf,
-    pub release: String,
-}
-
-fn rust_lib_src() -> String {
-    let home = std::env::var("CARGO_KMOD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo-kmod"));
-    let v = String::from_utf8(
-        Command::new("rustc")
-            .arg("--version")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let v = v.split_whitespace().nth(1).unwrap().to_string();
-    home.join("rust-src")
-        .join(v)
-        .join("usr/lib/rustlib/src/rust/library")
-        .display()
-        .to_string()
-}
-
-fn build_modules(arch: &str) -> Built {
-    let tree = dev_tree(arch);
-    let dir = scratch().keep();
-    std::fs::write(dir.join("Kbuild"), KBUILD).unwrap();
-    std::fs::write(dir.join("hello_main.rs"), HELLO_RS).unwrap();
-    std::fs::write(dir.join("helper.c"), HELPER_C).unwrap();
-    std::fs::write(dir.join("kmod_user.c"), USER_C).unwrap();
-    let o = Command::new("make")
-        .arg("-C")
-        .arg(&tree)
-        .arg(format!("M={}", dir.display()))
-        .arg(format!("ARCH={arch}"))
-        .arg("LLVM=-19")
-        .env("RUST_LIB_SRC", rust_lib_src())
-        .output()
-        .unwrap();
-    ok(&o);
-    let release = std::fs::read_to_string(tree.join("include/config/kernel.release"))
-        .unwrap()
-        .trim()
-        .to_string();
-    Built {
-        hello: dir.join("hello.ko"),
-        user: dir.join("kmod_user.ko"),
-        tree,
-        dir,
-        release,
-    }
-}
-
-pub fn built(arch: &str) -> &'static Built {
-    static X86: OnceLock<Built> = OnceLock::new();
-    static ARM: OnceLock<Built> = OnceLock::new();
-    match arch {
-        "x86_64" => X86.get_or_init(|| build_modules("x86_64")),
-        _ => ARM.get_or_init(|| build_modules("arm64")),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn info_json(file: &Path) -> serde_json::Value {
-    let o = run(&mut kmod(&["info", "--json", s(file)]));
-    ok(&o);
-    serde_json::from_str(stdout(&o).trim()).unwrap()
-}
-
-/// `modinfo FILE` as (key, value) pairs, continuation lines joined.
-fn modinfo(file: &Path) -> Vec<(String, String)> {
-    let o = Command::new("modinfo").arg(file).output().unwrap();
-    ok(&o);
-    let mut out: Vec<(String, String)> = vec![];
-    for line in stdout(&o).lines() {
-        if line.starts_with(char::is_whitespace) {
-            out.last_mut().unwrap().1.push_str(line.trim());
-        } else if let Some((k, v)) = line.split_once(':') {
-            out.push((k.to_string(), v.trim().to_string()));
-        }
-    }
-    out
-}
-
-/// Our `info --json` rendered into the pairs modinfo prints.
-fn our_pairs(j: &serde_json::Value) -> Vec<(String, String)> {
-    let mut out = vec![];
-    for kv in j["modinfo"].as_array().unwrap() {
-        let (k, v) = (kv[0].as_str().unwrap(), kv[1].as_str().unwrap());
-        if k != "parm" && k != "parmtype" {
-            out.push((k.to_string(), v.trim().to_string()));
-        }
-    }
-    for p in j["params"].as_array().unwrap() {
-        let mut v = format!(
-            "{}:{}",
-            p["name"].as_str().unwrap(),
-            p["description"].as_str().unwrap_or("")
-        );
-        if let Some(t) = p["type"].as_str() {
-            v.push_str(&format!(" ({t})"));
-        }
-        out.push(("parm".into(), v));
-    }
-    let sig = &j["signature"];
-    if !sig.is_null() {
-        out.push(("sig_id".into(), sig["id_type"].as_str().unwrap().into()));
-        out.push(("signer".into(), sig["signer"].as_str().unwrap().into()));
-        out.push(("sig_key".into(), sig["key_id"].as_str().unwrap().into()));
-        out.push((
-            "sig_hashalgo".into(),
-            sig["hash_algo"].as_str().unwrap().into(),
-        ));
-        out.push((
-            "signature".into(),
-            sig["signature"].as_str().unwrap().into(),
-        ));
-    }
-    out
-}
-
-/// Every field `modinfo` prints (but `filename`) is printed by `info` with the same value.
-fn assert_info_matches_modinfo(file: &Path) {
-    let theirs = modinfo(file);
-    let ours = our_pairs(&info_json(file));
-    let mut compared = 0;
-    for (k, v) in &theirs {
-        if k == "filename" {
-            continue;
-        }
-        let values: Vec<&String> = ours
-            .iter()
-            .filter(|(ok, _)| ok == k)
-            .map(|(_, v)| v)
-            .collect();
-        assert!(
-            values.contains(&v),
-            "{}: modinfo `{k}: {v}` not in ours {values:?}",
-            file.display()
-        );
-        compared += 1;
-    }
-    let their_keys: Vec<&String> = theirs.iter().map(|(k, _)| k).collect();
-    for (k, _) in &ours {
-        assert!(
-            their_keys.contains(&k),
-            "{}: we print `{k}`, modinfo does not",
-            file.display()
-        );
-    }
-    assert!(compared >= 6, "{compared} fields compared");
-}
-
-fn package(args: &[&str]) -> std::process::Output {
-    run(&mut kmod(&[&["package"], args].concat()))
-}
-
-/// Package and return the single produced file in `out`.
-fn package_into(out: &Path, args: &[&str]) -> PathBuf {
-    let o = package(&[&["--out-dir", s(out)], args].concat());
-    ok(&o);
-    let mut files: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files.remove(0)
-}
-
-fn untar(archive: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    ok(&Command::new("tar")
-        .arg("-xzf")
-        .arg(archive)
-        .arg("-C")
-        .arg(into)
-        .output()
-        .unwrap());
-}
 
 fn info_agrees_with_modinfo(arch: &str) {
     let b = built(arch);
@@ -372,19 +114,6 @@ fn verify_passes_modules_built_against_the_tree_arm64() {
     verify_passes_modules_built_against_the_tree("arm64");
 }
 
-/// Replace every little-endian occurrence of `crc` (the basic and extended tables).
-fn alter_crc(data: &mut [u8], crc: u32, new: u32) -> usize {
-    let (from, to) = (crc.to_le_bytes(), new.to_le_bytes());
-    let mut n = 0;
-    for i in 0..data.len().saturating_sub(3) {
-        if data[i..i + 4] == from {
-            data[i..i + 4].copy_from_slice(&to);
-            n += 1;
-        }
-    }
-    n
-}
-
 #[test]
 fn verify_names_the_symbol_whose_crc_was_altered() {
     let b = built("x86_64");
@@ -472,41 +201,6 @@ fn signature_verifies_against_the_right_cert_only() {
         stdout(&o)
     );
     let _ = key2;
-}
-
-/// A fresh RSA key + self-signed cert (optionally encrypted with `pass`).
-fn new_key(dir: &Path, pass: Option<&str>) -> (PathBuf, PathBuf) {
-    let key = dir.join(if pass.is_some() {
-        "enc.pem"
-    } else {
-        "other.pem"
-    });
-    let cert = dir.join(if pass.is_some() {
-        "enc.x509"
-    } else {
-        "other.x509"
-    });
-    let mut c = Command::new("openssl");
-    c.args([
-        "req",
-        "-new",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=other key/",
-        "-outform",
-        "DER",
-    ]);
-    c.arg("-keyout").arg(&key).arg("-out").arg(&cert);
-    match pass {
-        Some(p) => c.args(["-passout", &format!("pass:{p}")]),
-        None => c.arg("-noenc"),
-    };
-    ok(&c.output().unwrap());
-    (key, cert)
 }
 
 fn packaging_twice_gives_identical_bytes_and_a_manifest(arch: &str) {
@@ -815,26 +509,6 @@ fn install_dir_and_reinstall_with_other_compression() {
 
 // ---- bad input: one clear line, no panic, nothing half-written ----
 
-fn copy_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
-    let t = scratch();
-    let p = t.path().join(name);
-    std::fs::write(&p, data).unwrap();
-    (t, p)
-}
-
-#[track_caller]
-fn info_error(file: &Path) -> String {
-    let o = run(&mut kmod(&["info", s(file)]));
-    let err = fails(&o);
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error:")).count(),
-        1,
-        "{err}"
-    );
-    err
-}
-
 #[test]
 fn bad_ko_files_are_refused_clearly() {
     let b = built("x86_64");
@@ -892,13 +566,9 @@ fn bad_ko_files_are_refused_clearly() {
 
     // verify and package refuse it the same way, and write nothing.
     let out = scratch();
-    let o = package(&["--out-dir", s(out.path()), s(&p)]);
+    let o = kmod_package(&["--out-dir", s(out.path()), s(&p)]);
     assert!(fails(&o).contains("malformed `__versions`"));
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[test]
@@ -931,7 +601,7 @@ fn mismatched_key_and_cert_are_refused() {
     let (key, _) = new_key(t.path(), None);
     let out = t.path().join("out");
     let cert = b.tree.join("certs/signing_key.x509");
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--sign",
@@ -1006,7 +676,7 @@ fn key_readable_by_others_gets_a_warning() {
     let (key, cert) = new_key(t.path(), None);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = t.path().join("out");
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--sign",
@@ -1022,7 +692,7 @@ fn key_readable_by_others_gets_a_warning() {
         key.display()
     )));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--sign",
@@ -1057,110 +727,6 @@ fn unwritable_install_root_is_refused() {
 }
 
 // ---- hostile `.ko`: nothing from a module escapes its place ----
-
-/// The section header of `name` in a 64-bit little-endian ELF (both dev-tree arches):
-/// (offset of the header, offset of the contents, size).
-fn section_header(elf: &[u8], name: &str) -> (usize, usize, usize) {
-    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
-    assert_eq!(&elf[..6], b"\x7fELF\x02\x01", "a 64-bit little-endian ELF");
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
-    let strtab = u64_at(shoff + shstrndx * shentsize + 24);
-    (0..shnum)
-        .map(|i| shoff + i * shentsize)
-        .find(|&h| {
-            let at = strtab + u32_at(h);
-            elf[at..].starts_with(name.as_bytes()) && elf[at + name.len()] == 0
-        })
-        .map(|h| (h, u64_at(h + 24), u64_at(h + 32)))
-        .unwrap_or_else(|| panic!("no section `{name}`"))
-}
-
-/// A real module with section `name` holding `data` instead: the new contents go at the end
-/// of the file and the section header points there (a byte edit, the way a hostile module
-/// would be made; kmod's `modinfo` reads the result).
-fn with_section(elf: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
-    let (h, _, _) = section_header(elf, name);
-    let mut out = elf.to_vec();
-    out.resize(out.len().next_multiple_of(8), 0);
-    let at = out.len() as u64;
-    out.extend_from_slice(data);
-    out[h + 24..h + 32].copy_from_slice(&at.to_le_bytes());
-    out[h + 32..h + 40].copy_from_slice(&(data.len() as u64).to_le_bytes());
-    out
-}
-
-/// The `.modinfo` entries of a module file.
-fn modinfo_entries(elf: &[u8]) -> Vec<(String, String)> {
-    let (_, off, size) = section_header(elf, ".modinfo");
-    elf[off..off + size]
-        .split(|&b| b == 0)
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let e = String::from_utf8_lossy(e);
-            let (k, v) = e.split_once('=').unwrap();
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
-fn encode_modinfo(entries: &[(String, String)]) -> Vec<u8> {
-    let mut out = vec![];
-    for (k, v) in entries {
-        out.extend_from_slice(format!("{k}={v}\0").as_bytes());
-    }
-    out
-}
-
-/// The x86_64 `kmod_user.ko` (C, `version=1.2.3`) with `.modinfo` keys set to hostile values
-/// (replacing the first entry of each key, or added).
-fn hostile(dir: &Path, file: &str, set: &[(&str, &str)]) -> PathBuf {
-    let elf = std::fs::read(&built("x86_64").user).unwrap();
-    let mut entries = modinfo_entries(&elf);
-    for (k, v) in set {
-        match entries.iter_mut().find(|(ek, _)| ek == k) {
-            Some(e) => e.1 = v.to_string(),
-            None => entries.insert(0, (k.to_string(), v.to_string())),
-        }
-    }
-    let p = dir.join(file);
-    std::fs::write(
-        &p,
-        with_section(&elf, ".modinfo", &encode_modinfo(&entries)),
-    )
-    .unwrap();
-    p
-}
-
-/// Every file and directory under `dir`, relative.
-fn listing(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                out.push(p.strip_prefix(base).unwrap().display().to_string());
-                if e.file_type().unwrap().is_dir() {
-                    walk(base, &p, out);
-                }
-            }
-        }
-    }
-    let mut out = vec![];
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-#[track_caller]
-fn one_error_line(o: &std::process::Output) -> String {
-    let err = fails(o);
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    lines[0].to_string()
-}
 
 /// `install --root R evil.ko` whose `name=` is an absolute path or climbs with `..`: refused
 /// with one line naming the key and the file, and nothing is written, in `R` or outside it.
@@ -1206,7 +772,7 @@ fn install_refuses_a_modinfo_name_that_is_a_path() {
         // `package` refuses it too, before writing anything.
         let out = t.path().join("out");
         for format in ["tar", "deb", "dkms"] {
-            let o = package(&[
+            let o = kmod_package(&[
                 "--format",
                 format,
                 "--src",
@@ -1243,7 +809,7 @@ fn package_refuses_a_hostile_modinfo_version() {
         let evil = hostile(t.path(), "evil.ko", &[("version", version)]);
         let out = t.path().join("out");
         for format in ["tar", "deb", "dkms"] {
-            let o = package(&[
+            let o = kmod_package(&[
                 "--format",
                 format,
                 "--src",
@@ -1270,7 +836,7 @@ fn package_refuses_a_hostile_modinfo_version() {
             assert!(!out.exists(), "{format}: {:?}", listing(&out));
         }
         // The way out the hint names.
-        let o = package(&[
+        let o = kmod_package(&[
             "--format",
             "dkms",
             "--src",
@@ -1286,7 +852,7 @@ fn package_refuses_a_hostile_modinfo_version() {
     }
     // Flags are checked the same way.
     let out = t.path().join("out");
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--pkg-version",
@@ -1297,7 +863,7 @@ fn package_refuses_a_hostile_modinfo_version() {
         one_error_line(&o),
         "error: `--pkg-version` is `1;reboot`: not a package version (letters, digits and `.+~-`, starting with a letter or digit, at most 128 bytes)"
     );
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--name",
@@ -1305,7 +871,7 @@ fn package_refuses_a_hostile_modinfo_version() {
         s(&built("x86_64").user),
     ]);
     assert!(one_error_line(&o).starts_with("error: `--name` is `../x`: not a package name"));
-    let o = package(&[
+    let o = kmod_package(&[
         "--out-dir",
         s(&out),
         "--dir",
@@ -1662,18 +1228,6 @@ fn hostile_large_modules_are_handled_in_linear_time() {
 
 // ---- ordinary file modes ----
 
-/// The umask of this process, from `/proc/self/status`.
-fn umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
 /// `new` makes 0755 directories, and the `.ko`, the generated Kbuild and Makefile,
 /// `rust-project.json` and packages are 0644 (under the usual umask 022; the modes any
 /// compiler output gets), not the 0600/0700 of a temporary file renamed into place.
@@ -1766,77 +1320,6 @@ fn artifacts_and_generated_files_get_ordinary_modes() {
 }
 
 // ---- in the guest: qemu booted with module.sig_enforce=1 ----
-
-/// Every file and symlink under `stage`, as initramfs files at the same guest path.
-fn stage_files(stage: &Path) -> Vec<cargo_kmod::guest::GuestFile> {
-    use cargo_kmod::guest::{FileSource, GuestFile};
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<GuestFile>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = e.path();
-            let guest = format!("/{}", path.strip_prefix(root).unwrap().display());
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                out.push(GuestFile {
-                    guest_path: guest,
-                    source: FileSource::Symlink(target.display().to_string()),
-                    mode: 0o777,
-                });
-            } else if meta.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(GuestFile {
-                    guest_path: guest,
-                    source: FileSource::Host(path),
-                    mode: 0o644,
-                });
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(stage, stage, &mut out);
-    out
-}
-
-/// Boot `arch`'s dev tree with `module.sig_enforce=1`, the files of `stage`, kmod's own
-/// tools when `real_kmod`, and `steps`, through the library's qemu entry point.
-fn boot_steps(
-    arch: &str,
-    stage: &Path,
-    real_kmod: bool,
-    steps: Vec<cargo_kmod::guest::Step>,
-) -> cargo_kmod::guest::run::GuestRun {
-    use cargo_kmod::guest::{FileSource, GuestFile, GuestPlan};
-    use cargo_kmod::qemu::{run_plan, Accel, Machine};
-    let tree = cargo_kmod::kernel::KernelTree::open(&built(arch).tree).unwrap();
-    let machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
-    let mut files = stage_files(stage);
-    if real_kmod {
-        files.push(GuestFile {
-            guest_path: "/sbin/kmod".into(),
-            source: FileSource::Program("/usr/bin/kmod".into()),
-            mode: 0o755,
-        });
-        for tool in ["modprobe", "modinfo", "depmod", "lsmod"] {
-            files.push(GuestFile {
-                guest_path: format!("/sbin/{tool}"),
-                source: FileSource::Symlink("kmod".into()),
-                mode: 0o777,
-            });
-        }
-    }
-    let plan = GuestPlan {
-        files,
-        steps,
-        cmdline: vec!["module.sig_enforce=1".into()],
-        timeout: std::time::Duration::from_secs(300),
-        ..GuestPlan::default()
-    };
-    let shell = cargo_kmod::shell::Shell::plain();
-    let run = run_plan(&shell, &machine, &plan, |_| {}).unwrap();
-    run.ensure_complete(plan.timeout).unwrap();
-    run
-}
 
 fn guest_test(arch: &str, compress: &str, ext: &str, real_kmod: bool) {
     use cargo_kmod::guest::Step;

@@ -4,77 +4,10 @@
 //! made during a build (§2), boards that answer hostile values (§3), hostile text on the
 //! terminal (§4), device limits found before the boot (§5) and small faults (§6).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn build(manifest: &Path, args: &[&str]) -> Output {
-    let m = manifest.to_str().unwrap();
-    run(&mut kmod(
-        &[
-            &["build", "--manifest-path", m, "--arch", "x86_64"][..],
-            args,
-        ]
-        .concat(),
-    ))
-}
-
-#[track_caller]
-fn assert_fresh(o: &Output) {
-    ok(o);
-    assert!(
-        stderr(o).contains("Fresh"),
-        "expected Fresh:\n{}",
-        stderr(o)
-    );
-}
-
-#[track_caller]
-fn assert_rebuilt(o: &Output, why: &str) {
-    ok(o);
-    assert!(
-        !stderr(o).contains("Fresh") && stderr(o).contains("Compiling"),
-        "expected a rebuild after {why}:\n{}",
-        stderr(o)
-    );
-}
-
-const PLAIN_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
-use kernel::prelude::*;
-
-kmod_macros::module! {
-    type: M,
-}
-
-struct M;
-
-impl kernel::Module for M {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        // Overflow-checked arithmetic: `--release` builds different code.
-        let n = core::hint::black_box(41u32);
-        pr_info!("loaded {}\n", n + 1);
-        Ok(M)
-    }
-}
-"#;
-
-fn package(dir: &Path, name: &str, kmod: &str) -> PathBuf {
-    write(
-        &dir.join("Cargo.toml"),
-        &format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\n\n[package.metadata.kmod]\n{kmod}\n"
-        ),
-    );
-    write(&dir.join("src/lib.rs"), PLAIN_RS);
-    dir.join("Cargo.toml")
-}
 
 /// Two builds (and a build and a test build) in one target directory at once both succeed
 /// and leave valid modules; one of them waits for the other's lock and says so.
@@ -388,16 +321,6 @@ mod tests {{
         e.contains("`ccflags` in `") && e.contains("has a flag with the control character"),
         "{e}"
     );
-}
-
-/// A TOML basic string for any text.
-fn toml_str(s: &str) -> String {
-    format!(
-        "\"{}\"",
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    )
 }
 
 /// The C-flags probe bindgen uses is checked before it is cached, and a cached answer that

@@ -9,65 +9,9 @@
 //!   (`std-user`, `std-direct`, `alloc-user`);
 //! - `--offline` after a fetch, `--locked` with a stale lock file.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
-
-const ARCHES: [&str; 2] = ["x86_64", "arm64"];
-
-/// Copy `examples/crates` or `tests/fixtures/crates` into a scratch dir.
-fn copy_of(rel: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = scratch();
-    let dir = tmp.path().join("crates");
-    copy_dir(&root().join(rel), &dir);
-    (tmp, dir)
-}
-
-/// Run `cargo-kmod kmod ARGS` in `dir`, asserting success; returns stderr.
-#[track_caller]
-fn kmod_ok(dir: &Path, args: &[&str]) -> String {
-    let o = run(kmod(args).current_dir(dir));
-    ok(&o);
-    stderr(&o)
-}
-
-/// Defined (non-undefined) symbols of a `.ko` whose name contains `part`.
-fn defined_symbols(ko: &Path, part: &str) -> Vec<String> {
-    let o = std::process::Command::new("llvm-nm-19")
-        .arg("--defined-only")
-        .arg(ko)
-        .output()
-        .or_else(|_| {
-            std::process::Command::new("nm")
-                .arg("--defined-only")
-                .arg(ko)
-                .output()
-        })
-        .expect("cannot run nm");
-    assert!(o.status.success(), "nm {}: {}", ko.display(), stderr(&o));
-    stdout(&o)
-        .lines()
-        .filter(|l| l.contains(part))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The section names of a `.ko`.
-fn sections(ko: &Path) -> Vec<String> {
-    let o = std::process::Command::new("llvm-readelf-19")
-        .args(["-S", "-W"])
-        .arg(ko)
-        .output()
-        .expect("cannot run llvm-readelf-19");
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o)
-        .lines()
-        .filter_map(|l| l.split(']').nth(1))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
-}
 
 /// The example builds for both arches and its KUnit cases (one per crate kind) pass in qemu.
 #[test]
@@ -224,38 +168,6 @@ fn two_modules_with_the_same_crate_load_together() {
     ] {
         assert!(out.contains(case), "no `{case}` in\n{out}");
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The last line that starts with `error:`, and the `help:` after it.
-fn error_and_help(err: &str) -> (String, String) {
-    let error = err
-        .lines()
-        .rfind(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no `error:` line in\n{err}"))
-        .to_string();
-    let help = err
-        .lines()
-        .skip_while(|l| *l != error)
-        .find(|l| l.trim_start().starts_with("help:"))
-        .unwrap_or("")
-        .to_string();
-    (error, help)
 }
 
 /// Crates that need `std`, or `alloc` (Linux 7.x gives modules none), are one-line errors

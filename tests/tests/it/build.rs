@@ -2,81 +2,20 @@
 //! that name the user's files, JSON output, features, `ide`, and every bad input of the
 //! build issue with its message.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
-
-const LIB_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
-//! Fixture module.
-use kernel::prelude::*;
-
-kmod_macros::module! {
-    type: Fixture,
-}
-
-struct Fixture;
-
-impl kernel::Module for Fixture {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        #[cfg(feature = "extra")]
-        {
-            extern "C" {
-                fn fixture_extra() -> i32;
-            }
-            // SAFETY: `fixture_extra` is defined in `src/extra.c` of this module.
-            pr_info!("extra: {}\n", unsafe { fixture_extra() });
-        }
-        pr_info!("fixture loaded\n");
-        Ok(Fixture)
-    }
-}
-"#;
-
-/// A module package in a scratch dir: `name`, extra `[package.metadata.kmod]` lines.
-fn package(dir: &Path, name: &str, kmod: &str, extra: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.4.2\"\nedition = \"2021\"\nlicense = \"GPL-2.0\"\nauthors = [\"Fixture <f@example.invalid>\"]\ndescription = \"first description\"\n{extra}\n[package.metadata.kmod]\n{kmod}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("src/lib.rs"), LIB_RS).unwrap();
-    dir.join("Cargo.toml")
-}
-
-fn build(manifest: &Path, args: &[&str]) -> std::process::Output {
-    let m = manifest.to_str().unwrap();
-    run(&mut kmod(
-        &[
-            &["build", "--manifest-path", m, "--arch", "x86_64"][..],
-            args,
-        ]
-        .concat(),
-    ))
-}
-
-fn modinfo(ko: &Path, field: &str) -> String {
-    let o = std::process::Command::new("modinfo")
-        .args(["-F", field])
-        .arg(ko)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use std::path::PathBuf;
 
 #[test]
 fn noop_rebuild_is_fresh_and_changes_rebuild() {
     dev_tree("x86_64");
     let d = scratch();
-    let manifest = package(d.path(), "fixture-noop", "", "");
+    let manifest = fixture_package(d.path(), "fixture-noop", "", "");
     let o = build(&manifest, &[]);
     ok(&o);
     let ko = d.path().join("target/kmod/x86_64/fixture_noop.ko");
     assert!(ko.is_file());
-    assert_eq!(modinfo(&ko, "description"), "first description");
+    assert_eq!(modinfo_value(&ko, "description"), "first description");
 
     let o = build(&manifest, &[]);
     ok(&o);
@@ -94,7 +33,7 @@ fn noop_rebuild_is_fresh_and_changes_rebuild() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(modinfo(&ko, "description"), "second description");
+    assert_eq!(modinfo_value(&ko, "description"), "second description");
 
     // A source change rebuilds.
     let lib = d.path().join("src/lib.rs");
@@ -109,7 +48,7 @@ fn json_artifacts_and_features() {
     let tree = dev_tree("x86_64");
     let d = scratch();
     std::fs::write(d.path().join("extra.c"), "").unwrap();
-    let manifest = package(
+    let manifest = fixture_package(
         d.path(),
         "fixture-feat",
         "[package.metadata.kmod.features.extra]\nc-sources = [\"src/extra.c\"]",
@@ -155,7 +94,7 @@ fn json_artifacts_and_features() {
 fn compiler_errors_name_the_users_file_and_leave_no_ko() {
     dev_tree("x86_64");
     let d = scratch();
-    let manifest = package(d.path(), "fixture-broken", "", "");
+    let manifest = fixture_package(d.path(), "fixture-broken", "", "");
     std::fs::write(
         d.path().join("src/lib.rs"),
         LIB_RS.replace("Ok(Fixture)", "Ok(Fixture) this is not rust"),
@@ -185,7 +124,7 @@ fn bad_inputs_are_named() {
     let tree = dev_tree("x86_64");
     let d = scratch();
     // Unknown manifest key.
-    let manifest = package(d.path(), "fixture-bad", "c-source = [\"x.c\"]", "");
+    let manifest = fixture_package(d.path(), "fixture-bad", "c-source = [\"x.c\"]", "");
     let err = fails(&build(&manifest, &[]));
     assert!(
         err.contains("unknown key `c-source` in `[package.metadata.kmod]` of `"),
@@ -193,7 +132,7 @@ fn bad_inputs_are_named() {
     );
     assert!(err.contains("help: did you mean `c-sources`?"), "{err}");
     // A missing C source.
-    let manifest = package(d.path(), "fixture-bad", "c-sources = [\"src/gone.c\"]", "");
+    let manifest = fixture_package(d.path(), "fixture-bad", "c-sources = [\"src/gone.c\"]", "");
     let err = fails(&build(&manifest, &[]));
     assert!(
         err.contains("src/gone.c` listed in `") && err.contains("does not exist"),
@@ -202,7 +141,7 @@ fn bad_inputs_are_named() {
     // A header bindgen rejects: clang's own message is shown.
     std::fs::create_dir_all(d.path().join("include")).unwrap();
     std::fs::write(d.path().join("include/bad.h"), "int broken(;\n").unwrap();
-    let manifest = package(
+    let manifest = fixture_package(
         d.path(),
         "fixture-bad",
         "bindings = [{ header = \"include/bad.h\" }]",
@@ -215,7 +154,7 @@ fn bad_inputs_are_named() {
     );
     assert!(err.contains("error: expected"), "clang's message: {err}");
     // An arch that does not match the tree.
-    let manifest = package(d.path(), "fixture-bad", "", "");
+    let manifest = fixture_package(d.path(), "fixture-bad", "", "");
     let m = manifest.to_str().unwrap();
     let o = run(&mut kmod(&[
         "build",
@@ -261,7 +200,7 @@ fn a_kdir_without_rust_is_refused() {
     )
     .unwrap();
     let p = scratch();
-    let manifest = package(p.path(), "fixture-norust", "", "");
+    let manifest = fixture_package(p.path(), "fixture-norust", "", "");
     let o =
         run(kmod(&["build", "--manifest-path", manifest.to_str().unwrap()]).env("KDIR", d.path()));
     let err = fails(&o);
@@ -279,8 +218,8 @@ fn duplicate_module_names_in_a_workspace_are_refused() {
         "[workspace]\nresolver = \"2\"\nmembers = [\"a\", \"b\"]\n",
     )
     .unwrap();
-    package(&d.path().join("a"), "dup-a", "name = \"dup\"", "");
-    package(&d.path().join("b"), "dup-b", "name = \"dup\"", "");
+    fixture_package(&d.path().join("a"), "dup-a", "name = \"dup\"", "");
+    fixture_package(&d.path().join("b"), "dup-b", "name = \"dup\"", "");
     let o = run(&mut kmod(&[
         "build",
         "--manifest-path",
@@ -305,7 +244,7 @@ fn named_targets_select_arch_and_tree() {
         ),
     )
     .unwrap();
-    package(&d.path().join("m"), "fixture-board", "", "");
+    fixture_package(&d.path().join("m"), "fixture-board", "", "");
     let ws = d.path().join("Cargo.toml");
     let o = run(&mut kmod(&[
         "build",
@@ -332,7 +271,7 @@ fn named_targets_select_arch_and_tree() {
 fn ide_writes_a_rust_project_with_the_module_crate() {
     dev_tree("x86_64");
     let d = scratch();
-    let manifest = package(d.path(), "fixture-ide", "", "");
+    let manifest = fixture_package(d.path(), "fixture-ide", "", "");
     let o = run(&mut kmod(&[
         "ide",
         "--manifest-path",

@@ -5,56 +5,15 @@
 //! words; a malformed overlay or a bad value is an error before any boot; and
 //! `cargo kmod new --template platform|i2c|misc` packages pass their tests as written.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-const ARCHES: [&str; 2] = ["x86_64", "arm64"];
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures/devices").join(name)
-}
-
-/// `cargo kmod ARGS --manifest-path PKG/Cargo.toml`, built into a target dir outside the
-/// repository's examples, under TCG.
-fn kmod_in(pkg: &Path, args: &[&str]) -> Output {
-    let manifest = pkg.join("Cargo.toml");
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.push("--manifest-path".into());
-    all.push(manifest.display().to_string());
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    run(kmod(&all)
-        .env(
-            "CARGO_TARGET_DIR",
-            root().join("target/kmod-fixtures/devices-target"),
-        )
-        .env("CARGO_KMOD_ACCEL", "tcg"))
-}
-
-fn example(name: &str, args: &[&str]) -> Output {
-    kmod_in(&root().join("examples").join(name), args)
-}
-
-/// The failure section `---- NAME ----` of a libtest report: its lines.
-fn failure<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    let head = format!("---- {name} ----");
-    let Some(at) = out.find(&head) else {
-        panic!("no failure `{name}` in:\n{out}");
-    };
-    out[at + head.len()..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.is_empty())
-        .collect()
-}
+use std::path::PathBuf;
 
 #[test]
 fn examples_probe_their_devices_and_kunit_sees_the_properties() {
     for arch in ARCHES {
         for name in ["blinker", "tmp-sensor"] {
-            let o = example(name, &["test", "--arch", arch]);
+            let o = devices_example(name, &["test", "--arch", arch]);
             ok(&o);
             assert!(
                 stdout(&o).contains("test result: ok. 2 passed; 0 failed"),
@@ -94,7 +53,7 @@ fn examples_probe_their_devices_and_kunit_sees_the_properties() {
             "{arch}"
         );
         // `run` boots with the same devices: the driver probed and logged what it read.
-        let o = example(
+        let o = devices_example(
             "blinker",
             &[
                 "run",
@@ -116,7 +75,7 @@ fn examples_probe_their_devices_and_kunit_sees_the_properties() {
             ),
             "{arch}: {out}"
         );
-        let o = example(
+        let o = devices_example(
             "tmp-sensor",
             &[
                 "run",
@@ -138,9 +97,9 @@ fn examples_probe_their_devices_and_kunit_sees_the_properties() {
 
 #[test]
 fn unbound_devices_and_failing_probes_fail_with_the_kernels_words() {
-    let faults = fixture("blinker-faults.toml").display().to_string();
+    let faults = device_fixture("blinker-faults.toml").display().to_string();
     for arch in ARCHES {
-        let o = example("blinker", &["test", "--arch", arch, "--device", &faults]);
+        let o = devices_example("blinker", &["test", "--arch", arch, "--device", &faults]);
         assert_eq!(o.status.code(), Some(101), "{arch}: {}", stderr(&o));
         let out = stdout(&o);
         // The manifest's own device still probes and the KUnit cases pass.
@@ -181,9 +140,9 @@ fn unbound_devices_and_failing_probes_fail_with_the_kernels_words() {
 
 #[test]
 fn i2c_clients_match_by_id_table_and_a_declined_probe_is_explained() {
-    let more = fixture("tmp-sensor-more.toml").display().to_string();
+    let more = device_fixture("tmp-sensor-more.toml").display().to_string();
     for arch in ARCHES {
-        let o = example("tmp-sensor", &["test", "--arch", arch, "--device", &more]);
+        let o = devices_example("tmp-sensor", &["test", "--arch", arch, "--device", &more]);
         assert_eq!(o.status.code(), Some(101), "{arch}: {}", stderr(&o));
         let out = stdout(&o);
         // `other,tmp-sensor` at 0x49 bound through the I2C id table; 0x4a declined.
@@ -205,8 +164,8 @@ fn i2c_clients_match_by_id_table_and_a_declined_probe_is_explained() {
 #[test]
 fn a_node_the_guest_already_has_is_refused() {
     // arm64 `-M virt` has `/timer`; x86_64's empty root has nothing to clash with.
-    let clash = fixture("clash.toml").display().to_string();
-    let o = example("blinker", &["test", "--arch", "arm64", "--device", &clash]);
+    let clash = device_fixture("clash.toml").display().to_string();
+    let o = devices_example("blinker", &["test", "--arch", "arm64", "--device", &clash]);
     assert_eq!(o.status.code(), Some(101), "{}", stderr(&o));
     let out = stdout(&o);
     let lines = failure(&out, "device acme,blinker (platform) at /timer");
@@ -225,7 +184,7 @@ fn ko_files_take_devices_from_device_files() {
     let dir = scratch();
     for arch in ARCHES {
         // Build the test module, then test the `.ko` with the device given for the run.
-        let o = example("blinker", &["test", "--arch", arch]);
+        let o = devices_example("blinker", &["test", "--arch", arch]);
         ok(&o);
         let ko = root()
             .join("target/kmod-fixtures/devices-target/kmod")
@@ -259,8 +218,8 @@ fn ko_files_take_devices_from_device_files() {
 
 #[test]
 fn malformed_overlays_and_bad_values_are_errors_before_any_boot() {
-    let bad = fixture("bad-syntax.dtso");
-    let o = example(
+    let bad = device_fixture("bad-syntax.dtso");
+    let o = devices_example(
         "blinker",
         &[
             "test",
@@ -293,7 +252,7 @@ fn malformed_overlays_and_bad_values_are_errors_before_any_boot() {
         "\"acme,period-ms\" = 4294967296",
     );
     std::fs::write(&manifest, text).unwrap();
-    let o = kmod_in(&pkg, &["test", "--arch", "x86_64"]);
+    let o = devices_kmod(&pkg, &["test", "--arch", "x86_64"]);
     let e = fails(&o);
     assert!(
         e.contains(&format!(
@@ -305,7 +264,7 @@ fn malformed_overlays_and_bad_values_are_errors_before_any_boot() {
     assert!(!e.contains("Compiling"), "{e}");
 
     // A device file that is not there.
-    let o = example("blinker", &["test", "--device", "no-such.toml"]);
+    let o = devices_example("blinker", &["test", "--device", "no-such.toml"]);
     let e = fails(&o);
     assert!(
         e.contains("error: device file `no-such.toml` does not exist"),

@@ -8,29 +8,14 @@
 //! Nothing is skipped: a missing arm64 dev tree, `tar`, qemu or a crate missing from the
 //! registry cache (the install is `--offline`) fails the test with what is missing.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The packages `cargo install cargo-kmod` would get from crates.io that this workspace
 /// publishes: cargo-kmod, and its dependencies that are not on crates.io yet.
 const PACKAGES: [&str; 3] = ["cargo-kmod", "cargo-kmod-templates", "kmod-macros"];
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
-/// Run `cmd`, naming the program when it cannot start, and assert success.
-#[track_caller]
-fn ok_cmd(cmd: &mut Command) -> Output {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", cmd.get_program().display()));
-    ok(&o);
-    o
-}
 
 /// The `.crate` file of package `name` that `cargo package` wrote into `target_dir`
 /// (`cargo-kmod-0.1.0.crate`, not `cargo-kmod-templates-0.1.0.crate`).
@@ -48,16 +33,6 @@ fn crate_file(target_dir: &Path, name: &str) -> PathBuf {
                 })
         })
         .unwrap_or_else(|| panic!("cargo package wrote no {name}-*.crate"))
-}
-
-/// Where `cargo install` builds: beside the workspace's own target dir and kept across runs,
-/// so a rerun compiles only the three packages (their registry dependencies are the same
-/// packages whatever directory the `.crate`s were unpacked in).
-fn install_target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("published-install")
 }
 
 /// Where the `.crate`s are unpacked, side by side as in cargo's registry cache: emptied first,

@@ -3,32 +3,9 @@
 //! `module!`, and a module named `8123` (kbuild takes names that are not Rust identifiers)
 //! built from a Rust crate and two C files.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-/// `cargo kmod test` of the package at `manifest` on `arch`: builds, boots, loads, unloads.
-fn test_loads(manifest: &Path, arch: &str) -> std::process::Output {
-    run(&mut kmod(&[
-        "test",
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--arch",
-        arch,
-    ]))
-}
-
-fn info_json(ko: &Path) -> serde_json::Value {
-    let o = run(&mut kmod(&["info", "--json", ko.to_str().unwrap()]));
-    ok(&o);
-    serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap()
-}
+use std::path::PathBuf;
 
 const KERNEL_MODULE_RS: &str = r#"// SPDX-License-Identifier: GPL-2.0
 //! A module declared with the kernel's own `module!`, its root named by `[lib] path`.
@@ -227,4 +204,131 @@ fn test_takes_cargos_build_flags() {
     let out = stdout(&o);
     assert!(out.contains("only_with_extra ... ok"), "{out}");
     assert!(out.contains("test result: ok. 2 passed"), "{out}");
+}
+
+// ---- the conventions of these tests ----
+
+/// The integration tests are one binary, `tests/it/main.rs`. With `autotests = false` cargo
+/// discovers no other, so a test file put beside `it/` would silently never run, and one
+/// inside `it/` that no `mod` declares neither: both fail here. One binary also means no
+/// module allows dead code for helpers that only another binary used.
+#[test]
+fn one_test_binary() {
+    let tests = root().join("tests/tests");
+    let mut others: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "it")
+        .collect();
+    others.sort();
+    assert!(
+        others.is_empty(),
+        "`tests/tests/` holds {others:?} beside `it/`: make it a module of `tests/it/main.rs`"
+    );
+    let manifest = std::fs::read_to_string(root().join("tests/Cargo.toml")).unwrap();
+    assert!(
+        manifest.lines().any(|l| l.trim() == "autotests = false"),
+        "{manifest}"
+    );
+    assert_eq!(manifest.matches("[[test]]").count(), 1, "{manifest}");
+    assert!(
+        manifest.contains("path = \"tests/it/main.rs\""),
+        "{manifest}"
+    );
+
+    let it = tests.join("it");
+    let dead_code = concat!("allow(", "dead_code)");
+    let mut problems = Vec::new();
+    for file in walk(&it) {
+        let rel = file.strip_prefix(&it).unwrap().display().to_string();
+        if file.extension().is_none_or(|e| e != "rs") {
+            problems.push(format!("`{rel}` is not a Rust file"));
+            continue;
+        }
+        if std::fs::read_to_string(&file).unwrap().contains(dead_code) {
+            problems.push(format!("`{rel}` allows dead code"));
+        }
+        if rel == "main.rs" {
+            continue;
+        }
+        // A module `name` (`name.rs` or `name/mod.rs`) is declared in the module file of the
+        // folder that holds it: `main.rs` at the top, `mod.rs` below.
+        let (name, folder) = if file.file_name().unwrap() == "mod.rs" {
+            let dir = file.parent().unwrap();
+            (dir.file_name().unwrap(), dir.parent().unwrap())
+        } else {
+            (file.file_stem().unwrap(), file.parent().unwrap())
+        };
+        let parent = if folder == it {
+            it.join("main.rs")
+        } else {
+            folder.join("mod.rs")
+        };
+        let name = name.to_string_lossy();
+        let declared = std::fs::read_to_string(&parent).is_ok_and(|text| {
+            text.lines()
+                .any(|l| l == format!("mod {name};") || l == format!("pub mod {name};"))
+        });
+        if !declared {
+            problems.push(format!(
+                "`{rel}` is not a module: no `mod {name};` in `{}`",
+                parent.strip_prefix(&it).unwrap_or(&parent).display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A helper is defined once, in `common`: the same name at the top level of two modules is
+/// a copy, or two helpers that one name would confuse. Test functions are not helpers (their
+/// module names them).
+#[test]
+fn no_helper_is_defined_twice() {
+    let it = root().join("tests/tests/it");
+    let mut defined: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in walk(&it) {
+        if file.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let rel = file.strip_prefix(&it).unwrap().display().to_string();
+        let mut test = false;
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            if line.starts_with("#[test]") {
+                test = true;
+                continue;
+            }
+            if line.starts_with("#[") || line.starts_with("///") {
+                continue;
+            }
+            let item = line
+                .strip_prefix("pub ")
+                .or_else(|| line.strip_prefix("pub(crate) "))
+                .unwrap_or(line);
+            if let Some(signature) = item.strip_prefix("fn ") {
+                let name: String = signature
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !test {
+                    defined.entry(name).or_default().push(rel.clone());
+                }
+            }
+            test = false;
+        }
+    }
+    // The scan sees the helpers every test uses.
+    for known in ["kmod", "dev_tree", "scratch"] {
+        assert!(defined.contains_key(known), "no `{known}` in {defined:?}");
+    }
+    let twice: Vec<String> = defined
+        .iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(name, files)| format!("`{name}` in {}", files.join(", ")))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "helpers defined in more than one module (keep one, in `common`):\n{}",
+        twice.join("\n")
+    );
 }

@@ -2,62 +2,10 @@
 //! under a second, doctor passes on them and names each broken case, bad input is refused
 //! with one line and leaves nothing that counts as prepared.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A scratch CARGO_KMOD_HOME sharing the real one's unpacked sources and rust-src, so
-/// failing inits run for real without touching the user's trees.
-fn scratch_home() -> tempfile::TempDir {
-    scratch_home_sharing(&["sources", "rust-src", "busybox"])
-}
-
-fn scratch_home_sharing(shared: &[&str]) -> tempfile::TempDir {
-    let t = scratch();
-    for d in shared {
-        std::os::unix::fs::symlink(real_home().join(d), t.path().join(d)).unwrap();
-    }
-    t
-}
-
-fn init_in(home: &Path, args: &[&str]) -> Command {
-    let mut c = kmod(&[&["init"][..], args].concat());
-    c.env("CARGO_KMOD_HOME", home);
-    c
-}
-
-fn tarball_72() -> String {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/src")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-source-7.")
-        })
-        .collect();
-    v.sort();
-    v.pop()
-        .expect("no /usr/src/linux-source-7.*: run `cargo xtask setup`")
-        .display()
-        .to_string()
-}
-
-/// Trees under `home` that count as prepared.
-fn stamped(home: &Path) -> usize {
-    std::fs::read_dir(home.join("trees"))
-        .map(|it| {
-            it.flatten()
-                .filter(|e| e.path().join("cargo-kmod-tree.json").is_file())
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 #[test]
 fn both_dev_trees_are_prepared_with_what_modules_need() {
@@ -134,6 +82,8 @@ fn list_prints_release_arch_rustc_and_path() {
 
 #[test]
 fn doctor_passes_on_the_prepared_trees() {
+    // `doctor` looks at every prepared tree: none may be hidden by a board test meanwhile.
+    let _trees = every_tree_in_place();
     dev_tree("x86_64");
     dev_tree("arm64");
     let o = run(&mut kmod(&["doctor"]));

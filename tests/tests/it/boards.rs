@@ -14,113 +14,9 @@
 //! The two board trees are built by the tests themselves when missing (`init` is a no-op
 //! when they are prepared): about 5 minutes each on 2 cores.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-
-/// Board tests share trees and one of them hides a tree for a while: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures/boards").join(name)
-}
-
-/// `cargo kmod init ARGS` (a no-op when prepared): the tree's path.
-fn init(args: &[&str]) -> PathBuf {
-    let o = run(kmod(&["init", "--message-format", "json"]).args(args));
-    ok(&o);
-    let tree = stdout(&o)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["reason"] == "kernel-tree")
-        .unwrap_or_else(|| panic!("no kernel-tree line from `init {args:?}`"));
-    PathBuf::from(tree["path"].as_str().unwrap())
-}
-
-fn rpi4_tree() -> PathBuf {
-    init(&["--board", "rpi4"])
-}
-
-fn gcc_tree() -> PathBuf {
-    let cfg = fixture("rpi4-vendor_defconfig");
-    init(&[
-        "--cc",
-        "gcc",
-        "--arch",
-        "arm64",
-        "--base-config",
-        cfg.to_str().unwrap(),
-    ])
-}
-
-fn release(tree: &Path) -> String {
-    std::fs::read_to_string(tree.join("include/config/kernel.release"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// An example copied into a scratch dir, made a workspace with the board targets.
-fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = scratch();
-    let dir = tmp.path().join(name);
-    copy_dir(&root().join("examples").join(name), &dir);
-    let manifest = dir.join("Cargo.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(&format!(
-        r#"
-[workspace]
-
-[workspace.metadata.kmod.targets.rpi4]
-board = "rpi4"
-
-[workspace.metadata.kmod.targets.rpi3]
-board = "rpi3"
-
-[workspace.metadata.kmod.targets.rpi4-gcc]
-arch = "arm64"
-cc = "gcc"
-base-config = "{}"
-qemu-machine = "raspi4b"
-dtb = "broadcom/bcm2711-rpi-4-b.dtb"
-"#,
-        fixture("rpi4-vendor_defconfig").display()
-    ));
-    std::fs::write(&manifest, text).unwrap();
-    (tmp, dir)
-}
-
-/// `cargo kmod build ARGS` in `dir`: the artifact's JSON.
-fn build(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let o = run(kmod(&["build", "--message-format", "json"])
-        .args(args)
-        .current_dir(dir));
-    ok(&o);
-    stdout(&o)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["reason"] == "kmod-artifact")
-        .expect("an artifact line")
-}
-
-/// `cargo kmod test ARGS` in `dir` passes; returns stdout.
-fn test_passes(dir: &Path, args: &[&str]) -> String {
-    let o = run(kmod(&["test"]).args(args).current_dir(dir));
-    ok(&o);
-    let out = stdout(&o);
-    assert!(out.contains("test result: ok"), "{out}\n{}", stderr(&o));
-    out
-}
-
-fn elf_machine(ko: &Path) -> u16 {
-    let b = std::fs::read(ko).unwrap();
-    u16::from_le_bytes([b[18], b[19]])
-}
 
 #[test]
 fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
@@ -146,8 +42,8 @@ fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
     assert_ne!(dev_tree("arm64"), tree);
 
     for name in ["hello", "miscdev"] {
-        let (_tmp, dir) = example(name);
-        let a = build(&dir, &["--target", "rpi4"]);
+        let (_tmp, dir) = board_example(name);
+        let a = build_artifact(&dir, &["--target", "rpi4"]);
         assert_eq!(a["kernel_release"], release(&tree).as_str());
         assert_eq!(elf_machine(Path::new(a["path"].as_str().unwrap())), 183);
         let out = test_passes(&dir, &["--target", "rpi4"]);
@@ -157,7 +53,7 @@ fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
     // reads the register reset value of qemu's model of it.
     let tmp = scratch();
     let dir = tmp.path().join("bcm-i2c-probe");
-    copy_dir(&fixture("bcm-i2c-probe"), &dir);
+    copy_dir(&board_fixture("bcm-i2c-probe"), &dir);
     for target in ["rpi4", "rpi3"] {
         let out = test_passes(&dir, &["--target", target]);
         assert!(
@@ -186,27 +82,10 @@ fn gcc_cross_built_board_config_tree_builds_and_loads_the_examples() {
     assert!(!config.lines().any(|l| l == "CONFIG_MODULE_SIG=y"));
     assert!(release(&tree).ends_with("-v8"), "{}", release(&tree));
     for name in ["hello", "mixed", "miscdev"] {
-        let (_tmp, dir) = example(name);
-        let a = build(&dir, &["--target", "rpi4-gcc"]);
+        let (_tmp, dir) = board_example(name);
+        let a = build_artifact(&dir, &["--target", "rpi4-gcc"]);
         assert_eq!(a["kernel_release"], release(&tree).as_str());
         test_passes(&dir, &["--target", "rpi4-gcc"]);
-    }
-}
-
-/// Renames a tree away for the guard's lifetime: nothing may reach it meanwhile.
-struct Hidden(PathBuf, PathBuf);
-
-impl Hidden {
-    fn new(tree: &Path) -> Hidden {
-        let away = tree.with_extension("hidden-by-test");
-        std::fs::rename(tree, &away).unwrap();
-        Hidden(tree.to_path_buf(), away)
-    }
-}
-
-impl Drop for Hidden {
-    fn drop(&mut self) {
-        std::fs::rename(&self.1, &self.0).unwrap();
     }
 }
 
@@ -216,7 +95,7 @@ fn kit_headers_build_a_module_that_verifies_and_loads_on_the_board_and_doctor_na
     let _g = serial();
     let tree = rpi4_tree();
     let rel = release(&tree);
-    let (tmp, dir) = example("hello");
+    let (tmp, dir) = board_example("hello");
     let kit = tmp.path().join("kit");
     let o = run(kmod(&[
         "kit",
@@ -385,13 +264,11 @@ fn kit_headers_build_a_module_that_verifies_and_loads_on_the_board_and_doctor_na
 
 #[test]
 fn a_board_config_that_blocks_rust_gets_the_blocker_named_before_any_build() {
-    let cfg = fixture("randstruct.config");
+    let cfg = board_fixture("randstruct.config");
     let home = scratch();
     // A private home shows that nothing is left behind; it borrows the shared home's
     // unpacked sources and rust-src (read only) instead of unpacking them again.
-    let shared = std::env::var_os("CARGO_KMOD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo-kmod"));
+    let shared = real_home();
     for d in ["sources", "rust-src"] {
         std::os::unix::fs::symlink(shared.join(d), home.path().join(d)).unwrap();
     }
@@ -421,7 +298,7 @@ fn unknown_boards_and_unprepared_targets_say_what_to_run() {
     let err = fails(&o);
     assert!(err.contains("unknown board `rpi5`"), "{err}");
     assert!(err.contains("rpi3, rpi4"), "{err}");
-    let (_tmp, dir) = example("hello");
+    let (_tmp, dir) = board_example("hello");
     let manifest = dir.join("Cargo.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str(

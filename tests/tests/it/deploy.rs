@@ -1,256 +1,18 @@
 //! `cargo kmod deploy` against a real board: the arm64 dev kernel under qemu with Debian's
 //! dropbear, reached over ssh on a loopback port forward (the library's
 //! `deploy::testboard`, booted through its one qemu entry point). Every test that needs a
-//! board boots its own and holds [`BOARDS`] while it runs, so boards never share state or
-//! compete for the two cores.
+//! board boots its own ([`Board::start`]) and holds the one board lock while it runs, so
+//! boards never share state or compete for the two cores.
 //!
 //! ssh is pointed at the test's own key and known-hosts file through the command's
 //! documented options (`--ssh-config /dev/null`, `--ssh-option ...`); `~/.ssh` is never
 //! touched.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cargo_kmod::deploy::testboard::{BoardSpec, TestBoard};
-use cargo_kmod::kernel::KernelTree;
-use cargo_kmod::shell::Shell;
-use common::*;
-
-static BOARDS: Mutex<()> = Mutex::new(());
-
-/// A booted board and the key that logs in to it.
-struct Board {
-    board: Option<TestBoard>,
-    keys: tempfile::TempDir,
-    _lock: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Board {
-    fn start(cmdline: &[&str]) -> Board {
-        let lock = BOARDS.lock().unwrap_or_else(|e| e.into_inner());
-        let keys = scratch();
-        keygen(&keys.path().join("id"));
-        let key = std::fs::read_to_string(keys.path().join("id.pub")).unwrap();
-        let spec = BoardSpec {
-            tree: KernelTree::open(&dev_tree("arm64")).unwrap(),
-            authorized_key: key,
-            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
-            lifetime: Duration::from_secs(1800),
-            boot_timeout: Duration::from_secs(180),
-        };
-        let board = TestBoard::start(&Shell::plain(), &spec)
-            .unwrap_or_else(|e| panic!("the test board did not come up: {e:#}"));
-        Board {
-            board: Some(board),
-            keys,
-            _lock: lock,
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.board.as_ref().unwrap().port
-    }
-
-    fn host(&self) -> String {
-        format!("root@127.0.0.1:{}", self.port())
-    }
-
-    /// The documented way to give ssh options to `deploy`, here: only this key and
-    /// known-hosts file, no agent, no prompts.
-    fn ssh_flags(&self, key: &Path) -> Vec<String> {
-        let mut v = vec!["--ssh-config".to_string(), "/dev/null".to_string()];
-        for o in [
-            format!("IdentityFile={}", key.display()),
-            "IdentitiesOnly=yes".into(),
-            "IdentityAgent=none".into(),
-            format!(
-                "UserKnownHostsFile={}",
-                self.keys.path().join("known_hosts").display()
-            ),
-            "StrictHostKeyChecking=accept-new".into(),
-            "BatchMode=yes".into(),
-            "LogLevel=ERROR".into(),
-        ] {
-            v.push("--ssh-option".into());
-            v.push(o);
-        }
-        v
-    }
-
-    /// `cargo kmod deploy --host root@127.0.0.1:PORT ARGS...` in `dir`.
-    fn deploy(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut c = kmod(&["deploy", "--host", &self.host()]);
-        c.args(self.ssh_flags(&self.keys.path().join("id")))
-            .args(args)
-            .current_dir(dir);
-        c
-    }
-
-    /// Plain `ssh` for the test's own look at the board.
-    fn ssh(&self, cmd: &str) -> String {
-        let o = Command::new("ssh")
-            .args(["-F", "/dev/null", "-p", &self.port().to_string()])
-            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
-            .arg("-o")
-            .arg(format!(
-                "IdentityFile={}",
-                self.keys.path().join("id").display()
-            ))
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.keys.path().join("known_hosts").display()
-            ))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=accept-new",
-                "root@127.0.0.1",
-                cmd,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "ssh `{cmd}` failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn loaded(&self, module: &str) -> bool {
-        self.ssh("cat /proc/modules")
-            .lines()
-            .any(|l| l.split(' ').next() == Some(module))
-    }
-
-    /// How many ssh connections the board's dropbear accepted so far (this query's included).
-    fn connections(&self) -> usize {
-        self.ssh("grep -c 'connection from' /tmp/dropbear.log")
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    /// What the deploys left in the board's temporary directory.
-    fn leftovers(&self) -> String {
-        self.ssh("ls -a /tmp")
-            .lines()
-            .filter(|l| l.starts_with("cargo-kmod."))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        if let Some(b) = self.board.take() {
-            let _ = b.stop();
-        }
-    }
-}
-
-fn keygen(path: &Path) {
-    let o = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "cargo-kmod-test",
-            "-f",
-        ])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen (Debian: openssh-client) is needed for the deploy tests");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// One scratch workspace for the whole file: `hello` (examples) and `init-error`
-/// (fixtures), built once for arm64 by the first deploy and fresh afterwards.
-fn workspace() -> &'static Path {
-    static WS: OnceLock<tempfile::TempDir> = OnceLock::new();
-    WS.get_or_init(|| {
-        let t = scratch();
-        copy_dir(&root().join("examples/hello"), &t.path().join("hello"));
-        copy_dir(
-            &root().join("tests/fixtures/init-error"),
-            &t.path().join("init-error"),
-        );
-        std::fs::write(
-            t.path().join("Cargo.toml"),
-            "[workspace]\nresolver = \"2\"\nmembers = [\"hello\", \"init-error\"]\n",
-        )
-        .unwrap();
-        t
-    })
-    .path()
-}
-
-/// A tree that is the dev tree in all but what `edit` rewrites: every entry a symlink to
-/// the real one, except the directories on the way to the edited files (the pattern of
-/// `qemu.rs`'s skewed tree). The `Makefile` names this directory as `KBUILD_OUTPUT`.
-/// A file of the tree (relative path) and how its text changes.
-type Edit<'a> = (&'a str, &'a dyn Fn(&str) -> String);
-
-fn tree_variant(name: &str, edits: &[Edit<'_>]) -> PathBuf {
-    let real = dev_tree("arm64");
-    let dir = root().join("target/kmod-fixtures/arm64").join(name);
-    let stamp = dir.join("variant.stamp");
-    if stamp.is_file() {
-        return dir;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    fn mirror(real: &Path, dir: &Path, keep: &[&str]) {
-        std::fs::create_dir_all(dir).unwrap();
-        for e in std::fs::read_dir(real).unwrap().flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let sub: Vec<&str> = keep
-                .iter()
-                .filter_map(|k| k.strip_prefix(&format!("{n}/")))
-                .collect();
-            if keep.contains(&n.as_str()) || n == "Makefile" {
-                continue;
-            } else if !sub.is_empty() {
-                mirror(&e.path(), &dir.join(&n), &sub);
-            } else {
-                std::os::unix::fs::symlink(e.path(), dir.join(&n)).unwrap();
-            }
-        }
-    }
-    let keep: Vec<&str> = edits.iter().map(|(p, _)| *p).collect();
-    mirror(&real, &dir, &keep);
-    let srctree = std::fs::canonicalize(real.join("source")).unwrap();
-    std::fs::write(
-        dir.join("Makefile"),
-        format!(
-            "export KBUILD_OUTPUT = {}\ninclude {}/Makefile\n",
-            dir.display(),
-            srctree.display()
-        ),
-    )
-    .unwrap();
-    for (path, edit) in edits {
-        let text = std::fs::read_to_string(real.join(path)).unwrap();
-        let new = edit(&text);
-        assert_ne!(new, text, "{path} unchanged");
-        std::fs::write(dir.join(path), new).unwrap();
-    }
-    std::fs::write(&stamp, "").unwrap();
-    dir
-}
-
-fn one_error_line(stderr: &str) -> &str {
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    errors[0]
-}
+use crate::common::*;
 
 #[test]
 fn unreachable_host_is_one_line() {
@@ -463,6 +225,7 @@ fn mismatches_are_refused_before_copying() {
     // A module built for another release of the same kernel (the board was updated since
     // the tree was built): the tree's release files say `-other`.
     let other = tree_variant(
+        "arm64",
         "release-other",
         &[
             ("include/config/kernel.release", &|t| {
@@ -494,20 +257,7 @@ fn mismatches_are_refused_before_copying() {
 
     // The same release, but the tree's exported symbols have other CRCs: the check
     // `cargo kmod verify` makes, before copying.
-    let skewed = tree_variant(
-        "crc-skewed",
-        &[("Module.symvers", &|t| {
-            t.lines()
-                .map(|l| match l.split_once('\t') {
-                    Some((crc, rest)) => {
-                        let c = u32::from_str_radix(crc.trim_start_matches("0x"), 16).unwrap();
-                        format!("0x{:08x}\t{rest}\n", c ^ 0x5a5a_5a5a)
-                    }
-                    None => format!("{l}\n"),
-                })
-                .collect()
-        })],
-    );
+    let skewed = skewed_tree("arm64");
     // Built against the real tree, checked against the skewed one (`--ko` with `--kdir`):
     // the tree says the kernel's symbols have other CRCs than the module was built with.
     ok(&run(
@@ -596,37 +346,6 @@ fn refused_key_is_one_line() {
     );
 }
 
-/// Every live process below `pid`.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut all = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-                continue;
-            };
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-            if f[1].parse::<u32>().ok() == Some(p) && f[0] != "Z" {
-                all.push(child);
-                todo.push(child);
-            }
-        }
-    }
-    all
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rfind(')').is_some_and(|c| &s[c + 2..c + 3] != "Z"))
-        .unwrap_or(false)
-}
-
 #[test]
 fn ctrl_c_during_follow_leaves_nothing_running() {
     let board = Board::start(&[]);
@@ -713,9 +432,4 @@ fn ctrl_c_during_follow_leaves_nothing_running() {
             );
         }
     }
-}
-
-#[allow(dead_code)]
-fn output_text(o: &Output) -> String {
-    format!("{}{}", stdout(o), stderr(o))
 }

@@ -4,177 +4,11 @@
 //! hand-written Kbuild (`obj-m`, `rustflags-y += --cfg test`), so these tests need only a
 //! prepared tree, and pass them to the binary with `--ko`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-const ARCHES: [&str; 2] = ["x86_64", "arm64"];
-
-fn llvm_make_args(arch: &str) -> Vec<String> {
-    vec![format!("ARCH={arch}"), "LLVM=-19".into()]
-}
-
-/// `$CARGO_KMOD_HOME/rust-src/<ver>/usr/lib/rustlib/src/rust/library`.
-fn rust_lib_src() -> PathBuf {
-    let dir = real_home().join("rust-src");
-    let ver = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("no rust-src in `{}`: {e}", dir.display()))
-        .flatten()
-        .next()
-        .expect("no rust-src version unpacked")
-        .path();
-    ver.join("usr/lib/rustlib/src/rust/library")
-}
-
-static BUILD: Mutex<()> = Mutex::new(());
-
-/// Build fixture `name` (a directory under `tests/fixtures`) for `arch` against `tree` with a
-/// hand-written Kbuild (its `src/*.c` linked into the same `.ko`; `extra` symvers files as
-/// `KBUILD_EXTRA_SYMBOLS`); returns the `.ko`. `tag` separates builds against different trees.
-fn build_fixture_with(
-    arch: &str,
-    name: &str,
-    tree: &Path,
-    tag: &str,
-    extra: &[PathBuf],
-) -> PathBuf {
-    let _lock = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let module = name.replace('-', "_");
-    let src = root().join("tests/fixtures").join(name).join("src");
-    let dir = root()
-        .join("target/kmod-fixtures")
-        .join(arch)
-        .join(tag)
-        .join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = |from: PathBuf, to: &str| {
-        let to = dir.join(to);
-        if std::fs::symlink_metadata(&to).is_err() {
-            std::os::unix::fs::symlink(from, to).unwrap();
-        }
-    };
-    let c: Vec<String> = std::fs::read_dir(&src)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".c"))
-                .map(str::to_string)
-        })
-        .collect();
-    let mut kbuild = format!("obj-m := {module}.o\nrustflags-y += --cfg test\n");
-    if c.is_empty() {
-        link(src.join("lib.rs"), &format!("{module}.rs"));
-    } else {
-        link(src.join("lib.rs"), &format!("{module}_main.rs"));
-        let mut objs = vec![format!("{module}_main.o")];
-        for stem in &c {
-            link(src.join(format!("{stem}.c")), &format!("{stem}.c"));
-            objs.push(format!("{stem}.o"));
-        }
-        kbuild.push_str(&format!("{module}-y := {}\n", objs.join(" ")));
-    }
-    std::fs::write(dir.join("Kbuild"), kbuild).unwrap();
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(tree)
-        .arg(format!("M={}", dir.display()))
-        .args(llvm_make_args(arch))
-        .env("RUST_LIB_SRC", rust_lib_src());
-    if !extra.is_empty() {
-        let e: Vec<String> = extra.iter().map(|p| p.display().to_string()).collect();
-        cmd.arg(format!("KBUILD_EXTRA_SYMBOLS={}", e.join(" ")));
-    }
-    let out = cmd.output().expect("cannot run make");
-    assert!(
-        out.status.success(),
-        "building fixture {name} for {arch} failed\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ko = dir.join(format!("{module}.ko"));
-    assert!(ko.is_file());
-    ko
-}
-
-fn build_fixture_against(arch: &str, name: &str, tree: &Path, tag: &str) -> PathBuf {
-    build_fixture_with(arch, name, tree, tag, &[])
-}
-
-fn fixture(arch: &str, name: &str) -> PathBuf {
-    build_fixture_against(arch, name, &dev_tree(arch), "dev")
-}
-
-/// A tree that differs from the dev tree in its exported symbols' CRCs, the way a tree
-/// with a changed ABI does: every entry is a symlink to the dev tree except
-/// `Module.symvers` and the `Makefile` (whose `KBUILD_OUTPUT` must name this directory).
-fn skewed_tree(arch: &str) -> PathBuf {
-    let real = dev_tree(arch);
-    let dir = root()
-        .join("target/kmod-fixtures")
-        .join(arch)
-        .join("skewed-tree");
-    let _lock = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let stamp = dir.join("skewed.stamp");
-    if !stamp.is_file() {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for e in std::fs::read_dir(&real).unwrap().flatten() {
-            let name = e.file_name();
-            if name == "Module.symvers" || name == "Makefile" {
-                continue;
-            }
-            std::os::unix::fs::symlink(e.path(), dir.join(&name)).unwrap();
-        }
-        let srctree = std::fs::canonicalize(real.join("source")).unwrap();
-        std::fs::write(
-            dir.join("Makefile"),
-            format!(
-                "export KBUILD_OUTPUT = {}\ninclude {}/Makefile\n",
-                dir.display(),
-                srctree.display()
-            ),
-        )
-        .unwrap();
-        let symvers = std::fs::read_to_string(real.join("Module.symvers")).unwrap();
-        // Every exported symbol's CRC changes, as when the kernel's types all differ.
-        let skewed: String = symvers
-            .lines()
-            .map(|l| match l.split_once('\t') {
-                Some((crc, rest)) => {
-                    let crc = u32::from_str_radix(crc.trim_start_matches("0x"), 16).unwrap();
-                    format!("0x{:08x}\t{rest}\n", crc ^ 0x5a5a_5a5a)
-                }
-                None => format!("{l}\n"),
-            })
-            .collect();
-        assert_ne!(skewed, symvers);
-        std::fs::write(dir.join("Module.symvers"), skewed).unwrap();
-        std::fs::write(&stamp, "").unwrap();
-    }
-    drop(_lock);
-    dir
-}
-
-fn kmod_test(arch: &str, kos: &[&Path], extra: &[&str]) -> Output {
-    let mut args = vec!["test", "--arch", arch];
-    let kos: Vec<String> = kos.iter().map(|k| k.display().to_string()).collect();
-    for k in &kos {
-        args.push("--ko");
-        args.push(k);
-    }
-    args.extend_from_slice(extra);
-    run(kmod(&args).env("CARGO_KMOD_ACCEL", "tcg"))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
 
 #[test]
 fn kunit_results_like_cargo_test() {
@@ -547,22 +381,6 @@ fn packages_of_a_workspace_are_built_and_tested_in_one_boot() {
     }
 }
 
-/// `cargo kmod ARGS` on an example's manifest, built into a target dir outside the repo's
-/// examples.
-fn example(name: &str, args: &[&str]) -> Output {
-    let manifest = root().join("examples").join(name).join("Cargo.toml");
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.push("--manifest-path".into());
-    all.push(manifest.display().to_string());
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    run(kmod(&all)
-        .env(
-            "CARGO_TARGET_DIR",
-            root().join("target/kmod-fixtures/examples-target"),
-        )
-        .env("CARGO_KMOD_ACCEL", "tcg"))
-}
-
 #[test]
 fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
     for arch in ARCHES {
@@ -574,7 +392,7 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         ] {
             let mut args = vec!["test", "--arch", arch];
             args.extend_from_slice(extra);
-            let o = example(name, &args);
+            let o = kmod_example(name, &args);
             ok(&o);
             assert!(
                 stdout(&o).contains("test result: ok."),
@@ -584,7 +402,7 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         }
 
         // The parameter's value.
-        let o = example(
+        let o = kmod_example(
             "hello",
             &[
                 "run",
@@ -600,7 +418,7 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         assert_eq!(stdout(&o).trim(), "3", "{arch}: {}", stdout(&o));
 
         // C-to-Rust and Rust-to-C: the module's init computed its summary through C.
-        let o = example(
+        let o = kmod_example(
             "mixed",
             &["run", "--arch", arch, "--exec", "dmesg | grep 'mixed:'"],
         );
@@ -608,7 +426,7 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         assert!(stdout(&o).contains("checksum 0x"), "{arch}: {}", stdout(&o));
 
         // The symbol used across the workspace pair: the consumer depends on the provider.
-        let o = example(
+        let o = kmod_example(
             "pair",
             &[
                 "run",
@@ -629,7 +447,7 @@ fn examples_pass_their_kunit_tests_and_work_in_the_guest() {
         assert!(out.contains("got id"), "{arch}: {out}");
 
         // The misc device's read and write from userspace.
-        let o = example(
+        let o = kmod_example(
             "miscdev",
             &[
                 "run",
@@ -759,37 +577,6 @@ fn a_work_item_firing_after_unload_fails() {
             "{arch}: {out}"
         );
     }
-}
-
-/// The library's test boot of `kos` on `arch`, optionally with the protocol on the console.
-fn library_test(arch: &str, kos: &[&Path], shared: bool) -> cargo_kmod::guest::verdict::TestReport {
-    use cargo_kmod::guest::modules::KoModule;
-    use cargo_kmod::qemu::{testrun, Accel, Machine};
-    let tree = cargo_kmod::kernel::KernelTree::open(&dev_tree(arch)).unwrap();
-    let mut machine = Machine::for_tree(&tree, Accel::Tcg).unwrap();
-    if shared {
-        machine = machine.with_shared_console();
-    }
-    let modules: Vec<KoModule> = kos
-        .iter()
-        .map(|k| KoModule::read(k, tree.arch).unwrap())
-        .collect();
-    let shell = cargo_kmod::shell::Shell::plain();
-    testrun::run_tests(
-        &shell,
-        &machine,
-        &modules,
-        &cargo_kmod::guest::verdict::TestOptions::default(),
-        |_| {},
-    )
-    .unwrap()
-}
-
-fn verdicts(r: &cargo_kmod::guest::verdict::TestReport) -> Vec<(String, &'static str)> {
-    r.cases
-        .iter()
-        .map(|c| (c.name.clone(), c.verdict.word()))
-        .collect()
 }
 
 #[test]
@@ -1021,38 +808,6 @@ fn a_guest_printing_garbage_is_read_safely() {
 
 // ---- nothing is left running ----
 
-fn children_named(ppid: u32, name: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let comm = &stat[stat.find('(').unwrap() + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        if comm.starts_with(name) && fields[1].parse::<u32>().ok() == Some(ppid) && fields[0] != "Z"
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rfind(')')
-                .map(|c| &s[c + 2..c + 3] != "Z")
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn no_qemu_outlives_the_command() {
     let ko = fixture("x86_64", "hang");
@@ -1110,15 +865,6 @@ fn no_qemu_outlives_the_command() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// The snapshots in `home`.
-fn snapshots(home: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("qemu/snapshots"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'));
-    v
 }
 
 #[test]
