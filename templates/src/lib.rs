@@ -70,6 +70,8 @@ pub mod fragments {
     pub const ARM64: &str = include_str!("../fragments/arm64.config");
     /// Modversions that work with Rust.
     pub const MODVERSIONS: &str = include_str!("../fragments/modversions.config");
+    /// The debug kernel of dev trees (debug objects, lockdep, atomic sleep, kmemleak).
+    pub const DEBUG: &str = include_str!("../fragments/debug.config");
 
     /// The SoC fragments of the board presets, by SoC family.
     pub mod boards {

@@ -35,6 +35,7 @@ const COMMON: &str = cargo_kmod_templates::fragments::COMMON;
 const X86_64: &str = cargo_kmod_templates::fragments::X86_64;
 const ARM64: &str = cargo_kmod_templates::fragments::ARM64;
 const MODVERSIONS: &str = cargo_kmod_templates::fragments::MODVERSIONS;
+const DEBUG: &str = cargo_kmod_templates::fragments::DEBUG;
 
 /// A kernel source: a tarball or an unpacked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +417,12 @@ pub fn fragments_for(
                     "templates/fragments/modversions.config",
                 )?);
             }
+            if board.is_none() {
+                out.extend(config::parse_fragment(
+                    DEBUG,
+                    "templates/fragments/debug.config",
+                )?);
+            }
         }
         Some(base) => {
             out.retain(|a| !NOT_FOR_BASE_CONFIGS.contains(&a.symbol.as_str()));
@@ -464,6 +471,9 @@ fn inputs_for(req: &Request) -> Result<Vec<(&'static str, String)>> {
     ];
     if let Some(b) = req.board {
         v.push(("board-fragment", format!("{}\n{}", b.soc, b.fragment)));
+    }
+    if req.board.is_none() && req.base == BaseConfig::Tiny {
+        v.push(("debug-fragment", DEBUG.to_string()));
     }
     if req.base != BaseConfig::Tiny {
         v.push(("base-config", req.base.key()));
