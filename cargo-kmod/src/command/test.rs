@@ -31,6 +31,13 @@ pub struct TestCmd {
     /// Load every module even after one failed to load
     #[arg(long)]
     pub no_fail_fast: bool,
+    /// Also run the checks that cost seconds: a kmemleak scan after the last unload (the
+    /// kernel reports an object only 5 s after it was allocated)
+    #[arg(long)]
+    pub sanitize: bool,
+    /// Boot with the debug kernel's checks switched off (debug objects, lockdep, kmemleak)
+    #[arg(long, conflicts_with = "sanitize")]
+    pub no_debug_kernel: bool,
     #[command(flatten)]
     pub ko: KoArgs,
     #[command(flatten)]
@@ -46,7 +53,8 @@ impl TestCmd {
                 timeout: self.boot.timeout(),
                 filter: self.filter.clone(),
                 no_fail_fast: self.no_fail_fast,
-                cmdline: self.boot.kernel_args.clone(),
+                cmdline: self.kernel_args(),
+                leak_scan: self.sanitize,
                 ..TestOptions::default()
             },
         };
@@ -98,6 +106,17 @@ impl TestCmd {
         for w in &report.warnings {
             shell.warn(format_args!("the kernel ignored a module parameter: `{w}`"));
         }
+        let missing = tree.config.missing_debug_checks();
+        if self.no_debug_kernel {
+            shell.note("the debug kernel's checks were off (`--no-debug-kernel`)");
+        } else if !missing.is_empty() {
+            shell.note(format_args!(
+                "the {} {} kernel does not check for {}",
+                tree.arch,
+                crate::text::escape(&tree.release),
+                missing.join(", ")
+            ));
+        }
         print_report(session, &report, tree);
         if report.passed() {
             Ok(())
@@ -111,6 +130,18 @@ impl TestCmd {
             .with_exit_code(EXIT_TESTS_FAILED)
             .into())
         }
+    }
+}
+
+impl TestCmd {
+    /// The user's kernel arguments, after the switches of `--no-debug-kernel`.
+    fn kernel_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        if self.no_debug_kernel {
+            a.extend(crate::kernel::config::DEBUG_OFF_ARGS.map(String::from));
+        }
+        a.extend(self.boot.kernel_args.iter().cloned());
+        a
     }
 }
 

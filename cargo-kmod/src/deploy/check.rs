@@ -254,6 +254,7 @@ mod tests {
             }),
             elf_len: 0,
             param_slots: Some(0),
+            code: Default::default(),
         };
         Module {
             name: name.into(),

@@ -349,6 +349,7 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
             params: vec![],
             kunit_suites: file.module.kunit_suites,
             known_params: crate::guest::modules::known_params(&file.module),
+            code: file.module.code.clone(),
         });
         files.push(file);
     }

@@ -182,7 +182,8 @@ pub fn new_taints(before: u64, after: u64) -> Vec<String> {
 
 /// Kernel log lines that mean something went wrong in the kernel, whatever the module said.
 pub fn is_kernel_trouble(line: &str) -> bool {
-    const MARKS: [&str; 12] = [
+    const MARKS: [&str; 13] = [
+        "ODEBUG:",
         "Oops",
         "BUG:",
         "kernel BUG at",

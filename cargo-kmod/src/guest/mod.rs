@@ -6,6 +6,7 @@
 
 pub mod judge;
 pub mod ktap;
+pub mod leaks;
 pub mod modules;
 pub mod plan;
 pub mod protocol;

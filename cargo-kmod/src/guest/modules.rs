@@ -24,6 +24,8 @@ pub struct KoModule {
     /// The parameters the module takes, when its `.modinfo` names all of them
     /// ([`crate::ko::Module::param_names`]): `--param` names are checked against them.
     pub known_params: Option<Vec<String>>,
+    /// Its sections and functions, to name an address inside it (a leak's allocation site).
+    pub code: crate::ko::CodeMap,
 }
 
 impl KoModule {
@@ -74,6 +76,7 @@ impl KoModule {
             depends: module.depends(),
             kunit_suites: module.kunit_suites,
             known_params: known_params(&module),
+            code: module.code,
             name: module.name,
             ko: ko.to_path_buf(),
             params: Vec::new(),
@@ -209,6 +212,7 @@ mod tests {
             params: vec![],
             kunit_suites: 0,
             known_params: None,
+            code: Default::default(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct TestOptions {
     pub log_path: Option<PathBuf>,
     /// How long the guest waits after the last step before its final check.
     pub settle: Duration,
+    /// Scan for leaks after the last unload ([`crate::guest::leaks`]).
+    pub leak_scan: bool,
 }
 
 impl Default for TestOptions {
@@ -43,6 +45,7 @@ impl Default for TestOptions {
             cmdline: Vec::new(),
             log_path: None,
             settle: crate::guest::plan::SETTLE,
+            leak_scan: false,
         }
     }
 }
@@ -330,6 +333,7 @@ mod tests {
             params: vec![],
             kunit_suites: suites,
             known_params: None,
+            code: Default::default(),
         }
     }
 

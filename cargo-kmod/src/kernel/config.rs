@@ -56,6 +56,36 @@ impl Assignment {
     }
 }
 
+/// The debug kernel's checks (`templates/fragments/debug.config`): the symbol each needs and
+/// what it catches, as the verdict names a check a kernel lacks.
+pub const DEBUG_CHECKS: [(&str, &str); 6] = [
+    ("BUG", "WARN()/BUG() reports"),
+    ("DEBUG_OBJECTS_TIMERS", "timers left armed at unload"),
+    ("DEBUG_OBJECTS_WORK", "work left queued at unload"),
+    ("PROVE_LOCKING", "locking errors (lockdep)"),
+    ("DEBUG_ATOMIC_SLEEP", "sleeping in atomic context"),
+    ("DEBUG_KMEMLEAK", "leaks (`--sanitize`)"),
+];
+
+/// The kernel command-line arguments that switch the debug kernel's checks off for one boot
+/// (`cargo kmod test --no-debug-kernel`): debug objects, kmemleak and lockdep's proofs.
+pub const DEBUG_OFF_ARGS: [&str; 3] = [
+    "no_debug_objects",
+    "kmemleak=off",
+    "lockdep.prove_locking=0",
+];
+
+impl KConfig {
+    /// The [`DEBUG_CHECKS`] this configuration does not have, as `what (CONFIG_X)`.
+    pub fn missing_debug_checks(&self) -> Vec<String> {
+        DEBUG_CHECKS
+            .iter()
+            .filter(|(sym, _)| !self.is_enabled(sym))
+            .map(|(sym, what)| format!("{what} (CONFIG_{sym})"))
+            .collect()
+    }
+}
+
 /// Parse a fragment or `.config`. `origin` names the file in errors.
 pub fn parse_fragment(text: &str, origin: &str) -> Result<Vec<Assignment>> {
     let mut out = Vec::new();

@@ -1245,6 +1245,21 @@ mod tests {
             pos("ARCH_BCM2835") > pos("SERIAL_AMBA_PL011"),
             "the SoC fragment comes after the dev fragments"
         );
+        // The debug kernel is the dev trees' alone: a board's kernel is tested as it is.
+        assert!(!preset.iter().any(|a| a.symbol == "PROVE_LOCKING"));
+        let dev = fragments_for(Arch::Arm64, true, None, None, &[]).unwrap();
+        for sym in [
+            "BUG",
+            "DEBUG_OBJECTS_TIMERS",
+            "PROVE_LOCKING",
+            "DEBUG_KMEMLEAK",
+        ] {
+            assert!(
+                dev.iter()
+                    .any(|a| a.symbol == sym && a.value == config::Value::Yes),
+                "{sym}"
+            );
+        }
         // A board config without modversions keeps them off, and keeps its signing choice.
         let base = KConfig::parse("CONFIG_ARM64=y\nCONFIG_MODULE_SIG_SHA512=y\n");
         let f = fragments_for(Arch::Arm64, true, Some(&base), None, &[]).unwrap();
@@ -1329,7 +1344,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_dev_trees_are_unchanged_and_boards_differ() {
+    fn keys_of_dev_trees_hash_the_debug_kernel_and_boards_differ() {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("linux-source-7.2.tar.xz");
         std::fs::write(&t, "x").unwrap();
@@ -1339,7 +1354,8 @@ mod tests {
             ..Toolchain::default()
         };
         let dev = Request::dev(src.clone(), Arch::Arm64, vec![], 2);
-        // The key a dev tree had before boards existed (same inputs, same order).
+        // The key a dev tree had before boards existed (same inputs, same order), with the
+        // debug kernel's fragment, which only dev trees get.
         let identity = src.identity().unwrap();
         let builtin = format!("{COMMON}{X86_64}{ARM64}{MODVERSIONS}");
         let old = tree_key(&[
@@ -1347,6 +1363,7 @@ mod tests {
             ("arch", "arm64"),
             ("builtin-fragments", &builtin),
             ("user-fragments", ""),
+            ("debug-fragment", DEBUG),
             ("rustc", "rustc 1.95.0"),
             ("bindgen", ""),
             ("clang", ""),

@@ -79,6 +79,78 @@ pub struct Module {
     /// `__param` section (`None` when the section's size is not a whole number of them).
     #[serde(skip)]
     pub param_slots: Option<usize>,
+    /// What maps an address inside the loaded module back to a function: the sizes of its
+    /// loaded (`SHF_ALLOC`) sections and its function symbols.
+    #[serde(skip)]
+    pub code: CodeMap,
+}
+
+/// The loaded sections of a module and the functions in them, to name a code address
+/// (a kernel backtrace frame) given where the kernel put each section
+/// (`/sys/module/<name>/sections/<section>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeMap {
+    /// `(section, size)` of each section the kernel loads.
+    pub sections: Vec<(String, u64)>,
+    /// Function symbols: `(section, offset, size, name)`, sorted.
+    pub functions: Vec<(String, u64, u64, String)>,
+}
+
+impl CodeMap {
+    /// `addr` as `function+0xoff/0xsize` (or `section+0xoff` outside any function), given
+    /// each loaded section's address; `None` when `addr` is not inside this module.
+    pub fn name(&self, loaded: &[(String, u64)], addr: u64) -> Option<String> {
+        let (section, off) = loaded.iter().find_map(|(name, start)| {
+            let size = self.sections.iter().find(|(n, _)| n == name)?.1;
+            let off = addr.checked_sub(*start)?;
+            (off < size).then_some((name.as_str(), off))
+        })?;
+        let f = self
+            .functions
+            .iter()
+            .filter(|(s, o, _, _)| s == section && *o <= off)
+            .max_by_key(|(_, o, _, _)| *o);
+        Some(match f {
+            Some((_, o, size, name)) if off - o < (*size).max(1) => {
+                format!("{name}+{:#x}/{size:#x}", off - o)
+            }
+            _ => format!("{section}+{off:#x}"),
+        })
+    }
+}
+
+/// The [`CodeMap`] of an ELF module.
+fn code_map(file: &object::File) -> CodeMap {
+    use object::{SectionFlags, SymbolKind};
+    let mut map = CodeMap::default();
+    for sec in file.sections() {
+        let alloc = match sec.flags() {
+            SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_ALLOC) != 0,
+            _ => false,
+        };
+        if let (true, Ok(name)) = (alloc && sec.size() > 0, sec.name()) {
+            map.sections.push((name.to_string(), sec.size()));
+        }
+    }
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text || sym.is_undefined() {
+            continue;
+        }
+        let (Ok(name), Some(sec)) = (
+            sym.name(),
+            sym.section_index()
+                .and_then(|i| file.section_by_index(i).ok())
+                .and_then(|s| s.name().ok().map(str::to_string)),
+        ) else {
+            continue;
+        };
+        if !name.is_empty() {
+            map.functions
+                .push((sec, sym.address(), sym.size(), name.to_string()));
+        }
+    }
+    map.functions.sort();
+    map
 }
 
 impl Module {
@@ -393,6 +465,7 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
         elf_len: elf.len(),
         kunit_suites,
         param_slots,
+        code: code_map(&file),
     })
 }
 

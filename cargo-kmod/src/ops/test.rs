@@ -187,11 +187,21 @@ pub fn test(
     on_line: impl FnMut(&str),
 ) -> Result<(Guest, crate::guest::verdict::TestReport)> {
     let guest = prepare(session, select, trees, &req.guest)?;
-    on_start(&guest);
     let opts = &req.options;
+    if opts.leak_scan && !guest.tree.config.is_enabled("DEBUG_KMEMLEAK") {
+        crate::bail_user!(
+            "`--sanitize` needs kmemleak, and the {} {} kernel has no `CONFIG_DEBUG_KMEMLEAK`",
+            guest.tree.arch, crate::text::escape(&guest.tree.release);
+            hint = "test on a dev tree (`cargo kmod init`), or build this kernel with `CONFIG_DEBUG_KMEMLEAK=y`"
+        );
+    }
+    on_start(&guest);
     let mut plan = crate::guest::GuestPlan::test(&guest.modules, !opts.no_fail_fast);
     if let Some(d) = &guest.devices {
         d.extend_test_plan(&mut plan);
+    }
+    if opts.leak_scan {
+        crate::guest::leaks::extend_test_plan(&mut plan, &guest.modules);
     }
     let mut report = crate::qemu::testrun::run_test_plan(
         &session.shell,
@@ -205,6 +215,10 @@ pub fn test(
         let (cases, explained) = d.judge(&report, &plan, &guest.modules);
         report.cases.retain(|c| !explained.contains(&c.name));
         report.cases.extend(cases);
+    }
+    if opts.leak_scan {
+        let leaks = crate::guest::leaks::judge(&report.transcript, &plan, &guest.modules);
+        report.cases.extend(leaks);
     }
     Ok((guest, report))
 }

@@ -240,6 +240,7 @@ mod tests {
             params: vec![],
             kunit_suites: 0,
             known_params: None,
+            code: Default::default(),
         }
     }
 

@@ -367,6 +367,7 @@ mod tests {
                 elf_len: 0,
                 kunit_suites: 0,
                 param_slots: Some(0),
+                code: Default::default(),
             },
         }
     }

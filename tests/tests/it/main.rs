@@ -14,6 +14,7 @@ mod boards;
 mod build;
 mod conventions;
 mod crates;
+mod debug;
 mod deploy;
 mod devices;
 mod examples;
