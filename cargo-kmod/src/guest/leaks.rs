@@ -43,10 +43,12 @@ pub fn extend_test_plan(plan: &mut GuestPlan, modules: &[KoModule]) {
         let Some(at) = find_earlier(&plan.steps, &load) else {
             continue;
         };
-        // Module names are `[A-Za-z0-9_]` (checked when the `.ko` was read).
+        // Module names are `[A-Za-z0-9_]` (checked when the `.ko` was read). The files must
+        // be read in one `read(2)` (the kernel refuses a read at an offset), which the
+        // shell's `read` builtin does not do: `cat`.
         let script = format!(
             "cd /sys/module/{}/sections || exit 0\n\
-             for f in .* *; do [ -f \"$f\" ] && read -r a <\"$f\" && echo \"$f $a\"; done\n\
+             for f in .* *; do [ -f \"$f\" ] && echo \"$f $(cat \"$f\")\"; done\n\
              true",
             m.name
         );
