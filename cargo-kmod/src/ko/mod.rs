@@ -473,7 +473,8 @@ mod tests {
     /// parameters with long names and of imports, an extended-names section of
     /// mostly empty names. They parse, with every entry accounted for. (That they do so in
     /// linear time is measured by `hostile_large_modules_are_handled_in_linear_time` in
-    /// `tests/tests/ship.rs` and reported in `docs/ship.md`; the quadratic code took minutes.)
+    /// `tests/tests/it/ship.rs` (the `it` test binary) and reported in `docs/ship.md`; the
+    /// quadratic code took minutes.)
     #[test]
     fn hostile_large_modules_parse_completely() {
         let elf = corpus("x86_64-hello-unsigned.ko");
