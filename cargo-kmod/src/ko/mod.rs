@@ -308,6 +308,31 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
         _ => return Err("malformed extended versions: only one of `__version_ext_crcs` and `__version_ext_names`".into()),
     };
 
+    let (exports, undefined) = symbols(&file, big_endian)?;
+    Ok(Module {
+        name,
+        class: if is_64 { 64 } else { 32 },
+        big_endian,
+        machine,
+        modinfo,
+        params,
+        versions,
+        ext_versions,
+        exports,
+        undefined,
+        signature,
+        elf_len: elf.len(),
+        kunit_suites,
+        param_slots,
+    })
+}
+
+/// The module's exports (with their CRCs and GPL-only flags) and the symbols it imports,
+/// both sorted, from its symbol table.
+fn symbols(
+    file: &object::File<'_>,
+    big_endian: bool,
+) -> Result<(Vec<Export>, Vec<String>), ParseError> {
     let mut exports = Vec::new();
     let mut undefined = Vec::new();
     let mut crcs = std::collections::HashMap::new();
@@ -378,22 +403,7 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
     exports.sort_by(|a, b| a.name.cmp(&b.name));
     undefined.sort();
     undefined.dedup();
-    Ok(Module {
-        name,
-        class: if is_64 { 64 } else { 32 },
-        big_endian,
-        machine,
-        modinfo,
-        params,
-        versions,
-        ext_versions,
-        exports,
-        undefined,
-        signature,
-        elf_len: elf.len(),
-        kunit_suites,
-        param_slots,
-    })
+    Ok((exports, undefined))
 }
 
 #[cfg(test)]
