@@ -70,6 +70,28 @@ pub fn check(
     mode: Mode,
 ) -> Vec<Refusal> {
     let mut out = Vec::new();
+    check_board(board, mode, &mut out);
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+    for m in modules {
+        let matches = check_build(board, m, &mut out);
+        check_conflicts(board, m, &names, mode, &mut out);
+        // The tree's own checks only make sense for a module that matches the board at all.
+        if let (Some(t), true) = (target, matches) {
+            for p in verify::verify(&m.file, t) {
+                out.push(Refusal::module(
+                    &m.name,
+                    p.kind,
+                    format!("`{}`: {}", m.name, p.message),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The board as a whole: module loading enabled, root (or `sudo -n`), the tools `mode`
+/// runs, and a release that names a directory for `Mode::Install`.
+fn check_board(board: &Board, mode: Mode, out: &mut Vec<Refusal>) {
     if board.modules_disabled {
         out.push(Refusal::board(
             "disabled",
@@ -116,108 +138,104 @@ pub fn check(
             ),
         ));
     }
-    let board_arch = board.arch();
-    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
-    for m in modules {
-        let module = &m.file.module;
-        let mut arch_ok = true;
-        match board_arch {
-            Some(a) if a.elf_machine() == module.machine => {}
-            _ => {
-                arch_ok = false;
-                out.push(Refusal::module(
-                    &m.name,
-                    "machine",
-                    format!(
-                        "`{}` is built for {} but the board is {}",
-                        m.name,
-                        machine_name(module.machine),
-                        escape(&board.machine)
-                    ),
-                ));
-            }
-        }
-        let release_ok = module.release() == Some(board.release.as_str());
-        if !release_ok {
+}
+
+/// Whether module `m` was built for the board: its arch, its kernel release, and a
+/// signature when the board enforces them. Returns whether the arch and release match.
+fn check_build(board: &Board, m: &Module, out: &mut Vec<Refusal>) -> bool {
+    let module = &m.file.module;
+    let mut arch_ok = true;
+    match board.arch() {
+        Some(a) if a.elf_machine() == module.machine => {}
+        _ => {
+            arch_ok = false;
             out.push(Refusal::module(
                 &m.name,
-                "vermagic",
+                "machine",
                 format!(
-                    "`{}` is built for linux `{}` (vermagic `{}`) but the board runs `{}`",
+                    "`{}` is built for {} but the board is {}",
                     m.name,
-                    escape(module.release().unwrap_or("?")),
-                    escape(module.vermagic().unwrap_or("")),
-                    escape(&board.release)
+                    machine_name(module.machine),
+                    escape(&board.machine)
                 ),
             ));
         }
-        if board.enforces_signatures() && module.signature.is_none() {
-            let why = match &board.lockdown {
-                Some(l) => format!("kernel lockdown is `{}`", escape(l)),
-                None => "`/sys/module/module/parameters/sig_enforce` is `Y`".to_string(),
-            };
+    }
+    let release_ok = module.release() == Some(board.release.as_str());
+    if !release_ok {
+        out.push(Refusal::module(
+            &m.name,
+            "vermagic",
+            format!(
+                "`{}` is built for linux `{}` (vermagic `{}`) but the board runs `{}`",
+                m.name,
+                escape(module.release().unwrap_or("?")),
+                escape(module.vermagic().unwrap_or("")),
+                escape(&board.release)
+            ),
+        ));
+    }
+    if board.enforces_signatures() && module.signature.is_none() {
+        let why = match &board.lockdown {
+            Some(l) => format!("kernel lockdown is `{}`", escape(l)),
+            None => "`/sys/module/module/parameters/sig_enforce` is `Y`".to_string(),
+        };
+        out.push(Refusal::module(
+            &m.name,
+            "signature",
+            format!(
+                "`{}` is not signed and the board enforces module signatures ({why})",
+                m.name
+            ),
+        ));
+    }
+    arch_ok && release_ok
+}
+
+/// What on the board stands in module `m`'s way: a built-in module of its name, holders
+/// outside this deploy (`names`), and for `Mode::Insmod` dependencies nobody loads.
+fn check_conflicts(board: &Board, m: &Module, names: &[&str], mode: Mode, out: &mut Vec<Refusal>) {
+    if board.builtin.iter().any(|b| b == &m.name) {
+        out.push(Refusal::module(
+            &m.name,
+            "builtin",
+            format!("`{}` is built into the board's kernel", m.name),
+        ));
+    }
+    if let Some(l) = board.loaded(&m.name) {
+        let foreign: Vec<String> = l
+            .holders
+            .iter()
+            .filter(|h| !names.contains(&h.as_str()))
+            .map(|h| format!("`{}`", escape(h)))
+            .collect();
+        if !foreign.is_empty() {
             out.push(Refusal::module(
                 &m.name,
-                "signature",
+                "in-use",
                 format!(
-                    "`{}` is not signed and the board enforces module signatures ({why})",
-                    m.name
+                    "`{}` is in use by {} on the board, which this deploy does not replace",
+                    m.name,
+                    foreign.join(", ")
                 ),
             ));
         }
-        if board.builtin.iter().any(|b| b == &m.name) {
-            out.push(Refusal::module(
-                &m.name,
-                "builtin",
-                format!("`{}` is built into the board's kernel", m.name),
-            ));
-        }
-        if let Some(l) = board.loaded(&m.name) {
-            let foreign: Vec<String> = l
-                .holders
-                .iter()
-                .filter(|h| !names.contains(&h.as_str()))
-                .map(|h| format!("`{}`", escape(h)))
-                .collect();
-            if !foreign.is_empty() {
+    }
+    if mode == Mode::Insmod {
+        for dep in m.file.module.depends() {
+            if !names.contains(&dep.as_str()) && board.loaded(&dep).is_none() {
                 out.push(Refusal::module(
                     &m.name,
-                    "in-use",
+                    "dependency",
                     format!(
-                        "`{}` is in use by {} on the board, which this deploy does not replace",
+                        "`{}` needs `{}`, which is not loaded on the board and not part of this deploy",
                         m.name,
-                        foreign.join(", ")
+                        escape(&dep)
                     ),
-                ));
-            }
-        }
-        if mode == Mode::Insmod {
-            for dep in module.depends() {
-                if !names.contains(&dep.as_str()) && board.loaded(&dep).is_none() {
-                    out.push(Refusal::module(
-                        &m.name,
-                        "dependency",
-                        format!(
-                            "`{}` needs `{}`, which is not loaded on the board and not part of this deploy",
-                            m.name,
-                            escape(&dep)
-                        ),
-                    ));
-                }
-            }
-        }
-        // The tree's own checks only make sense for a module that matches the board at all.
-        if let (Some(t), true, true) = (target, arch_ok, release_ok) {
-            for p in verify::verify(&m.file, t) {
-                out.push(Refusal::module(
-                    &m.name,
-                    p.kind,
-                    format!("`{}`: {}", m.name, p.message),
                 ));
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -346,6 +346,7 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
     Ok(out)
 }
 
+/// One device table.
 fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     let Some(map) = v.as_object() else {
         crate::bail_user!(
@@ -355,7 +356,42 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         );
     };
     place.check_keys(map, DEVICE_KEYS)?;
-    let bus = match map.get("bus") {
+    let bus = parse_bus(map.get("bus"), place)?;
+    let compatible = parse_compatible(map.get("compatible"), place)?;
+    let address = parse_address(bus, map.get("address"), place)?;
+    let name = match map.get("name") {
+        Some(Value::String(s)) => {
+            check_node_name(s).map_err(|why| place.err("name", why))?;
+            s.clone()
+        }
+        Some(_) => return Err(place.err("name", "expected a string").into()),
+        None => default_name(&compatible[0]),
+    };
+    let properties = parse_properties(map.get("properties"), place)?;
+    let registers = match (bus, map.get("registers")) {
+        (_, None) => vec![],
+        (Bus::Platform, Some(_)) => {
+            return Err(place
+                .err("registers", "only I2C devices have a register file")
+                .with_hint("set `bus = \"i2c\"`, or remove `registers`")
+                .into())
+        }
+        (Bus::I2c, Some(v)) => parse_registers(v).map_err(|why| place.err("registers", why))?,
+    };
+    Ok(DeviceSpec {
+        name,
+        compatible,
+        bus,
+        address,
+        properties,
+        registers,
+        origin: format!("`{}` {}", place.file.display(), place.section),
+    })
+}
+
+/// `bus`: `platform` (the default) or `i2c`.
+fn parse_bus(v: Option<&Value>, place: &Place<'_>) -> Result<Bus> {
+    Ok(match v {
         None => Bus::Platform,
         Some(Value::String(s)) => Bus::parse(s).ok_or_else(|| {
             place
@@ -363,8 +399,12 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
                 .with_hint("use `platform` (the default) or `i2c`")
         })?,
         Some(_) => return Err(place.err("bus", "expected a string").into()),
-    };
-    let compatible = match map.get("compatible") {
+    })
+}
+
+/// `compatible`: one string or a non-empty array of them, each a printable identifier.
+fn parse_compatible(v: Option<&Value>, place: &Place<'_>) -> Result<Vec<String>> {
+    let compatible = match v {
         None => {
             return Err(UserError::new(format!(
                 "missing `compatible` in `{}` of `{}`",
@@ -407,7 +447,12 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
                 .into());
         }
     }
-    let address = match (bus, map.get("address")) {
+    Ok(compatible)
+}
+
+/// `address`: the 7-bit address an I2C device needs and a platform device cannot have.
+fn parse_address(bus: Bus, v: Option<&Value>, place: &Place<'_>) -> Result<Option<u16>> {
+    Ok(match (bus, v) {
         (Bus::I2c, None) => {
             return Err(UserError::new(format!(
                 "missing `address` in `{}` of `{}`: an I2C device needs its 7-bit address",
@@ -438,17 +483,14 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
                 .into())
         }
         (Bus::Platform, None) => None,
-    };
-    let name = match map.get("name") {
-        Some(Value::String(s)) => {
-            check_node_name(s).map_err(|why| place.err("name", why))?;
-            s.clone()
-        }
-        Some(_) => return Err(place.err("name", "expected a string").into()),
-        None => default_name(&compatible[0]),
-    };
+    })
+}
+
+/// `properties`: a table of property names and values, sorted by name; cargo-kmod's own
+/// properties are refused.
+fn parse_properties(v: Option<&Value>, place: &Place<'_>) -> Result<Vec<Property>> {
     let mut properties = Vec::new();
-    match map.get("properties") {
+    match v {
         None => {}
         Some(Value::Object(props)) => {
             for (pname, pv) in props {
@@ -486,25 +528,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         }
     }
     properties.sort_by(|a, b| a.name.cmp(&b.name));
-    let registers = match (bus, map.get("registers")) {
-        (_, None) => vec![],
-        (Bus::Platform, Some(_)) => {
-            return Err(place
-                .err("registers", "only I2C devices have a register file")
-                .with_hint("set `bus = \"i2c\"`, or remove `registers`")
-                .into())
-        }
-        (Bus::I2c, Some(v)) => parse_registers(v).map_err(|why| place.err("registers", why))?,
-    };
-    Ok(DeviceSpec {
-        name,
-        compatible,
-        bus,
-        address,
-        properties,
-        registers,
-        origin: format!("`{}` {}", place.file.display(), place.section),
-    })
+    Ok(properties)
 }
 
 /// `acme,tmp-sensor` -> `tmp-sensor`: the part after the vendor, in node-name characters.

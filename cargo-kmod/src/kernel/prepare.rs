@@ -607,7 +607,45 @@ pub fn prepare(
         return Ok((PreparedTree { dir, meta }, true));
     }
 
-    let srctree = match &req.source {
+    let srctree = source_tree(shell, home, req)?;
+    let version = makefile_version(&srctree);
+    check_source(shell, tc, req, &srctree, version)?;
+    let index = KconfigIndex::scan(&srctree)?;
+    let modversions = index.contains("GENDWARFKSYMS");
+    if !modversions {
+        shell.note(format_args!(
+            "linux {} has no `GENDWARFKSYMS`: Rust excludes `MODVERSIONS` there, so this tree is built without modversions",
+            version.map(|v| v.to_string()).unwrap_or_default()
+        ));
+    }
+    check_symbols_known(req, modversions, &index)?;
+
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let make = Make::new(tc, req, &srctree, &dir)?;
+    let release_name = version
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "kernel".into());
+    let (wanted, resolved) = configure(shell, &make, req, &dir, &release_name, modversions)?;
+    if let Err(e) = check_config(shell, &make, &wanted, &resolved, &index) {
+        // Nothing was built: leave no half-configured tree behind (the log goes with it,
+        // the error says what it would have said).
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(lock);
+        return Err(e.into());
+    }
+
+    let run = build(shell, home, &make, req, &release_name)?;
+    let tree = crate::kernel::KernelTree::open(&dir)?;
+    check_outputs(req, &dir)?;
+    let meta = tree_meta(req, tc, key, &tree, make.llvm, gcc_version, run)?;
+    Home::write_meta(&dir, &meta)?;
+    drop(lock);
+    Ok((PreparedTree { dir, meta }, false))
+}
+
+/// The source tree to build: a clean unpacked tree as it is, a tarball unpacked once.
+fn source_tree(shell: &Shell, home: &Home, req: &Request) -> Result<PathBuf> {
+    Ok(match &req.source {
         Source::Dir(p) => {
             if p.join(".config").exists() || p.join("include/config").exists() {
                 crate::bail_user!(
@@ -618,9 +656,19 @@ pub fn prepare(
             p.clone()
         }
         Source::Tarball(t) => unpack(shell, home, t, &req.source.identity()?)?,
-    };
-    check_bindgen_minimum(tc, &srctree)?;
-    let version = makefile_version(&srctree);
+    })
+}
+
+/// Refuse (or warn about) a source the request cannot build: too new for this bindgen, a
+/// GCC tree before 7.0, a defconfig the source does not have.
+fn check_source(
+    shell: &Shell,
+    tc: &Toolchain,
+    req: &Request,
+    srctree: &Path,
+    version: Option<Version>,
+) -> Result<()> {
+    check_bindgen_minimum(tc, srctree)?;
     if let (Cc::Gcc { .. }, Some(v)) = (&req.cc, version) {
         if v < Version(7, 0, 0) {
             shell.warn(format_args!(
@@ -629,18 +677,14 @@ pub fn prepare(
         }
     }
     if let BaseConfig::Defconfig(name) = &req.base {
-        check_defconfig(&srctree, req.arch, name)?;
+        check_defconfig(srctree, req.arch, name)?;
     }
-    let index = KconfigIndex::scan(&srctree)?;
-    let modversions = index.contains("GENDWARFKSYMS");
-    if !modversions {
-        shell.note(format_args!(
-            "linux {} has no `GENDWARFKSYMS`: Rust excludes `MODVERSIONS` there, so this tree is built without modversions",
-            version.map(|v| v.to_string()).unwrap_or_default()
-        ));
-    }
-    // Misspelled symbols fail before anything is configured or built: check the widest set
-    // of fragments (a base config only narrows it).
+    Ok(())
+}
+
+/// Misspelled symbols fail before anything is configured or built: check the widest set of
+/// fragments (a base config only narrows it) against the source's Kconfig.
+fn check_symbols_known(req: &Request, modversions: bool, index: &KconfigIndex) -> Result<()> {
     let widest = fragments_for(req.arch, modversions, None, req.board, &req.fragments)?;
     let unknown: Vec<String> = widest
         .iter()
@@ -651,7 +695,7 @@ pub fn prepare(
                     wanted: a.clone(),
                     got: None,
                 },
-                &index,
+                index,
                 &KConfig::default(),
             )
         })
@@ -663,37 +707,102 @@ pub fn prepare(
         }
         return Err(e.into());
     }
+    Ok(())
+}
 
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let log = dir.join(TREE_LOG);
-    let _ = std::fs::remove_file(&log);
-    let sh = xshell::Shell::new()?;
-    for (k, v) in tc.kbuild_env() {
-        sh.set_var(k, v);
-    }
-    let (compiler_arg, llvm) = match &req.cc {
-        Cc::Clang => {
-            let llvm = tc.llvm.as_ref().expect("checked").make_value.clone();
-            (Some(format!("LLVM={llvm}")), llvm)
+/// `make` in one tree's output directory: a shell with the toolchain's environment, the
+/// arguments every step shares (`-C`, `O=`, `ARCH=`, the compiler) and the build log.
+struct Make {
+    sh: xshell::Shell,
+    args: Vec<String>,
+    log: PathBuf,
+    /// The `LLVM=` value (empty for GCC trees), for the stamp.
+    llvm: String,
+}
+
+impl Make {
+    /// The `make` for building `srctree` into `dir` as `req` asks; starts a fresh log.
+    fn new(tc: &Toolchain, req: &Request, srctree: &Path, dir: &Path) -> Result<Make> {
+        let log = dir.join(TREE_LOG);
+        let _ = std::fs::remove_file(&log);
+        let sh = xshell::Shell::new()?;
+        for (k, v) in tc.kbuild_env() {
+            sh.set_var(k, v);
         }
-        Cc::Gcc { cross_compile } if cross_compile.is_empty() => (None, String::new()),
-        Cc::Gcc { cross_compile } => (
-            Some(format!("CROSS_COMPILE={cross_compile}")),
-            String::new(),
-        ),
-    };
-    let mut base_args: Vec<String> = vec![
-        "-C".into(),
-        srctree.display().to_string(),
-        format!("O={}", dir.display()),
-        format!("ARCH={}", req.arch.kbuild()),
-    ];
-    base_args.extend(compiler_arg);
-    let base = &base_args;
-    let release_name = version
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "kernel".into());
+        let (compiler_arg, llvm) = match &req.cc {
+            Cc::Clang => {
+                let llvm = tc.llvm.as_ref().expect("checked").make_value.clone();
+                (Some(format!("LLVM={llvm}")), llvm)
+            }
+            Cc::Gcc { cross_compile } if cross_compile.is_empty() => (None, String::new()),
+            Cc::Gcc { cross_compile } => (
+                Some(format!("CROSS_COMPILE={cross_compile}")),
+                String::new(),
+            ),
+        };
+        let mut args: Vec<String> = vec![
+            "-C".into(),
+            srctree.display().to_string(),
+            format!("O={}", dir.display()),
+            format!("ARCH={}", req.arch.kbuild()),
+        ];
+        args.extend(compiler_arg);
+        Ok(Make {
+            sh,
+            args,
+            log,
+            llvm,
+        })
+    }
+
+    /// `make TARGET`, its output appended to the log.
+    fn logged(&self, shell: &Shell, target: &str) -> Result<()> {
+        let (sh, base) = (&self.sh, &self.args);
+        crate::process::run_logged(
+            shell,
+            cmd!(sh, "make {base...} {target}"),
+            &self.log,
+            |_| {},
+        )
+    }
+}
+
+/// Configure the tree in `dir`: the base configuration, then the fragments merged on top and
+/// resolved. Returns the wanted assignments and the resolved `.config`.
+fn configure(
+    shell: &Shell,
+    make: &Make,
+    req: &Request,
+    dir: &Path,
+    release_name: &str,
+    modversions: bool,
+) -> Result<(Vec<Assignment>, KConfig)> {
     let dot_config = dir.join(".config");
+    let base_config = configure_base(shell, make, req, &dot_config, release_name)?;
+    let wanted = fragments_for(
+        req.arch,
+        modversions,
+        base_config.as_ref(),
+        req.board,
+        &req.fragments,
+    )?;
+    let text = std::fs::read_to_string(&dot_config).context("cannot read the base `.config`")?;
+    crate::fsutil::write_atomic(&dot_config, config::merge(&text, &wanted).as_bytes())?;
+    make.logged(shell, "olddefconfig")?;
+    let resolved = KConfig::read(&dot_config)?;
+    Ok((wanted, resolved))
+}
+
+/// The base configuration, resolved on its own first (a board's file may be minimal, as
+/// `savedefconfig` writes it, or from another kernel version). Returns it for a board's
+/// configuration, `None` for tinyconfig.
+fn configure_base(
+    shell: &Shell,
+    make: &Make,
+    req: &Request,
+    dot_config: &Path,
+    release_name: &str,
+) -> Result<Option<KConfig>> {
     let base_desc = match &req.base {
         BaseConfig::Tiny => "tinyconfig".to_string(),
         BaseConfig::File { origin, .. } => format!("`{origin}`"),
@@ -706,26 +815,19 @@ pub fn prepare(
             req.label()
         ),
     );
-    // The base configuration, resolved on its own first (a board's file may be minimal, as
-    // `savedefconfig` writes it, or from another kernel version).
     let base_config = match &req.base {
         BaseConfig::Tiny => {
-            crate::process::run_logged(shell, cmd!(sh, "make {base...} tinyconfig"), &log, |_| {})?;
+            make.logged(shell, "tinyconfig")?;
             None
         }
         BaseConfig::File { text, .. } => {
-            crate::fsutil::write_atomic(&dot_config, text.as_bytes())?;
-            crate::process::run_logged(
-                shell,
-                cmd!(sh, "make {base...} olddefconfig"),
-                &log,
-                |_| {},
-            )?;
-            Some(KConfig::read(&dot_config)?)
+            crate::fsutil::write_atomic(dot_config, text.as_bytes())?;
+            make.logged(shell, "olddefconfig")?;
+            Some(KConfig::read(dot_config)?)
         }
         BaseConfig::Defconfig(name) => {
-            crate::process::run_logged(shell, cmd!(sh, "make {base...} {name}"), &log, |_| {})?;
-            Some(KConfig::read(&dot_config)?)
+            make.logged(shell, name)?;
+            Some(KConfig::read(dot_config)?)
         }
     };
     if let Some(b) = &base_config {
@@ -736,49 +838,65 @@ pub fn prepare(
             );
         }
     }
-    let wanted = fragments_for(
-        req.arch,
-        modversions,
-        base_config.as_ref(),
-        req.board,
-        &req.fragments,
-    )?;
-    let text = std::fs::read_to_string(&dot_config).context("cannot read the base `.config`")?;
-    crate::fsutil::write_atomic(&dot_config, config::merge(&text, &wanted).as_bytes())?;
-    crate::process::run_logged(shell, cmd!(sh, "make {base...} olddefconfig"), &log, |_| {})?;
-    let resolved = KConfig::read(&dot_config)?;
-    let mut unmet = config::unmet(&wanted, &resolved);
+    Ok(base_config)
+}
+
+/// Every wanted assignment took effect in the resolved `.config`, or the error naming what
+/// did not and why (what blocks Rust first, with `make rustavailable`'s reason).
+fn check_config(
+    shell: &Shell,
+    make: &Make,
+    wanted: &[Assignment],
+    resolved: &KConfig,
+    index: &KconfigIndex,
+) -> Result<(), UserError> {
+    let mut unmet = config::unmet(wanted, resolved);
+    if unmet.is_empty() {
+        return Ok(());
+    }
     // What blocks Rust comes first: it is what the user came for.
     unmet.sort_by_key(|u| u.wanted.symbol != "RUST");
-    if !unmet.is_empty() {
-        let mut lines: Vec<String> = unmet
-            .iter()
-            .map(|u| config::explain(u, &index, &resolved))
-            .collect();
-        if unmet.iter().any(|u| u.wanted.symbol == "RUST") {
-            if let Err(e) = crate::process::run(shell, cmd!(sh, "make {base...} rustavailable")) {
-                let why = e.to_string();
-                let reason = why
-                    .lines()
-                    .find(|l| l.contains("***") && l.len() > 4)
-                    .unwrap_or("")
-                    .trim_start_matches("***")
-                    .trim();
-                lines.push(format!("`make rustavailable` says: {reason}"));
-            }
+    let mut lines: Vec<String> = unmet
+        .iter()
+        .map(|u| config::explain(u, index, resolved))
+        .collect();
+    if unmet.iter().any(|u| u.wanted.symbol == "RUST") {
+        let (sh, base) = (&make.sh, &make.args);
+        if let Err(e) = crate::process::run(shell, cmd!(sh, "make {base...} rustavailable")) {
+            let why = e.to_string();
+            let reason = why
+                .lines()
+                .find(|l| l.contains("***") && l.len() > 4)
+                .unwrap_or("")
+                .trim_start_matches("***")
+                .trim();
+            lines.push(format!("`make rustavailable` says: {reason}"));
         }
-        let first = lines.remove(0);
-        let mut e = UserError::new(first);
-        if !lines.is_empty() {
-            e = e.with_hint(lines.join("; "));
-        }
-        // Nothing was built: leave no half-configured tree behind (the log goes with it,
-        // the error says what it would have said).
-        let _ = std::fs::remove_dir_all(&dir);
-        drop(lock);
-        return Err(e.into());
     }
+    let first = lines.remove(0);
+    let mut e = UserError::new(first);
+    if !lines.is_empty() {
+        e = e.with_hint(lines.join("; "));
+    }
+    Err(e)
+}
 
+/// One finished kernel build, for the stamp.
+struct BuildRun {
+    started: Instant,
+    /// The kbuild progress lines (`  CC ...`) it printed.
+    lines: u64,
+}
+
+/// Build the configured tree, with a progress bar sized by the largest earlier build of the
+/// arch.
+fn build(
+    shell: &Shell,
+    home: &Home,
+    make: &Make,
+    req: &Request,
+    release_name: &str,
+) -> Result<BuildRun> {
     let estimate = home
         .list()
         .iter()
@@ -792,26 +910,32 @@ pub fn prepare(
         format_args!(
             "linux {release_name} for {} (log: `{}`)",
             req.label(),
-            log.display()
+            make.log.display()
         ),
     );
     let started = Instant::now();
     let jobs = format!("-j{}", req.jobs.max(1));
     let mut lines = 0u64;
-    let result = crate::process::run_logged(shell, cmd!(sh, "make {base...} {jobs}"), &log, |l| {
-        if l.starts_with("  ") && l.as_bytes().get(2).is_some_and(u8::is_ascii_uppercase) {
-            lines += 1;
-            if lines >= bar.length().unwrap_or(0) {
-                bar.set_length(lines + 1);
+    let (sh, base) = (&make.sh, &make.args);
+    let result =
+        crate::process::run_logged(shell, cmd!(sh, "make {base...} {jobs}"), &make.log, |l| {
+            if l.starts_with("  ") && l.as_bytes().get(2).is_some_and(u8::is_ascii_uppercase) {
+                lines += 1;
+                if lines >= bar.length().unwrap_or(0) {
+                    bar.set_length(lines + 1);
+                }
+                bar.set_position(lines);
+                bar.set_message(l.trim().to_string());
             }
-            bar.set_position(lines);
-            bar.set_message(l.trim().to_string());
-        }
-    });
+        });
     bar.finish_and_clear();
     result.with_context(|| format!("building linux {release_name} for {} failed", req.label()))?;
+    Ok(BuildRun { started, lines })
+}
 
-    let tree = crate::kernel::KernelTree::open(&dir)?;
+/// A finished build has what modules build against: the image, `Module.symvers`, the Rust
+/// kernel crate, and a board's device tree.
+fn check_outputs(req: &Request, dir: &Path) -> Result<()> {
     let mut needed = vec![
         req.arch.image().to_string(),
         "Module.symvers".to_string(),
@@ -829,7 +953,20 @@ pub fn prepare(
             );
         }
     }
-    let meta = TreeMeta {
+    Ok(())
+}
+
+/// The stamp of a built tree: what it was made from, with which tools, and how long it took.
+fn tree_meta(
+    req: &Request,
+    tc: &Toolchain,
+    key: String,
+    tree: &crate::kernel::KernelTree,
+    llvm: String,
+    gcc_version: Option<String>,
+    run: BuildRun,
+) -> Result<TreeMeta> {
+    Ok(TreeMeta {
         key,
         arch: req.arch,
         release: tree.release.clone(),
@@ -840,8 +977,8 @@ pub fn prepare(
         llvm,
         modversions: tree.config.is_enabled("MODVERSIONS"),
         fragments: req.fragments.iter().map(|(n, _)| n.clone()).collect(),
-        build_seconds: started.elapsed().as_secs(),
-        build_lines: lines,
+        build_seconds: run.started.elapsed().as_secs(),
+        build_lines: run.lines,
         inputs: inputs_key(req)?,
         board: req.board.map(|b| b.name.to_string()),
         soc: req.board.map(|b| b.soc.to_string()),
@@ -852,10 +989,7 @@ pub fn prepare(
             Cc::Clang => None,
         },
         gcc: gcc_version.unwrap_or_default(),
-    };
-    Home::write_meta(&dir, &meta)?;
-    drop(lock);
-    Ok((PreparedTree { dir, meta }, false))
+    })
 }
 
 /// Who asks for trees, for messages: `init`'s flags, or a named target's table.

@@ -380,6 +380,32 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
         _ => return Err("malformed extended versions: only one of `__version_ext_crcs` and `__version_ext_names`".into()),
     };
 
+    let (exports, undefined) = symbols(&file, big_endian)?;
+    Ok(Module {
+        name,
+        class: if is_64 { 64 } else { 32 },
+        big_endian,
+        machine,
+        modinfo,
+        params,
+        versions,
+        ext_versions,
+        exports,
+        undefined,
+        signature,
+        elf_len: elf.len(),
+        kunit_suites,
+        param_slots,
+        code: code_map(&file),
+    })
+}
+
+/// The module's exports (with their CRCs and GPL-only flags) and the symbols it imports,
+/// both sorted, from its symbol table.
+fn symbols(
+    file: &object::File<'_>,
+    big_endian: bool,
+) -> Result<(Vec<Export>, Vec<String>), ParseError> {
     let mut exports = Vec::new();
     let mut undefined = Vec::new();
     let mut crcs = std::collections::HashMap::new();
@@ -450,23 +476,7 @@ pub fn parse(data: &[u8]) -> Result<Module, ParseError> {
     exports.sort_by(|a, b| a.name.cmp(&b.name));
     undefined.sort();
     undefined.dedup();
-    Ok(Module {
-        name,
-        class: if is_64 { 64 } else { 32 },
-        big_endian,
-        machine,
-        modinfo,
-        params,
-        versions,
-        ext_versions,
-        exports,
-        undefined,
-        signature,
-        elf_len: elf.len(),
-        kunit_suites,
-        param_slots,
-        code: code_map(&file),
-    })
+    Ok((exports, undefined))
 }
 
 #[cfg(test)]
@@ -546,7 +556,8 @@ mod tests {
     /// parameters with long names and of imports, an extended-names section of
     /// mostly empty names. They parse, with every entry accounted for. (That they do so in
     /// linear time is measured by `hostile_large_modules_are_handled_in_linear_time` in
-    /// `tests/tests/ship.rs` and reported in `docs/ship.md`; the quadratic code took minutes.)
+    /// `tests/tests/it/ship.rs` (the `it` test binary) and reported in `docs/ship.md`; the
+    /// quadratic code took minutes.)
     #[test]
     fn hostile_large_modules_parse_completely() {
         let elf = corpus("x86_64-hello-unsigned.ko");

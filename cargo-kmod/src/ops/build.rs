@@ -77,23 +77,8 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     // Where this build's plan, objects and published `.ko` files live.
     let base = publish_dir(&out_dir, opts.test);
     let _lock = lock_build_dir(shell, &out_dir)?;
-
-    let mut features = BTreeMap::new();
-    for m in &ctx.modules {
-        let on = m.enabled_features(&opts.features, opts.all_features, opts.no_default_features)?;
-        features.insert(m.package.clone(), on);
-    }
-    let mut extra_symbols: Vec<PathBuf> = ctx
-        .modules
-        .iter()
-        .flat_map(|m| m.extra_symbols.iter().cloned())
-        .collect();
-    extra_symbols.extend(session.env.extra_symbols());
-    for s in &extra_symbols {
-        if !s.is_file() {
-            crate::bail_user!("`extra-symbols` file `{}` does not exist", s.display(); hint = "build that module first, or fix the path");
-        }
-    }
+    let features = selected_features(ctx, opts)?;
+    let extra_symbols = extra_symbols(session, ctx)?;
 
     // No-op check before anything expensive.
     let names: Vec<&str> = ctx.modules.iter().map(|m| m.name.as_str()).collect();
@@ -103,24 +88,9 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             .get(..12)
             .unwrap_or("x")
     ));
-    // Modules with crate dependencies: `Cargo.lock`, cargo's config and the sources of local
-    // dependency packages (recorded by the last build) are inputs too.
-    let has_deps = ctx.modules.iter().any(|m| !m.crate_deps.is_empty());
-    let deps_inputs = |sources: &[PathBuf], started: Option<&fingerprint::Started>| -> String {
-        if has_deps {
-            deps::inputs_fingerprint(&ctx.workspace.root, sources, started)
-        } else {
-            String::new()
-        }
-    };
     let base_fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
     let fingerprint =
-        base_fingerprint.clone() + &deps_inputs(&deps::recorded_sources(&stamp), None);
-    let published: Vec<PathBuf> = ctx
-        .modules
-        .iter()
-        .map(|m| base.join(format!("{}.ko", m.name)))
-        .collect();
+        base_fingerprint.clone() + &deps_inputs(ctx, &deps::recorded_sources(&stamp), None);
     if fingerprint::is_fresh(&stamp, &fingerprint) {
         shell.status("Fresh", names.join(", "));
         return Ok(artifacts(ctx, &out_dir, opts.test));
@@ -147,27 +117,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             ),
         );
     }
-    let macros = match &ctx.rustc {
-        Some(r) => plan::macros::ensure_macros_for(shell, &ctx.home, r)?,
-        None => plan::macros::ensure_macros(shell, &ctx.home, tree)?,
-    };
-    // crates.io dependencies: built by cargo for the kernel, linked into the module.
-    let module_deps = ctx.crate_deps(
-        shell,
-        &tc,
-        &features,
-        &out_dir,
-        DepsOptions {
-            release: opts.release,
-            mode: opts.cargo,
-            jobs: Some(opts.jobs),
-        },
-    )?;
-    if has_deps {
-        // cargo resolved into `Cargo.lock` (writing it when the resolution changed): from
-        // here on, a modification of it is an edit.
-        started.settle(&ctx.workspace.root.join("Cargo.lock"))?;
-    }
+    let (macros, module_deps) = macros_and_deps(shell, ctx, opts, &tc, &features, &mut started)?;
     let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
     let input = PlanInput {
         modules,
@@ -181,15 +131,113 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         deps: module_deps,
     };
     let plan = plan::render(&input)?;
+    write_plan(shell, ctx, &tc, &plan)?;
+    run_kbuild(shell, ctx, opts, &tc, &plan, &names)?;
+
+    // Publish: copy each .ko atomically next to the plan, where kbuild also wrote the
+    // pass's `Module.symvers`.
+    for pm in &plan.modules {
+        copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
+    }
+    record(ctx, &plan, &input.deps, &stamp, base_fingerprint, &started)?;
+    Ok(artifacts(ctx, &out_dir, opts.test))
+}
+
+/// The enabled features of each module, by package.
+fn selected_features(
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut features = BTreeMap::new();
+    for m in &ctx.modules {
+        let on = m.enabled_features(&opts.features, opts.all_features, opts.no_default_features)?;
+        features.insert(m.package.clone(), on);
+    }
+    Ok(features)
+}
+
+/// `KBUILD_EXTRA_SYMBOLS`: the manifests' `extra-symbols` and the environment's, each of
+/// which must exist.
+fn extra_symbols(session: &Session, ctx: &BuildContext) -> Result<Vec<PathBuf>> {
+    let mut extra_symbols: Vec<PathBuf> = ctx
+        .modules
+        .iter()
+        .flat_map(|m| m.extra_symbols.iter().cloned())
+        .collect();
+    extra_symbols.extend(session.env.extra_symbols());
+    for s in &extra_symbols {
+        if !s.is_file() {
+            crate::bail_user!("`extra-symbols` file `{}` does not exist", s.display(); hint = "build that module first, or fix the path");
+        }
+    }
+    Ok(extra_symbols)
+}
+
+/// Modules with crate dependencies: `Cargo.lock`, cargo's config and the sources of local
+/// dependency packages (recorded by the last build) are inputs too. Empty without any.
+fn deps_inputs(
+    ctx: &BuildContext,
+    sources: &[PathBuf],
+    started: Option<&fingerprint::Started>,
+) -> String {
+    if has_deps(ctx) {
+        deps::inputs_fingerprint(&ctx.workspace.root, sources, started)
+    } else {
+        String::new()
+    }
+}
+
+/// Whether any selected module has crate dependencies.
+fn has_deps(ctx: &BuildContext) -> bool {
+    ctx.modules.iter().any(|m| !m.crate_deps.is_empty())
+}
+
+/// The `kmod_macros` proc macro for the tree's rustc, and the crates.io dependencies built by
+/// cargo for the kernel (linked into the modules), by package.
+fn macros_and_deps(
+    shell: &Shell,
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+    tc: &Toolchain,
+    features: &BTreeMap<String, BTreeSet<String>>,
+    started: &mut fingerprint::Started,
+) -> Result<(PathBuf, BTreeMap<String, deps::ModuleDeps>)> {
+    let macros = match &ctx.rustc {
+        Some(r) => plan::macros::ensure_macros_for(shell, &ctx.home, r)?,
+        None => plan::macros::ensure_macros(shell, &ctx.home, &ctx.tree)?,
+    };
+    let module_deps = ctx.crate_deps(
+        shell,
+        tc,
+        features,
+        &ctx.kmod_dir(),
+        DepsOptions {
+            release: opts.release,
+            mode: opts.cargo,
+            jobs: Some(opts.jobs),
+        },
+    )?;
+    if has_deps(ctx) {
+        // cargo resolved into `Cargo.lock` (writing it when the resolution changed): from
+        // here on, a modification of it is an edit.
+        started.settle(&ctx.workspace.root.join("Cargo.lock"))?;
+    }
+    Ok((macros, module_deps))
+}
+
+/// Write the plan with its generated bindings, and make kbuild recompile a crate whose
+/// cargo-like environment changed.
+fn write_plan(shell: &Shell, ctx: &BuildContext, tc: &Toolchain, plan: &plan::Plan) -> Result<()> {
+    let tree = &ctx.tree;
     // Bindings need kbuild's flags for this tree: probe once per tree configuration.
     if ctx.modules.iter().any(|m| !m.bindings.is_empty()) {
-        let probe = out_dir.join(".probe");
+        let probe = ctx.kmod_dir().join(".probe");
         std::fs::create_dir_all(&probe)
             .with_context(|| format!("cannot create `{}`", probe.display()))?;
-        let flags = plan::bindings::kbuild_cflags(shell, tree, &tc, &probe)?;
+        let flags = plan::bindings::kbuild_cflags(shell, tree, tc, &probe)?;
         for (m, pm) in ctx.modules.iter().zip(&plan.modules) {
             for b in &m.bindings {
-                plan::bindings::generate(shell, b, &m.manifest_path, &flags, &pm.out_dir, &tc)?;
+                plan::bindings::generate(shell, b, &m.manifest_path, &flags, &pm.out_dir, tc)?;
             }
         }
     }
@@ -199,6 +247,18 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             crate::fsutil::sha256_hex(format!("{:?}", m.env(tree, &pm.out_dir)).as_bytes());
         crate::kbuild::invalidate_on_env_change(&pm.dir, &pm.rust_object, &env_hash)?;
     }
+    Ok(())
+}
+
+/// The kbuild pass over the plan, its output in `kbuild.log` and on the terminal.
+fn run_kbuild(
+    shell: &Shell,
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+    tc: &Toolchain,
+    plan: &plan::Plan,
+    names: &[&str],
+) -> Result<()> {
     let log = plan.base.join("kbuild.log");
     let run = crate::kbuild::ModulesRun {
         dir: &plan.base,
@@ -207,7 +267,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         log: &log,
         forward: true,
     };
-    crate::kbuild::run(shell, tree, &tc, &run).with_context(|| {
+    crate::kbuild::run(shell, &ctx.tree, tc, &run).with_context(|| {
         format!(
             "could not compile {}",
             names
@@ -216,26 +276,33 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
                 .collect::<Vec<_>>()
                 .join(", ")
         )
-    })?;
+    })
+}
 
-    // Publish: copy each .ko atomically next to the plan, where kbuild also wrote the
-    // pass's `Module.symvers`.
-    for pm in &plan.modules {
-        copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
-    }
-    // What this pass read, from kbuild's own dependency lists: the next no-op check
-    // covers exactly those files.
-    let read = crate::kbuild::dependencies(tree, plan.modules.iter().map(|m| m.dir.as_path()));
-    // The dependency inputs as they are now (cargo may have written the lock).
-    let sources: Vec<PathBuf> = input
-        .deps
+/// Record the stamp of a finished build: what this pass read, from kbuild's own dependency
+/// lists (the next no-op check covers exactly those files), the dependency inputs as they
+/// are now (cargo may have written the lock), and the published `.ko` files.
+fn record(
+    ctx: &BuildContext,
+    plan: &plan::Plan,
+    module_deps: &BTreeMap<String, deps::ModuleDeps>,
+    stamp: &Path,
+    base_fingerprint: String,
+    started: &fingerprint::Started,
+) -> Result<()> {
+    let read = crate::kbuild::dependencies(&ctx.tree, plan.modules.iter().map(|m| m.dir.as_path()));
+    let sources: Vec<PathBuf> = module_deps
         .values()
         .flat_map(|d| d.sources.clone())
         .collect();
-    deps::record_sources(&stamp, &sources)?;
-    let fingerprint = base_fingerprint + &deps_inputs(&sources, Some(&started));
-    fingerprint::store(&stamp, &fingerprint, &read, &published, &started)?;
-    Ok(artifacts(ctx, &out_dir, opts.test))
+    deps::record_sources(stamp, &sources)?;
+    let fingerprint = base_fingerprint + &deps_inputs(ctx, &sources, Some(started));
+    let published: Vec<PathBuf> = ctx
+        .modules
+        .iter()
+        .map(|m| plan.base.join(format!("{}.ko", m.name)))
+        .collect();
+    fingerprint::store(stamp, &fingerprint, &read, &published, started)
 }
 
 /// The fingerprint of everything known before kbuild runs (the stamp adds the files the

@@ -6,20 +6,68 @@
 //! are added here with their real crate roots, the tree's cfgs, the cargo-like environment
 //! of the build and the `kmod_macros` proc macro.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 use xshell::cmd;
 
 use crate::context::{BuildContext, Session};
+use crate::deps::{DepCrate, ModuleDeps};
 use crate::kernel::toolchain::Toolchain;
+use crate::manifest::ModuleSpec;
+use crate::shell::Shell;
 
 /// The project description for the context's modules.
 pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
     let shell = &session.shell;
-    let tree = &ctx.tree;
     let tc = Toolchain::detect(&ctx.home);
+    let mut project = kernel_project(shell, ctx, &tc)?;
+    let crates = project["crates"]
+        .as_array_mut()
+        .context("`rust-project.json` has no `crates`")?;
+    let index_of =
+        |crates: &Vec<Value>, name: &str| crates.iter().position(|c| c["display_name"] == name);
+    let kernel = index_of(crates, "kernel").context("`rust-project.json` has no `kernel` crate")?;
+    let cfg = crates[kernel]["cfg"].clone();
+    let deps: Vec<Value> = [
+        "core",
+        "kernel",
+        "pin_init",
+        "zerocopy",
+        "zerocopy_derive",
+        "ffi",
+    ]
+    .iter()
+    .filter_map(|n| index_of(crates, n).map(|i| json!({ "crate": i, "name": n })))
+    .collect();
+    let macros_dep = push_macros(shell, ctx, crates)?;
+    let module_deps = module_crate_deps(shell, ctx, &tc)?;
+    let core_dep: Vec<Value> = deps
+        .iter()
+        .filter(|d| d["name"] == "core")
+        .cloned()
+        .collect();
+    let dep_index = push_dependency_crates(crates, &module_deps, &core_dep);
+    let mut module_crate_deps = deps;
+    module_crate_deps.push(macros_dep);
+    for mspec in &ctx.modules {
+        crates.push(module_crate(
+            ctx,
+            mspec,
+            &module_crate_deps,
+            module_deps.get(&mspec.package),
+            &dep_index,
+            &cfg,
+        ));
+    }
+    Ok(project)
+}
 
-    // The kernel's description of its own crates, from an empty external module dir.
+/// The kernel's description of its own crates (`make rust-analyzer`), from an empty
+/// external module dir.
+fn kernel_project(shell: &Shell, ctx: &BuildContext, tc: &Toolchain) -> Result<Value> {
+    let tree = &ctx.tree;
     let dir = ctx.kmod_dir().join(".ide");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     crate::fsutil::write_if_changed(
@@ -41,29 +89,15 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
     crate::process::run(shell, make)?;
     let text = std::fs::read_to_string(dir.join("rust-project.json"))
         .context("`make rust-analyzer` wrote no `rust-project.json`")?;
-    let mut project: Value =
-        serde_json::from_str(&text).context("`make rust-analyzer` wrote invalid JSON")?;
-    let crates = project["crates"]
-        .as_array_mut()
-        .context("`rust-project.json` has no `crates`")?;
-    let index_of =
-        |crates: &Vec<Value>, name: &str| crates.iter().position(|c| c["display_name"] == name);
-    let kernel = index_of(crates, "kernel").context("`rust-project.json` has no `kernel` crate")?;
-    let cfg = crates[kernel]["cfg"].clone();
-    let deps: Vec<Value> = [
-        "core",
-        "kernel",
-        "pin_init",
-        "zerocopy",
-        "zerocopy_derive",
-        "ffi",
-    ]
-    .iter()
-    .filter_map(|n| index_of(crates, n).map(|i| json!({ "crate": i, "name": n })))
-    .collect();
+    serde_json::from_str(&text).context("`make rust-analyzer` wrote invalid JSON")
+}
+
+/// Add the `kmod_macros` proc macro crate (built for the tree's rustc); returns the
+/// dependency entry that names it.
+fn push_macros(shell: &Shell, ctx: &BuildContext, crates: &mut Vec<Value>) -> Result<Value> {
     let so = match &ctx.rustc {
         Some(r) => crate::plan::macros::ensure_macros_for(shell, &ctx.home, r)?,
-        None => crate::plan::macros::ensure_macros(shell, &ctx.home, tree)?,
+        None => crate::plan::macros::ensure_macros(shell, &ctx.home, &ctx.tree)?,
     };
     let root = so
         .parent()
@@ -79,60 +113,42 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
         "deps": [],
         "cfg": [],
     }));
-    let macros_dep = json!({ "crate": crates.len() - 1, "name": "kmod_macros" });
-    // The modules' crate dependencies (built, so proc macros and build-script output
-    // exist), each listed once with its features, cfgs and edges.
-    let mut features = std::collections::BTreeMap::new();
+    Ok(json!({ "crate": crates.len() - 1, "name": "kmod_macros" }))
+}
+
+/// The modules' crate dependencies, built (so proc macros and build-script output exist),
+/// by package.
+fn module_crate_deps(
+    shell: &Shell,
+    ctx: &BuildContext,
+    tc: &Toolchain,
+) -> Result<BTreeMap<String, ModuleDeps>> {
+    let mut features = BTreeMap::new();
     for m in &ctx.modules {
         features.insert(m.package.clone(), m.enabled_features(&[], false, false)?);
     }
-    let module_deps = ctx.crate_deps(
+    ctx.crate_deps(
         shell,
-        &tc,
+        tc,
         &features,
         &ctx.kmod_dir(),
         crate::deps::DepsOptions::default(),
-    )?;
-    let core_dep: Vec<Value> = deps
-        .iter()
-        .filter(|d| d["name"] == "core")
-        .cloned()
-        .collect();
-    let mut dep_index: std::collections::BTreeMap<String, usize> = Default::default();
+    )
+}
+
+/// Add every dependency crate once, with its features, cfgs and environment, then the edges
+/// between them. Returns each one's index in `crates`, by package id.
+fn push_dependency_crates(
+    crates: &mut Vec<Value>,
+    module_deps: &BTreeMap<String, ModuleDeps>,
+    core_dep: &[Value],
+) -> BTreeMap<String, usize> {
+    let mut dep_index: BTreeMap<String, usize> = Default::default();
     for c in module_deps.values().flat_map(|d| &d.crates) {
         if dep_index.contains_key(&c.id) {
             continue;
         }
-        let mut cfg: Vec<String> = c
-            .features
-            .iter()
-            .map(|f| format!("feature=\"{f}\""))
-            .collect();
-        cfg.extend(c.cfgs.iter().cloned());
-        let env: serde_json::Map<String, Value> = c
-            .env
-            .iter()
-            .cloned()
-            .chain([
-                ("CARGO_PKG_NAME".to_string(), c.name.clone()),
-                ("CARGO_PKG_VERSION".to_string(), c.version.clone()),
-            ])
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let mut krate = json!({
-            "display_name": c.name,
-            "root_module": c.root,
-            "is_workspace_member": false,
-            "edition": c.edition,
-            "deps": if c.proc_macro.is_some() { vec![] } else { core_dep.clone() },
-            "cfg": cfg,
-            "env": env,
-        });
-        if let Some(so) = &c.proc_macro {
-            krate["is_proc_macro"] = json!(true);
-            krate["proc_macro_dylib_path"] = json!(so);
-        }
-        crates.push(krate);
+        crates.push(dependency_crate(c, core_dep));
         dep_index.insert(c.id.clone(), crates.len() - 1);
     }
     for c in module_deps.values().flat_map(|d| &d.crates) {
@@ -147,32 +163,71 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
             }
         }
     }
-    for mspec in &ctx.modules {
-        let out_dir = ctx.kmod_dir().join(&mspec.package).join("out");
-        let mut env = serde_json::Map::new();
-        for (k, v) in mspec.env(tree, &out_dir) {
-            env.insert(k, Value::String(v.replace("$$", "$").replace("\\#", "#")));
-        }
-        let mut d = deps.clone();
-        d.push(macros_dep.clone());
-        for c in module_deps
-            .get(&mspec.package)
-            .map(|m| &m.crates[..])
-            .unwrap_or(&[])
-        {
-            if let Some(name) = &c.direct {
-                d.push(json!({ "crate": dep_index[&c.id], "name": name }));
-            }
-        }
-        crates.push(json!({
-            "display_name": mspec.crate_name,
-            "root_module": mspec.crate_root,
-            "is_workspace_member": true,
-            "edition": "2021",
-            "deps": d,
-            "cfg": cfg,
-            "env": env,
-        }));
+    dep_index
+}
+
+/// The entry of one dependency crate, without its edges to other dependencies.
+fn dependency_crate(c: &DepCrate, core_dep: &[Value]) -> Value {
+    let mut cfg: Vec<String> = c
+        .features
+        .iter()
+        .map(|f| format!("feature=\"{f}\""))
+        .collect();
+    cfg.extend(c.cfgs.iter().cloned());
+    let env: serde_json::Map<String, Value> = c
+        .env
+        .iter()
+        .cloned()
+        .chain([
+            ("CARGO_PKG_NAME".to_string(), c.name.clone()),
+            ("CARGO_PKG_VERSION".to_string(), c.version.clone()),
+        ])
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut krate = json!({
+        "display_name": c.name,
+        "root_module": c.root,
+        "is_workspace_member": false,
+        "edition": c.edition,
+        "deps": if c.proc_macro.is_some() { vec![] } else { core_dep.to_vec() },
+        "cfg": cfg,
+        "env": env,
+    });
+    if let Some(so) = &c.proc_macro {
+        krate["is_proc_macro"] = json!(true);
+        krate["proc_macro_dylib_path"] = json!(so);
     }
-    Ok(project)
+    krate
+}
+
+/// The entry of one module crate: its real crate root, the tree's cfgs, the build's
+/// cargo-like environment, and the kernel crates, `kmod_macros` and its direct dependencies.
+fn module_crate(
+    ctx: &BuildContext,
+    mspec: &ModuleSpec,
+    kernel_deps: &[Value],
+    deps: Option<&ModuleDeps>,
+    dep_index: &BTreeMap<String, usize>,
+    cfg: &Value,
+) -> Value {
+    let out_dir = ctx.kmod_dir().join(&mspec.package).join("out");
+    let mut env = serde_json::Map::new();
+    for (k, v) in mspec.env(&ctx.tree, &out_dir) {
+        env.insert(k, Value::String(v.replace("$$", "$").replace("\\#", "#")));
+    }
+    let mut d = kernel_deps.to_vec();
+    for c in deps.map(|m| &m.crates[..]).unwrap_or(&[]) {
+        if let Some(name) = &c.direct {
+            d.push(json!({ "crate": dep_index[&c.id], "name": name }));
+        }
+    }
+    json!({
+        "display_name": mspec.crate_name,
+        "root_module": mspec.crate_root,
+        "is_workspace_member": true,
+        "edition": "2021",
+        "deps": d,
+        "cfg": cfg,
+        "env": env,
+    })
 }

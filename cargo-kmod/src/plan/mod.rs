@@ -206,181 +206,10 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
     let mut modules = Vec::new();
     let mut dirs = Vec::new();
     for m in &input.modules {
-        let dir = input.base.join(&m.package);
-        let out_dir = dir.join("out");
-        let manifest = &m.manifest_path;
-        if !m.crate_root.is_file() {
-            crate::bail_user!(
-                "crate root `{}` of `{}` does not exist", m.crate_root.display(), manifest.display();
-                hint = "create it, or set `crate-root` in `[package.metadata.kmod]`"
-            );
-        }
-        let features = input.features.get(&m.package).cloned().unwrap_or_default();
-        let mut c_sources: Vec<PathBuf> = m.c_sources.clone();
-        // Every entry is one argument of the compiler, escaped for make and the shell.
-        let mut ccflags: Vec<String> = Vec::new();
-        let mut rustflags: Vec<String> = Vec::new();
-        let cfg = |v: &str| -> Vec<String> { vec!["--cfg".into(), make_value(&shell_word(v))] };
-        for f in &features {
-            rustflags.extend(cfg(&format!("feature=\"{f}\"")));
-            let define: String = f
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            ccflags.push(format!("-DKMOD_FEATURE_{define}"));
-            if let Some(objs) = m.feature_objects.get(f) {
-                let key = format!("[package.metadata.kmod.features.{f}]");
-                c_sources.extend(objs.c_sources.iter().cloned());
-                for v in &objs.ccflags {
-                    ccflags.push(flag(v, &format!("ccflags` of `{key}"), manifest)?);
-                }
-                for v in &objs.rustflags {
-                    rustflags.push(flag(v, &format!("rustflags` of `{key}"), manifest)?);
-                }
-            }
-        }
-        for d in &m.include_dirs {
-            ccflags.push(format!("-I{}", make_path(d, "include dir", manifest)?));
-        }
-        for v in &m.ccflags {
-            ccflags.push(flag(v, "ccflags", manifest)?);
-        }
-        if input.test {
-            ccflags.push("-DKMOD_TEST".into());
-            rustflags.extend(cfg("test"));
-        }
-        if input.release {
-            ccflags.push("-DNDEBUG".into());
-            rustflags.push("-Cdebug-assertions=off".into());
-            rustflags.push("-Coverflow-checks=off".into());
-        }
-        if let Some(so) = &input.macros {
-            rustflags.push("--extern".into());
-            rustflags.push(format!(
-                "kmod_macros={}",
-                make_path(so, "proc macro", manifest)?
-            ));
-        }
-        for v in &m.rustflags {
-            rustflags.push(flag(v, "rustflags", manifest)?);
-        }
-        let mut exports = Vec::new();
-        for (k, v) in m.env(input.tree, &out_dir) {
-            let value = env_value(&k, &v, manifest)?;
-            exports.push((k, value));
-        }
-        // crates.io dependencies: `--extern`s for the module crate, their objects linked in.
-        let mut dep_objects = Vec::new();
-        if let Some(deps) = input.deps.get(&m.package) {
-            for f in &deps.rustflags {
-                // `--extern name=path` and `-L dependency=dir`: two arguments each.
-                let (opt, value) = f.split_once(' ').unwrap_or((f.as_str(), ""));
-                rustflags.push(make_value(&shell_word(opt)));
-                if let Some((name, path)) = value.split_once('=') {
-                    rustflags.push(format!(
-                        "{}={}",
-                        make_value(&shell_word(name)),
-                        make_path(Path::new(path), "dependency", manifest)?
-                    ));
-                } else if !value.is_empty() {
-                    rustflags.push(make_value(&shell_word(value)));
-                }
-            }
-            for o in &deps.objects {
-                let object = o
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                dep_objects.push(CObject {
-                    object,
-                    source: make_path(o, "dependency object", manifest)?,
-                });
-            }
-        }
-
-        // Named after the crate (a Rust identifier) rather than the module (which may start
-        // with a digit): 6.12's kbuild derives `--crate-name` from the object's name. A
-        // module that is its crate alone is that one object, as in a hand-written Kbuild
-        // (`obj-m := name.o`): no subdirectory link step (`ld -r`) on every rebuild.
-        let sets_crate_name = kbuild_sets_crate_name(input.tree);
-        let single = c_sources.is_empty()
-            && dep_objects.is_empty()
-            && (!sets_crate_name || m.name == m.crate_name);
-        let rust_object = if single {
-            format!("{}.o", m.name)
-        } else {
-            format!("{}_rs.o", m.crate_name)
-        };
-        let mut used: BTreeSet<String> = [m.name.clone() + ".o", rust_object.clone()].into();
-        let mut c_objects = Vec::new();
-        for src in &c_sources {
-            if !src.is_file() {
-                crate::bail_user!(
-                    "C source `{}` listed in `{}` does not exist", src.display(), manifest.display();
-                    hint = "fix the path in `c-sources` (paths are relative to the package)"
-                );
-            }
-            let stem = src
-                .file_stem()
-                .map(|s| {
-                    s.to_string_lossy()
-                        .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
-                })
-                .unwrap_or_default();
-            let mut object = format!("{stem}.o");
-            let mut n = 1;
-            while used.contains(&object) {
-                object = format!("{stem}_{n}.o");
-                n += 1;
-            }
-            used.insert(object.clone());
-            c_objects.push(CObject {
-                object,
-                source: make_path(src, "C source", manifest)?,
-            });
-        }
-        let mut objects = vec![rust_object.clone()];
-        objects.extend(c_objects.iter().map(|c| c.object.clone()));
-        objects.extend(dep_objects.iter().map(|c| c.object.clone()));
-        let text = env
-            .render_str(
-                MODULE_KBUILD,
-                minijinja::context! {
-                    helpers => MAKE_HELPERS,
-                    manifest => comment(&manifest.display().to_string()),
-                    name => m.name,
-                    package => m.package,
-                    test => input.test,
-                    env => exports,
-                    objects => objects,
-                    ccflags => ccflags,
-                    rustflags => rustflags,
-                    rust_object => rust_object,
-                    // Older kbuild (6.12) names the crate after the object itself.
-                    crate_name => (!sets_crate_name).then_some(&m.crate_name),
-                    single => single,
-                    crate_root => make_path(&m.crate_root, "crate root", manifest)?,
-                    c_objects => c_objects,
-                    dep_objects => dep_objects,
-                },
-            )
-            .context("cannot render the module Kbuild template")?;
-        files.push((dir.join("Kbuild"), text));
+        let (kbuild, module) = render_module(&env, input, m)?;
+        files.push((module.dir.join("Kbuild"), kbuild));
         dirs.push(m.package.clone());
-        modules.push(PlannedModule {
-            name: m.name.clone(),
-            package: m.package.clone(),
-            built_ko: dir.join(format!("{}.ko", m.name)),
-            dir,
-            out_dir,
-            rust_object,
-        });
+        modules.push(module);
     }
     let top = env
         .render_str(TOP_KBUILD, minijinja::context! { dirs => dirs })
@@ -413,6 +242,248 @@ pub fn render(input: &PlanInput<'_>) -> Result<Plan> {
         modules,
         make_args,
     })
+}
+
+/// One module's Kbuild and what the plan records about it.
+fn render_module(
+    env: &minijinja::Environment<'_>,
+    input: &PlanInput<'_>,
+    m: &ModuleSpec,
+) -> Result<(String, PlannedModule)> {
+    let dir = input.base.join(&m.package);
+    let out_dir = dir.join("out");
+    let manifest = &m.manifest_path;
+    if !m.crate_root.is_file() {
+        crate::bail_user!(
+            "crate root `{}` of `{}` does not exist", m.crate_root.display(), manifest.display();
+            hint = "create it, or set `crate-root` in `[package.metadata.kmod]`"
+        );
+    }
+    let Flags {
+        c_sources,
+        ccflags,
+        mut rustflags,
+    } = module_flags(input, m)?;
+    let mut exports = Vec::new();
+    for (k, v) in m.env(input.tree, &out_dir) {
+        let value = env_value(&k, &v, manifest)?;
+        exports.push((k, value));
+    }
+    // crates.io dependencies: `--extern`s for the module crate, their objects linked in.
+    let dep_objects = match input.deps.get(&m.package) {
+        Some(deps) => dependency_flags(deps, manifest, &mut rustflags)?,
+        None => Vec::new(),
+    };
+
+    // Named after the crate (a Rust identifier) rather than the module (which may start
+    // with a digit): 6.12's kbuild derives `--crate-name` from the object's name. A
+    // module that is its crate alone is that one object, as in a hand-written Kbuild
+    // (`obj-m := name.o`): no subdirectory link step (`ld -r`) on every rebuild.
+    let sets_crate_name = kbuild_sets_crate_name(input.tree);
+    let single = c_sources.is_empty()
+        && dep_objects.is_empty()
+        && (!sets_crate_name || m.name == m.crate_name);
+    let rust_object = if single {
+        format!("{}.o", m.name)
+    } else {
+        format!("{}_rs.o", m.crate_name)
+    };
+    let c_objects = c_objects(m, &rust_object, &c_sources)?;
+    let mut objects = vec![rust_object.clone()];
+    objects.extend(c_objects.iter().map(|c| c.object.clone()));
+    objects.extend(dep_objects.iter().map(|c| c.object.clone()));
+    let text = env
+        .render_str(
+            MODULE_KBUILD,
+            minijinja::context! {
+                helpers => MAKE_HELPERS,
+                manifest => comment(&manifest.display().to_string()),
+                name => m.name,
+                package => m.package,
+                test => input.test,
+                env => exports,
+                objects => objects,
+                ccflags => ccflags,
+                rustflags => rustflags,
+                rust_object => rust_object,
+                // Older kbuild (6.12) names the crate after the object itself.
+                crate_name => (!sets_crate_name).then_some(&m.crate_name),
+                single => single,
+                crate_root => make_path(&m.crate_root, "crate root", manifest)?,
+                c_objects => c_objects,
+                dep_objects => dep_objects,
+            },
+        )
+        .context("cannot render the module Kbuild template")?;
+    let module = PlannedModule {
+        name: m.name.clone(),
+        package: m.package.clone(),
+        built_ko: dir.join(format!("{}.ko", m.name)),
+        dir,
+        out_dir,
+        rust_object,
+    };
+    Ok((text, module))
+}
+
+/// A module's C sources (its features add theirs) and compiler flags. Every flag is one
+/// argument of the compiler, escaped for make and the shell.
+struct Flags {
+    c_sources: Vec<PathBuf>,
+    ccflags: Vec<String>,
+    rustflags: Vec<String>,
+}
+
+/// The C sources and flags of module `m`: its enabled features', its own, and what the
+/// build asks for (`test`, `--release`, the proc macro crate).
+fn module_flags(input: &PlanInput<'_>, m: &ModuleSpec) -> Result<Flags> {
+    let manifest = &m.manifest_path;
+    let features = input.features.get(&m.package).cloned().unwrap_or_default();
+    let mut flags = Flags {
+        c_sources: m.c_sources.clone(),
+        ccflags: Vec::new(),
+        rustflags: Vec::new(),
+    };
+    for f in &features {
+        feature_flags(m, f, &mut flags)?;
+    }
+    let Flags {
+        ccflags, rustflags, ..
+    } = &mut flags;
+    for d in &m.include_dirs {
+        ccflags.push(format!("-I{}", make_path(d, "include dir", manifest)?));
+    }
+    for v in &m.ccflags {
+        ccflags.push(flag(v, "ccflags", manifest)?);
+    }
+    if input.test {
+        ccflags.push("-DKMOD_TEST".into());
+        rustflags.extend(cfg("test"));
+    }
+    if input.release {
+        ccflags.push("-DNDEBUG".into());
+        rustflags.push("-Cdebug-assertions=off".into());
+        rustflags.push("-Coverflow-checks=off".into());
+    }
+    if let Some(so) = &input.macros {
+        rustflags.push("--extern".into());
+        rustflags.push(format!(
+            "kmod_macros={}",
+            make_path(so, "proc macro", manifest)?
+        ));
+    }
+    for v in &m.rustflags {
+        rustflags.push(flag(v, "rustflags", manifest)?);
+    }
+    Ok(flags)
+}
+
+/// `--cfg VALUE`, escaped for make and the shell.
+fn cfg(v: &str) -> Vec<String> {
+    vec!["--cfg".into(), make_value(&shell_word(v))]
+}
+
+/// What enabled feature `f` adds: `--cfg feature="f"`, `-DKMOD_FEATURE_F`, and the C
+/// sources and flags of its `[package.metadata.kmod.features.f]`.
+fn feature_flags(m: &ModuleSpec, f: &str, flags: &mut Flags) -> Result<()> {
+    let manifest = &m.manifest_path;
+    flags.rustflags.extend(cfg(&format!("feature=\"{f}\"")));
+    let define: String = f
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    flags.ccflags.push(format!("-DKMOD_FEATURE_{define}"));
+    if let Some(objs) = m.feature_objects.get(f) {
+        let key = format!("[package.metadata.kmod.features.{f}]");
+        flags.c_sources.extend(objs.c_sources.iter().cloned());
+        for v in &objs.ccflags {
+            flags
+                .ccflags
+                .push(flag(v, &format!("ccflags` of `{key}"), manifest)?);
+        }
+        for v in &objs.rustflags {
+            flags
+                .rustflags
+                .push(flag(v, &format!("rustflags` of `{key}"), manifest)?);
+        }
+    }
+    Ok(())
+}
+
+/// The crates.io dependencies of a module: their `--extern`s and `-L`s appended to
+/// `rustflags`, and their objects to link in.
+fn dependency_flags(
+    deps: &crate::deps::ModuleDeps,
+    manifest: &Path,
+    rustflags: &mut Vec<String>,
+) -> Result<Vec<CObject>> {
+    for f in &deps.rustflags {
+        // `--extern name=path` and `-L dependency=dir`: two arguments each.
+        let (opt, value) = f.split_once(' ').unwrap_or((f.as_str(), ""));
+        rustflags.push(make_value(&shell_word(opt)));
+        if let Some((name, path)) = value.split_once('=') {
+            rustflags.push(format!(
+                "{}={}",
+                make_value(&shell_word(name)),
+                make_path(Path::new(path), "dependency", manifest)?
+            ));
+        } else if !value.is_empty() {
+            rustflags.push(make_value(&shell_word(value)));
+        }
+    }
+    let mut dep_objects = Vec::new();
+    for o in &deps.objects {
+        let object = o
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dep_objects.push(CObject {
+            object,
+            source: make_path(o, "dependency object", manifest)?,
+        });
+    }
+    Ok(dep_objects)
+}
+
+/// One object per C source, named after its file and numbered past the names already taken
+/// (the module's and the Rust object's).
+fn c_objects(m: &ModuleSpec, rust_object: &str, c_sources: &[PathBuf]) -> Result<Vec<CObject>> {
+    let manifest = &m.manifest_path;
+    let mut used: BTreeSet<String> = [m.name.clone() + ".o", rust_object.to_string()].into();
+    let mut c_objects = Vec::new();
+    for src in c_sources {
+        if !src.is_file() {
+            crate::bail_user!(
+                "C source `{}` listed in `{}` does not exist", src.display(), manifest.display();
+                hint = "fix the path in `c-sources` (paths are relative to the package)"
+            );
+        }
+        let stem = src
+            .file_stem()
+            .map(|s| {
+                s.to_string_lossy()
+                    .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_")
+            })
+            .unwrap_or_default();
+        let mut object = format!("{stem}.o");
+        let mut n = 1;
+        while used.contains(&object) {
+            object = format!("{stem}_{n}.o");
+            n += 1;
+        }
+        used.insert(object.clone());
+        c_objects.push(CObject {
+            object,
+            source: make_path(src, "C source", manifest)?,
+        });
+    }
+    Ok(c_objects)
 }
 
 impl Plan {

@@ -63,9 +63,54 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     source_date_epoch()?;
     let release = tree.release.clone();
     check_release(&release)?;
-    let image = tree.image();
+    let script = check_exportable(tree)?;
+    std::fs::create_dir_all(out).map_err(|e| {
+        UserError::new(format!(
+            "cannot create `{}`: {}",
+            out.display(),
+            crate::ko::io_reason(&e)
+        ))
+    })?;
+    let stage = tempfile::Builder::new()
+        .prefix(".kit-")
+        .tempdir_in(out)
+        .with_context(|| format!("cannot create a staging directory in `{}`", out.display()))?;
+    let st = stage.path();
+    let sh = xshell::Shell::new()?;
+    for (k, v) in tc.kbuild_env() {
+        sh.set_var(k, v);
+    }
+
+    let dtbs = stage_boot(shell, &sh, tree, st)?;
+    let module_files = stage_modules(shell, &sh, tree, st)?;
+    let headers = stage_headers(shell, &sh, tree, &script, st)?;
+    let name = headers_name(&release);
+    let tar = tar_dir(&headers, &format!("{name}/"), &[])?;
+    let tar_name = format!("{name}.tar.gz");
+    write_output(&st.join(&tar_name), &gzip(&tar)?)?;
+    let deb_file = write_headers_deb(&headers, &release, tree.arch, st)?;
+
+    std::fs::remove_dir_all(headers.parent().expect("headers/<name>"))?;
+    move_into_place(st, out)?;
+    let rebase = |p: PathBuf| out.join(p.strip_prefix(st).unwrap_or(&p));
+    Ok(Kit {
+        dir: out.to_path_buf(),
+        release: release.clone(),
+        arch: tree.arch,
+        image: out.join("boot").join(format!("vmlinuz-{release}")),
+        dtbs: dtbs.into_iter().map(rebase).collect(),
+        modules: out.join("lib/modules").join(&release),
+        module_files,
+        headers_tar: out.join(tar_name),
+        headers_deb: out.join(deb_file),
+    })
+}
+
+/// Refuse a tree a kit cannot come from (not built, or a source before 6.5). Returns the
+/// source's `install-extmod-build` script.
+fn check_exportable(tree: &KernelTree) -> Result<PathBuf> {
     for (what, path) in [
-        ("the kernel image", image.clone()),
+        ("the kernel image", tree.image()),
         ("`Module.symvers`", tree.dir.join("Module.symvers")),
         ("`System.map`", tree.dir.join("System.map")),
     ] {
@@ -83,33 +128,27 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
             hint = "kits are exported from Linux 6.5 or newer"
         );
     }
-    std::fs::create_dir_all(out).map_err(|e| {
-        UserError::new(format!(
-            "cannot create `{}`: {}",
-            out.display(),
-            crate::ko::io_reason(&e)
-        ))
-    })?;
-    let stage = tempfile::Builder::new()
-        .prefix(".kit-")
-        .tempdir_in(out)
-        .with_context(|| format!("cannot create a staging directory in `{}`", out.display()))?;
-    let st = stage.path();
-    let sh = xshell::Shell::new()?;
-    for (k, v) in tc.kbuild_env() {
-        sh.set_var(k, v);
-    }
+    Ok(script)
+}
+
+/// Stage `boot/`: the kernel, its config and symbol map as `make install` names them, and
+/// the DTBs when the tree builds any. Returns the staged DTB files.
+fn stage_boot(
+    shell: &Shell,
+    sh: &xshell::Shell,
+    tree: &KernelTree,
+    st: &Path,
+) -> Result<Vec<PathBuf>> {
+    let release = &tree.release;
     let kdir = &tree.dir;
     let args = &tree.make_args();
-
-    // The kernel, its config and symbol map, as `make install` names them.
     shell.status(
         "Exporting",
         format_args!("linux {release} ({}) from `{}`", tree.arch, kdir.display()),
     );
     let boot = st.join("boot");
     std::fs::create_dir_all(&boot)?;
-    copy(&image, &boot.join(format!("vmlinuz-{release}")))?;
+    copy(&tree.image(), &boot.join(format!("vmlinuz-{release}")))?;
     copy(
         &kdir.join(".config"),
         &boot.join(format!("config-{release}")),
@@ -119,13 +158,12 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         &boot.join(format!("System.map-{release}")),
     )?;
 
-    // DTBs, when the tree builds any.
     let dts = crate::kernel::board::dts_dir(kdir, tree.arch);
     let mut dtbs = Vec::new();
     if has_file_with_ext(&dts, "dtb") {
         let to = format!(
             "INSTALL_DTBS_PATH={}",
-            boot.join("dtbs").join(&release).display()
+            boot.join("dtbs").join(release).display()
         );
         crate::process::run(
             shell,
@@ -135,31 +173,55 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         collect_files(&boot.join("dtbs"), &mut dtbs)?;
         dtbs.sort();
     }
+    Ok(dtbs)
+}
 
-    // Modules, the way the kernel installs them (signing and compression per its config).
+/// Stage `lib/modules/<release>/` the way the kernel installs modules (signing and
+/// compression per its config). Returns the in-tree module files, relative to it.
+fn stage_modules(
+    shell: &Shell,
+    sh: &xshell::Shell,
+    tree: &KernelTree,
+    st: &Path,
+) -> Result<Vec<String>> {
+    let kdir = &tree.dir;
+    let args = &tree.make_args();
     let mod_path = format!("INSTALL_MOD_PATH={}", st.display());
     crate::process::run(
         shell,
         cmd!(sh, "make -s -C {kdir} {args...} modules_install {mod_path}"),
     )
     .context("`make modules_install` failed")?;
-    let modlib = st.join("lib/modules").join(&release);
+    let modlib = st.join("lib/modules").join(&tree.release);
     // `modules_install` links `build` to this machine's tree; on the board it is the
     // headers' place, as Debian's kernel packages have it.
     let build_link = modlib.join("build");
     let _ = std::fs::remove_file(&build_link);
-    std::os::unix::fs::symlink(format!("/usr/src/{}", headers_name(&release)), &build_link)
-        .with_context(|| format!("cannot create `{}`", build_link.display()))?;
+    std::os::unix::fs::symlink(
+        format!("/usr/src/{}", headers_name(&tree.release)),
+        &build_link,
+    )
+    .with_context(|| format!("cannot create `{}`", build_link.display()))?;
     let mut module_files = Vec::new();
     collect_files(&modlib.join("kernel"), &mut module_files)?;
-    let module_files: Vec<String> = module_files
+    Ok(module_files
         .iter()
         .filter_map(|p| p.strip_prefix(&modlib).ok())
         .map(|p| p.display().to_string())
-        .collect();
+        .collect())
+}
 
-    // The headers: the kernel's own selection, plus what Rust modules need.
-    let name = headers_name(&release);
+/// Stage the headers in `headers/<name>/`: the kernel's own selection (`script`), plus what
+/// Rust modules need. Returns that directory.
+fn stage_headers(
+    shell: &Shell,
+    sh: &xshell::Shell,
+    tree: &KernelTree,
+    script: &Path,
+    st: &Path,
+) -> Result<PathBuf> {
+    let kdir = &tree.dir;
+    let name = headers_name(&tree.release);
     let headers = st.join("headers").join(&name);
     std::fs::create_dir_all(&headers)?;
     shell.status(
@@ -183,6 +245,24 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         crate::process::run(shell, cmd!(sh, "sh {script} {headers}"))
             .context("`scripts/package/install-extmod-build` failed")?;
     }
+    let rust_files = rust_artifacts(kdir)?;
+    for extra in rust_files.iter().map(String::as_str).chain([
+        ".config",
+        "rust/helpers/helpers_module.bc",
+        "certs/signing_key.x509",
+    ]) {
+        let from = kdir.join(extra);
+        if from.is_file() {
+            copy(&from, &headers.join(extra))?;
+        }
+    }
+    // Nothing in the headers may point back into this machine's tree.
+    reject_links_to(&headers, kdir)?;
+    Ok(headers)
+}
+
+/// The tree's `rust/*.rmeta` and `rust/*.so`, sorted; refused without `libkernel.rmeta`.
+fn rust_artifacts(kdir: &Path) -> Result<Vec<String>> {
     let rust_dir = kdir.join("rust");
     let mut rust_files = Vec::new();
     for e in std::fs::read_dir(&rust_dir)
@@ -201,26 +281,11 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         );
     }
     rust_files.sort();
-    for extra in rust_files.iter().map(String::as_str).chain([
-        ".config",
-        "rust/helpers/helpers_module.bc",
-        "certs/signing_key.x509",
-    ]) {
-        let from = kdir.join(extra);
-        if from.is_file() {
-            copy(&from, &headers.join(extra))?;
-        }
-    }
-    // Nothing in the headers may point back into this machine's tree.
-    reject_links_to(&headers, kdir)?;
+    Ok(rust_files)
+}
 
-    let tar = tar_dir(&headers, &format!("{name}/"), &[])?;
-    let tar_name = format!("{name}.tar.gz");
-    write_output(&st.join(&tar_name), &gzip(&tar)?)?;
-    let deb_file = write_headers_deb(&headers, &release, tree.arch, st)?;
-
-    // Move the staged kit into place.
-    std::fs::remove_dir_all(headers.parent().expect("headers/<name>"))?;
+/// Move the staged kit into place, replacing what a previous kit left in `out`.
+fn move_into_place(st: &Path, out: &Path) -> Result<()> {
     for entry in std::fs::read_dir(st)?.flatten() {
         let to = out.join(entry.file_name());
         if to.is_dir() && !to.is_symlink() {
@@ -230,18 +295,7 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
         std::fs::rename(entry.path(), &to)
             .with_context(|| format!("cannot move the kit into `{}`", to.display()))?;
     }
-    let rebase = |p: PathBuf| out.join(p.strip_prefix(st).unwrap_or(&p));
-    Ok(Kit {
-        dir: out.to_path_buf(),
-        release: release.clone(),
-        arch: tree.arch,
-        image: out.join("boot").join(format!("vmlinuz-{release}")),
-        dtbs: dtbs.into_iter().map(rebase).collect(),
-        modules: out.join("lib/modules").join(&release),
-        module_files,
-        headers_tar: out.join(tar_name),
-        headers_deb: out.join(deb_file),
-    })
+    Ok(())
 }
 
 /// A release becomes file and package names: refuse anything but kbuild's characters.
