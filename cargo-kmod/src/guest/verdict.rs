@@ -198,29 +198,13 @@ pub fn judge(
                 statuses.push(None);
             }
             StepState::Running => {
-                problems.push(match &log.end {
-                    BootEnd::TimedOut => format!(
-                        "the guest did not finish within {}s and was killed; its log stopped at: `{}`",
-                        opts.timeout.as_secs(),
-                        t.last_words()
-                    ),
-                    _ => format!(
-                        "the guest died during this step; its log stopped at: `{}`",
-                        t.last_words()
-                    ),
-                });
-                problems.extend(run_.out.iter().cloned());
-                problems.extend(lines.iter().cloned());
-                problems.extend(
-                    run_.console
-                        .iter()
-                        .filter(|l| !l.trim().is_empty())
-                        .cloned(),
-                );
-                let never: Vec<String> = plan.steps[i + 1..].iter().map(Step::name).collect();
-                if !never.is_empty() {
-                    problems.push(format!("never ran: {}", never.join(", ")));
-                }
+                problems.extend(stuck_problems(
+                    run,
+                    opts,
+                    run_,
+                    &lines,
+                    &plan.steps[i + 1..],
+                ));
                 statuses.push(None);
             }
             StepState::NotReached => {
@@ -250,12 +234,63 @@ pub fn judge(
             });
         }
     }
-    // After the last step: the settle time, the final check, the end of the script.
+    cases.extend(after_unload_case(run, plan, modules, taint));
+    (cases, filtered_out)
+}
+
+/// What is wrong with the step the guest was running when it died or was killed: why it
+/// stopped, what the step and the console showed, and the steps that never ran.
+fn stuck_problems(
+    run: &GuestRun,
+    opts: &TestOptions,
+    step: &crate::guest::transcript::StepRun,
+    lines: &[String],
+    later: &[Step],
+) -> Vec<String> {
+    let t = &run.transcript;
+    let mut problems = vec![match &run.boot.end {
+        BootEnd::TimedOut => format!(
+            "the guest did not finish within {}s and was killed; its log stopped at: `{}`",
+            opts.timeout.as_secs(),
+            t.last_words()
+        ),
+        _ => format!(
+            "the guest died during this step; its log stopped at: `{}`",
+            t.last_words()
+        ),
+    }];
+    problems.extend(step.out.iter().cloned());
+    problems.extend(lines.iter().cloned());
+    problems.extend(
+        step.console
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .cloned(),
+    );
+    let never: Vec<String> = later.iter().map(Step::name).collect();
+    if !never.is_empty() {
+        problems.push(format!("never ran: {}", never.join(", ")));
+    }
+    problems
+}
+
+/// The `modules (after unload)` case: what the settle time, the final check and the end of
+/// the script show, once every step was reported; `taint` is the taint after the last step.
+fn after_unload_case(
+    run: &GuestRun,
+    plan: &GuestPlan,
+    modules: &[KoModule],
+    taint: u64,
+) -> Option<CaseResult> {
+    let t = &run.transcript;
     let all_reported = t
         .steps
         .iter()
         .all(|s| matches!(s.state, StepState::Done | StepState::Skipped));
-    if all_reported {
+    if !all_reported {
+        return None;
+    }
+    {
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
         let name = format!("{} (after unload)", names.join(", "));
         let mut problems = Vec::new();
@@ -295,17 +330,14 @@ pub fn judge(
                 t.last_words()
             ));
         }
-        if !problems.is_empty() {
-            cases.push(CaseResult {
-                name,
-                module: names.join(", "),
-                verdict: Verdict::Failed,
-                lines: problems,
-                kunit: false,
-            });
-        }
+        (!problems.is_empty()).then(|| CaseResult {
+            name,
+            module: names.join(", "),
+            verdict: Verdict::Failed,
+            lines: problems,
+            kunit: false,
+        })
     }
-    (cases, filtered_out)
 }
 
 /// The `test result:` summary line.

@@ -16,7 +16,7 @@ fn a_timer_or_work_left_armed_at_unload_fails_with_the_kernels_words() {
     for arch in ARCHES {
         for (name, module, words) in [
             ("armed-timer", "armed_timer", "object type: timer_list"),
-            ("armed-work", "armed_work", "hint: delayed_work_timer_fn"),
+            ("armed-work", "armed_work", "object type: timer_list"),
         ] {
             let (code, out, err) = test_fixture(arch, name, &[]);
             assert_eq!(code, 101, "{arch} {name}: {out}\n{err}");
