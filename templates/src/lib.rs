@@ -100,6 +100,7 @@ pub const FILES: &[(&str, &str)] = &[
         fragments::boards::BCM2835,
     ),
     ("fragments/common.config", fragments::COMMON),
+    ("fragments/debug.config", fragments::DEBUG),
     ("fragments/modversions.config", fragments::MODVERSIONS),
     ("fragments/x86_64.config", fragments::X86_64),
     ("kbuild/Makefile", kbuild::MAKEFILE),

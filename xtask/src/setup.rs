@@ -269,16 +269,40 @@ pub fn setup(sh: &Shell) -> Result<()> {
         cmd!(sh, "{cargo} fetch --locked --manifest-path {manifest}").run()?;
     }
 
-    // 9. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch.
+    // 9. The dev trees (a no-op when prepared), and 6.12 for the macro's version switch;
+    //    then `doctor` on each of them. Only on these: the home may hold other trees (a
+    //    board's, a distribution's, an older cargo-kmod's) whose own problems are not
+    //    set-up's to fix.
     let kmod = cargo_kmod_bin();
-    cmd!(sh, "{kmod} kmod init --arch all").run()?;
-    cmd!(
-        sh,
-        "{kmod} kmod init --arch x86_64 --source /usr/src/linux-source-6.12.tar.xz"
-    )
-    .run()?;
-    cmd!(sh, "{kmod} kmod doctor").run()?;
+    let mut trees = Vec::new();
+    for args in [
+        &["--arch", "all"][..],
+        &[
+            "--arch",
+            "x86_64",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+        ][..],
+    ] {
+        let out = cmd!(sh, "{kmod} kmod init {args...} --message-format json").read()?;
+        trees.extend(tree_paths(&out));
+    }
+    anyhow::ensure!(!trees.is_empty(), "`cargo kmod init` named no tree");
+    for kdir in &trees {
+        cmd!(sh, "{kmod} kmod doctor --kdir {kdir}").run()?;
+    }
     Ok(())
+}
+
+/// The `path` of each `kernel-tree` message in `cargo kmod init --message-format json`'s
+/// output.
+fn tree_paths(json_lines: &str) -> Vec<String> {
+    json_lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "kernel-tree")
+        .filter_map(|v| v["path"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The main job after setup: build the hello example and load it in qemu on both arches.
