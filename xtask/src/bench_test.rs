@@ -13,6 +13,13 @@
 //! (or `Image`) with qemu's default firmware; cargo-kmod may boot the same kernel faster
 //! (qboot, the PVH entry of `vmlinux`), but runs the whole verdict (token-authenticated
 //! protocol, the kernel log streamed and checked, a settle time after the last unload).
+//!
+//! The dev trees are a debug kernel (`templates/fragments/debug.config`). The plain side
+//! boots the dev tree unless `KMOD_BENCH_PLAIN_<arch>` (`KMOD_BENCH_PLAIN_x86_64`) names a
+//! tree built from the same fragments without `debug.config`; and two more hand-made boots
+//! of the dev tree, with the debug checks on and switched off on the command line
+//! (`no_debug_objects kmemleak=off lockdep.prove_locking=0`), show what the checks cost a
+//! boot.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -201,30 +208,52 @@ pub fn run() -> Result<()> {
         };
         let initrd = plain_initramfs(&busybox, &ko, &work)?;
         let image = tree.join(arch.image);
-        let (mut plain, mut package, mut prebuilt) = (Vec::new(), Vec::new(), Vec::new());
+        // The plain side boots the plain (non-debug) kernel when one is given: a tree built
+        // from the same fragments without `debug.config`, by hand (see docs/qemu.md, Speed).
+        let plain_image = match std::env::var_os(format!("KMOD_BENCH_PLAIN_{}", arch.name)) {
+            Some(dir) => PathBuf::from(dir).join(arch.image),
+            None => image.clone(),
+        };
+        let plain_boot = |image: &Path, extra: &str| {
+            let mut c = Command::new(arch.qemu);
+            c.args(arch.machine)
+                .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
+                .arg(image)
+                .arg("-initrd")
+                .arg(&initrd)
+                .arg("-append")
+                .arg(format!("console={} panic=-1{extra}", arch.console));
+            c
+        };
+        let checks_off = " no_debug_objects kmemleak=off lockdep.prove_locking=0";
+        let (mut plain, mut package, mut prebuilt, mut debug_on, mut debug_off) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..RUNS {
-            // Each run starts with another of the three: on this machine the first of a
+            // Each run starts with another of the five: on this machine the first of a
             // row of boots measures slower, whichever it is.
-            for which in (0..3).map(|k| (run + k) % 3) {
+            for which in (0..5).map(|k| (run + k) % 5) {
                 match which {
-                    0 => plain.push(time(
-                        Command::new(arch.qemu)
-                            .args(arch.machine)
-                            .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
-                            .arg(&image)
-                            .arg("-initrd")
-                            .arg(&initrd)
-                            .arg("-append")
-                            .arg(format!("console={} panic=-1", arch.console)),
-                    )?),
+                    0 => plain.push(time(&mut plain_boot(&plain_image, ""))?),
                     1 => package.push(time(&mut kmod_test(arch, &[]))?),
-                    _ => prebuilt.push(time(&mut kmod_test(
+                    2 => prebuilt.push(time(&mut kmod_test(
                         arch,
                         &["--ko".as_ref(), ko.as_os_str()],
                     ))?),
+                    // The debug kernel's checks, on and off, by hand: what they cost a boot.
+                    3 => debug_on.push(time(&mut plain_boot(&image, ""))?),
+                    _ => debug_off.push(time(&mut plain_boot(&image, checks_off))?),
                 }
             }
         }
+        let (on, off) = (median(debug_on), median(debug_off));
+        println!(
+            "{:>8}: debug kernel, plain boot: checks on {:.2}s, switched off on the command line {:.2}s ({:+.0} ms){}",
+            arch.name,
+            on.as_secs_f64(),
+            off.as_secs_f64(),
+            (on.as_secs_f64() - off.as_secs_f64()) * 1000.0,
+            if plain_image != image { "" } else { "; the plain side below boots the debug kernel too (set KMOD_BENCH_PLAIN_<arch> to a plain tree)" },
+        );
         let (p, k, b) = (median(plain), median(package), median(prebuilt));
         let ratio = |d: Duration| d.as_secs_f64() / p.as_secs_f64();
         let goal = arch.goal;
