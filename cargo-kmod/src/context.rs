@@ -313,10 +313,7 @@ pub fn resolve(
 
 /// Read every `.ko` file, failing on the first unreadable one.
 pub fn read_kos(files: &[PathBuf]) -> Result<Vec<KoFile>> {
-    files
-        .iter()
-        .map(|p| crate::ko::read(p).map_err(Into::into))
-        .collect()
+    files.iter().map(|p| crate::ko::read_module(p)).collect()
 }
 
 /// The arch of already-built module files, when `--arch` does not say it: an explicit tree

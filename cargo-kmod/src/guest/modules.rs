@@ -32,29 +32,7 @@ impl KoModule {
     /// Read a `.ko` (through the one reader, [`crate::ko::read`]), checking that it is a
     /// kernel module for `arch`.
     pub fn read(ko: &Path, arch: Arch) -> Result<KoModule> {
-        use crate::ko::{KoError, ParseError};
-        let module = match crate::ko::read(ko) {
-            Ok(k) => k.module,
-            Err(KoError::Parse {
-                source: ParseError::NotElf,
-                ..
-            }) => crate::bail_user!(
-                "`{}` is not a kernel module: it is not an ELF file", ko.display();
-                hint = "pass the `.ko` that `cargo kmod build` or kbuild produced"
-            ),
-            Err(KoError::Parse {
-                source: e @ (ParseError::NoModinfo | ParseError::NotRelocatable),
-                ..
-            }) => crate::bail_user!(
-                "`{}` is not a kernel module: {}", ko.display(),
-                if e == ParseError::NotRelocatable { "it is not a relocatable object" } else { "it has no `.modinfo` section" };
-                hint = "pass the linked `.ko`, not an object file or a program"
-            ),
-            Err(KoError::Io { reason, .. }) => {
-                crate::bail_user!("cannot read module `{}`: {}", ko.display(), reason)
-            }
-            Err(e) => return Err(crate::error::UserError::new(e.to_string()).into()),
-        };
+        let module = crate::ko::read_module(ko)?.module;
         // The name becomes `insmod`'s and `rmmod`'s argument and is printed in every status
         // line and case name: a `.modinfo` that says anything else is refused, as deploy
         // refuses it.

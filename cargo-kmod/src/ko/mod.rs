@@ -279,6 +279,33 @@ pub enum KoError {
     Parse { path: PathBuf, source: ParseError },
 }
 
+/// [`read`] for a module a user named (`--ko`, a package's build): its errors as one line
+/// each with the hint that fits (a text file, an object file, an unreadable path).
+pub fn read_module(ko: &Path) -> anyhow::Result<KoFile> {
+    match read(ko) {
+        Ok(k) => Ok(k),
+        Err(KoError::Parse {
+            source: ParseError::NotElf,
+            ..
+        }) => crate::bail_user!(
+            "`{}` is not a kernel module: it is not an ELF file", ko.display();
+            hint = "pass the `.ko` that `cargo kmod build` or kbuild produced"
+        ),
+        Err(KoError::Parse {
+            source: e @ (ParseError::NoModinfo | ParseError::NotRelocatable),
+            ..
+        }) => crate::bail_user!(
+            "`{}` is not a kernel module: {}", ko.display(),
+            if e == ParseError::NotRelocatable { "it is not a relocatable object" } else { "it has no `.modinfo` section" };
+            hint = "pass the linked `.ko`, not an object file or a program"
+        ),
+        Err(KoError::Io { reason, .. }) => {
+            crate::bail_user!("cannot read module `{}`: {}", ko.display(), reason)
+        }
+        Err(e) => Err(crate::error::UserError::new(e.to_string()).into()),
+    }
+}
+
 /// Read, decompress and parse a module file. Errors are one line naming the file.
 pub fn read(path: &Path) -> Result<KoFile, KoError> {
     let raw = std::fs::read(path).map_err(|e| KoError::Io {

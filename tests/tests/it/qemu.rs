@@ -564,8 +564,12 @@ fn a_work_item_firing_after_unload_fails() {
             out.contains("test late_work (after unload) ... FAILED"),
             "{arch}: {out}"
         );
+        // The worker oopses on the freed module's code (taint `D`), or, on the debug kernel,
+        // the kernel dies earlier: the timer that queues the item reads the freed module's
+        // lockdep names in interrupt context, which panics before the taint can be read.
         assert!(
-            out.contains("D (kernel died recently (OOPS or BUG))"),
+            out.contains("D (kernel died recently (OOPS or BUG))")
+                || out.contains("Kernel panic - not syncing"),
             "{arch}: {out}"
         );
         assert!(
