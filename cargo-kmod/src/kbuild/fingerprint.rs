@@ -73,6 +73,16 @@ impl Started {
         Ok(())
     }
 
+    /// Whether any of `paths` was modified after the build began (by someone other than the
+    /// build).
+    pub fn any_changed(&self, paths: &[PathBuf]) -> bool {
+        paths.iter().any(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| self.changed_since(p, t))
+        })
+    }
+
     /// Whether a file modified at `mtime` changed after the build began (at the same tick
     /// counts: the order within a tick is unknown).
     fn changed_since(&self, path: &Path, mtime: SystemTime) -> bool {

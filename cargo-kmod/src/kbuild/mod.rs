@@ -101,6 +101,22 @@ pub fn invalidate_on_env_change(
     crate::fsutil::write_atomic(&stamp, env_hash.as_bytes())
 }
 
+/// Remove the objects kbuild compiled in a module's directory (`*.o`), so that its next
+/// pass compiles every source again. For an input edited while kbuild ran: kbuild decides
+/// by modification times, and a step after the compile (objtool rewriting the object on
+/// x86_64) can leave the object newer than the edit it never saw.
+pub fn forget_objects(module_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(module_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "o") && p.is_file() {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
 /// The probe files (`templates/kbuild/probe.Kbuild`) a tree's kbuild fills in.
 pub struct Probe<'a> {
     /// `target/kmod/<arch>/.probe`.

@@ -291,6 +291,13 @@ fn record(
     started: &fingerprint::Started,
 ) -> Result<()> {
     let read = crate::kbuild::dependencies(&ctx.tree, plan.modules.iter().map(|m| m.dir.as_path()));
+    if started.any_changed(&read) {
+        // The stamp records the edit, so the next build is not `Fresh`; kbuild must not
+        // find the objects up to date either.
+        for m in &plan.modules {
+            crate::kbuild::forget_objects(&m.dir);
+        }
+    }
     let sources: Vec<PathBuf> = module_deps
         .values()
         .flat_map(|d| d.sources.clone())

@@ -195,8 +195,10 @@ const PRELUDE: &str = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
 /// on, one record per read (dd's block is larger than any record, so none is refused as too
 /// long). A read fails with `EPIPE` when records were overwritten before they were read; dd
 /// then exits and the loop starts it again on the same open file, which goes on from the
-/// oldest record still there (the host sees the gap in the sequence numbers).
-const FORWARD: &str = "i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done";
+/// oldest record still there (the host sees the gap in the sequence numbers). A flood can
+/// overrun the buffer hundreds of times (the debug kernel prints faster than the guest's
+/// `dd` reads); the bound only keeps a reader that fails for good from spinning forever.
+const FORWARD: &str = "i=0; while [ $i -lt 1000 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done";
 
 /// `p WORDS`: a protocol line. `s ID`: a sync record in the kernel log (user facility,
 /// debug level: never on the console). `t`: the taint into `$v`, through a file: `read`
@@ -395,7 +397,7 @@ mod tests {
         // from the oldest record still there, never from the first one again.
         let open = s.find("exec 4</dev/kmsg\n").unwrap();
         let reader = s
-            .find("( i=0; while [ $i -lt 20 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done ) <&4 >&3 &\n")
+            .find("( i=0; while [ $i -lt 1000 ]; do dd bs=65536 2>/dev/null; i=$((i + 1)); done ) <&4 >&3 &\n")
             .unwrap();
         let close = s.find("exec 4<&-\n").unwrap();
         let begin = s.find("s b\nt\np begin $v\n").unwrap();

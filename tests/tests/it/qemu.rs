@@ -560,8 +560,12 @@ fn a_work_item_firing_after_unload_fails() {
         let o = kmod_test(arch, &[&ko], &[]);
         let out = stdout(&o);
         assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
+        // The item fires 35 ms after `rmmod` began: after the unload was reported, within
+        // the settle time; on the debug kernel, whose `rmmod` is slower, sometimes while
+        // `rmmod` is still reporting. Either way it is a failure of the unload or after it.
         assert!(
-            out.contains("test late_work (after unload) ... FAILED"),
+            out.contains("test late_work (after unload) ... FAILED")
+                || out.contains("test late_work (unload) ... FAILED"),
             "{arch}: {out}"
         );
         // The worker oopses on the freed module's code (taint `D`), or, on the debug kernel,
@@ -574,10 +578,6 @@ fn a_work_item_firing_after_unload_fails() {
         );
         assert!(
             !out.contains("late_work (load) ... FAILED"),
-            "{arch}: {out}"
-        );
-        assert!(
-            !out.contains("late_work (unload) ... FAILED"),
             "{arch}: {out}"
         );
     }
@@ -604,9 +604,16 @@ fn a_shared_console_tells_the_same_story() {
         assert!(r.transcript.complete(), "{arch}");
         let late = fixture(arch, "late-work");
         let r = library_test(arch, &[&late], true);
-        assert_eq!(
-            verdicts(&r),
-            [("late_work (after unload)".to_string(), "FAILED")],
+        // The item fires 35 ms after `rmmod` began: after the unload was reported, or, on
+        // the debug kernel (whose `rmmod` is slower, and whose timer then panics the kernel
+        // in interrupt context on the freed module's lockdep names) sometimes during it.
+        // Either way the run fails on what happened after the module's memory was freed.
+        let v = verdicts(&r);
+        assert!(
+            v.iter().all(|(_, verdict)| *verdict == "FAILED")
+                && v.iter()
+                    .any(|(name, _)| name == "late_work (after unload)"
+                        || name == "late_work (unload)"),
             "{arch}: {:?}",
             r.cases
         );

@@ -232,11 +232,12 @@ fn fragments_with_misspelled_or_blocked_symbols_are_refused() {
         &["--arch", "x86_64", "--config", syntax.to_str().unwrap()],
     ));
     assert!(fails(&o).contains("syntax.config` line 1: `KUNIT` does not start with `CONFIG_`"));
-    // KUNIT_DEBUGFS depends on DEBUG_FS: switching that off blocks it.
+    // KUNIT_DEBUGFS depends on DEBUG_FS: switching that off blocks it (and the debug
+    // kernel's kmemleak, which selects DEBUG_FS, off with it).
     let blocked = dir.path().join("blocked.config");
     std::fs::write(
         &blocked,
-        "CONFIG_KUNIT_DEBUGFS=y\n# CONFIG_DEBUG_FS is not set\n",
+        "CONFIG_KUNIT_DEBUGFS=y\n# CONFIG_DEBUG_FS is not set\n# CONFIG_DEBUG_KMEMLEAK is not set\n",
     )
     .unwrap();
     let o = run(&mut init_in(
