@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::kmod_home;
-use crate::layout::Home;
 
 const RUNS: usize = 21;
 
@@ -71,20 +70,19 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The prepared dev tree of `arch` (a `trees/<arch>-*` dir with its stamp file).
-fn dev_tree(arch: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(kmod_home().trees_dir())
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{arch}-")))
-                && Home::is_prepared(p)
-        })
-        .collect();
-    found.sort();
-    found.pop()
+/// The dev tree `cargo kmod test --arch ARCH` boots: the first dev tree of `arch` in
+/// `cargo kmod init --list`, which lists the newest kernel, then the most recently prepared,
+/// first.
+fn dev_tree(bin: &Path, arch: &str) -> Option<PathBuf> {
+    let out = Command::new(bin)
+        .args(["kmod", "init", "--list", "--message-format", "json"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|t| t["arch"] == arch && t["dev"] == true)
+        .and_then(|t| t["path"].as_str().map(PathBuf::from))
 }
 
 fn check(cmd: &mut Command) -> Result<()> {
@@ -185,7 +183,7 @@ pub fn run() -> Result<()> {
     };
     let mut measured = 0;
     for arch in &ARCHES {
-        let Some(tree) = dev_tree(arch.name) else {
+        let Some(tree) = dev_tree(&bin, arch.name) else {
             println!(
                 "{:>8}: no prepared tree, skipped (run `cargo kmod init --arch {}`)",
                 arch.name, arch.name
