@@ -134,11 +134,16 @@ impl TestCmd {
 }
 
 impl TestCmd {
-    /// The user's kernel arguments, after the switches of `--no-debug-kernel`.
+    /// The user's kernel arguments, after the switches of `--no-debug-kernel` and
+    /// `--sanitize`.
     fn kernel_args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         if self.no_debug_kernel {
             a.extend(crate::kernel::config::DEBUG_OFF_ARGS.map(String::from));
+        }
+        if self.sanitize {
+            // The dev trees build kmemleak in switched off (its tracking costs every boot).
+            a.push("kmemleak=on".to_string());
         }
         a.extend(self.boot.kernel_args.iter().cloned());
         a
