@@ -49,6 +49,26 @@ fn rpi4_preset_tree_builds_hello_and_a_driver_and_tests_them_under_raspi4b() {
         let out = test_passes(&dir, &["--target", "rpi4"]);
         assert!(out.contains("running"), "{out}");
     }
+    // A board's kernel is tested as it is: the run names the debug kernel's checks it lacks,
+    // and the leak scan, which needs kmemleak, is refused before anything boots.
+    let (_tmp, dir) = board_example("hello");
+    let o = run(kmod(&["test", "--target", "rpi4"]).current_dir(&dir));
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("kernel does not check for ")
+            && err.contains("timers left armed at unload (CONFIG_DEBUG_OBJECTS_TIMERS)")
+            && err.contains("locking errors (lockdep) (CONFIG_PROVE_LOCKING)"),
+        "{err}"
+    );
+    let o = run(kmod(&["test", "--target", "rpi4", "--sanitize"]).current_dir(&dir));
+    let err = fails(&o);
+    assert!(
+        err.contains("`--sanitize` needs kmemleak, and the arm64 ")
+            && err.contains("kernel has no `CONFIG_DEBUG_KMEMLEAK`"),
+        "{err}"
+    );
+    assert!(!stdout(&o).contains("running"), "{}", stdout(&o));
     // A driver for a peripheral the board's DTB describes binds to it, on both models, and
     // reads the register reset value of qemu's model of it.
     let tmp = scratch();
