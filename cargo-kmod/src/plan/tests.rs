@@ -30,6 +30,8 @@ fn module(dir: &Path) -> ModuleSpec {
     }
     ModuleSpec {
         package: "mixed-demo".into(),
+        id: "path+file:///mixed#mixed-demo@0.2.0".into(),
+        edition: "2021".into(),
         version: "0.2.0".into(),
         authors: vec!["Ada <ada@example.com>".into(), "Bob".into()],
         description: Some("costs $5 # not a comment".into()),
@@ -64,6 +66,7 @@ fn module(dir: &Path) -> ModuleSpec {
         module_deps: vec![],
         devices: Default::default(),
         crate_deps: vec![],
+        lints: vec![],
     }
 }
 
