@@ -14,8 +14,11 @@ use anyhow::{Context as _, Result};
 /// The lint levels cargo accepts.
 const LEVELS: &[&str] = &["allow", "warn", "deny", "forbid"];
 
-/// The lint tools cargo knows.
+/// The lint tools whose lints go to rustc.
 const TOOLS: &[&str] = &["rust", "clippy", "rustdoc"];
+
+/// `[lints.cargo]`: cargo's own lints, none of rustc's business.
+const CARGO_TOOL: &str = "cargo";
 
 /// The lint flags of the package at `manifest`, whose workspace root manifest is
 /// `root_manifest` (for `workspace = true`).
@@ -57,7 +60,7 @@ pub fn flags(manifest: &Path, root_manifest: &Path) -> Result<Vec<String>> {
 pub fn table_flags(table: &toml::Table, section: &str, file: &Path) -> Result<Vec<String>> {
     let mut lints: Vec<(i64, String, &str)> = Vec::new();
     for (tool, entries) in table {
-        if tool == "workspace" && section == "lints" {
+        if (tool == "workspace" && section == "lints") || tool == CARGO_TOOL {
             continue;
         }
         if !TOOLS.contains(&tool.as_str()) {
@@ -173,6 +176,8 @@ mod tests {
             [lints.clippy]
             needless_return = "allow"
             all = { level = "deny", priority = -1 }
+            [lints.cargo]
+            unused_optional_dependency = "warn"
             "#,
         )
         .unwrap();

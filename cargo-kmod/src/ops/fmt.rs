@@ -89,9 +89,13 @@ fn differing(
             hint = "run `{} --check {} {}` to see all of it", RUSTFMT, shown, root.display()
         );
     }
+    // rustfmt names a `#[path]` module as `src/../target/x.rs`: compare real paths.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let target_dir = real(target_dir);
     let mut files = Vec::new();
     for f in diff_files(&stdout) {
-        if !f.starts_with(target_dir) && !files.contains(&f) {
+        let f = real(&f);
+        if !f.starts_with(&target_dir) && !files.contains(&f) {
             files.push(f);
         }
     }

@@ -292,3 +292,18 @@ pub fn package_into(out: &Path, args: &[&str]) -> PathBuf {
 pub fn install_target_dir() -> PathBuf {
     target_dir().join("published-install")
 }
+
+/// Run `cargo-kmod kmod ARGS` in the package or workspace `dir`, whose own `target/` holds
+/// what it writes (whatever `CARGO_TARGET_DIR` the tests run under).
+pub fn kmod_in(dir: &Path, args: &[&str]) -> Output {
+    run(kmod(args).current_dir(dir).env_remove("CARGO_TARGET_DIR"))
+}
+
+/// The JSON objects of a `--message-format json` run's stdout, each line parsed.
+#[track_caller]
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
