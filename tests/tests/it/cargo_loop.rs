@@ -281,3 +281,60 @@ fn a_bad_lints_table_is_one_line_naming_the_file_and_key() {
         )
     );
 }
+
+#[test]
+fn check_in_a_workspace_names_the_member_and_p_selects() {
+    dev_tree("x86_64");
+    let d = scratch();
+    write(
+        &d.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"good\", \"bad\"]\n",
+    );
+    fixture_package(&d.path().join("good"), "loop-good", "", "");
+    fixture_package(&d.path().join("bad"), "loop-bad", "", "");
+    let (source, line) = with_type_error();
+    let bad_lib = d.path().join("bad/src/lib.rs");
+    write(&bad_lib, &source);
+
+    let o = kmod_in(
+        d.path(),
+        &[
+            "check",
+            "--workspace",
+            "--arch",
+            "x86_64",
+            "--message-format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let errors: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["reason"] == "compiler-message" && v["message"]["level"] == "error")
+        .filter(|v| !v["message"]["spans"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(errors[0]["package_id"]
+        .as_str()
+        .unwrap()
+        .contains("loop-bad"));
+    assert_eq!(
+        errors[0]["manifest_path"],
+        d.path().join("bad/Cargo.toml").to_str().unwrap()
+    );
+    assert_eq!(
+        errors[0]["message"]["spans"][0]["file_name"],
+        bad_lib.to_str().unwrap()
+    );
+    assert_eq!(errors[0]["message"]["spans"][0]["line_start"], line);
+    assert!(
+        stderr(&o).contains("could not compile `loop-bad`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = kmod_in(d.path(), &["check", "-p", "loop-good", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("loop_bad"), "{}", stderr(&o));
+}
