@@ -25,7 +25,8 @@ impl CheckCmd {
         let req = CheckRequest {
             build: self.args.build.options(false),
             driver: Driver::Rustc,
-            color: session.shell.is_color(),
+            // cargo's JSON carries plain `rendered` text unless asked otherwise.
+            color: session.shell.is_color() && !session.shell.is_json(),
         };
         let checked = crate::ops::check::check(session, &ctx, &req)?;
         super::diagnostics::report(&session.shell, &checked, started)

@@ -29,7 +29,7 @@ impl ClippyCmd {
             &ctx,
             self.args.build.options(false),
             self.clippy_args.clone(),
-            session.shell.is_color(),
+            session.shell.is_color() && !session.shell.is_json(),
         )?;
         super::diagnostics::report(&session.shell, &checked, started)
     }

@@ -338,3 +338,32 @@ fn check_in_a_workspace_names_the_member_and_p_selects() {
     ok(&o);
     assert!(!stderr(&o).contains("loop_bad"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_sees_dependency_crates_and_bindings() {
+    dev_tree("x86_64");
+    // `[dependencies]`: their `--extern`s are on the check's command line, so a misuse of a
+    // dependency's type is a type error, not an unresolved crate.
+    let (_tmp, crates) = copy_of("examples/crates");
+    let o = kmod_in(&crates, &["check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(kos(&crates).is_empty());
+    let lib = crates.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    write(
+        &lib,
+        &format!("{text}\n/// Wrong on purpose.\npub fn wrong() -> HVec<u8, 4> {{\n    5u8\n}}\n"),
+    );
+    let o = kmod_in(&crates, &["check", "--arch", "x86_64"]);
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("error[E0308]: mismatched types"), "{err}");
+    assert!(err.contains("heapless::Vec<u8, 4>"), "{err}");
+    assert!(!err.contains("E0433") && !err.contains("E0463"), "{err}");
+
+    // Bindings (generated into `OUT_DIR` and included) and a C object: the crate checks.
+    let (_tmp2, mixed) = copy_of("examples/mixed");
+    let o = kmod_in(&mixed, &["check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(kos(&mixed).is_empty());
+}
