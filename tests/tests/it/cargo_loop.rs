@@ -5,38 +5,16 @@
 
 use crate::common::*;
 
-use std::path::Path;
-
-/// `LIB_RS` with a type error in `init`: the source and the error's line (1-based).
-fn with_type_error() -> (String, usize) {
-    let mut lines: Vec<&str> = LIB_RS.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.contains("fn init("))
-        .expect("LIB_RS has an init")
-        + 1;
-    lines.insert(at, "        let _broken: u32 = \"not a number\";");
-    (lines.join("\n") + "\n", at + 1)
-}
-
-/// Every `.ko` under `dir`.
-fn kos(dir: &Path) -> Vec<std::path::PathBuf> {
-    walk(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ko"))
-        .collect()
-}
-
 #[test]
 fn check_reports_a_type_error_with_the_users_file_and_line() {
     dev_tree("x86_64");
     let d = scratch();
     fixture_package(d.path(), "loop-broken", "", "");
-    let (source, line) = with_type_error();
+    let (source, line) = lib_rs_with_type_error();
     write(&d.path().join("src/lib.rs"), &source);
     let lib = d.path().join("src/lib.rs");
 
-    let o = kmod_in(d.path(), &["check", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
     assert_eq!(code(&o), 101, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -58,7 +36,7 @@ fn check_reports_a_type_error_with_the_users_file_and_line() {
         "make's noise after rustc's error: {err}"
     );
 
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &["check", "--arch", "x86_64", "--message-format", "json"],
     );
@@ -92,7 +70,7 @@ fn check_reports_a_type_error_with_the_users_file_and_line() {
     assert_eq!(error["target"]["name"], "loop_broken");
     assert_eq!(error["target"]["kind"][0], "lib");
     assert_eq!(error["target"]["src_path"], lib.to_str().unwrap());
-    assert!(kos(d.path()).is_empty());
+    assert!(kos_under(d.path()).is_empty());
 }
 
 #[test]
@@ -101,7 +79,7 @@ fn check_of_a_correct_module_passes_quietly_and_writes_no_ko() {
         dev_tree(arch);
         let d = scratch();
         fixture_package(d.path(), "loop-clean", "", "");
-        let o = kmod_in(d.path(), &["check", "--arch", arch]);
+        let o = kmod_at(d.path(), &["check", "--arch", arch]);
         ok(&o);
         let err = stderr(&o);
         assert!(
@@ -111,14 +89,18 @@ fn check_of_a_correct_module_passes_quietly_and_writes_no_ko() {
         assert!(err.contains("Finished checking `loop-clean`"), "{err}");
         assert!(!err.contains("warning") && !err.contains("error"), "{err}");
         assert!(stdout(&o).is_empty(), "{}", stdout(&o));
-        assert!(kos(d.path()).is_empty(), "{arch}: {:?}", kos(d.path()));
+        assert!(
+            kos_under(d.path()).is_empty(),
+            "{arch}: {:?}",
+            kos_under(d.path())
+        );
         // The type-check ran: its metadata is there, beside the plan build would use.
         let meta = walk(&d.path().join("target/kmod").join(arch))
             .into_iter()
             .any(|p| p.extension().is_some_and(|e| e == "rmeta"));
         assert!(meta, "{arch}: no metadata written");
 
-        let o = kmod_in(
+        let o = kmod_at(
             d.path(),
             &["check", "--arch", arch, "--message-format", "json"],
         );
@@ -141,7 +123,7 @@ fn clippy_reports_a_lint_that_lints_silences_and_deny_warnings_fails() {
     let lib = d.path().join("src/lib.rs");
     write(&lib, &format!("{LIB_RS}{NEEDLESS_RETURN}"));
 
-    let o = kmod_in(d.path(), &["clippy", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["clippy", "--arch", "x86_64"]);
     ok(&o);
     let err = stderr(&o);
     assert!(
@@ -154,11 +136,11 @@ fn clippy_reports_a_lint_that_lints_silences_and_deny_warnings_fails() {
         "{err}"
     );
     // rustc alone does not know clippy's lints.
-    let o = kmod_in(d.path(), &["check", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
     ok(&o);
     assert!(!stderr(&o).contains("needless"), "{}", stderr(&o));
 
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &["clippy", "--arch", "x86_64", "--", "-D", "warnings"],
     );
@@ -167,7 +149,7 @@ fn clippy_reports_a_lint_that_lints_silences_and_deny_warnings_fails() {
     assert!(err.contains("error: unneeded `return` statement"), "{err}");
     assert!(err.contains("could not compile `loop-lint`"), "{err}");
 
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &["clippy", "--arch", "x86_64", "--message-format", "json"],
     );
@@ -186,7 +168,7 @@ fn clippy_reports_a_lint_that_lints_silences_and_deny_warnings_fails() {
         &manifest,
         &format!("{text}\n[lints.clippy]\nneedless_return = \"allow\"\n"),
     );
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &["clippy", "--arch", "x86_64", "--", "-D", "warnings"],
     );
@@ -203,7 +185,7 @@ fn clippy_on_arm64_lints_too() {
         &d.path().join("src/lib.rs"),
         &format!("{LIB_RS}{NEEDLESS_RETURN}"),
     );
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &["clippy", "--arch", "arm64", "--", "-D", "warnings"],
     );
@@ -224,14 +206,17 @@ fn fmt_check_names_the_misformatted_file_and_fmt_fixes_it() {
     let extra = d.path().join("src/extra.rs");
     write(
         &lib,
-        &format!("{LIB_RS}\nmod extra;\n#[path = \"../target/gen.rs\"]\nmod gen;\n"),
+        &format!("{LIB_RS}\npub mod extra;\n#[path = \"../target/gen.rs\"]\npub mod gen;\n"),
     );
-    write(&extra, "// SPDX-License-Identifier: GPL-2.0\n#[allow(dead_code)]\npub(crate) fn  helper( )->u32{1}\n");
+    write(
+        &extra,
+        "// SPDX-License-Identifier: GPL-2.0\n//! Extra.\n/// One.\npub fn  helper( )->u32{1}\n",
+    );
     // A generated file under target/ is never formatted, even when a `#[path]` module.
     let generated = d.path().join("target/gen.rs");
-    write(&generated, "#[allow(dead_code)]\nfn  g( ){}\n");
+    write(&generated, "//! Generated.\n/// G.\npub fn  g( ){}\n");
 
-    let o = kmod_in(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains(&format!("`{}`", extra.display())), "{err}");
@@ -243,21 +228,21 @@ fn fmt_check_names_the_misformatted_file_and_fmt_fixes_it() {
         stdout(&o)
     );
 
-    let o = kmod_in(d.path(), &["fmt", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["fmt", "--arch", "x86_64"]);
     ok(&o);
     assert_eq!(
         std::fs::read_to_string(&extra).unwrap(),
-        "// SPDX-License-Identifier: GPL-2.0\n#[allow(dead_code)]\npub(crate) fn helper() -> u32 {\n    1\n}\n"
+        "// SPDX-License-Identifier: GPL-2.0\n//! Extra.\n/// One.\npub fn helper() -> u32 {\n    1\n}\n"
     );
     assert_eq!(
         std::fs::read_to_string(&generated).unwrap(),
-        "#[allow(dead_code)]\nfn  g( ){}\n"
+        "//! Generated.\n/// G.\npub fn  g( ){}\n"
     );
-    let o = kmod_in(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
     ok(&o);
     assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     // The formatted module still type-checks.
-    ok(&kmod_in(d.path(), &["check", "--arch", "x86_64"]));
+    ok(&kmod_at(d.path(), &["check", "--arch", "x86_64"]));
 }
 
 #[test]
@@ -270,7 +255,7 @@ fn a_bad_lints_table_is_one_line_naming_the_file_and_key() {
         "",
         "[lints.clipy]\nneedless_return = \"allow\"\n",
     );
-    let o = kmod_in(d.path(), &["check", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let line = one_error_line(&stderr(&o));
     assert_eq!(
@@ -292,11 +277,11 @@ fn check_in_a_workspace_names_the_member_and_p_selects() {
     );
     fixture_package(&d.path().join("good"), "loop-good", "", "");
     fixture_package(&d.path().join("bad"), "loop-bad", "", "");
-    let (source, line) = with_type_error();
+    let (source, line) = lib_rs_with_type_error();
     let bad_lib = d.path().join("bad/src/lib.rs");
     write(&bad_lib, &source);
 
-    let o = kmod_in(
+    let o = kmod_at(
         d.path(),
         &[
             "check",
@@ -334,7 +319,7 @@ fn check_in_a_workspace_names_the_member_and_p_selects() {
         stderr(&o)
     );
 
-    let o = kmod_in(d.path(), &["check", "-p", "loop-good", "--arch", "x86_64"]);
+    let o = kmod_at(d.path(), &["check", "-p", "loop-good", "--arch", "x86_64"]);
     ok(&o);
     assert!(!stderr(&o).contains("loop_bad"), "{}", stderr(&o));
 }
@@ -345,16 +330,16 @@ fn check_sees_dependency_crates_and_bindings() {
     // `[dependencies]`: their `--extern`s are on the check's command line, so a misuse of a
     // dependency's type is a type error, not an unresolved crate.
     let (_tmp, crates) = copy_of("examples/crates");
-    let o = kmod_in(&crates, &["check", "--arch", "x86_64"]);
+    let o = kmod_at(&crates, &["check", "--arch", "x86_64"]);
     ok(&o);
-    assert!(kos(&crates).is_empty());
+    assert!(kos_under(&crates).is_empty());
     let lib = crates.join("src/lib.rs");
     let text = std::fs::read_to_string(&lib).unwrap();
     write(
         &lib,
         &format!("{text}\n/// Wrong on purpose.\npub fn wrong() -> HVec<u8, 4> {{\n    5u8\n}}\n"),
     );
-    let o = kmod_in(&crates, &["check", "--arch", "x86_64"]);
+    let o = kmod_at(&crates, &["check", "--arch", "x86_64"]);
     assert_eq!(code(&o), 101, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("error[E0308]: mismatched types"), "{err}");
@@ -363,7 +348,7 @@ fn check_sees_dependency_crates_and_bindings() {
 
     // Bindings (generated into `OUT_DIR` and included) and a C object: the crate checks.
     let (_tmp2, mixed) = copy_of("examples/mixed");
-    let o = kmod_in(&mixed, &["check", "--arch", "x86_64"]);
+    let o = kmod_at(&mixed, &["check", "--arch", "x86_64"]);
     ok(&o);
-    assert!(kos(&mixed).is_empty());
+    assert!(kos_under(&mixed).is_empty());
 }
