@@ -319,9 +319,23 @@ fn check_in_a_workspace_names_the_member_and_p_selects() {
         stderr(&o)
     );
 
-    let o = kmod_at(d.path(), &["check", "-p", "loop-good", "--arch", "x86_64"]);
+    // `-p` selects; `-v` prints kbuild's command with the check goal.
+    let o = kmod_at(
+        d.path(),
+        &["check", "-p", "loop-good", "--arch", "x86_64", "-v"],
+    );
     ok(&o);
-    assert!(!stderr(&o).contains("loop_bad"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("loop_bad"), "{err}");
+    let make = err
+        .lines()
+        .find(|l| l.contains("Running `make") && l.contains(".rsi"))
+        .unwrap_or_else(|| panic!("no make command in {err}"));
+    assert!(make.contains("loop-good/loop_good.rsi"), "{make}");
+    assert!(
+        make.contains("KMOD_CHECK_FLAGS=--error-format=json"),
+        "{make}"
+    );
 }
 
 #[test]
