@@ -86,6 +86,23 @@ pub fn run(shell: &Shell, cmd: Cmd<'_>) -> Result<String> {
     Ok(stdout)
 }
 
+/// Run to completion and return its output whatever its exit status, for tools whose status
+/// is an answer (`rustfmt --check`); only a process that cannot start is an error.
+pub fn output(shell: &Shell, cmd: Cmd<'_>) -> Result<std::process::Output> {
+    let line = cmd.to_string();
+    shell.verbose("Running", format_args!("`{line}`"));
+    Ok(cmd
+        .quiet()
+        .ignore_status()
+        .output()
+        .map_err(|e| ProcessError {
+            command: line,
+            status: format!("could not start: {e}"),
+            tail: vec![],
+            log: None,
+        })?)
+}
+
 /// Run with the terminal attached, so compiler diagnostics appear as the compiler wrote them.
 pub fn run_inherit(shell: &Shell, cmd: Cmd<'_>) -> Result<()> {
     let line = cmd.to_string();

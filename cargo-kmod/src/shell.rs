@@ -75,6 +75,11 @@ impl Shell {
         self.format == MessageFormat::Json
     }
 
+    /// Whether stderr gets colors (`--color`, else a terminal without `NO_COLOR`).
+    pub fn is_color(&self) -> bool {
+        self.color
+    }
+
     pub fn is_verbose(&self) -> bool {
         self.verbosity >= Verbosity::Verbose
     }

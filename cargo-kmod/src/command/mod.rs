@@ -4,8 +4,12 @@
 
 pub mod args;
 pub mod build;
+pub mod check;
+pub mod clippy;
 pub mod deploy;
+pub mod diagnostics;
 pub mod doctor;
+pub mod fmt;
 pub mod ide;
 pub mod info;
 pub mod init;
@@ -32,6 +36,12 @@ pub enum Command {
     New(new::NewCmd),
     /// Build the module(s) of a package or workspace with the kernel's kbuild
     Build(build::BuildCmd),
+    /// Type-check the module(s) with kbuild's rustc command, without building a .ko
+    Check(check::CheckCmd),
+    /// Lint the module(s) with clippy as kbuild runs it (CLIPPY=1) and the package's [lints]
+    Clippy(clippy::ClippyCmd),
+    /// Format the modules' sources with rustfmt and the kernel tree's .rustfmt.toml
+    Fmt(fmt::FmtCmd),
     /// Write a rust-project.json so rust-analyzer understands the module
     Ide(ide::IdeCmd),
     /// Show what is inside a .ko (modinfo, signature, symbols and CRCs)
@@ -60,6 +70,9 @@ impl Command {
             Command::Doctor(c) => c.run(session),
             Command::New(c) => c.run(session),
             Command::Build(c) => c.run(session),
+            Command::Check(c) => c.run(session),
+            Command::Clippy(c) => c.run(session),
+            Command::Fmt(c) => c.run(session),
             Command::Ide(c) => c.run(session),
             Command::Info(c) => c.run(session),
             Command::Verify(c) => c.run(session),

@@ -86,6 +86,68 @@ pub fn run(shell: &Shell, tree: &KernelTree, tc: &Toolchain, run: &ModulesRun<'_
     })
 }
 
+/// One type-check of a module crate by kbuild (`cargo kmod check`, `clippy`): the plan's check
+/// goal, which runs kbuild's own rustc command for the crate with `--emit=metadata`.
+#[derive(Debug, Clone)]
+pub struct CheckRun<'a> {
+    /// The plan's base directory (`M=`).
+    pub dir: &'a Path,
+    /// `make` arguments after the tree's: the plan's and the `KMOD_CHECK_FLAGS=` the check
+    /// goal appends to rustc's command line.
+    pub make_args: &'a [String],
+    /// The goal, relative to `dir` (`<package>/<stem>.rsi`).
+    pub goal: &'a str,
+    /// kbuild's `CLIPPY=1` with this `clippy-driver` in place of rustc.
+    pub clippy: Option<&'a str>,
+    /// Where the output goes besides the returned lines.
+    pub log: &'a Path,
+}
+
+/// What a check printed (rustc's diagnostics, make's own lines), and its failure, if it
+/// failed: whether that is the compiler's verdict or a broken run is the caller's to tell.
+#[derive(Debug)]
+pub struct Checked {
+    pub lines: Vec<String>,
+    pub failure: Option<anyhow::Error>,
+}
+
+/// Run the check goal of `run` with the tree's toolchain.
+pub fn check(
+    shell: &Shell,
+    tree: &KernelTree,
+    tc: &Toolchain,
+    run: &CheckRun<'_>,
+) -> Result<Checked> {
+    let sh = xshell::Shell::new()?;
+    for (k, v) in tc.kbuild_env() {
+        sh.set_var(k, v);
+    }
+    let mut args = vec![
+        "-C".to_string(),
+        tree.dir.display().to_string(),
+        format!("M={}", run.dir.display()),
+    ];
+    args.extend(run.make_args.iter().cloned());
+    if let Some(driver) = run.clippy {
+        args.push("CLIPPY=1".into());
+        args.push(format!("CLIPPY_DRIVER={driver}"));
+    }
+    if !shell.is_verbose() {
+        args.push("-s".into());
+    }
+    args.push("--no-print-directory".into());
+    args.push(run.goal.to_string());
+    let _ = std::fs::remove_file(run.log);
+    let mut lines = Vec::new();
+    let result = crate::process::run_logged(shell, cmd!(sh, "make {args...}"), run.log, |l| {
+        lines.push(l.to_string())
+    });
+    Ok(Checked {
+        lines,
+        failure: result.err(),
+    })
+}
+
 /// Remove a module's Rust object when the environment exported for rustc changed, since
 /// kbuild's dependency tracking does not see environment variables.
 pub fn invalidate_on_env_change(

@@ -16,6 +16,8 @@ use crate::error::UserError;
 use crate::kernel::Arch;
 use crate::shell::Shell;
 
+pub mod lints;
+
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
     "name",
@@ -137,6 +139,10 @@ impl TargetSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleSpec {
     pub package: String,
+    /// cargo's package id (`path+file:///...#name@version`), for cargo-shaped JSON.
+    pub id: String,
+    /// The package's edition (`rustfmt --edition`).
+    pub edition: String,
     pub version: String,
     pub authors: Vec<String>,
     pub description: Option<String>,
@@ -171,6 +177,8 @@ pub struct ModuleSpec {
     /// into the module by [`crate::deps`]. Empty for most modules, which then never run a
     /// dependency resolution.
     pub crate_deps: Vec<String>,
+    /// The package's `[lints]` as the flags cargo passes rustc ([`lints`]).
+    pub lints: Vec<String>,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -394,6 +402,7 @@ fn parse_bindings(t: &Table<'_>, base: &Path) -> Result<Vec<Binding>> {
 /// Build a [`ModuleSpec`] from one package of `cargo metadata`.
 fn parse_package(
     pkg: &cargo_metadata::Package,
+    root_manifest: &Path,
     ws: &WorkspaceDefaults,
     member_names: &BTreeSet<String>,
 ) -> Result<Option<ModuleSpec>> {
@@ -496,6 +505,8 @@ fn parse_package(
         .collect();
     Ok(Some(ModuleSpec {
         package: pkg.name.to_string(),
+        id: pkg.id.repr.clone(),
+        edition: pkg.edition.to_string(),
         version: pkg.version.to_string(),
         authors: pkg.authors.clone(),
         description: pkg.description.clone(),
@@ -521,6 +532,7 @@ fn parse_package(
         module_deps,
         devices: crate::devices::spec::from_manifest(kmod, &dir, file)?,
         crate_deps,
+        lints: lints::flags(file, root_manifest)?,
     }))
 }
 
@@ -724,7 +736,7 @@ fn from_metadata(
         .collect();
     let mut modules = Vec::new();
     for pkg in meta.workspace_packages() {
-        if let Some(m) = parse_package(pkg, &ws, &members)? {
+        if let Some(m) = parse_package(pkg, &root_manifest, &ws, &members)? {
             modules.push(m);
         }
     }

@@ -117,12 +117,67 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             ),
         );
     }
-    let (macros, module_deps) = macros_and_deps(shell, ctx, opts, &tc, &features, &mut started)?;
-    let modules: Vec<&ModuleSpec> = ctx.modules.iter().collect();
+    let (plan, module_deps) = planned(
+        shell,
+        ctx,
+        opts,
+        &tc,
+        features,
+        extra_symbols,
+        Some(&mut started),
+    )?;
+    run_kbuild(shell, ctx, opts, &tc, &plan, &names)?;
+
+    // Publish: copy each .ko atomically next to the plan, where kbuild also wrote the
+    // pass's `Module.symvers`.
+    for pm in &plan.modules {
+        copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
+    }
+    record(ctx, &plan, &module_deps, &stamp, base_fingerprint, &started)?;
+    Ok(artifacts(ctx, &out_dir, opts.test))
+}
+
+/// The written plan of a build, for `check` and `clippy`: what [`build`] writes before kbuild
+/// runs (the same `kmod_macros`, dependency crates, bindings and Kbuild files), under the
+/// build directory's lock, which the returned file holds. kbuild then type-checks each
+/// module with its [`plan::PlannedModule::check_goal`].
+pub fn plan_for_check(
+    session: &Session,
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+) -> Result<(plan::Plan, Toolchain, std::fs::File)> {
+    let lock = lock_build_dir(&session.shell, &ctx.kmod_dir())?;
+    let features = selected_features(ctx, opts)?;
+    let extra_symbols = extra_symbols(session, ctx)?;
+    let tc = Toolchain::for_modules(ctx.rustc.clone());
+    let (plan, _) = planned(
+        &session.shell,
+        ctx,
+        opts,
+        &tc,
+        features,
+        extra_symbols,
+        None,
+    )?;
+    Ok((plan, tc, lock))
+}
+
+/// Everything before kbuild: the proc macro and dependency crates, the plan rendered and
+/// written with its bindings. Returns the plan and the dependency crates it links.
+fn planned(
+    shell: &Shell,
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+    tc: &Toolchain,
+    features: BTreeMap<String, BTreeSet<String>>,
+    extra_symbols: Vec<PathBuf>,
+    started: Option<&mut fingerprint::Started>,
+) -> Result<(plan::Plan, BTreeMap<String, deps::ModuleDeps>)> {
+    let (macros, module_deps) = macros_and_deps(shell, ctx, opts, tc, &features, started)?;
     let input = PlanInput {
-        modules,
-        tree,
-        base: base.clone(),
+        modules: ctx.modules.iter().collect(),
+        tree: &ctx.tree,
+        base: publish_dir(&ctx.kmod_dir(), opts.test),
         test: opts.test,
         release: opts.release,
         features,
@@ -131,16 +186,8 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         deps: module_deps,
     };
     let plan = plan::render(&input)?;
-    write_plan(shell, ctx, &tc, &plan)?;
-    run_kbuild(shell, ctx, opts, &tc, &plan, &names)?;
-
-    // Publish: copy each .ko atomically next to the plan, where kbuild also wrote the
-    // pass's `Module.symvers`.
-    for pm in &plan.modules {
-        copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
-    }
-    record(ctx, &plan, &input.deps, &stamp, base_fingerprint, &started)?;
-    Ok(artifacts(ctx, &out_dir, opts.test))
+    write_plan(shell, ctx, tc, &plan)?;
+    Ok((plan, input.deps))
 }
 
 /// The enabled features of each module, by package.
@@ -200,7 +247,7 @@ fn macros_and_deps(
     opts: &BuildOptions,
     tc: &Toolchain,
     features: &BTreeMap<String, BTreeSet<String>>,
-    started: &mut fingerprint::Started,
+    started: Option<&mut fingerprint::Started>,
 ) -> Result<(PathBuf, BTreeMap<String, deps::ModuleDeps>)> {
     let macros = match &ctx.rustc {
         Some(r) => plan::macros::ensure_macros_for(shell, &ctx.home, r)?,
@@ -217,7 +264,7 @@ fn macros_and_deps(
             jobs: Some(opts.jobs),
         },
     )?;
-    if has_deps(ctx) {
+    if let (true, Some(started)) = (has_deps(ctx), started) {
         // cargo resolved into `Cargo.lock` (writing it when the resolution changed): from
         // here on, a modification of it is an edit.
         started.settle(&ctx.workspace.root.join("Cargo.lock"))?;

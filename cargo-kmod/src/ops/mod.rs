@@ -5,11 +5,17 @@
 //! - [`build`]: lock, no-op check, plan, kbuild, publish -> [`build::Artifact`]s;
 //! - [`test`]: the modules a qemu boot loads (built with tests, or given as `.ko` files);
 //! - [`ship`]: verify, prepare, package, install;
+//! - [`check`], [`clippy`]: kbuild's rustc (or clippy) command with `--emit=metadata`, by
+//!   module -> rustc's JSON diagnostics;
+//! - [`fmt`]: rustfmt over each module's sources in the tree's style;
 //! - [`ide`]: `rust-project.json` for rust-analyzer.
 
 pub mod build;
+pub mod check;
+pub mod clippy;
 pub mod deploy;
 pub mod doctor;
+pub mod fmt;
 pub mod ide;
 pub mod init;
 pub mod kit;

@@ -62,6 +62,11 @@ pub struct PlannedModule {
     /// The object rustc writes for the crate (`<crate>_rs.o`, or `<module>.o` when the
     /// module is its crate alone).
     pub rust_object: String,
+    /// The kbuild goal (relative to the plan's base) that type-checks the crate with the
+    /// object's own rustc command, metadata only (`cargo kmod check`, `clippy`).
+    pub check_goal: String,
+    /// The metadata file that goal writes.
+    pub check_metadata: PathBuf,
 }
 
 /// The generated files (path, contents) and the modules they describe.
@@ -107,6 +112,23 @@ pub fn make_value(value: &str) -> String {
 pub const MAKE_HELPERS: &str = "kmod_empty :=\nkmod_hash := \\#\ndefine kmod_newline\n\n\nendef\n";
 
 pub use crate::process::shell_word;
+
+/// The `make` argument by which the check goal of a module's Kbuild gets extra rustc flags
+/// after kbuild's (`--error-format=json`, clippy's arguments), each exactly one argument of
+/// rustc. `what` names their origin; control characters are refused, as in manifest flags.
+pub fn check_flags_arg(flags: &[String], what: &str) -> Result<String> {
+    let mut words = Vec::new();
+    for f in flags {
+        if let Some(c) = f.chars().find(|c| c.is_control()) {
+            crate::bail_user!(
+                "{} has a flag with the control character {:?}: `{}`", what, c, f.escape_debug();
+                hint = "pass each flag on one line, without control characters"
+            );
+        }
+        words.push(make_value(&shell_word(f)));
+    }
+    Ok(format!("KMOD_CHECK_FLAGS={}", words.join(" ")))
+}
 
 /// A compiler flag from the manifest (`key` names where it came from): exactly one argument
 /// on the compiler's command line, whatever it contains. Control characters are refused:
@@ -288,6 +310,9 @@ fn render_module(
     } else {
         format!("{}_rs.o", m.crate_name)
     };
+    let stem = rust_object.trim_end_matches(".o");
+    let check_goal = format!("{stem}.rsi");
+    let check_metadata = format!("{stem}.rmeta");
     let c_objects = c_objects(m, &rust_object, &c_sources)?;
     let mut objects = vec![rust_object.clone()];
     objects.extend(c_objects.iter().map(|c| c.object.clone()));
@@ -312,6 +337,8 @@ fn render_module(
                 crate_root => make_path(&m.crate_root, "crate root", manifest)?,
                 c_objects => c_objects,
                 dep_objects => dep_objects,
+                check_goal => check_goal,
+                check_metadata => check_metadata,
             },
         )
         .context("cannot render the module Kbuild template")?;
@@ -319,6 +346,8 @@ fn render_module(
         name: m.name.clone(),
         package: m.package.clone(),
         built_ko: dir.join(format!("{}.ko", m.name)),
+        check_goal: format!("{}/{check_goal}", m.package),
+        check_metadata: dir.join(&check_metadata),
         dir,
         out_dir,
         rust_object,
@@ -371,6 +400,11 @@ fn module_flags(input: &PlanInput<'_>, m: &ModuleSpec) -> Result<Flags> {
             "kmod_macros={}",
             make_path(so, "proc macro", manifest)?
         ));
+    }
+    // `[lints]` as cargo passes them, before the manifest's own flags (which win, as
+    // `RUSTFLAGS` win over `[lints]` under cargo).
+    for v in &m.lints {
+        rustflags.push(flag(v, "lints", manifest)?);
     }
     for v in &m.rustflags {
         rustflags.push(flag(v, "rustflags", manifest)?);

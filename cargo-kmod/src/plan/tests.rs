@@ -30,6 +30,8 @@ fn module(dir: &Path) -> ModuleSpec {
     }
     ModuleSpec {
         package: "mixed-demo".into(),
+        id: "path+file:///mixed#mixed-demo@0.2.0".into(),
+        edition: "2021".into(),
         version: "0.2.0".into(),
         authors: vec!["Ada <ada@example.com>".into(), "Bob".into()],
         description: Some("costs $5 # not a comment".into()),
@@ -64,6 +66,7 @@ fn module(dir: &Path) -> ModuleSpec {
         module_deps: vec![],
         devices: Default::default(),
         crate_deps: vec![],
+        lints: vec![],
     }
 }
 
@@ -343,5 +346,67 @@ fn a_rust_only_module_is_one_object() {
     assert!(
         kbuild.contains("$(obj)/mixed.o: /work/mixed/src/lib.rs FORCE"),
         "{kbuild}"
+    );
+}
+
+#[test]
+fn lints_reach_rustflags_and_the_check_goal_shares_the_object_command() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = module(d.path());
+    m.c_sources.clear();
+    m.feature_objects.clear();
+    m.lints = vec!["--allow=clippy::needless_return".into()];
+    m.rustflags = vec!["-Wmissing_docs".into()];
+    let t = tree();
+    let plan = render(&PlanInput {
+        modules: vec![&m],
+        tree: &t,
+        base: d.path().join("target/kmod/x86_64"),
+        test: false,
+        release: false,
+        features: BTreeMap::new(),
+        macros: None,
+        extra_symbols: vec![],
+        deps: BTreeMap::new(),
+    })
+    .unwrap();
+    let kbuild = redact(&plan.files[0].1, d.path());
+    // `[lints]` first, the manifest's `rustflags` after them (they win, as RUSTFLAGS do).
+    assert!(
+        kbuild.contains("rustflags-y += --allow=clippy::needless_return -Wmissing_docs\n"),
+        "{kbuild}"
+    );
+    let pm = &plan.modules[0];
+    assert_eq!(pm.check_goal, "mixed-demo/mixed.rsi");
+    assert_eq!(pm.check_metadata, pm.dir.join("mixed.rmeta"));
+    assert!(
+        kbuild.contains(
+            "$(obj)/mixed.rsi: /work/mixed/src/lib.rs FORCE\n\t+$(call cmd,kmod_check_rs)"
+        ),
+        "{kbuild}"
+    );
+    assert!(
+        kbuild.contains(
+            "$(rust_common_cmd) --emit=metadata=$(obj)/mixed.rmeta $(KMOD_CHECK_FLAGS) $<"
+        ),
+        "{kbuild}"
+    );
+}
+
+#[test]
+fn check_flags_are_one_argument_each_and_refuse_control_characters() {
+    assert_eq!(
+        check_flags_arg(
+            &["--error-format=json".into(), "-D".into(), "a b$#".into()],
+            "x"
+        )
+        .unwrap(),
+        "KMOD_CHECK_FLAGS=--error-format=json -D 'a b$$$(kmod_hash)'"
+    );
+    let e = check_flags_arg(&["-D\nwarnings".into()], "a clippy argument").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("a clippy argument has a flag with the control character '\\n'"),
+        "{e}"
     );
 }

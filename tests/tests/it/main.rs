@@ -12,6 +12,7 @@ mod common;
 
 mod boards;
 mod build;
+mod cargo_loop;
 mod conventions;
 mod crates;
 mod debug;

@@ -292,3 +292,38 @@ pub fn package_into(out: &Path, args: &[&str]) -> PathBuf {
 pub fn install_target_dir() -> PathBuf {
     target_dir().join("published-install")
 }
+
+/// Run `cargo-kmod kmod ARGS` in the package or workspace `dir`, whose own `target/` holds
+/// what it writes (whatever `CARGO_TARGET_DIR` the tests run under).
+pub fn kmod_at(dir: &Path, args: &[&str]) -> Output {
+    run(kmod(args).current_dir(dir).env_remove("CARGO_TARGET_DIR"))
+}
+
+/// The JSON objects of a `--message-format json` run's stdout, each line parsed.
+#[track_caller]
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// [`LIB_RS`] with a type error in `init`: the source and the error's line (1-based).
+pub fn lib_rs_with_type_error() -> (String, usize) {
+    let mut lines: Vec<&str> = LIB_RS.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("fn init("))
+        .expect("LIB_RS has an init")
+        + 1;
+    lines.insert(at, "        let _broken: u32 = \"not a number\";");
+    (lines.join("\n") + "\n", at + 1)
+}
+
+/// Every `.ko` under `dir`.
+pub fn kos_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ko"))
+        .collect()
+}

@@ -1,0 +1,368 @@
+//! The cargo loop on real dev trees: `check` (type errors with the user's file and line, in
+//! human and cargo's JSON form; a correct module passes without writing a `.ko`),
+//! `clippy` (a lint `[lints]` silences, `-- -D warnings`), `fmt` (`--check` names the
+//! file, `fmt` fixes it), and a bad `[lints]` table.
+
+use crate::common::*;
+
+#[test]
+fn check_reports_a_type_error_with_the_users_file_and_line() {
+    dev_tree("x86_64");
+    let d = scratch();
+    fixture_package(d.path(), "loop-broken", "", "");
+    let (source, line) = lib_rs_with_type_error();
+    write(&d.path().join("src/lib.rs"), &source);
+    let lib = d.path().join("src/lib.rs");
+
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Checking loop_broken v0.4.2 (x86_64, linux "),
+        "{err}"
+    );
+    assert!(err.contains("error[E0308]: mismatched types"), "{err}");
+    // The span names the user's file, not a copy under target/.
+    assert!(
+        err.contains(&format!("--> {}:{line}:", lib.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: could not compile `loop-broken` (lib) due to 1 previous error"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("make["),
+        "make's noise after rustc's error: {err}"
+    );
+
+    let o = kmod_at(
+        d.path(),
+        &["check", "--arch", "x86_64", "--message-format", "json"],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let last = lines.last().expect("JSON lines");
+    assert_eq!(last["reason"], "build-finished");
+    assert_eq!(last["success"], false);
+    let messages: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["reason"] == "compiler-message")
+        .collect();
+    let error = messages
+        .iter()
+        .find(|v| v["message"]["level"] == "error" && v["message"]["code"]["code"] == "E0308")
+        .unwrap_or_else(|| panic!("no E0308 in {lines:?}"));
+    assert_eq!(error["message"]["message"], "mismatched types");
+    let span = &error["message"]["spans"][0];
+    assert_eq!(span["file_name"], lib.to_str().unwrap());
+    assert_eq!(span["line_start"], line);
+    assert!(error["message"]["rendered"]
+        .as_str()
+        .unwrap()
+        .contains("E0308"));
+    assert_eq!(
+        error["manifest_path"],
+        d.path().join("Cargo.toml").to_str().unwrap()
+    );
+    let id = error["package_id"].as_str().unwrap();
+    assert!(id.contains("loop-broken") && id.contains("0.4.2"), "{id}");
+    assert_eq!(error["target"]["name"], "loop_broken");
+    assert_eq!(error["target"]["kind"][0], "lib");
+    assert_eq!(error["target"]["src_path"], lib.to_str().unwrap());
+    assert!(kos_under(d.path()).is_empty());
+}
+
+#[test]
+fn check_of_a_correct_module_passes_quietly_and_writes_no_ko() {
+    for arch in ARCHES {
+        dev_tree(arch);
+        let d = scratch();
+        fixture_package(d.path(), "loop-clean", "", "");
+        let o = kmod_at(d.path(), &["check", "--arch", arch]);
+        ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("Checking loop_clean v0.4.2 ({arch}, linux ")),
+            "{err}"
+        );
+        assert!(err.contains("Finished checking `loop-clean`"), "{err}");
+        assert!(!err.contains("warning") && !err.contains("error"), "{err}");
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        assert!(
+            kos_under(d.path()).is_empty(),
+            "{arch}: {:?}",
+            kos_under(d.path())
+        );
+        // The type-check ran: its metadata is there, beside the plan build would use.
+        let meta = walk(&d.path().join("target/kmod").join(arch))
+            .into_iter()
+            .any(|p| p.extension().is_some_and(|e| e == "rmeta"));
+        assert!(meta, "{arch}: no metadata written");
+
+        let o = kmod_at(
+            d.path(),
+            &["check", "--arch", arch, "--message-format", "json"],
+        );
+        ok(&o);
+        let lines = json_lines(&o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["reason"], "build-finished");
+        assert_eq!(lines[0]["success"], true);
+    }
+}
+
+const NEEDLESS_RETURN: &str =
+    "\n/// A helper with a needless `return`.\npub fn helper() -> u32 {\n    return 1;\n}\n";
+
+#[test]
+fn clippy_reports_a_lint_that_lints_silences_and_deny_warnings_fails() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = fixture_package(d.path(), "loop-lint", "", "");
+    let lib = d.path().join("src/lib.rs");
+    write(&lib, &format!("{LIB_RS}{NEEDLESS_RETURN}"));
+
+    let o = kmod_at(d.path(), &["clippy", "--arch", "x86_64"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: unneeded `return` statement"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("--> {}:", lib.display())), "{err}");
+    assert!(
+        err.contains("warning: `loop-lint` (lib) generated 1 warning"),
+        "{err}"
+    );
+    // rustc alone does not know clippy's lints.
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("needless"), "{}", stderr(&o));
+
+    let o = kmod_at(
+        d.path(),
+        &["clippy", "--arch", "x86_64", "--", "-D", "warnings"],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("error: unneeded `return` statement"), "{err}");
+    assert!(err.contains("could not compile `loop-lint`"), "{err}");
+
+    let o = kmod_at(
+        d.path(),
+        &["clippy", "--arch", "x86_64", "--message-format", "json"],
+    );
+    ok(&o);
+    let lines = json_lines(&o);
+    assert!(
+        lines.iter().any(|v| v["reason"] == "compiler-message"
+            && v["message"]["code"]["code"] == "clippy::needless_return"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap()["reason"], "build-finished");
+
+    // `[lints.clippy]` silences it, as under cargo, even with `-D warnings`.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(
+        &manifest,
+        &format!("{text}\n[lints.clippy]\nneedless_return = \"allow\"\n"),
+    );
+    let o = kmod_at(
+        d.path(),
+        &["clippy", "--arch", "x86_64", "--", "-D", "warnings"],
+    );
+    ok(&o);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
+fn clippy_on_arm64_lints_too() {
+    dev_tree("arm64");
+    let d = scratch();
+    fixture_package(d.path(), "loop-lint-arm", "", "");
+    write(
+        &d.path().join("src/lib.rs"),
+        &format!("{LIB_RS}{NEEDLESS_RETURN}"),
+    );
+    let o = kmod_at(
+        d.path(),
+        &["clippy", "--arch", "arm64", "--", "-D", "warnings"],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: unneeded `return` statement"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn fmt_check_names_the_misformatted_file_and_fmt_fixes_it() {
+    dev_tree("x86_64");
+    let d = scratch();
+    fixture_package(d.path(), "loop-fmt", "", "");
+    let lib = d.path().join("src/lib.rs");
+    let extra = d.path().join("src/extra.rs");
+    write(
+        &lib,
+        &format!("{LIB_RS}\npub mod extra;\n#[path = \"../target/gen.rs\"]\npub mod gen;\n"),
+    );
+    write(
+        &extra,
+        "// SPDX-License-Identifier: GPL-2.0\n//! Extra.\n/// One.\npub fn  helper( )->u32{1}\n",
+    );
+    // A generated file under target/ is never formatted, even when a `#[path]` module.
+    let generated = d.path().join("target/gen.rs");
+    write(&generated, "//! Generated.\n/// G.\npub fn  g( ){}\n");
+
+    let o = kmod_at(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("`{}`", extra.display())), "{err}");
+    assert!(!err.contains(&format!("`{}`", lib.display())), "{err}");
+    assert!(!err.contains("gen.rs"), "{err}");
+    assert!(
+        stdout(&o).contains(&format!("Diff in {}:", extra.display())),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = kmod_at(d.path(), &["fmt", "--arch", "x86_64"]);
+    ok(&o);
+    assert_eq!(
+        std::fs::read_to_string(&extra).unwrap(),
+        "// SPDX-License-Identifier: GPL-2.0\n//! Extra.\n/// One.\npub fn helper() -> u32 {\n    1\n}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&generated).unwrap(),
+        "//! Generated.\n/// G.\npub fn  g( ){}\n"
+    );
+    let o = kmod_at(d.path(), &["fmt", "--check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    // The formatted module still type-checks.
+    ok(&kmod_at(d.path(), &["check", "--arch", "x86_64"]));
+}
+
+#[test]
+fn a_bad_lints_table_is_one_line_naming_the_file_and_key() {
+    dev_tree("x86_64");
+    let d = scratch();
+    let manifest = fixture_package(
+        d.path(),
+        "loop-badlints",
+        "",
+        "[lints.clipy]\nneedless_return = \"allow\"\n",
+    );
+    let o = kmod_at(d.path(), &["check", "--arch", "x86_64"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let line = one_error_line(&stderr(&o));
+    assert_eq!(
+        line,
+        format!(
+            "error: unknown lint tool `clipy` in `[lints]` (did you mean `clippy`?) in `{}`",
+            manifest.display()
+        )
+    );
+}
+
+#[test]
+fn check_in_a_workspace_names_the_member_and_p_selects() {
+    dev_tree("x86_64");
+    let d = scratch();
+    write(
+        &d.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"good\", \"bad\"]\n",
+    );
+    fixture_package(&d.path().join("good"), "loop-good", "", "");
+    fixture_package(&d.path().join("bad"), "loop-bad", "", "");
+    let (source, line) = lib_rs_with_type_error();
+    let bad_lib = d.path().join("bad/src/lib.rs");
+    write(&bad_lib, &source);
+
+    let o = kmod_at(
+        d.path(),
+        &[
+            "check",
+            "--workspace",
+            "--arch",
+            "x86_64",
+            "--message-format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let errors: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["reason"] == "compiler-message" && v["message"]["level"] == "error")
+        .filter(|v| !v["message"]["spans"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(errors[0]["package_id"]
+        .as_str()
+        .unwrap()
+        .contains("loop-bad"));
+    assert_eq!(
+        errors[0]["manifest_path"],
+        d.path().join("bad/Cargo.toml").to_str().unwrap()
+    );
+    assert_eq!(
+        errors[0]["message"]["spans"][0]["file_name"],
+        bad_lib.to_str().unwrap()
+    );
+    assert_eq!(errors[0]["message"]["spans"][0]["line_start"], line);
+    assert!(
+        stderr(&o).contains("could not compile `loop-bad`"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `-p` selects; `-v` prints kbuild's command with the check goal.
+    let o = kmod_at(
+        d.path(),
+        &["check", "-p", "loop-good", "--arch", "x86_64", "-v"],
+    );
+    ok(&o);
+    let err = stderr(&o);
+    assert!(!err.contains("loop_bad"), "{err}");
+    let make = err
+        .lines()
+        .find(|l| l.contains("Running `make") && l.contains(".rsi"))
+        .unwrap_or_else(|| panic!("no make command in {err}"));
+    assert!(make.contains("loop-good/loop_good.rsi"), "{make}");
+    assert!(
+        make.contains("KMOD_CHECK_FLAGS=--error-format=json"),
+        "{make}"
+    );
+}
+
+#[test]
+fn check_sees_dependency_crates_and_bindings() {
+    dev_tree("x86_64");
+    // `[dependencies]`: their `--extern`s are on the check's command line, so a misuse of a
+    // dependency's type is a type error, not an unresolved crate.
+    let (_tmp, crates) = copy_of("examples/crates");
+    let o = kmod_at(&crates, &["check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(kos_under(&crates).is_empty());
+    let lib = crates.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    write(
+        &lib,
+        &format!("{text}\n/// Wrong on purpose.\npub fn wrong() -> HVec<u8, 4> {{\n    5u8\n}}\n"),
+    );
+    let o = kmod_at(&crates, &["check", "--arch", "x86_64"]);
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("error[E0308]: mismatched types"), "{err}");
+    assert!(err.contains("heapless::Vec<u8, 4>"), "{err}");
+    assert!(!err.contains("E0433") && !err.contains("E0463"), "{err}");
+
+    // Bindings (generated into `OUT_DIR` and included) and a C object: the crate checks.
+    let (_tmp2, mixed) = copy_of("examples/mixed");
+    let o = kmod_at(&mixed, &["check", "--arch", "x86_64"]);
+    ok(&o);
+    assert!(kos_under(&mixed).is_empty());
+}
