@@ -557,7 +557,17 @@ fn module_output_never_changes_the_verdict() {
 fn a_work_item_firing_after_unload_fails() {
     for arch in ARCHES {
         let ko = fixture(arch, "late-work");
-        let o = kmod_test(arch, &[&ko], &[]);
+        // Whether the worker's jump into the freed module faults is up to the kernel: under
+        // TCG a stale translation of the just-unmapped code can still run it once, and the
+        // run then sees nothing wrong (seen on the arm64 debug kernel, about one run in ten).
+        // Up to three boots; the first that fails is judged.
+        let mut o = kmod_test(arch, &[&ko], &[]);
+        for _ in 0..2 {
+            if code(&o) == 101 {
+                break;
+            }
+            o = kmod_test(arch, &[&ko], &[]);
+        }
         let out = stdout(&o);
         assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
         // The item fires 35 ms after `rmmod` began: after the unload was reported, within
@@ -603,7 +613,14 @@ fn a_shared_console_tells_the_same_story() {
         );
         assert!(r.transcript.complete(), "{arch}");
         let late = fixture(arch, "late-work");
-        let r = library_test(arch, &[&late], true);
+        // As in `a_work_item_firing_after_unload_fails`: up to three boots.
+        let mut r = library_test(arch, &[&late], true);
+        for _ in 0..2 {
+            if !r.passed() {
+                break;
+            }
+            r = library_test(arch, &[&late], true);
+        }
         // The item fires 35 ms after `rmmod` began: after the unload was reported, or, on
         // the debug kernel (whose `rmmod` is slower, and whose timer then panics the kernel
         // in interrupt context on the freed module's lockdep names) sometimes during it.
