@@ -557,22 +557,12 @@ fn module_output_never_changes_the_verdict() {
 fn a_work_item_firing_after_unload_fails() {
     for arch in ARCHES {
         let ko = fixture(arch, "late-work");
-        // Whether the worker's jump into the freed module faults is up to the kernel: under
-        // TCG a stale translation of the just-unmapped code can still run it once, and the
-        // run then sees nothing wrong (seen on the arm64 debug kernel, about one run in ten).
-        // Up to three boots; the first that fails is judged.
-        let mut o = kmod_test(arch, &[&ko], &[]);
-        for _ in 0..2 {
-            if code(&o) == 101 {
-                break;
-            }
-            o = kmod_test(arch, &[&ko], &[]);
-        }
+        let o = kmod_test(arch, &[&ko], &[]);
         let out = stdout(&o);
         assert_eq!(code(&o), 101, "{arch}: {out}\n{}", stderr(&o));
-        // The item fires 35 ms after `rmmod` began: after the unload was reported, within
-        // the settle time; on the debug kernel, whose `rmmod` is slower, sometimes while
-        // `rmmod` is still reporting. Either way it is a failure of the unload or after it.
+        // The item re-queues itself every jiffy, so it runs in the freed module a tick after
+        // `rmmod` freed it: while `rmmod` is still reporting, or within the settle time after
+        // it. Either way it is a failure of the unload or after it.
         assert!(
             out.contains("test late_work (after unload) ... FAILED")
                 || out.contains("test late_work (unload) ... FAILED"),
@@ -613,18 +603,10 @@ fn a_shared_console_tells_the_same_story() {
         );
         assert!(r.transcript.complete(), "{arch}");
         let late = fixture(arch, "late-work");
-        // As in `a_work_item_firing_after_unload_fails`: up to three boots.
-        let mut r = library_test(arch, &[&late], true);
-        for _ in 0..2 {
-            if !r.passed() {
-                break;
-            }
-            r = library_test(arch, &[&late], true);
-        }
-        // The item fires 35 ms after `rmmod` began: after the unload was reported, or, on
-        // the debug kernel (whose `rmmod` is slower, and whose timer then panics the kernel
-        // in interrupt context on the freed module's lockdep names) sometimes during it.
-        // Either way the run fails on what happened after the module's memory was freed.
+        let r = library_test(arch, &[&late], true);
+        // The item runs in the freed module a tick after `rmmod` freed it (see
+        // `a_work_item_firing_after_unload_fails`): the run fails on what happened after the
+        // module's memory was freed.
         let v = verdicts(&r);
         assert!(
             v.iter().all(|(_, verdict)| *verdict == "FAILED")
