@@ -366,3 +366,67 @@ fn check_sees_dependency_crates_and_bindings() {
     ok(&o);
     assert!(kos_under(&mixed).is_empty());
 }
+
+/// Whether `-v` output shows a `make` run.
+fn ran_make(o: &std::process::Output) -> bool {
+    stderr(o).contains("Running `make")
+}
+
+#[test]
+fn check_after_an_edit_runs_kbuilds_saved_command_without_make_and_a_noop_check_runs_nothing() {
+    dev_tree("x86_64");
+    let d = scratch();
+    fixture_package(d.path(), "loop-fast", "", "");
+    let lib = d.path().join("src/lib.rs");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--arch", "x86_64", "-v"];
+        args.extend_from_slice(extra);
+        kmod_at(d.path(), &args)
+    };
+    // The first check goes through kbuild and saves its command.
+    let o = check(&[]);
+    ok(&o);
+    assert!(ran_make(&o), "{}", stderr(&o));
+
+    // A type error: rustc alone, kbuild's own command (target, cfgs, externs), no make.
+    let (source, line) = lib_rs_with_type_error();
+    write(&lib, &source);
+    let o = check(&[]);
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!ran_make(&o), "{err}");
+    assert!(err.contains("--target="), "kbuild's command: {err}");
+    assert!(err.contains("--extern kernel"), "kbuild's command: {err}");
+    assert!(
+        err.contains(&format!("--> {}:{line}:", lib.display())),
+        "{err}"
+    );
+    let json = |o: &std::process::Output| -> Vec<serde_json::Value> { json_lines(o) };
+    let replayed = check(&["--message-format", "json"]);
+    assert_eq!(code(&replayed), 101);
+
+    // Nothing changed: the last diagnostics again, nothing run at all, the same JSON.
+    let noop = check(&["--message-format", "json"]);
+    assert_eq!(code(&noop), 101);
+    assert!(!stderr(&noop).contains("Running `"), "{}", stderr(&noop));
+    assert_eq!(json(&noop), json(&replayed));
+
+    // A manifest change is more than sources: through kbuild again, the same verdict.
+    let manifest = d.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(&manifest, &format!("{text}\n# edited\n"));
+    let through_make = check(&["--message-format", "json"]);
+    assert_eq!(code(&through_make), 101);
+    assert!(ran_make(&through_make), "{}", stderr(&through_make));
+    assert_eq!(json(&through_make), json(&replayed));
+
+    // Fixed: silent and successful, still without make.
+    write(
+        &lib,
+        &source.replace("let _broken: u32 = \"not a number\";", ""),
+    );
+    let o = check(&[]);
+    ok(&o);
+    assert!(!ran_make(&o), "{}", stderr(&o));
+    assert!(kos_under(d.path()).is_empty());
+}
