@@ -430,3 +430,157 @@ fn check_after_an_edit_runs_kbuilds_saved_command_without_make_and_a_noop_check_
     assert!(!ran_make(&o), "{}", stderr(&o));
     assert!(kos_under(d.path()).is_empty());
 }
+
+/// The settings `new` wrote for VS Code (`"rust-analyzer.a.b": v`), as rust-analyzer's
+/// configuration object (`{"a": {"b": v}}`), with `cargo` in the check command replaced by
+/// the cargo-kmod under test (`cargo-kmod kmod check ...` is what `cargo kmod check` runs).
+fn rust_analyzer_settings(package: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(package.join(".vscode/settings.json"))
+        .expect("`cargo kmod new` wrote .vscode/settings.json");
+    let flat: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut out = serde_json::json!({});
+    for (k, v) in flat {
+        let path: Vec<&str> = k
+            .strip_prefix("rust-analyzer.")
+            .expect("rust-analyzer settings")
+            .split('.')
+            .collect();
+        let mut at = &mut out;
+        for p in &path[..path.len() - 1] {
+            at = at
+                .as_object_mut()
+                .unwrap()
+                .entry(p.to_string())
+                .or_insert(serde_json::json!({}));
+        }
+        at[path[path.len() - 1]] = v;
+    }
+    let command = out["check"]["overrideCommand"].as_array_mut().unwrap();
+    assert_eq!(command[0], "cargo");
+    command[0] = bin().display().to_string().into();
+    out
+}
+
+/// Where `needle` (its first character) is in `text`, as an LSP position.
+fn position_of(text: &str, needle: &str) -> serde_json::Value {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` in {text}"));
+    let line = text[..at].matches('\n').count();
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    serde_json::json!({ "line": line, "character": col })
+}
+
+#[test]
+fn rust_analyzer_shows_check_on_save_and_goes_to_bindings_and_kernel_definitions() {
+    use std::time::Duration;
+    let tree = dev_tree("x86_64");
+    rust_analyzer_root();
+    let d = scratch();
+    let o = kmod_at(d.path(), &["new", "ra-probe"]);
+    ok(&o);
+    let package = d.path().join("ra-probe");
+    let o = kmod_at(&package, &["ide", "--kdir", tree.to_str().unwrap()]);
+    ok(&o);
+    let lib = package.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    // Items to jump from: one from the kernel's generated bindings, one from the kernel crate.
+    let source = format!(
+        "{source}\n/// The size of a kernel list head.\npub fn list_head_size() -> usize {{\n    core::mem::size_of::<kernel::bindings::list_head>()\n}}\n"
+    );
+    write(&lib, &source);
+    // The check the settings run must find the tree `ide` described.
+    let settings = rust_analyzer_settings(&package);
+    let log = d.path().join("rust-analyzer.log");
+    let mut lsp = Lsp::start(&package, settings, &log);
+    let doc = serde_json::json!({ "uri": uri(&lib) });
+    lsp.notify(
+        "textDocument/didOpen",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "languageId": "rust", "version": 1, "text": source } }),
+    );
+    // Loaded and indexed: rust-analyzer says it is quiescent.
+    lsp.wait_for("experimental/serverStatus", Duration::from_secs(300), |p| {
+        p["quiescent"] == true
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "rust-analyzer never became quiescent: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+
+    // Go-to-definition: into the tree's generated bindings and the kernel crate's source.
+    let definition = |lsp: &mut Lsp, needle: &str| -> std::path::PathBuf {
+        let params =
+            serde_json::json!({ "textDocument": doc, "position": position_of(&source, needle) });
+        for _ in 0..60 {
+            let r = lsp.request(
+                "textDocument/definition",
+                params.clone(),
+                Duration::from_secs(60),
+            );
+            let first = if r.is_array() { r[0].clone() } else { r };
+            if let Some(u) = first["uri"].as_str() {
+                return path_of(u);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "no definition of `{needle}`: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let bindings = definition(&mut lsp, "list_head>");
+    assert!(
+        bindings.ends_with("rust/bindings/bindings_generated.rs"),
+        "{}",
+        bindings.display()
+    );
+    assert!(bindings.starts_with(&tree), "{}", bindings.display());
+    let kernel = definition(&mut lsp, "ThisModule) ->");
+    assert!(
+        kernel.to_string_lossy().contains("/rust/kernel/")
+            && kernel.extension().is_some_and(|e| e == "rs"),
+        "{}",
+        kernel.display()
+    );
+
+    // A type error, saved: the diagnostics of `cargo kmod check` (rustc's, with its code).
+    let broken = source.replace(
+        "pub fn list_head_size() -> usize {",
+        "pub fn list_head_size() -> usize {\n    let _broken: u32 = \"not a number\";",
+    );
+    write(&lib, &broken);
+    lsp.notify(
+        "textDocument/didChange",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "version": 2 }, "contentChanges": [{ "text": broken }] }),
+    );
+    lsp.notify(
+        "textDocument/didSave",
+        serde_json::json!({ "textDocument": doc }),
+    );
+    let line = broken.lines().position(|l| l.contains("_broken")).unwrap();
+    let published = lsp.wait_for(
+        "textDocument/publishDiagnostics",
+        Duration::from_secs(300),
+        |p| {
+            p["uri"] == uri(&lib)
+                && p["diagnostics"].as_array().is_some_and(|ds| {
+                    ds.iter().any(|d| {
+                        d["source"] == "rustc"
+                            && d["code"] == "E0308"
+                            && d["range"]["start"]["line"] == line
+                    })
+                })
+        },
+    );
+    assert!(
+        published.is_some(),
+        "no check diagnostic after save: {:?}\n{}",
+        lsp.notifications
+            .iter()
+            .filter(|n| n["method"] == "textDocument/publishDiagnostics")
+            .collect::<Vec<_>>(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
