@@ -43,6 +43,38 @@ pub fn saved(dir: &Path, clippy: bool) -> Option<SavedCheck> {
     parse(&argv, &env)
 }
 
+/// The compiler command a kbuild `.cmd` file saved for `target` (`savedcmd_<target> := ...`):
+/// the first command of it (objtool may follow after `;`), make's `$$` undone, as words in
+/// the tree's directory `cwd` with its leading assignments as environment. `None` when it
+/// is not one plain command.
+pub fn saved_in_cmd_file(text: &str, target: &str, cwd: &Path) -> Option<SavedCheck> {
+    let prefix = format!("savedcmd_{target} :=");
+    let line = text.lines().find_map(|l| l.strip_prefix(&prefix))?;
+    let line = line.replace("$$", "$");
+    let mut end = line.len();
+    let mut single = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' => single = !single,
+            ';' if !single => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let command = line[..end].trim();
+    let mut s = parse(&format!("{command}\n-\n{}\n", cwd.display()), b"")?;
+    s.source = s.args.pop()?;
+    // The crate root is the one argument naming a `.rs` file.
+    if let Some(i) = s.args.iter().position(|a| a.ends_with(".rs")) {
+        s.args
+            .push(std::mem::replace(&mut s.source, s.args[i].clone()));
+        s.args.remove(i);
+    }
+    Some(s)
+}
+
 /// Variables of make's that must not reach a compiler run outside make: rustc would try to
 /// join a jobserver whose descriptors are gone and warn about it.
 const MAKE_ONLY: &[&str] = &["MAKEFLAGS", "MFLAGS", "CARGO_MAKEFLAGS", "MAKELEVEL"];
@@ -162,6 +194,63 @@ impl SavedCheck {
             }
         }
         None
+    }
+
+    /// The command's arguments for rustdoc: what only the compiler takes (`--emit`,
+    /// `--out-dir`, dep-info options, path remapping) and clippy's lints left out.
+    pub fn rustdoc_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            if a == "--out-dir" || a == "--emit" {
+                it.next();
+                continue;
+            }
+            let lint = ["-W", "-A", "-D"]
+                .iter()
+                .any(|p| a.strip_prefix(p).is_some_and(|l| l.starts_with("clippy::")));
+            if lint
+                || a.starts_with("--emit=")
+                || a.starts_with("--out-dir=")
+                || a.starts_with("--remap-path")
+                || a.starts_with("-Zbinary_dep_depinfo")
+            {
+                continue;
+            }
+            out.push(a.clone());
+        }
+        out
+    }
+
+    /// `rustdoc` beside the compiler the command runs.
+    pub fn rustdoc(&self) -> String {
+        match self.program.strip_suffix("rustc") {
+            Some(dir) => format!("{dir}rustdoc"),
+            None => "rustdoc".to_string(),
+        }
+    }
+
+    /// Run `program args` in the command's directory with its environment (only that
+    /// environment unless `inherit`); output lines go to `log`.
+    pub fn run_other(
+        &self,
+        shell: &Shell,
+        program: &str,
+        args: &[String],
+        inherit: bool,
+        log: &Path,
+    ) -> Result<()> {
+        let sh = xshell::Shell::new()?;
+        sh.change_dir(&self.cwd);
+        let mut c = cmd!(sh, "{program} {args...}");
+        if !inherit {
+            c = c.env_clear();
+        }
+        for (k, v) in &self.env {
+            c = c.env(k, v);
+        }
+        let _ = std::fs::remove_file(log);
+        crate::process::run_logged(shell, c, log, |_| {})
     }
 
     /// Run the command with `flags` before the crate root, in its directory and with its

@@ -584,3 +584,76 @@ fn rust_analyzer_shows_check_on_save_and_goes_to_bindings_and_kernel_definitions
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// The `href="file://..."` targets in the HTML files under `dir`.
+fn file_links(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for f in walk(dir) {
+        if f.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for part in text.split("href=\"file://").skip(1) {
+            let target = part.split(['"', '#']).next().unwrap();
+            out.push(std::path::PathBuf::from(target));
+        }
+    }
+    out
+}
+
+#[test]
+fn doc_writes_html_whose_links_into_the_kernel_crate_resolve() {
+    for arch in ARCHES {
+        dev_tree(arch);
+        let d = scratch();
+        fixture_package(d.path(), "loop-doc", "", "");
+        let o = kmod_at(d.path(), &["doc", "--arch", arch]);
+        ok(&o);
+        let doc = d.path().join("target/kmod").join(arch).join("doc/loop_doc");
+        let index = doc.join("index.html");
+        assert!(index.is_file(), "{arch}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("Generated {}", index.display())),
+            "{}",
+            stderr(&o)
+        );
+        let links = file_links(&doc);
+        let kernel: Vec<_> = links
+            .iter()
+            .filter(|l| l.components().any(|c| c.as_os_str() == "kernel"))
+            .collect();
+        assert!(
+            !kernel.is_empty(),
+            "{arch}: no link into the kernel crate: {links:?}"
+        );
+        for l in &kernel {
+            assert!(l.is_file(), "{arch}: broken link `{}`", l.display());
+        }
+        // The kernel's docs are built once per tree: a second run only documents the module.
+        let o = kmod_at(d.path(), &["doc", "--arch", arch]);
+        ok(&o);
+        assert!(!stderr(&o).contains("Documenting kernel"), "{}", stderr(&o));
+        assert!(kos_under(d.path()).is_empty());
+    }
+}
+
+#[test]
+fn doc_with_a_bad_tree_or_package_is_one_line() {
+    let d = scratch();
+    fixture_package(d.path(), "loop-doc-bad", "", "");
+    let o = kmod_at(d.path(), &["doc", "--kdir", "/nonexistent/tree"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("/nonexistent/tree"), "{err}");
+    let o = kmod_at(
+        d.path(),
+        &["doc", "-p", "no-such-package", "--arch", "x86_64"],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: ") && err.contains("no-such-package"),
+        "{err}"
+    );
+}
