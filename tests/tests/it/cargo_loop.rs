@@ -657,3 +657,58 @@ fn doc_with_a_bad_tree_or_package_is_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn rust_analyzer_goes_to_dependency_crate_definitions() {
+    use std::time::Duration;
+    dev_tree("x86_64");
+    rust_analyzer_root();
+    let (tmp, crates) = copy_of("examples/crates");
+    let o = kmod_at(&crates, &["ide", "--arch", "x86_64"]);
+    ok(&o);
+    let lib = crates.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let log = tmp.path().join("rust-analyzer.log");
+    let settings = serde_json::json!({ "linkedProjects": ["rust-project.json"] });
+    let mut lsp = Lsp::start(&crates, settings, &log);
+    lsp.notify(
+        "textDocument/didOpen",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "languageId": "rust", "version": 1, "text": source } }),
+    );
+    lsp.wait_for("experimental/serverStatus", Duration::from_secs(300), |p| {
+        p["quiescent"] == true
+    })
+    .expect("rust-analyzer became quiescent");
+    let params = serde_json::json!({
+        "textDocument": { "uri": uri(&lib) },
+        "position": position_of(&source, "FnvIndexMap, String as HString"),
+    });
+    let mut target = None;
+    for _ in 0..60 {
+        let r = lsp.request(
+            "textDocument/definition",
+            params.clone(),
+            Duration::from_secs(60),
+        );
+        let first = if r.is_array() { r[0].clone() } else { r };
+        if let Some(u) = first["uri"].as_str() {
+            target = Some(path_of(u));
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let target = target.unwrap_or_else(|| {
+        panic!(
+            "no definition of `FnvIndexMap`: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    // The registry source of the `heapless` crate cargo resolved.
+    assert!(
+        target
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with("heapless-")),
+        "{}",
+        target.display()
+    );
+}
