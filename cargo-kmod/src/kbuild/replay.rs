@@ -365,6 +365,34 @@ mod tests {
     }
 
     #[test]
+    fn kbuilds_saved_kernel_command_reads_back_without_objtool_and_becomes_rustdoc_args() {
+        let text = "savedcmd_rust/kernel.o :=  OBJTREE=/k rustc --edition=2021 -Zbinary_dep_depinfo=y -Wclippy::all -Aclippy::x --remap-path-prefix=/s/= --target=./scripts/target.json @./include/generated/rustc_cfg --extern ffi --emit=dep-info=rust/.kernel.o.d --emit=obj=rust/kernel.o --crate-type rlib -L./rust --crate-name kernel /s/rust/kernel/lib.rs --sysroot=/dev/null -Zunstable-options    ; ./tools/objtool/objtool --orc   rust/kernel.o\n\nsource_rust/kernel.o := /s/rust/kernel/lib.rs\n";
+        let s = saved_in_cmd_file(text, "rust/kernel.o", Path::new("/k")).expect("parses");
+        assert_eq!(s.program, "rustc");
+        assert_eq!(s.rustdoc(), "rustdoc");
+        assert_eq!(s.source, "/s/rust/kernel/lib.rs");
+        assert_eq!(s.env, [("OBJTREE".to_string(), "/k".to_string())]);
+        assert_eq!(
+            s.rustdoc_args(),
+            [
+                "--edition=2021",
+                "--target=./scripts/target.json",
+                "@./include/generated/rustc_cfg",
+                "--extern",
+                "ffi",
+                "--crate-type",
+                "rlib",
+                "-L./rust",
+                "--crate-name",
+                "kernel",
+                "--sysroot=/dev/null",
+                "-Zunstable-options"
+            ]
+        );
+        assert!(saved_in_cmd_file(text, "rust/other.o", Path::new("/k")).is_none());
+    }
+
+    #[test]
     fn dep_info_lists_sources() {
         let text = "hello/hello.rmeta: /p/src/lib.rs /p/src/a\\ b.rs /out/bindings.rs\n\n/p/src/lib.rs:\n/p/src/a\\ b.rs:\n\n# env-dep:CARGO_PKG_NAME=hello\n";
         assert_eq!(
