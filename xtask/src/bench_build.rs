@@ -9,7 +9,9 @@
 //! - 8 modules: one `cargo kmod build --workspace` of 8 modules vs eight separate plain
 //!   builds of one hand-written module each, all from clean (goal <= 0.5x);
 //! - no-op rebuild of a module with crates.io `[dependencies]` (bitflags, heapless, paste:
-//!   fetched once into cargo's cache) vs plain make over its generated Kbuild (goal <= 0.2x).
+//!   fetched once into cargo's cache) vs plain make over its generated Kbuild (goal <= 0.2x);
+//! - `cargo kmod check` after a one-line change vs `cargo kmod build` of such a change
+//!   (goal <= 0.5x), and a no-op check vs that build (goal <= 0.05x).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,6 +75,19 @@ impl Ctx {
         cmd!(
             sh,
             "{kmod} kmod build -q --manifest-path {manifest} --arch {arch} {extra...}"
+        )
+        .quiet()
+        .run()?;
+        Ok(())
+    }
+
+    /// `cargo kmod SUB` (`check`) of the package at `manifest`.
+    fn kmod(&self, sh: &Shell, sub: &str, manifest: &Path) -> Result<()> {
+        let kmod = &self.kmod;
+        let arch = self.make_args[0].trim_start_matches("ARCH=").to_string();
+        cmd!(
+            sh,
+            "{kmod} kmod {sub} -q --manifest-path {manifest} --arch {arch}"
         )
         .quiet()
         .run()?;
@@ -196,6 +211,34 @@ pub fn run(sh: &Shell) -> Result<()> {
     }
     let one_changed = (median(ours), median(plain));
 
+    // `cargo kmod check` against `cargo kmod build` of the same one-line change, interleaved;
+    // then no-op checks against that build.
+    let mut checks = vec![];
+    let mut builds = vec![];
+    for i in 0..9 {
+        let edit = |tag: &str| {
+            std::fs::write(
+                &lib,
+                format!(
+                    "{}\n// check edit {i}{tag}\n",
+                    MODULE_RS.replace("NAME", "bench_one")
+                ),
+            )
+        };
+        edit("a")?;
+        checks.push(time(|| ctx.kmod(&sh, "check", &manifest))?);
+        edit("b")?;
+        builds.push(time(|| ctx.kmod_build(&sh, &manifest, &[]))?);
+    }
+    let build_one = median(builds);
+    let check_one = (median(checks), build_one);
+    ctx.kmod(&sh, "check", &manifest)?;
+    let mut noop_checks = vec![];
+    for _ in 0..runs {
+        noop_checks.push(time(|| ctx.kmod(&sh, "check", &manifest))?);
+    }
+    let check_noop = (median(noop_checks), build_one);
+
     // A module with crates.io dependencies: built once (cargo fetches and compiles the
     // crates), then no-op rebuilds against plain make over the same generated Kbuild.
     let with_deps = w.join("deps");
@@ -278,5 +321,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     row("one file changed (median of 9)", one_changed, 1.0);
     row("8 modules from clean (1 vs 8 runs)", (ours8, plain8), 0.5);
     row("no-op with crates (median of 5)", noop_deps, 0.2);
+    println!("{:<34} {:>11} {:>11}", "", "check", "kmod build");
+    row("check, one line changed (of 9)", check_one, 0.5);
+    row("no-op check (median of 7)", check_noop, 0.05);
     Ok(())
 }

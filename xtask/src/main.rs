@@ -19,6 +19,7 @@ mod bench_test;
 #[allow(dead_code)]
 mod layout;
 mod rootfs;
+mod rust_analyzer;
 mod setup;
 
 /// `$CARGO_KMOD_HOME` (default `~/.cargo-kmod`), as cargo-kmod finds it.
@@ -46,6 +47,8 @@ fn main() -> Result<()> {
             setup::demo(&sh)
         }
         Some("test") => test(&sh),
+        // The LSP test's rust-analyzer alone (also a step of `setup`).
+        Some("rust-analyzer") => rust_analyzer::ensure(&sh).map(drop),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("build") => bench_build::run(&sh),
             Some("test") => bench_test::run(),

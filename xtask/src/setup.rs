@@ -288,6 +288,8 @@ pub fn setup(sh: &Shell) -> Result<()> {
         trees.extend(tree_paths(&out));
     }
     anyhow::ensure!(!trees.is_empty(), "`cargo kmod init` named no tree");
+    // 10. rust-analyzer for the LSP test (Debian's, with trixie's runtime; test tooling).
+    crate::rust_analyzer::ensure(sh)?;
     for kdir in &trees {
         cmd!(sh, "{kmod} kmod doctor --kdir {kdir}").run()?;
     }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod clippy;
 pub mod deploy;
 pub mod diagnostics;
+pub mod doc;
 pub mod doctor;
 pub mod fmt;
 pub mod ide;
@@ -44,6 +45,8 @@ pub enum Command {
     Fmt(fmt::FmtCmd),
     /// Write a rust-project.json so rust-analyzer understands the module
     Ide(ide::IdeCmd),
+    /// Build the modules' documentation with links into the kernel crate's docs
+    Doc(doc::DocCmd),
     /// Show what is inside a .ko (modinfo, signature, symbols and CRCs)
     Info(info::InfoCmd),
     /// Check that a .ko will load on a kernel tree
@@ -74,6 +77,7 @@ impl Command {
             Command::Clippy(c) => c.run(session),
             Command::Fmt(c) => c.run(session),
             Command::Ide(c) => c.run(session),
+            Command::Doc(c) => c.run(session),
             Command::Info(c) => c.run(session),
             Command::Verify(c) => c.run(session),
             Command::Package(c) => c.run(session),

@@ -28,12 +28,21 @@ pub struct NewCmd {
     /// Directory to create (default: `./NAME`)
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// Write no editor settings (`.vscode/settings.json` with rust-analyzer's check-on-save
+    /// through `cargo kmod check`)
+    #[arg(long)]
+    pub no_editor: bool,
 }
 
 impl NewCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
-        let Created { scaffold, dest } =
-            ops::new::new(&self.name, self.template, self.c, self.path.as_deref())?;
+        let Created { scaffold, dest } = ops::new::new(
+            &self.name,
+            self.template,
+            self.c,
+            self.path.as_deref(),
+            !self.no_editor,
+        )?;
         let kind = match (self.template, self.c) {
             (Template::Minimal, true) => "kernel module (Rust + C)",
             (Template::Minimal, false) => "kernel module",
@@ -49,6 +58,12 @@ impl NewCmd {
             session.shell.note(format_args!(
                 "the module is named `{}`: kbuild turns `-` into `_` in module names",
                 scaffold.module
+            ));
+        }
+        if !self.no_editor {
+            session.shell.note(format_args!(
+                "rust-analyzer settings in `{}`: check-on-save runs `cargo kmod check`; run `cargo kmod ide` in the package for its `rust-project.json`",
+                dest.join(ops::new::EDITOR_SETTINGS).display()
             ));
         }
         if session.shell.is_json() {

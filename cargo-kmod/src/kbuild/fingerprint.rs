@@ -143,6 +143,11 @@ impl Fingerprint {
     /// Every file below `dir`, skipping `target/` and hidden entries; directories reached
     /// through symlinks are followed (once each, so a link cycle ends).
     pub fn tree(&mut self, dir: &Path) {
+        self.tree_except(dir, |_| false)
+    }
+
+    /// [`Fingerprint::tree`] without the files `skip` names.
+    pub fn tree_except(&mut self, dir: &Path, skip: impl Fn(&Path) -> bool) {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         let mut stack = vec![dir.to_path_buf()];
@@ -168,7 +173,7 @@ impl Fingerprint {
                 };
                 if is_dir {
                     stack.push(e.path());
-                } else {
+                } else if !skip(&e.path()) {
                     files.push(e.path());
                 }
             }

@@ -6,6 +6,7 @@
 //! diagnostics, modpost errors) is forwarded to stderr as the tools wrote it.
 
 pub mod fingerprint;
+pub mod replay;
 
 use std::path::{Path, PathBuf};
 

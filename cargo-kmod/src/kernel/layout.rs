@@ -83,6 +83,11 @@ impl Home {
         self.root.join("macros").join(key)
     }
 
+    /// The `kernel` crate's rustdoc for one tree configuration (`cargo kmod doc`).
+    pub fn kernel_docs_dir(&self, key: &str) -> PathBuf {
+        self.root.join("docs").join(key)
+    }
+
     /// The `cargo metadata` cache.
     pub fn metadata_dir(&self) -> PathBuf {
         self.root.join("metadata")

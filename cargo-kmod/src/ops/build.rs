@@ -88,7 +88,7 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
             .get(..12)
             .unwrap_or("x")
     ));
-    let base_fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base);
+    let base_fingerprint = fingerprint_of(ctx, opts, &features, &extra_symbols, &base, true);
     let fingerprint =
         base_fingerprint.clone() + &deps_inputs(ctx, &deps::recorded_sources(&stamp), None);
     if fingerprint::is_fresh(&stamp, &fingerprint) {
@@ -137,6 +137,37 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
     Ok(artifacts(ctx, &out_dir, opts.test))
 }
 
+/// What a check's saved rustc command depends on besides the Rust sources rustc reads
+/// itself: the build's own fingerprint ([`build`]'s no-op check) without the package's
+/// `.rs` files, with the kernel crate's metadata, and the dependency crates' inputs. While
+/// it is unchanged, the plan a check would write is the one it wrote, and kbuild's command
+/// for the crate is the same. `after`: as a check that began at `started` and built the
+/// dependency crates from `sources` records it (and records those sources beside
+/// `stamp`); otherwise with the sources the last check recorded there.
+pub fn check_fingerprint(
+    session: &Session,
+    ctx: &BuildContext,
+    opts: &BuildOptions,
+    stamp: &Path,
+    after: Option<(&[PathBuf], &fingerprint::Started)>,
+) -> Result<String> {
+    let features = selected_features(ctx, opts)?;
+    let extra_symbols = extra_symbols(session, ctx)?;
+    let base = publish_dir(&ctx.kmod_dir(), opts.test);
+    let mut fp = fingerprint_of(ctx, opts, &features, &extra_symbols, &base, false);
+    let mut kernel = Fingerprint::default();
+    kernel.file(&ctx.tree.dir.join("rust/libkernel.rmeta"));
+    fp.push_str(&kernel.finish());
+    match after {
+        Some((sources, started)) => {
+            deps::record_sources(stamp, sources)?;
+            fp.push_str(&deps_inputs(ctx, sources, Some(started)));
+        }
+        None => fp.push_str(&deps_inputs(ctx, &deps::recorded_sources(stamp), None)),
+    }
+    Ok(fp)
+}
+
 /// The written plan of a build, for `check` and `clippy`: what [`build`] writes before kbuild
 /// runs (the same `kmod_macros`, dependency crates, bindings and Kbuild files), under the
 /// build directory's lock, which the returned file holds. kbuild then type-checks each
@@ -145,21 +176,47 @@ pub fn plan_for_check(
     session: &Session,
     ctx: &BuildContext,
     opts: &BuildOptions,
-) -> Result<(plan::Plan, Toolchain, std::fs::File)> {
-    let lock = lock_build_dir(&session.shell, &ctx.kmod_dir())?;
+    started: &mut fingerprint::Started,
+) -> Result<(plan::Plan, Toolchain, Vec<PathBuf>)> {
     let features = selected_features(ctx, opts)?;
     let extra_symbols = extra_symbols(session, ctx)?;
     let tc = Toolchain::for_modules(ctx.rustc.clone());
-    let (plan, _) = planned(
+    let (plan, module_deps) = planned(
         &session.shell,
         ctx,
         opts,
         &tc,
         features,
         extra_symbols,
-        None,
+        Some(started),
     )?;
-    Ok((plan, tc, lock))
+    let sources = module_deps
+        .values()
+        .flat_map(|d| d.sources.clone())
+        .collect();
+    Ok((plan, tc, sources))
+}
+
+/// Hold the build directory's lock (`target/kmod/<arch>/.kmod-lock`) until the returned
+/// file is dropped, as [`build`] does.
+pub fn lock_for_check(session: &Session, ctx: &BuildContext) -> Result<std::fs::File> {
+    lock_build_dir(&session.shell, &ctx.kmod_dir())
+}
+
+/// When a check begins, for [`check_fingerprint`]: as [`build`] takes it.
+pub fn check_started(ctx: &BuildContext) -> Result<fingerprint::Started> {
+    fingerprint::Started::now(&ctx.kmod_dir(), &[ctx.home.root.join("macros")])
+}
+
+/// Where a check's saved commands and last diagnostics for this selection are kept.
+pub fn check_stamp(ctx: &BuildContext, opts: &BuildOptions, driver: &str) -> PathBuf {
+    let names: Vec<&str> = ctx.modules.iter().map(|m| m.name.as_str()).collect();
+    publish_dir(&ctx.kmod_dir(), opts.test).join(format!(
+        ".kmod-check-{}",
+        crate::fsutil::sha256_hex(format!("{}/{driver}", names.join(",")).as_bytes())
+            .get(..12)
+            .unwrap_or("x")
+    ))
 }
 
 /// Everything before kbuild: the proc macro and dependency crates, the plan rendered and
@@ -367,6 +424,7 @@ fn fingerprint_of(
     features: &BTreeMap<String, BTreeSet<String>>,
     extra_symbols: &[PathBuf],
     base: &Path,
+    rust_sources: bool,
 ) -> String {
     let tree = &ctx.tree;
     let mut fp = Fingerprint::default();
@@ -388,7 +446,11 @@ fn fingerprint_of(
         fp.value("module", &format!("{m:?}"));
         fp.file(&m.manifest_path);
         // Files kbuild does not see (bindgen's headers) and new files in the package.
-        fp.tree(&m.dir);
+        if rust_sources {
+            fp.tree(&m.dir);
+        } else {
+            fp.tree_except(&m.dir, |p| p.extension().is_some_and(|x| x == "rs"));
+        }
         for p in m
             .c_sources
             .iter()

@@ -61,7 +61,33 @@ pub fn rust_project(session: &Session, ctx: &BuildContext) -> Result<Value> {
             &cfg,
         ));
     }
+    // Check-on-save: rust-analyzer runs this in place of `cargo check` (a `flycheck`
+    // runnable; older rust-analyzers take the same command from their
+    // `check.overrideCommand` setting, see docs/loop.md).
+    project["runnables"] = json!([{
+        "program": "cargo",
+        "args": check_command(ctx),
+        "cwd": ctx.workspace.root,
+        "kind": "flycheck",
+    }]);
     Ok(project)
+}
+
+/// The arguments after `cargo` of the check rust-analyzer runs on save: `cargo kmod check`
+/// of the same modules on the same tree, in cargo's JSON.
+pub fn check_command(ctx: &BuildContext) -> Vec<String> {
+    let mut args: Vec<String> = ["kmod", "check", "--message-format", "json"]
+        .map(String::from)
+        .into();
+    args.push("--manifest-path".into());
+    args.push(ctx.workspace.root.join("Cargo.toml").display().to_string());
+    args.push("--kdir".into());
+    args.push(ctx.tree.dir.display().to_string());
+    for m in &ctx.modules {
+        args.push("-p".into());
+        args.push(m.package.clone());
+    }
+    args
 }
 
 /// The kernel's description of its own crates (`make rust-analyzer`), from an empty

@@ -14,6 +14,7 @@ pub mod build;
 pub mod check;
 pub mod clippy;
 pub mod deploy;
+pub mod doc;
 pub mod doctor;
 pub mod fmt;
 pub mod ide;

@@ -344,15 +344,40 @@ pub struct Created {
     pub dest: PathBuf,
 }
 
-/// Render the package `name` of `template` and write it to `path` (default `./NAME`).
-pub fn new(name: &str, template: Template, c: bool, path: Option<&Path>) -> Result<Created> {
+/// Render the package `name` of `template` and write it to `path` (default `./NAME`);
+/// `editor`: with [`EDITOR_SETTINGS`] in `.vscode/settings.json`.
+pub fn new(
+    name: &str,
+    template: Template,
+    c: bool,
+    path: Option<&Path>,
+    editor: bool,
+) -> Result<Created> {
     let scaffold = Scaffold::with_template(name, &default_author(), c, template)?;
     let dest = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(name));
-    let files = scaffold.render()?;
+    let mut files = scaffold.render()?;
+    if editor {
+        files.push((PathBuf::from(EDITOR_SETTINGS), editor_settings()));
+    }
     write_package(&dest, &files)?;
     Ok(Created { scaffold, dest })
+}
+
+/// Where `new` writes rust-analyzer's settings (VS Code's workspace settings).
+pub const EDITOR_SETTINGS: &str = ".vscode/settings.json";
+
+/// rust-analyzer's settings for a module package: the project is `rust-project.json`
+/// (`cargo kmod ide` writes it), and check-on-save runs `cargo kmod check` in cargo's JSON
+/// instead of `cargo check`, which cannot build a kernel module.
+pub fn editor_settings() -> String {
+    let settings = serde_json::json!({
+        "rust-analyzer.linkedProjects": ["rust-project.json"],
+        "rust-analyzer.check.overrideCommand":
+            ["cargo", "kmod", "check", "--message-format", "json"],
+    });
+    serde_json::to_string_pretty(&settings).unwrap_or_default() + "\n"
 }
 
 #[cfg(test)]

@@ -381,14 +381,16 @@ fn lints_reach_rustflags_and_the_check_goal_shares_the_object_command() {
     assert_eq!(pm.check_metadata, pm.dir.join("mixed.rmeta"));
     assert!(
         kbuild.contains(
-            "$(obj)/mixed.rsi: /work/mixed/src/lib.rs FORCE\n\t+$(call cmd,kmod_check_rs)"
+            "$(obj)/mixed.rsi: /work/mixed/src/lib.rs FORCE\n\t$(Q)printf '%s\\n' '$(call escsq,$(kmod_check_cmd))' '$(call escsq,$<)' '$(call escsq,$(CURDIR))' > $(kmod_check_saved).argv && env -0 > $(kmod_check_saved).env\n\t+$(call cmd,kmod_check_rs)"
         ),
         "{kbuild}"
     );
     assert!(
-        kbuild.contains(
-            "$(rust_common_cmd) --emit=metadata=$(obj)/mixed.rmeta $(KMOD_CHECK_FLAGS) $<"
-        ),
+        kbuild.contains("kmod_check_cmd = $(rust_common_cmd) --emit=metadata=$(obj)/mixed.rmeta\n"),
+        "{kbuild}"
+    );
+    assert!(
+        kbuild.contains("cmd_kmod_check_rs = $(kmod_check_cmd) $(KMOD_CHECK_FLAGS) $<"),
         "{kbuild}"
     );
 }

@@ -366,3 +366,349 @@ fn check_sees_dependency_crates_and_bindings() {
     ok(&o);
     assert!(kos_under(&mixed).is_empty());
 }
+
+/// Whether `-v` output shows a `make` run.
+fn ran_make(o: &std::process::Output) -> bool {
+    stderr(o).contains("Running `make")
+}
+
+#[test]
+fn check_after_an_edit_runs_kbuilds_saved_command_without_make_and_a_noop_check_runs_nothing() {
+    dev_tree("x86_64");
+    let d = scratch();
+    fixture_package(d.path(), "loop-fast", "", "");
+    let lib = d.path().join("src/lib.rs");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--arch", "x86_64", "-v"];
+        args.extend_from_slice(extra);
+        kmod_at(d.path(), &args)
+    };
+    // The first check goes through kbuild and saves its command.
+    let o = check(&[]);
+    ok(&o);
+    assert!(ran_make(&o), "{}", stderr(&o));
+
+    // A type error: rustc alone, kbuild's own command (target, cfgs, externs), no make.
+    let (source, line) = lib_rs_with_type_error();
+    write(&lib, &source);
+    let o = check(&[]);
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!ran_make(&o), "{err}");
+    assert!(err.contains("--target="), "kbuild's command: {err}");
+    assert!(err.contains("--extern kernel"), "kbuild's command: {err}");
+    assert!(
+        err.contains(&format!("--> {}:{line}:", lib.display())),
+        "{err}"
+    );
+    let json = |o: &std::process::Output| -> Vec<serde_json::Value> { json_lines(o) };
+    let replayed = check(&["--message-format", "json"]);
+    assert_eq!(code(&replayed), 101);
+
+    // Nothing changed: the last diagnostics again, nothing run at all, the same JSON.
+    let noop = check(&["--message-format", "json"]);
+    assert_eq!(code(&noop), 101);
+    assert!(!stderr(&noop).contains("Running `"), "{}", stderr(&noop));
+    assert_eq!(json(&noop), json(&replayed));
+
+    // A manifest change is more than sources: through kbuild again, the same verdict.
+    let manifest = d.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(&manifest, &format!("{text}\n# edited\n"));
+    let through_make = check(&["--message-format", "json"]);
+    assert_eq!(code(&through_make), 101);
+    assert!(ran_make(&through_make), "{}", stderr(&through_make));
+    assert_eq!(json(&through_make), json(&replayed));
+
+    // Fixed: silent and successful, still without make.
+    write(
+        &lib,
+        &source.replace("let _broken: u32 = \"not a number\";", ""),
+    );
+    let o = check(&[]);
+    ok(&o);
+    assert!(!ran_make(&o), "{}", stderr(&o));
+    assert!(kos_under(d.path()).is_empty());
+}
+
+/// The settings `new` wrote for VS Code (`"rust-analyzer.a.b": v`), as rust-analyzer's
+/// configuration object (`{"a": {"b": v}}`), with `cargo` in the check command replaced by
+/// the cargo-kmod under test (`cargo-kmod kmod check ...` is what `cargo kmod check` runs).
+fn rust_analyzer_settings(package: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(package.join(".vscode/settings.json"))
+        .expect("`cargo kmod new` wrote .vscode/settings.json");
+    let flat: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut out = serde_json::json!({});
+    for (k, v) in flat {
+        let path: Vec<&str> = k
+            .strip_prefix("rust-analyzer.")
+            .expect("rust-analyzer settings")
+            .split('.')
+            .collect();
+        let mut at = &mut out;
+        for p in &path[..path.len() - 1] {
+            at = at
+                .as_object_mut()
+                .unwrap()
+                .entry(p.to_string())
+                .or_insert(serde_json::json!({}));
+        }
+        at[path[path.len() - 1]] = v;
+    }
+    let command = out["check"]["overrideCommand"].as_array_mut().unwrap();
+    assert_eq!(command[0], "cargo");
+    command[0] = bin().display().to_string().into();
+    out
+}
+
+/// Where `needle` (its first character) is in `text`, as an LSP position.
+fn position_of(text: &str, needle: &str) -> serde_json::Value {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` in {text}"));
+    let line = text[..at].matches('\n').count();
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    serde_json::json!({ "line": line, "character": col })
+}
+
+#[test]
+fn rust_analyzer_shows_check_on_save_and_goes_to_bindings_and_kernel_definitions() {
+    use std::time::Duration;
+    let tree = dev_tree("x86_64");
+    rust_analyzer_root();
+    let d = scratch();
+    let o = kmod_at(d.path(), &["new", "ra-probe"]);
+    ok(&o);
+    let package = d.path().join("ra-probe");
+    let o = kmod_at(&package, &["ide", "--kdir", tree.to_str().unwrap()]);
+    ok(&o);
+    let lib = package.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    // Items to jump from: one from the kernel's generated bindings, one from the kernel crate.
+    let source = format!(
+        "{source}\n/// The size of a kernel list head.\npub fn list_head_size() -> usize {{\n    core::mem::size_of::<kernel::bindings::list_head>()\n}}\n"
+    );
+    write(&lib, &source);
+    // The check the settings run must find the tree `ide` described.
+    let settings = rust_analyzer_settings(&package);
+    let log = d.path().join("rust-analyzer.log");
+    let mut lsp = Lsp::start(&package, settings, &log);
+    let doc = serde_json::json!({ "uri": uri(&lib) });
+    lsp.notify(
+        "textDocument/didOpen",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "languageId": "rust", "version": 1, "text": source } }),
+    );
+    // Loaded and indexed: rust-analyzer says it is quiescent.
+    lsp.wait_for("experimental/serverStatus", Duration::from_secs(300), |p| {
+        p["quiescent"] == true
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "rust-analyzer never became quiescent: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+
+    // Go-to-definition: into the tree's generated bindings and the kernel crate's source.
+    let definition = |lsp: &mut Lsp, needle: &str| -> std::path::PathBuf {
+        let params =
+            serde_json::json!({ "textDocument": doc, "position": position_of(&source, needle) });
+        for _ in 0..60 {
+            let r = lsp.request(
+                "textDocument/definition",
+                params.clone(),
+                Duration::from_secs(60),
+            );
+            let first = if r.is_array() { r[0].clone() } else { r };
+            if let Some(u) = first["uri"].as_str() {
+                return path_of(u);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "no definition of `{needle}`: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let bindings = definition(&mut lsp, "list_head>");
+    assert!(
+        bindings.ends_with("rust/bindings/bindings_generated.rs"),
+        "{}",
+        bindings.display()
+    );
+    assert!(bindings.starts_with(&tree), "{}", bindings.display());
+    let kernel = definition(&mut lsp, "ThisModule) ->");
+    assert!(
+        kernel.to_string_lossy().contains("/rust/kernel/")
+            && kernel.extension().is_some_and(|e| e == "rs"),
+        "{}",
+        kernel.display()
+    );
+
+    // A type error, saved: the diagnostics of `cargo kmod check` (rustc's, with its code).
+    let broken = source.replace(
+        "pub fn list_head_size() -> usize {",
+        "pub fn list_head_size() -> usize {\n    let _broken: u32 = \"not a number\";",
+    );
+    write(&lib, &broken);
+    lsp.notify(
+        "textDocument/didChange",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "version": 2 }, "contentChanges": [{ "text": broken }] }),
+    );
+    lsp.notify(
+        "textDocument/didSave",
+        serde_json::json!({ "textDocument": doc }),
+    );
+    let line = broken.lines().position(|l| l.contains("_broken")).unwrap();
+    let published = lsp.wait_for(
+        "textDocument/publishDiagnostics",
+        Duration::from_secs(300),
+        |p| {
+            p["uri"] == uri(&lib)
+                && p["diagnostics"].as_array().is_some_and(|ds| {
+                    ds.iter().any(|d| {
+                        d["source"] == "rustc"
+                            && d["code"] == "E0308"
+                            && d["range"]["start"]["line"] == line
+                    })
+                })
+        },
+    );
+    assert!(
+        published.is_some(),
+        "no check diagnostic after save: {:?}\n{}",
+        lsp.notifications
+            .iter()
+            .filter(|n| n["method"] == "textDocument/publishDiagnostics")
+            .collect::<Vec<_>>(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// The `href="file://..."` targets in the HTML files under `dir`.
+fn file_links(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for f in walk(dir) {
+        if f.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for part in text.split("href=\"file://").skip(1) {
+            let target = part.split(['"', '#']).next().unwrap();
+            out.push(std::path::PathBuf::from(target));
+        }
+    }
+    out
+}
+
+#[test]
+fn doc_writes_html_whose_links_into_the_kernel_crate_resolve() {
+    for arch in ARCHES {
+        dev_tree(arch);
+        let d = scratch();
+        fixture_package(d.path(), "loop-doc", "", "");
+        let o = kmod_at(d.path(), &["doc", "--arch", arch]);
+        ok(&o);
+        let doc = d.path().join("target/kmod").join(arch).join("doc/loop_doc");
+        let index = doc.join("index.html");
+        assert!(index.is_file(), "{arch}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("Generated {}", index.display())),
+            "{}",
+            stderr(&o)
+        );
+        let links = file_links(&doc);
+        let kernel: Vec<_> = links
+            .iter()
+            .filter(|l| l.components().any(|c| c.as_os_str() == "kernel"))
+            .collect();
+        assert!(
+            !kernel.is_empty(),
+            "{arch}: no link into the kernel crate: {links:?}"
+        );
+        for l in &kernel {
+            assert!(l.is_file(), "{arch}: broken link `{}`", l.display());
+        }
+        // The kernel's docs are built once per tree: a second run only documents the module.
+        let o = kmod_at(d.path(), &["doc", "--arch", arch]);
+        ok(&o);
+        assert!(!stderr(&o).contains("Documenting kernel"), "{}", stderr(&o));
+        assert!(kos_under(d.path()).is_empty());
+    }
+}
+
+#[test]
+fn doc_with_a_bad_tree_or_package_is_one_line() {
+    let d = scratch();
+    fixture_package(d.path(), "loop-doc-bad", "", "");
+    let o = kmod_at(d.path(), &["doc", "--kdir", "/nonexistent/tree"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("/nonexistent/tree"), "{err}");
+    let o = kmod_at(
+        d.path(),
+        &["doc", "-p", "no-such-package", "--arch", "x86_64"],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: ") && err.contains("no-such-package"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rust_analyzer_goes_to_dependency_crate_definitions() {
+    use std::time::Duration;
+    dev_tree("x86_64");
+    rust_analyzer_root();
+    let (tmp, crates) = copy_of("examples/crates");
+    let o = kmod_at(&crates, &["ide", "--arch", "x86_64"]);
+    ok(&o);
+    let lib = crates.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let log = tmp.path().join("rust-analyzer.log");
+    let settings = serde_json::json!({ "linkedProjects": ["rust-project.json"] });
+    let mut lsp = Lsp::start(&crates, settings, &log);
+    lsp.notify(
+        "textDocument/didOpen",
+        serde_json::json!({ "textDocument": { "uri": uri(&lib), "languageId": "rust", "version": 1, "text": source } }),
+    );
+    lsp.wait_for("experimental/serverStatus", Duration::from_secs(300), |p| {
+        p["quiescent"] == true
+    })
+    .expect("rust-analyzer became quiescent");
+    let params = serde_json::json!({
+        "textDocument": { "uri": uri(&lib) },
+        "position": position_of(&source, "FnvIndexMap, String as HString"),
+    });
+    let mut target = None;
+    for _ in 0..60 {
+        let r = lsp.request(
+            "textDocument/definition",
+            params.clone(),
+            Duration::from_secs(60),
+        );
+        let first = if r.is_array() { r[0].clone() } else { r };
+        if let Some(u) = first["uri"].as_str() {
+            target = Some(path_of(u));
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let target = target.unwrap_or_else(|| {
+        panic!(
+            "no definition of `FnvIndexMap`: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    // The registry source of the `heapless` crate cargo resolved.
+    assert!(
+        target
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with("heapless-")),
+        "{}",
+        target.display()
+    );
+}

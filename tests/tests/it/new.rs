@@ -27,6 +27,29 @@ fn creates_a_package() {
     );
     assert!(tmp.path().join("hello/.gitignore").is_file());
     assert!(!tmp.path().join("hello/src/helper.c").exists());
+    // rust-analyzer's settings: check-on-save through `cargo kmod check`, said in the output.
+    let settings: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("hello/.vscode/settings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        settings["rust-analyzer.check.overrideCommand"],
+        serde_json::json!(["cargo", "kmod", "check", "--message-format", "json"])
+    );
+    assert!(
+        stderr(&o).contains("rust-analyzer settings in `hello/.vscode/settings.json`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn no_editor_writes_no_editor_settings() {
+    let tmp = scratch();
+    let o = run(&mut new_in(tmp.path(), &["plain", "--no-editor"]));
+    ok(&o);
+    assert!(!tmp.path().join("plain/.vscode").exists());
+    assert!(!stderr(&o).contains("rust-analyzer"), "{}", stderr(&o));
 }
 
 #[test]

@@ -14,12 +14,14 @@
 
 mod files;
 mod guests;
+mod lsp;
 mod modules;
 mod packages;
 mod trees;
 
 pub use files::*;
 pub use guests::*;
+pub use lsp::*;
 pub use modules::*;
 pub use packages::*;
 pub use trees::*;
