@@ -281,7 +281,7 @@ pub fn resolve(
         }
         _ => (Modules::None, Vec::new(), None),
     };
-    let rustc = rustc_probe.join().unwrap_or(None);
+    let mut rustc = rustc_probe.join().unwrap_or(None);
     let refs: Vec<&ModuleSpec> = specs.iter().collect();
     let tree = resolve_tree(
         session,
@@ -297,6 +297,11 @@ pub fn resolve(
         (Some(t), false) => e.context(format!("target `{t}`")),
         _ => e,
     })?;
+    if let Some(program) = tree.rustc.as_ref().filter(|_| session.env.var("RUSTC").is_none()) {
+        // A tree that names its rustc (a completed distribution kernel) is built with it.
+        toolchain::use_tree_rustc(program);
+        rustc = rustc_version(&program.display().to_string());
+    }
     if packages {
         preflight(&tree, rustc.as_deref())?;
     }
@@ -442,6 +447,9 @@ fn resolve_tree(
         };
         if let Some(d) = &t.kdir {
             choice.target = Some((name.clone(), d.clone()));
+        } else if let Some(dk) = &t.distro_kernel {
+            let d = resolve::distro_tree(home, dk, name)?;
+            choice.target = Some((name.clone(), d));
         } else {
             // boards: a target with `board`/`base-config`/`cc`/`source` uses the tree `init`
             // prepared for exactly those inputs.

@@ -47,6 +47,14 @@ pub struct InitCmd {
     /// Parallel make jobs [default: the number of CPUs]
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Complete a distribution kernel's headers with `rust/`: `debian:<release>` (e.g.
+    /// `debian:7.2.13+deb14-arm64`), its packages fetched from Debian
+    #[arg(long, value_name = "DISTRO:RELEASE", conflicts_with_all = ["source", "arch", "board", "base_config", "target", "configs", "kdir"])]
+    pub distro_kernel: Option<String>,
+    /// Complete installed distribution headers (`/lib/modules/<release>/build`) with `rust/`,
+    /// under `$CARGO_KMOD_HOME` (the directory is not written to)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["source", "arch", "board", "base_config", "target", "configs"])]
+    pub kdir: Option<PathBuf>,
     /// List the prepared trees (and the board presets) and exit
     #[arg(long)]
     pub list: bool,
@@ -60,6 +68,43 @@ impl InitCmd {
         let jobs = self
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let distro = match (&self.distro_kernel, &self.kdir, &self.target) {
+            (Some(name), _, _) => Some(ops::init::DistroRequest::Named(
+                crate::kernel::distro::DistroKernel::parse(name, "`--distro-kernel`")?,
+            )),
+            (None, Some(dir), _) => Some(ops::init::DistroRequest::Installed(dir.clone())),
+            (None, None, Some(name)) => {
+                ops::init::target_distro(session, name, self.manifest_path.as_deref())?
+                    .map(ops::init::DistroRequest::Named)
+            }
+            _ => None,
+        };
+        if let Some(req) = distro {
+            let (c, fresh) = ops::init::init_distro(session, &req, jobs)?;
+            if session.shell.is_json() {
+                session.shell.json(&json!({
+                    "reason": "kernel-tree",
+                    "arch": c.arch.name(),
+                    "release": c.release,
+                    "path": c.dir,
+                    "fresh": fresh,
+                    "rustc": c.rustc_version,
+                    "distro": true,
+                    "headers": c.headers,
+                    "symbols_checked": c.symbols_checked,
+                }));
+            }
+            session.shell.status(
+                if fresh { "Fresh" } else { "Finished" },
+                format_args!(
+                    "{} headers completed with rust/ ({} Rust symbols match its Module.symvers) at `{}`",
+                    c.release,
+                    c.symbols_checked,
+                    c.dir.display()
+                ),
+            );
+            return Ok(());
+        }
         let req = match &self.target {
             Some(name) => InitRequest::Target {
                 name: name.clone(),

@@ -24,6 +24,14 @@
 //!                                    the eight most recently used are kept; `<hash>.failed`
 //!                                    notes an attempt that failed
 //!   kvm-probe.json                   whether KVM works for a tree's arch
+//!   distro/debian/                   distribution kernels (`kernel::distro`)
+//!     apt/                           the private apt: apt.conf, sources, lists, archives
+//!     packages/<name>_<ver>_<arch>/  packages unpacked (`dpkg-deb -x`), never installed
+//!     toolchains/<hash>/             the exact rustc and gcc a kernel names: `root/`
+//!                                    (unpacked packages) and `bin/` (loader wrappers)
+//!     complete/<release>-<hash>/     a headers package completed with `rust/` (an `O=`
+//!                                    tree of the matching source, the package's config)
+//!     fetch.lock                     held while packages are fetched
 //! ```
 //!
 //! This file uses only `std`: `xtask` includes it (`#[path]`) so that set-up and the
@@ -121,6 +129,11 @@ impl Home {
     /// Whether KVM works, per arch.
     pub fn kvm_probe(&self) -> PathBuf {
         self.root.join("kvm-probe.json")
+    }
+
+    /// One distribution's packages, toolchains and completed headers (`debian`).
+    pub fn distro_dir(&self, distro: &str) -> PathBuf {
+        self.root.join("distro").join(distro)
     }
 
     /// Whether `dir` is a prepared tree (it has its stamp).

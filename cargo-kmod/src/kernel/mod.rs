@@ -9,6 +9,7 @@
 pub mod arch;
 pub mod board;
 pub mod config;
+pub mod distro;
 pub mod home;
 pub mod layout;
 pub mod prepare;

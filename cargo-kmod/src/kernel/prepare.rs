@@ -1177,7 +1177,7 @@ pub fn find_prepared(
 /// An exclusive lock on `path` (created if missing), saying what it waits for when another
 /// process holds it. Lock files stay where they are, like cargo's: removing one while a
 /// second process waits on it would let a third lock a new file beside the first.
-fn lock_file(shell: &Shell, path: &Path, holder: &str) -> Result<std::fs::File> {
+pub(crate) fn lock_file(shell: &Shell, path: &Path, holder: &str) -> Result<std::fs::File> {
     let lock = std::fs::File::create(path)
         .with_context(|| format!("cannot create `{}`", path.display()))?;
     if lock.try_lock().is_err() {
@@ -1221,6 +1221,13 @@ fn unpack(shell: &Shell, home: &Home, tarball: &Path, identity: &str) -> Result<
             tarball.display()
         ),
     }
+}
+
+/// A kernel source tarball unpacked once under `sources/` (as `init --source` does); the
+/// source tree.
+pub(crate) fn unpack_source(shell: &Shell, home: &Home, tarball: &Path) -> Result<PathBuf> {
+    let source = Source::from_path(tarball)?;
+    unpack(shell, home, source.path(), &source.identity()?)
 }
 
 /// Remove what killed unpacks left (`.unpack-<hash>-*` whose source lock nobody holds).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::kernel::distro;
 use crate::kernel::home::Home;
 use crate::kernel::{Arch, KernelTree, ToolChoice};
 
@@ -65,6 +66,7 @@ impl Choice {
 /// Resolve the tree; an explicit tree whose arch differs from `--arch` is an error.
 pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
     if let Some((dir, origin)) = choice.explicit() {
+        let dir = completed(home, &dir)?;
         let tree = KernelTree::open_with(&dir, &choice.tools)
             .map_err(|e| e.context(format!("kernel tree from {origin}")))?;
         if let Some(arch) = choice.arch {
@@ -83,6 +85,32 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         choice.rustc.as_deref(),
         &choice.tools,
     )
+}
+
+/// A distribution's headers directory stands for its completion ([`distro::complete`]);
+/// headers that were not completed are refused with the command that completes them.
+fn completed(home: &Home, dir: &std::path::Path) -> Result<PathBuf> {
+    if !distro::is_debian_headers(dir) || dir.join("rust/libkernel.rmeta").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    match distro::complete::find(home, dir) {
+        Some(c) => Ok(c.dir),
+        None => crate::bail_user!(
+            "`{}` are a distribution's kernel headers without `rust/`: Rust modules cannot be built against them yet", dir.display();
+            hint = "complete them once with `cargo kmod init --kdir {}` (the headers directory is not written to)", dir.display()
+        ),
+    }
+}
+
+/// The completed tree of a named distribution kernel (`distro-kernel` of target `name`).
+pub fn distro_tree(home: &Home, dk: &distro::DistroKernel, name: &str) -> Result<PathBuf> {
+    match distro::complete::find_named(home, dk) {
+        Some(c) => Ok(c.dir),
+        None => crate::bail_user!(
+            "target `{}` is `{}`, whose headers are not completed yet", name, dk.name();
+            hint = "run `cargo kmod init --target {}` once (it downloads Debian's packages and builds `rust/`)", name
+        ),
+    }
 }
 
 /// The dev tree for `arch`: the newest kernel, preferring trees built by `rustc` (the

@@ -186,8 +186,25 @@ impl Toolchain {
     }
 }
 
+/// The rustc that compiles modules: `RUSTC`, else the resolved tree's own rustc (a completed
+/// distribution kernel names one: [`use_tree_rustc`]), else `rustc`.
 pub fn rustc_program() -> String {
-    Env::get().rustc()
+    let env = Env::get();
+    if env.var("RUSTC").is_none() {
+        if let Some(p) = TREE_RUSTC.get() {
+            return p.display().to_string();
+        }
+    }
+    env.rustc()
+}
+
+/// The rustc of the tree a command resolved: set once, when the context is resolved (a
+/// command works on one tree).
+static TREE_RUSTC: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Make `program` the rustc of this process's module builds (see [`rustc_program`]).
+pub fn use_tree_rustc(program: &Path) {
+    let _ = TREE_RUSTC.set(program.to_path_buf());
 }
 
 pub fn bindgen_program() -> String {

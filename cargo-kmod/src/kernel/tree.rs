@@ -115,6 +115,9 @@ pub struct KernelTree {
     pub arch: Arch,
     pub release: String,
     pub tools: TreeTools,
+    /// The rustc this tree's modules must be compiled with when the tree says (a completed
+    /// distribution kernel's: [`crate::kernel::distro::complete`]); else the user's.
+    pub rustc: Option<PathBuf>,
 }
 
 impl KernelTree {
@@ -165,6 +168,7 @@ impl KernelTree {
             Err(_) => dir.to_path_buf(),
         };
         let tools = TreeTools::decide(&config, arch, choice);
+        let rustc = crate::kernel::distro::complete::Completion::read(dir).map(|c| c.rustc);
         Ok(KernelTree {
             dir: dir.to_path_buf(),
             srctree,
@@ -172,6 +176,7 @@ impl KernelTree {
             arch,
             release,
             tools,
+            rustc,
         })
     }
 
@@ -192,6 +197,7 @@ impl KernelTree {
             arch,
             release,
             tools,
+            rustc: None,
         }
     }
 

@@ -58,6 +58,8 @@ const TARGET_KEYS: &[&str] = &[
     "cc",
     "dtb",
     "qemu-machine",
+    // A distribution's kernel (docs/distro.md).
+    "distro-kernel",
     // The board `cargo kmod deploy` reaches (docs/deploy.md).
     "host",
 ];
@@ -105,6 +107,9 @@ pub struct TargetSpec {
     pub qemu_machine: Option<String>,
     /// The board `cargo kmod deploy` reaches over ssh: `[USER@]HOST[:PORT]`.
     pub host: Option<String>,
+    /// A distribution's kernel (`debian:7.2.13+deb14-arm64`): its headers, completed by
+    /// `cargo kmod init --target NAME`, are the target's tree.
+    pub distro_kernel: Option<crate::kernel::distro::DistroKernel>,
 }
 
 impl TargetSpec {
@@ -330,11 +335,37 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                 ),
             };
             let kdir = tt.get::<PathBuf>("kdir")?.map(|p| root.join(p));
+            let distro_kernel = match tt.get::<String>("distro-kernel")? {
+                None => None,
+                Some(text) => {
+                    let what = format!("`distro-kernel` in `{}` of `{}`:", tsec, file.display());
+                    let dk = crate::kernel::distro::DistroKernel::parse(&text, &what)?;
+                    for other in ["kdir", "board", "base-config", "source", "cc"] {
+                        if tt.map.contains_key(other) {
+                            crate::bail_user!(
+                                "`{}` of `{}` has both `distro-kernel` and `{}`: a distribution kernel is its own tree", tsec, file.display(), other;
+                                hint = "remove `{}`", other
+                            );
+                        }
+                    }
+                    Some(dk)
+                }
+            };
+            let arch = parse_arch(tt.get("arch")?, "arch", &tsec, file)?;
+            if let (Some(a), Some(dk)) = (arch, &distro_kernel) {
+                if a != dk.arch {
+                    crate::bail_user!(
+                        "`{}` of `{}` says `arch = \"{}\"`, but `{}` is a kernel for {}", tsec, file.display(), a, dk.name(), dk.arch;
+                        hint = "remove `arch` (the distribution kernel decides it)"
+                    );
+                }
+            }
+            let arch = arch.or(distro_kernel.as_ref().map(|d| d.arch));
             targets.insert(
                 name.clone(),
                 TargetSpec {
                     name: name.clone(),
-                    arch: parse_arch(tt.get("arch")?, "arch", &tsec, file)?,
+                    arch,
                     kdir,
                     llvm,
                     cross_compile: tt.get("cross-compile")?,
@@ -352,6 +383,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                     dtb: tt.get("dtb")?,
                     qemu_machine: tt.get("qemu-machine")?,
                     host: tt.get("host")?,
+                    distro_kernel,
                 },
             );
         }

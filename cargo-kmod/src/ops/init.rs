@@ -23,6 +23,60 @@ pub enum InitRequest {
     },
 }
 
+/// A distribution kernel `init` completes: by name (fetched from the distribution), or the
+/// installed headers directory (`--kdir /lib/modules/<release>/build`).
+#[derive(Debug, Clone)]
+pub enum DistroRequest {
+    Named(crate::kernel::distro::DistroKernel),
+    Installed(PathBuf),
+}
+
+/// The distribution kernel of target `name`, when it names one.
+pub fn target_distro(
+    session: &Session,
+    name: &str,
+    manifest_path: Option<&std::path::Path>,
+) -> Result<Option<crate::kernel::distro::DistroKernel>> {
+    let ws = crate::manifest::load(&session.shell, manifest_path)?;
+    Ok(ws.target(name)?.distro_kernel.clone())
+}
+
+/// Complete a distribution kernel's headers (fetching its packages when named); `true` when
+/// it was completed already.
+pub fn init_distro(
+    session: &Session,
+    req: &DistroRequest,
+    jobs: usize,
+) -> Result<(crate::kernel::distro::complete::Completion, bool)> {
+    use crate::kernel::distro::{self, complete};
+    let home = Home::from_env()?;
+    let shell = &session.shell;
+    match req {
+        DistroRequest::Named(dk) => {
+            if let Some(c) = complete::find_named(&home, dk) {
+                return Ok((c, true));
+            }
+            let c = complete::complete_named(shell, &home, dk, jobs)
+                .with_context(|| format!("cannot prepare `{}`", dk.name()))?;
+            Ok((c, false))
+        }
+        DistroRequest::Installed(dir) => {
+            if !distro::is_debian_headers(dir) {
+                crate::bail_user!(
+                    "`{}` is not a distribution's headers directory (no `.kernelvariables` beside its `.config`)", dir.display();
+                    hint = "`init --kdir` completes Debian's `/lib/modules/<release>/build`; a kernel tree you built needs no completion"
+                );
+            }
+            if let Some(c) = complete::find(&home, dir) {
+                return Ok((c, true));
+            }
+            let c = complete::complete_installed(shell, &home, dir, jobs)
+                .with_context(|| format!("cannot complete `{}`", dir.display()))?;
+            Ok((c, false))
+        }
+    }
+}
+
 /// Read each `--config` fragment: (the name as given, its text).
 pub fn read_fragments(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
     paths

@@ -20,6 +20,7 @@ fn tree() -> KernelTree {
             llvm: None,
             cross_compile: None,
         },
+        rustc: None,
     }
 }
 
