@@ -90,7 +90,10 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
 /// A distribution's headers directory stands for its completion ([`distro::complete`]);
 /// headers that were not completed are refused with the command that completes them.
 fn completed(home: &Home, dir: &std::path::Path) -> Result<PathBuf> {
-    if !distro::is_debian_headers(dir) || dir.join("rust/libkernel.rmeta").is_file() {
+    let rust = std::fs::read_to_string(dir.join(".config"))
+        .is_ok_and(|c| c.lines().any(|l| l == "CONFIG_RUST=y"));
+    // Headers of a kernel without Rust are refused as such by the tree's checks.
+    if !distro::is_debian_headers(dir) || !rust || dir.join("rust/libkernel.rmeta").is_file() {
         return Ok(dir.to_path_buf());
     }
     match distro::complete::find(home, dir) {

@@ -88,6 +88,14 @@ pub struct DoctorRequest {
 /// of each arch.
 pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
     let home = Home::from_env()?;
+    let explicit_tree = req.kdir.clone().or_else(|| session.env.kdir());
+    if let Some(rustc) = explicit_tree
+        .and_then(|d| resolve::resolve(&home, &Choice { flag: Some(d), ..Choice::default() }).ok())
+        .and_then(|t| t.rustc)
+    {
+        // A completed distribution kernel is built with its own rustc: judge that one.
+        crate::kernel::toolchain::use_tree_rustc(&rustc);
+    }
     let tc = Toolchain::detect(&home);
     let mut checks = host(&tc);
     let mut trees: Vec<(KernelTree, Option<String>)> = Vec::new();
@@ -113,12 +121,16 @@ pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
                 }
                 trees.push((t, None))
             }
-            Err(e) => checks.push(Check {
-                name: "kernel tree".into(),
-                status: Status::Fail,
-                message: e.root_cause().to_string(),
-                fix: Some("pass the output directory of a built kernel".into()),
-            }),
+            Err(e) => {
+                let (_, hint, _) = crate::error::render(&e);
+                checks.push(Check {
+                    name: "kernel tree".into(),
+                    status: Status::Fail,
+                    message: e.root_cause().to_string(),
+                    // A distribution's bare headers: the command that completes them.
+                    fix: Some(hint.unwrap_or_else(|| "pass the output directory of a built kernel".into())),
+                })
+            }
         }
     } else {
         let arches: Vec<Arch> = req
@@ -496,6 +508,13 @@ fn elf_machine(path: &std::path::Path) -> Option<u16> {
 
 fn compiler_check(t: &KernelTree, name: &str) -> Check {
     let text = t.config.string("CC_VERSION_TEXT").unwrap_or_default();
+    if let Some(c) = crate::kernel::distro::complete::Completion::read(&t.dir) {
+        let dirs: Vec<String> = c.path.iter().map(|p| format!("`{}`", p.display())).collect();
+        return Check::ok(
+            name,
+            format!("{text}: the kernel's own compiler, from the distribution's packages in {}", dirs.join(", ")),
+        );
+    }
     match t.compiler() {
         Compiler::Clang { version, llvm } => match (version, llvm) {
             (Some(v), Some(l)) if Llvm::for_major(v.0).is_some() => {

@@ -331,16 +331,16 @@ fn build(
     let bar = shell.spinner("Completing", format!("linux-headers-{release} with rust/"));
     let r = crate::process::run_logged(
         shell,
-        cmd!(sh, "make -C {srctree} {vars...} {jobs} prepare").env("PATH", &path),
+        cmd!(sh, "make -C {srctree} {vars...} {jobs} modules_prepare").env("PATH", &path),
         &log,
         |l| bar.set_message(l.trim().to_string()),
     );
     bar.finish_and_clear();
     r?;
-    for want in ["rust/libkernel.rmeta", "rust/libmacros.so", "scripts/target.json"] {
+    for want in ["rust/libkernel.rmeta", "rust/libmacros.so", "scripts/target.json", "scripts/module.lds"] {
         if !dir.join(want).exists() {
             crate::bail_user!(
-                "kbuild's `prepare` left no `{}` in `{}`", want, dir.display();
+                "kbuild's `modules_prepare` left no `{}` in `{}`", want, dir.display();
                 hint = "see `{}`", log.display()
             );
         }
@@ -349,7 +349,7 @@ fn build(
         crate::bail_user!("kbuild changed the package's `.config` in `{}`", dir.display());
     }
     let checked = check_symbols(dir)?;
-    write_makefile(dir, srctree, arch, tc)?;
+    write_makefile(dir, headers, srctree, arch, tc)?;
     Ok((checked, host_differences))
 }
 
@@ -366,13 +366,19 @@ fn make_vars(srctree: &Path, dir: &Path, arch: Arch, release: &str, tc: &DistroT
     vec![
         format!("O={}", dir.display()),
         format!("ARCH={}", arch.kbuild()),
-        format!("CROSS_COMPILE={}", tc.cc.rsplit_once("gcc-").map(|(p, _)| p).unwrap_or("")),
-        format!("CC={}", tc.cc),
+        format!("CROSS_COMPILE={}", tc.bin().join(cross_prefix(tc)).display()),
+        format!("CC={}", tc.bin().join(&tc.cc).display()),
+        format!("PAHOLE={}", tc.bin().join("pahole").display()),
         format!("RUSTC={}", tc.rustc().display()),
         format!("HOSTRUSTC={}", tc.rustc().display()),
         format!("BINDGEN={}", bindgen.display()),
         format!("KERNELRELEASE={release}"),
     ]
+}
+
+/// `x86_64-linux-gnu-` of `x86_64-linux-gnu-gcc-16`.
+fn cross_prefix(tc: &DistroToolchain) -> &str {
+    tc.cc.rsplit_once("gcc-").map(|(p, _)| p).unwrap_or("")
 }
 
 /// What kconfig would make of the package's `.config` with these compilers, in a scratch
@@ -474,27 +480,47 @@ fn check_symbols(dir: &Path) -> Result<usize> {
     Ok(exported.iter().filter(|s| known.contains(s.as_str())).count())
 }
 
-/// The tree's `Makefile`: `make -C DIR M=...` works by itself, with the kernel's compilers.
-fn write_makefile(dir: &Path, srctree: &Path, arch: Arch, tc: &DistroToolchain) -> Result<()> {
-    let text = format!(
+/// The tree's `Makefile` and `.kernelvariables` (which Debian's kernel Makefile includes
+/// from the output directory, sub-makes too): `make -C DIR M=...` works by itself, with the
+/// kernel's compilers: the package's variables, then the toolchain's `PATH` and rustc.
+fn write_makefile(dir: &Path, headers: &Path, srctree: &Path, arch: Arch, tc: &DistroToolchain) -> Result<()> {
+    let makefile = format!(
         "# Written by cargo-kmod: a distribution's headers completed with rust/ ({STAMP}).\n\
-         export PATH := {bin}:$(PATH)\n\
-         override ARCH := {arch}\n\
-         override CROSS_COMPILE := {cross}\n\
-         override CC := {cc}\n\
-         override RUSTC := {rustc}\n\
-         override HOSTRUSTC := {rustc}\n\
          export KBUILD_OUTPUT = {dir}\n\
          include {src}/Makefile\n",
-        bin = tc.bin().display(),
-        arch = arch.kbuild(),
-        cross = tc.cc.rsplit_once("gcc-").map(|(p, _)| p).unwrap_or(""),
-        cc = tc.cc,
-        rustc = tc.rustc().display(),
         dir = dir.display(),
         src = srctree.display(),
     );
-    crate::fsutil::write_atomic(&dir.join("Makefile"), text.as_bytes())
+    let mut vars = std::fs::read_to_string(headers.join(".kernelvariables")).unwrap_or_else(|_| {
+        format!(
+            "override ARCH = {}\noverride CROSS_COMPILE = {}\nCC = {}\n",
+            arch.srcarch(),
+            cross_prefix(tc),
+            tc.cc
+        )
+    });
+    if !vars.ends_with('\n') {
+        vars.push('\n');
+    }
+    // Absolute paths: make 4.3's `$(shell)` (kbuild's `cc-option`) does not see `PATH` as
+    // exported here, only recipes do.
+    vars.push_str(&format!(
+        "# Added by cargo-kmod: the kernel's own compilers.\n\
+         export PATH := {bin}:$(PATH)\n\
+         override CROSS_COMPILE := {cross}\n\
+         override CC := {cc}\n\
+         override PAHOLE := {bin}/pahole\n\
+         override RUSTC := {rustc}\n\
+         override HOSTRUSTC := {rustc}\n",
+        bin = tc.bin().display(),
+        cross = tc.bin().join(cross_prefix(tc)).display(),
+        cc = tc.bin().join(&tc.cc).display(),
+        rustc = tc.rustc().display(),
+    ));
+    crate::fsutil::write_atomic_all(&[
+        (&dir.join("Makefile"), makefile.as_bytes()),
+        (&dir.join(".kernelvariables"), vars.as_bytes()),
+    ])
 }
 
 #[cfg(test)]
