@@ -297,7 +297,11 @@ pub fn resolve(
         (Some(t), false) => e.context(format!("target `{t}`")),
         _ => e,
     })?;
-    if let Some(program) = tree.rustc.as_ref().filter(|_| session.env.var("RUSTC").is_none()) {
+    if let Some(program) = tree
+        .rustc
+        .as_ref()
+        .filter(|_| session.env.var("RUSTC").is_none())
+    {
         // A tree that names its rustc (a completed distribution kernel) is built with it.
         toolchain::use_tree_rustc(program);
         rustc = rustc_version(&program.display().to_string());

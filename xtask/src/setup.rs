@@ -47,6 +47,11 @@ const PREFS_FILE: &str = "/etc/apt/preferences.d/cargo-kmod";
 const SOURCES: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports trixie trixie-backports sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 const BINDGEN_MIN: (u32, u32, u32) = (0, 71, 1);
 
+/// The distribution kernels the tests build for (`tests/tests/it/distro.rs`).
+const DISTRO_KERNELS: &[&str] = &["debian:7.2.13+deb14-amd64", "debian:7.2.13+deb14-arm64"];
+/// `CONFIG_BINDGEN_VERSION_TEXT` of those kernels.
+const DISTRO_BINDGEN: &str = "0.72.1";
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
@@ -290,6 +295,25 @@ pub fn setup(sh: &Shell) -> Result<()> {
     anyhow::ensure!(!trees.is_empty(), "`cargo kmod init` named no tree");
     // 10. rust-analyzer for the LSP test (Debian's, with trixie's runtime; test tooling).
     crate::rust_analyzer::ensure(sh)?;
+    // 11. Debian's Rust-enabled kernels, their headers completed with `rust/` (docs/distro.md):
+    //     the bindgen their `.config` names (0.72.1), then `init --distro-kernel` (a no-op when
+    //     completed; the packages come from Debian with cargo-kmod's private apt, cached).
+    let bindgen_root = home().bindgen_root(DISTRO_BINDGEN);
+    if !bindgen_root.join("bin/bindgen").is_file() {
+        step(&format!(
+            "installing bindgen-cli {DISTRO_BINDGEN} (Debian's kernels name it)"
+        ));
+        let _e = sh.push_env("LIBCLANG_PATH", "/usr/lib/llvm-19/lib");
+        cmd!(
+            sh,
+            "{cargo} install bindgen-cli --locked --version {DISTRO_BINDGEN} --root {bindgen_root}"
+        )
+        .run()?;
+    }
+    for kernel in DISTRO_KERNELS {
+        step(&format!("completing {kernel}'s headers with rust/"));
+        cmd!(sh, "{kmod} kmod init --distro-kernel {kernel}").run()?;
+    }
     for kdir in &trees {
         cmd!(sh, "{kmod} kmod doctor --kdir {kdir}").run()?;
     }

@@ -24,6 +24,7 @@
 //!                                    the eight most recently used are kept; `<hash>.failed`
 //!                                    notes an attempt that failed
 //!   kvm-probe.json                   whether KVM works for a tree's arch
+//!   bindgen/<version>/bin/bindgen   a bindgen a kernel's config names (`cargo xtask setup`)
 //!   distro/debian/                   distribution kernels (`kernel::distro`)
 //!     apt/                           the private apt: apt.conf, sources, lists, archives
 //!     packages/<name>_<ver>_<arch>/  packages unpacked (`dpkg-deb -x`), never installed
@@ -129,6 +130,11 @@ impl Home {
     /// Whether KVM works, per arch.
     pub fn kvm_probe(&self) -> PathBuf {
         self.root.join("kvm-probe.json")
+    }
+
+    /// A bindgen of one version (`cargo install --root`), for kernels that name it.
+    pub fn bindgen_root(&self, version: &str) -> PathBuf {
+        self.root.join("bindgen").join(version)
     }
 
     /// One distribution's packages, toolchains and completed headers (`debian`).

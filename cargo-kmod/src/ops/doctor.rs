@@ -90,7 +90,16 @@ pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
     let home = Home::from_env()?;
     let explicit_tree = req.kdir.clone().or_else(|| session.env.kdir());
     if let Some(rustc) = explicit_tree
-        .and_then(|d| resolve::resolve(&home, &Choice { flag: Some(d), ..Choice::default() }).ok())
+        .and_then(|d| {
+            resolve::resolve(
+                &home,
+                &Choice {
+                    flag: Some(d),
+                    ..Choice::default()
+                },
+            )
+            .ok()
+        })
         .and_then(|t| t.rustc)
     {
         // A completed distribution kernel is built with its own rustc: judge that one.
@@ -128,7 +137,11 @@ pub fn doctor(session: &Session, req: &DoctorRequest) -> Result<Vec<Check>> {
                     status: Status::Fail,
                     message: e.root_cause().to_string(),
                     // A distribution's bare headers: the command that completes them.
-                    fix: Some(hint.unwrap_or_else(|| "pass the output directory of a built kernel".into())),
+                    fix: Some(
+                        hint.unwrap_or_else(|| {
+                            "pass the output directory of a built kernel".into()
+                        }),
+                    ),
                 })
             }
         }
@@ -509,10 +522,17 @@ fn elf_machine(path: &std::path::Path) -> Option<u16> {
 fn compiler_check(t: &KernelTree, name: &str) -> Check {
     let text = t.config.string("CC_VERSION_TEXT").unwrap_or_default();
     if let Some(c) = crate::kernel::distro::complete::Completion::read(&t.dir) {
-        let dirs: Vec<String> = c.path.iter().map(|p| format!("`{}`", p.display())).collect();
+        let dirs: Vec<String> = c
+            .path
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
         return Check::ok(
             name,
-            format!("{text}: the kernel's own compiler, from the distribution's packages in {}", dirs.join(", ")),
+            format!(
+                "{text}: the kernel's own compiler, from the distribution's packages in {}",
+                dirs.join(", ")
+            ),
         );
     }
     match t.compiler() {

@@ -18,6 +18,7 @@ mod crates;
 mod debug;
 mod deploy;
 mod devices;
+mod distro;
 mod examples;
 mod hardening;
 mod new;

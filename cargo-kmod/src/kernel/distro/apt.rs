@@ -148,10 +148,7 @@ Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled \"false\";
     pub fn names(&self, shell: &Shell, prefix: &str) -> Result<Vec<String>> {
         let sh = xshell::Shell::new()?;
         let conf = &self.conf;
-        let out = crate::process::output(
-            shell,
-            cmd!(sh, "apt-cache -c {conf} pkgnames {prefix}"),
-        )?;
+        let out = crate::process::output(shell, cmd!(sh, "apt-cache -c {conf} pkgnames {prefix}"))?;
         let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
@@ -260,11 +257,19 @@ Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled \"false\";
         let spec = format!("{}:{}={}", pkg.name, pkg.arch, pkg.version);
         shell.status(
             "Downloading",
-            format_args!("{} {} ({})", pkg.name, pkg.version, crate::process::size(pkg.size)),
+            format_args!(
+                "{} {} ({})",
+                pkg.name,
+                pkg.version,
+                crate::process::size(pkg.size)
+            ),
         );
         crate::process::run(
             shell,
-            cmd!(sh, "apt-get -c {conf} -q -o Debug::NoLocking=1 download {spec}"),
+            cmd!(
+                sh,
+                "apt-get -c {conf} -q -o Debug::NoLocking=1 download {spec}"
+            ),
         )
         .map_err(|e| e.context(format!("cannot download `{}` {}", pkg.name, pkg.version)))?;
         if let Err(e) = check(&deb, pkg) {
@@ -357,9 +362,15 @@ mod tests {
         };
         check(&deb, &pkg).unwrap();
         pkg.size = 9;
-        assert!(check(&deb, &pkg).unwrap_err().to_string().contains("truncated"));
+        assert!(check(&deb, &pkg)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         pkg.size = 5;
         pkg.sha256 = crate::fsutil::sha256_hex(b"hellO");
-        assert!(check(&deb, &pkg).unwrap_err().to_string().contains("SHA-256"));
+        assert!(check(&deb, &pkg)
+            .unwrap_err()
+            .to_string()
+            .contains("SHA-256"));
     }
 }

@@ -38,7 +38,11 @@ const LOG: &str = "cargo-kmod-completion.log";
 /// `CC_CAN_LINK` (can the compiler link a user program: libc's development files),
 /// `OPENSSL_SUPPORTS_*` (the host's OpenSSL, for `sign-file`). A difference there is reported,
 /// never applied: nothing a module build compiles depends on them.
-const HOST_PROBES: &[&str] = &["CC_CAN_LINK", "CC_CAN_LINK_STATIC", "OPENSSL_SUPPORTS_ML_DSA"];
+const HOST_PROBES: &[&str] = &[
+    "CC_CAN_LINK",
+    "CC_CAN_LINK_STATIC",
+    "OPENSSL_SUPPORTS_ML_DSA",
+];
 
 /// A completed headers tree: a `KDIR` for Rust modules of a distribution kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +78,11 @@ impl Completion {
 pub fn find(home: &Home, headers: &Path) -> Option<Completion> {
     let key = key_of(headers).ok()?;
     let release = headers_release(headers)?;
-    Completion::read(&debian_dir(home).join("complete").join(format!("{release}-{key}")))
+    Completion::read(
+        &debian_dir(home)
+            .join("complete")
+            .join(format!("{release}-{key}")),
+    )
 }
 
 /// The completion of a named distribution kernel whose headers package was fetched.
@@ -106,15 +114,21 @@ fn key_of(headers: &Path) -> Result<String> {
     let mut bytes = std::fs::read(headers.join(".config"))
         .with_context(|| format!("cannot read `{}`", headers.join(".config").display()))?;
     bytes.extend(
-        std::fs::read(headers.join("Module.symvers"))
-            .with_context(|| format!("cannot read `{}`", headers.join("Module.symvers").display()))?,
+        std::fs::read(headers.join("Module.symvers")).with_context(|| {
+            format!("cannot read `{}`", headers.join("Module.symvers").display())
+        })?,
     );
     bytes.extend(Arch::host().debian().as_bytes());
     Ok(crate::fsutil::sha256_hex(&bytes)[..16].to_string())
 }
 
 /// Fetch a named distribution kernel's headers and complete them.
-pub fn complete_named(shell: &Shell, home: &Home, dk: &DistroKernel, jobs: usize) -> Result<Completion> {
+pub fn complete_named(
+    shell: &Shell,
+    home: &Home,
+    dk: &DistroKernel,
+    jobs: usize,
+) -> Result<Completion> {
     let distro = debian_dir(home);
     home.ensure_dir(&distro)?;
     let _lock = crate::kernel::prepare::lock_file(
@@ -143,12 +157,19 @@ pub fn complete_named(shell: &Shell, home: &Home, dk: &DistroKernel, jobs: usize
         );
     };
     let unpacked = apt.unpacked(shell, &pkg)?;
-    let headers = unpacked.join("usr/src").join(format!("linux-headers-{}", dk.release));
+    let headers = unpacked
+        .join("usr/src")
+        .join(format!("linux-headers-{}", dk.release));
     complete(shell, home, &apt, &headers, Some(&pkg.version), jobs)
 }
 
 /// Complete an installed headers directory (`/lib/modules/<release>/build`).
-pub fn complete_installed(shell: &Shell, home: &Home, headers: &Path, jobs: usize) -> Result<Completion> {
+pub fn complete_installed(
+    shell: &Shell,
+    home: &Home,
+    headers: &Path,
+    jobs: usize,
+) -> Result<Completion> {
     let distro = debian_dir(home);
     home.ensure_dir(&distro)?;
     let _lock = crate::kernel::prepare::lock_file(
@@ -162,16 +183,29 @@ pub fn complete_installed(shell: &Shell, home: &Home, headers: &Path, jobs: usiz
 
 /// The completion itself (the fetch lock held): `version` is the headers package's version
 /// when known (else the index is asked for the release's).
-fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Option<&str>, jobs: usize) -> Result<Completion> {
+fn complete(
+    shell: &Shell,
+    home: &Home,
+    apt: &Apt,
+    headers: &Path,
+    version: Option<&str>,
+    jobs: usize,
+) -> Result<Completion> {
     let headers = std::fs::canonicalize(headers)
         .with_context(|| format!("`{}` does not exist", headers.display()))?;
     let config_file = headers.join(".config");
     let config = KConfig::read(&config_file)?;
     let Some(arch) = Arch::from_config(&config) else {
-        crate::bail_user!("`{}` is for an architecture cargo-kmod does not support", headers.display());
+        crate::bail_user!(
+            "`{}` is for an architecture cargo-kmod does not support",
+            headers.display()
+        );
     };
     let Some(release) = headers_release(&headers) else {
-        crate::bail_user!("`{}` has no `include/config/kernel.release`: it is not a headers package", headers.display());
+        crate::bail_user!(
+            "`{}` has no `include/config/kernel.release`: it is not a headers package",
+            headers.display()
+        );
     };
     if !config.is_enabled("RUST") {
         crate::bail_user!(
@@ -180,7 +214,9 @@ fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Opti
         );
     }
     let key = key_of(&headers)?;
-    let dir = debian_dir(home).join("complete").join(format!("{release}-{key}"));
+    let dir = debian_dir(home)
+        .join("complete")
+        .join(format!("{release}-{key}"));
     if let Some(c) = Completion::read(&dir) {
         return Ok(c);
     }
@@ -190,7 +226,9 @@ fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Opti
         None => match apt.find(shell, &format!("linux-headers-{release}"), arch.debian())? {
             Some(p) => p.version,
             None => crate::bail_user!(
-                "Debian's index has no `linux-headers-{}`: cannot find the source of `{}`", release, headers.display()
+                "Debian's index has no `linux-headers-{}`: cannot find the source of `{}`",
+                release,
+                headers.display()
             ),
         },
     };
@@ -209,13 +247,16 @@ fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Opti
     let tarball = std::fs::read_dir(unpacked.join("usr/src"))
         .ok()
         .and_then(|it| {
-            it.flatten()
-                .map(|e| e.path())
-                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(".tar")))
+            it.flatten().map(|e| e.path()).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(".tar"))
+            })
         })
         .with_context(|| format!("`{}` holds no source tarball", source_name))?;
     let srctree = crate::kernel::prepare::unpack_source(shell, home, &tarball)?;
-    let wanted = Wanted::from_config(&config, &config_file)?;
+    let kernelvariables =
+        std::fs::read_to_string(headers.join(".kernelvariables")).unwrap_or_default();
+    let wanted = Wanted::from_config(&config, &config_file, &kernelvariables)?;
     let tc = toolchain::prepare(shell, apt, &debian_dir(home), &wanted)?;
     let bindgen = bindgen_for(home, &config)?;
 
@@ -228,9 +269,12 @@ fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Opti
         return Ok(c);
     }
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove `{}`", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove `{}`", dir.display()))?;
     }
-    let r = build(shell, &headers, &srctree, &dir, arch, &release, &tc, &bindgen, jobs);
+    let r = build(
+        shell, &headers, &srctree, &dir, arch, &release, &tc, &wanted, &bindgen, jobs,
+    );
     let (symbols_checked, host_differences) = match r {
         Ok(v) => v,
         Err(e) => {
@@ -252,7 +296,10 @@ fn complete(shell: &Shell, home: &Home, apt: &Apt, headers: &Path, version: Opti
         host_differences,
         seconds: started.elapsed().as_secs(),
     };
-    crate::fsutil::write_atomic(&dir.join(STAMP), serde_json::to_string_pretty(&c)?.as_bytes())?;
+    crate::fsutil::write_atomic(
+        &dir.join(STAMP),
+        serde_json::to_string_pretty(&c)?.as_bytes(),
+    )?;
     drop(lock);
     Ok(c)
 }
@@ -264,19 +311,20 @@ fn bindgen_for(home: &Home, config: &KConfig) -> Result<PathBuf> {
     let want = config.string("BINDGEN_VERSION_TEXT").unwrap_or_default();
     let sh = xshell::Shell::new()?;
     let program = crate::kernel::toolchain::bindgen_program();
-    if crate::process::version_line(&sh, &program, &["--version"]).as_deref() == Some(want.as_str()) {
+    if crate::process::version_line(&sh, &program, &["--version"]).as_deref() == Some(want.as_str())
+    {
         if let Some(p) = crate::kernel::toolchain::which(&program) {
             return Ok(p);
         }
     }
     let version = want.trim_start_matches("bindgen ").to_string();
-    let local = home.root.join("bindgen").join(&version).join("bin/bindgen");
+    let local = home.bindgen_root(&version).join("bin/bindgen");
     if local.is_file() {
         return Ok(local);
     }
     crate::bail_user!(
         "the kernel was configured with `{}`, and no such bindgen is installed", want;
-        hint = "install it: `cargo install bindgen-cli --locked --version {} --root {}`", version, local.parent().and_then(Path::parent).unwrap_or(&local).display()
+        hint = "install it: `cargo install bindgen-cli --locked --version {} --root {}` (`cargo xtask setup` does)", version, home.bindgen_root(&version).display()
     );
 }
 
@@ -291,6 +339,7 @@ fn build(
     arch: Arch,
     release: &str,
     tc: &DistroToolchain,
+    wanted: &Wanted,
     bindgen: &Path,
     jobs: usize,
 ) -> Result<(usize, Vec<String>)> {
@@ -318,14 +367,16 @@ fn build(
     old?;
 
     let log = dir.join(LOG);
-    let vars = make_vars(srctree, dir, arch, release, tc, bindgen);
+    let vars = make_vars(dir, arch, release, tc, wanted, bindgen);
     let host_differences = reevaluate(shell, srctree, headers, &vars, tc)?;
 
     let sh = xshell::Shell::new()?;
     let path = format!(
         "{}:{}",
         tc.bin().display(),
-        crate::env::Env::get().var("PATH").unwrap_or("/usr/bin:/bin")
+        crate::env::Env::get()
+            .var("PATH")
+            .unwrap_or("/usr/bin:/bin")
     );
     let jobs = format!("-j{jobs}");
     let bar = shell.spinner("Completing", format!("linux-headers-{release} with rust/"));
@@ -337,7 +388,12 @@ fn build(
     );
     bar.finish_and_clear();
     r?;
-    for want in ["rust/libkernel.rmeta", "rust/libmacros.so", "scripts/target.json", "scripts/module.lds"] {
+    // (`scripts/target.json` exists only where the arch has no built-in rustc target.)
+    for want in [
+        "rust/libkernel.rmeta",
+        "rust/libmacros.so",
+        "scripts/module.lds",
+    ] {
         if !dir.join(want).exists() {
             crate::bail_user!(
                 "kbuild's `modules_prepare` left no `{}` in `{}`", want, dir.display();
@@ -346,10 +402,13 @@ fn build(
         }
     }
     if KConfig::read(&dir.join(".config"))? != KConfig::read(&headers.join(".config"))? {
-        crate::bail_user!("kbuild changed the package's `.config` in `{}`", dir.display());
+        crate::bail_user!(
+            "kbuild changed the package's `.config` in `{}`",
+            dir.display()
+        );
     }
     let checked = check_symbols(dir)?;
-    write_makefile(dir, headers, srctree, arch, tc)?;
+    write_makefile(dir, headers, srctree, arch, tc, wanted)?;
     Ok((checked, host_differences))
 }
 
@@ -361,19 +420,38 @@ fn filetime_epoch(path: &Path) -> Result<()> {
 }
 
 /// The `make` variables of every run over this tree.
-fn make_vars(srctree: &Path, dir: &Path, arch: Arch, release: &str, tc: &DistroToolchain, bindgen: &Path) -> Vec<String> {
-    let _ = srctree;
-    vec![
+fn make_vars(
+    dir: &Path,
+    arch: Arch,
+    release: &str,
+    tc: &DistroToolchain,
+    wanted: &Wanted,
+    bindgen: &Path,
+) -> Vec<String> {
+    let mut vars = vec![
         format!("O={}", dir.display()),
         format!("ARCH={}", arch.kbuild()),
-        format!("CROSS_COMPILE={}", tc.bin().join(cross_prefix(tc)).display()),
+        format!(
+            "CROSS_COMPILE={}",
+            tc.bin().join(cross_prefix(tc)).display()
+        ),
         format!("CC={}", tc.bin().join(&tc.cc).display()),
         format!("PAHOLE={}", tc.bin().join("pahole").display()),
         format!("RUSTC={}", tc.rustc().display()),
         format!("HOSTRUSTC={}", tc.rustc().display()),
         format!("BINDGEN={}", bindgen.display()),
         format!("KERNELRELEASE={release}"),
-    ]
+    ];
+    if let Some(compat) = &wanted.compat {
+        let path = tc.bin().join(compat);
+        vars.push(format!("CROSS_COMPILE_COMPAT={}", path.display()));
+        vars.push(format!("CROSS32_COMPILE={}", path.display()));
+        if let Some(cc) = wanted.compat_cc() {
+            // arm64's vdso32 calls `$(CROSS_COMPILE_COMPAT)gcc`; Debian's has the major suffix.
+            vars.push(format!("CC_COMPAT={}", tc.bin().join(cc).display()));
+        }
+    }
+    vars
 }
 
 /// `x86_64-linux-gnu-` of `x86_64-linux-gnu-gcc-16`.
@@ -383,18 +461,33 @@ fn cross_prefix(tc: &DistroToolchain) -> &str {
 
 /// What kconfig would make of the package's `.config` with these compilers, in a scratch
 /// tree: symbols that would change are an error naming them, host probes a note.
-fn reevaluate(shell: &Shell, srctree: &Path, headers: &Path, vars: &[String], tc: &DistroToolchain) -> Result<Vec<String>> {
+fn reevaluate(
+    shell: &Shell,
+    srctree: &Path,
+    headers: &Path,
+    vars: &[String],
+    tc: &DistroToolchain,
+) -> Result<Vec<String>> {
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     std::fs::copy(headers.join(".config"), scratch.path().join(".config"))?;
-    let mut vars: Vec<String> = vars.iter().filter(|v| !v.starts_with("O=")).cloned().collect();
+    let mut vars: Vec<String> = vars
+        .iter()
+        .filter(|v| !v.starts_with("O="))
+        .cloned()
+        .collect();
     vars.push(format!("O={}", scratch.path().display()));
     let sh = xshell::Shell::new()?;
     let path = format!(
         "{}:{}",
         tc.bin().display(),
-        crate::env::Env::get().var("PATH").unwrap_or("/usr/bin:/bin")
+        crate::env::Env::get()
+            .var("PATH")
+            .unwrap_or("/usr/bin:/bin")
     );
-    crate::process::run(shell, cmd!(sh, "make -s -C {srctree} {vars...} olddefconfig").env("PATH", &path))?;
+    crate::process::run(
+        shell,
+        cmd!(sh, "make -s -C {srctree} {vars...} olddefconfig").env("PATH", &path),
+    )?;
     let before = KConfig::read(&headers.join(".config"))?;
     let after = KConfig::read(&scratch.path().join(".config"))?;
     let (host, changed) = differences(&before, &after);
@@ -406,7 +499,7 @@ fn reevaluate(shell: &Shell, srctree: &Path, headers: &Path, vars: &[String], tc
     }
     if !host.is_empty() {
         shell.note(format_args!(
-            "this machine's user space differs from the kernel's build machine in {} (host probes: nothing a module build compiles depends on them; the package's values are kept)",
+            "this machine's user space differs from the kernel's build machine in {} (host probes and the compiler's Debian revision: nothing a module build compiles depends on them; the package's values are kept)",
             host.join(", ")
         ));
     }
@@ -433,7 +526,9 @@ fn differences(before: &KConfig, after: &KConfig) -> (Vec<String>, Vec<String>) 
             continue;
         }
         let line = format!("CONFIG_{s} ({} -> {})", show(a), show(b));
-        if HOST_PROBES.contains(&s.as_str()) {
+        if HOST_PROBES.contains(&s.as_str())
+            || (s == "CC_VERSION_TEXT" && same_release(&show(a), &show(b)))
+        {
             host.push(line);
         } else {
             changed.push(line);
@@ -442,13 +537,26 @@ fn differences(before: &KConfig, after: &KConfig) -> (Vec<String>, Vec<String>) 
     (host, changed)
 }
 
+/// Two `CC_VERSION_TEXT`s of one compiler release, built by Debian twice (`gcc-16 (Debian
+/// 16.2.0-4) 16.2.0` natively, `(Debian 16.2.0-3)` as the cross compiler): the same program
+/// name and upstream version (the last word).
+fn same_release(a: &str, b: &str) -> bool {
+    fn parts(t: &str) -> (Option<&str>, Option<&str>) {
+        let w: Vec<&str> = t.trim_matches('"').split_whitespace().collect();
+        (w.first().copied(), w.last().copied())
+    }
+    parts(a) == parts(b) && parts(a).0.is_some()
+}
+
 /// Every Rust symbol the rebuilt crates export (`rust/exports_*_generated.h`) must be in the
 /// package's `Module.symvers` by its exact name: the names carry the crates' identity, which
 /// only the kernel's own rustc and source reproduce.
 fn check_symbols(dir: &Path) -> Result<usize> {
     let symvers = std::fs::read_to_string(dir.join("Module.symvers"))?;
-    let known: std::collections::HashSet<&str> =
-        symvers.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+    let known: std::collections::HashSet<&str> = symvers
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1))
+        .collect();
     let mut exported = Vec::new();
     for e in crate::fsutil::sorted_entries(&dir.join("rust"))? {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -467,9 +575,15 @@ fn check_symbols(dir: &Path) -> Result<usize> {
         }
     }
     let rust: Vec<&String> = exported.iter().filter(|s| s.starts_with("_R")).collect();
-    let missing: Vec<&&String> = rust.iter().filter(|s| !known.contains(s.as_str())).collect();
+    let missing: Vec<&&String> = rust
+        .iter()
+        .filter(|s| !known.contains(s.as_str()))
+        .collect();
     if rust.is_empty() {
-        crate::bail_user!("the rebuilt `rust/` of `{}` exports no Rust symbols", dir.display());
+        crate::bail_user!(
+            "the rebuilt `rust/` of `{}` exports no Rust symbols",
+            dir.display()
+        );
     }
     if !missing.is_empty() {
         crate::bail_user!(
@@ -477,13 +591,23 @@ fn check_symbols(dir: &Path) -> Result<usize> {
             hint = "modules built this way would not load; use the kernel's exact rustc (`CONFIG_RUSTC_VERSION_TEXT`)"
         );
     }
-    Ok(exported.iter().filter(|s| known.contains(s.as_str())).count())
+    Ok(exported
+        .iter()
+        .filter(|s| known.contains(s.as_str()))
+        .count())
 }
 
 /// The tree's `Makefile` and `.kernelvariables` (which Debian's kernel Makefile includes
 /// from the output directory, sub-makes too): `make -C DIR M=...` works by itself, with the
 /// kernel's compilers: the package's variables, then the toolchain's `PATH` and rustc.
-fn write_makefile(dir: &Path, headers: &Path, srctree: &Path, arch: Arch, tc: &DistroToolchain) -> Result<()> {
+fn write_makefile(
+    dir: &Path,
+    headers: &Path,
+    srctree: &Path,
+    arch: Arch,
+    tc: &DistroToolchain,
+    wanted: &Wanted,
+) -> Result<()> {
     let makefile = format!(
         "# Written by cargo-kmod: a distribution's headers completed with rust/ ({STAMP}).\n\
          export KBUILD_OUTPUT = {dir}\n\
@@ -517,6 +641,19 @@ fn write_makefile(dir: &Path, headers: &Path, srctree: &Path, arch: Arch, tc: &D
         cc = tc.bin().join(&tc.cc).display(),
         rustc = tc.rustc().display(),
     ));
+    if let Some(compat) = &wanted.compat {
+        let path = tc.bin().join(compat);
+        vars.push_str(&format!(
+            "override CROSS_COMPILE_COMPAT := {p}\noverride CROSS32_COMPILE := {p}\n",
+            p = path.display()
+        ));
+        if let Some(cc) = wanted.compat_cc() {
+            vars.push_str(&format!(
+                "override CC_COMPAT := {}\n",
+                tc.bin().join(cc).display()
+            ));
+        }
+    }
     crate::fsutil::write_atomic_all(&[
         (&dir.join("Makefile"), makefile.as_bytes()),
         (&dir.join(".kernelvariables"), vars.as_bytes()),
@@ -533,7 +670,49 @@ mod tests {
         let b = KConfig::parse("# CONFIG_X is not set\nCONFIG_GCC_VERSION=120200\n");
         let (host, changed) = differences(&a, &b);
         assert_eq!(host, ["CONFIG_CC_CAN_LINK (y -> n)"]);
-        assert_eq!(changed, ["CONFIG_GCC_VERSION (160200 -> 120200)", "CONFIG_X (y -> n)"]);
+        assert_eq!(
+            changed,
+            ["CONFIG_GCC_VERSION (160200 -> 120200)", "CONFIG_X (y -> n)"]
+        );
         assert_eq!(differences(&a, &a), (vec![], vec![]));
+        // The same GCC release built twice by Debian (native and cross) is not a change.
+        let native = KConfig::parse(
+            "CONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-16 (Debian 16.2.0-4) 16.2.0\"\n",
+        );
+        let cross = KConfig::parse(
+            "CONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-16 (Debian 16.2.0-3) 16.2.0\"\n",
+        );
+        let other = KConfig::parse(
+            "CONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-16 (Debian 16.1.0-1) 16.1.0\"\n",
+        );
+        assert_eq!(differences(&native, &cross).1, Vec::<String>::new());
+        assert_eq!(differences(&native, &other).1.len(), 1);
+    }
+
+    /// Rebuilt crates whose symbols Debian's `Module.symvers` lacks (another rustc mangles
+    /// them with another crate hash) are refused, naming the first ones.
+    #[test]
+    fn symbols_missing_from_module_symvers_refuse_the_completion() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rust")).unwrap();
+        std::fs::write(
+            dir.path().join("rust/exports_kernel_generated.h"),
+            "EXPORT_SYMBOL_RUST_GPL(_RNvCsdJ13ReMSUMg_6kernel5hello);\nEXPORT_SYMBOL_RUST_GPL(_RNvCs1234567890a_6kernel5world);\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("Module.symvers"),
+            "0x00000000\t_RNvCsdJ13ReMSUMg_6kernel5hello\tvmlinux\tEXPORT_SYMBOL_GPL\t\n",
+        )
+        .unwrap();
+        let e = check_symbols(dir.path()).unwrap_err().to_string();
+        assert!(e.starts_with("1 of 2 Rust symbols"), "{e}");
+        assert!(e.contains("`_RNvCs1234567890a_6kernel5world`"), "{e}");
+        std::fs::write(
+            dir.path().join("rust/exports_kernel_generated.h"),
+            "EXPORT_SYMBOL_RUST_GPL(_RNvCsdJ13ReMSUMg_6kernel5hello);\n",
+        )
+        .unwrap();
+        assert_eq!(check_symbols(dir.path()).unwrap(), 1);
     }
 }

@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(k.headers_package(), "linux-headers-7.2.13+deb14-arm64");
         assert_eq!(k.series().as_deref(), Some("7.2"));
         let k = DistroKernel::parse("debian:6.1.0-28-cloud-amd64", "x").unwrap();
-        assert_eq!((k.abi.as_str(), k.flavour.as_str()), ("6.1.0-28", "cloud-amd64"));
+        assert_eq!(
+            (k.abi.as_str(), k.flavour.as_str()),
+            ("6.1.0-28", "cloud-amd64")
+        );
         assert_eq!(k.arch, Arch::X86_64);
         let k = DistroKernel::parse("debian:6.12.0-1-arm64-16k", "x").unwrap();
         assert_eq!(k.flavour, "arm64-16k");
@@ -145,7 +148,10 @@ mod tests {
     fn bad_names_are_refused_with_the_key() {
         for (bad, says) in [
             ("7.2.13+deb14-amd64", "does not name a distribution kernel"),
-            ("ubuntu:6.8.0-1-generic", "does not name a distribution kernel"),
+            (
+                "ubuntu:6.8.0-1-generic",
+                "does not name a distribution kernel",
+            ),
             ("debian:../../etc", "is not a kernel release"),
             ("debian:7.2 -amd64", "is not a kernel release"),
             ("debian:7.2.13+deb14-armhf", "has no flavour"),

@@ -54,15 +54,25 @@ pub struct Wanted {
     pub cc_debian_version: Option<String>,
     pub cc_version_text: String,
     pub pahole: bool,
+    /// `CROSS_COMPILE_COMPAT` of the kernel's build (`arm-linux-gnueabihf-`: arm64's 32-bit
+    /// vDSO), from its `.kernelvariables`.
+    pub compat: Option<String>,
 }
 
 impl Wanted {
     /// From a kernel's `.config`; an error names what it lacks.
-    pub fn from_config(config: &KConfig, config_file: &Path) -> Result<Wanted> {
-        let Some(rustc_version) = config.string("RUSTC_VERSION_TEXT").filter(|s| !s.is_empty())
+    pub fn from_config(
+        config: &KConfig,
+        config_file: &Path,
+        kernelvariables: &str,
+    ) -> Result<Wanted> {
+        let Some(rustc_version) = config
+            .string("RUSTC_VERSION_TEXT")
+            .filter(|s| !s.is_empty())
         else {
             crate::bail_user!(
-                "`{}` names no rustc: `CONFIG_RUSTC_VERSION_TEXT` is not set", config_file.display()
+                "`{}` names no rustc: `CONFIG_RUSTC_VERSION_TEXT` is not set",
+                config_file.display()
             );
         };
         let text = config.string("CC_VERSION_TEXT").unwrap_or_default();
@@ -71,10 +81,20 @@ impl Wanted {
                 "`{}` was not built by GCC (`{}`): cargo-kmod completes GCC-built distribution kernels (Debian's)", config_file.display(), crate::text::escape(&text)
             );
         }
-        let cc = text.split_whitespace().next().unwrap_or_default().to_string();
-        if !cc.contains("-linux-gnu-gcc-") || !cc.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        let cc = text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !cc.contains("-linux-gnu-gcc-")
+            || !cc
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             crate::bail_user!(
-                "`{}`: `CONFIG_CC_VERSION_TEXT` (`{}`) does not name a Debian gcc", config_file.display(), crate::text::escape(&text)
+                "`{}`: `CONFIG_CC_VERSION_TEXT` (`{}`) does not name a Debian gcc",
+                config_file.display(),
+                crate::text::escape(&text)
             );
         }
         let cc_debian_version = text
@@ -86,6 +106,16 @@ impl Wanted {
             cc,
             cc_debian_version,
             cc_version_text: text,
+            compat: kernelvariables.lines().find_map(|l| {
+                let (var, value) = l.trim().trim_start_matches("override ").split_once('=')?;
+                let value = value.trim();
+                (var.trim() == "CROSS_COMPILE_COMPAT"
+                    && value.ends_with('-')
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)))
+                .then(|| value.to_string())
+            }),
             pahole: config
                 .string("PAHOLE_VERSION")
                 .and_then(|s| s.parse::<u32>().ok())
@@ -101,11 +131,31 @@ impl Wanted {
         format!("gcc-{major}-{}", triplet.replace('_', "-"))
     }
 
+    /// The compat compiler (`arm-linux-gnueabihf-gcc-16`), same major as the kernel's.
+    pub fn compat_cc(&self) -> Option<String> {
+        let major = self.cc.rsplit_once("-gcc-").map(|(_, m)| m)?;
+        Some(format!("{}gcc-{major}", self.compat.as_deref()?))
+    }
+
+    /// The tool prefixes the toolchain provides (`x86_64-linux-gnu-`, and the compat one).
+    pub fn prefixes(&self) -> Vec<String> {
+        let mut out = vec![self
+            .cc
+            .rsplit_once("gcc-")
+            .map(|(p, _)| p)
+            .unwrap_or("")
+            .to_string()];
+        out.extend(self.compat.clone());
+        out.retain(|p| !p.is_empty());
+        out
+    }
+
     /// The directory name of the toolchain: a hash of what it must provide on this host.
     fn key(&self) -> String {
         let text = format!(
-            "{}\0{}\0{}\0{}\0{}",
+            "{}\0{:?}\0{}\0{}\0{}\0{}",
             self.rustc_version,
+            self.compat,
             self.cc,
             self.cc_debian_version.as_deref().unwrap_or(""),
             self.pahole,
@@ -116,7 +166,12 @@ impl Wanted {
 }
 
 /// The toolchain `wanted` names: prepared once under `toolchains/<hash>/`.
-pub fn prepare(shell: &Shell, apt: &Apt, distro_dir: &Path, wanted: &Wanted) -> Result<DistroToolchain> {
+pub fn prepare(
+    shell: &Shell,
+    apt: &Apt,
+    distro_dir: &Path,
+    wanted: &Wanted,
+) -> Result<DistroToolchain> {
     let dir = distro_dir.join("toolchains").join(wanted.key());
     if let Some(tc) = read(&dir) {
         return Ok(tc);
@@ -127,7 +182,10 @@ pub fn prepare(shell: &Shell, apt: &Apt, distro_dir: &Path, wanted: &Wanted) -> 
         .unwrap_or_default();
     apt.update(shell, false)?;
     let mut rustcs = apt.show(shell, "rustc", host)?;
-    if !rustcs.iter().any(|p| p.version.starts_with(&format!("{upstream}+"))) {
+    if !rustcs
+        .iter()
+        .any(|p| p.version.starts_with(&format!("{upstream}+")))
+    {
         apt.update(shell, true)?;
         rustcs = apt.show(shell, "rustc", host)?;
     }
@@ -140,7 +198,10 @@ pub fn prepare(shell: &Shell, apt: &Apt, distro_dir: &Path, wanted: &Wanted) -> 
             hint = "install that rustc and point `RUSTC` at it"
         );
     };
-    let series = upstream.rsplit_once('.').map(|(s, _)| s).unwrap_or(&upstream);
+    let series = upstream
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .unwrap_or(&upstream);
     let v = &rustc.version;
     let mut specs = vec![
         format!("rustc:{host}={v}"),
@@ -156,10 +217,26 @@ pub fn prepare(shell: &Shell, apt: &Apt, distro_dir: &Path, wanted: &Wanted) -> 
         .or(gccs.first())
     else {
         crate::bail_user!(
-            "the kernel was built by `{}`, and Debian's index has no `{}` for {}", crate::text::escape(&wanted.cc_version_text), gcc, host
+            "the kernel was built by `{}`, and Debian's index has no `{}` for {}",
+            crate::text::escape(&wanted.cc_version_text),
+            gcc,
+            host
         );
     };
     specs.push(format!("{gcc}:{host}={}", g.version));
+    if let Some(compat) = &wanted.compat {
+        let major = wanted.cc.rsplit_once("-gcc-").map(|(_, m)| m).unwrap_or("");
+        let pkg = format!(
+            "gcc-{major}-{}",
+            compat.trim_end_matches('-').replace('_', "-")
+        );
+        if apt.show(shell, &pkg, host)?.is_empty() {
+            crate::bail_user!(
+                "the kernel's build used `CROSS_COMPILE_COMPAT={}`, and Debian's index has no `{}` for {}", compat, pkg, host
+            );
+        }
+        specs.push(format!("{pkg}:{host}"));
+    }
     if wanted.pahole {
         specs.push(format!("pahole:{host}"));
     }
@@ -169,9 +246,16 @@ pub fn prepare(shell: &Shell, apt: &Apt, distro_dir: &Path, wanted: &Wanted) -> 
 
 /// Unpack `pkgs` into a staging root, write the wrappers, check the compilers' versions,
 /// and rename the staging directory into place.
-fn assemble(shell: &Shell, apt: &Apt, dir: &Path, wanted: &Wanted, pkgs: &[Package]) -> Result<DistroToolchain> {
+fn assemble(
+    shell: &Shell,
+    apt: &Apt,
+    dir: &Path,
+    wanted: &Wanted,
+    pkgs: &[Package],
+) -> Result<DistroToolchain> {
     let parent = dir.parent().expect("toolchains/<hash>");
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create `{}`", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".toolchain-")
         .tempdir_in(parent)
@@ -202,23 +286,30 @@ fn assemble(shell: &Shell, apt: &Apt, dir: &Path, wanted: &Wanted, pkgs: &[Packa
             }
         }
     }
-    let libs = libs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let libs = libs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
     let loader = root.join(loader);
     let bin = tmp.path().join("bin");
     std::fs::create_dir_all(&bin)?;
+    let prefixes = wanted.prefixes();
     let cc_prefix = wanted.cc.rsplit_once("gcc-").map(|(p, _)| p).unwrap_or("");
     for e in crate::fsutil::sorted_entries(&staged_root.join("usr/bin"))? {
         let name = e.file_name().to_string_lossy().into_owned();
         let staged = e.path();
         // Only the kernel's tools: the host's `gcc`, `ld`, ... stay the host's (`HOSTCC`).
-        let wanted_tool = (!cc_prefix.is_empty() && name.starts_with(cc_prefix))
+        let wanted_tool = prefixes.iter().any(|p| name.starts_with(p.as_str()))
             || ["rustc", "rustdoc", "pahole"].contains(&name.as_str());
         if !wanted_tool || !is_elf(&staged) {
             continue;
         }
         // Symlinks (`x86_64-linux-gnu-ld` -> `..ld.bfd`) run their target.
         let real = std::fs::canonicalize(&staged)?;
-        let rel = real.strip_prefix(std::fs::canonicalize(&staged_root)?).unwrap_or(&real);
+        let rel = real
+            .strip_prefix(std::fs::canonicalize(&staged_root)?)
+            .unwrap_or(&real);
         let target = root.join(rel);
         let argv0 = root.join("usr/bin").join(&name);
         let mut line = format!(
@@ -232,11 +323,21 @@ fn assemble(shell: &Shell, apt: &Apt, dir: &Path, wanted: &Wanted, pkgs: &[Packa
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if driver == wanted.cc || driver == wanted.cc.replace("-gcc-", "-cpp-") {
+        let drivers: Vec<String> = [Some(wanted.cc.clone()), wanted.compat_cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|cc| [cc.replace("-gcc-", "-cpp-"), cc])
+            .collect();
+        if drivers.contains(&driver) {
+            let prefix = prefixes
+                .iter()
+                .find(|p| driver.starts_with(p.as_str()))
+                .map(String::as_str)
+                .unwrap_or(cc_prefix);
             // Its own assembler and helpers, each through the same loader.
             line.push_str(&format!(
                 " -B{} -wrapper {},--library-path,{}",
-                root.join("usr/bin").join(cc_prefix).display(),
+                root.join("usr/bin").join(prefix).display(),
                 loader.display(),
                 libs
             ));
@@ -249,16 +350,21 @@ fn assemble(shell: &Shell, apt: &Apt, dir: &Path, wanted: &Wanted, pkgs: &[Packa
     }
     if dir.exists() {
         // A toolchain without its stamp: an earlier preparation that did not finish.
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove `{}`", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove `{}`", dir.display()))?;
     }
-    std::fs::rename(tmp.path(), dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    std::fs::rename(tmp.path(), dir)
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
     let _ = tmp.keep();
     let tc = DistroToolchain {
         dir: dir.to_path_buf(),
         rustc_version: String::new(),
         cc: wanted.cc.clone(),
         cc_version: String::new(),
-        packages: pkgs.iter().map(|p| format!("{} {} {}", p.name, p.version, p.arch)).collect(),
+        packages: pkgs
+            .iter()
+            .map(|p| format!("{} {} {}", p.name, p.version, p.arch))
+            .collect(),
     };
     let sh = xshell::Shell::new()?;
     let rustc = tc.rustc().display().to_string();
@@ -281,7 +387,10 @@ fn assemble(shell: &Shell, apt: &Apt, dir: &Path, wanted: &Wanted, pkgs: &[Packa
         cc_version: cv,
         ..tc
     };
-    crate::fsutil::write_atomic(&dir.join(STAMP), serde_json::to_string_pretty(&tc)?.as_bytes())?;
+    crate::fsutil::write_atomic(
+        &dir.join(STAMP),
+        serde_json::to_string_pretty(&tc)?.as_bytes(),
+    )?;
     Ok(tc)
 }
 
@@ -310,12 +419,29 @@ mod tests {
         let c = KConfig::parse(
             "CONFIG_CC_IS_GCC=y\nCONFIG_CC_VERSION_TEXT=\"x86_64-linux-gnu-gcc-16 (Debian 16.2.0-4) 16.2.0\"\nCONFIG_RUSTC_VERSION_TEXT=\"rustc 1.97.1 (8bab26f4f 2026-07-14) (built from a source tarball)\"\nCONFIG_PAHOLE_VERSION=132\n",
         );
-        let w = Wanted::from_config(&c, Path::new(".config")).unwrap();
+        let w = Wanted::from_config(
+            &c,
+            Path::new(".config"),
+            "override CROSS_COMPILE_COMPAT = arm-linux-gnueabihf-\n",
+        )
+        .unwrap();
+        assert_eq!(w.compat.as_deref(), Some("arm-linux-gnueabihf-"));
+        assert_eq!(w.compat_cc().as_deref(), Some("arm-linux-gnueabihf-gcc-16"));
+        assert_eq!(w.prefixes(), ["x86_64-linux-gnu-", "arm-linux-gnueabihf-"]);
         assert_eq!(w.cc, "x86_64-linux-gnu-gcc-16");
         assert_eq!(w.cc_debian_version.as_deref(), Some("16.2.0-4"));
         assert_eq!(w.gcc_package(), "gcc-16-x86-64-linux-gnu");
         assert!(w.pahole);
-        let e = Wanted::from_config(&KConfig::parse("CONFIG_CC_IS_GCC=y\n"), Path::new("/h/.config")).unwrap_err();
-        assert!(e.to_string().contains("`CONFIG_RUSTC_VERSION_TEXT` is not set"), "{e}");
+        let e = Wanted::from_config(
+            &KConfig::parse("CONFIG_CC_IS_GCC=y\n"),
+            Path::new("/h/.config"),
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`CONFIG_RUSTC_VERSION_TEXT` is not set"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,298 @@
+//! Distribution kernels (docs/distro.md) against Debian's real packages:
+//!
+//! - `cargo kmod init --distro-kernel debian:7.2.13+deb14-{amd64,arm64}` fetches the headers,
+//!   the source of the same version and the kernel's own rustc and gcc with a private apt,
+//!   and completes the headers with `rust/`; every Rust symbol the rebuilt crates export is in
+//!   Debian's `Module.symvers`;
+//! - the hello, mixed (C + bindings), miscdev and crates examples build against that kernel
+//!   through a named target (`distro-kernel = "debian:..."`) and verify against it, for amd64
+//!   and cross-built arm64;
+//! - the headers directory itself stands for its completion (`--kdir`), and headers not
+//!   completed get the command that completes them, from `build` and `doctor`;
+//! - bad input: a kernel without Rust, an unknown release (with the nearest), a name that is
+//!   not one, a target whose arch contradicts its kernel, a target not prepared, a truncated
+//!   download in the cache, two preparations at once.
+//!
+//! The completions are prepared by `cargo xtask setup` (about 1.5 minutes each on 2 cores,
+//! downloads cached); a test prepares what is missing itself.
+
+use crate::common::*;
+
+use std::path::{Path, PathBuf};
+
+const AMD64: &str = "debian:7.2.13+deb14-amd64";
+const ARM64: &str = "debian:7.2.13+deb14-arm64";
+
+/// `init --distro-kernel NAME` (a no-op when completed): the `kernel-tree` line.
+fn completed(name: &str) -> serde_json::Value {
+    let o = run(&mut kmod(&[
+        "init",
+        "--message-format",
+        "json",
+        "--distro-kernel",
+        name,
+    ]));
+    ok(&o);
+    stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["reason"] == "kernel-tree")
+        .unwrap_or_else(|| panic!("no kernel-tree line from `init --distro-kernel {name}`"))
+}
+
+/// An example with a `[workspace]` naming the two Debian kernels as targets.
+fn distro_example(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = example(name);
+    let manifest = dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[workspace]\n\n[workspace.metadata.kmod.targets.sid]\ndistro-kernel = \"{AMD64}\"\n\n\
+         [workspace.metadata.kmod.targets.sid-arm64]\ndistro-kernel = \"{ARM64}\"\n"
+    ));
+    write(&manifest, &text);
+    (tmp, dir)
+}
+
+#[test]
+fn debian_kernels_build_and_verify_the_examples_for_amd64_and_arm64() {
+    for (name, target, release, machine) in [
+        (AMD64, "sid", "7.2.13+deb14-amd64", 62u16),
+        (ARM64, "sid-arm64", "7.2.13+deb14-arm64", 183),
+    ] {
+        let tree = completed(name);
+        assert_eq!(tree["release"], release);
+        assert!(tree["symbols_checked"].as_u64().unwrap() > 1000, "{tree}");
+        assert_eq!(
+            tree["rustc"],
+            "rustc 1.97.1 (8bab26f4f 2026-07-14) (built from a source tarball)"
+        );
+        let dir = PathBuf::from(tree["path"].as_str().unwrap());
+        for f in [
+            "rust/libkernel.rmeta",
+            "rust/libmacros.so",
+            "scripts/module.lds",
+        ] {
+            assert!(dir.join(f).exists(), "{f}");
+        }
+        // Debian's own configuration, unchanged.
+        let headers = PathBuf::from(tree["headers"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read(headers.join(".config")).unwrap(),
+            std::fs::read(dir.join(".config")).unwrap()
+        );
+        for example in ["hello", "mixed", "miscdev", "crates"] {
+            let (_tmp, pkg) = distro_example(example);
+            let a = build_artifact(&pkg, &["--target", target]);
+            assert_eq!(a["kernel_release"], release, "{example}");
+            let ko = PathBuf::from(a["path"].as_str().unwrap());
+            assert_eq!(elf_machine(&ko), machine, "{example}");
+            let info = modinfo_field(&ko, "vermagic");
+            assert!(
+                info.starts_with(&format!("{release} SMP")),
+                "{example}: {info}"
+            );
+            let o = run(kmod(&["verify", "--target", target])
+                .arg(&ko)
+                .current_dir(&pkg));
+            ok(&o);
+        }
+    }
+}
+
+/// `modinfo -F FIELD` of a module file.
+fn modinfo_field(ko: &Path, field: &str) -> String {
+    let o = run(std::process::Command::new("/sbin/modinfo")
+        .args(["-F", field])
+        .arg(ko));
+    ok(&o);
+    stdout(&o).trim().to_string()
+}
+
+#[test]
+fn the_headers_directory_stands_for_its_completion_and_bare_headers_get_the_command() {
+    let tree = completed(AMD64);
+    let headers = PathBuf::from(tree["headers"].as_str().unwrap());
+    let (_tmp, pkg) = distro_example("hello");
+    // The package's own headers directory: its completion is found by its contents.
+    let a = build_artifact(&pkg, &["--kdir", s(&headers)]);
+    assert_eq!(a["kernel_release"], "7.2.13+deb14-amd64");
+
+    // Other headers (their Module.symvers differs): not completed yet.
+    let other = scratch();
+    let copy = other.path().join("linux-headers-7.2.13+deb14-amd64");
+    copy_dir(&headers, &copy);
+    let symvers = copy.join("Module.symvers");
+    let text = std::fs::read_to_string(&symvers).unwrap();
+    write(
+        &symvers,
+        &format!("{text}0x00000000\tcargo_kmod_other\tvmlinux\tEXPORT_SYMBOL\t\n"),
+    );
+    let o = run(kmod(&["build", "--kdir", s(&copy)]).current_dir(&pkg));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("distribution's kernel headers without `rust/`"),
+        "{err}"
+    );
+    assert!(
+        help.contains(&format!("cargo kmod init --kdir {}", copy.display())),
+        "{help}"
+    );
+    let o = run(&mut kmod(&["doctor", "--kdir", s(&copy)]));
+    assert!(
+        stdout(&o).contains(&format!("cargo kmod init --kdir {}", copy.display())),
+        "{}",
+        stdout(&o)
+    );
+    // Nothing was written into the headers.
+    assert!(!copy.join("rust").exists());
+    assert!(!headers.join("rust").exists());
+}
+
+#[test]
+fn a_kernel_without_rust_and_unknown_names_are_refused_in_one_line() {
+    let home = scratch_home_sharing(&["distro", "sources"]);
+    // Debian 13's 6.12 kernel is built without Rust.
+    let o = run(&mut init_in(
+        home.path(),
+        &["--distro-kernel", "debian:6.12.117+deb13-amd64"],
+    ));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("has no Rust support: `CONFIG_RUST` is not set"),
+        "{err}"
+    );
+    assert!(help.contains("CONFIG_RUST=y"), "{help}");
+
+    let o = run(&mut init_in(
+        home.path(),
+        &["--distro-kernel", "debian:7.2.99+deb14-amd64"],
+    ));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("unknown distribution kernel `debian:7.2.99+deb14-amd64`"),
+        "{err}"
+    );
+    assert!(
+        help.contains("did you mean `debian:7.2.13+deb14-amd64`?"),
+        "{help}"
+    );
+
+    for (bad, says) in [
+        ("7.2.13+deb14-amd64", "does not name a distribution kernel"),
+        (
+            "debian:7.2.13+deb14-armhf",
+            "has no flavour cargo-kmod supports",
+        ),
+        ("debian:7.2.13/../../x-amd64", "is not a kernel release"),
+    ] {
+        let o = run(&mut init_in(home.path(), &["--distro-kernel", bad]));
+        let err = one_error_line(&fails(&o));
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn targets_naming_a_distribution_kernel_are_checked() {
+    let (_tmp, pkg) = example("hello");
+    let manifest = pkg.join("Cargo.toml");
+    let base = std::fs::read_to_string(&manifest).unwrap();
+    for (table, says) in [
+        (
+            format!("distro-kernel = \"{ARM64}\"\narch = \"x86_64\"\n"),
+            "says `arch = \"x86_64\"`, but `debian:7.2.13+deb14-arm64` is a kernel for arm64",
+        ),
+        (
+            format!("distro-kernel = \"{AMD64}\"\nkdir = \"/tmp\"\n"),
+            "has both `distro-kernel` and `kdir`",
+        ),
+        (
+            "distro-kernel = \"debian:7.2\"\n".to_string(),
+            "`distro-kernel` in `[workspace.metadata.kmod.targets.d]`",
+        ),
+    ] {
+        write(
+            &manifest,
+            &format!("{base}\n[workspace]\n\n[workspace.metadata.kmod.targets.d]\n{table}"),
+        );
+        let o = run(kmod(&["build", "--target", "d"]).current_dir(&pkg));
+        let err = one_error_line(&fails(&o));
+        assert!(err.contains(says), "{err}");
+        assert!(
+            err.contains(s(&manifest)) || says.contains("distro-kernel` in"),
+            "{err}"
+        );
+    }
+    // A target whose kernel was not completed in this home: the command that does it.
+    write(
+        &manifest,
+        &format!("{base}\n[workspace]\n\n[workspace.metadata.kmod.targets.d]\ndistro-kernel = \"{AMD64}\"\n"),
+    );
+    let home = scratch_home();
+    let o = run(kmod(&["build", "--target", "d"])
+        .env("CARGO_KMOD_HOME", home.path())
+        .current_dir(&pkg));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(err.contains("whose headers are not completed yet"), "{err}");
+    assert!(help.contains("cargo kmod init --target d"), "{help}");
+    // And `--arch` contradicting it.
+    completed(AMD64);
+    let o = run(kmod(&["build", "--target", "d", "--arch", "arm64"]).current_dir(&pkg));
+    let err = one_error_line(&fails(&o));
+    assert!(err.contains("is for x86_64, not arm64"), "{err}");
+}
+
+#[test]
+fn a_truncated_download_is_fetched_again_and_two_preparations_share_one_unpack() {
+    // A private home whose apt cache holds a truncated copy of a headers package.
+    let home = scratch_home_sharing(&["sources"]);
+    let real = real_home().join("distro/debian");
+    let mine = home.path().join("distro/debian");
+    std::fs::create_dir_all(mine.join("apt/cache/archives")).unwrap();
+    copy_dir(&real.join("apt/lists"), &mine.join("apt/lists"));
+    let name = "debian:6.12.117+deb13-amd64";
+    let o = run(&mut init_in(home.path(), &["--distro-kernel", name]));
+    fails(&o);
+    let archives = mine.join("apt/cache/archives");
+    let deb = std::fs::read_dir(&archives)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-headers-6.12.117+deb13-amd64_")
+        })
+        .expect("the headers package in the archive cache");
+    let size = std::fs::metadata(&deb).unwrap().len();
+    let bytes = std::fs::read(&deb).unwrap();
+    std::fs::write(&deb, &bytes[..bytes.len() / 2]).unwrap();
+    for e in std::fs::read_dir(mine.join("packages")).unwrap().flatten() {
+        std::fs::remove_dir_all(e.path()).unwrap();
+    }
+    // Two at once: one fetches (again, the cached copy fails its check), the other waits.
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = init_in(home.path(), &["--distro-kernel", name]);
+            std::thread::spawn(move || run(&mut c))
+        })
+        .collect();
+    for o in both.into_iter().map(|t| t.join().unwrap()) {
+        let err = one_error_line(&fails(&o));
+        assert!(err.contains("has no Rust support"), "{err}");
+    }
+    assert_eq!(std::fs::metadata(&deb).unwrap().len(), size);
+    let unpacked: Vec<String> = listing(&mine.join("packages"));
+    assert_eq!(
+        unpacked
+            .iter()
+            .filter(|n| n.starts_with("linux-headers-6.12.117+deb13-amd64_"))
+            .count(),
+        1,
+        "{unpacked:?}"
+    );
+    assert!(
+        !unpacked.iter().any(|n| n.starts_with(".unpack-")),
+        "{unpacked:?}"
+    );
+}
