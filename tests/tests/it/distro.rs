@@ -120,7 +120,11 @@ fn the_headers_directory_stands_for_its_completion_and_bare_headers_get_the_comm
     // Other headers (their Module.symvers differs): not completed yet.
     let other = scratch();
     let copy = other.path().join("linux-headers-7.2.13+deb14-amd64");
-    copy_dir(&headers, &copy);
+    // As the package installs it: `scripts` and `tools` are symlinks (`cp -a` keeps them).
+    ok(&run(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&headers)
+        .arg(&copy)));
     let symvers = copy.join("Module.symvers");
     let text = std::fs::read_to_string(&symvers).unwrap();
     write(
@@ -282,7 +286,11 @@ fn a_truncated_download_is_fetched_again_and_two_preparations_share_one_unpack()
         assert!(err.contains("has no Rust support"), "{err}");
     }
     assert_eq!(std::fs::metadata(&deb).unwrap().len(), size);
-    let unpacked: Vec<String> = listing(&mine.join("packages"));
+    let unpacked: Vec<String> = std::fs::read_dir(mine.join("packages"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
         unpacked
             .iter()
