@@ -38,6 +38,10 @@ pub struct TestCmd {
     /// Boot with the debug kernel's checks switched off (debug objects, lockdep, kmemleak)
     #[arg(long, conflicts_with = "sanitize")]
     pub no_debug_kernel: bool,
+    /// Fail when the kernel cannot run the modules' KUnit cases (it has no `CONFIG_KUNIT`,
+    /// as distribution kernels do) instead of checking only that they load and unload
+    #[arg(long)]
+    pub require_kunit: bool,
     #[command(flatten)]
     pub ko: KoArgs,
     #[command(flatten)]
@@ -55,6 +59,7 @@ impl TestCmd {
                 no_fail_fast: self.no_fail_fast,
                 cmdline: self.kernel_args(),
                 leak_scan: self.sanitize,
+                require_kunit: self.require_kunit,
                 ..TestOptions::default()
             },
         };

@@ -34,6 +34,8 @@ pub struct TestOptions {
     pub settle: Duration,
     /// Scan for leaks after the last unload ([`crate::guest::leaks`]).
     pub leak_scan: bool,
+    /// A kernel without KUnit is an error rather than a run of the load checks only.
+    pub require_kunit: bool,
 }
 
 impl Default for TestOptions {
@@ -46,6 +48,7 @@ impl Default for TestOptions {
             log_path: None,
             settle: crate::guest::plan::SETTLE,
             leak_scan: false,
+            require_kunit: false,
         }
     }
 }

@@ -176,6 +176,44 @@ pub struct TestRequest {
     pub options: crate::guest::verdict::TestOptions,
 }
 
+/// A kernel without `CONFIG_KUNIT` (a distribution's) cannot run the modules' KUnit suites:
+/// said plainly, and the run checks loading and unloading only (no `N passed` for cases
+/// that never ran); with `require` it is an error.
+fn without_kunit(session: &Session, guest: &mut Guest, require: bool) -> Result<()> {
+    if guest.tree.config.is_enabled("KUNIT") {
+        return Ok(());
+    }
+    // Without `CONFIG_KUNIT` the kernel crate's `#[kunit_tests]` compiles to nothing, so the
+    // modules' suites cannot even be counted: every module is named.
+    let with: Vec<String> = guest
+        .modules
+        .iter()
+        .map(|m| format!("`{}`", m.name))
+        .collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    let kernel = format!(
+        "the {} {} kernel",
+        guest.tree.arch,
+        crate::text::escape(&guest.tree.release)
+    );
+    if require {
+        crate::bail_user!(
+            "{} has no `CONFIG_KUNIT`: the KUnit cases of {} cannot run", kernel, with.join(", ");
+            hint = "test on a dev tree (`cargo kmod init`), or drop `--require-kunit` to check loading and unloading only"
+        );
+    }
+    session.shell.warn(format_args!(
+        "KUnit cases were not run: {kernel} has no `CONFIG_KUNIT`; {} were only loaded and unloaded (`--require-kunit` makes this a failure)",
+        with.join(", ")
+    ));
+    for m in &mut guest.modules {
+        m.kunit_suites = 0;
+    }
+    Ok(())
+}
+
 /// Prepare the guest, boot it once with the test plan, and judge it; `on_line` gets a
 /// readable line for everything the guest shows.
 pub fn test(
@@ -186,8 +224,9 @@ pub fn test(
     on_start: impl FnOnce(&Guest),
     on_line: impl FnMut(&str),
 ) -> Result<(Guest, crate::guest::verdict::TestReport)> {
-    let guest = prepare(session, select, trees, &req.guest)?;
+    let mut guest = prepare(session, select, trees, &req.guest)?;
     let opts = &req.options;
+    without_kunit(session, &mut guest, opts.require_kunit)?;
     if opts.leak_scan && !guest.tree.config.is_enabled("DEBUG_KMEMLEAK") {
         crate::bail_user!(
             "`--sanitize` needs kmemleak, and the {} {} kernel has no `CONFIG_DEBUG_KMEMLEAK`",

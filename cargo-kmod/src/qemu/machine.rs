@@ -98,11 +98,15 @@ impl Machine {
             );
         }
         let qemu = tools::qemu_program(tree.arch)?;
+        // A distribution's kernel: its own image (its `vmlinux` is the BTF-only one of the
+        // headers, not bootable), and the memory a general-purpose kernel wants.
+        let distro = crate::kernel::distro::complete::is_completion(&tree.dir);
+        let memory_mb = if distro { 1024 } else { 256 };
         Ok(match tree.arch {
             Arch::X86_64 => {
                 // PVH: qemu loads the ELF `vmlinux` and enters it in 64-bit mode directly.
                 let vmlinux = tree.dir.join("vmlinux");
-                let kernel = if tree.config.is_enabled("PVH") && vmlinux.is_file() {
+                let kernel = if tree.config.is_enabled("PVH") && vmlinux.is_file() && !distro {
                     vmlinux
                 } else {
                     image
@@ -113,7 +117,7 @@ impl Machine {
                     qemu,
                     model: None,
                     cpu: None,
-                    memory_mb: 256,
+                    memory_mb,
                     smp: Some(1),
                     kernel,
                     dtb: None,
@@ -141,7 +145,7 @@ impl Machine {
                     }
                     .into(),
                 ),
-                memory_mb: 256,
+                memory_mb,
                 smp: Some(1),
                 firmware: None,
                 kernel: image,

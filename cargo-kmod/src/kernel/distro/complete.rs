@@ -63,6 +63,10 @@ pub struct Completion {
     pub symbols_checked: usize,
     /// Host-probe symbols whose value differed on this machine (reported, not applied).
     pub host_differences: Vec<String>,
+    /// The distribution's kernel image (from its package), at the tree's boot image path:
+    /// what `test` and `run` boot.
+    #[serde(default)]
+    pub image: Option<PathBuf>,
     pub seconds: u64,
 }
 
@@ -72,6 +76,11 @@ impl Completion {
         let text = std::fs::read_to_string(dir.join(STAMP)).ok()?;
         serde_json::from_str(&text).ok()
     }
+}
+
+/// Whether `dir` is a completed distribution kernel.
+pub fn is_completion(dir: &Path) -> bool {
+    dir.join(STAMP).is_file()
 }
 
 /// The completion of `headers`, if it was made: looked up by the headers' identity.
@@ -275,7 +284,11 @@ fn complete(
     let r = build(
         shell, &headers, &srctree, &dir, arch, &release, &tc, &wanted, &bindgen, jobs,
     );
-    let (symbols_checked, host_differences) = match r {
+    let r = r.and_then(|v| {
+        let image = install_image(shell, apt, &dir, &release, arch)?;
+        Ok((v, image))
+    });
+    let ((symbols_checked, host_differences), image) = match r {
         Ok(v) => v,
         Err(e) => {
             // No half-made tree: the log goes with it, the error carries its tail.
@@ -294,6 +307,7 @@ fn complete(
         source: srctree,
         symbols_checked,
         host_differences,
+        image: Some(image),
         seconds: started.elapsed().as_secs(),
     };
     crate::fsutil::write_atomic(
@@ -302,6 +316,34 @@ fn complete(
     )?;
     drop(lock);
     Ok(c)
+}
+
+/// The distribution's own kernel image of `release`, copied to the tree's boot image path
+/// (`arch/x86/boot/bzImage`, `arch/arm64/boot/Image`): Debian's `linux-binary-<release>`
+/// (`usr/lib/modules/<release>/vmlinuz`), or the older `linux-image-<release>`
+/// (`boot/vmlinuz-<release>`).
+fn install_image(shell: &Shell, apt: &Apt, dir: &Path, release: &str, arch: Arch) -> Result<PathBuf> {
+    for (package, inside) in [
+        (format!("linux-binary-{release}"), format!("usr/lib/modules/{release}/vmlinuz")),
+        (format!("linux-image-{release}"), format!("boot/vmlinuz-{release}")),
+    ] {
+        let Some(pkg) = apt.find(shell, &package, arch.debian())? else {
+            continue;
+        };
+        let unpacked = apt.unpacked(shell, &pkg)?;
+        let from = unpacked.join(&inside);
+        if !from.is_file() {
+            continue;
+        }
+        let to = dir.join(arch.image());
+        std::fs::create_dir_all(to.parent().expect("arch/<arch>/boot"))?;
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("cannot copy `{}` to `{}`", from.display(), to.display()))?;
+        return Ok(to);
+    }
+    crate::bail_user!(
+        "Debian's index has no kernel image of `{}` (`linux-binary-{}` or `linux-image-{}`)", release, release, release
+    );
 }
 
 /// The bindgen the kernel names (`CONFIG_BINDGEN_VERSION_TEXT`): `BINDGEN`/`PATH`'s when
