@@ -7,6 +7,11 @@
 //! - the hello, mixed (C + bindings), miscdev and crates examples build against that kernel
 //!   through a named target (`distro-kernel = "debian:..."`) and verify against it, for amd64
 //!   and cross-built arm64;
+//! - `test` and `run` boot Debian's own kernel image (amd64 `-M pc`, arm64 `-M virt`) and
+//!   load the examples into it: `/sys/module/<name>` exists, the miscdev example's device node
+//!   answers, and the run says that the KUnit cases were not run (Debian's kernels have no
+//!   `CONFIG_KUNIT`), which `--require-kunit` turns into a failure; a module `cargo kmod new`
+//!   made loads into the arm64 kernel through a target naming it;
 //! - the headers directory itself stands for its completion (`--kdir`), and headers not
 //!   completed get the command that completes them, from `build` and `doctor`;
 //! - bad input: a kernel without Rust, an unknown release (with the nearest), a name that is
@@ -303,4 +308,94 @@ fn a_truncated_download_is_fetched_again_and_two_preparations_share_one_unpack()
         !unpacked.iter().any(|n| n.starts_with(".unpack-")),
         "{unpacked:?}"
     );
+}
+
+#[test]
+fn debian_kernels_boot_under_qemu_and_load_the_examples() {
+    for (name, target, arch) in [(AMD64, "sid", "x86_64"), (ARM64, "sid-arm64", "arm64")] {
+        completed(name);
+        for (example, module) in [
+            ("hello", "hello"),
+            ("mixed", "mixed"),
+            ("miscdev", "miscdev"),
+            ("crates", "crates"),
+        ] {
+            let (_tmp, pkg) = distro_example(example);
+            let o = run(kmod(&["test", "--target", target]).current_dir(&pkg));
+            ok(&o);
+            let err = stderr(&o);
+            assert!(
+                err.contains("KUnit cases were not run") && err.contains("no `CONFIG_KUNIT`"),
+                "{arch} {example}: {err}"
+            );
+            // Never a count of cases that did not run.
+            assert!(
+                stdout(&o).contains("test result: ok. 0 passed"),
+                "{}",
+                stdout(&o)
+            );
+            let o = run(kmod(&[
+                "run",
+                "--target",
+                target,
+                "--exec",
+                &format!("uname -r; ls -d /sys/module/{module}"),
+            ])
+            .current_dir(&pkg));
+            ok(&o);
+            let out = stdout(&o);
+            assert!(out.contains(&name["debian:".len()..]), "{arch}: {out}");
+            assert!(
+                out.contains(&format!("/sys/module/{module}")),
+                "{arch}: {out}"
+            );
+            if example == "miscdev" {
+                let o = run(kmod(&[
+                    "run",
+                    "--target",
+                    target,
+                    "--exec",
+                    "echo kmod-hello > /dev/kmod-echo && cat /dev/kmod-echo",
+                ])
+                .current_dir(&pkg));
+                ok(&o);
+                assert!(stdout(&o).contains("kmod-hello"), "{arch}: {}", stdout(&o));
+            }
+        }
+        let (_tmp, pkg) = distro_example("hello");
+        let o = run(kmod(&["test", "--target", target, "--require-kunit"]).current_dir(&pkg));
+        let (err, help) = error_and_help(&fails(&o));
+        assert!(
+            err.contains("has no `CONFIG_KUNIT`: the KUnit cases of `hello` cannot run"),
+            "{err}"
+        );
+        assert!(help.contains("--require-kunit"), "{help}");
+    }
+}
+
+#[test]
+fn a_new_module_loads_into_debians_arm64_kernel() {
+    completed(ARM64);
+    let tmp = scratch();
+    ok(&run(kmod(&["new", "x"]).current_dir(tmp.path())));
+    let pkg = tmp.path().join("x");
+    let manifest = pkg.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(
+        &manifest,
+        &format!("{text}\n[workspace.metadata.kmod.targets.pi]\ndistro-kernel = \"{ARM64}\"\n"),
+    );
+    let o = run(kmod(&["test", "--target", "pi"]).current_dir(&pkg));
+    ok(&o);
+    let o = run(kmod(&[
+        "run",
+        "--target",
+        "pi",
+        "--exec",
+        "grep -c '^x ' /proc/modules; uname -m",
+    ])
+    .current_dir(&pkg));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("1\naarch64"), "{out}");
 }

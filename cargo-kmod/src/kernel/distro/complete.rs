@@ -322,10 +322,22 @@ fn complete(
 /// (`arch/x86/boot/bzImage`, `arch/arm64/boot/Image`): Debian's `linux-binary-<release>`
 /// (`usr/lib/modules/<release>/vmlinuz`), or the older `linux-image-<release>`
 /// (`boot/vmlinuz-<release>`).
-fn install_image(shell: &Shell, apt: &Apt, dir: &Path, release: &str, arch: Arch) -> Result<PathBuf> {
+fn install_image(
+    shell: &Shell,
+    apt: &Apt,
+    dir: &Path,
+    release: &str,
+    arch: Arch,
+) -> Result<PathBuf> {
     for (package, inside) in [
-        (format!("linux-binary-{release}"), format!("usr/lib/modules/{release}/vmlinuz")),
-        (format!("linux-image-{release}"), format!("boot/vmlinuz-{release}")),
+        (
+            format!("linux-binary-{release}"),
+            format!("usr/lib/modules/{release}/vmlinuz"),
+        ),
+        (
+            format!("linux-image-{release}"),
+            format!("boot/vmlinuz-{release}"),
+        ),
     ] {
         let Some(pkg) = apt.find(shell, &package, arch.debian())? else {
             continue;
@@ -342,7 +354,10 @@ fn install_image(shell: &Shell, apt: &Apt, dir: &Path, release: &str, arch: Arch
         return Ok(to);
     }
     crate::bail_user!(
-        "Debian's index has no kernel image of `{}` (`linux-binary-{}` or `linux-image-{}`)", release, release, release
+        "Debian's index has no kernel image of `{}` (`linux-binary-{}` or `linux-image-{}`)",
+        release,
+        release,
+        release
     );
 }
 
