@@ -63,7 +63,7 @@ const ARCHES: [Arch; 2] = [
     },
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -85,7 +85,7 @@ fn dev_tree(bin: &Path, arch: &str) -> Option<PathBuf> {
         .and_then(|t| t["path"].as_str().map(PathBuf::from))
 }
 
-fn check(cmd: &mut Command) -> Result<()> {
+pub(crate) fn check(cmd: &mut Command) -> Result<()> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;
@@ -101,7 +101,7 @@ fn check(cmd: &mut Command) -> Result<()> {
 }
 
 /// The hand-made initramfs: busybox, the module, an `/init` that loads, unloads, reboots.
-fn plain_initramfs(busybox: &Path, ko: &Path, work: &Path) -> Result<PathBuf> {
+pub(crate) fn plain_initramfs(busybox: &Path, ko: &Path, work: &Path) -> Result<PathBuf> {
     let dir = work.join("rootfs");
     std::fs::create_dir_all(dir.join("bin"))?;
     std::fs::create_dir_all(dir.join("proc"))?;
@@ -130,7 +130,7 @@ fn plain_initramfs(busybox: &Path, ko: &Path, work: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn time(cmd: &mut Command) -> Result<Duration> {
+pub(crate) fn time(cmd: &mut Command) -> Result<Duration> {
     let start = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
@@ -152,7 +152,7 @@ fn time(cmd: &mut Command) -> Result<Duration> {
     Ok(took)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }

@@ -12,6 +12,7 @@
 
 mod bench_build;
 mod bench_deploy;
+mod bench_distro;
 mod bench_test;
 /// `$CARGO_KMOD_HOME`'s layout: cargo-kmod's own file (std only), so set-up, benchmarks and
 /// the tool agree on every path.
@@ -53,10 +54,13 @@ fn main() -> Result<()> {
             Some("build") => bench_build::run(&sh),
             Some("test") => bench_test::run(),
             Some("deploy") => bench_deploy::run(),
-            _ => anyhow::bail!("usage: cargo xtask bench build|test|deploy"),
+            Some("distro") => bench_distro::run(),
+            _ => anyhow::bail!("usage: cargo xtask bench build|test|deploy|distro"),
         },
         _ => {
-            eprintln!("usage: cargo xtask setup|test|bench build|bench test|bench deploy");
+            eprintln!(
+                "usage: cargo xtask setup|test|bench build|bench test|bench deploy|bench distro"
+            );
             std::process::exit(2)
         }
     }

@@ -62,6 +62,74 @@ impl KoModule {
     }
 }
 
+/// The load-time dependencies of `modules` that none of them provide, from a distribution's
+/// modules directory (`.../lib/modules/<release>`), as `modprobe` finds them: each module's
+/// `depends=`, recursively, by module name (`-` and `_` alike) among the `.ko`, `.ko.xz`,
+/// `.ko.zst` and `.ko.gz` files under `kernel/`. Each is decompressed into `out` and read like
+/// the modules under test (so [`load_order`] puts it first). A dependency the directory
+/// lacks is an error naming it.
+pub fn distro_dependencies(
+    modules: &[KoModule],
+    modules_dir: &Path,
+    out: &Path,
+    arch: Arch,
+) -> Result<Vec<KoModule>> {
+    let mut have: BTreeSet<String> = modules.iter().map(|m| m.name.replace('-', "_")).collect();
+    let mut wanted: Vec<(String, String)> = modules
+        .iter()
+        .flat_map(|m| {
+            m.depends
+                .iter()
+                .map(move |d| (d.replace('-', "_"), m.name.clone()))
+        })
+        .collect();
+    if wanted.iter().all(|(d, _)| have.contains(d)) {
+        return Ok(Vec::new());
+    }
+    let mut index: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut stack = vec![modules_dir.join("kernel")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if let Some(stem) = ["ko", "ko.xz", "ko.zst", "ko.gz"]
+                .iter()
+                .find_map(|ext| p.file_name()?.to_str()?.strip_suffix(&format!(".{ext}")))
+            {
+                index.entry(stem.replace('-', "_")).or_insert(p);
+            }
+        }
+    }
+    std::fs::create_dir_all(out)?;
+    let mut found = Vec::new();
+    while let Some((dep, by)) = wanted.pop() {
+        if !have.insert(dep.clone()) {
+            continue;
+        }
+        let Some(file) = index.get(&dep) else {
+            crate::bail_user!(
+                "`{}` needs module `{}`, which `{}` does not have",
+                by,
+                dep,
+                modules_dir.display()
+            );
+        };
+        let ko = crate::ko::read_module(file)?;
+        let path = out.join(format!("{dep}.ko"));
+        crate::fsutil::write_atomic(&path, &ko.bytes)?;
+        let m = KoModule::read(&path, arch)?;
+        wanted.extend(
+            m.depends
+                .iter()
+                .map(|d| (d.replace('-', "_"), m.name.clone())),
+        );
+        found.push(m);
+    }
+    Ok(found)
+}
+
 /// The parameters of `module` as [`KoModule::known_params`] holds them.
 pub fn known_params(module: &crate::ko::Module) -> Option<Vec<String>> {
     module
@@ -141,7 +209,10 @@ pub fn apply_params(modules: &mut [KoModule], params: &[String]) -> Result<()> {
 /// Dependencies outside the set are left to the kernel (they must already be loaded or
 /// built in); a cycle is an error.
 pub fn load_order(modules: Vec<KoModule>) -> Result<Vec<KoModule>> {
-    let names: BTreeSet<String> = modules.iter().map(|m| m.name.clone()).collect();
+    // `depends=` names a module as modpost does, after its file (`crc-itu-t`); the kernel
+    // and `.modinfo`'s `name=` use `_` (`crc_itu_t`): the same module.
+    let key = |n: &str| n.replace('-', "_");
+    let names: BTreeSet<String> = modules.iter().map(|m| key(&m.name)).collect();
     let mut seen = BTreeSet::new();
     for m in &modules {
         if !seen.insert(m.name.clone()) {
@@ -157,13 +228,13 @@ pub fn load_order(modules: Vec<KoModule>) -> Result<Vec<KoModule>> {
             .find(|(_, m)| {
                 m.depends
                     .iter()
-                    .all(|d| done.contains(d) || !names.contains(d))
+                    .all(|d| done.contains(&key(d)) || !names.contains(&key(d)))
             })
             .map(|(i, _)| *i);
         match ready {
             Some(i) => {
                 let m = pending.remove(&i).expect("present");
-                done.insert(m.name.clone());
+                done.insert(key(&m.name));
                 out.push(m);
             }
             None => {

@@ -126,8 +126,18 @@ pub fn prepare(
             }
         }
     }
-    let sign =
-        req.sign || req.key.is_some() || (!req.no_sign && tree.config.is_enabled("MODULE_SIG_ALL"));
+    // A distribution's kernel was signed with the distribution's key, which nobody else
+    // has: its modules are signed only with a key the user names (enrolled as a MOK).
+    let distro = crate::kernel::distro::complete::is_completion(&tree.dir);
+    if distro && req.sign && req.key.is_none() {
+        crate::bail_user!(
+            "`--sign` needs `--key` and `--cert` for the distribution kernel {}: its own signing key is the distribution's", crate::text::escape(&tree.release);
+            hint = "sign with your own key and enroll its certificate as a Machine Owner Key (`mokutil --import CERT`) on Secure Boot machines (docs/distro.md)"
+        );
+    }
+    let sign = req.sign
+        || req.key.is_some()
+        || (!req.no_sign && !distro && tree.config.is_enabled("MODULE_SIG_ALL"));
     let key = if sign {
         Some(ship::load_key(
             shell,

@@ -115,6 +115,21 @@ pub fn prepare(
         }
     };
     crate::guest::modules::apply_params(&mut modules, &req.params)?;
+    // A distribution's kernel: the modules' load-time dependencies from its own modules.
+    if let Some(dir) =
+        crate::kernel::distro::complete::Completion::read(&tree.dir).and_then(|c| c.modules)
+    {
+        let out = tree.dir.join("cargo-kmod-deps");
+        let deps = crate::guest::modules::distro_dependencies(&modules, &dir, &out, tree.arch)?;
+        if !deps.is_empty() {
+            let names: Vec<&str> = deps.iter().map(|m| m.name.as_str()).collect();
+            session.shell.status(
+                "Adding",
+                format_args!("{} from the distribution's modules", names.join(", ")),
+            );
+        }
+        modules.extend(deps);
+    }
     let accel = crate::qemu::accel::choose(&session.shell, &tree)?;
     let machine = match crate::kernel::board::machine_for(
         &tree,

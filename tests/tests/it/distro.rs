@@ -12,6 +12,12 @@
 //!   answers, and the run says that the KUnit cases were not run (Debian's kernels have no
 //!   `CONFIG_KUNIT`), which `--require-kunit` turns into a failure; a module `cargo kmod new`
 //!   made loads into the arm64 kernel through a target naming it;
+//! - a module that needs one of Debian's modules (`crc_itu_t`) gets it from Debian's own
+//!   `linux-modules-<release>`, loaded first, as `modprobe` would;
+//! - `package --format deb` for Debian's kernel depends on its `linux-modules-<release>`,
+//!   installs `usr/lib/modules/<release>/updates/<name>.ko.xz`, and the real `dpkg` installs
+//!   it with Debian's modules package into an empty root, whose `depmod` then knows it; the
+//!   module from the package loads into Debian's kernel; signing needs the user's own key;
 //! - the headers directory itself stands for its completion (`--kdir`), and headers not
 //!   completed get the command that completes them, from `build` and `doctor`;
 //! - bad input: a kernel without Rust, an unknown release (with the nearest), a name that is
@@ -398,4 +404,192 @@ fn a_new_module_loads_into_debians_arm64_kernel() {
     ok(&o);
     let out = stdout(&o);
     assert!(out.contains("1\naarch64"), "{out}");
+}
+
+/// A module whose C part calls `crc_itu_t`, which Debian builds as a module (`crc-itu-t`).
+fn needs_crc_itu_t() -> (tempfile::TempDir, PathBuf) {
+    let tmp = scratch();
+    ok(&run(kmod(&["new", "dep1"]).current_dir(tmp.path())));
+    let pkg = tmp.path().join("dep1");
+    let manifest = pkg.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replacen(
+        "[package.metadata.kmod]",
+        "[package.metadata.kmod]\nc-sources = [\"src/crc.c\"]",
+        1,
+    );
+    write(
+        &manifest,
+        &format!("{text}\n[workspace.metadata.kmod.targets.sid]\ndistro-kernel = \"{AMD64}\"\n"),
+    );
+    write(
+        &pkg.join("src/crc.c"),
+        "#include <linux/module.h>\n#include <linux/crc-itu-t.h>\n\nu16 dep1_crc(void);\n\
+         u16 dep1_crc(void)\n{\n\tstatic const u8 b[] = { 1, 2, 3 };\n\n\treturn crc_itu_t(0, b, sizeof(b));\n}\n",
+    );
+    (tmp, pkg)
+}
+
+#[test]
+fn load_time_dependencies_come_from_debians_modules_package() {
+    completed(AMD64);
+    let (_tmp, pkg) = needs_crc_itu_t();
+    let o = run(kmod(&["test", "--target", "sid"]).current_dir(&pkg));
+    ok(&o);
+    assert!(
+        stderr(&o).contains("Adding crc_itu_t from the distribution's modules"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(kmod(&[
+        "run",
+        "--target",
+        "sid",
+        "--exec",
+        "cut -d' ' -f1,4 /proc/modules",
+    ])
+    .current_dir(&pkg));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("dep1 -") && out.contains("crc_itu_t dep1,"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_deb_for_debians_kernel_installs_with_dpkg_beside_debians_modules_and_loads() {
+    let tree = completed(ARM64);
+    let release = tree["release"].as_str().unwrap().to_string();
+    let (_tmp, pkg) = distro_example("hello");
+    // Debian's kernel was signed with Debian's key: `--sign` needs the user's own.
+    let o = run(kmod(&[
+        "package",
+        "--format",
+        "deb",
+        "--target",
+        "sid-arm64",
+        "--sign",
+    ])
+    .current_dir(&pkg));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(err.contains("`--sign` needs `--key` and `--cert`"), "{err}");
+    assert!(help.contains("mokutil --import"), "{help}");
+
+    ok(&run(kmod(&[
+        "package",
+        "--format",
+        "deb",
+        "--target",
+        "sid-arm64",
+    ])
+    .current_dir(&pkg)));
+    let debs: Vec<PathBuf> = std::fs::read_dir(pkg.join("target/kmod/package"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    let deb = &debs[0];
+    let field = |f: &str| {
+        let o = run(std::process::Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(deb)
+            .arg(f));
+        ok(&o);
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(field("Depends"), format!("kmod, linux-modules-{release}"));
+    assert_eq!(field("Architecture"), "arm64");
+    let o = run(std::process::Command::new("dpkg-deb").arg("-c").arg(deb));
+    let listing = stdout(&o);
+    let inside = format!("usr/lib/modules/{release}/updates/hello.ko.xz");
+    assert!(listing.contains(&inside), "{listing}");
+
+    // An empty root with a dpkg database: Debian's modules package, then ours, by dpkg.
+    let root = scratch();
+    let r = root.path();
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "usr/lib"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
+    std::os::unix::fs::symlink("usr/lib", r.join("lib")).unwrap();
+    // Debian's `.deb` as the completion fetched it (downloaded again with the same private
+    // apt when only its unpacked copy was kept).
+    let apt = real_home().join("distro/debian/apt");
+    let archives = apt.join("cache/archives");
+    let find = || {
+        std::fs::read_dir(&archives)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with(&format!("linux-modules-{release}_")) && n.ends_with(".deb")
+            })
+    };
+    if find().is_none() {
+        ok(&run(std::process::Command::new("apt-get")
+            .arg("-c")
+            .arg(apt.join("apt.conf"))
+            .args(["-q", "-o", "Debug::NoLocking=1", "download"])
+            .arg(format!("linux-modules-{release}:arm64"))
+            .current_dir(&archives)));
+    }
+    let modules_deb = find().expect("Debian's modules package");
+    // Debian's package unpacked by dpkg (its own postinst runs `depmod` for the machine's
+    // `/lib/modules`, not chrootless), then ours installed and configured: its postinst runs
+    // `depmod` in the root (`DPKG_ROOT`).
+    let dpkg = |args: &[&str], deb: &Path| {
+        run(std::process::Command::new("dpkg")
+            .arg(format!("--root={}", r.display()))
+            .args([
+                "--force-script-chrootless",
+                "--force-depends",
+                "--force-architecture",
+                "--force-not-root",
+                "--force-unsafe-io",
+            ])
+            .args(args)
+            .arg(deb))
+    };
+    ok(&dpkg(&["--unpack"], &modules_deb));
+    let o = dpkg(&["-i"], deb);
+    ok(&o);
+    let dep =
+        std::fs::read_to_string(r.join(format!("usr/lib/modules/{release}/modules.dep"))).unwrap();
+    assert!(
+        dep.lines().any(|l| l.starts_with("updates/hello.ko.xz:")),
+        "modules.dep lacks hello"
+    );
+    let o = run(std::process::Command::new("/sbin/modinfo")
+        .args(["-b"])
+        .arg(r)
+        .args(["-k", &release, "-F", "vermagic", "hello"]));
+    ok(&o);
+    assert!(
+        stdout(&o).starts_with(&format!("{release} SMP")),
+        "{}",
+        stdout(&o)
+    );
+
+    // The packaged module loads into Debian's kernel.
+    let ko = r.join("hello.ko");
+    let o = run(std::process::Command::new("xz")
+        .args(["-dc"])
+        .arg(r.join(&inside)));
+    ok(&o);
+    std::fs::write(&ko, &o.stdout).unwrap();
+    let o = run(kmod(&[
+        "run",
+        "--target",
+        "sid-arm64",
+        "--ko",
+        s(&ko),
+        "--exec",
+        "ls -d /sys/module/hello",
+    ])
+    .current_dir(&pkg));
+    ok(&o);
+    assert!(stdout(&o).contains("/sys/module/hello"), "{}", stdout(&o));
 }

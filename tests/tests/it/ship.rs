@@ -325,7 +325,7 @@ fn deb_package_has_modules_and_a_depmod_postinst() {
         .output()
         .unwrap();
     assert!(
-        stdout(&postinst).contains(&format!("depmod -a {}", b.release)),
+        stdout(&postinst).contains(&format!("depmod -b \"${{DPKG_ROOT:-/}}\" -a {}", b.release)),
         "{}",
         stdout(&postinst)
     );

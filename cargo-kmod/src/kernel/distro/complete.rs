@@ -67,6 +67,10 @@ pub struct Completion {
     /// what `test` and `run` boot.
     #[serde(default)]
     pub image: Option<PathBuf>,
+    /// The distribution's modules of that kernel, unpacked from its package
+    /// (`.../usr/lib/modules/<release>`): where a module's load-time dependencies come from.
+    #[serde(default)]
+    pub modules: Option<PathBuf>,
     pub seconds: u64,
 }
 
@@ -286,9 +290,10 @@ fn complete(
     );
     let r = r.and_then(|v| {
         let image = install_image(shell, apt, &dir, &release, arch)?;
-        Ok((v, image))
+        let modules = modules_package(shell, apt, &release, arch)?;
+        Ok((v, (image, modules)))
     });
-    let ((symbols_checked, host_differences), image) = match r {
+    let ((symbols_checked, host_differences), (image, modules)) = match r {
         Ok(v) => v,
         Err(e) => {
             // No half-made tree: the log goes with it, the error carries its tail.
@@ -308,6 +313,7 @@ fn complete(
         symbols_checked,
         host_differences,
         image: Some(image),
+        modules,
         seconds: started.elapsed().as_secs(),
     };
     crate::fsutil::write_atomic(
@@ -359,6 +365,19 @@ fn install_image(
         release,
         release
     );
+}
+
+/// The distribution's `linux-modules-<release>` unpacked: its `usr/lib/modules/<release>`
+/// (`None` for a distribution that ships the modules inside the image package).
+fn modules_package(shell: &Shell, apt: &Apt, release: &str, arch: Arch) -> Result<Option<PathBuf>> {
+    let Some(pkg) = apt.find(shell, &format!("linux-modules-{release}"), arch.debian())? else {
+        return Ok(None);
+    };
+    let dir = apt
+        .unpacked(shell, &pkg)?
+        .join("usr/lib/modules")
+        .join(release);
+    Ok(dir.is_dir().then_some(dir))
 }
 
 /// The bindgen the kernel names (`CONFIG_BINDGEN_VERSION_TEXT`): `BINDGEN`/`PATH`'s when
