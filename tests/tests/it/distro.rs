@@ -10,7 +10,8 @@
 //! - `test` and `run` boot Debian's own kernel image (amd64 `-M pc`, arm64 `-M virt`) and
 //!   load the examples into it: `/sys/module/<name>` exists, the miscdev example's device node
 //!   answers, and the run says that the KUnit cases were not run (Debian's kernels have no
-//!   `CONFIG_KUNIT`), which `--require-kunit` turns into a failure; a module `cargo kmod new`
+//!   `CONFIG_KUNIT`), which `--require-kunit` turns into a failure; a boot that enforces
+//!   signatures (`module.sig_enforce=1`) refuses the unsigned module; a module `cargo kmod new`
 //!   made loads into the arm64 kernel through a target naming it;
 //! - a module that needs one of Debian's modules (`crc_itu_t`) gets it from Debian's own
 //!   `linux-modules-<release>`, loaded first, as `modprobe` would;
@@ -369,6 +370,16 @@ fn debian_kernels_boot_under_qemu_and_load_the_examples() {
             }
         }
         let (_tmp, pkg) = distro_example("hello");
+        // An enforcing boot refuses the unsigned module, in the kernel's words.
+        let o = run(
+            kmod(&["test", "--target", target, "--", "module.sig_enforce=1"]).current_dir(&pkg),
+        );
+        fails(&o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("Loading of unsigned module is rejected"),
+            "{arch}: {out}"
+        );
         let o = run(kmod(&["test", "--target", target, "--require-kunit"]).current_dir(&pkg));
         let (err, help) = error_and_help(&fails(&o));
         assert!(
