@@ -604,3 +604,83 @@ fn a_deb_for_debians_kernel_installs_with_dpkg_beside_debians_modules_and_loads(
     ok(&o);
     assert!(stdout(&o).contains("/sys/module/hello"), "{}", stdout(&o));
 }
+
+/// A scratch home sharing the real one's downloads, toolchains and sources (so a completion
+/// runs for real without touching the user's completed trees).
+fn distro_scratch_home() -> tempfile::TempDir {
+    let home = scratch_home_sharing(&["sources", "bindgen"]);
+    let real = real_home().join("distro/debian");
+    let mine = home.path().join("distro/debian");
+    std::fs::create_dir_all(&mine).unwrap();
+    for d in ["apt", "packages", "toolchains"] {
+        std::os::unix::fs::symlink(real.join(d), mine.join(d)).unwrap();
+    }
+    home
+}
+
+#[test]
+fn another_rustc_or_an_altered_config_is_refused_naming_the_symbols() {
+    let tree = completed(AMD64);
+    let headers = PathBuf::from(tree["headers"].as_str().unwrap());
+    let home = distro_scratch_home();
+    // A rustc that claims the kernel's version but is another (the machine's own).
+    let host_rustc = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v rustc"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let fake = home.path().join("fake-rustc");
+    write(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ] && [ -z \"$2\" ]; then echo '{}'; exit 0; fi\nexec {} \"$@\"\n",
+            tree["rustc"].as_str().unwrap(),
+            host_rustc.trim()
+        ),
+    );
+    ok(&run(std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&fake)));
+    let o = run(init_in(home.path(), &["--distro-kernel", AMD64]).env("RUSTC", &fake));
+    let err = one_error_line(&fails(&o));
+    assert!(
+        err.contains("kconfig would change the kernel's configuration: CONFIG_"),
+        "{err}"
+    );
+    assert!(err.contains("CONFIG_RUSTC_"), "{err}");
+
+    // Headers whose `.config` was edited (a GCC version the compiler does not have).
+    let other = scratch();
+    let copy = other.path().join("linux-headers-7.2.13+deb14-amd64");
+    ok(&run(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&headers)
+        .arg(&copy)));
+    let config = copy.join(".config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("CONFIG_GCC_VERSION=160200\n"));
+    write(
+        &config,
+        &text.replace("CONFIG_GCC_VERSION=160200\n", "CONFIG_GCC_VERSION=150200\n"),
+    );
+    let o = run(&mut init_in(home.path(), &["--kdir", s(&copy)]));
+    let err = one_error_line(&fails(&o));
+    assert!(
+        err.contains("CONFIG_GCC_VERSION (150200 -> 160200)"),
+        "{err}"
+    );
+    // Nothing half-made is left, and the headers were not written.
+    assert!(!copy.join("rust").exists());
+    let left: Vec<String> = std::fs::read_dir(home.path().join("distro/debian/complete"))
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".lock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -132,6 +132,17 @@ fn key_of(headers: &Path) -> Result<String> {
         })?,
     );
     bytes.extend(Arch::host().debian().as_bytes());
+    // Cached per (headers, rustc): `RUSTC`, when it is the one that builds (it prints the
+    // kernel's rustc version), names another rustc than Debian's.
+    if let Some(program) = crate::env::Env::get().var("RUSTC") {
+        let config = KConfig::read(&headers.join(".config"))?;
+        let sh = xshell::Shell::new()?;
+        if crate::process::version_line(&sh, program, &["--version"])
+            == config.string("RUSTC_VERSION_TEXT")
+        {
+            bytes.extend(program.as_bytes());
+        }
+    }
     Ok(crate::fsutil::sha256_hex(&bytes)[..16].to_string())
 }
 
@@ -271,11 +282,17 @@ fn complete(
         std::fs::read_to_string(headers.join(".kernelvariables")).unwrap_or_default();
     let wanted = Wanted::from_config(&config, &config_file, &kernelvariables)?;
     let tc = toolchain::prepare(shell, apt, &debian_dir(home), &wanted)?;
+    let tc = match crate::env::Env::get().var("RUSTC") {
+        Some(program) => tc.with_rustc(shell, program, &wanted),
+        None => tc,
+    };
     let bindgen = bindgen_for(home, &config)?;
 
+    let complete_dir = debian_dir(home).join("complete");
+    home.ensure_dir(&complete_dir)?;
     let lock = crate::kernel::prepare::lock_file(
         shell,
-        &dir.with_extension("lock"),
+        &complete_dir.join(format!("{release}-{key}.lock")),
         "another completion of these headers",
     )?;
     if let Some(c) = Completion::read(&dir) {

@@ -32,6 +32,9 @@ pub struct DistroToolchain {
     pub cc_version: String,
     /// The packages, `name version arch`.
     pub packages: Vec<String>,
+    /// `RUSTC`, when the user named the kernel's rustc (checked to print its version).
+    #[serde(skip)]
+    pub rustc_override: Option<PathBuf>,
 }
 
 impl DistroToolchain {
@@ -40,7 +43,32 @@ impl DistroToolchain {
     }
 
     pub fn rustc(&self) -> PathBuf {
-        self.bin().join("rustc")
+        self.rustc_override
+            .clone()
+            .unwrap_or_else(|| self.bin().join("rustc"))
+    }
+
+    /// Use the user's `RUSTC` (`program`) instead of Debian's when it prints the kernel's
+    /// `CONFIG_RUSTC_VERSION_TEXT` (the symbol check still judges what it builds); another
+    /// rustc is noted and Debian's is used.
+    pub fn with_rustc(mut self, shell: &Shell, program: &str, wanted: &Wanted) -> DistroToolchain {
+        let v = xshell::Shell::new()
+            .ok()
+            .and_then(|sh| crate::process::version_line(&sh, program, &["--version"]))
+            .unwrap_or_default();
+        if v != wanted.rustc_version {
+            shell.note(format_args!(
+                "`RUSTC` (`{}`) is not the kernel's rustc (`{}`): Debian's is used",
+                crate::text::escape(program),
+                wanted.rustc_version
+            ));
+            return self;
+        }
+        self.rustc_override = Some(
+            crate::kernel::toolchain::which(program).unwrap_or_else(|| PathBuf::from(program)),
+        );
+        self.rustc_version = v;
+        self
     }
 }
 
@@ -365,6 +393,7 @@ fn assemble(
             .iter()
             .map(|p| format!("{} {} {}", p.name, p.version, p.arch))
             .collect(),
+        rustc_override: None,
     };
     let sh = xshell::Shell::new()?;
     let rustc = tc.rustc().display().to_string();
