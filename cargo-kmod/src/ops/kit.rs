@@ -22,6 +22,10 @@ pub fn kit(session: &Session, trees: &TreeSelection, dir: Option<&Path>) -> Resu
     let out = dir.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from("target/kmod/kit").join(format!("{}-{}", tree.release, tree.arch))
     });
+    // A distribution's kernel: its Rust headers package (the rest is the distribution's).
+    if let Some(c) = crate::kernel::distro::complete::Completion::read(&tree.dir) {
+        return crate::ship::kit::export_completion(&c, &out);
+    }
     let tc = Toolchain::for_modules(tree.rustc_version_text());
     crate::ship::kit::export(&session.shell, &tree, &tc, &out)
 }

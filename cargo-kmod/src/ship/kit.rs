@@ -106,6 +106,122 @@ pub fn export(shell: &Shell, tree: &KernelTree, tc: &Toolchain, out: &Path) -> R
     })
 }
 
+/// The kit of a completed distribution kernel ([`crate::kernel::distro::complete`]): what a
+/// build machine of the kernel's arch needs besides the distribution's own headers package,
+/// `linux-headers-<release>-rust_<version>_<arch>.deb` (and the same files as a tarball). It
+/// installs the completion's `rust/*.rmeta` and proc macros into
+/// `/usr/src/linux-headers-<release>/rust/` and, where the arch has one, the Rust target spec
+/// into the `scripts/` Debian's headers link to (`/usr/lib/linux-kbuild-<abi>/scripts/`), so
+/// that plain `make -C /lib/modules/<release>/build M=...` (and DKMS) builds Rust modules with
+/// the distribution's rustc of the kernel's version, on which it depends. The proc macros are
+/// programs of this machine: the package is for build machines of its arch, so it is made
+/// only when the kernel's arch is this machine's.
+pub fn export_completion(
+    completion: &crate::kernel::distro::complete::Completion,
+    out: &Path,
+) -> Result<Kit> {
+    source_date_epoch()?;
+    let release = completion.release.clone();
+    check_release(&release)?;
+    if completion.arch != Arch::host() {
+        crate::bail_user!(
+            "the Rust headers package of {} would carry proc macros for this {} machine, which a {} machine cannot run", release, Arch::host(), completion.arch;
+            hint = "make it on a {} build machine (`cargo kmod init --distro-kernel debian:{}` there, then `cargo kmod kit`); from here, build with `--target` against the completion", completion.arch, release
+        );
+    }
+    let dk =
+        crate::kernel::distro::DistroKernel::parse(&format!("debian:{release}"), "the release")?;
+    let dir = &completion.dir;
+    std::fs::create_dir_all(out).map_err(|e| {
+        UserError::new(format!(
+            "cannot create `{}`: {}",
+            out.display(),
+            crate::ko::io_reason(&e)
+        ))
+    })?;
+    let stage = tempfile::Builder::new()
+        .prefix(".kit-")
+        .tempdir_in(out)
+        .with_context(|| format!("cannot create a staging directory in `{}`", out.display()))?;
+    let st = stage.path();
+    let root = st.join("root");
+    let rust = root.join(format!("usr/src/linux-headers-{release}/rust"));
+    for f in rust_artifacts(dir)? {
+        copy(&dir.join(&f), &rust.join(f.trim_start_matches("rust/")))?;
+    }
+    let target = dir.join("scripts/target.json");
+    if target.is_file() {
+        copy(
+            &target,
+            &root.join(format!(
+                "usr/lib/linux-kbuild-{}/scripts/target.json",
+                dk.abi
+            )),
+        )?;
+    }
+    let name = format!("linux-headers-{release}-rust");
+    let tar_name = format!("{name}.tar.gz");
+    write_output(&st.join(&tar_name), &gzip(&tar_dir(&root, "", &[])?)?)?;
+    let version = completion
+        .headers_version
+        .clone()
+        .unwrap_or_else(|| "0".into());
+    let rustc = rustc_package(&completion.rustc);
+    let mut depends = format!("linux-headers-{release} (= {version})");
+    if let Some(v) = &rustc {
+        depends.push_str(&format!(", rustc (= {v})"));
+    }
+    let data = tar_dir(&root, "", &[])?;
+    let arch = deb_arch(completion.arch);
+    let control = format!(
+        "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: cargo-kmod <cargo-kmod@localhost>\n\
+         Installed-Size: {}\nDepends: {depends}\nSection: kernel\nPriority: optional\n\
+         Description: Rust artifacts for building modules against linux-headers-{release}\n \
+         The rust/ metadata and proc macros (and target spec) that Debian's headers package\n \
+         lacks, built by `cargo kmod init --distro-kernel debian:{release}` from the kernel's\n \
+         own source, configuration and rustc, with every exported Rust symbol checked against\n \
+         its Module.symvers. Build Rust modules with `make -C /lib/modules/{release}/build M=...`.\n",
+        data.len().div_ceil(1024),
+    );
+    let mut ctl = tar::Builder::new(Vec::new());
+    let mut h = fixed_header(tar::EntryType::Regular, 0o644, control.len() as u64);
+    ctl.append_data(&mut h, "control", control.as_bytes())?;
+    let members: [(&str, Vec<u8>); 3] = [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", gzip(&ctl.into_inner()?)?),
+        ("data.tar.gz", gzip(&data)?),
+    ];
+    let deb_file = format!(
+        "{}_{}_{arch}.deb",
+        deb_name(&name),
+        version.replace(':', "%3a")
+    );
+    write_output(&st.join(&deb_file), &ar(&members)?)?;
+    std::fs::remove_dir_all(&root)?;
+    move_into_place(st, out)?;
+    Ok(Kit {
+        dir: out.to_path_buf(),
+        release: release.clone(),
+        arch: completion.arch,
+        image: completion.image.clone().unwrap_or_default(),
+        dtbs: Vec::new(),
+        modules: completion.modules.clone().unwrap_or_default(),
+        module_files: Vec::new(),
+        headers_tar: out.join(tar_name),
+        headers_deb: out.join(deb_file),
+    })
+}
+
+/// The Debian version of the `rustc` package whose wrapper `rustc` is (from its toolchain's
+/// stamp), when it is Debian's.
+fn rustc_package(rustc: &Path) -> Option<String> {
+    let tc = crate::kernel::distro::toolchain::read(rustc.parent()?.parent()?)?;
+    tc.packages.iter().find_map(|p| {
+        let mut w = p.split(' ');
+        (w.next() == Some("rustc")).then(|| w.next().map(str::to_string))?
+    })
+}
+
 /// Refuse a tree a kit cannot come from (not built, or a source before 6.5). Returns the
 /// source's `install-extmod-build` script.
 fn check_exportable(tree: &KernelTree) -> Result<PathBuf> {

@@ -684,3 +684,151 @@ fn another_rustc_or_an_altered_config_is_refused_naming_the_symbols() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `apt-get download NAME` of Debian's package with cargo-kmod's private apt, into `dir`.
+fn debian_deb(name: &str, dir: &Path) -> PathBuf {
+    let apt = real_home().join("distro/debian/apt/apt.conf");
+    ok(&run(std::process::Command::new("apt-get")
+        .arg("-c")
+        .arg(&apt)
+        .args(["-q", "-o", "Debug::NoLocking=1", "download", name])
+        .current_dir(dir)));
+    let stem = name.split(':').next().unwrap();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{stem}_"))
+        })
+        .unwrap_or_else(|| panic!("apt-get downloaded no {name}"))
+}
+
+#[test]
+fn the_rust_headers_package_lets_plain_make_build_a_rust_module_for_debians_kernel() {
+    let tree = completed(AMD64);
+    let release = tree["release"].as_str().unwrap().to_string();
+    let headers = PathBuf::from(tree["headers"].as_str().unwrap());
+    let completion = PathBuf::from(tree["path"].as_str().unwrap());
+    let work = scratch();
+    let w = work.path();
+    let o = run(&mut kmod(&[
+        "kit",
+        "--kdir",
+        s(&headers),
+        "--dir",
+        s(&w.join("kit")),
+        "--message-format",
+        "json",
+    ]));
+    ok(&o);
+    let kit: serde_json::Value = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["reason"] == "kit")
+        .expect("a kit line");
+    let deb = PathBuf::from(kit["headers_deb"].as_str().unwrap());
+    let field = |f: &str| {
+        let o = run(std::process::Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&deb)
+            .arg(f));
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(field("Package"), format!("linux-headers-{release}-rust"));
+    assert!(
+        field("Depends").starts_with(&format!(
+            "linux-headers-{release} (= 7.2.13-1), rustc (= 1.97.1+"
+        )),
+        "{}",
+        field("Depends")
+    );
+    // The arm64 kernel's would carry this machine's proc macros: refused, with the way.
+    let arm = completed(ARM64);
+    let o = run(&mut kmod(&[
+        "kit",
+        "--kdir",
+        arm["headers"].as_str().unwrap(),
+        "--dir",
+        s(&w.join("kit-arm64")),
+    ]));
+    let err = one_error_line(&fails(&o));
+    assert!(
+        err.contains("would carry proc macros for this x86_64 machine"),
+        "{err}"
+    );
+
+    // A root as Debian installs the headers: the flavour's, `-common`, `linux-kbuild`, and
+    // the Rust headers package; mounted over `/usr/src` and `/usr/lib` in a mount namespace
+    // of this test only (Debian's headers name their absolute paths).
+    let debs = w.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let root = w.join("root");
+    let abi = release.trim_end_matches("-amd64");
+    for d in [
+        debian_deb(&format!("linux-headers-{release}:amd64"), &debs),
+        debian_deb(&format!("linux-headers-{abi}-common"), &debs),
+        debian_deb(&format!("linux-kbuild-{abi}:amd64"), &debs),
+        deb.clone(),
+    ] {
+        ok(&run(std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&d)
+            .arg(&root)));
+    }
+    assert!(root
+        .join(format!(
+            "usr/src/linux-headers-{release}/rust/libkernel.rmeta"
+        ))
+        .is_file());
+    let module = w.join("plain_minimal");
+    write(&module.join("Kbuild"), "obj-m := plain_minimal.o\n");
+    write(
+        &module.join("plain_minimal.rs"),
+        "// SPDX-License-Identifier: GPL-2.0\n\n//! A module built by plain kbuild.\n\nuse kernel::prelude::*;\n\n\
+         module! {\n    type: PlainMinimal,\n    name: \"plain_minimal\",\n    authors: [\"cargo-kmod\"],\n    \
+         description: \"Built with make against Debian's headers\",\n    license: \"GPL\",\n}\n\n\
+         struct PlainMinimal;\n\nimpl kernel::Module for PlainMinimal {\n    \
+         fn init(_module: &'static ThisModule) -> Result<Self> {\n        \
+         pr_info!(\"plain_minimal (init)\\n\");\n        Ok(PlainMinimal)\n    }\n}\n",
+    );
+    // The machine's gcc-16 and rustc: Debian's, from the completion's toolchain.
+    let stamp: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(completion.join("cargo-kmod-completion.json")).unwrap(),
+    )
+    .unwrap();
+    let bin = stamp["path"][0].as_str().unwrap();
+    let script = format!(
+        "set -e\n\
+         mount -t overlay overlay -o lowerdir={root}/usr/src:/usr/src /usr/src\n\
+         mount -t overlay overlay -o lowerdir={root}/usr/lib:/usr/lib /usr/lib\n\
+         make -C /usr/src/linux-headers-{release} M={module} modules\n",
+        root = root.display(),
+        module = module.display(),
+    );
+    let o = run(std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap())));
+    ok(&o);
+    let ko = module.join("plain_minimal.ko");
+    assert!(ko.is_file(), "{}", stdout(&o));
+    // It loads into Debian's kernel.
+    let o = run(&mut kmod(&[
+        "run",
+        "--kdir",
+        s(&headers),
+        "--ko",
+        s(&ko),
+        "--exec",
+        "dmesg | grep 'plain_minimal (init)'",
+    ]));
+    ok(&o);
+    assert!(
+        stdout(&o).contains("plain_minimal (init)"),
+        "{}",
+        stdout(&o)
+    );
+}

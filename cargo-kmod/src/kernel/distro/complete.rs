@@ -67,6 +67,9 @@ pub struct Completion {
     /// what `test` and `run` boot.
     #[serde(default)]
     pub image: Option<PathBuf>,
+    /// The version of the headers package completed (`7.2.13-1`), when known.
+    #[serde(default)]
+    pub headers_version: Option<String>,
     /// The distribution's modules of that kernel, unpacked from its package
     /// (`.../usr/lib/modules/<release>`): where a module's load-time dependencies come from.
     #[serde(default)]
@@ -330,6 +333,7 @@ fn complete(
         symbols_checked,
         host_differences,
         image: Some(image),
+        headers_version: Some(version.clone()),
         modules,
         seconds: started.elapsed().as_secs(),
     };
