@@ -308,6 +308,7 @@ pub fn resolve(
     }
     if packages {
         preflight(&tree, rustc.as_deref())?;
+        check_kernel_config(&tree, &specs)?;
     }
     Ok(Resolved {
         env: session.env,
@@ -498,6 +499,49 @@ fn resolve_tree(
     }
     choice.arch = arch;
     resolve::resolve(home, &choice)
+}
+
+/// Refuse a tree that lacks the kernel configuration a module declares (`kernel-config`),
+/// before anything is compiled: each symbol named, explained with the source's Kconfig when
+/// the tree has its source (the nearest real symbol, another arch's, a value its type cannot
+/// take, what keeps it off).
+pub fn check_kernel_config(tree: &KernelTree, specs: &[ModuleSpec]) -> Result<()> {
+    use crate::kernel::config::{unmet_needs, KconfigIndex};
+    for m in specs.iter().filter(|m| !m.kernel_config.is_empty()) {
+        if unmet_needs(&tree.config, tree.arch, None, &m.kernel_config, None).is_empty() {
+            continue;
+        }
+        let index = tree
+            .srctree
+            .join("Kconfig")
+            .is_file()
+            .then(|| KconfigIndex::scan(&tree.srctree).ok())
+            .flatten();
+        let unmet = unmet_needs(
+            &tree.config,
+            tree.arch,
+            Some(&tree.srctree),
+            &m.kernel_config,
+            index.as_ref(),
+        );
+        let distro = crate::kernel::distro::complete::is_completion(&tree.dir);
+        let fragment: Vec<String> = m
+            .kernel_config
+            .iter()
+            .filter(|(k, v)| !crate::kernel::config::meets(&tree.config, k, v))
+            .map(|(k, v)| format!("CONFIG_{k}={v}"))
+            .collect();
+        crate::bail_user!(
+            "module `{}` needs kernel configuration that the {} {} tree `{}` lacks (`kernel-config` in `{}`): {}",
+            m.name, tree.arch, crate::text::escape(&tree.release), tree.dir.display(), m.manifest_path.display(), unmet.join("; ");
+            hint = "{}", if distro {
+                "a distribution's kernel is built as it is: build for a kernel that has it".to_string()
+            } else {
+                format!("prepare a tree that has it: put `{}` in a fragment, run `cargo kmod init --config FRAGMENT`, and build with `--kdir` that tree", fragment.join(" "))
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Refuse trees that cannot build Rust modules, before kbuild fails cryptically.

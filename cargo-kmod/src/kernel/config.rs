@@ -273,6 +273,8 @@ pub struct SymbolInfo {
     /// blocks that enclose its definition.
     pub depends: Vec<String>,
     pub file: PathBuf,
+    /// `bool`, `tristate`, `string`, `int` or `hex`, when its definition says.
+    pub kind: Option<String>,
 }
 
 /// An index of `config NAME` definitions and their `depends on` lines.
@@ -363,6 +365,7 @@ impl KconfigIndex {
                         .or_insert_with(|| SymbolInfo {
                             depends: inherited,
                             file: file.to_path_buf(),
+                            kind: None,
                         });
                     owner = Owner::Symbol(name);
                 }
@@ -385,6 +388,18 @@ impl KconfigIndex {
                             }
                         }
                         Owner::None => {}
+                    }
+                }
+                Some(
+                    kw @ ("bool" | "tristate" | "string" | "int" | "hex" | "def_bool"
+                    | "def_tristate"),
+                ) => {
+                    if let Owner::Symbol(sym) = &owner {
+                        if let Some(info) = self.symbols.get_mut(sym) {
+                            if info.file == file && info.kind.is_none() {
+                                info.kind = Some(kw.trim_start_matches("def_").to_string());
+                            }
+                        }
                     }
                 }
                 Some("help" | "---help---") => {
@@ -734,6 +749,118 @@ pub fn blocker_fix(blocker: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether `config` gives `symbol` what a module needs (`kernel-config`): `y` is met by `y`,
+/// `m` by `m` or `y`, `n` by `n` or unset, anything else by that exact value (quotes aside).
+pub fn meets(config: &KConfig, symbol: &str, want: &str) -> bool {
+    let got = config.get(symbol);
+    match want {
+        "y" => matches!(got, Some(Value::Yes)),
+        "m" => matches!(got, Some(Value::Yes | Value::Module)),
+        "n" => matches!(got, None | Some(Value::No)),
+        _ => match got {
+            Some(Value::Other(v)) => v.trim_matches('"') == want,
+            _ => false,
+        },
+    }
+}
+
+/// Each need of `needs` (symbol -> value) that `config` does not meet, as one phrase naming
+/// the symbol and, with the source's Kconfig (`index`), why: an unknown symbol (with the
+/// nearest), one of another arch, a value its type cannot take, or the dependencies that
+/// keep it off.
+pub fn unmet_needs(
+    config: &KConfig,
+    arch: crate::kernel::Arch,
+    srctree: Option<&Path>,
+    needs: &BTreeMap<String, String>,
+    index: Option<&KconfigIndex>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (symbol, want) in needs {
+        if meets(config, symbol, want) {
+            continue;
+        }
+        let got = match config.get(symbol) {
+            None | Some(Value::No) => "not set".to_string(),
+            Some(v) => format!("`{}`", v.render()),
+        };
+        let mut line = format!("`CONFIG_{symbol}={want}` (it is {got})");
+        if let Some(index) = index {
+            let Some(info) = index.symbols.get(symbol) else {
+                line = format!("`CONFIG_{symbol}` is not a Kconfig symbol of this kernel");
+                if let Some(near) = index.nearest(symbol) {
+                    line.push_str(&format!(" (did you mean `CONFIG_{near}`?)"));
+                }
+                out.push(line);
+                continue;
+            };
+            let rel = srctree
+                .and_then(|s| info.file.strip_prefix(s).ok())
+                .unwrap_or(&info.file);
+            let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+            if let (Some(first), Some(other)) = (parts.next(), parts.next()) {
+                if first == "arch" && other != arch.srcarch() {
+                    out.push(format!(
+                        "`CONFIG_{symbol}` exists only on {other} (`{}`), and this kernel is {arch}",
+                        rel.display()
+                    ));
+                    continue;
+                }
+            }
+            let takes = match info.kind.as_deref() {
+                Some("bool") => Some(&["y", "n"][..]),
+                Some("tristate") => Some(&["y", "m", "n"][..]),
+                _ => None,
+            };
+            if let Some(values) = takes {
+                if !values.contains(&want.as_str()) {
+                    out.push(format!(
+                        "`CONFIG_{symbol}` is a {}: it takes {}, not `{want}`",
+                        info.kind.as_deref().unwrap_or_default(),
+                        values
+                            .iter()
+                            .map(|v| format!("`{v}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    continue;
+                }
+            }
+            if matches!(info.kind.as_deref(), Some("int" | "hex"))
+                && want.parse::<i64>().is_err()
+                && !want.starts_with("0x")
+            {
+                out.push(format!(
+                    "`CONFIG_{symbol}` is an {}: `{want}` is not a number",
+                    info.kind.as_deref().unwrap_or_default()
+                ));
+                continue;
+            }
+            let failing: Vec<&String> = info.depends.iter().filter(|d| !holds(d, config)).collect();
+            let mut blockers: Vec<String> = Vec::new();
+            for d in &failing {
+                for b in blocking_symbols(d, config) {
+                    if !blockers.contains(&b) {
+                        blockers.push(b);
+                    }
+                }
+            }
+            if !blockers.is_empty() {
+                line.push_str(&format!(
+                    "; it needs {}",
+                    blockers
+                        .iter()
+                        .map(|b| format!("`{b}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        out.push(line);
+    }
+    out
+}
+
 /// One line describing why a requested symbol did not take effect, with the fix for each
 /// known blocker.
 pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String {
@@ -799,6 +926,44 @@ pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_are_met_by_the_values_kconfig_allows() {
+        let c = KConfig::parse("CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_HZ=250\nCONFIG_S=\"x\"\n");
+        for (sym, want, met) in [
+            ("A", "y", true),
+            ("A", "m", true),
+            ("B", "y", false),
+            ("B", "m", true),
+            ("C", "n", true),
+            ("D", "n", true),
+            ("A", "n", false),
+            ("HZ", "250", true),
+            ("HZ", "100", false),
+            ("S", "x", true),
+        ] {
+            assert_eq!(meets(&c, sym, want), met, "{sym}={want}");
+        }
+        let mut index = KconfigIndex::default();
+        index.add_file(
+            "config PCI\n\tbool \"PCI\"\n\tdepends on HAVE_PCI\n",
+            Path::new("/src/drivers/pci/Kconfig"),
+        );
+        index.add_file("config X86_MSR\n\ttristate \"msr\"\n", Path::new("/src/arch/x86/Kconfig"));
+        let needs: BTreeMap<String, String> = [("PCI", "y"), ("PCII", "y"), ("X86_MSR", "m"), ("A", "y")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let unmet = unmet_needs(&c, crate::kernel::Arch::Arm64, Some(Path::new("/src")), &needs, Some(&index));
+        assert_eq!(
+            unmet,
+            [
+                "`CONFIG_PCI=y` (it is not set); it needs `HAVE_PCI`",
+                "`CONFIG_PCII` is not a Kconfig symbol of this kernel (did you mean `CONFIG_PCI`?)",
+                "`CONFIG_X86_MSR` exists only on x86 (`arch/x86/Kconfig`), and this kernel is arm64",
+            ]
+        );
+    }
 
     fn frag(text: &str) -> Vec<Assignment> {
         parse_fragment(text, "test.config").unwrap()

@@ -21,6 +21,8 @@ pub mod lints;
 /// Keys of `[package.metadata.kmod]`.
 pub const PACKAGE_KEYS: &[&str] = &[
     "name",
+    // Kernel configuration the module needs (docs/subsystems.md).
+    "kernel-config",
     "c-sources",
     "include-dirs",
     "ccflags",
@@ -44,6 +46,7 @@ pub const WORKSPACE_KEYS: &[&str] = &[
     "kdir",
     "arch",
     "targets",
+    "kernel-config",
 ];
 const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
 const TARGET_KEYS: &[&str] = &[
@@ -184,6 +187,9 @@ pub struct ModuleSpec {
     pub crate_deps: Vec<String>,
     /// The package's `[lints]` as the flags cargo passes rustc ([`lints`]).
     pub lints: Vec<String>,
+    /// `kernel-config`: Kconfig symbols (without `CONFIG_`) and the values the module needs
+    /// the tree to have (the workspace's, then the package's), checked before compiling.
+    pub kernel_config: BTreeMap<String, String>,
 }
 
 /// The workspace as cargo-kmod sees it.
@@ -298,6 +304,40 @@ struct WorkspaceDefaults {
     kdir: Option<PathBuf>,
     arch: Option<Arch>,
     targets: BTreeMap<String, TargetSpec>,
+    kernel_config: BTreeMap<String, String>,
+}
+
+/// `kernel-config = { PCI = "y", DEBUG_FS = "y", HZ = 250 }`: Kconfig symbols (`CONFIG_`
+/// optional) with the value a module needs; strings, integers and booleans (`true` is `y`).
+fn parse_kernel_config(t: &Table<'_>) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Some(map) = t.subtable("kernel-config")? else {
+        return Ok(out);
+    };
+    for (key, v) in map {
+        let symbol = key.strip_prefix("CONFIG_").unwrap_or(key);
+        if symbol.is_empty()
+            || !symbol
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            crate::bail_user!(
+                "`kernel-config` in `{}` of `{}`: `{}` is not a Kconfig symbol", t.section, t.file.display(), crate::text::escape(key);
+                hint = "symbols are upper case, as in `PCI = \"y\"` (`CONFIG_` may be left out)"
+            );
+        }
+        let value = match v {
+            Value::String(s) if !s.is_empty() && !s.chars().any(char::is_control) => s.clone(),
+            Value::Bool(true) => "y".to_string(),
+            Value::Bool(false) => "n".to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => crate::bail_user!(
+                "`kernel-config` in `{}` of `{}`: `{}` needs a value such as `\"y\"`, `\"m\"`, `\"n\"` or a number", t.section, t.file.display(), symbol
+            ),
+        };
+        out.insert(symbol.to_string(), value);
+    }
+    Ok(out)
 }
 
 fn parse_arch(s: Option<String>, key: &str, section: &str, file: &Path) -> Result<Option<Arch>> {
@@ -398,6 +438,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
         kdir: t.get::<PathBuf>("kdir")?.map(|p| root.join(p)),
         arch: parse_arch(t.get("arch")?, "arch", section, file)?,
         targets,
+        kernel_config: parse_kernel_config(&t)?,
     })
 }
 
@@ -565,6 +606,11 @@ fn parse_package(
         devices: crate::devices::spec::from_manifest(kmod, &dir, file)?,
         crate_deps,
         lints: lints::flags(file, root_manifest)?,
+        kernel_config: {
+            let mut k = ws.kernel_config.clone();
+            k.extend(parse_kernel_config(&t)?);
+            k
+        },
     }))
 }
 

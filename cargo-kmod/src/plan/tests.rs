@@ -68,6 +68,7 @@ fn module(dir: &Path) -> ModuleSpec {
         devices: Default::default(),
         crate_deps: vec![],
         lints: vec![],
+        kernel_config: Default::default(),
     }
 }
 

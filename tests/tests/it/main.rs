@@ -25,4 +25,5 @@ mod new;
 mod published;
 mod qemu;
 mod ship;
+mod subsys;
 mod tree;
