@@ -162,10 +162,21 @@ pub fn export_completion(
     let name = format!("linux-headers-{release}-rust");
     let tar_name = format!("{name}.tar.gz");
     write_output(&st.join(&tar_name), &gzip(&tar_dir(&root, "", &[])?)?)?;
-    let version = completion
-        .headers_version
-        .clone()
-        .unwrap_or_else(|| "0".into());
+    // The package's version: recorded by the completion, or read from where its headers
+    // were unpacked (`packages/linux-headers-<release>_<version>_<arch>/`).
+    let version = completion.headers_version.clone().or_else(|| {
+        completion.headers.ancestors().find_map(|a| {
+            let n = a.file_name()?.to_str()?;
+            let rest = n.strip_prefix(&format!("linux-headers-{release}_"))?;
+            Some(rest.rsplit_once('_')?.0.replace("%3a", ":"))
+        })
+    });
+    let Some(version) = version else {
+        crate::bail_user!(
+            "the version of the headers at `{}` is unknown, and the Rust headers package must depend on exactly it", completion.headers.display();
+            hint = "complete them by name (`cargo kmod init --distro-kernel debian:{}`)", release
+        );
+    };
     let rustc = rustc_package(&completion.rustc);
     let mut depends = format!("linux-headers-{release} (= {version})");
     if let Some(v) = &rustc {

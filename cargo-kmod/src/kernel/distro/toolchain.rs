@@ -200,7 +200,13 @@ pub fn prepare(
     distro_dir: &Path,
     wanted: &Wanted,
 ) -> Result<DistroToolchain> {
-    let dir = distro_dir.join("toolchains").join(wanted.key());
+    let toolchains = distro_dir.join("toolchains");
+    std::fs::create_dir_all(&toolchains)
+        .with_context(|| format!("cannot create `{}`", toolchains.display()))?;
+    // The real path: the wrappers name it, and a home that links `toolchains` elsewhere
+    // shares this one rather than writing paths of its own into it.
+    let toolchains = std::fs::canonicalize(&toolchains)?;
+    let dir = toolchains.join(wanted.key());
     if let Some(tc) = read(&dir) {
         return Ok(tc);
     }
@@ -427,7 +433,8 @@ fn assemble(
 pub fn read(dir: &Path) -> Option<DistroToolchain> {
     let text = std::fs::read_to_string(dir.join(STAMP)).ok()?;
     let tc: DistroToolchain = serde_json::from_str(&text).ok()?;
-    (tc.dir == dir).then_some(tc)
+    // The wrappers name the real directory; `dir` may reach it another way (a symlink).
+    Some(tc)
 }
 
 fn is_elf(path: &Path) -> bool {
