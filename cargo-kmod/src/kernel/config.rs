@@ -929,7 +929,9 @@ mod tests {
 
     #[test]
     fn needs_are_met_by_the_values_kconfig_allows() {
-        let c = KConfig::parse("CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_HZ=250\nCONFIG_S=\"x\"\n");
+        let c = KConfig::parse(
+            "CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_HZ=250\nCONFIG_S=\"x\"\n",
+        );
         for (sym, want, met) in [
             ("A", "y", true),
             ("A", "m", true),
@@ -949,12 +951,22 @@ mod tests {
             "config PCI\n\tbool \"PCI\"\n\tdepends on HAVE_PCI\n",
             Path::new("/src/drivers/pci/Kconfig"),
         );
-        index.add_file("config X86_MSR\n\ttristate \"msr\"\n", Path::new("/src/arch/x86/Kconfig"));
-        let needs: BTreeMap<String, String> = [("PCI", "y"), ("PCII", "y"), ("X86_MSR", "m"), ("A", "y")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let unmet = unmet_needs(&c, crate::kernel::Arch::Arm64, Some(Path::new("/src")), &needs, Some(&index));
+        index.add_file(
+            "config X86_MSR\n\ttristate \"msr\"\n",
+            Path::new("/src/arch/x86/Kconfig"),
+        );
+        let needs: BTreeMap<String, String> =
+            [("PCI", "y"), ("PCII", "y"), ("X86_MSR", "m"), ("A", "y")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        let unmet = unmet_needs(
+            &c,
+            crate::kernel::Arch::Arm64,
+            Some(Path::new("/src")),
+            &needs,
+            Some(&index),
+        );
         assert_eq!(
             unmet,
             [
