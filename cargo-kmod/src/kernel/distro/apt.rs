@@ -66,6 +66,10 @@ impl Apt {
         ] {
             home.ensure_dir(&d)?;
         }
+        // Real paths in the configuration: a home that links `apt/` to another home's shares
+        // it as it is, rather than rewriting it with paths of its own.
+        let dir = std::fs::canonicalize(&dir)
+            .with_context(|| format!("cannot resolve `{}`", dir.display()))?;
         let conf = dir.join("apt.conf");
         let sources = dir.join("debian.sources");
         crate::fsutil::write_if_changed(&sources, SOURCES.as_bytes())?;
