@@ -784,6 +784,25 @@ fn the_rust_headers_package_lets_plain_make_build_a_rust_module_for_debians_kern
             "usr/src/linux-headers-{release}/rust/libkernel.rmeta"
         ))
         .is_file());
+    // Debian's kbuild host programs (`objtool`, `modpost`, ...) need sid's C library, newer
+    // than this Debian 12 machine's: in this root they are replaced by the same programs built
+    // here from the same source (the completion's), as a sid build machine would run them.
+    let kbuild = root.join(format!("usr/lib/linux-kbuild-{abi}"));
+    let mut stack = vec![kbuild.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.starts_with(b"\x7fELF")) {
+                let ours = completion.join(p.strip_prefix(&kbuild).unwrap());
+                if ours.is_file() {
+                    std::fs::remove_file(&p).unwrap();
+                    std::fs::copy(&ours, &p).unwrap();
+                }
+            }
+        }
+    }
     let module = w.join("plain_minimal");
     write(&module.join("Kbuild"), "obj-m := plain_minimal.o\n");
     write(

@@ -170,7 +170,11 @@ pub fn complete_named(
         let names = apt.names(shell, "linux-headers-")?;
         let known: Vec<String> = names
             .iter()
-            .filter(|n| n.ends_with(&format!("-{}", dk.flavour)) && !n.contains("-common"))
+            .filter(|n| {
+                n.ends_with(&format!("-{}", dk.flavour))
+                    && !n.contains("-common")
+                    && n["linux-headers-".len()..].starts_with(|c: char| c.is_ascii_digit())
+            })
             .map(|n| format!("debian:{}", n.trim_start_matches("linux-headers-")))
             .collect();
         let nearest = crate::text::nearest(&dk.name(), known.iter().map(String::as_str), 0.9);
