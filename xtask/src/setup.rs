@@ -39,6 +39,9 @@ const PACKAGES: &[&str] = &[
     // `cargo kmod deploy` talks to boards with the system OpenSSH client; its tests make keys
     // with `ssh-keygen`.
     "openssh-client",
+    // The distribution-kernel tests build a dkms package with the real `dkms`
+    // (docs/distro.md); `unshare`/overlay mounts come with util-linux and the kernel.
+    "dkms",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];

@@ -15,6 +15,8 @@
 //!   made loads into the arm64 kernel through a target naming it;
 //! - a module that needs one of Debian's modules (`crc_itu_t`) gets it from Debian's own
 //!   `linux-modules-<release>`, loaded first, as `modprobe` would;
+//! - `kit` writes the Rust headers package; with Debian's own headers packages it lets plain
+//!   `make` and the real `dkms` build a Rust module that loads into Debian's kernel;
 //! - `package --format deb` for Debian's kernel depends on its `linux-modules-<release>`,
 //!   installs `usr/lib/modules/<release>/updates/<name>.ko.xz`, and the real `dpkg` installs
 //!   it with Debian's modules package into an empty root, whose `depmod` then knows it; the
@@ -23,7 +25,8 @@
 //!   completed get the command that completes them, from `build` and `doctor`;
 //! - bad input: a kernel without Rust, an unknown release (with the nearest), a name that is
 //!   not one, a target whose arch contradicts its kernel, a target not prepared, a truncated
-//!   download in the cache, two preparations at once.
+//!   download in the cache, two preparations at once, a rustc that lies about its version, an
+//!   edited `.config`, a rustc Debian does not have, headers whose source cannot be found.
 //!
 //! The completions are prepared by `cargo xtask setup` (about 1.5 minutes each on 2 cores,
 //! downloads cached); a test prepares what is missing itself.
@@ -619,7 +622,7 @@ fn distro_scratch_home() -> tempfile::TempDir {
 }
 
 #[test]
-fn another_rustc_or_an_altered_config_is_refused_naming_the_symbols() {
+fn another_rustc_an_altered_config_or_no_source_is_refused_naming_what() {
     let tree = completed(AMD64);
     let headers = PathBuf::from(tree["headers"].as_str().unwrap());
     let home = distro_scratch_home();
@@ -670,6 +673,34 @@ fn another_rustc_or_an_altered_config_is_refused_naming_the_symbols() {
     let err = one_error_line(&fails(&o));
     assert!(
         err.contains("CONFIG_GCC_VERSION (150200 -> 160200)"),
+        "{err}"
+    );
+    // A rustc Debian does not have.
+    write(
+        &config,
+        &text.replace(
+            "CONFIG_RUSTC_VERSION_TEXT=\"rustc 1.97.1 (8bab26f4f 2026-07-14) (built from a source tarball)\"",
+            "CONFIG_RUSTC_VERSION_TEXT=\"rustc 1.96.9 (0000000 2026-01-01)\"",
+        ),
+    );
+    let o = run(&mut init_in(home.path(), &["--kdir", s(&copy)]));
+    let err = one_error_line(&fails(&o));
+    assert!(
+        err.contains("the kernel was built by `rustc 1.96.9 (0000000 2026-01-01)`, and Debian's index has no rustc 1.96.9"),
+        "{err}"
+    );
+    // Headers of a release Debian does not list: no source of that version to complete from.
+    write(&config, &text);
+    write(
+        &copy.join("include/config/kernel.release"),
+        "7.2.13+deb99-amd64\n",
+    );
+    let o = run(&mut init_in(home.path(), &["--kdir", s(&copy)]));
+    let err = one_error_line(&fails(&o));
+    assert!(
+        err.contains(
+            "Debian's index has no `linux-headers-7.2.13+deb99-amd64`: cannot find the source of"
+        ),
         "{err}"
     );
     // Nothing half-made is left, and the headers were not written.
@@ -835,6 +866,102 @@ fn the_rust_headers_package_lets_plain_make_build_a_rust_module_for_debians_kern
     let ko = module.join("plain_minimal.ko");
     assert!(ko.is_file(), "{}", stdout(&o));
     // It loads into Debian's kernel.
+    let o = run(&mut kmod(&[
+        "run",
+        "--kdir",
+        s(&headers),
+        "--ko",
+        s(&ko),
+        "--exec",
+        "dmesg | grep 'plain_minimal (init)'",
+    ]));
+    ok(&o);
+    assert!(
+        stdout(&o).contains("plain_minimal (init)"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The same module as cargo-kmod's dkms package, built and installed by the real `dkms`
+    // (its trees under the scratch directory, its signing key on a tmpfs of this mount
+    // namespace) against the same headers.
+    let pkgs = w.join("dkms-pkg");
+    let o = run(&mut kmod(&[
+        "package",
+        "--format",
+        "dkms",
+        "--kdir",
+        s(&headers),
+        "--src",
+        s(&module),
+        "--name",
+        "plain-minimal",
+        "--pkg-version",
+        "0.1.0",
+        "--out-dir",
+        s(&pkgs),
+        s(&ko),
+    ]));
+    ok(&o);
+    let tgz = std::fs::read_dir(&pkgs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dkms.tar.gz"))
+        .expect("a dkms tarball");
+    let dk = w.join("dkms");
+    untar(&tgz, &dk);
+    for d in ["var/lib/dkms".to_string(), format!("lib/modules/{release}")] {
+        std::fs::create_dir_all(dk.join(d)).unwrap();
+    }
+    // The sources as dkms finds them, without the objects of the plain build above.
+    for f in ["plain_minimal.o", "plain_minimal.ko", "plain_minimal.mod.o"] {
+        let _ = std::fs::remove_file(dk.join("usr/src/plain-minimal-0.1.0").join(f));
+    }
+    let opts = format!(
+        "-m plain-minimal -v 0.1.0 --dkmstree {d}/var/lib/dkms --sourcetree {d}/usr/src --installtree {d}/lib/modules -k {release} --kernelsourcedir /usr/src/linux-headers-{release}",
+        d = dk.display()
+    );
+    let script = format!(
+        "set -e\n\
+         mount -t overlay overlay -o lowerdir={root}/usr/src:/usr/src /usr/src\n\
+         mount -t overlay overlay -o lowerdir={root}/usr/lib:/usr/lib /usr/lib\n\
+         mount -t tmpfs tmpfs /var/lib/dkms\n\
+         dkms add {opts}\n\
+         dkms build {opts}\n\
+         dkms install --force {opts}\n",
+        root = root.display(),
+    );
+    let o = run(std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap())));
+    ok(&o);
+    let installed: Vec<std::path::PathBuf> = {
+        let mut found = Vec::new();
+        let mut stack = vec![dk.join("lib/modules")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else if e
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("plain_minimal.ko")
+                {
+                    found.push(e.path());
+                }
+            }
+        }
+        found
+    };
+    assert_eq!(installed.len(), 1, "{}\n{}", stdout(&o), stderr(&o));
+    let mut ko = installed[0].clone();
+    if ko.extension().is_some_and(|e| e == "xz") {
+        let o = run(std::process::Command::new("xz").arg("-dc").arg(&ko));
+        ok(&o);
+        ko = w.join("dkms-built.ko");
+        std::fs::write(&ko, &o.stdout).unwrap();
+    }
     let o = run(&mut kmod(&[
         "run",
         "--kdir",
