@@ -68,6 +68,9 @@ impl TreeMeta {
             && self.soc.is_none()
             && self.base_config.is_none()
             && self.cc == CcKind::Clang
+            // A tree with the user's `--config` fragments has extra features: it never becomes
+            // the tree of packages that did not ask for them.
+            && self.fragments.is_empty()
     }
 
     /// What `--list` and messages say about a non-dev tree: `rpi4`, `bcm2711_defconfig, gcc`.
@@ -81,6 +84,9 @@ impl TreeMeta {
         }
         if self.cc == CcKind::Gcc {
             parts.push("gcc".into());
+        }
+        if !self.fragments.is_empty() {
+            parts.push(format!("config {}", self.fragments.join(" ")));
         }
         if parts.is_empty() {
             "dev".into()
@@ -170,6 +176,18 @@ impl Home {
         out
     }
 
+    /// Mark a prepared tree as the one `init` was last asked for (its stamp's mtime): of two
+    /// dev trees of one kernel, `--arch` picks the one `init` prepared or confirmed last, not
+    /// one an older cargo-kmod (other built-in fragments) left behind.
+    pub fn mark_used(dir: &Path) {
+        if let Ok(f) = std::fs::File::options()
+            .write(true)
+            .open(dir.join(TREE_STAMP))
+        {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     pub fn read_meta(dir: &Path) -> Option<TreeMeta> {
         let text = std::fs::read_to_string(dir.join(TREE_STAMP)).ok()?;
         serde_json::from_str(&text).ok()
@@ -249,6 +267,28 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].meta, meta);
         assert!(meta.is_dev_tree());
+        // A tree with the user's fragments has extra features: not a dev tree, and said so.
+        let extra = TreeMeta {
+            fragments: vec!["pci.config".into()],
+            ..meta.clone()
+        };
+        assert!(!extra.is_dev_tree());
+        assert_eq!(extra.kind_label(), "config pci.config");
+        // Of two dev trees of one kernel, the one `init` confirmed last comes first.
+        let older = home.trees_dir().join("arm64-older");
+        std::fs::create_dir_all(&older).unwrap();
+        Home::write_meta(
+            &older,
+            &TreeMeta {
+                key: "older".into(),
+                ..meta.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(home.list()[0].dir, older);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Home::mark_used(&good);
+        assert_eq!(home.list()[0].dir, good);
     }
 
     #[test]

@@ -455,10 +455,12 @@ pub fn fragments_for(
 /// What a tree is made from, without the tool versions: the part of the cache key a named
 /// target can compute without running anything. Dev trees keep the key they always had.
 fn inputs_for(req: &Request) -> Result<Vec<(&'static str, String)>> {
+    // A fragment is its contents: `./f.config` and `f.config` (or a copy elsewhere) are one
+    // tree.
     let user: String = req
         .fragments
         .iter()
-        .map(|(n, t)| format!("{n}\n{t}\n"))
+        .map(|(_, t)| format!("{t}\n"))
         .collect();
     let mut v = vec![
         ("source", req.source.identity()?),
@@ -595,6 +597,7 @@ pub fn prepare(
     let key = key_for(req, tc, gcc_version.as_deref())?;
     let dir = trees.join(format!("{}-{}", req.arch, key));
     if let Some(meta) = Home::read_meta(&dir) {
+        Home::mark_used(&dir);
         return Ok((PreparedTree { dir, meta }, true));
     }
     // One preparation of a given tree at a time; a second `init` waits for the first.
@@ -1295,6 +1298,30 @@ fn unpack_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fragment is its contents: its name or path spelling makes no other tree.
+    #[test]
+    fn fragments_key_trees_by_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Source::Dir(dir.path().to_path_buf());
+        let key = |name: &str, text: &str| {
+            inputs_key(&Request::dev(
+                src.clone(),
+                Arch::X86_64,
+                vec![(name.to_string(), text.to_string())],
+                1,
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            key("./f.config", "CONFIG_PCI=y\n"),
+            key("f.config", "CONFIG_PCI=y\n")
+        );
+        assert_ne!(
+            key("f.config", "CONFIG_PCI=y\n"),
+            key("f.config", "CONFIG_USB=y\n")
+        );
+    }
 
     /// Two `init`s unpacking one tarball at once both get the tree, unpacked once, and a
     /// killed unpack's leftovers are gone after the next one.
