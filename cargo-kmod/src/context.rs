@@ -154,6 +154,8 @@ pub struct TreeSelection {
     pub kdir: Option<PathBuf>,
     pub target: Option<String>,
     pub arch: Option<Arch>,
+    /// `test --sanitize`: without a named tree, the arch's sanitizer tree (KASAN).
+    pub sanitize: bool,
 }
 
 /// Where a command's modules come from: the one place that decides "the given `.ko` files, or
@@ -498,6 +500,7 @@ fn resolve_tree(
         arch = workspace.and_then(|ws| ws.arch).or(arch_hint);
     }
     choice.arch = arch;
+    choice.sanitize = trees.sanitize;
     resolve::resolve(home, &choice)
 }
 

@@ -72,6 +72,8 @@ pub mod fragments {
     pub const MODVERSIONS: &str = include_str!("../fragments/modversions.config");
     /// The debug kernel of dev trees (debug objects, lockdep, atomic sleep, kmemleak).
     pub const DEBUG: &str = include_str!("../fragments/debug.config");
+    /// The sanitizer tree (`cargo kmod init --sanitize`): generic KASAN.
+    pub const KASAN: &str = include_str!("../fragments/kasan.config");
 
     /// The SoC fragments of the board presets, by SoC family.
     pub mod boards {

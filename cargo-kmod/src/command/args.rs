@@ -33,6 +33,7 @@ impl KdirArgs {
             kdir: self.kdir.clone(),
             target: self.target.clone(),
             arch: self.arch.as_deref().map(Arch::parse).transpose()?,
+            sanitize: false,
         })
     }
 }

@@ -55,6 +55,10 @@ pub struct InitCmd {
     /// under `$CARGO_KMOD_HOME` (the directory is not written to)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["source", "arch", "board", "base_config", "target", "configs"])]
     pub kdir: Option<PathBuf>,
+    /// Prepare the sanitizer tree: the dev tree plus generic KASAN, which `cargo kmod test
+    /// --sanitize` boots (out-of-bounds accesses and use-after-free reported by the kernel)
+    #[arg(long, conflicts_with_all = ["board", "base_config", "target", "configs", "distro_kernel", "kdir"])]
+    pub sanitize: bool,
     /// List the prepared trees (and the board presets) and exit
     #[arg(long)]
     pub list: bool,
@@ -122,7 +126,11 @@ impl InitCmd {
                 base_config: self.base_config.clone(),
                 cc: Some(self.cc.clone()),
                 cross_compile: session.env.cross_compile(),
-                fragments: ops::init::read_fragments(&self.configs)?,
+                fragments: if self.sanitize {
+                    vec![crate::kernel::prepare::sanitize_fragment()]
+                } else {
+                    ops::init::read_fragments(&self.configs)?
+                },
                 jobs,
             }),
         };
@@ -167,6 +175,7 @@ fn list(session: &Session, home: &Home) -> Result<()> {
                 "path": t.dir,
                 "modversions": t.meta.modversions,
                 "dev": t.meta.is_dev_tree(),
+                "fragments": t.meta.fragments,
                 "board": t.meta.board,
                 "base_config": t.meta.base_config,
                 "cc": t.meta.cc,

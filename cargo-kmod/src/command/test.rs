@@ -68,7 +68,12 @@ impl TestCmd {
         let outcome = crate::ops::test::test(
             session,
             &self.packages.selection(),
-            &self.kdir.selection()?,
+            &crate::context::TreeSelection {
+                // `--sanitize` without a named tree builds for and boots the arch's sanitizer
+                // tree (KASAN), when there is one; given `.ko` files keep the tree they match.
+                sanitize: self.sanitize && self.ko.ko.is_empty(),
+                ..self.kdir.selection()?
+            },
             &req,
             |guest| {
                 let (tree, modules, machine) = (&guest.tree, &guest.modules, &guest.machine);

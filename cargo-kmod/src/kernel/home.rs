@@ -85,7 +85,9 @@ impl TreeMeta {
         if self.cc == CcKind::Gcc {
             parts.push("gcc".into());
         }
-        if !self.fragments.is_empty() {
+        if self.fragments == [crate::kernel::prepare::SANITIZE_FRAGMENT] {
+            parts.push("sanitize: KASAN".into());
+        } else if !self.fragments.is_empty() {
             parts.push(format!("config {}", self.fragments.join(" ")));
         }
         if parts.is_empty() {

@@ -37,6 +37,18 @@ const ARM64: &str = cargo_kmod_templates::fragments::ARM64;
 const MODVERSIONS: &str = cargo_kmod_templates::fragments::MODVERSIONS;
 const DEBUG: &str = cargo_kmod_templates::fragments::DEBUG;
 
+/// The name under which `init --sanitize` adds the KASAN fragment to a dev request: the
+/// sanitizer tree is the dev tree with this one extra fragment ([`sanitize_fragment`]).
+pub const SANITIZE_FRAGMENT: &str = "cargo-kmod:kasan.config";
+
+/// `(name, contents)` of the sanitizer tree's fragment, as a user fragment.
+pub fn sanitize_fragment() -> (String, String) {
+    (
+        SANITIZE_FRAGMENT.to_string(),
+        cargo_kmod_templates::fragments::KASAN.to_string(),
+    )
+}
+
 /// A kernel source: a tarball or an unpacked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

@@ -44,6 +44,8 @@ pub struct Choice {
     pub rustc: Option<String>,
     /// `LLVM=`/`CROSS_COMPILE=` chosen by a named target or the environment.
     pub tools: ToolChoice,
+    /// No tree named: the sanitizer tree of the arch rather than its dev tree.
+    pub sanitize: bool,
 }
 
 impl Choice {
@@ -79,6 +81,13 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         }
         return Ok(tree);
     }
+    if choice.sanitize {
+        // Without a sanitizer tree, the dev tree (its kmemleak scan still runs); the run
+        // says what `init --sanitize` adds.
+        if let Ok(t) = sanitize_tree(home, choice.arch.unwrap_or_else(Arch::host), &choice.tools) {
+            return Ok(t);
+        }
+    }
     dev_tree(
         home,
         choice.arch.unwrap_or_else(Arch::host),
@@ -112,6 +121,24 @@ pub fn distro_tree(home: &Home, dk: &distro::DistroKernel, name: &str) -> Result
         None => crate::bail_user!(
             "target `{}` is `{}`, whose headers are not completed yet", name, dk.name();
             hint = "run `cargo kmod init --target {}` once (it downloads Debian's packages and builds `rust/`)", name
+        ),
+    }
+}
+
+/// The sanitizer tree of `arch` (`cargo kmod init --sanitize`: the dev fragments plus generic
+/// KASAN), which `cargo kmod test --sanitize` boots when no tree is named.
+pub fn sanitize_tree(home: &Home, arch: Arch, tools: &ToolChoice) -> Result<KernelTree> {
+    let found = home.list().into_iter().find(|t| {
+        t.meta.arch == arch
+            && t.meta.board.is_none()
+            && t.meta.base_config.is_none()
+            && t.meta.fragments == [crate::kernel::prepare::SANITIZE_FRAGMENT]
+    });
+    match found {
+        Some(t) => KernelTree::open_with(&t.dir, tools),
+        None => crate::bail_user!(
+            "`--sanitize` boots the {} sanitizer tree (KASAN), and `{}` has none", arch, home.trees_dir().display();
+            hint = "prepare it once with `cargo kmod init --arch {} --sanitize` (a dev tree with KASAN: about 6 minutes on 2 cores), or name a tree with `--kdir`", arch
         ),
     }
 }

@@ -249,6 +249,14 @@ pub fn test(
             hint = "test on a dev tree (`cargo kmod init`), or build this kernel with `CONFIG_DEBUG_KMEMLEAK=y`"
         );
     }
+    if opts.leak_scan && !guest.tree.config.is_enabled("KASAN") {
+        session.shell.note(format_args!(
+            "the {} {} kernel has no KASAN: out-of-bounds accesses and use-after-free are not reported (`cargo kmod init --arch {} --sanitize` prepares the sanitizer tree that `--sanitize` then boots)",
+            guest.tree.arch,
+            crate::text::escape(&guest.tree.release),
+            guest.tree.arch
+        ));
+    }
     on_start(&guest);
     let mut plan = crate::guest::GuestPlan::test(&guest.modules, !opts.no_fail_fast);
     if let Some(d) = &guest.devices {
