@@ -291,6 +291,8 @@ pub fn setup(sh: &Shell) -> Result<()> {
             "--source",
             "/usr/src/linux-source-6.12.tar.xz",
         ][..],
+        // The x86_64 sanitizer tree (KASAN) that `test --sanitize` boots (docs/qemu.md).
+        &["--arch", "x86_64", "--sanitize"][..],
     ] {
         let out = cmd!(sh, "{kmod} kmod init {args...} --message-format json").read()?;
         trees.extend(tree_paths(&out));
