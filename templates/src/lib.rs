@@ -103,6 +103,7 @@ pub const FILES: &[(&str, &str)] = &[
     ),
     ("fragments/common.config", fragments::COMMON),
     ("fragments/debug.config", fragments::DEBUG),
+    ("fragments/kasan.config", fragments::KASAN),
     ("fragments/modversions.config", fragments::MODVERSIONS),
     ("fragments/x86_64.config", fragments::X86_64),
     ("kbuild/Makefile", kbuild::MAKEFILE),
