@@ -501,7 +501,78 @@ fn resolve_tree(
     }
     choice.arch = arch;
     choice.sanitize = trees.sanitize;
-    resolve::resolve(home, &choice)
+    choice.needs = union_needs(modules)?;
+    let tree = resolve::resolve(home, &choice)?;
+    if !choice.needs.is_empty() && !explicit {
+        let needs: Vec<String> = choice
+            .needs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        session.shell.verbose(
+            "Choosing",
+            format_args!(
+                "the {} tree `{}`: the packages need {}, and it is the {}",
+                tree.arch,
+                tree.dir.display(),
+                crate::text::escape(&needs.join(" ")),
+                if Home::read_meta(&tree.dir).is_some_and(|m| m.is_dev_tree()) {
+                    "dev tree"
+                } else {
+                    "prepared tree that has them with the fewest extra symbols"
+                }
+            ),
+        );
+    }
+    Ok(tree)
+}
+
+/// The union of the modules' `kernel-config`: what the tree of one build must have. Two
+/// packages asking one symbol for different values cannot share a tree.
+pub fn union_needs(modules: &[&ModuleSpec]) -> Result<std::collections::BTreeMap<String, String>> {
+    union_of(
+        modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.manifest_path.as_path(), &m.kernel_config)),
+    )
+}
+
+/// [`union_needs`] over (module, manifest, needs).
+fn union_of<'a>(
+    items: impl Iterator<
+        Item = (
+            &'a str,
+            &'a std::path::Path,
+            &'a std::collections::BTreeMap<String, String>,
+        ),
+    >,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out: std::collections::BTreeMap<String, (String, &str, &std::path::Path)> =
+        Default::default();
+    for (name, manifest, needs) in items {
+        for (k, v) in needs {
+            match out.get(k) {
+                Some((other, by, by_file)) if other != v && !both_met(other, v) => {
+                    crate::bail_user!(
+                        "modules `{}` and `{}` need `CONFIG_{}` as `{}` and `{}` (`kernel-config` in `{}` and `{}`): one tree cannot have both",
+                        by, name, k, crate::text::escape(other), crate::text::escape(v), by_file.display(), manifest.display();
+                        hint = "build them separately (`-p`), or agree on one value"
+                    )
+                }
+                // `y` meets `m`: keep the stronger.
+                Some((other, _, _)) if other == "y" => {}
+                _ => {
+                    out.insert(k.clone(), (v.clone(), name, manifest));
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(k, (v, _, _))| (k, v)).collect())
+}
+
+/// `y` and `m` together: a tree with `y` meets both.
+fn both_met(a: &str, b: &str) -> bool {
+    matches!((a, b), ("y", "m") | ("m", "y"))
 }
 
 /// Refuse a tree that lacks the kernel configuration a module declares (`kernel-config`),
@@ -540,7 +611,11 @@ pub fn check_kernel_config(tree: &KernelTree, specs: &[ModuleSpec]) -> Result<()
             hint = "{}", if distro {
                 "a distribution's kernel is built as it is: build for a kernel that has it".to_string()
             } else {
-                format!("prepare a tree that has it: put `{}` in a fragment, run `cargo kmod init --config FRAGMENT`, and build with `--kdir` that tree", fragment.join(" "))
+                if Home::read_meta(&tree.dir).is_some_and(|m| m.is_dev_or_feature_tree()) {
+                    format!("run `cargo kmod init --arch {}` in the package: it prepares the dev tree with the packages' `kernel-config` added (a feature tree), which `build` and `test` then choose", tree.arch)
+                } else {
+                    format!("prepare a tree that has it: put `{}` in a fragment and run `cargo kmod init --config FRAGMENT`, or give the target `kernel-config`", fragment.join(" "))
+                }
             }
         );
     }
@@ -578,4 +653,39 @@ pub fn preflight(tree: &KernelTree, rustc: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn needs(v: &[(&str, &str)]) -> BTreeMap<String, String> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Two packages' needs share one tree: `y` meets `m`; `y` against `n` cannot.
+    #[test]
+    fn needs_of_several_packages_unite_or_clash() {
+        let a = needs(&[("PCI", "y"), ("DEBUG_FS", "m")]);
+        let b = needs(&[("DEBUG_FS", "y"), ("CONFIGFS_FS", "y")]);
+        let (pa, pb) = (Path::new("/a/Cargo.toml"), Path::new("/b/Cargo.toml"));
+        let u = super::union_of([("a", pa, &a), ("b", pb, &b)].into_iter()).unwrap();
+        assert_eq!(
+            u,
+            needs(&[("CONFIGFS_FS", "y"), ("DEBUG_FS", "y"), ("PCI", "y")])
+        );
+        let u = super::union_of([("b", pb, &b), ("a", pa, &a)].into_iter()).unwrap();
+        assert_eq!(u["DEBUG_FS"], "y", "in either order");
+        let c = needs(&[("PCI", "n")]);
+        let e = super::union_of([("a", pa, &a), ("c", pb, &c)].into_iter()).unwrap_err();
+        let (msg, hint, _) = crate::error::render(&e);
+        assert_eq!(
+            msg,
+            "modules `a` and `c` need `CONFIG_PCI` as `y` and `n` (`kernel-config` in `/a/Cargo.toml` and `/b/Cargo.toml`): one tree cannot have both"
+        );
+        assert!(hint.unwrap().contains("-p"));
+    }
 }

@@ -298,6 +298,13 @@ pub fn setup(sh: &Shell) -> Result<()> {
         trees.extend(tree_paths(&out));
     }
     anyhow::ensure!(!trees.is_empty(), "`cargo kmod init` named no tree");
+    // The feature trees of examples/rust-driver-pci (`kernel-config = { PCI = "y" }`): plain
+    // `init` in the package adds them to the dev trees (docs/subsystems.md).
+    {
+        let _dir = sh.push_dir(project_root_dir().join("examples/rust-driver-pci"));
+        let out = cmd!(sh, "{kmod} kmod init --arch all --message-format json").read()?;
+        trees.extend(tree_paths(&out));
+    }
     // 10. rust-analyzer for the LSP test (Debian's, with trixie's runtime; test tooling).
     crate::rust_analyzer::ensure(sh)?;
     // 11. Debian's Rust-enabled kernels, their headers completed with `rust/` (docs/distro.md):

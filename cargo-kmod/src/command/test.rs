@@ -127,6 +127,7 @@ impl TestCmd {
                 missing.join(", ")
             ));
         }
+        print_bindings(session, &guest, &report);
         print_report(session, &report, tree);
         if report.passed() {
             Ok(())
@@ -165,6 +166,83 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+/// Say, for each module under test, which of its declared devices a driver bound (and that
+/// it declared none), so a passing run never hides a driver that bound to nothing.
+fn print_bindings(
+    session: &Session,
+    guest: &crate::ops::test::Guest,
+    report: &crate::guest::verdict::TestReport,
+) {
+    let shell = &session.shell;
+    for m in &guest.modules {
+        let mine: Vec<&crate::guest::verdict::Binding> = report
+            .bindings
+            .iter()
+            .filter(|b| b.module == m.name)
+            .collect();
+        if shell.is_json() {
+            let devices: Vec<serde_json::Value> = mine
+                .iter()
+                .map(|b| {
+                    serde_json::json!({
+                        "device": b.device,
+                        "at": b.at,
+                        "driver": b.driver.as_ref().map(|d| &d.0),
+                        "driver_module": b.driver.as_ref().and_then(|d| d.1.as_ref()),
+                    })
+                })
+                .collect();
+            shell.json(&serde_json::json!({
+                "type": "devices",
+                "module": m.name,
+                "devices": devices,
+            }));
+            continue;
+        }
+        if mine.is_empty() {
+            // A module with a device table (`alias=` lines) is a driver: say that nothing
+            // was there for it to bind.
+            let tables = crate::ko::read(&m.ko)
+                .map(|k| {
+                    k.module
+                        .modinfo
+                        .iter()
+                        .filter(|(k, _)| k == "alias")
+                        .count()
+                })
+                .unwrap_or(0);
+            if tables > 0 {
+                shell.status(
+                    "Devices",
+                    format_args!(
+                        "{}: declared none, so its drivers bound nothing in this run (declare test devices: docs/devices.md)",
+                        m.name
+                    ),
+                );
+            }
+            continue;
+        }
+        let parts: Vec<String> = mine
+            .iter()
+            .map(|b| match &b.driver {
+                Some((drv, module)) => format!(
+                    "{} at {} bound by {}{}",
+                    b.device,
+                    crate::text::escape(&b.at),
+                    crate::text::escape(drv),
+                    module
+                        .as_deref()
+                        .filter(|x| *x != drv)
+                        .map(|x| format!(" ({})", crate::text::escape(x)))
+                        .unwrap_or_default()
+                ),
+                None => format!("{} at {} not bound", b.device, crate::text::escape(&b.at)),
+            })
+            .collect();
+        shell.status("Devices", format_args!("{}: {}", m.name, parts.join("; ")));
     }
 }
 

@@ -63,6 +63,16 @@ pub fn check_fn() -> String {
          \tcd -P \"$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
          \treturn 0\n\
          }}\n\
+         kmod_pci() {{\n\
+         \to=-; n=-; d=-; m=-\n\
+         \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
+         \t\to=1; n=$1\n\
+         \t\tcd -P \"/sys/bus/pci/devices/$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \t\tcd -P \"/sys/bus/pci/devices/$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \tfi\n\
+         \tcd /\n\
+         \techo \"device $1 pci $o $n $d $m\"\n\
+         }}\n\
          kmod_dev() {{\n\
          \to=-; n=-; d=-; m=-\n\
          \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
@@ -89,6 +99,7 @@ fn candidates(d: &GuestDevice) -> String {
             Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
             None => String::new(),
         },
+        Bus::Pci => String::new(),
     }
 }
 
@@ -97,6 +108,11 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
     use crate::process::shell_word as quote;
     let mut s = check_fn();
     for d in devices {
+        if d.bus == Bus::Pci {
+            // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk.
+            s.push_str(&format!("kmod_pci {}\n", quote(&d.path)));
+            continue;
+        }
         s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
         let c = candidates(d);
         if !c.is_empty() {
@@ -243,6 +259,11 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                     "device {} was not checked: the guest never reported it",
                     d.label()
                 )),
+                Some(s) if !s.node && d.bus == Bus::Pci => lines.push(format!(
+                    "device {} was not created: the guest has no PCI device at {} (qemu added it there: the kernel found no PCI host bridge, or did not scan the bus)",
+                    d.label(),
+                    d.path
+                )),
                 Some(s) if !s.node => lines.push(format!(
                     "device {} was not created: node `{}` is not in the guest's device tree after the overlay was applied",
                     d.label(),
@@ -367,6 +388,23 @@ fn device_lines(log: &[String], name: &str, except: Option<&str>) -> Vec<String>
 
 /// Why a device stayed unbound when no probe failed, from the modules' `alias=` entries.
 fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>)]) -> String {
+    if d.bus == Bus::Pci {
+        let has_pci_table = aliases
+            .iter()
+            .filter(|(m, _)| d.modules.contains(m))
+            .any(|(_, list)| list.iter().any(|a| a.starts_with("pci:")));
+        return if has_pci_table {
+            format!(
+                "no PCI ID table of {} names its vendor and device IDs, or the driver's probe returned -ENODEV (which the kernel logs only at debug level)",
+                modules_phrase(&d.modules)
+            )
+        } else {
+            format!(
+                "{} has no PCI driver (no `pci:` alias: declare its IDs with `kernel::pci_device_table!`)",
+                modules_phrase(&d.modules)
+            )
+        };
+    }
     let node = path.rsplit('/').next().unwrap_or_default();
     let node = node.split('@').next().unwrap_or(node);
     let wanted: Vec<String> = modalias_candidates(node, d);

@@ -61,6 +61,8 @@ pub struct Prepared {
     pub devices: Vec<GuestDevice>,
     /// dtc's warnings on the user's own overlays (to print; they do not stop the run).
     pub warnings: Vec<String>,
+    /// qemu arguments for the PCI test devices.
+    pub qemu_args: Vec<String>,
     /// Where the overlays were compiled when the caller gave no directory (`--ko` runs
     /// outside a workspace); removed when this is dropped.
     _scratch: Option<tempfile::TempDir>,
@@ -98,6 +100,23 @@ pub fn check_tree(tree: &KernelTree, needs_i2c: bool) -> Result<()> {
     Ok(())
 }
 
+/// A PCI test device needs a kernel with PCI and, on arm64 `virt`, its PCIe host driver.
+fn check_pci(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
+    let mut missing = vec!["PCI"];
+    if tree.arch == crate::kernel::Arch::Arm64 {
+        missing.push("PCI_HOST_GENERIC");
+    }
+    missing.retain(|s| !tree.config.is_enabled(s));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing.iter().map(|s| format!("`CONFIG_{s}`")).collect();
+    crate::bail_user!(
+        "test device {} ({}) is a PCI device, and kernel tree `{}` has no {}", d.label(), d.origin, tree.dir.display(), list.join(" or ");
+        hint = "add `kernel-config = {{ PCI = \"y\" }}` to `[package.metadata.kmod]` and run `cargo kmod init` in the package: it prepares a tree with PCI{}", if tree.arch == crate::kernel::Arch::Arm64 { " and the PCIe host of qemu's `virt`" } else { "" }
+    )
+}
+
 /// Compile the devices of `sets` into overlays under `out_dir` (a temporary directory when
 /// `None`), build (or reuse) the helper module for `tree`, and return what the guest needs.
 /// `None` when no set has devices.
@@ -128,6 +147,9 @@ pub fn prepare(
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     check_tree(tree, needs_i2c)?;
+    if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Pci) {
+        check_pci(tree, d)?;
+    }
     let ko = helper::build(shell, home, tree)?;
     let (params, lists) = helper_lists(&compiled);
     Ok(Some(Prepared {
@@ -140,6 +162,7 @@ pub fn prepare(
         },
         devices: compiled.devices,
         warnings: compiled.warnings,
+        qemu_args: compiled.qemu_args,
         _scratch: scratch,
     }))
 }
@@ -177,7 +200,13 @@ pub struct Compiled {
     pub warnings: Vec<String>,
     /// The nodes the overlays add under the root (the helper refuses ones that exist).
     pub root_nodes: Vec<String>,
+    /// qemu arguments adding the PCI test devices (`-device pci-testdev,addr=0x10.0,...`).
+    pub qemu_args: Vec<String>,
 }
+
+/// The PCI slots of test devices on bus 0: clear of what `-M pc` (host bridge, PIIX) and
+/// `-M virt` (its host bridge) put there.
+const PCI_SLOTS: std::ops::Range<u8> = 0x10..0x20;
 
 /// Compile every set's devices (one generated overlay for all tables) and raw overlays into
 /// `out_dir`. Everything that can be wrong with a device is an error here, before any boot.
@@ -194,6 +223,29 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
         owners.extend(set.devices.devices.iter().map(|d| (d, set)));
     }
     all.check_unique()?;
+    // PCI devices are qemu's: a `-device` each, at a slot cargo-kmod picks, so the guest
+    // finds each one at a known address.
+    let (pci, nodes): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(d, _)| d.bus == Bus::Pci);
+    let owners = nodes;
+    all.devices.retain(|d| d.bus != Bus::Pci);
+    if pci.len() > PCI_SLOTS.len() {
+        crate::bail_user!(
+            "{} PCI test devices are declared, and a test boot has room for {}", pci.len(), PCI_SLOTS.len();
+            hint = "test fewer PCI devices at once (`-p`, or split the run)"
+        );
+    }
+    for (n, ((d, set), slot)) in pci.into_iter().zip(PCI_SLOTS).enumerate() {
+        let q = d.qemu.as_ref().expect("a PCI device has a qemu model");
+        out.qemu_args.push("-device".into());
+        out.qemu_args.push(q.arg(slot, &format!("kmod-pci{n}")));
+        out.devices.push(GuestDevice {
+            path: format!("0000:00:{slot:02x}.0"),
+            bus: Bus::Pci,
+            compatible: d.compatible.clone(),
+            modules: set.modules.clone(),
+            origin: d.origin.clone(),
+        });
+    }
     if !all.devices.is_empty() {
         let what: Vec<&str> = sets
             .iter()

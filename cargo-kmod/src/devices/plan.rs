@@ -22,7 +22,7 @@ use crate::devices::guest::{self, Evidence};
 use crate::devices::{helper, Prepared};
 use crate::guest::modules::KoModule;
 use crate::guest::plan::{Action, FileSource, GuestFile, GuestPlan, Step, When};
-use crate::guest::verdict::{CaseResult, TestReport, Verdict};
+use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
 
 /// The name of the check step.
 pub const CHECK: &str = "devices";
@@ -108,7 +108,7 @@ impl Prepared {
         report: &TestReport,
         plan: &GuestPlan,
         modules: &[KoModule],
-    ) -> (Vec<CaseResult>, Vec<String>) {
+    ) -> (Vec<CaseResult>, Vec<String>, Vec<Binding>) {
         let t = &report.transcript;
         let index = |name: &str| plan.steps.iter().rposition(|s| s.name() == name);
         let done = |name: &str| {
@@ -169,6 +169,20 @@ impl Prepared {
             helper_unloaded: done(&helper_unload()) == Some(0),
         };
         let problems = guest::judge(&self.devices, &states, &ev);
+        let by_path: std::collections::HashMap<&str, &guest::DeviceState> =
+            states.iter().map(|s| (s.path.as_str(), s)).collect();
+        let bindings = self
+            .devices
+            .iter()
+            .map(|d| Binding {
+                module: d.modules.first().cloned().unwrap_or_default(),
+                device: d.label(),
+                at: d.path.clone(),
+                driver: by_path
+                    .get(d.path.as_str())
+                    .and_then(|s| Some((s.driver.clone()?, s.module.clone()))),
+            })
+            .collect();
         // A refused node fails the helper's load with `-EEXIST`: the devices' cases say why.
         let explained = if problems
             .iter()
@@ -188,6 +202,6 @@ impl Prepared {
                 kunit: false,
             })
             .collect();
-        (cases, explained)
+        (cases, explained, bindings)
     }
 }

@@ -21,6 +21,7 @@ pub const DEVICE_KEYS: &[&str] = &[
     "name",
     "properties",
     "registers",
+    "qemu-device",
 ];
 
 /// Keys of a `--device FILE.toml`.
@@ -39,6 +40,9 @@ pub enum Bus {
     Platform,
     /// An I2C client on cargo-kmod's software I2C adapter, at `address`.
     I2c,
+    /// A qemu PCI device (`qemu-device`) on the machine's PCI bus: `-M pc` on x86_64, the
+    /// PCIe host of `-M virt` on arm64.
+    Pci,
 }
 
 impl Bus {
@@ -47,6 +51,7 @@ impl Bus {
         match self {
             Bus::Platform => "platform",
             Bus::I2c => "i2c",
+            Bus::Pci => "pci",
         }
     }
 
@@ -54,6 +59,7 @@ impl Bus {
         match s {
             "platform" => Some(Bus::Platform),
             "i2c" => Some(Bus::I2c),
+            "pci" => Some(Bus::Pci),
             _ => None,
         }
     }
@@ -86,6 +92,30 @@ pub struct Property {
     pub value: PropValue,
 }
 
+/// A device qemu emulates: its model name (`pci-testdev`, `edu`) and properties, in qemu's
+/// terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuDevice {
+    pub model: String,
+    /// (name, value), sorted by name.
+    pub properties: Vec<(String, String)>,
+}
+
+impl QemuDevice {
+    /// The `-device` value at PCI slot `slot`, with `id`: commas in values doubled, as qemu's
+    /// option syntax escapes them.
+    pub fn arg(&self, slot: u8, id: &str) -> String {
+        let mut s = format!("{},addr=0x{slot:02x}.0,id={id}", self.model);
+        for (k, v) in &self.properties {
+            s.push_str(&format!(",{k}={}", v.replace(',', ",,")));
+        }
+        s
+    }
+}
+
+/// qemu properties cargo-kmod sets itself on a PCI test device.
+const QEMU_RESERVED: &[&str] = &["addr", "bus", "id", "multifunction", "romfile"];
+
 /// One test device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSpec {
@@ -101,6 +131,8 @@ pub struct DeviceSpec {
     pub properties: Vec<Property>,
     /// I2C register file presets: (first register, bytes from there).
     pub registers: Vec<(u8, Vec<u8>)>,
+    /// A PCI device's qemu model and its qemu properties (`-device MODEL,KEY=VALUE,...`).
+    pub qemu: Option<QemuDevice>,
     /// Where it was declared, for messages: "`Cargo.toml` devices[0]".
     pub origin: String,
 }
@@ -124,6 +156,8 @@ impl DeviceSpec {
         match self.bus {
             Bus::Platform => format!("/{}", self.node_name()),
             Bus::I2c => format!("/{}/{}", super::dtso::I2C_BUS_NODE, self.node_name()),
+            // Not a device-tree node: a name unique among the PCI test devices.
+            Bus::Pci => format!("pci:{}", self.name),
         }
     }
 
@@ -357,6 +391,18 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     };
     place.check_keys(map, DEVICE_KEYS)?;
     let bus = parse_bus(map.get("bus"), place)?;
+    if bus == Bus::Pci {
+        return parse_pci_device(map, place);
+    }
+    if map.contains_key("qemu-device") {
+        return Err(place
+            .err(
+                "qemu-device",
+                format_args!("a {bus} device is a device-tree node, not a qemu device"),
+            )
+            .with_hint("set `bus = \"pci\"` for a qemu PCI device, or remove `qemu-device`")
+            .into());
+    }
     let compatible = parse_compatible(map.get("compatible"), place)?;
     let address = parse_address(bus, map.get("address"), place)?;
     let name = match map.get("name") {
@@ -370,7 +416,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     let properties = parse_properties(map.get("properties"), place)?;
     let registers = match (bus, map.get("registers")) {
         (_, None) => vec![],
-        (Bus::Platform, Some(_)) => {
+        (Bus::Platform | Bus::Pci, Some(_)) => {
             return Err(place
                 .err("registers", "only I2C devices have a register file")
                 .with_hint("set `bus = \"i2c\"`, or remove `registers`")
@@ -385,8 +431,99 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         address,
         properties,
         registers,
+        qemu: None,
         origin: format!("`{}` {}", place.file.display(), place.section),
     })
+}
+
+/// A `bus = "pci"` table: `qemu-device` (qemu's model name), an optional `name`, and
+/// `properties` as qemu properties (strings, integers, booleans).
+fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
+    for key in ["compatible", "address", "registers"] {
+        if map.contains_key(key) {
+            return Err(place
+                .err(key, "a PCI device is qemu's model, matched by its PCI IDs")
+                .with_hint("name the model with `qemu-device = \"pci-testdev\"` and remove `compatible`, `address` and `registers`")
+                .into());
+        }
+    }
+    let model = match map.get("qemu-device") {
+        Some(Value::String(m)) => m.clone(),
+        Some(_) => return Err(place.err("qemu-device", "expected a string").into()),
+        None => {
+            return Err(UserError::new(format!(
+                "missing `qemu-device` in `{}` of `{}`: a PCI test device is one of qemu's device models",
+                place.section,
+                place.file.display()
+            ))
+            .with_hint("add e.g. `qemu-device = \"pci-testdev\"` (`qemu-system-x86_64 -device help` lists them)")
+            .into())
+        }
+    };
+    check_qemu_word(&model).map_err(|why| place.err("qemu-device", why))?;
+    let name = match map.get("name") {
+        Some(Value::String(s)) => {
+            check_node_name(s).map_err(|why| place.err("name", why))?;
+            s.clone()
+        }
+        Some(_) => return Err(place.err("name", "expected a string").into()),
+        None => model.clone(),
+    };
+    let mut properties = Vec::new();
+    match map.get("properties") {
+        None => {}
+        Some(Value::Object(props)) => {
+            for (k, v) in props {
+                let key = format!("properties.\"{k}\"");
+                check_qemu_word(k).map_err(|why| place.err(&key, why))?;
+                if QEMU_RESERVED.contains(&k.as_str()) {
+                    return Err(place
+                        .err(&key, "cargo-kmod sets this qemu property itself")
+                        .with_hint("remove it: the device's slot and id are chosen per run")
+                        .into());
+                }
+                let value = match v {
+                    Value::String(s) if !s.chars().any(char::is_control) => s.clone(),
+                    Value::Bool(b) => if *b { "on" } else { "off" }.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        return Err(place
+                            .err(&key, "a qemu property is a string without control characters, an integer or a boolean")
+                            .into())
+                    }
+                };
+                properties.push((k.clone(), value));
+            }
+        }
+        Some(_) => return Err(place.err("properties", "expected a table").into()),
+    }
+    Ok(DeviceSpec {
+        name,
+        compatible: vec![model.clone()],
+        bus: Bus::Pci,
+        address: None,
+        properties: Vec::new(),
+        registers: Vec::new(),
+        qemu: Some(QemuDevice { model, properties }),
+        origin: format!("`{}` {}", place.file.display(), place.section),
+    })
+}
+
+/// A qemu model or property name: letters, digits and `-_.`, starting with a letter (what
+/// qemu's own names use; nothing that qemu's option parser would split or interpret).
+fn check_qemu_word(s: &str) -> std::result::Result<(), String> {
+    let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a qemu name: letters, digits and `-_.`, starting with a letter",
+            crate::text::escape(s)
+        ))
+    }
 }
 
 /// `bus`: `platform` (the default) or `i2c`.
@@ -396,7 +533,7 @@ fn parse_bus(v: Option<&Value>, place: &Place<'_>) -> Result<Bus> {
         Some(Value::String(s)) => Bus::parse(s).ok_or_else(|| {
             place
                 .err("bus", format_args!("unknown bus `{s}`"))
-                .with_hint("use `platform` (the default) or `i2c`")
+                .with_hint("use `platform` (the default), `i2c` or `pci`")
         })?,
         Some(_) => return Err(place.err("bus", "expected a string").into()),
     })
@@ -476,13 +613,13 @@ fn parse_address(bus: Bus, v: Option<&Value>, place: &Place<'_>) -> Result<Optio
             }
             Some(a as u16)
         }
-        (Bus::Platform, Some(_)) => {
+        (Bus::Platform | Bus::Pci, Some(_)) => {
             return Err(place
                 .err("address", "only I2C devices have an address")
                 .with_hint("set `bus = \"i2c\"`, or remove `address`")
                 .into())
         }
-        (Bus::Platform, None) => None,
+        (Bus::Platform | Bus::Pci, None) => None,
     })
 }
 

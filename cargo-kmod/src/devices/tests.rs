@@ -248,7 +248,7 @@ fn bad_values_name_the_key() {
         .starts_with(&format!("missing `compatible` in {sec}")));
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
-        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default) or `i2c`")
+        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c` or `pci`")
     );
     assert!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
@@ -694,6 +694,129 @@ fn compatible_refuses_control_characters() {
         assert_eq!(
             e,
             format!("invalid `compatible` in `[package.metadata.kmod].devices[0]` of `/pkg/Cargo.toml`: `{shown}` holds the control character `{ch}`\nhelp: a compatible is `vendor,model`: letters, digits and `,._+-`"),
+        );
+    }
+}
+
+#[test]
+fn pci_devices_are_qemu_models_at_chosen_slots() {
+    let d = kmod(
+        r#"
+[[devices]]
+bus = "pci"
+qemu-device = "pci-testdev"
+
+[[devices]]
+bus = "pci"
+qemu-device = "edu"
+name = "second"
+properties = { "dma_mask" = 4294967295, "note" = "a,b", "on" = true }
+"#,
+    )
+    .unwrap();
+    assert_eq!(d.devices.len(), 2);
+    let first = &d.devices[0];
+    assert_eq!(
+        (first.bus, first.name.as_str(), first.label()),
+        (Bus::Pci, "pci-testdev", "pci-testdev")
+    );
+    let q = d.devices[1].qemu.as_ref().unwrap();
+    assert_eq!(
+        q.arg(0x11, "kmod-pci1"),
+        "edu,addr=0x11.0,id=kmod-pci1,dma_mask=4294967295,note=a,,b,on=on",
+        "commas in values are doubled, as qemu's option parser wants"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let set = DeviceSet {
+        modules: vec!["drv".into()],
+        devices: &d,
+        what: "module drv".into(),
+    };
+    let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+    assert!(c.overlays.is_empty(), "PCI devices need no overlay");
+    assert_eq!(
+        c.qemu_args,
+        [
+            "-device",
+            "pci-testdev,addr=0x10.0,id=kmod-pci0",
+            "-device",
+            "edu,addr=0x11.0,id=kmod-pci1,dma_mask=4294967295,note=a,,b,on=on"
+        ]
+    );
+    let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["0000:00:10.0", "0000:00:11.0"]);
+    let script = guest::check_script(&c.devices);
+    assert!(script.contains("kmod_pci 0000:00:10.0\n"), "{script}");
+    let s = parse_line("device 0000:00:10.0 pci 1 0000:00:10.0 rust_driver_pci rust_driver_pci")
+        .unwrap();
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        ..Default::default()
+    };
+    let problems = judge(&c.devices[..1], &[s], &ev);
+    assert_eq!(problems.len(), 1, "bound to another module's driver");
+    assert!(
+        problems[0].lines[0].contains("not to a driver of module drv"),
+        "{:?}",
+        problems[0]
+    );
+    let absent = parse_line("device 0000:00:10.0 pci - - - -").unwrap();
+    let problems = judge(&c.devices[..1], &[absent], &ev);
+    assert!(
+        problems[0].lines[0].contains("the guest has no PCI device at 0000:00:10.0"),
+        "{:?}",
+        problems[0]
+    );
+    let unbound = parse_line("device 0000:00:10.0 pci 1 0000:00:10.0 - -").unwrap();
+    let aliases = [("drv".to_string(), vec!["of:N*T*Cacme,x".to_string()])];
+    let ev = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let problems = judge(&c.devices[..1], &[unbound], &ev);
+    assert!(
+        problems[0].lines[0].contains("has no PCI driver"),
+        "{:?}",
+        problems[0]
+    );
+}
+
+#[test]
+fn bad_pci_devices_name_the_key() {
+    for (text, want) in [
+        ("bus = \"pci\"", "missing `qemu-device`"),
+        (
+            "bus = \"pci\"\nqemu-device = \"pci-testdev\"\ncompatible = \"acme,x\"",
+            "invalid `compatible`",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"pci-testdev,addr=3\"",
+            "is not a qemu name",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"x\"\nproperties = { addr = 3 }",
+            "cargo-kmod sets this qemu property itself",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"x\"\nproperties = { \"a=b\" = 3 }",
+            "is not a qemu name",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"x\"\nproperties = { v = \"a\\nb\" }",
+            "without control characters",
+        ),
+        (
+            "compatible = \"acme,x\"\nqemu-device = \"edu\"",
+            "set `bus = \"pci\"`",
+        ),
+        ("bus = \"pcie\"\nqemu-device = \"edu\"", "`i2c` or `pci`"),
+    ] {
+        let e = err(&format!("[[devices]]\n{text}\n"));
+        assert!(e.contains(want), "{text}: {e}");
+        assert!(
+            !e.contains('\n') || e.lines().nth(1).is_some_and(|l| l.starts_with("help:")),
+            "{e}"
         );
     }
 }

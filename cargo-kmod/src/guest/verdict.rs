@@ -95,6 +95,22 @@ pub struct TestReport {
     pub warnings: Vec<String>,
     pub boot: BootLog,
     pub transcript: Transcript,
+    /// What each declared test device was bound to, as the guest reported it (filled in by
+    /// the device verdict; empty without devices).
+    pub bindings: Vec<Binding>,
+}
+
+/// One declared test device after the modules loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The module that declared it (the first of its modules).
+    pub module: String,
+    /// `pci-testdev (pci)`.
+    pub device: String,
+    /// Its node path or PCI address.
+    pub at: String,
+    /// The driver that bound it and that driver's module.
+    pub driver: Option<(String, Option<String>)>,
 }
 
 impl TestReport {
@@ -637,6 +653,7 @@ mod tests {
     #[test]
     fn summary() {
         let r = TestReport {
+            bindings: vec![],
             cases: vec![CaseResult {
                 name: "a".into(),
                 module: "m".into(),

@@ -275,12 +275,17 @@ pub struct SymbolInfo {
     pub file: PathBuf,
     /// `bool`, `tristate`, `string`, `int` or `hex`, when its definition says.
     pub kind: Option<String>,
+    /// Whether a definition gives it a prompt: without one only `select` (or a default)
+    /// turns it on, never a fragment.
+    pub prompt: bool,
 }
 
 /// An index of `config NAME` definitions and their `depends on` lines.
 #[derive(Debug, Clone, Default)]
 pub struct KconfigIndex {
     pub symbols: BTreeMap<String, SymbolInfo>,
+    /// For each symbol, the symbols whose definitions `select` it.
+    pub selected_by: BTreeMap<String, Vec<String>>,
 }
 
 /// The indentation of a Kconfig line, tabs counting to the next multiple of 8.
@@ -366,6 +371,7 @@ impl KconfigIndex {
                             depends: inherited,
                             file: file.to_path_buf(),
                             kind: None,
+                            prompt: false,
                         });
                     owner = Owner::Symbol(name);
                 }
@@ -395,10 +401,28 @@ impl KconfigIndex {
                     | "def_tristate"),
                 ) => {
                     if let Owner::Symbol(sym) = &owner {
+                        let prompted = !kw.starts_with("def_")
+                            && words.next().is_some_and(|w| w.starts_with('"'));
                         if let Some(info) = self.symbols.get_mut(sym) {
                             if info.file == file && info.kind.is_none() {
                                 info.kind = Some(kw.trim_start_matches("def_").to_string());
                             }
+                            info.prompt |= prompted;
+                        }
+                    }
+                }
+                Some("prompt") => {
+                    if let Owner::Symbol(sym) = &owner {
+                        if let Some(info) = self.symbols.get_mut(sym) {
+                            info.prompt = true;
+                        }
+                    }
+                }
+                Some("select") => {
+                    if let (Owner::Symbol(sym), Some(target)) = (&owner, words.next()) {
+                        let by = self.selected_by.entry(target.to_string()).or_default();
+                        if !by.contains(sym) {
+                            by.push(sym.clone());
                         }
                     }
                 }
@@ -424,6 +448,65 @@ impl KconfigIndex {
                 _ => {}
             }
         }
+    }
+
+    /// For a symbol without a prompt: the options that select it, those whose dependencies
+    /// hold in `config` (and that have a prompt themselves) first; at most `max`.
+    pub fn selectors(&self, symbol: &str, config: &KConfig, max: usize) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = self
+            .selected_by
+            .get(symbol)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let info = self.symbols.get(s)?;
+                let fits = info.prompt && info.depends.iter().all(|d| holds(d, config));
+                Some((s.clone(), fits))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(max);
+        out
+    }
+
+    /// "it has no prompt: ..." for a symbol only `select` turns on, naming the options that
+    /// select it and one that fits `config`; `None` for a symbol with a prompt.
+    pub fn select_only(&self, symbol: &str, config: &KConfig) -> Option<String> {
+        let info = self.symbols.get(symbol)?;
+        if info.prompt {
+            return None;
+        }
+        let sel = self.selectors(symbol, config, 5);
+        if sel.is_empty() {
+            return Some(
+                "it has no prompt and nothing selects it: the kernel sets it itself".into(),
+            );
+        }
+        let names: Vec<String> = sel.iter().map(|(s, _)| format!("`{s}`")).collect();
+        let more = self
+            .selected_by
+            .get(symbol)
+            .map_or(0, Vec::len)
+            .saturating_sub(sel.len());
+        let mut msg = format!(
+            "it has no prompt: only an option that selects it turns it on ({}{})",
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        if let Some((fit, _)) = sel.iter().find(|(_, fits)| *fits) {
+            let value = match self.symbols.get(fit).and_then(|i| i.kind.as_deref()) {
+                Some("tristate") => "m",
+                _ => "y",
+            };
+            msg.push_str(&format!(
+                "; `CONFIG_{fit}={value}` fits this tree: ask for it too"
+            ));
+        }
+        Some(msg)
     }
 
     pub fn contains(&self, symbol: &str) -> bool {
@@ -845,6 +928,11 @@ pub fn unmet_needs(
                     }
                 }
             }
+            if blockers.is_empty() && want != "n" {
+                if let Some(why) = index.select_only(symbol, config) {
+                    line.push_str(&format!("; {why}"));
+                }
+            }
             if !blockers.is_empty() {
                 line.push_str(&format!(
                     "; it needs {}",
@@ -882,6 +970,12 @@ pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String 
     // Only the `depends on` lines that do not hold explain anything.
     let failing: Vec<&String> = info.depends.iter().filter(|d| !holds(d, config)).collect();
     if failing.is_empty() {
+        if matches!(w.value, Value::Yes | Value::Module) {
+            if let Some(why) = index.select_only(&w.symbol, config) {
+                msg.push_str(&format!("; {why}"));
+                return msg;
+            }
+        }
         if !info.depends.is_empty() && matches!(w.value, Value::Yes | Value::Module) {
             msg.push_str("; its dependencies hold, so something selects it off, a choice overrides it, or it has no prompt");
         }
@@ -926,6 +1020,36 @@ pub fn explain(unmet: &Unmet, index: &KconfigIndex, config: &KConfig) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symbol without a prompt (`AUXILIARY_BUS`) is explained by what selects it, and one
+    /// selector whose dependencies hold is named.
+    #[test]
+    fn select_only_symbols_name_what_selects_them() {
+        let mut index = KconfigIndex::default();
+        index.add_file(
+            "config AUXILIARY_BUS\n\tbool\n\nconfig PCI_DRV\n\ttristate \"pci drv\"\n\tdepends on PCI\n\tselect AUXILIARY_BUS\n\nconfig SAMPLE_AUX\n\ttristate \"aux sample\"\n\tselect AUXILIARY_BUS if X\n\nconfig USB\n\tbool\n\tprompt \"usb\"\n",
+            Path::new("/src/drivers/base/Kconfig"),
+        );
+        let config = KConfig::parse("CONFIG_MODULES=y\n");
+        assert!(!index.symbols["AUXILIARY_BUS"].prompt);
+        assert!(index.symbols["USB"].prompt && index.symbols["PCI_DRV"].prompt);
+        let why = index.select_only("AUXILIARY_BUS", &config).unwrap();
+        assert_eq!(
+            why,
+            "it has no prompt: only an option that selects it turns it on (`SAMPLE_AUX`, `PCI_DRV`); `CONFIG_SAMPLE_AUX=m` fits this tree: ask for it too"
+        );
+        assert_eq!(index.select_only("USB", &config), None);
+        let needs: BTreeMap<String, String> =
+            [("AUXILIARY_BUS".to_string(), "y".to_string())].into();
+        let unmet = unmet_needs(
+            &config,
+            crate::kernel::Arch::X86_64,
+            None,
+            &needs,
+            Some(&index),
+        );
+        assert!(unmet[0].contains("`CONFIG_SAMPLE_AUX=m` fits"), "{unmet:?}");
+    }
 
     #[test]
     fn needs_are_met_by_the_values_kconfig_allows() {

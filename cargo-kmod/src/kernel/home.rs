@@ -73,6 +73,26 @@ impl TreeMeta {
             && self.fragments.is_empty()
     }
 
+    /// The symbols a feature tree adds to the dev tree (`PCI=y DEBUG_FS=y`): a tree `init`
+    /// prepared for the packages' `kernel-config` ([`crate::kernel::prepare::features_fragment`]).
+    pub fn features(&self) -> Option<&str> {
+        match self.fragments.as_slice() {
+            [f] => f.strip_prefix(crate::kernel::prepare::FEATURES_PREFIX),
+            _ => None,
+        }
+    }
+
+    /// A dev tree, or a dev tree with the features packages asked for: the trees a build
+    /// with no tree named chooses from.
+    pub fn is_dev_or_feature_tree(&self) -> bool {
+        self.is_dev_tree()
+            || (self.features().is_some()
+                && self.board.is_none()
+                && self.soc.is_none()
+                && self.base_config.is_none()
+                && self.cc == CcKind::Clang)
+    }
+
     /// What `--list` and messages say about a non-dev tree: `rpi4`, `bcm2711_defconfig, gcc`.
     pub fn kind_label(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
@@ -85,7 +105,9 @@ impl TreeMeta {
         if self.cc == CcKind::Gcc {
             parts.push("gcc".into());
         }
-        if self.fragments == [crate::kernel::prepare::SANITIZE_FRAGMENT] {
+        if let Some(f) = self.features() {
+            parts.push(format!("features {}", crate::text::escape(f)));
+        } else if self.fragments == [crate::kernel::prepare::SANITIZE_FRAGMENT] {
             parts.push("sanitize: KASAN".into());
         } else if !self.fragments.is_empty() {
             parts.push(format!("config {}", self.fragments.join(" ")));

@@ -49,6 +49,53 @@ pub fn sanitize_fragment() -> (String, String) {
     )
 }
 
+/// How a feature tree's fragment is named: the prefix, then the symbols it adds
+/// (`cargo-kmod:features PCI=y DEBUG_FS=y`). A feature tree is the dev tree plus the union of
+/// the `kernel-config` the packages ask for ([`features_fragment`]); one per distinct set.
+pub const FEATURES_PREFIX: &str = "cargo-kmod:features ";
+
+/// What the arch's `qemu` machine needs besides a symbol: arm64 `virt` reaches its PCIe
+/// devices through the generic ECAM host bridge.
+fn arch_companions(
+    arch: Arch,
+    symbol: &str,
+    value: &str,
+) -> &'static [(&'static str, &'static str)] {
+    match (arch, symbol, value) {
+        (Arch::Arm64, "PCI", "y" | "m") => &[("PCI_HOST_GENERIC", "y")],
+        _ => &[],
+    }
+}
+
+/// `(name, contents)` of the fragment of the feature tree for `needs` on `arch`: the needs,
+/// sorted, plus what the arch's machine needs with them ([`arch_companions`]). The same set
+/// of symbols and values is the same fragment, whoever asks and in whatever order.
+pub fn features_fragment(
+    arch: Arch,
+    needs: &std::collections::BTreeMap<String, String>,
+) -> (String, String) {
+    let mut all = needs.clone();
+    for (k, v) in needs {
+        for (ck, cv) in arch_companions(arch, k, v) {
+            all.entry(ck.to_string()).or_insert_with(|| cv.to_string());
+        }
+    }
+    let mut text = String::from("# cargo-kmod: the kernel-config the packages need\n");
+    let mut names = Vec::new();
+    for (k, v) in &all {
+        match v.as_str() {
+            "n" => text.push_str(&format!("# CONFIG_{k} is not set\n")),
+            "y" | "m" => text.push_str(&format!("CONFIG_{k}={v}\n")),
+            _ if v.parse::<i64>().is_ok() || v.starts_with("0x") => {
+                text.push_str(&format!("CONFIG_{k}={v}\n"))
+            }
+            _ => text.push_str(&format!("CONFIG_{k}=\"{}\"\n", v.replace(['"', '\\'], ""))),
+        }
+        names.push(format!("{k}={v}"));
+    }
+    (format!("{FEATURES_PREFIX}{}", names.join(" ")), text)
+}
+
 /// A kernel source: a tarball or an unpacked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -362,6 +409,13 @@ impl Request {
         if matches!(self.cc, Cc::Gcc { .. }) {
             parts.push("gcc".into());
         }
+        if let [(name, _)] = self.fragments.as_slice() {
+            if let Some(f) = name.strip_prefix(FEATURES_PREFIX) {
+                parts.push(format!("features {}", crate::text::escape(f)));
+            } else if name == SANITIZE_FRAGMENT {
+                parts.push("sanitize: KASAN".into());
+            }
+        }
         if parts.is_empty() {
             self.arch.to_string()
         } else {
@@ -389,7 +443,12 @@ impl Request {
             c.push_str(&format!(" --source {}", self.source.path().display()));
         }
         for (name, _) in &self.fragments {
-            c.push_str(&format!(" --config {name}"));
+            if name == SANITIZE_FRAGMENT {
+                c.push_str(" --sanitize");
+            } else if !name.starts_with(FEATURES_PREFIX) {
+                // A feature tree is what plain `init` prepares in the package.
+                c.push_str(&format!(" --config {name}"));
+            }
         }
         c
     }
@@ -1041,6 +1100,7 @@ impl TreeAsk {
             || self.base_config.is_some()
             || self.cc.is_some()
             || self.source.is_some()
+            || !self.fragments.is_empty()
     }
 }
 
@@ -1310,6 +1370,37 @@ fn unpack_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One feature tree per set of symbols and values, whoever asks and in whatever order;
+    /// arm64 gets the PCIe host of `virt` with PCI.
+    #[test]
+    fn feature_fragments_are_the_set_of_needs() {
+        let needs = |v: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let a = features_fragment(Arch::X86_64, &needs(&[("PCI", "y"), ("DEBUG_FS", "y")]));
+        let b = features_fragment(Arch::X86_64, &needs(&[("DEBUG_FS", "y"), ("PCI", "y")]));
+        assert_eq!(a, b);
+        assert_eq!(a.0, "cargo-kmod:features DEBUG_FS=y PCI=y");
+        assert_eq!(
+            a.1,
+            "# cargo-kmod: the kernel-config the packages need\nCONFIG_DEBUG_FS=y\nCONFIG_PCI=y\n"
+        );
+        let arm = features_fragment(
+            Arch::Arm64,
+            &needs(&[("PCI", "y"), ("HZ", "250"), ("X", "n"), ("S", "v")]),
+        );
+        assert_eq!(
+            arm.0,
+            "cargo-kmod:features HZ=250 PCI=y PCI_HOST_GENERIC=y S=v X=n"
+        );
+        assert!(arm.1.contains("CONFIG_PCI_HOST_GENERIC=y\n"));
+        assert!(arm.1.contains("CONFIG_S=\"v\"\n"));
+        assert!(arm.1.contains("# CONFIG_X is not set\n"));
+        config::parse_fragment(&arm.1, "features").unwrap();
+    }
 
     /// A fragment is its contents: its name or path spelling makes no other tree.
     #[test]

@@ -1,8 +1,10 @@
 //! Which kernel tree a command uses. First that applies: `--kdir`, `--target`'s `kdir`,
 //! `KDIR` in the environment, the manifest's `kdir`, then the newest dev tree prepared by
-//! `cargo kmod init` for the requested arch (default: the host's). The tree is opened with
+//! `cargo kmod init` for the requested arch (default: the host's), or, for packages that need
+//! kernel configuration the dev tree lacks, a feature tree that has it. The tree is opened with
 //! its toolchain decided ([`crate::kernel::TreeTools`]), so nothing downstream re-detects it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -46,6 +48,9 @@ pub struct Choice {
     pub tools: ToolChoice,
     /// No tree named: the sanitizer tree of the arch rather than its dev tree.
     pub sanitize: bool,
+    /// The union of the selected packages' `kernel-config`: with no tree named, the dev tree
+    /// when it has them, else a feature tree that has them.
+    pub needs: BTreeMap<String, String>,
 }
 
 impl Choice {
@@ -88,12 +93,55 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
             return Ok(t);
         }
     }
-    dev_tree(
-        home,
-        choice.arch.unwrap_or_else(Arch::host),
-        choice.rustc.as_deref(),
-        &choice.tools,
-    )
+    let arch = choice.arch.unwrap_or_else(Arch::host);
+    if !choice.needs.is_empty() {
+        if let Some(t) = feature_tree(home, arch, choice.rustc.as_deref(), &choice.needs) {
+            return KernelTree::open_with(&t.dir, &choice.tools);
+        }
+        // None has them: the dev tree, which the configuration check refuses naming each
+        // missing symbol and the `init` that prepares a tree with them.
+    }
+    dev_tree(home, arch, choice.rustc.as_deref(), &choice.tools)
+}
+
+/// The tree a build whose packages need `needs` uses when no tree is named: of the dev tree
+/// and the feature trees of `arch` whose `.config` meets every need, the dev tree, else the
+/// feature tree with the fewest extra symbols; trees of the newest kernel first and, of one
+/// kernel, those built by `rustc`. `None` when no prepared tree has them.
+pub fn feature_tree(
+    home: &Home,
+    arch: Arch,
+    rustc: Option<&str>,
+    needs: &BTreeMap<String, String>,
+) -> Option<crate::kernel::home::PreparedTree> {
+    use crate::kernel::config::{meets, KConfig};
+    let mut fit: Vec<_> = home
+        .list()
+        .into_iter()
+        .filter(|t| t.meta.arch == arch && t.meta.is_dev_or_feature_tree())
+        .filter(|t| {
+            KConfig::read(&t.dir.join(".config"))
+                .is_ok_and(|c| needs.iter().all(|(k, v)| meets(&c, k, v)))
+        })
+        .collect();
+    let version =
+        |t: &crate::kernel::home::PreparedTree| crate::kernel::Version::find(&t.meta.release);
+    // Stable: `list`'s order (newest kernel, most recently prepared) breaks the ties.
+    fit.sort_by(|a, b| {
+        version(b)
+            .cmp(&version(a))
+            .then(
+                (Some(b.meta.rustc.as_str()) == rustc).cmp(&(Some(a.meta.rustc.as_str()) == rustc)),
+            )
+            .then(b.meta.is_dev_tree().cmp(&a.meta.is_dev_tree()))
+            .then(
+                a.meta
+                    .features()
+                    .map_or(0, |f| f.split(' ').count())
+                    .cmp(&b.meta.features().map_or(0, |f| f.split(' ').count())),
+            )
+    });
+    fit.into_iter().next()
 }
 
 /// A distribution's headers directory stands for its completion ([`distro::complete`]);

@@ -65,6 +65,8 @@ const TARGET_KEYS: &[&str] = &[
     "distro-kernel",
     // The board `cargo kmod deploy` reaches (docs/deploy.md).
     "host",
+    // Symbols the target's tree adds to the dev tree (docs/subsystems.md).
+    "kernel-config",
 ];
 const BINDING_KEYS: &[&str] = &["header", "allowlist", "blocklist"];
 
@@ -113,6 +115,9 @@ pub struct TargetSpec {
     /// A distribution's kernel (`debian:7.2.13+deb14-arm64`): its headers, completed by
     /// `cargo kmod init --target NAME`, are the target's tree.
     pub distro_kernel: Option<crate::kernel::distro::DistroKernel>,
+    /// Kconfig symbols the target's tree has on top of the dev fragments (`kernel-config`):
+    /// `init --target NAME` prepares that feature tree.
+    pub kernel_config: BTreeMap<String, String>,
 }
 
 impl TargetSpec {
@@ -127,7 +132,15 @@ impl TargetSpec {
             base_config: self.base_config.clone(),
             cc: self.cc.clone(),
             cross_compile: self.cross_compile.clone().or_else(|| env.cross_compile()),
-            fragments: Vec::new(),
+            fragments: match self.arch {
+                Some(arch) if !self.kernel_config.is_empty() => {
+                    vec![crate::kernel::prepare::features_fragment(
+                        arch,
+                        &self.kernel_config,
+                    )]
+                }
+                _ => Vec::new(),
+            },
             jobs,
         }
     }
@@ -401,6 +414,23 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                 }
             }
             let arch = arch.or(distro_kernel.as_ref().map(|d| d.arch));
+            let kernel_config = parse_kernel_config(&tt)?;
+            if !kernel_config.is_empty() {
+                for other in ["kdir", "distro-kernel"] {
+                    if tt.map.contains_key(other) {
+                        crate::bail_user!(
+                            "`{}` of `{}` has both `kernel-config` and `{}`: `kernel-config` names the tree `init --target` prepares, and `{}` is a tree as it is", tsec, file.display(), other, other;
+                            hint = "put the symbols in the packages' `kernel-config` (checked against any tree), or remove `{}`", other
+                        );
+                    }
+                }
+                if arch.is_none() {
+                    crate::bail_user!(
+                        "`{}` of `{}` has `kernel-config` but no `arch`: it does not say which tree to prepare", tsec, file.display();
+                        hint = "add `arch = \"arm64\"` (or `x86_64`)"
+                    );
+                }
+            }
             targets.insert(
                 name.clone(),
                 TargetSpec {
@@ -423,6 +453,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
                     dtb: tt.get("dtb")?,
                     qemu_machine: tt.get("qemu-machine")?,
                     host: tt.get("host")?,
+                    kernel_config,
                     distro_kernel,
                 },
             );

@@ -97,7 +97,24 @@ pub fn read_fragments(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
 /// The trees `req` asks for.
 pub fn requests(session: &Session, req: &InitRequest) -> Result<Vec<Request>> {
     match req {
-        InitRequest::Flags(ask) => prepare::requests(ask, Asker::Flags),
+        InitRequest::Flags(ask) => {
+            let mut reqs = prepare::requests(ask, Asker::Flags)?;
+            if is_plain_dev(ask) {
+                let needs = workspace_needs(session)?;
+                if !needs.is_empty() {
+                    let features: Vec<Request> = reqs
+                        .iter()
+                        .map(|r| {
+                            let mut f = r.clone();
+                            f.fragments = vec![prepare::features_fragment(r.arch, &needs)];
+                            f
+                        })
+                        .collect();
+                    reqs.extend(features);
+                }
+            }
+            Ok(reqs)
+        }
         InitRequest::Target {
             name,
             manifest_path,
@@ -115,6 +132,31 @@ pub fn requests(session: &Session, req: &InitRequest) -> Result<Vec<Request>> {
             prepare::requests(&ask, Asker::Target(name))
         }
     }
+}
+
+/// `init` with at most `--arch`, `--source` and `--jobs`: the dev trees, to which the
+/// workspace's feature tree is added.
+fn is_plain_dev(ask: &TreeAsk) -> bool {
+    ask.board.is_none()
+        && ask.base_config.is_none()
+        && ask.cc.as_deref().is_none_or(|c| c == "clang")
+        && ask.fragments.is_empty()
+}
+
+/// The union of the `kernel-config` of the workspace around the current directory (none
+/// outside one, or in a workspace without kernel modules).
+fn workspace_needs(session: &Session) -> Result<std::collections::BTreeMap<String, String>> {
+    let in_package = std::env::current_dir()
+        .is_ok_and(|cwd| cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()));
+    if !in_package {
+        return Ok(Default::default());
+    }
+    let Ok(ws) = crate::manifest::load(&session.shell, None) else {
+        // Not a workspace cargo can read: `init` prepares the dev trees all the same.
+        return Ok(Default::default());
+    };
+    let modules: Vec<&crate::manifest::ModuleSpec> = ws.modules.iter().collect();
+    crate::context::union_needs(&modules)
 }
 
 /// Prepare every tree `req` asks for, one after the other; `done` hears of each as it is

@@ -131,13 +131,30 @@ pub fn prepare(
         modules.extend(deps);
     }
     let accel = crate::qemu::accel::choose(&session.shell, &tree)?;
-    let machine = match crate::kernel::board::machine_for(
+    let mut machine = match crate::kernel::board::machine_for(
         &tree,
         target.as_ref().map(|t| t.machine_keys()),
     )? {
         Some(b) => Machine::for_board(&tree, accel, &b)?,
         None => Machine::for_tree(&tree, accel)?,
     };
+    if let Some(d) = &devices {
+        let models: Vec<(&str, &str)> = d
+            .devices
+            .iter()
+            .filter(|g| g.bus == crate::devices::Bus::Pci)
+            .map(|g| (g.compatible[0].as_str(), g.origin.as_str()))
+            .collect();
+        crate::qemu::tools::check_pci_models(
+            &session.shell,
+            &machine.qemu,
+            machine.model.as_deref(),
+            &models,
+        )?;
+        machine
+            .extra_args
+            .extend(d.qemu_args.iter().map(std::ffi::OsString::from));
+    }
     Ok(Guest {
         tree,
         modules: load_order(modules)?,
@@ -274,9 +291,10 @@ pub fn test(
         on_line,
     )?;
     if let Some(d) = &guest.devices {
-        let (cases, explained) = d.judge(&report, &plan, &guest.modules);
+        let (cases, explained, bindings) = d.judge(&report, &plan, &guest.modules);
         report.cases.retain(|c| !explained.contains(&c.name));
         report.cases.extend(cases);
+        report.bindings = bindings;
     }
     if opts.leak_scan {
         let leaks = crate::guest::leaks::judge(&report.transcript, &plan, &guest.modules);

@@ -63,6 +63,7 @@ pub fn run_test_plan(
         .flat_map(|(i, _)| crate::guest::judge::ignored_params(&run.transcript.step_log(i).lines()))
         .collect();
     Ok(TestReport {
+        bindings: Vec::new(),
         cases,
         filtered_out,
         warnings,

@@ -123,6 +123,44 @@ pub fn qboot(qemu: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Refuse a PCI test device whose `qemu-device` is not a PCI model of `qemu` (`qemu -device
+/// help` lists them as `name "edu", bus PCI`) before anything boots. `models`: (model, where
+/// it was declared).
+pub fn check_pci_models(
+    shell: &crate::shell::Shell,
+    qemu: &Path,
+    machine: Option<&str>,
+    models: &[(&str, &str)],
+) -> Result<()> {
+    if models.is_empty() {
+        return Ok(());
+    }
+    let sh = xshell::Shell::new()?;
+    let machine_args: Vec<&str> = machine.map(|m| vec!["-M", m]).unwrap_or_default();
+    let text = crate::process::run(
+        shell,
+        xshell::cmd!(sh, "{qemu} {machine_args...} -device help"),
+    )?;
+    let pci: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(", bus PCI"))
+        .filter_map(|l| l.trim().strip_prefix("name \"")?.split('"').next())
+        .collect();
+    for (model, origin) in models {
+        if !pci.contains(model) {
+            let near = crate::text::nearest(model, pci.iter().copied(), 0.7);
+            crate::bail_user!(
+                "`qemu-device = \"{}\"` ({}) is not a PCI device of `{}`", crate::text::escape(model), origin, qemu.display();
+                hint = "{}", match near {
+                    Some(n) => format!("did you mean `{n}`?"),
+                    None => format!("`{} -device help` lists the models (those with `bus PCI`)", qemu.display()),
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
