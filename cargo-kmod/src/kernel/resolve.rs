@@ -104,10 +104,10 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
     dev_tree(home, arch, choice.rustc.as_deref(), &choice.tools)
 }
 
-/// The tree a build whose packages need `needs` uses when no tree is named: of the dev tree
-/// and the feature trees of `arch` whose `.config` meets every need, the dev tree, else the
-/// feature tree with the fewest extra symbols; trees of the newest kernel first and, of one
-/// kernel, those built by `rustc`. `None` when no prepared tree has them.
+/// The tree a build whose packages need `needs` uses when no tree is named: the dev tree
+/// (the one [`dev_tree`] picks) when its `.config` meets every need, else, of the feature
+/// trees of `arch` that meet them, the newest kernel, built by `rustc` when one is, with the
+/// fewest extra symbols. `None` when no prepared tree has them.
 pub fn feature_tree(
     home: &Home,
     arch: Arch,
@@ -115,33 +115,50 @@ pub fn feature_tree(
     needs: &BTreeMap<String, String>,
 ) -> Option<crate::kernel::home::PreparedTree> {
     use crate::kernel::config::{meets, KConfig};
-    let mut fit: Vec<_> = home
-        .list()
+    let trees = home.list();
+    let fits = |t: &crate::kernel::home::PreparedTree| {
+        KConfig::read(&t.dir.join(".config"))
+            .is_ok_and(|c| needs.iter().all(|(k, v)| meets(&c, k, v)))
+    };
+    if let Some(dev) = pick_dev(&trees, arch, rustc) {
+        if fits(dev) {
+            return Some(dev.clone());
+        }
+    }
+    let mut fit: Vec<_> = trees
         .into_iter()
-        .filter(|t| t.meta.arch == arch && t.meta.is_dev_or_feature_tree())
-        .filter(|t| {
-            KConfig::read(&t.dir.join(".config"))
-                .is_ok_and(|c| needs.iter().all(|(k, v)| meets(&c, k, v)))
-        })
+        .filter(|t| t.meta.arch == arch && t.meta.is_dev_or_feature_tree() && !t.meta.is_dev_tree())
+        .filter(|t| fits(t))
         .collect();
     let version =
         |t: &crate::kernel::home::PreparedTree| crate::kernel::Version::find(&t.meta.release);
-    // Stable: `list`'s order (newest kernel, most recently prepared) breaks the ties.
+    let extra = |t: &crate::kernel::home::PreparedTree| {
+        t.meta.features().map_or(0, |f| f.split(' ').count())
+    };
+    let by_rustc = |t: &crate::kernel::home::PreparedTree| Some(t.meta.rustc.as_str()) == rustc;
+    // Stable: `list`'s order (most recently prepared first) breaks the ties.
     fit.sort_by(|a, b| {
         version(b)
             .cmp(&version(a))
-            .then(
-                (Some(b.meta.rustc.as_str()) == rustc).cmp(&(Some(a.meta.rustc.as_str()) == rustc)),
-            )
-            .then(b.meta.is_dev_tree().cmp(&a.meta.is_dev_tree()))
-            .then(
-                a.meta
-                    .features()
-                    .map_or(0, |f| f.split(' ').count())
-                    .cmp(&b.meta.features().map_or(0, |f| f.split(' ').count())),
-            )
+            .then(by_rustc(b).cmp(&by_rustc(a)))
+            .then(extra(a).cmp(&extra(b)))
     });
     fit.into_iter().next()
+}
+
+/// The dev tree of `arch` among `trees` (in [`Home::list`]'s order): the first built by
+/// `rustc`, else the first.
+fn pick_dev<'a>(
+    trees: &'a [crate::kernel::home::PreparedTree],
+    arch: Arch,
+    rustc: Option<&str>,
+) -> Option<&'a crate::kernel::home::PreparedTree> {
+    let mut dev = trees
+        .iter()
+        .filter(|t| t.meta.arch == arch && t.meta.is_dev_tree());
+    dev.clone()
+        .find(|t| Some(t.meta.rustc.as_str()) == rustc)
+        .or_else(|| dev.next())
 }
 
 /// A distribution's headers directory stands for its completion ([`distro::complete`]);
@@ -199,16 +216,8 @@ pub fn dev_tree(
     rustc: Option<&str>,
     tools: &ToolChoice,
 ) -> Result<KernelTree> {
-    let trees: Vec<_> = home
-        .list()
-        .into_iter()
-        .filter(|t| t.meta.arch == arch && t.meta.is_dev_tree())
-        .collect();
-    let best = trees
-        .iter()
-        .find(|t| Some(t.meta.rustc.as_str()) == rustc)
-        .or(trees.first());
-    match best {
+    let trees = home.list();
+    match pick_dev(&trees, arch, rustc) {
         Some(t) => KernelTree::open_with(&t.dir, tools),
         None => crate::bail_user!(
             "no {} kernel tree: `{}` has no prepared tree for {}", arch, home.trees_dir().display(), arch;

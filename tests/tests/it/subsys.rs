@@ -287,3 +287,47 @@ fn targets_carry_symbols_and_pci_devices_are_checked_before_booting() {
         assert!(!stderr(&o).contains("Booting"), "{}", stderr(&o));
     }
 }
+
+/// Two packages needing different features in one workspace run: the PCI sample (`PCI`) and
+/// examples/debugfs-counter (`DEBUG_FS`, which the dev tree has) test together on the one
+/// tree that meets the union; the counter's file is really there in the guest.
+#[test]
+fn two_packages_needing_different_features_test_in_one_run() {
+    let tmp = scratch();
+    let ws = tmp.path().join("ws");
+    for name in ["rust-driver-pci", "debugfs-counter"] {
+        copy_dir(&root().join("examples").join(name), &ws.join(name));
+    }
+    write(
+        &ws.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"rust-driver-pci\", \"debugfs-counter\"]\nresolver = \"2\"\n",
+    );
+    for arch in ARCHES {
+        let o = run(kmod(&["test", "-v", "--workspace", "--arch", arch]).current_dir(&ws));
+        ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains("the packages need DEBUG_FS=y PCI=y"),
+            "{arch}: {err}"
+        );
+        assert!(
+            stdout(&o).contains("test debugfs_counter_tests::a_counter_keeps_its_value ... ok"),
+            "{arch}: {}",
+            stdout(&o)
+        );
+        assert!(err.contains("bound by rust_driver_pci"), "{arch}: {err}");
+        let o = run(kmod(&[
+            "run",
+            "-p",
+            "debugfs-counter",
+            "--arch",
+            arch,
+            "--exec",
+            "mount -t debugfs debugfs /sys/kernel/debug; f=/sys/kernel/debug/debugfs_counter/count; cat $f; echo 41 > $f; cat $f",
+        ])
+        .current_dir(&ws));
+        ok(&o);
+        let out = stdout(&o);
+        assert!(out.contains("7\n41\n"), "{arch}: {out}");
+    }
+}
