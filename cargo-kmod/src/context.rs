@@ -266,10 +266,24 @@ pub fn resolve(
         Some(s) if s.workspace.is_some() || !packages => s,
         _ => Scope::read(session, select, trees, packages)?,
     };
+    let mut ko_imports: Vec<String> = Vec::new();
     let (modules, specs, arch_hint) = match modules {
         ModuleRequest::Files(paths) => {
             let kos = read_kos(paths)?;
             let hint = files_arch(trees, &kos)?;
+            // What the files import from the kernel, not from each other.
+            let exported: std::collections::HashSet<&str> = kos
+                .iter()
+                .flat_map(|k| k.module.exports.iter().map(|e| e.name.as_str()))
+                .collect();
+            ko_imports = kos
+                .iter()
+                .flat_map(|k| k.module.undefined.iter())
+                .filter(|s| !exported.contains(s.as_str()))
+                .cloned()
+                .collect();
+            ko_imports.sort();
+            ko_imports.dedup();
             (Modules::Files(kos), Vec::new(), hint)
         }
         _ if packages => {
@@ -294,6 +308,7 @@ pub fn resolve(
         &refs,
         arch_hint,
         rustc.as_deref(),
+        &ko_imports,
     )
     .map_err(|e| match (&trees.target, packages) {
         (Some(t), false) => e.context(format!("target `{t}`")),
@@ -435,6 +450,7 @@ fn resolve_tree(
     modules: &[&ModuleSpec],
     arch_hint: Option<Arch>,
     rustc: Option<&str>,
+    ko_imports: &[String],
 ) -> Result<KernelTree> {
     let env = &session.env;
     let mut arch = trees.arch;
@@ -502,6 +518,7 @@ fn resolve_tree(
     choice.arch = arch;
     choice.sanitize = trees.sanitize;
     choice.needs = union_needs(modules)?;
+    choice.ko_imports = ko_imports.to_vec();
     let tree = resolve::resolve(home, &choice)?;
     if !choice.needs.is_empty() && !explicit {
         let needs: Vec<String> = choice

@@ -269,6 +269,7 @@ pub fn run() -> Result<()> {
         );
         measured += 1;
         devices_overhead(arch, &bin, &bench_target, &work)?;
+        pci_overhead(arch, &bin, &bench_target, &work)?;
         let _ = std::fs::remove_dir_all(&work);
     }
     if measured == 0 {
@@ -287,6 +288,68 @@ fn tempdir(arch: &str) -> Result<PathBuf> {
 /// The test devices' share of a test cycle: at most this much more than the same cycle
 /// without devices.
 const DEVICES_GOAL: f64 = 1.10;
+
+/// The PCI devices' share: `cargo kmod test --ko rust_driver_pci.ko` (examples/rust-driver-pci,
+/// built for the feature tree with PCI that `cargo kmod init` in it prepares) with and
+/// without a `--device` file adding qemu's `pci-testdev`, interleaved.
+fn pci_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Result<()> {
+    let manifest = root().join("examples/rust-driver-pci/Cargo.toml");
+    let test = |extra: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(bin);
+        c.args(["kmod", "test", "-q", "--arch", arch.name])
+            .args(extra)
+            .env("CARGO_TARGET_DIR", bench_target)
+            .env("CARGO_KMOD_ACCEL", "tcg");
+        c
+    };
+    if check(test(&["--manifest-path".as_ref(), manifest.as_os_str()]).current_dir(work)).is_err() {
+        println!(
+            "{:>8}: PCI devices not measured: no feature tree with PCI (run `cargo kmod init` in examples/rust-driver-pci)",
+            arch.name
+        );
+        return Ok(());
+    }
+    let ko = bench_target
+        .join("kmod")
+        .join(arch.name)
+        .join("test/rust_driver_pci.ko");
+    let device = work.join("pci.toml");
+    std::fs::write(
+        &device,
+        "[[devices]]\nbus = \"pci\"\nqemu-device = \"pci-testdev\"\n",
+    )?;
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        for which in [run % 2, (run + 1) % 2] {
+            if which == 0 {
+                without.push(time(
+                    test(&["--ko".as_ref(), ko.as_os_str()]).current_dir(work),
+                )?);
+            } else {
+                with.push(time(
+                    test(&[
+                        "--ko".as_ref(),
+                        ko.as_os_str(),
+                        "--device".as_ref(),
+                        device.as_os_str(),
+                    ])
+                    .current_dir(work),
+                )?);
+            }
+        }
+    }
+    let (a, b) = (median(without), median(with));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "{:>8}: test without devices {:.2}s | with a PCI device {:.2}s = {:.2}x ({})   [goal <= {DEVICES_GOAL}x, medians of {RUNS}]",
+        arch.name,
+        a.as_secs_f64(),
+        b.as_secs_f64(),
+        ratio,
+        if ratio <= DEVICES_GOAL { "ok" } else { "OVER" },
+    );
+    Ok(())
+}
 
 /// The same `cargo kmod test --ko blinker.ko` cycle with and without its device (a
 /// `--device` file), interleaved; only `blinker_tests::periods_are_checked` is reported so

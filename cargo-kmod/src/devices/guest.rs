@@ -127,7 +127,8 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
 /// How the guest loads the helper module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperLoad {
-    /// The `.ko` on the host.
+    /// The `.ko` on the host; empty when no overlay needs the helper (PCI devices only),
+    /// and then the helper is neither put in the guest nor loaded.
     pub ko: std::path::PathBuf,
     /// Where it goes in the initramfs.
     pub guest_path: String,

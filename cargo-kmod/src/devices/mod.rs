@@ -146,11 +146,16 @@ pub fn prepare(
     };
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
-    check_tree(tree, needs_i2c)?;
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Pci) {
         check_pci(tree, d)?;
     }
-    let ko = helper::build(shell, home, tree)?;
+    // PCI devices alone are qemu's: no overlay, so no helper module to build or load.
+    let ko = if compiled.overlays.is_empty() {
+        PathBuf::new()
+    } else {
+        check_tree(tree, needs_i2c)?;
+        helper::build(shell, home, tree)?
+    };
     let (params, lists) = helper_lists(&compiled);
     Ok(Some(Prepared {
         helper: HelperLoad {

@@ -27,6 +27,9 @@ use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
 /// The name of the check step.
 pub const CHECK: &str = "devices";
 
+/// The name of the step that rescans the PCI bus (test boots with PCI devices).
+pub const PCI_RESCAN: &str = "pci rescan";
+
 fn helper_load() -> String {
     format!("{} (load)", helper::MODULE)
 }
@@ -39,6 +42,9 @@ impl Prepared {
     /// The initramfs files: the helper module, the compiled overlays and the lists the
     /// helper reads.
     pub fn guest_files(&self) -> Vec<GuestFile> {
+        if !self.uses_helper() {
+            return Vec::new();
+        }
         let mut files: Vec<GuestFile> = self
             .files()
             .into_iter()
@@ -61,6 +67,12 @@ impl Prepared {
         files
     }
 
+    /// Whether the boot needs the helper module: it applies overlays, and only platform
+    /// and I2C devices (and raw overlays) have them.
+    fn uses_helper(&self) -> bool {
+        !self.helper.overlays.is_empty()
+    }
+
     fn helper_step(&self) -> Step {
         Step {
             action: Action::Load {
@@ -70,6 +82,32 @@ impl Prepared {
             },
             when: When::Always,
         }
+    }
+
+    /// With PCI test devices: remove them and rescan the bus before anything binds. A test
+    /// boot may resume a snapshot (`crate::qemu::snapshot`) whose devices came back from
+    /// qemu's migration without their PCI configuration (a model without migration state
+    /// forgets its BAR addresses); the rescan programs them again, from the guest's side, so
+    /// a resumed and a cold boot meet the same devices.
+    fn pci_rescan_step(&self) -> Option<Step> {
+        let addrs: Vec<&str> = self
+            .devices
+            .iter()
+            .filter(|d| d.bus == crate::devices::Bus::Pci)
+            .map(|d| d.path.as_str())
+            .collect();
+        if addrs.is_empty() {
+            return None;
+        }
+        let mut script = String::new();
+        for a in addrs {
+            // Addresses cargo-kmod chose (`0000:00:10.0`): no quoting needed.
+            script.push_str(&format!(
+                "[ -e /sys/bus/pci/devices/{a} ] && echo 1 >/sys/bus/pci/devices/{a}/remove\n"
+            ));
+        }
+        script.push_str("echo 1 >/sys/bus/pci/rescan\n");
+        Some(Step::builtins(PCI_RESCAN, &script))
     }
 
     fn check_step(&self) -> Step {
@@ -85,7 +123,19 @@ impl Prepared {
             .iter()
             .position(|s| matches!(s.action, Action::Unload { .. }))
             .unwrap_or(plan.steps.len());
-        let mut steps = vec![self.helper_step()];
+        let mut steps = Vec::new();
+        if let Some(rescan) = self.pci_rescan_step() {
+            steps.push(rescan);
+        }
+        if !self.uses_helper() {
+            // PCI devices only: qemu made them; no overlay to apply or remove.
+            steps.extend(plan.steps[..first_unload].iter().cloned());
+            steps.push(self.check_step());
+            steps.extend(plan.steps[first_unload..].iter().cloned());
+            plan.steps = steps;
+            return;
+        }
+        steps.push(self.helper_step());
         steps.extend(plan.steps[..first_unload].iter().cloned());
         steps.push(self.check_step().when(When::AllOk(vec![helper_load()])));
         steps.extend(plan.steps[first_unload..].iter().cloned());
@@ -97,7 +147,9 @@ impl Prepared {
     /// their devices when they register.
     pub fn extend_run_plan(&self, plan: &mut GuestPlan) {
         plan.files.extend(self.guest_files());
-        plan.steps.insert(0, self.helper_step());
+        if self.uses_helper() {
+            plan.steps.insert(0, self.helper_step());
+        }
     }
 
     /// The device verdicts of a test boot of `plan` (as extended by
@@ -165,8 +217,8 @@ impl Prepared {
             remove_log: &remove_log,
             aliases: &aliases,
             loaded: &loaded,
-            helper_loaded: done(&helper_load()) == Some(0),
-            helper_unloaded: done(&helper_unload()) == Some(0),
+            helper_loaded: !self.uses_helper() || done(&helper_load()) == Some(0),
+            helper_unloaded: !self.uses_helper() || done(&helper_unload()) == Some(0),
         };
         let problems = guest::judge(&self.devices, &states, &ev);
         let by_path: std::collections::HashMap<&str, &guest::DeviceState> =

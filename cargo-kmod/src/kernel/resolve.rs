@@ -51,6 +51,9 @@ pub struct Choice {
     /// The union of the selected packages' `kernel-config`: with no tree named, the dev tree
     /// when it has them, else a feature tree that has them.
     pub needs: BTreeMap<String, String>,
+    /// The symbols `.ko` files import from the kernel (with no tree named: the dev tree, or
+    /// a feature tree, that exports them all).
+    pub ko_imports: Vec<String>,
 }
 
 impl Choice {
@@ -94,6 +97,11 @@ pub fn resolve(home: &Home, choice: &Choice) -> Result<KernelTree> {
         }
     }
     let arch = choice.arch.unwrap_or_else(Arch::host);
+    if choice.needs.is_empty() && !choice.ko_imports.is_empty() {
+        if let Some(t) = tree_exporting(home, arch, choice.rustc.as_deref(), &choice.ko_imports) {
+            return KernelTree::open_with(&t.dir, &choice.tools);
+        }
+    }
     if !choice.needs.is_empty() {
         if let Some(t) = feature_tree(home, arch, choice.rustc.as_deref(), &choice.needs) {
             return KernelTree::open_with(&t.dir, &choice.tools);
@@ -115,11 +123,39 @@ pub fn feature_tree(
     needs: &BTreeMap<String, String>,
 ) -> Option<crate::kernel::home::PreparedTree> {
     use crate::kernel::config::{meets, KConfig};
-    let trees = home.list();
-    let fits = |t: &crate::kernel::home::PreparedTree| {
+    first_fitting(home, arch, rustc, |t| {
         KConfig::read(&t.dir.join(".config"))
             .is_ok_and(|c| needs.iter().all(|(k, v)| meets(&c, k, v)))
-    };
+    })
+}
+
+/// The tree `.ko` files with no tree named are for: the dev tree when its `Module.symvers`
+/// exports every symbol they import (`symbols`), else the feature tree that does (a module
+/// built for a tree with PCI imports `pci_*` symbols the dev tree lacks).
+pub fn tree_exporting(
+    home: &Home,
+    arch: Arch,
+    rustc: Option<&str>,
+    symbols: &[String],
+) -> Option<crate::kernel::home::PreparedTree> {
+    first_fitting(home, arch, rustc, |t| {
+        let Ok(text) = std::fs::read_to_string(t.dir.join("Module.symvers")) else {
+            return false;
+        };
+        let exported: std::collections::HashSet<&str> =
+            text.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+        symbols.iter().all(|s| exported.contains(s.as_str()))
+    })
+}
+
+/// [`feature_tree`]'s choice with any test of fit.
+fn first_fitting(
+    home: &Home,
+    arch: Arch,
+    rustc: Option<&str>,
+    fits: impl Fn(&crate::kernel::home::PreparedTree) -> bool,
+) -> Option<crate::kernel::home::PreparedTree> {
+    let trees = home.list();
     if let Some(dev) = pick_dev(&trees, arch, rustc) {
         if fits(dev) {
             return Some(dev.clone());
