@@ -21,11 +21,23 @@
  * pointer from its first byte and stores the rest, a read returns bytes from the pointer,
  * both auto-incrementing; SMBus transfers are emulated by the I2C core on top of that.
  *
- * On unload the overlays are removed in reverse order, which removes their devices, and a
- * node still present afterwards is reported.
+ * With `irq_lines=N` it is also an interrupt controller: an irq domain of N lines for the
+ * overlay's node `irq_node` (`interrupt-controller`, one cell), which test devices reach
+ * through `interrupts-extended`, so a driver's `platform_get_irq` and `request_irq` work as
+ * on hardware. A line fires when a test calls the exported `cargo_kmod_devices_fire(line)`
+ * or writes the line to the `fire` parameter
+ * (`echo 0 > /sys/module/cargo_kmod_devices/parameters/fire`): its handlers run with
+ * interrupts off, as from a real interrupt (`generic_handle_domain_irq_safe`).
+ *
+ * On unload the interrupt lines are disposed of and the domain removed, the overlays are
+ * removed in reverse order, which removes their devices, and a node still present
+ * afterwards is reported.
  */
 #include <linux/err.h>
 #include <linux/i2c.h>
+#include <linux/irq.h>
+#include <linux/irqdesc.h>
+#include <linux/irqdomain.h>
 #include <linux/kernel_read_file.h>
 #include <linux/limits.h>
 #include <linux/module.h>
@@ -44,6 +56,98 @@ MODULE_PARM_DESC(overlay_list, "A file listing the compiled overlays (.dtbo) to 
 static char *node_list;
 module_param(node_list, charp, 0444);
 MODULE_PARM_DESC(node_list, "A file listing the nodes the overlays add under the root, one per line");
+
+static char *irq_node;
+module_param(irq_node, charp, 0444);
+MODULE_PARM_DESC(irq_node, "The overlay's interrupt-controller node the test interrupt lines belong to");
+
+static unsigned int irq_lines;
+module_param(irq_lines, uint, 0444);
+MODULE_PARM_DESC(irq_lines, "How many test interrupt lines the controller has");
+
+static struct device_node *kmod_irq_np;
+static struct irq_domain *kmod_irq_domain;
+
+static int kmod_irq_map(struct irq_domain *d, unsigned int virq, irq_hw_number_t hw)
+{
+	irq_set_chip_and_handler(virq, &dummy_irq_chip, handle_simple_irq);
+	return 0;
+}
+
+static const struct irq_domain_ops kmod_irq_ops = {
+	.map = kmod_irq_map,
+	.xlate = irq_domain_xlate_onecell,
+};
+
+/**
+ * cargo_kmod_devices_fire - fire test interrupt line @line
+ *
+ * Runs the handlers requested on the line, with interrupts off. Returns 0, -ENODEV when
+ * the run has no test interrupt lines, -EINVAL for a line out of range or one nobody
+ * mapped (no driver asked for it).
+ */
+int cargo_kmod_devices_fire(unsigned int line)
+{
+	if (!kmod_irq_domain)
+		return -ENODEV;
+	if (line >= irq_lines)
+		return -EINVAL;
+	return generic_handle_domain_irq_safe(kmod_irq_domain, line);
+}
+EXPORT_SYMBOL_GPL(cargo_kmod_devices_fire);
+
+static int kmod_fire_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int line;
+	int ret = kstrtouint(val, 0, &line);
+
+	if (ret)
+		return ret;
+	return cargo_kmod_devices_fire(line);
+}
+
+static const struct kernel_param_ops kmod_fire_ops = {
+	.set = kmod_fire_set,
+};
+module_param_cb(fire, &kmod_fire_ops, NULL, 0200);
+MODULE_PARM_DESC(fire, "Write a line number to fire that test interrupt line");
+
+static int kmod_irq_setup(void)
+{
+	if (!irq_lines)
+		return 0;
+	kmod_irq_np = of_find_node_by_path(irq_node ? irq_node : "");
+	if (!kmod_irq_np) {
+		pr_err("cargo-kmod: interrupt controller node %s is not in the live device tree\n",
+		       irq_node ? irq_node : "(none)");
+		return -ENOENT;
+	}
+	kmod_irq_domain = irq_domain_create_linear(of_fwnode_handle(kmod_irq_np), irq_lines,
+						   &kmod_irq_ops, NULL);
+	if (!kmod_irq_domain) {
+		of_node_put(kmod_irq_np);
+		kmod_irq_np = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void kmod_irq_teardown(void)
+{
+	unsigned int line, virq;
+
+	if (!kmod_irq_domain)
+		return;
+	for (line = 0; line < irq_lines; line++) {
+		virq = irq_find_mapping(kmod_irq_domain, line);
+		if (virq)
+			irq_dispose_mapping(virq);
+	}
+	irq_domain_remove(kmod_irq_domain);
+	kmod_irq_domain = NULL;
+	of_node_put(kmod_irq_np);
+	kmod_irq_np = NULL;
+}
 
 /* The text of the two lists, NUL-terminated; read once at load. */
 static char *overlays;
@@ -314,6 +418,9 @@ static int __init kmod_devices_init(void)
 		if (ret)
 			break;
 	}
+	/* Drivers load after this module: the lines exist before anything asks for them. */
+	if (!ret)
+		ret = kmod_irq_setup();
 	if (ret) {
 		kmod_remove_overlays();
 		platform_driver_unregister(&kmod_i2c_driver);
@@ -324,6 +431,7 @@ static int __init kmod_devices_init(void)
 
 static void __exit kmod_devices_exit(void)
 {
+	kmod_irq_teardown();
 	kmod_remove_overlays();
 	platform_driver_unregister(&kmod_i2c_driver);
 	kmod_existing_nodes("is still in the live device tree after its overlay was removed");
@@ -332,6 +440,6 @@ static void __exit kmod_devices_exit(void)
 
 module_init(kmod_devices_init);
 module_exit(kmod_devices_exit);
-MODULE_DESCRIPTION("cargo-kmod test devices: device-tree overlays and a software I2C bus");
+MODULE_DESCRIPTION("cargo-kmod test devices: device-tree overlays, a software I2C bus and test interrupt lines");
 MODULE_AUTHOR("cargo-kmod");
 MODULE_LICENSE("GPL");

@@ -193,6 +193,10 @@ pub fn helper_lists(compiled: &Compiled) -> (Vec<String>, Vec<(String, String)>)
     list("overlay_list", "overlays", &overlays);
     let nodes: Vec<&str> = compiled.root_nodes.iter().map(String::as_str).collect();
     list("node_list", "nodes", &nodes);
+    if compiled.irq_lines > 0 {
+        params.push(format!("irq_node=/{}", dtso::IRQ_NODE));
+        params.push(format!("irq_lines={}", compiled.irq_lines));
+    }
     (params, lists)
 }
 
@@ -207,6 +211,8 @@ pub struct Compiled {
     pub root_nodes: Vec<String>,
     /// qemu arguments adding the PCI test devices (`-device pci-testdev,addr=0x10.0,...`).
     pub qemu_args: Vec<String>,
+    /// How many lines the test interrupt controller has (the devices' `interrupts`).
+    pub irq_lines: u32,
 }
 
 /// The PCI slots of test devices on bus 0: clear of what `-M pc` (host bridge, PIIX) and
@@ -278,6 +284,18 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
             if root_owner.insert(root.clone(), d.origin.clone()).is_none() {
                 out.root_nodes.push(root);
             }
+        }
+        out.irq_lines = dtso::irq_lines(&all.devices)
+            .iter()
+            .map(|(_, _, n)| n)
+            .sum();
+        if out.irq_lines > 0 {
+            let root = format!("/{}", dtso::IRQ_NODE);
+            root_owner.insert(
+                root.clone(),
+                "cargo-kmod's test interrupt controller".into(),
+            );
+            out.root_nodes.push(root);
         }
         out.overlays
             .push((format!("{GUEST_DIR}/devices.dtbo"), dtbo));

@@ -22,6 +22,7 @@ pub const DEVICE_KEYS: &[&str] = &[
     "properties",
     "registers",
     "qemu-device",
+    "interrupts",
 ];
 
 /// Keys of a `--device FILE.toml`.
@@ -31,7 +32,19 @@ pub const FILE_KEYS: &[&str] = &["devices", "device-overlays"];
 pub const TYPED_KEYS: &[&str] = &["u8", "u16", "u32", "u64", "i32", "i64", "bytes", "string"];
 
 /// Property names the table sets itself (from `compatible` and `address`).
-const RESERVED_PROPERTIES: &[&str] = &["compatible", "reg", "name", "phandle", "linux,phandle"];
+const RESERVED_PROPERTIES: &[&str] = &[
+    "compatible",
+    "reg",
+    "name",
+    "phandle",
+    "linux,phandle",
+    "interrupts",
+    "interrupts-extended",
+    "interrupt-parent",
+];
+
+/// The most interrupt lines one test device has (`interrupts = N`).
+pub const MAX_INTERRUPTS: u32 = 32;
 
 /// The bus a test device sits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -133,6 +146,9 @@ pub struct DeviceSpec {
     pub registers: Vec<(u8, Vec<u8>)>,
     /// A PCI device's qemu model and its qemu properties (`-device MODEL,KEY=VALUE,...`).
     pub qemu: Option<QemuDevice>,
+    /// How many interrupt lines of the helper's interrupt controller the device has
+    /// (`interrupts = N`; platform and I2C devices).
+    pub interrupts: u32,
     /// Where it was declared, for messages: "`Cargo.toml` devices[0]".
     pub origin: String,
 }
@@ -207,6 +223,12 @@ impl Devices {
             if d.bus == Bus::Platform && d.name == super::dtso::I2C_BUS_NODE {
                 crate::bail_user!(
                     "test device {} is named `{}`, the node of cargo-kmod's I2C bus", d.origin, d.name;
+                    hint = "give it another `name`"
+                );
+            }
+            if d.bus == Bus::Platform && d.name == super::dtso::IRQ_NODE {
+                crate::bail_user!(
+                    "test device {} is named `{}`, the node of cargo-kmod's test interrupt controller", d.origin, d.name;
                     hint = "give it another `name`"
                 );
             }
@@ -355,7 +377,10 @@ fn parse_list(v: &Value, parent: &str, section: &str, file: &Path) -> Result<Vec
     };
     let mut out = Vec::new();
     // The I2C bus node's name is never a default name.
-    let mut names = HashSet::from([(Bus::Platform, super::dtso::I2C_BUS_NODE.to_string())]);
+    let mut names = HashSet::from([
+        (Bus::Platform, super::dtso::I2C_BUS_NODE.to_string()),
+        (Bus::Platform, super::dtso::IRQ_NODE.to_string()),
+    ]);
     // Per default name, the suffix to try next: names are only ever added, so every smaller
     // suffix is still taken, and naming stays linear in the number of devices.
     let mut next: HashMap<(Bus, String), usize> = HashMap::new();
@@ -414,6 +439,21 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         None => default_name(&compatible[0]),
     };
     let properties = parse_properties(map.get("properties"), place)?;
+    let interrupts = match map.get("interrupts") {
+        None => 0,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=u64::from(MAX_INTERRUPTS)).contains(&n) => n as u32,
+            _ => {
+                return Err(place
+                    .err(
+                        "interrupts",
+                        format_args!("expected the number of interrupt lines, 1 to {MAX_INTERRUPTS}"),
+                    )
+                    .with_hint("e.g. `interrupts = 1`: the driver gets them with `platform_get_irq` (index 0, 1, ...)")
+                    .into())
+            }
+        },
+    };
     let registers = match (bus, map.get("registers")) {
         (_, None) => vec![],
         (Bus::Platform | Bus::Pci, Some(_)) => {
@@ -432,6 +472,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
         properties,
         registers,
         qemu: None,
+        interrupts,
         origin: format!("`{}` {}", place.file.display(), place.section),
     })
 }
@@ -439,7 +480,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
 /// A `bus = "pci"` table: `qemu-device` (qemu's model name), an optional `name`, and
 /// `properties` as qemu properties (strings, integers, booleans).
 fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
-    for key in ["compatible", "address", "registers"] {
+    for key in ["compatible", "address", "registers", "interrupts"] {
         if map.contains_key(key) {
             return Err(place
                 .err(key, "a PCI device is qemu's model, matched by its PCI IDs")
@@ -505,6 +546,7 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
         properties: Vec::new(),
         registers: Vec::new(),
         qemu: Some(QemuDevice { model, properties }),
+        interrupts: 0,
         origin: format!("`{}` {}", place.file.display(), place.section),
     })
 }
@@ -637,6 +679,7 @@ fn parse_properties(v: Option<&Value>, place: &Place<'_>) -> Result<Vec<Property
                     let hint = match pname.as_str() {
                         "compatible" => "set `compatible` in the device table itself",
                         "reg" => "an I2C device's `reg` is its `address`; use a `device-overlays` file for anything else",
+                        "interrupts" | "interrupts-extended" | "interrupt-parent" => "set `interrupts = N` in the device table: cargo-kmod wires N lines of its test interrupt controller",
                         _ => "the kernel sets this property itself",
                     };
                     return Err(place

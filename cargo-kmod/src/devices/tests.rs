@@ -820,3 +820,107 @@ fn bad_pci_devices_name_the_key() {
         );
     }
 }
+
+#[test]
+fn interrupts_are_lines_of_the_test_controller() {
+    let d = kmod(
+        r#"
+[[devices]]
+compatible = "acme,a"
+interrupts = 2
+
+[[devices]]
+compatible = "acme,plain"
+
+[[devices]]
+compatible = "acme,sensor"
+bus = "i2c"
+address = 0x48
+interrupts = 1
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        dtso::irq_lines(&d.devices),
+        [
+            ("/a".to_string(), 0, 2),
+            ("/cargo-kmod-i2c/sensor@48".to_string(), 2, 1)
+        ]
+    );
+    let text = dtso::render(&d.devices, "module x");
+    assert!(
+        text.contains("kmod_irq: cargo-kmod-irq {\n\t\t\t\tstatus = \"disabled\";\n\t\t\t\tinterrupt-controller;\n\t\t\t\t#interrupt-cells = <1>;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("interrupts-extended = <&kmod_irq 0>, <&kmod_irq 1>;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("interrupts-extended = <&kmod_irq 2>;"),
+        "{text}"
+    );
+    assert_eq!(text.matches("interrupts-extended").count(), 2, "{text}");
+    // dtc takes it, and the helper gets the node and the number of lines.
+    let dir = tempfile::tempdir().unwrap();
+    let set = DeviceSet {
+        modules: vec!["x".into()],
+        devices: &d,
+        what: "module x".into(),
+    };
+    let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+    assert_eq!(c.irq_lines, 3);
+    assert!(c.root_nodes.contains(&"/cargo-kmod-irq".to_string()));
+    let (params, _) = helper_lists(&c);
+    assert!(
+        params.contains(&"irq_node=/cargo-kmod-irq".to_string()),
+        "{params:?}"
+    );
+    assert!(params.contains(&"irq_lines=3".to_string()), "{params:?}");
+    // No interrupts, no controller.
+    let plain = kmod("[[devices]]\ncompatible = \"acme,plain\"\n").unwrap();
+    assert!(!dtso::render(&plain.devices, "x").contains("kmod_irq"));
+}
+
+#[test]
+fn bad_interrupts_name_the_key() {
+    for (text, want) in [
+        (
+            "compatible = \"a,b\"\ninterrupts = 0",
+            "expected the number of interrupt lines, 1 to 32",
+        ),
+        ("compatible = \"a,b\"\ninterrupts = 33", "1 to 32"),
+        ("compatible = \"a,b\"\ninterrupts = \"1\"", "1 to 32"),
+        (
+            "compatible = \"a,b\"\nproperties = { interrupts = 1 }",
+            "set `interrupts = N` in the device table",
+        ),
+        (
+            "compatible = \"a,b\"\nproperties = { \"interrupt-parent\" = 1 }",
+            "this property is set by cargo-kmod",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"edu\"\ninterrupts = 1",
+            "invalid `interrupts`",
+        ),
+        (
+            "compatible = \"a,b\"\nname = \"cargo-kmod-irq\"",
+            "the node of cargo-kmod's test interrupt controller",
+        ),
+    ] {
+        let e = match kmod(&format!("[[devices]]\n{text}\n")).and_then(|d| {
+            d.check_unique()?;
+            Ok(d)
+        }) {
+            Ok(_) => panic!("{text}: accepted"),
+            Err(e) => {
+                let (msg, hint, _) = crate::error::render(&e);
+                format!("{msg}\nhelp: {}", hint.unwrap_or_default())
+            }
+        };
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    // A default name never takes the controller's node name.
+    let d = kmod("[[devices]]\ncompatible = \"acme,cargo-kmod-irq\"\n").unwrap();
+    assert_eq!(d.devices[0].name, "cargo-kmod-irq-2");
+}

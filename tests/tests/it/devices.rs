@@ -299,3 +299,53 @@ fn new_driver_packages_probe_their_devices_and_pass_their_tests() {
         }
     }
 }
+
+/// Interrupts for test devices: examples/irq-counter's device has one line of cargo-kmod's
+/// test interrupt controller (`interrupts = 1`); its driver requests it as on hardware, its
+/// KUnit test fires it through the helper's exported function and sees each one counted,
+/// and under `run` the helper's `fire` parameter fires it from the shell, on both arches.
+#[test]
+fn a_drivers_interrupt_handler_runs_for_the_lines_tests_fire() {
+    for arch in ARCHES {
+        let o = devices_example("irq-counter", &["test", "--arch", arch]);
+        ok(&o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("test irq_counter_tests::each_fired_interrupt_is_counted ... ok")
+                && out.contains("test result: ok. 2 passed; 0 failed"),
+            "{arch}: {out}"
+        );
+        assert!(
+            stderr(&o).contains(
+                "Devices irq_counter: acme,irq-counter (platform) at /irq-counter bound by irq_counter"
+            ),
+            "{arch}: {}",
+            stderr(&o)
+        );
+        let o = devices_example(
+            "irq-counter",
+            &[
+                "run",
+                "--arch",
+                arch,
+                "--exec",
+                "f=/sys/module/cargo_kmod_devices/parameters/fire; echo 0 > $f; echo 0 > $f; grep irq-counter /proc/interrupts; echo 1 > $f || echo refused",
+            ],
+        );
+        ok(&o);
+        let out = stdout(&o);
+        let line = out
+            .lines()
+            .find(|l| l.contains("irq-counter"))
+            .unwrap_or_else(|| panic!("{arch}: no irq-counter line in {out}"));
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("2"),
+            "{arch}: two interrupts fired: {line}"
+        );
+        assert!(
+            out.contains("refused"),
+            "{arch}: line 1 does not exist: {out}"
+        );
+    }
+}
