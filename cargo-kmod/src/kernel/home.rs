@@ -175,6 +175,10 @@ impl Home {
         };
         for e in entries.flatten() {
             let dir = e.path();
+            // Trees are `<arch>-<key>`; `<arch>-<key>.seed` is a copy being made.
+            if e.file_name().to_string_lossy().contains('.') {
+                continue;
+            }
             let Ok(text) = std::fs::read_to_string(dir.join(TREE_STAMP)) else {
                 continue;
             };

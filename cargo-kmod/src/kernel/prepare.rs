@@ -25,7 +25,7 @@ use xshell::cmd;
 use crate::error::UserError;
 use crate::kernel::board::Board;
 use crate::kernel::config::{self, Assignment, KConfig, KconfigIndex};
-use crate::kernel::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG};
+use crate::kernel::home::{tree_key, CcKind, Home, PreparedTree, TreeMeta, TREE_LOG, TREE_STAMP};
 use crate::kernel::toolchain::{min_tool_version, Toolchain};
 use crate::kernel::Arch;
 use crate::kernel::Version;
@@ -694,7 +694,13 @@ pub fn prepare(
     }
     check_symbols_known(req, modversions, &index)?;
 
+    let fresh_dir = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    if fresh_dir {
+        if let Some(seed) = seed_tree(home, tc, req, gcc_version.as_deref())? {
+            seed_from(shell, &seed, &dir, &req.label())?;
+        }
+    }
     let make = Make::new(tc, req, &srctree, &dir)?;
     let release_name = version
         .map(|v| v.to_string())
@@ -715,6 +721,116 @@ pub fn prepare(
     Home::write_meta(&dir, &meta)?;
     drop(lock);
     Ok((PreparedTree { dir, meta }, false))
+}
+
+/// The prepared dev tree a tree of the dev tree plus fragments (a feature or sanitizer tree)
+/// starts from: the same source, arch and toolchain without the fragments. `None` for other
+/// trees, or when that dev tree is not prepared.
+fn seed_tree(
+    home: &Home,
+    tc: &Toolchain,
+    req: &Request,
+    gcc: Option<&str>,
+) -> Result<Option<PathBuf>> {
+    if req.fragments.is_empty()
+        || req.board.is_some()
+        || req.base != BaseConfig::Tiny
+        || !matches!(req.cc, Cc::Clang)
+    {
+        return Ok(None);
+    }
+    let dev = Request {
+        fragments: Vec::new(),
+        ..req.clone()
+    };
+    let dir = home
+        .trees_dir()
+        .join(format!("{}-{}", dev.arch, key_for(&dev, tc, gcc)?));
+    Ok(Home::read_meta(&dir).map(|_| dir))
+}
+
+/// Start `dir` as a copy of the prepared tree `seed` (its objects, `.config` and generated
+/// files; not its stamp or log): kbuild's per-symbol dependencies (fixdep) then rebuild only
+/// what the extra configuration changes, as a developer's `make` after a config edit does.
+/// An `O=` tree holds relative object paths and the source's absolute ones, so the copy
+/// builds in its new place.
+fn seed_from(shell: &Shell, seed: &Path, dir: &Path, label: &str) -> Result<()> {
+    shell.status(
+        "Seeding",
+        format_args!(
+            "the {label} tree from the dev tree `{}` (only what its extra configuration changes is rebuilt)",
+            seed.display()
+        ),
+    );
+    // Copied beside it and renamed into place: a copy cut short (truncated objects with
+    // fresh times would look built) never becomes the tree.
+    let staging = dir.with_extension("seed");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot remove `{}`", staging.display()))?;
+    }
+    let sh = xshell::Shell::new()?;
+    crate::process::run(shell, cmd!(sh, "cp -a --reflink=auto {seed} {staging}"))
+        .with_context(|| format!("cannot copy `{}`", seed.display()))?;
+    for f in [TREE_STAMP, TREE_LOG] {
+        let _ = std::fs::remove_file(staging.join(f));
+    }
+    // kbuild (and tools/ such as objtool) record command lines and dependencies with the
+    // tree's absolute path: rewritten to the new place, the commands compare equal and
+    // nothing is rebuilt for the move alone.
+    rewrite_paths(
+        &staging,
+        &seed.display().to_string(),
+        &dir.display().to_string(),
+    )?;
+    std::fs::remove_dir(dir).with_context(|| format!("cannot replace `{}`", dir.display()))?;
+    std::fs::rename(&staging, dir).with_context(|| {
+        format!(
+            "cannot rename `{}` to `{}`",
+            staging.display(),
+            dir.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// In every `.cmd` and `.d` file below `root`, replace `from` with `to`, keeping the files'
+/// modification times (make compares those of the objects, never of these records).
+fn rewrite_paths(root: &Path, from: &str, to: &str) -> Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).with_context(|| format!("cannot read `{}`", d.display()))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !ft.is_file() || !(name.ends_with(".cmd") || name.ends_with(".d")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if !text.contains(from) {
+                continue;
+            }
+            let mtime = e.metadata().and_then(|m| m.modified()).ok();
+            std::fs::write(&path, text.replace(from, to))
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            if let Some(t) = mtime {
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(t));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source tree to build: a clean unpacked tree as it is, a tarball unpacked once.
@@ -1370,6 +1486,39 @@ fn unpack_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A seeded tree's records name its own place; objects and other files are untouched,
+    /// and the records keep their times.
+    #[test]
+    fn seeding_rewrites_the_recorded_paths_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tools/objtool")).unwrap();
+        let cmd = root.join("tools/objtool/.check.o.cmd");
+        std::fs::write(&cmd, "cmd := cc -o /old/tree/tools/objtool/check.o\n").unwrap();
+        let dep = root.join("kernel.d");
+        std::fs::write(&dep, "kernel.o: /old/tree/include/x.h /src/y.h\n").unwrap();
+        let other = root.join("Makefile");
+        std::fs::write(&other, "O := /old/tree\n").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&cmd)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        rewrite_paths(root, "/old/tree", "/new/tree").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&cmd).unwrap(),
+            "cmd := cc -o /new/tree/tools/objtool/check.o\n"
+        );
+        assert_eq!(std::fs::metadata(&cmd).unwrap().modified().unwrap(), old);
+        assert_eq!(
+            std::fs::read_to_string(&dep).unwrap(),
+            "kernel.o: /new/tree/include/x.h /src/y.h\n"
+        );
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "O := /old/tree\n");
+    }
 
     /// One feature tree per set of symbols and values, whoever asks and in whatever order;
     /// arm64 gets the PCIe host of `virt` with PCI.
