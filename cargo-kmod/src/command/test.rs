@@ -178,11 +178,17 @@ fn print_bindings(
 ) {
     let shell = &session.shell;
     for m in &guest.modules {
-        let mine: Vec<&crate::guest::verdict::Binding> = report
-            .bindings
-            .iter()
-            .filter(|b| b.module == m.name)
-            .collect();
+        let mine: Vec<&crate::guest::verdict::Binding> =
+            report.bindings.iter().filter(|b| b.module == m.name).collect();
+        // A module that declared no devices is named only when it has a device table
+        // (`alias=` lines): a driver with nothing to bind.
+        if mine.is_empty()
+            && crate::ko::read(&m.ko)
+                .map(|k| k.module.modinfo.iter().all(|(k, _)| k != "alias"))
+                .unwrap_or(true)
+        {
+            continue;
+        }
         if shell.is_json() {
             let devices: Vec<serde_json::Value> = mine
                 .iter()
@@ -203,26 +209,13 @@ fn print_bindings(
             continue;
         }
         if mine.is_empty() {
-            // A module with a device table (`alias=` lines) is a driver: say that nothing
-            // was there for it to bind.
-            let tables = crate::ko::read(&m.ko)
-                .map(|k| {
-                    k.module
-                        .modinfo
-                        .iter()
-                        .filter(|(k, _)| k == "alias")
-                        .count()
-                })
-                .unwrap_or(0);
-            if tables > 0 {
-                shell.status(
-                    "Devices",
-                    format_args!(
-                        "{}: declared none, so its drivers bound nothing in this run (declare test devices: docs/devices.md)",
-                        m.name
-                    ),
-                );
-            }
+            shell.status(
+                "Devices",
+                format_args!(
+                    "{}: declared none, so its drivers bound nothing in this run (declare test devices: docs/devices.md)",
+                    m.name
+                ),
+            );
             continue;
         }
         let parts: Vec<String> = mine
