@@ -178,8 +178,11 @@ fn print_bindings(
 ) {
     let shell = &session.shell;
     for m in &guest.modules {
-        let mine: Vec<&crate::guest::verdict::Binding> =
-            report.bindings.iter().filter(|b| b.module == m.name).collect();
+        let mine: Vec<&crate::guest::verdict::Binding> = report
+            .bindings
+            .iter()
+            .filter(|b| b.module == m.name)
+            .collect();
         // A module that declared no devices is named only when it has a device table
         // (`alias=` lines): a driver with nothing to bind.
         if mine.is_empty()
