@@ -8,7 +8,8 @@
 //! boot, load, KTAP, unload, power off) and (c) `cargo kmod test --ko hello.ko` (no build
 //! check). Prints the medians and the ratios to (a); the goals are at most 0.75x on x86_64
 //! and 1.0x on arm64. Then the test devices' cost: (d) `cargo kmod test --ko blinker.ko` of
-//! `examples/blinker` against (e) the same with its device from a `--device` file; the goal
+//! `examples/blinker` against (e) the same with its device from a `--device` file, and the
+//! same for `examples/rust-driver-pci` and qemu's `pci-testdev`; the goal
 //! is at most 1.10x. The plain side is what a user would do by hand: the tree's `bzImage`
 //! (or `Image`) with qemu's default firmware; cargo-kmod may boot the same kernel faster
 //! (qboot, the PVH entry of `vmlinux`), but runs the whole verdict (token-authenticated
@@ -269,7 +270,6 @@ pub fn run() -> Result<()> {
         );
         measured += 1;
         devices_overhead(arch, &bin, &bench_target, &work)?;
-        pci_overhead(arch, &bin, &bench_target, &work)?;
         let _ = std::fs::remove_dir_all(&work);
     }
     if measured == 0 {
@@ -289,11 +289,64 @@ fn tempdir(arch: &str) -> Result<PathBuf> {
 /// without devices.
 const DEVICES_GOAL: f64 = 1.10;
 
-/// The PCI devices' share: `cargo kmod test --ko rust_driver_pci.ko` (examples/rust-driver-pci,
-/// built for the feature tree with PCI that `cargo kmod init` in it prepares) with and
-/// without a `--device` file adding qemu's `pci-testdev`, interleaved.
-fn pci_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Result<()> {
-    let manifest = root().join("examples/rust-driver-pci/Cargo.toml");
+/// One device set-up measured by [`device_overhead`]: an example's test build, and the same
+/// `--ko` cycle with and without a `--device` file.
+struct DeviceCase {
+    /// examples/<example>.
+    example: &'static str,
+    /// The test build's `.ko` file name.
+    ko: &'static str,
+    /// The `--device` file's text.
+    device: &'static str,
+    /// KUnit filter (both cycles must pass: cases that need the device are left out).
+    filter: Option<&'static str>,
+    /// How the report names the device.
+    what: &'static str,
+    /// Whether a failing build is reported and skipped rather than an error: the PCI
+    /// example needs the feature trees `cargo kmod init` in it prepares.
+    optional: bool,
+}
+
+/// The devices' share of a test cycle: examples/blinker with its platform device, and
+/// examples/rust-driver-pci (built for the feature tree with PCI that `cargo kmod init` in it
+/// prepares) with qemu's `pci-testdev`.
+fn devices_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Result<()> {
+    for case in [
+        DeviceCase {
+            example: "blinker",
+            ko: "blinker.ko",
+            device: "[[devices]]\ncompatible = \"acme,blinker\"\nproperties = { \"acme,period-ms\" = 250, \"acme,pins\" = [3, 5] }\n",
+            filter: Some("periods_are_checked"),
+            what: "a device",
+            optional: false,
+        },
+        DeviceCase {
+            example: "rust-driver-pci",
+            ko: "rust_driver_pci.ko",
+            device: "[[devices]]\nbus = \"pci\"\nqemu-device = \"pci-testdev\"\n",
+            filter: None,
+            what: "a PCI device",
+            optional: true,
+        },
+    ] {
+        device_overhead(arch, bin, bench_target, work, &case)?;
+    }
+    Ok(())
+}
+
+/// The same `cargo kmod test --ko` cycle of `case` with and without its device, interleaved.
+/// Prints the medians and their ratio.
+fn device_overhead(
+    arch: &Arch,
+    bin: &Path,
+    bench_target: &Path,
+    work: &Path,
+    case: &DeviceCase,
+) -> Result<()> {
+    let manifest = root()
+        .join("examples")
+        .join(case.example)
+        .join("Cargo.toml");
     let test = |extra: &[&std::ffi::OsStr]| {
         let mut c = Command::new(bin);
         c.args(["kmod", "test", "-q", "--arch", arch.name])
@@ -302,109 +355,51 @@ fn pci_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Re
             .env("CARGO_KMOD_ACCEL", "tcg");
         c
     };
-    if check(test(&["--manifest-path".as_ref(), manifest.as_os_str()]).current_dir(work)).is_err() {
+    // Build (and test once with its own devices): the timed runs find the module built and
+    // the helper module cached.
+    let built = check(test(&["--manifest-path".as_ref(), manifest.as_os_str()]).current_dir(work));
+    if let Err(e) = built {
+        if !case.optional {
+            return Err(e);
+        }
         println!(
-            "{:>8}: PCI devices not measured: no feature tree with PCI (run `cargo kmod init` in examples/rust-driver-pci)",
-            arch.name
+            "{:>8}: {} not measured: examples/{} did not test ({e:#}; `cargo kmod init` in it prepares its trees)",
+            arch.name, case.what, case.example
         );
         return Ok(());
     }
     let ko = bench_target
         .join("kmod")
         .join(arch.name)
-        .join("test/rust_driver_pci.ko");
-    let device = work.join("pci.toml");
-    std::fs::write(
-        &device,
-        "[[devices]]\nbus = \"pci\"\nqemu-device = \"pci-testdev\"\n",
-    )?;
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    for run in 0..RUNS {
-        for which in [run % 2, (run + 1) % 2] {
-            if which == 0 {
-                without.push(time(
-                    test(&["--ko".as_ref(), ko.as_os_str()]).current_dir(work),
-                )?);
-            } else {
-                with.push(time(
-                    test(&[
-                        "--ko".as_ref(),
-                        ko.as_os_str(),
-                        "--device".as_ref(),
-                        device.as_os_str(),
-                    ])
-                    .current_dir(work),
-                )?);
-            }
-        }
-    }
-    let (a, b) = (median(without), median(with));
-    let ratio = b.as_secs_f64() / a.as_secs_f64();
-    println!(
-        "{:>8}: test without devices {:.2}s | with a PCI device {:.2}s = {:.2}x ({})   [goal <= {DEVICES_GOAL}x, medians of {RUNS}]",
-        arch.name,
-        a.as_secs_f64(),
-        b.as_secs_f64(),
-        ratio,
-        if ratio <= DEVICES_GOAL { "ok" } else { "OVER" },
-    );
-    Ok(())
-}
-
-/// The same `cargo kmod test --ko blinker.ko` cycle with and without its device (a
-/// `--device` file), interleaved; only `blinker_tests::periods_are_checked` is reported so
-/// both pass (the other case needs the device). Prints the medians and their ratio.
-fn devices_overhead(arch: &Arch, bin: &Path, bench_target: &Path, work: &Path) -> Result<()> {
-    let manifest = root().join("examples/blinker/Cargo.toml");
-    let test = |extra: &[&std::ffi::OsStr]| {
-        let mut c = Command::new(bin);
-        c.args(["kmod", "test", "-q", "--arch", arch.name])
-            .args(extra)
-            .env("CARGO_TARGET_DIR", bench_target)
-            .env("CARGO_KMOD_ACCEL", "tcg");
-        c
-    };
-    // Build (and test once with its own device): the timed runs find the module built and
-    // the helper module cached.
-    check(test(&["--manifest-path".as_ref(), manifest.as_os_str()]).current_dir(work))?;
-    let ko = bench_target
-        .join("kmod")
-        .join(arch.name)
-        .join("test/blinker.ko");
-    let device = work.join("blinker.toml");
-    std::fs::write(
-        &device,
-        "[[devices]]\ncompatible = \"acme,blinker\"\nproperties = { \"acme,period-ms\" = 250, \"acme,pins\" = [3, 5] }\n",
-    )?;
-    let filter: &std::ffi::OsStr = "periods_are_checked".as_ref();
+        .join("test")
+        .join(case.ko);
+    let device = work.join(format!("{}.toml", case.example));
+    std::fs::write(&device, case.device)?;
+    let filter: Vec<&std::ffi::OsStr> = case.filter.iter().map(|f| f.as_ref()).collect();
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
         // Alternate which goes first (see the test cycle's runs).
         for which in [run % 2, (run + 1) % 2] {
+            let mut args: Vec<&std::ffi::OsStr> = vec!["--ko".as_ref(), ko.as_os_str()];
+            if which == 1 {
+                args.extend(["--device".as_ref(), device.as_os_str()]);
+            }
+            args.extend(&filter);
+            let d = time(test(&args).current_dir(work))?;
             if which == 0 {
-                without.push(time(
-                    test(&["--ko".as_ref(), ko.as_os_str(), filter]).current_dir(work),
-                )?);
+                without.push(d);
             } else {
-                with.push(time(
-                    test(&[
-                        "--ko".as_ref(),
-                        ko.as_os_str(),
-                        "--device".as_ref(),
-                        device.as_os_str(),
-                        filter,
-                    ])
-                    .current_dir(work),
-                )?);
+                with.push(d);
             }
         }
     }
     let (a, b) = (median(without), median(with));
     let ratio = b.as_secs_f64() / a.as_secs_f64();
     println!(
-        "{:>8}: test without devices {:.2}s | with a device {:.2}s = {:.2}x ({})   [goal <= {DEVICES_GOAL}x, medians of {RUNS}]",
+        "{:>8}: test without devices {:.2}s | with {} {:.2}s = {:.2}x ({})   [goal <= {DEVICES_GOAL}x, medians of {RUNS}]",
         arch.name,
         a.as_secs_f64(),
+        case.what,
         b.as_secs_f64(),
         ratio,
         if ratio <= DEVICES_GOAL { "ok" } else { "OVER" },

@@ -185,11 +185,7 @@ fn print_bindings(
             .collect();
         // A module that declared no devices is named only when it has a device table
         // (`alias=` lines): a driver with nothing to bind.
-        if mine.is_empty()
-            && crate::ko::read(&m.ko)
-                .map(|k| k.module.modinfo.iter().all(|(k, _)| k != "alias"))
-                .unwrap_or(true)
-        {
+        if mine.is_empty() && m.aliases.is_empty() {
             continue;
         }
         if shell.is_json() {

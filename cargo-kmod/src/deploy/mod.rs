@@ -346,6 +346,7 @@ fn modules(kos: &[PathBuf], params: &[String]) -> Result<Vec<Module>> {
             name: name.clone(),
             ko: path.clone(),
             depends: file.module.depends(),
+            aliases: file.module.aliases(),
             params: vec![],
             kunit_suites: file.module.kunit_suites,
             known_params: crate::guest::modules::known_params(&file.module),

@@ -190,26 +190,10 @@ impl Prepared {
         };
         let helper_log = log_of(&helper_load());
         let remove_log = log_of(&helper_unload());
-        // Read only when a device stayed unbound: the aliases explain why.
-        let unbound = states
-            .iter()
-            .any(|s| s.name.is_some() && s.driver.is_none());
+        // The aliases explain a device that stayed unbound.
         let aliases: Vec<(String, Vec<String>)> = modules
             .iter()
-            .filter(|_| unbound)
-            .map(|m| {
-                let list = crate::ko::read(&m.ko)
-                    .map(|k| {
-                        k.module
-                            .modinfo
-                            .iter()
-                            .filter(|(k, _)| k == "alias")
-                            .map(|(_, v)| v.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (m.name.clone(), list)
-            })
+            .map(|m| (m.name.clone(), m.aliases.clone()))
             .collect();
         let ev = Evidence {
             load_log: &load_log,

@@ -215,6 +215,7 @@ unreferenced object 0xffff888003a1c000 (size 32):
             params: vec![],
             kunit_suites: 0,
             known_params: None,
+            aliases: vec![],
             code: Default::default(),
         }
     }

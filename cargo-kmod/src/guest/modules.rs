@@ -26,6 +26,8 @@ pub struct KoModule {
     pub known_params: Option<Vec<String>>,
     /// Its sections and functions, to name an address inside it (a leak's allocation site).
     pub code: crate::ko::CodeMap,
+    /// `alias=` from `.modinfo`: a module with any has device tables (a driver).
+    pub aliases: Vec<String>,
 }
 
 impl KoModule {
@@ -52,6 +54,7 @@ impl KoModule {
         }
         Ok(KoModule {
             depends: module.depends(),
+            aliases: module.aliases(),
             kunit_suites: module.kunit_suites,
             known_params: known_params(&module),
             code: module.code,
@@ -261,6 +264,7 @@ mod tests {
             params: vec![],
             kunit_suites: 0,
             known_params: None,
+            aliases: vec![],
             code: Default::default(),
         }
     }
@@ -304,6 +308,7 @@ mod tests {
     fn params_the_module_does_not_take_are_refused() {
         let with = |known: &[&str]| KoModule {
             known_params: Some(known.iter().map(|s| s.to_string()).collect()),
+            aliases: vec![],
             ..m("hello", &[])
         };
         let mut one = vec![with(&["greeting_count"])];

@@ -384,6 +384,7 @@ mod tests {
             params: vec![],
             kunit_suites: suites,
             known_params: None,
+            aliases: vec![],
             code: Default::default(),
         }
     }

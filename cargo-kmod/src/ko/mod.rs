@@ -182,6 +182,15 @@ impl Module {
             .unwrap_or_default()
     }
 
+    /// `alias=` values: the device tables' match strings (`of:N*T*Cacme,x`, `pci:v...`).
+    pub fn aliases(&self) -> Vec<String> {
+        self.modinfo
+            .iter()
+            .filter(|(k, _)| k == "alias")
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// The kernel release the module was built for: the first word of vermagic.
     pub fn release(&self) -> Option<&str> {
         self.vermagic().and_then(|v| v.split_whitespace().next())

@@ -146,9 +146,7 @@ fn is_plain_dev(ask: &TreeAsk) -> bool {
 /// The union of the `kernel-config` of the workspace around the current directory (none
 /// outside one, or in a workspace without kernel modules).
 fn workspace_needs(session: &Session) -> Result<std::collections::BTreeMap<String, String>> {
-    let in_package = std::env::current_dir()
-        .is_ok_and(|cwd| cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()));
-    if !in_package {
+    if !crate::context::Selection::default().in_package() {
         return Ok(Default::default());
     }
     let Ok(ws) = crate::manifest::load(&session.shell, None) else {

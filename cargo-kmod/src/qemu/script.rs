@@ -242,6 +242,7 @@ mod tests {
             params: vec![],
             kunit_suites: 0,
             known_params: None,
+            aliases: vec![],
             code: Default::default(),
         }
     }
