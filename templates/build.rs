@@ -43,6 +43,22 @@ fn main() {
          pub const LOCK: &str = include_str!({:?});\n",
         utf8(&lock)
     );
+    // Two of its modules are plain Rust cargo-kmod uses too (`cargo kmod export` writes the
+    // `module!` the macro would): compiled here from the same files, so the license mapping
+    // and the `module!` dialect have one owner.
+    for (module, doc) in [
+        (
+            "license",
+            "SPDX license expressions mapped to the kernel's license strings.",
+        ),
+        ("dialect", "What a kernel version's `module!` accepts."),
+    ] {
+        let file = src.join(format!("{module}.rs"));
+        out += &format!(
+            "\n/// {doc}\npub mod {module} {{\n    include!({:?});\n}}\n",
+            utf8(&file)
+        );
+    }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets `OUT_DIR`"));
     std::fs::write(out_dir.join("macros.rs"), out).expect("cannot write `macros.rs`");
 }

@@ -27,6 +27,7 @@ pub mod deps;
 pub mod devices;
 pub mod env;
 pub mod error;
+pub mod export;
 pub mod fdt;
 pub mod fsutil;
 pub mod guest;

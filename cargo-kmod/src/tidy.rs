@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("manifest", 8),
     ("deps", 9),
     ("plan", 10),
+    ("export", 10),
     // Above the stages: resolution, each command's work, the commands, the entry points.
     ("context", 11),
     ("ops", 12),

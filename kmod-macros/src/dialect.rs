@@ -1,10 +1,10 @@
-//! What the target kernel's `module!` accepts, chosen by its version (`KMOD_KERNEL_VERSION`).
-//!
-//! Measured on two lines: 6.12 takes `author: ".."` and has no `params`, and its parser only
-//! takes an identifier for `type`; 7.2 takes `authors: [..]`, `imports_ns` and `params` (and
-//! no longer knows `author`). The same `module!` source fails on one of them. The switch
-//! points in between follow the kernel's history: `authors` from 6.14, `params` from 6.17;
-//! before `params`, kmod-macros declares the parameters itself with the same access API.
+// What the target kernel's `module!` accepts, chosen by its version (`KMOD_KERNEL_VERSION`).
+//
+// Measured on two lines: 6.12 takes `author: ".."` and has no `params`, and its parser only
+// takes an identifier for `type`; 7.2 takes `authors: [..]`, `imports_ns` and `params` (and
+// no longer knows `author`). The same `module!` source fails on one of them. The switch
+// points in between follow the kernel's history: `authors` from 6.14, `params` from 6.17;
+// before `params`, kmod-macros declares the parameters itself with the same access API.
 
 /// A kernel version `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -20,8 +20,10 @@
 //! cargo-kmod builds this crate with the kernel tree's rustc and passes it to kbuild as
 //! `--extern kmod_macros=...`; it has no dependencies besides syn, quote and proc-macro2.
 
+/// What the target kernel's `module!` accepts, chosen by its version.
 mod dialect;
 mod expand;
+/// SPDX license expressions mapped to the kernel's `MODULE_LICENSE` strings.
 mod license;
 
 use proc_macro::TokenStream;

@@ -1,10 +1,10 @@
-//! SPDX license expressions (Cargo's `[package].license`) mapped to the strings the kernel's
-//! `MODULE_LICENSE` understands.
-//!
-//! The kernel knows a fixed set of tags (`include/linux/license.h`,
-//! `license_is_gpl_compatible`); any other tag taints the kernel as proprietary and hides
-//! every `EXPORT_SYMBOL_GPL` symbol from the module. Rust modules always use GPL-only symbols,
-//! so a license outside that set is refused at compile time instead of failing at load.
+// SPDX license expressions (Cargo's `[package].license`) mapped to the strings the kernel's
+// `MODULE_LICENSE` understands.
+//
+// The kernel knows a fixed set of tags (`include/linux/license.h`,
+// `license_is_gpl_compatible`); any other tag taints the kernel as proprietary and hides
+// every `EXPORT_SYMBOL_GPL` symbol from the module. Rust modules always use GPL-only symbols,
+// so a license outside that set is refused at compile time instead of failing at load.
 
 /// Why a license expression cannot be a kernel module's license.
 #[derive(Debug, Clone, PartialEq, Eq)]

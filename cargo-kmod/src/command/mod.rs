@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod diagnostics;
 pub mod doc;
 pub mod doctor;
+pub mod export;
 pub mod fmt;
 pub mod ide;
 pub mod info;
@@ -59,6 +60,8 @@ pub enum Command {
     Test(test::TestCmd),
     /// Boot the kernel in qemu with the module loaded: a shell, or one command
     Run(run::RunCmd),
+    /// Write the module into a kernel source tree with its Kconfig and Makefile (upstreaming)
+    Export(export::ExportCmd),
     /// Export a tree's kernel, DTBs, modules and a headers package with the Rust artifacts
     Kit(kit::KitCmd),
     /// Check, copy and load the modules on a running board over ssh, and report the kernel's answer
@@ -84,6 +87,7 @@ impl Command {
             Command::Install(c) => c.run(session),
             Command::Test(c) => c.run(session),
             Command::Run(c) => c.run(session),
+            Command::Export(c) => c.run(session),
             Command::Kit(c) => c.run(session),
             Command::Deploy(c) => c.run(session),
         }

@@ -36,7 +36,7 @@ pub fn clippy(
 }
 
 /// The `clippy-driver` for the tree's rustc, or a user error saying what to install.
-fn driver_for(session: &Session, ctx: &BuildContext) -> Result<String> {
+pub(crate) fn driver_for(session: &Session, ctx: &BuildContext) -> Result<String> {
     let sh = xshell::Shell::new()?;
     let program = DRIVER;
     let version = crate::process::run(&session.shell, cmd!(sh, "{program} --rustc --version"))

@@ -16,6 +16,7 @@ pub mod clippy;
 pub mod deploy;
 pub mod doc;
 pub mod doctor;
+pub mod export;
 pub mod fmt;
 pub mod ide;
 pub mod init;
