@@ -20,6 +20,10 @@ pub struct RunCmd {
     /// Run this shell command in the guest and exit with its status, instead of a shell
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// Put the test devices in the boot device tree (arm64) instead of adding them after
+    /// boot: for drivers built into the kernel (`=y`), which probe while it boots
+    #[arg(long)]
+    pub devices_at_boot: bool,
     #[command(flatten)]
     pub ko: KoArgs,
     #[command(flatten)]
@@ -34,6 +38,7 @@ impl RunCmd {
             exec: self.exec.clone(),
             kernel_args: self.boot.kernel_args.clone(),
             timeout: self.boot.timeout(),
+            devices_at_boot: self.devices_at_boot,
         };
         let verbose = shell.is_verbose();
         let code = crate::ops::run::run(

@@ -92,3 +92,40 @@ pub fn compile(shell: &Shell, source: &Path, output: &Path, what: &str) -> Resul
         .filter(|l| l.contains("Warning"))
         .collect())
 }
+
+/// Merge the compiled `overlays` into the device tree blob `base`, writing `output`
+/// (`fdtoverlay`, from the same package as dtc): the devices of a boot that has them from
+/// the start (`run --devices-at-boot`). An overlay that targets a node the base tree does
+/// not have (the helper's I2C bus or interrupt controller, which exist only once the helper
+/// module adds them) is a user error quoting fdtoverlay.
+pub fn apply_overlays(
+    shell: &Shell,
+    base: &Path,
+    overlays: &[PathBuf],
+    output: &Path,
+) -> Result<()> {
+    let Some(tool) = crate::kernel::toolchain::which("fdtoverlay") else {
+        crate::bail_user!(
+            "`fdtoverlay` not found in `PATH`: devices at boot are merged into the boot device tree";
+            hint = "install Debian's `device-tree-compiler` package"
+        );
+    };
+    let sh = xshell::Shell::new()?;
+    let c = cmd!(sh, "{tool} -i {base} -o {output} {overlays...}");
+    let line = c.to_string();
+    shell.verbose("Running", format_args!("`{line}`"));
+    let out = c.quiet().ignore_status().output()?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("fdtoverlay failed");
+        crate::bail_user!(
+            "the test devices cannot go in the boot device tree: {}", crate::text::escape(first);
+            hint = "only devices on the root (platform devices) exist at boot; I2C devices and interrupt lines need the helper module (run without `--devices-at-boot`)"
+        );
+    }
+    Ok(())
+}

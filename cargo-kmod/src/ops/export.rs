@@ -254,11 +254,12 @@ fn patch_text(m: &ModuleSpec, plan: &Export, signoff: Option<&str>) -> String {
         .unwrap_or_else(|| format!("the {} module", m.name));
     let subject = format!("{prefix}: add Rust driver {}", m.name);
     let body = format!(
-        "Add {}: {}.\n\nThe module is written in Rust and built when CONFIG_{} is set; its KUnit\ntests are built with CONFIG_{}.",
-        m.name,
-        description.trim_end_matches('.'),
-        plan.symbol,
-        plan.test_symbol
+        "{}\n\n{}",
+        wrap_words(&format!("Add {}: {}.", m.name, description.trim_end_matches('.'))),
+        wrap_words(&format!(
+            "The module is written in Rust and built when CONFIG_{} is set; its KUnit tests are built with CONFIG_{}.",
+            plan.symbol, plan.test_symbol
+        ))
     );
     let from = signoff
         .map(str::to_string)
@@ -273,6 +274,24 @@ fn patch_text(m: &ModuleSpec, plan: &Export, signoff: Option<&str>) -> String {
         },
         &changes,
     )
+}
+
+/// `text` wrapped at 72 columns, as commit messages are (checkpatch warns past 75).
+fn wrap_words(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > 72 {
+            out += &line;
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out + &line
 }
 
 /// rustfmt `--check` over the exported Rust files with the tree's `.rustfmt.toml`.

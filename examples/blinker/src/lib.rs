@@ -46,7 +46,10 @@ impl Settings {
         let fwnode = dev.fwnode().ok_or(ENODEV)?;
         let period_ms: u32 = fwnode.property_read(c"acme,period-ms").required_by(dev)?;
         check_period(period_ms).inspect_err(|_| {
-            dev_err!(dev, "acme,period-ms is {period_ms}: it must be 1 to 10000\n");
+            dev_err!(
+                dev,
+                "acme,period-ms is {period_ms}: it must be 1 to 10000\n"
+            );
         })?;
         let label = match fwnode.property_read::<CString>(c"acme,label").optional() {
             Some(label) => label,
@@ -54,7 +57,10 @@ impl Settings {
         };
         let count = fwnode.property_count_elem::<u32>(c"acme,pins")?;
         if count == 0 || count > MAX_PINS {
-            dev_err!(dev, "acme,pins has {count} pins: it must have 1 to {MAX_PINS}\n");
+            dev_err!(
+                dev,
+                "acme,pins has {count} pins: it must have 1 to {MAX_PINS}\n"
+            );
             return Err(EINVAL);
         }
         let pins = fwnode

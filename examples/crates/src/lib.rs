@@ -57,7 +57,9 @@ pub struct History {
 impl History {
     /// An empty history.
     pub const fn new() -> Self {
-        History { states: HVec::new() }
+        History {
+            states: HVec::new(),
+        }
     }
 
     /// Record a state.

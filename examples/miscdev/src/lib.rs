@@ -36,7 +36,10 @@ struct Message {
 
 impl Message {
     const fn new() -> Self {
-        Message { data: [0; CAPACITY], len: 0 }
+        Message {
+            data: [0; CAPACITY],
+            len: 0,
+        }
     }
 
     fn contents(&self) -> &[u8] {

@@ -21,7 +21,12 @@ kmod_macros::module! {
 
 /// The C half's API, generated from `include/checksum.h`.
 mod bindings {
-    #![allow(dead_code, non_camel_case_types, non_upper_case_globals, unreachable_pub)]
+    #![allow(
+        dead_code,
+        non_camel_case_types,
+        non_upper_case_globals,
+        unreachable_pub
+    )]
     include!(concat!(env!("OUT_DIR"), "/checksum.rs"));
 }
 
@@ -33,12 +38,17 @@ pub extern "C" fn mixed_rust_weigh(byte: c_uchar, position: c_uint) -> c_uint {
 
 /// The weight of `byte` at `position`.
 fn weigh(byte: u8, position: u32, seed: u32) -> u32 {
-    u32::from(byte).wrapping_mul(position.wrapping_add(1)).wrapping_add(seed)
+    u32::from(byte)
+        .wrapping_mul(position.wrapping_add(1))
+        .wrapping_add(seed)
 }
 
 /// Fold `data` in C (which weighs each byte in Rust).
 fn fold(data: &[u8]) -> Result<bindings::mixed_c_summary> {
-    let mut out = bindings::mixed_c_summary { bytes: 0, checksum: 0 };
+    let mut out = bindings::mixed_c_summary {
+        bytes: 0,
+        checksum: 0,
+    };
     // SAFETY: `data` is valid for `data.len()` bytes and `out` is a valid, exclusive
     // `mixed_c_summary`; C keeps neither pointer.
     let ret = unsafe { bindings::mixed_c_fold(data.as_ptr(), data.len() as _, &mut out) };
@@ -53,7 +63,11 @@ struct Mixed;
 impl kernel::Module for Mixed {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let summary = fold(b"cargo-kmod")?;
-        pr_info!("{} bytes, checksum {:#010x}\n", summary.bytes, summary.checksum);
+        pr_info!(
+            "{} bytes, checksum {:#010x}\n",
+            summary.bytes,
+            summary.checksum
+        );
         Ok(Mixed)
     }
 }

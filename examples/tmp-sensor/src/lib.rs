@@ -44,7 +44,9 @@ fn temp_mc(bytes: [u8; 2]) -> i32 {
 mod smbus {
     use kernel::{bindings, error::to_result, i2c, prelude::*};
 
-    fn raw(client: &i2c::I2cClient<impl kernel::device::DeviceContext>) -> *const bindings::i2c_client {
+    fn raw(
+        client: &i2c::I2cClient<impl kernel::device::DeviceContext>,
+    ) -> *const bindings::i2c_client {
         // `I2cClient` is a `#[repr(transparent)]` wrapper of `struct i2c_client`.
         core::ptr::from_ref(client).cast()
     }
@@ -84,7 +86,10 @@ impl Reading {
             .property_read(c"acme,resolution-bits")
             .required_by(dev)?;
         if !(9..=12).contains(&resolution_bits) {
-            dev_err!(dev, "acme,resolution-bits is {resolution_bits}: it must be 9 to 12\n");
+            dev_err!(
+                dev,
+                "acme,resolution-bits is {resolution_bits}: it must be 9 to 12\n"
+            );
             return Err(EINVAL);
         }
         let label = match fwnode.property_read::<CString>(c"acme,label").optional() {

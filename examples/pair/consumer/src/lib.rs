@@ -12,7 +12,12 @@ kmod_macros::module! {
 
 /// The provider's exported API, generated from its header.
 mod provider {
-    #![allow(dead_code, non_camel_case_types, non_upper_case_globals, unreachable_pub)]
+    #![allow(
+        dead_code,
+        non_camel_case_types,
+        non_upper_case_globals,
+        unreachable_pub
+    )]
     include!(concat!(env!("OUT_DIR"), "/pair_provider.rs"));
 }
 
