@@ -145,7 +145,15 @@ pub fn plan(req: &Request<'_>) -> Result<Export> {
         }
     };
     check_dir(src, &dir)?;
-    check_clashes(src, &dir, &m.name, &[&symbol, &test_symbol])?;
+    // An earlier export's directory is this module's own: its symbols and object are not
+    // clashes. Any other directory is the tree's.
+    let earlier = src.join(&dir).join(RECORD).is_file();
+    check_clashes(
+        src,
+        earlier.then_some(dir.as_str()),
+        &m.name,
+        &[&symbol, &test_symbol],
+    )?;
 
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for (dest, (text, _)) in rust {
@@ -476,10 +484,10 @@ fn check_dir(src: &Path, dir: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuse a module name or Kconfig symbols the tree already has (outside `dir`, where an
-/// earlier export of this module is).
-fn check_clashes(src: &Path, dir: &str, name: &str, symbols: &[&str]) -> Result<()> {
-    let own = src.join(dir);
+/// Refuse a module name or Kconfig symbols the tree already has (outside `own`, the
+/// directory of an earlier export of this module).
+fn check_clashes(src: &Path, own: Option<&str>, name: &str, symbols: &[&str]) -> Result<()> {
+    let own = own.map(|d| src.join(d));
     let object = format!("{name}.o");
     let mut stack = vec![src.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -492,7 +500,7 @@ fn check_clashes(src: &Path, dir: &str, name: &str, symbols: &[&str]) -> Result<
             let fname = e.file_name();
             let fname = fname.to_string_lossy();
             if ft.is_dir() {
-                if !fname.starts_with('.') && path != own {
+                if !fname.starts_with('.') && own.as_ref() != Some(&path) {
                     stack.push(path);
                 }
                 continue;

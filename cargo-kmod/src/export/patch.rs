@@ -103,25 +103,36 @@ enum Op {
 /// The unified-diff hunks from `a` to `b` with `context` lines (a longest common
 /// subsequence; the files are a parent `Kconfig` or `Makefile`, hundreds of lines).
 fn hunks(a: &[&str], b: &[&str], context: usize) -> String {
-    let (n, m) = (a.len(), b.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
+    // The common head and tail are kept lines; the subsequence table covers only the middle
+    // (`MAINTAINERS` has tens of thousands of lines, an export adds a few).
+    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (n, m) = (a.len() - tail, b.len() - tail);
+    let (rows, cols) = (n - head, m - head);
+    let mut lcs = vec![vec![0u32; cols + 1]; rows + 1];
+    for i in (0..rows).rev() {
+        for j in (0..cols).rev() {
+            lcs[i][j] = if a[head + i] == b[head + j] {
                 lcs[i + 1][j + 1] + 1
             } else {
                 lcs[i + 1][j].max(lcs[i][j + 1])
             };
         }
     }
-    let mut ops = Vec::new();
-    let (mut i, mut j) = (0, 0);
+    let lcs_at = |i: usize, j: usize| lcs[i - head][j - head];
+    let mut ops: Vec<Op> = (0..head).map(|k| Op::Keep(k, k)).collect();
+    let (mut i, mut j) = (head, head);
     while i < n || j < m {
         if i < n && j < m && a[i] == b[j] {
             ops.push(Op::Keep(i, j));
             i += 1;
             j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+        } else if i < n && (j == m || lcs_at(i + 1, j) >= lcs_at(i, j + 1)) {
             ops.push(Op::Del(i));
             i += 1;
         } else {
@@ -129,6 +140,7 @@ fn hunks(a: &[&str], b: &[&str], context: usize) -> String {
             j += 1;
         }
     }
+    ops.extend((0..tail).map(|k| Op::Keep(n + k, m + k)));
     // Group changes with their context into hunks.
     let changed: Vec<usize> = ops
         .iter()

@@ -698,7 +698,15 @@ pub fn prepare(
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     if fresh_dir {
         if let Some(seed) = seed_tree(home, tc, req, gcc_version.as_deref())? {
-            seed_from(shell, &seed, &dir, &req.label())?;
+            seed_from(shell, &seed, &dir, &req.label(), None)?;
+        } else if let Some((seed, seed_src)) = seed_for_copy(home, tc, req, &srctree) {
+            seed_from(
+                shell,
+                &seed,
+                &dir,
+                &req.label(),
+                Some((&seed_src, &srctree)),
+            )?;
         }
     }
     let make = Make::new(tc, req, &srctree, &dir)?;
@@ -749,12 +757,108 @@ fn seed_tree(
     Ok(Home::read_meta(&dir).map(|_| dir))
 }
 
+/// For a source directory that is a copy of a prepared dev tree's source with edits made
+/// since that tree was built (a tree `cargo kmod export` wrote into, copied with its
+/// times): that dev tree and its source. Made with the same toolchain, arch and base, it
+/// holds every object the copy's build would compile from unchanged files, and make's own
+/// comparison of times rebuilds what the edits touch. Every file of the dev tree's source
+/// must be in the copy with its size and time, or be newer than the dev tree's stamp; every
+/// file only in the copy must be newer than the stamp too.
+fn seed_for_copy(
+    home: &Home,
+    tc: &Toolchain,
+    req: &Request,
+    srctree: &Path,
+) -> Option<(PathBuf, PathBuf)> {
+    if !matches!(req.source, Source::Dir(_))
+        || req.board.is_some()
+        || req.base != BaseConfig::Tiny
+        || !matches!(req.cc, Cc::Clang)
+    {
+        return None;
+    }
+    let version = makefile_version(srctree)?.to_string();
+    let real = srctree.canonicalize().ok()?;
+    home.list().into_iter().find_map(|t| {
+        let m = &t.meta;
+        let same_tools = m.rustc == tc.rustc.clone().unwrap_or_default()
+            && m.bindgen == tc.bindgen.clone().unwrap_or_default()
+            && m.clang == tc.clang.clone().unwrap_or_default();
+        if !m.is_dev_tree() || m.arch != req.arch || m.release != version || !same_tools {
+            return None;
+        }
+        let seed_src = t.dir.join("source").canonicalize().ok()?;
+        if seed_src == real {
+            return None;
+        }
+        let built = std::fs::metadata(t.dir.join(TREE_STAMP))
+            .and_then(|m| m.modified())
+            .ok()?;
+        is_copy_edited_after(&seed_src, &real, built).then(|| (t.dir.clone(), seed_src))
+    })
+}
+
+/// Whether `copy` holds every file of `original` with its size and time, or newer than
+/// `after`, and nothing else older than `after`.
+fn is_copy_edited_after(original: &Path, copy: &Path, after: std::time::SystemTime) -> bool {
+    let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(original.join(&rel)) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            let r = rel.join(e.file_name());
+            let Ok(a) = e.path().symlink_metadata() else {
+                return false;
+            };
+            let Ok(b) = copy.join(&r).symlink_metadata() else {
+                return false;
+            };
+            if a.is_dir() {
+                if !b.is_dir() {
+                    return false;
+                }
+                stack.push(r);
+            } else if stamp(&a) != stamp(&b) && b.modified().map_or(true, |t| t <= after) {
+                return false;
+            }
+        }
+    }
+    // Files only in the copy.
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(copy.join(&rel)) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            let r = rel.join(e.file_name());
+            let Ok(b) = e.path().symlink_metadata() else {
+                return false;
+            };
+            let in_original = original.join(&r).symlink_metadata().is_ok();
+            if b.is_dir() {
+                stack.push(r);
+            } else if !in_original && b.modified().map_or(true, |t| t <= after) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Start `dir` as a copy of the prepared tree `seed` (its objects, `.config` and generated
 /// files; not its stamp or log): kbuild's per-symbol dependencies (fixdep) then rebuild only
 /// what the extra configuration changes, as a developer's `make` after a config edit does.
 /// An `O=` tree holds relative object paths and the source's absolute ones, so the copy
 /// builds in its new place.
-fn seed_from(shell: &Shell, seed: &Path, dir: &Path, label: &str) -> Result<()> {
+fn seed_from(
+    shell: &Shell,
+    seed: &Path,
+    dir: &Path,
+    label: &str,
+    source: Option<(&Path, &Path)>,
+) -> Result<()> {
     shell.status(
         "Seeding",
         format_args!(
@@ -783,6 +887,19 @@ fn seed_from(shell: &Shell, seed: &Path, dir: &Path, label: &str) -> Result<()> 
         &seed.display().to_string(),
         &dir.display().to_string(),
     )?;
+    // A seed from another source (a copy of it with edits): the source's paths too, and
+    // the `source` link kbuild made in the tree.
+    if let Some((from, to)) = source {
+        rewrite_paths(
+            &staging,
+            &from.display().to_string(),
+            &to.display().to_string(),
+        )?;
+        let link = staging.join("source");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(to, &link)
+            .with_context(|| format!("cannot link `{}`", link.display()))?;
+    }
     std::fs::remove_dir(dir).with_context(|| format!("cannot replace `{}`", dir.display()))?;
     std::fs::rename(&staging, dir).with_context(|| {
         format!(

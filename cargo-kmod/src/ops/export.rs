@@ -422,6 +422,13 @@ fn clippy_build(
             current = Some(l.trim().to_string());
         } else if let Some(f) = current.as_mut() {
             if let Some(at) = l.trim_start().strip_prefix("--> ") {
+                // kbuild runs the compiler in the module's directory: paths are relative
+                // to it, or were under the build copy (replaced above).
+                let at = if at.starts_with(&plan.dir) || at.starts_with('/') {
+                    at.to_string()
+                } else {
+                    format!("{}/{at}", plan.dir)
+                };
                 f.push_str(&format!(" ({at})"));
             }
         }

@@ -20,6 +20,7 @@ mod deploy;
 mod devices;
 mod distro;
 mod examples;
+mod export;
 mod hardening;
 mod new;
 mod published;

@@ -282,3 +282,44 @@ impl Drop for Hidden {
         std::fs::rename(&self.away, &self.tree).unwrap();
     }
 }
+
+/// A copy of the dev trees' Linux 7.x source under `parent` (hard links: seconds, not a
+/// minute): what `cargo kmod export` writes into. Safe because export replaces files by
+/// renaming new ones into place; a test that edits a file of the copy must replace it too
+/// ([`replace_file`]), never write into it.
+pub fn linux_copy_in(parent: &Path) -> PathBuf {
+    let src = dev_tree("x86_64").join("source").canonicalize().unwrap();
+    let dir = parent.join("linux");
+    let linked = Command::new("cp")
+        .arg("-al")
+        .arg(&src)
+        .arg(&dir)
+        .status()
+        .unwrap();
+    if !linked.success() {
+        // Another file system: a real copy.
+        let _ = std::fs::remove_dir_all(&dir);
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cannot copy `{}`", src.display());
+    }
+    dir
+}
+
+/// [`linux_copy_in`] a scratch dir.
+pub fn linux_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = scratch();
+    let dir = linux_copy_in(tmp.path());
+    (tmp, dir)
+}
+
+/// Replace `path` with a new file holding `text` (a hard-linked copy's file is never
+/// written in place).
+pub fn replace_file(path: &Path, text: &str) {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text).unwrap();
+}
