@@ -158,6 +158,20 @@ fn write(into: &Path, m: &ModuleSpec, plan: &Export, force: bool) -> Result<Vec<
     // Every refusal before the first write.
     for (rel, text) in &plan.files {
         let path = dir.join(rel);
+        // A link in the module's directory never takes a write elsewhere.
+        let mut at = dir.clone();
+        for part in std::path::Path::new(rel).components() {
+            at.push(part);
+            if at
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                crate::bail_user!(
+                    "`{}` is a symbolic link: export writes only plain files and directories in the module's directory", at.strip_prefix(into).unwrap_or(&at).display();
+                    hint = "remove the link"
+                );
+            }
+        }
         let Ok(current) = std::fs::read(&path) else {
             continue;
         };
@@ -179,12 +193,21 @@ fn write(into: &Path, m: &ModuleSpec, plan: &Export, force: bool) -> Result<Vec<
     }
     let mut written = Vec::new();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let real_dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot read `{}`", dir.display()))?;
     let mut hashes = BTreeMap::new();
     for (rel, text) in &plan.files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create `{}`", parent.display()))?;
+            if !parent
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(&real_dir))
+            {
+                anyhow::bail!("`{}/{rel}` left the module's directory", plan.dir);
+            }
         }
         if crate::fsutil::write_if_changed(&path, text.as_bytes())? {
             written.push(format!("{}/{rel}", plan.dir));

@@ -93,7 +93,8 @@ fn examples_export_clean_and_load(arch: &str) {
     let rs = std::fs::read_to_string(linux.join("drivers/misc/hello/hello.rs")).unwrap();
     assert!(rs.contains("module! {\n    type: Hello,\n    name: \"hello\",\n    authors: [\"cargo-kmod developers <cargo-kmod@example.invalid>\"],\n    description: \"A minimal Rust kernel module with a parameter\",\n    license: \"GPL v2\",\n    params: {"), "{rs}");
     assert!(rs.contains("#[cfg(CONFIG_HELLO_KUNIT_TEST)]\n#[kunit_tests(hello_tests)]"));
-    assert!(!rs.contains("kmod_macros") && !rs.contains("cfg(test)"));
+    // (Comments stay as written: hello's doc comment still tells of kmod-macros.)
+    assert!(!rs.contains("kmod_macros::module! {") && !rs.contains("#[cfg(test)]"));
 }
 
 #[test]
@@ -111,6 +112,20 @@ fn check_reports_a_checkpatch_finding_in_c_and_a_clippy_lint_in_rust() {
     let (tmp, linux) = linux_copy();
     let pkg = tmp.path().join("export-c");
     copy_dir(&root().join("tests/fixtures/export-c"), &pkg);
+    // A link planted in the module's directory takes no write outside it.
+    let module_dir = linux.join("drivers/misc/export_c");
+    std::fs::create_dir_all(&module_dir).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, module_dir.join("include")).unwrap();
+    let o = export(&pkg, &linux, &[]);
+    assert_eq!(
+        one_error_line(fails(&o).as_str()),
+        "error: `drivers/misc/export_c/include` is a symbolic link: export writes only plain files and directories in the module's directory"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    std::fs::remove_dir_all(&module_dir).unwrap();
+
     // Clean: Rust and C in one `=m` module that loads and passes its suite.
     let o = export(&pkg, &linux, &["--check", "--signoff", SIGNOFF]);
     ok(&o);
