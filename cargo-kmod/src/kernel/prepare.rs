@@ -1604,6 +1604,44 @@ fn unpack_locked(
 mod tests {
     use super::*;
 
+    /// A source seeds from a dev tree only as a copy of that tree's source whose every
+    /// difference is newer than the tree.
+    #[test]
+    fn a_copy_seeds_only_when_its_changes_are_newer_than_the_tree() {
+        use std::time::{Duration, SystemTime};
+        let d = tempfile::tempdir().unwrap();
+        let (orig, copy) = (d.path().join("orig"), d.path().join("copy"));
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let built = SystemTime::now() - Duration::from_secs(60);
+        for root in [&orig, &copy] {
+            std::fs::create_dir_all(root.join("drivers/misc")).unwrap();
+            for f in ["Makefile", "drivers/misc/Kconfig"] {
+                std::fs::write(root.join(f), "x\n").unwrap();
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(root.join(f))
+                    .unwrap();
+                file.set_modified(old).unwrap();
+            }
+        }
+        assert!(is_copy_edited_after(&orig, &copy, built));
+        // An edit and a new file after the tree was built: still a copy.
+        std::fs::write(copy.join("drivers/misc/Kconfig"), "x\nsource y\n").unwrap();
+        std::fs::create_dir_all(copy.join("drivers/misc/hello")).unwrap();
+        std::fs::write(copy.join("drivers/misc/hello/hello.rs"), "").unwrap();
+        assert!(is_copy_edited_after(&orig, &copy, built));
+        // A difference older than the tree (make would not see it), or a missing file: not.
+        let f = std::fs::File::options()
+            .write(true)
+            .open(copy.join("drivers/misc/Kconfig"))
+            .unwrap();
+        f.set_modified(old + Duration::from_secs(1)).unwrap();
+        assert!(!is_copy_edited_after(&orig, &copy, built));
+        std::fs::write(copy.join("drivers/misc/Kconfig"), "x\n").unwrap();
+        std::fs::remove_file(copy.join("Makefile")).unwrap();
+        assert!(!is_copy_edited_after(&orig, &copy, built));
+    }
+
     /// A seeded tree's records name its own place; objects and other files are untouched,
     /// and the records keep their times.
     #[test]
