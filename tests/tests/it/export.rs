@@ -305,7 +305,14 @@ fn builtin_tree(arch: &str, names: &[&str]) -> PathBuf {
         .join(format!("linux-y-{arch}-{}", &hash[..16]));
     if !kept.exists() {
         std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
-        std::fs::rename(&linux, &kept).unwrap();
+        if std::fs::rename(&linux, &kept).is_err() {
+            // Another file system: copied with the times (`init` seeds from the dev tree).
+            let o = run(std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&linux)
+                .arg(&kept));
+            ok(&o);
+        }
     }
     let frag = tmp.path().join("builtin.config");
     write(&frag, &fragment);
