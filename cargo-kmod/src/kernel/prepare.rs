@@ -762,7 +762,8 @@ fn seed_tree(
 /// times): that dev tree and its source. Made with the same toolchain, arch and base, it
 /// holds every object the copy's build would compile from unchanged files, and make's own
 /// comparison of times rebuilds what the edits touch. Every file of the dev tree's source
-/// must be in the copy with its size and time, or be newer than the dev tree's stamp; every
+/// must be in the copy with its size and time, or be newer than the end of the dev tree's
+/// build (its log's time); every
 /// file only in the copy must be newer than the stamp too.
 fn seed_for_copy(
     home: &Home,
@@ -791,7 +792,8 @@ fn seed_for_copy(
         if seed_src == real {
             return None;
         }
-        let built = std::fs::metadata(t.dir.join(TREE_STAMP))
+        // When the build ended: its log's last write (the stamp's time is its last use).
+        let built = std::fs::metadata(t.dir.join(TREE_LOG))
             .and_then(|m| m.modified())
             .ok()?;
         is_copy_edited_after(&seed_src, &real, built).then(|| (t.dir.clone(), seed_src))
