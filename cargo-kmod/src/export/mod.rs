@@ -595,13 +595,20 @@ fn kconfig(m: &ModuleSpec, symbol: &str, test_symbol: &str, description: &str) -
 
 /// `text` wrapped at 72 columns (a tab counted as 8), each line with `indent`.
 fn wrap(text: &str, indent: &str) -> String {
-    let width = 72 - (indent.len() - 1 + 8);
-    let mut out = String::new();
+    wrap_lines(text, 72 - (indent.len() - 1 + 8))
+        .iter()
+        .map(|l| format!("{indent}{l}\n"))
+        .collect()
+}
+
+/// The lines of `text` wrapped at `width` columns, words kept whole (help texts, and the
+/// patch's commit message).
+pub fn wrap_lines(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
         if !line.is_empty() && line.len() + 1 + word.len() > width {
-            out += &format!("{indent}{line}\n");
-            line.clear();
+            out.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
             line.push(' ');
@@ -609,7 +616,7 @@ fn wrap(text: &str, indent: &str) -> String {
         line.push_str(word);
     }
     if !line.is_empty() {
-        out += &format!("{indent}{line}\n");
+        out.push(line);
     }
     out
 }

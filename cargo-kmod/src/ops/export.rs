@@ -301,20 +301,7 @@ fn patch_text(m: &ModuleSpec, plan: &Export, signoff: Option<&str>) -> String {
 
 /// `text` wrapped at 72 columns, as commit messages are (checkpatch warns past 75).
 fn wrap_words(text: &str) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.len() + 1 + word.len() > 72 {
-            out += &line;
-            out.push('\n');
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    out + &line
+    crate::export::wrap_lines(text, 72).join("\n")
 }
 
 /// rustfmt `--check` over the exported Rust files with the tree's `.rustfmt.toml`.
