@@ -427,8 +427,16 @@ impl BuildContext {
         Ok(resolve(session, select, trees, &ModuleRequest::Packages, None)?.build_context())
     }
 
-    /// `target/kmod/<arch>`: where generated files and artifacts of this tree's arch live.
+    /// `target/kmod/<arch>/<release>-<tree key>` ([`KernelTree::output_name`]): where this
+    /// tree's generated files, objects, dependency crates and artifacts live, so builds for
+    /// two trees of one arch never touch each other's files.
     pub fn kmod_dir(&self) -> PathBuf {
+        self.arch_dir().join(self.tree.output_name())
+    }
+
+    /// `target/kmod/<arch>`: the latest build's `.ko` files of the arch (links to the tree's
+    /// own, [`crate::ops::build`]) and `doc/`.
+    pub fn arch_dir(&self) -> PathBuf {
         self.workspace
             .target_dir
             .join("kmod")

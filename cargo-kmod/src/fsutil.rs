@@ -39,6 +39,37 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Make `to` the same file as `from` (a hard link; a copy across file systems), replacing
+/// whatever `to` was atomically: a reader sees the old file or the new one. Nothing is
+/// written when `to` already is `from`.
+pub fn link_atomic(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let src =
+        std::fs::metadata(from).with_context(|| format!("cannot read `{}`", from.display()))?;
+    if std::fs::symlink_metadata(to).is_ok_and(|m| m.dev() == src.dev() && m.ino() == src.ino()) {
+        return Ok(());
+    }
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let linked = tempfile::Builder::new()
+        .prefix(".kmod-tmp-")
+        .make_in(dir, |p| std::fs::hard_link(from, p));
+    match linked {
+        Ok(tmp) => tmp
+            .persist(to)
+            .map(drop)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write `{}`", to.display())),
+        Err(_) => {
+            let bytes =
+                std::fs::read(from).with_context(|| format!("cannot read `{}`", from.display()))?;
+            write_atomic(to, &bytes)
+        }
+    }
+}
+
 /// Write several files as one: every file to a temporary file first, then all renamed into
 /// place. A write that fails (a full disk) leaves none of them; a rename that fails removes
 /// the ones already renamed. Either the complete set is there or nothing of it (a tarball

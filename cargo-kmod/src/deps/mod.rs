@@ -21,7 +21,7 @@
 //! with the flags kbuild gives the module. See [`wrapper`] for how the module crate itself is
 //! left to kbuild.
 //!
-//! Everything lives in `target/kmod/<arch>/deps/<hash of flags and rustc>/`: cargo's target
+//! Everything lives in `target/kmod/<arch>/<tree>/deps/<hash of flags and rustc>/`: cargo's target
 //! dir, the extracted objects (`objs/`), and one result file per module that lets a rebuild
 //! whose dependency inputs did not change skip cargo entirely.
 //!
@@ -151,7 +151,7 @@ pub struct DepsInput<'a> {
     pub rustc: String,
     pub rustc_version: String,
     pub flags: DepFlags,
-    /// `target/kmod/<arch>/deps`.
+    /// `target/kmod/<arch>/<tree>/deps`.
     pub dir: PathBuf,
     pub release: bool,
     pub mode: CargoMode,

@@ -182,7 +182,7 @@ pub fn forget_objects(module_dir: &Path) {
 
 /// The probe files (`templates/kbuild/probe.Kbuild`) a tree's kbuild fills in.
 pub struct Probe<'a> {
-    /// `target/kmod/<arch>/.probe`.
+    /// `target/kmod/<arch>/<tree>/.probe`.
     pub dir: &'a Path,
     /// The make target (`kmod_probe.i` prints the C flags, `kmod_probe.rsi` the Rust flags).
     pub target: &'a str,

@@ -219,6 +219,49 @@ impl KernelTree {
         crate::fsutil::sha256_hex(&bytes)[..16].to_string()
     }
 
+    /// The name of this tree's build outputs (`target/kmod/<arch>/<name>/`): its release and
+    /// its identity, so two trees of one arch never share an output directory. A tree
+    /// prepared under `$CARGO_KMOD_HOME` (`trees/x86_64-8f36…`) keeps its key
+    /// (`7.2.13-8f36…`); any other directory is named by a hash of its path. Characters a
+    /// release may hold that make or a shell would trip on become `_`.
+    pub fn output_name(&self) -> String {
+        let prefix = format!("{}-", self.arch.name());
+        let key = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|k| k.len() == 16 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|_| {
+                self.dir
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == "trees")
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let path = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+                crate::fsutil::sha256_hex(path.as_os_str().as_encoded_bytes())[..16].to_string()
+            });
+        let release: String = self
+            .release
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let release = if release.is_empty() || release.starts_with('.') {
+            format!("linux{release}")
+        } else {
+            release
+        };
+        format!("{release}-{key}")
+    }
+
     /// `CONFIG_RUSTC_VERSION_TEXT`: the rustc that built this tree.
     pub fn rustc_version_text(&self) -> Option<String> {
         self.config.string("RUSTC_VERSION_TEXT")
@@ -258,5 +301,41 @@ mod tests {
         assert!(e.to_string().contains("has not been built"), "{e}");
         let e = KernelTree::open(&dir.path().join("nope")).unwrap_err();
         assert!(e.to_string().ends_with("does not exist"), "{e}");
+    }
+
+    /// A prepared tree's outputs are named by its release and key; any other directory by
+    /// its release and a hash of its path; a hostile release cannot make a path.
+    #[test]
+    fn output_names_tell_trees_apart() {
+        let tree = |dir: &str, release: &str| KernelTree {
+            dir: PathBuf::from(dir),
+            srctree: PathBuf::from(dir),
+            config: KConfig::default(),
+            arch: Arch::X86_64,
+            release: release.to_string(),
+            tools: TreeTools {
+                compiler: Compiler::Clang {
+                    version: None,
+                    llvm: None,
+                },
+                llvm: None,
+                cross_compile: None,
+            },
+            rustc: None,
+        };
+        let home = tree("/h/trees/x86_64-8f362d836dd82c60", "7.2.13");
+        assert_eq!(home.output_name(), "7.2.13-8f362d836dd82c60");
+        let other = tree("/srv/linux-build", "7.2.13");
+        let name = other.output_name();
+        assert!(name.starts_with("7.2.13-") && name.len() == "7.2.13-".len() + 16);
+        assert_ne!(name, tree("/srv/linux-build2", "7.2.13").output_name());
+        let hostile = tree("/srv/x", "../../$(x) y/z");
+        let name = hostile.output_name();
+        assert!(name.starts_with("linux.._..___x__y_z-"), "{name}");
+        assert!(!name.contains('/'));
+        assert_eq!(
+            tree("/srv/x", "7.2.13+deb14-arm64").output_name()[..18],
+            *"7.2.13+deb14-arm64"
+        );
     }
 }

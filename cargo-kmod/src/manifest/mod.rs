@@ -47,7 +47,10 @@ pub const WORKSPACE_KEYS: &[&str] = &[
     "arch",
     "targets",
     "kernel-config",
+    "matrix",
 ];
+/// Keys of `[workspace.metadata.kmod.matrix]` (docs/matrix.md).
+const MATRIX_KEYS: &[&str] = &["kernels", "arches", "exclude", "targets"];
 const FEATURE_KEYS: &[&str] = &["c-sources", "ccflags", "rustflags"];
 const TARGET_KEYS: &[&str] = &[
     "arch",
@@ -217,6 +220,24 @@ pub struct Workspace {
     /// `[workspace.metadata.kmod] kdir`/`arch`.
     pub kdir: Option<PathBuf>,
     pub arch: Option<Arch>,
+    /// `[workspace.metadata.kmod.matrix]`: the dev trees `--matrix` adds to the targets.
+    pub matrix: Option<MatrixSpec>,
+}
+
+/// `[workspace.metadata.kmod.matrix]`: dev trees by kernel version and arch, the cells to
+/// leave out, and which targets join (default: all). [`crate::matrix`] makes the cells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatrixSpec {
+    /// Kernel versions (`"7.2"`, `"6.12"`): the dev tree of each, for each of `arches`.
+    pub kernels: Vec<String>,
+    /// Default: x86_64 and arm64.
+    pub arches: Vec<Arch>,
+    /// Cell names left out (`"6.12-arm64"`).
+    pub exclude: Vec<String>,
+    /// The targets that are cells; `None`: every target.
+    pub targets: Option<Vec<String>>,
+    /// The manifest that says it, for errors.
+    pub file: PathBuf,
 }
 
 /// Kernel module names are `[A-Za-z0-9_]`; kbuild turns `-` into `_`.
@@ -318,6 +339,47 @@ struct WorkspaceDefaults {
     arch: Option<Arch>,
     targets: BTreeMap<String, TargetSpec>,
     kernel_config: BTreeMap<String, String>,
+    matrix: Option<MatrixSpec>,
+}
+
+/// `[workspace.metadata.kmod.matrix]`.
+fn parse_matrix(t: &Table<'_>, file: &Path) -> Result<Option<MatrixSpec>> {
+    let Some(v) = t.map.get("matrix") else {
+        return Ok(None);
+    };
+    let section = "[workspace.metadata.kmod.matrix]";
+    let m = Table::new(v, section, file, MATRIX_KEYS)?;
+    let kernels: Vec<String> = m.get("kernels")?.unwrap_or_default();
+    for k in &kernels {
+        let parts: Vec<&str> = k.split('.').collect();
+        if !(2..=3).contains(&parts.len())
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            crate::bail_user!(
+                "invalid `kernels` in `{}` of `{}`: `{}` is not a kernel version", section, file.display(), crate::text::escape(k);
+                hint = "write versions as `\"7.2\"` or `\"6.12\"` (a dev tree of each is prepared from /usr/src/linux-source-<version>)"
+            );
+        }
+    }
+    let arches = match m.get::<Vec<String>>("arches")? {
+        None => Arch::ALL.to_vec(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for a in list {
+                out.extend(parse_arch(Some(a), "arches", section, file)?);
+            }
+            out
+        }
+    };
+    Ok(Some(MatrixSpec {
+        kernels,
+        arches,
+        exclude: m.get("exclude")?.unwrap_or_default(),
+        targets: m.get("targets")?,
+        file: file.to_path_buf(),
+    }))
 }
 
 /// `kernel-config = { PCI = "y", DEBUG_FS = "y", HZ = 250 }`: Kconfig symbols (`CONFIG_`
@@ -470,6 +532,7 @@ fn parse_workspace(value: Option<&Value>, root: &Path, file: &Path) -> Result<Wo
         arch: parse_arch(t.get("arch")?, "arch", section, file)?,
         targets,
         kernel_config: parse_kernel_config(&t)?,
+        matrix: parse_matrix(&t, file)?,
     })
 }
 
@@ -878,6 +941,7 @@ fn from_metadata(
         targets: ws.targets,
         kdir: ws.kdir,
         arch: ws.arch,
+        matrix: ws.matrix,
     })
 }
 

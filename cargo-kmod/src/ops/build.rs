@@ -4,7 +4,11 @@
 //! lock target/kmod/<arch> ─► fresh? ─► plan (Kbuild, bindings, macro) ─► kbuild ─► publish
 //! ```
 //!
-//! - **Lock**: `target/kmod/<arch>/.kmod-lock` is held for the whole build, like cargo's
+//! - **Per tree**: everything a build writes lives in the tree's own directory,
+//!   `target/kmod/<arch>/<release>-<tree key>/` ([`BuildContext::kmod_dir`]), so builds for
+//!   two trees of one arch (7.2 and 6.12, a dev tree and a board's) never overwrite each
+//!   other and can run at once.
+//! - **Lock**: the tree directory's `.kmod-lock` is held for the whole build, like cargo's
 //!   build-directory lock, so an IDE and a terminal (or `build` and `test`) never write the
 //!   same files at once; a second process says `Blocking` and waits.
 //! - **Fresh**: a fingerprint over every input the last kbuild pass read (the dependency
@@ -16,8 +20,12 @@
 //!   What is only known after kbuild ran is recorded as it was when the build began: a
 //!   file modified during the build is recorded as changed ([`fingerprint::Started`]), so
 //!   an edit the compiler may not have seen always makes the next build rebuild.
-//! - **Publish**: each `.ko` is copied atomically to `target/kmod/<arch>/[test/]`, beside
-//!   the pass's `Module.symvers` that kbuild wrote there.
+//! - **Publish**: each `.ko` is copied atomically to the tree directory's `[test/]`, beside
+//!   the pass's `Module.symvers` that kbuild wrote there; every build, fresh or not, then
+//!   links them as `target/kmod/<arch>/[test/]<module>.ko` (and `Module.symvers`): the
+//!   latest build's path, kept for scripts written before outputs were per tree. Commands
+//!   that go on from a build (`test`, `package`, `install`, `deploy`) take the tree's own
+//!   file from the [`Artifact`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,7 +47,7 @@ use crate::shell::Shell;
 pub struct BuildOptions {
     /// `--release`: no debug assertions or overflow checks, `-DNDEBUG`.
     pub release: bool,
-    /// Compile tests in (`--cfg test`, `-DKMOD_TEST`), into `target/kmod/<arch>/test/`.
+    /// Compile tests in (`--cfg test`, `-DKMOD_TEST`), into the tree directory's `test/`.
     pub test: bool,
     /// `--features` (comma or space separated lists, `pkg/feature` accepted).
     pub features: Vec<String>,
@@ -67,6 +75,9 @@ pub struct Artifact {
     /// The tree it was built against (so shipping never re-derives it).
     #[serde(skip)]
     pub tree: KernelTree,
+    /// `target/kmod`: where shipping writes by default (`package/`).
+    #[serde(skip)]
+    pub kmod_root: PathBuf,
 }
 
 /// Build the selected modules of `ctx`.
@@ -93,7 +104,9 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         base_fingerprint.clone() + &deps_inputs(ctx, &deps::recorded_sources(&stamp), None);
     if fingerprint::is_fresh(&stamp, &fingerprint) {
         shell.status("Fresh", names.join(", "));
-        return Ok(artifacts(ctx, &out_dir, opts.test));
+        let built = artifacts(ctx, &out_dir, opts.test);
+        publish_latest(ctx, &built, opts.test)?;
+        return Ok(built);
     }
     let _ = std::fs::remove_file(&stamp);
     // From here on, an edit to an input may come after the compile read it: what the build
@@ -134,7 +147,28 @@ pub fn build(session: &Session, ctx: &BuildContext, opts: &BuildOptions) -> Resu
         copy_atomic(&pm.built_ko, &base.join(format!("{}.ko", pm.name)))?;
     }
     record(ctx, &plan, &module_deps, &stamp, base_fingerprint, &started)?;
-    Ok(artifacts(ctx, &out_dir, opts.test))
+    let built = artifacts(ctx, &out_dir, opts.test);
+    publish_latest(ctx, &built, opts.test)?;
+    Ok(built)
+}
+
+/// `target/kmod/<arch>/[test/]<module>.ko` and `Module.symvers`: the latest build's files,
+/// hard links to the tree's own (a copy where links cannot be made), each replaced
+/// atomically, so a reader sees one build's file or another's, never a mix.
+fn publish_latest(ctx: &BuildContext, built: &[Artifact], test: bool) -> Result<()> {
+    let dir = publish_dir(&ctx.arch_dir(), test);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut files: Vec<(&Path, PathBuf)> = built
+        .iter()
+        .map(|a| (a.ko.as_path(), dir.join(format!("{}.ko", a.module))))
+        .collect();
+    if let Some(a) = built.first().filter(|a| a.symvers.is_file()) {
+        files.push((a.symvers.as_path(), dir.join("Module.symvers")));
+    }
+    for (from, to) in files {
+        crate::fsutil::link_atomic(from, &to)?;
+    }
+    Ok(())
 }
 
 /// What a check's saved rustc command depends on besides the Rust sources rustc reads
@@ -197,7 +231,7 @@ pub fn plan_for_check(
     Ok((plan, tc, sources))
 }
 
-/// Hold the build directory's lock (`target/kmod/<arch>/.kmod-lock`) until the returned
+/// Hold the build directory's lock (`target/kmod/<arch>/<tree>/.kmod-lock`) until the returned
 /// file is dropped, as [`build`] does.
 pub fn lock_for_check(session: &Session, ctx: &BuildContext) -> Result<std::fs::File> {
     lock_build_dir(&session.shell, &ctx.kmod_dir())
@@ -507,13 +541,20 @@ fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
 }
 
 fn artifacts(ctx: &BuildContext, out_dir: &Path, test: bool) -> Vec<Artifact> {
+    let kmod_root = ctx.workspace.target_dir.join("kmod");
     ctx.modules
         .iter()
-        .map(|m| artifact(m, &ctx.tree, out_dir, test))
+        .map(|m| artifact(m, &ctx.tree, out_dir, test, &kmod_root))
         .collect()
 }
 
-fn artifact(m: &ModuleSpec, tree: &KernelTree, out_dir: &Path, test: bool) -> Artifact {
+fn artifact(
+    m: &ModuleSpec,
+    tree: &KernelTree,
+    out_dir: &Path,
+    test: bool,
+    kmod_root: &Path,
+) -> Artifact {
     let dir = publish_dir(out_dir, test);
     let ko = dir.join(format!("{}.ko", m.name));
     let vermagic = crate::ko::read(&ko)
@@ -531,5 +572,6 @@ fn artifact(m: &ModuleSpec, tree: &KernelTree, out_dir: &Path, test: bool) -> Ar
         vermagic,
         module_deps: m.module_deps.clone(),
         tree: tree.clone(),
+        kmod_root: kmod_root.to_path_buf(),
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! plan (as build writes it: Kbuild, bindings, kmod_macros, dependency crates)
-//!   ─► make -C KDIR M=target/kmod/<arch> <package>/<stem>.rsi KMOD_CHECK_FLAGS=--error-format=json
+//!   ─► make -C KDIR M=target/kmod/<arch>/<tree> <package>/<stem>.rsi KMOD_CHECK_FLAGS=--error-format=json
 //!   ─► rustc's JSON diagnostics, by module
 //! ```
 //!

@@ -52,7 +52,7 @@ pub fn doc(
             hint = "run `cargo kmod check` to see the errors"
         );
     }
-    let out_dir = ctx.kmod_dir().join("doc");
+    let out_dir = ctx.arch_dir().join("doc");
     let mut out = Vec::new();
     for m in &ctx.modules {
         shell.status(

@@ -200,13 +200,7 @@ pub fn package(
     let built = inputs.artifacts.first();
     let out_dir = match (&req.out_dir, built) {
         (Some(d), _) => d.clone(),
-        // `target/kmod/<arch>/<module>.ko` -> `target/kmod/package/`
-        (None, Some(a)) => {
-            a.ko.parent()
-                .and_then(Path::parent)
-                .map(|kmod_dir| kmod_dir.join("package"))
-                .unwrap_or_else(|| PathBuf::from("target/kmod/package"))
-        }
+        (None, Some(a)) => a.kmod_root.join("package"),
         (None, None) => PathBuf::from("target/kmod/package"),
     };
     let source = SpecSource {

@@ -1,8 +1,8 @@
-//! The build plan: what `cargo kmod build` generates under `target/kmod/<arch>/` for one
-//! kbuild pass, before kbuild runs.
+//! The build plan: what `cargo kmod build` generates under `target/kmod/<arch>/<tree>/` (the
+//! tree's own directory) for one kbuild pass, before kbuild runs.
 //!
 //! ```text
-//! target/kmod/<arch>/[test/]
+//! target/kmod/<arch>/<release>-<tree key>/[test/]
 //!   Kbuild                 obj-m := <pkg-a>/ <pkg-b>/   (one pass: shared symbols)
 //!   Makefile               thin wrapper so plain `make` works by hand
 //!   <package>/Kbuild       the module: exported cargo-like env, objects, flags, rules
@@ -33,7 +33,7 @@ const MAKEFILE: &str = cargo_kmod_templates::kbuild::MAKEFILE;
 pub struct PlanInput<'a> {
     pub modules: Vec<&'a ModuleSpec>,
     pub tree: &'a KernelTree,
-    /// `target/kmod/<arch>` or `target/kmod/<arch>/test`.
+    /// The tree's build directory (`target/kmod/<arch>/<tree>`), or its `test/`.
     pub base: PathBuf,
     pub test: bool,
     /// `--release`: no debug assertions or overflow checks, `-DNDEBUG`.

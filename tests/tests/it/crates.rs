@@ -147,7 +147,7 @@ fn two_modules_with_the_same_crate_load_together() {
         );
     }
     // Compiled once for both modules: one rlib per crate in the cache.
-    let rlibs: Vec<PathBuf> = walk(&dir.join(format!("target/kmod/{arch}/deps")))
+    let rlibs: Vec<PathBuf> = walk(&dir.join(format!("target/kmod/{arch}")))
         .into_iter()
         .filter(|p| {
             p.file_name()

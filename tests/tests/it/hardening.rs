@@ -334,7 +334,13 @@ fn a_partial_flag_probe_cache_is_probed_again() {
     let manifest = d.path().join("Cargo.toml");
     let m = manifest.to_str().unwrap();
     ok(&build(&manifest, &[]));
-    let probe = d.path().join("target/kmod/x86_64/.probe");
+    // In the tree's own output directory (`target/kmod/x86_64/<release>-<key>/`).
+    let probe = std::fs::read_dir(d.path().join("target/kmod/x86_64"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(".probe"))
+        .find(|p| p.is_dir())
+        .expect("a tree directory with the probe cache");
     let cached: Vec<PathBuf> = std::fs::read_dir(&probe)
         .unwrap()
         .flatten()
