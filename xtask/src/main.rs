@@ -50,6 +50,8 @@ fn main() -> Result<()> {
         Some("test") => test(&sh),
         // The LSP test's rust-analyzer alone (also a step of `setup`).
         Some("rust-analyzer") => rust_analyzer::ensure(&sh).map(drop),
+        // The tests' schema validator (check-jsonschema) alone (also a step of `setup`).
+        Some("check-jsonschema") => setup::check_jsonschema(&sh),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("build") => bench_build::run(&sh),
             Some("test") => bench_test::run(),

@@ -42,6 +42,8 @@ const PACKAGES: &[&str] = &[
     // The distribution-kernel tests build a dkms package with the real `dkms`
     // (docs/distro.md); `unshare`/overlay mounts come with util-linux and the kernel.
     "dkms",
+    // `python3 -m venv` (Debian splits it out): the tests' validators (check-jsonschema).
+    "python3-venv",
 ];
 /// qemu, taken from bookworm-backports so it matches the image's backported qemu-utils.
 const QEMU: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
@@ -49,6 +51,11 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/cargo-kmod.sources";
 const PREFS_FILE: &str = "/etc/apt/preferences.d/cargo-kmod";
 const SOURCES: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports trixie trixie-backports sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 const BINDGEN_MIN: (u32, u32, u32) = (0, 71, 1);
+
+/// check-jsonschema (PyPI), pinned: the tests validate generated CI workflows against its
+/// vendored GitHub and GitLab schemas and KMM `Module` resources against
+/// `tests/schemas/kmm/module.schema.json`.
+pub const CHECK_JSONSCHEMA: &str = "0.39.0";
 
 /// The distribution kernels the tests build for (`tests/tests/it/distro.rs`).
 const DISTRO_KERNELS: &[&str] = &["debian:7.2.13+deb14-amd64", "debian:7.2.13+deb14-arm64"];
@@ -307,6 +314,9 @@ pub fn setup(sh: &Shell) -> Result<()> {
     }
     // 10. rust-analyzer for the LSP test (Debian's, with trixie's runtime; test tooling).
     crate::rust_analyzer::ensure(sh)?;
+    // 10b. check-jsonschema in a venv of its own (test tooling; a no-op when the pinned
+    //      version answers).
+    check_jsonschema(sh)?;
     // 11. Debian's Rust-enabled kernels, their headers completed with `rust/` (docs/distro.md):
     //     the bindgen their `.config` names (0.72.1), then `init --distro-kernel` (a no-op when
     //     completed; the packages come from Debian with cargo-kmod's private apt, cached).
@@ -329,6 +339,39 @@ pub fn setup(sh: &Shell) -> Result<()> {
     for kdir in &trees {
         cmd!(sh, "{kmod} kmod doctor --kdir {kdir}").run()?;
     }
+    Ok(())
+}
+
+/// `check-jsonschema` [`CHECK_JSONSCHEMA`] in a Python venv at `Home::validators_dir`,
+/// unless its `--version` already names that version. A venv rather than the system's
+/// Python, so nothing outside the home changes and the tests find it at one fixed place
+/// (with its `ruamel.yaml`, which they convert YAML with).
+pub fn check_jsonschema(sh: &Shell) -> Result<()> {
+    let venv = home().validators_dir();
+    let bin = venv.join("bin/check-jsonschema");
+    let current = cmd!(sh, "{bin} --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if current.split_whitespace().any(|w| w == CHECK_JSONSCHEMA) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing check-jsonschema {CHECK_JSONSCHEMA} (test tooling) into `{}`",
+        venv.display()
+    ));
+    // `--clear`: a venv left broken (its Python gone, an interrupted install) starts over.
+    cmd!(sh, "python3 -m venv --clear {venv}").run()?;
+    let pip = venv.join("bin/pip");
+    let spec = format!("check-jsonschema=={CHECK_JSONSCHEMA}");
+    cmd!(sh, "{pip} install --quiet {spec}").run()?;
+    let version = cmd!(sh, "{bin} --version").read()?;
+    anyhow::ensure!(
+        version.split_whitespace().any(|w| w == CHECK_JSONSCHEMA),
+        "`{}` says `{version}`, not {CHECK_JSONSCHEMA}",
+        bin.display()
+    );
     Ok(())
 }
 

@@ -25,6 +25,9 @@
 //!                                    notes an attempt that failed
 //!   kvm-probe.json                   whether KVM works for a tree's arch
 //!   bindgen/<version>/bin/bindgen   a bindgen a kernel's config names (`cargo xtask setup`)
+//!   tools/check-jsonschema/          a Python venv with check-jsonschema, the tests' validator
+//!                                    of generated CI workflows and KMM resources
+//!                                    (`cargo xtask setup`; test tooling)
 //!   distro/debian/                   distribution kernels (`kernel::distro`)
 //!     apt/                           the private apt: apt.conf, sources, lists, archives
 //!     packages/<name>_<ver>_<arch>/  packages unpacked (`dpkg-deb -x`), never installed
@@ -135,6 +138,13 @@ impl Home {
     /// A bindgen of one version (`cargo install --root`), for kernels that name it.
     pub fn bindgen_root(&self, version: &str) -> PathBuf {
         self.root.join("bindgen").join(version)
+    }
+
+    /// The Python venv holding `check-jsonschema` (`bin/check-jsonschema`, `bin/python`
+    /// with `ruamel.yaml`), which the tests validate generated CI workflows and Kubernetes
+    /// KMM resources with; `cargo xtask setup` installs it.
+    pub fn validators_dir(&self) -> PathBuf {
+        self.root.join("tools").join("check-jsonschema")
     }
 
     /// One distribution's packages, toolchains and completed headers (`debian`).
