@@ -35,6 +35,7 @@ pub mod kbuild;
 pub mod kernel;
 pub mod ko;
 pub mod manifest;
+pub mod matrix;
 pub mod ops;
 pub mod plan;
 pub mod process;

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("deps", 9),
     ("plan", 10),
     ("export", 10),
+    ("matrix", 10),
     // Above the stages: resolution, each command's work, the commands, the entry points.
     ("context", 11),
     ("ops", 12),

@@ -43,6 +43,8 @@ pub struct Dialect {
     pub imports_ns: bool,
     /// `type:` may be any type (syn parser) rather than a bare identifier.
     pub type_path: bool,
+    /// The kernel crate has `#[kunit_tests]` (in its prelude): Rust KUnit suites, from 6.15.
+    pub kunit_tests: bool,
 }
 
 impl Dialect {
@@ -54,6 +56,7 @@ impl Dialect {
             native_params: at_least(6, 17),
             imports_ns: at_least(6, 13),
             type_path: at_least(7, 0),
+            kunit_tests: at_least(6, 15),
         }
     }
 }
@@ -86,8 +89,10 @@ mod tests {
     fn switches_on_version() {
         let old = Dialect::for_version(KernelVersion(6, 12, 117));
         assert!(!old.authors_list && !old.native_params && !old.imports_ns && !old.type_path);
+        assert!(!old.kunit_tests);
         let new = Dialect::for_version(KernelVersion(7, 2, 13));
         assert!(new.authors_list && new.native_params && new.imports_ns && new.type_path);
+        assert!(new.kunit_tests);
         assert!(Dialect::for_version(KernelVersion(6, 14, 0)).authors_list);
         assert!(!Dialect::for_version(KernelVersion(6, 16, 9)).native_params);
     }

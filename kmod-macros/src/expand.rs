@@ -389,6 +389,17 @@ pub fn expand(input: ModuleInput, pkg: &Package) -> syn::Result<TokenStream> {
         ));
     }
 
+    if !d.kunit_tests {
+        // The kernel crate has no `#[kunit_tests]`: the test module's attribute resolves to
+        // kmod-macros' stand-in (an explicit import wins over the prelude's glob), which
+        // compiles the suite out; `cargo kmod test` then checks load and unload only.
+        extra.extend(quote! {
+            #[cfg(test)]
+            #[allow(unused_imports)]
+            use ::kmod_macros::kunit_tests;
+        });
+    }
+
     Ok(quote! {
         ::kernel::prelude::module! { #fields }
         #extra

@@ -230,3 +230,131 @@ impl BootArgs {
         }
     }
 }
+
+/// `--matrix`: the command over every cell of the workspace's matrix (docs/matrix.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MatrixArgs {
+    /// Run for every cell of the workspace's matrix, in parallel: each target of
+    /// `[workspace.metadata.kmod.targets]` and the dev trees of
+    /// `[workspace.metadata.kmod.matrix]` (with it, `-j` is the cells run at once)
+    #[arg(long, conflicts_with_all = ["kdir", "target", "arch"])]
+    pub matrix: bool,
+    /// Only these cells (comma separated)
+    #[arg(long, value_name = "CELLS", value_delimiter = ',', requires = "matrix")]
+    pub targets: Vec<String>,
+    /// Start no more cells after one failed (those are reported as not run)
+    #[arg(long, requires = "matrix")]
+    pub fail_fast: bool,
+    /// Do not prepare the cells' missing trees: report those cells as not run, with the
+    /// `cargo kmod init` that prepares each
+    #[arg(long, requires = "matrix")]
+    pub no_prepare: bool,
+}
+
+impl MatrixArgs {
+    /// The matrix request of a command of `kind` whose other arguments are `args`.
+    pub fn request(
+        &self,
+        kind: crate::ops::matrix::Kind,
+        jobs: Option<usize>,
+        args: Vec<std::ffi::OsString>,
+    ) -> crate::ops::matrix::MatrixRequest {
+        crate::ops::matrix::MatrixRequest {
+            kind,
+            cells: self.targets.clone(),
+            jobs,
+            fail_fast: self.fail_fast,
+            no_prepare: self.no_prepare,
+            args,
+        }
+    }
+}
+
+/// Arguments as a cell's process gets them again (`--matrix`): each group renders what it
+/// parsed, so a cell runs exactly the command the user gave, for its own tree.
+pub trait ToArgs {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>);
+}
+
+fn flag(out: &mut Vec<std::ffi::OsString>, on: bool, name: &str) {
+    if on {
+        out.push(name.into());
+    }
+}
+
+fn value(out: &mut Vec<std::ffi::OsString>, name: &str, v: impl Into<std::ffi::OsString>) {
+    out.push(name.into());
+    out.push(v.into());
+}
+
+impl ToArgs for PackageSelect {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>) {
+        if let Some(m) = &self.manifest_path {
+            value(out, "--manifest-path", m);
+        }
+        for p in &self.packages {
+            value(out, "--package", p);
+        }
+        flag(out, self.workspace, "--workspace");
+    }
+}
+
+/// Everything but `-j`, which `--matrix` takes for cells.
+impl ToArgs for BuildArgs {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>) {
+        flag(out, self.release, "--release");
+        for f in &self.features {
+            value(out, "--features", f);
+        }
+        flag(out, self.all_features, "--all-features");
+        flag(out, self.no_default_features, "--no-default-features");
+        flag(out, self.cargo.offline, "--offline");
+        flag(out, self.cargo.locked, "--locked");
+        flag(out, self.cargo.frozen, "--frozen");
+    }
+}
+
+impl ToArgs for KoArgs {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>) {
+        for k in &self.ko {
+            value(out, "--ko", k);
+        }
+        for p in &self.params {
+            value(out, "--param", p);
+        }
+    }
+}
+
+/// The kernel arguments come last (after `--`): push this group last.
+impl ToArgs for BootArgs {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>) {
+        for d in &self.devices {
+            value(out, "--device", d);
+        }
+        value(out, "--timeout", self.timeout.to_string());
+        if !self.kernel_args.is_empty() {
+            out.push("--".into());
+            out.extend(self.kernel_args.iter().map(Into::into));
+        }
+    }
+}
+
+impl ToArgs for ShipArgs {
+    fn to_args(&self, out: &mut Vec<std::ffi::OsString>) {
+        use clap::ValueEnum;
+        flag(out, self.sign, "--sign");
+        flag(out, self.no_sign, "--no-sign");
+        if let Some(k) = &self.key {
+            value(out, "--key", k);
+        }
+        if let Some(c) = &self.cert {
+            value(out, "--cert", c);
+        }
+        if let Some(c) = self.compress.and_then(|c| c.to_possible_value()) {
+            value(out, "--compress", c.get_name());
+        }
+        flag(out, self.no_strip, "--no-strip");
+        value(out, "--dir", &self.dir);
+        flag(out, self.no_verify, "--no-verify");
+    }
+}

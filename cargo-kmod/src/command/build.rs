@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::command::args::BuildSelect;
+use crate::command::args::{BuildSelect, MatrixArgs, ToArgs};
 use crate::context::{BuildContext, Session};
 use crate::ops::build;
 
@@ -13,10 +13,21 @@ use crate::ops::build;
 pub struct BuildCmd {
     #[command(flatten)]
     pub args: BuildSelect,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
 }
 
 impl BuildCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
+        if self.matrix.matrix {
+            let mut args = Vec::new();
+            self.args.select.to_args(&mut args);
+            self.args.build.to_args(&mut args);
+            let req =
+                self.matrix
+                    .request(crate::ops::matrix::Kind::Build, self.args.build.jobs, args);
+            return crate::command::matrix::run(session, &self.args.select.selection(), &req);
+        }
         let started = Instant::now();
         let shell = &session.shell;
         let ctx = BuildContext::resolve(

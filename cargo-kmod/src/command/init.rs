@@ -62,6 +62,10 @@ pub struct InitCmd {
     /// List the prepared trees (and the board presets) and exit
     #[arg(long)]
     pub list: bool,
+    /// Print the name each tree has under `$CARGO_KMOD_HOME/trees` (`x86_64-8f36…`, over the
+    /// inputs and the tools' versions) without preparing it, one per line: a CI cache's key
+    #[arg(long, conflicts_with = "list")]
+    pub print_key: bool,
 }
 
 impl InitCmd {
@@ -83,6 +87,25 @@ impl InitCmd {
             }
             _ => None,
         };
+        if let (Some(req), true) = (&distro, self.print_key) {
+            // A distribution's kernel is its own identity: its packages' release.
+            let name = match req {
+                ops::init::DistroRequest::Named(dk) => dk.name(),
+                ops::init::DistroRequest::Installed(dir) => dir.display().to_string(),
+            };
+            let key: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            session.shell.out(format_args!("distro-{key}"));
+            return Ok(());
+        }
         if let Some(req) = distro {
             let (c, fresh) = ops::init::init_distro(session, &req, jobs)?;
             if session.shell.is_json() {
@@ -134,6 +157,12 @@ impl InitCmd {
                 jobs,
             }),
         };
+        if self.print_key {
+            for key in ops::init::keys(session, &req)? {
+                session.shell.out(key);
+            }
+            return Ok(());
+        }
         ops::init::init(session, &req, |req, tree, fresh| {
             if session.shell.is_json() {
                 session.shell.json(&json!({

@@ -17,6 +17,7 @@ pub mod info;
 pub mod init;
 pub mod install;
 pub mod kit;
+pub mod matrix;
 pub mod new;
 pub mod package;
 pub mod run;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::command::args::{BuildSelect, ShipArgs};
+use crate::command::args::{BuildSelect, MatrixArgs, ShipArgs, ToArgs};
 use crate::context::Session;
 use crate::ops::ship::{self, PackageRequest};
 use crate::ship::package::Format;
@@ -36,10 +36,15 @@ pub struct PackageCmd {
     /// For `--format dkms`: the module's kbuild source directory (with its `Kbuild`)
     #[arg(long, value_name = "DIR")]
     pub src: Option<PathBuf>,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
 }
 
 impl PackageCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
+        if self.matrix.matrix {
+            return self.run_matrix(session);
+        }
         let inputs = ship::inputs(
             session,
             &self.files,
@@ -69,5 +74,37 @@ impl PackageCmd {
             format_args!("`{}` (sha256 {})", out.display(), &sha[..16]),
         );
         Ok(())
+    }
+}
+
+impl PackageCmd {
+    /// `--matrix`: each cell's packages, under `target/kmod/package/<cell>/`.
+    fn run_matrix(&self, session: &Session) -> Result<()> {
+        use clap::ValueEnum;
+        if !self.files.is_empty() || self.out_dir.is_some() || self.src.is_some() {
+            crate::bail_user!(
+                "`--matrix` packages what it builds for each cell, under `target/kmod/package/<cell>/`: it takes no FILE, `--out-dir` or `--src`";
+                hint = "package files for one tree with `--kdir` or `--target`"
+            );
+        }
+        let mut args = Vec::new();
+        self.build.select.to_args(&mut args);
+        self.build.build.to_args(&mut args);
+        self.ship.to_args(&mut args);
+        if let Some(f) = self.format.to_possible_value() {
+            args.extend(["--format".into(), f.get_name().into()]);
+        }
+        if let Some(n) = &self.name {
+            args.extend(["--name".into(), n.into()]);
+        }
+        if let Some(v) = &self.version {
+            args.extend(["--pkg-version".into(), v.into()]);
+        }
+        let req = self.matrix.request(
+            crate::ops::matrix::Kind::Package,
+            self.build.build.jobs,
+            args,
+        );
+        crate::command::matrix::run(session, &self.build.select.selection(), &req)
     }
 }

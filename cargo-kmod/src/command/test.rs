@@ -10,7 +10,9 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::command::args::{BootArgs, BuildArgs, KdirArgs, KoArgs, PackageSelect};
+use crate::command::args::{
+    BootArgs, BuildArgs, KdirArgs, KoArgs, MatrixArgs, PackageSelect, ToArgs,
+};
 use crate::context::Session;
 use crate::error::{UserError, EXIT_TESTS_FAILED};
 use crate::guest::verdict::{self, TestOptions, TestReport, Verdict};
@@ -46,10 +48,15 @@ pub struct TestCmd {
     pub ko: KoArgs,
     #[command(flatten)]
     pub boot: BootArgs,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
 }
 
 impl TestCmd {
     pub fn run(&self, session: &Session) -> Result<()> {
+        if self.matrix.matrix {
+            return self.run_matrix(session);
+        }
         let shell = &session.shell;
         let req = TestRequest {
             guest: self.boot.guest(&self.ko, self.build.options(true)),
@@ -128,7 +135,7 @@ impl TestCmd {
             ));
         }
         print_bindings(session, &guest, &report);
-        print_report(session, &report, tree);
+        print_report(session, &report, tree, &guest.machine);
         if report.passed() {
             Ok(())
         } else {
@@ -145,6 +152,38 @@ impl TestCmd {
 }
 
 impl TestCmd {
+    /// `--matrix`: this command, for each cell's tree, in parallel.
+    fn run_matrix(&self, session: &Session) -> Result<()> {
+        if !self.ko.ko.is_empty() {
+            crate::bail_user!(
+                "`--matrix` builds the packages for each cell's tree, so it takes no `--ko` files";
+                hint = "test a `.ko` on the tree it was built for with `--kdir` or `--target`"
+            );
+        }
+        let mut args = Vec::new();
+        self.packages.to_args(&mut args);
+        self.build.to_args(&mut args);
+        self.ko.to_args(&mut args);
+        for (on, name) in [
+            (self.no_fail_fast, "--no-fail-fast"),
+            (self.sanitize, "--sanitize"),
+            (self.no_debug_kernel, "--no-debug-kernel"),
+            (self.require_kunit, "--require-kunit"),
+        ] {
+            if on {
+                args.push(name.into());
+            }
+        }
+        if let Some(f) = &self.filter {
+            args.push(f.into());
+        }
+        self.boot.to_args(&mut args);
+        let req = self
+            .matrix
+            .request(crate::ops::matrix::Kind::Test, self.build.jobs, args);
+        crate::command::matrix::run(session, &self.packages.selection(), &req)
+    }
+
     /// The user's kernel arguments, after the switches of `--no-debug-kernel` and
     /// `--sanitize`.
     fn kernel_args(&self) -> Vec<String> {
@@ -239,7 +278,12 @@ fn print_bindings(
 }
 
 /// Print the libtest-style report (or JSON events).
-fn print_report(session: &Session, report: &TestReport, tree: &KernelTree) {
+fn print_report(
+    session: &Session,
+    report: &TestReport,
+    tree: &KernelTree,
+    machine: &crate::qemu::Machine,
+) {
     let shell = &session.shell;
     let secs = report.boot.elapsed.as_secs_f64();
     if shell.is_json() {
@@ -261,6 +305,20 @@ fn print_report(session: &Session, report: &TestReport, tree: &KernelTree) {
             "ignored": report.count(Verdict::Ignored),
             "filtered_out": report.filtered_out,
             "arch": tree.arch.name(),
+            "kernel": tree.release,
+            "machine": format!(
+                "{}, {}",
+                machine
+                    .model
+                    .as_deref()
+                    .and_then(|m| m.split(',').next())
+                    // qemu's default machine.
+                    .unwrap_or(match tree.arch {
+                        crate::kernel::Arch::X86_64 => "pc",
+                        crate::kernel::Arch::Arm64 => "virt",
+                    }),
+                machine.accel.name()
+            ),
             "exec_time": secs,
         }));
         return;

@@ -655,6 +655,17 @@ fn check_bindgen_minimum(tc: &Toolchain, srctree: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The name `req`'s tree has (or will have) under `trees/`: `<arch>-<key>` over its inputs and
+/// this toolchain's versions, what `init --print-key` prints for a CI cache key.
+pub fn tree_name(tc: &Toolchain, req: &Request) -> Result<String> {
+    let gcc_version = check_toolchain(tc, &req.cc)?;
+    Ok(format!(
+        "{}-{}",
+        req.arch,
+        key_for(req, tc, gcc_version.as_deref())?
+    ))
+}
+
 /// Prepare (or find) the tree for `req`. Returns the tree and whether it was already fresh.
 pub fn prepare(
     shell: &Shell,

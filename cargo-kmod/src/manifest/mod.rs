@@ -216,6 +216,9 @@ pub struct Workspace {
     /// The manifest that was asked for (`--manifest-path`, or the one cargo found).
     pub manifest_path: PathBuf,
     pub modules: Vec<ModuleSpec>,
+    /// The packages cargo acts on at a virtual root with no `-p` (`default-members`; empty:
+    /// all).
+    pub default_members: Vec<String>,
     pub targets: BTreeMap<String, TargetSpec>,
     /// `[workspace.metadata.kmod] kdir`/`arch`.
     pub kdir: Option<PathBuf>,
@@ -933,7 +936,17 @@ fn from_metadata(
         }
         None => find_manifest(&std::env::current_dir()?).unwrap_or(root_manifest),
     };
+    // `default-members` (cargo 1.71 and later say them; all members otherwise).
+    let default_members: Vec<String> = if meta.workspace_default_members.is_available() {
+        meta.workspace_default_packages()
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Workspace {
+        default_members,
         root,
         target_dir: meta.target_directory.as_std_path().to_path_buf(),
         manifest_path,
@@ -995,7 +1008,17 @@ impl Workspace {
                 Some(m) => {
                     wanted.insert(m.package.clone());
                 }
-                None => wanted.extend(self.modules.iter().map(|m| m.package.clone())),
+                // A virtual root: cargo's default members (all members without
+                // `default-members`), as `cargo build` there.
+                None => wanted.extend(
+                    self.modules
+                        .iter()
+                        .filter(|m| {
+                            self.default_members.is_empty()
+                                || self.default_members.contains(&m.package)
+                        })
+                        .map(|m| m.package.clone()),
+                ),
             }
         }
         // Close over module dependencies, then order dependencies first.

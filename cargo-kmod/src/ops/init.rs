@@ -159,6 +159,17 @@ fn workspace_needs(session: &Session) -> Result<std::collections::BTreeMap<Strin
 
 /// Prepare every tree `req` asks for, one after the other; `done` hears of each as it is
 /// ready (`true`: it was prepared already).
+/// The names of the trees `req` prepares (`x86_64-8f36…`), without preparing them: `init
+/// --print-key`, a CI cache's key.
+pub fn keys(session: &Session, req: &InitRequest) -> Result<Vec<String>> {
+    let home = Home::from_env()?;
+    let tc = Toolchain::detect(&home);
+    requests(session, req)?
+        .iter()
+        .map(|r| prepare::tree_name(&tc, r))
+        .collect()
+}
+
 pub fn init(
     session: &Session,
     req: &InitRequest,

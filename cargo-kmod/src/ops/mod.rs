@@ -8,7 +8,8 @@
 //! - [`check`], [`clippy`]: kbuild's rustc (or clippy) command with `--emit=metadata`, by
 //!   module -> rustc's JSON diagnostics;
 //! - [`fmt`]: rustfmt over each module's sources in the tree's style;
-//! - [`ide`]: `rust-project.json` for rust-analyzer.
+//! - [`ide`]: `rust-project.json` for rust-analyzer;
+//! - [`matrix`]: one command over every cell of the workspace's matrix, each its own process.
 
 pub mod build;
 pub mod check;
@@ -21,6 +22,7 @@ pub mod fmt;
 pub mod ide;
 pub mod init;
 pub mod kit;
+pub mod matrix;
 pub mod new;
 pub mod run;
 pub mod ship;

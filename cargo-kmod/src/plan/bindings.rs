@@ -29,8 +29,16 @@ pub fn kbuild_cflags(
         what: "C flags for bindgen",
     };
     // The cache holds filtered flags: its name changes with the filter (2: the kernel's
-    // `-fms-extensions` dialect kept).
+    // `-fms-extensions` dialect kept; 3: relative paths of kernels before 6.13 resolved in
+    // the tree).
     // Kernel C flags always define `__KERNEL__` and name include directories.
+    // Before Linux 6.13, kbuild compiled external modules from the tree's directory (`make
+    // -C KDIR`), so the flags' relative paths (`-I./include`) are the tree's; since 6.13 it
+    // changes to the module's directory (the probe's).
+    let cwd = match tree.version() {
+        Some(v) if v < crate::kernel::Version(6, 13, 0) => tree.dir.clone(),
+        _ => probe_dir.to_path_buf(),
+    };
     let complete = |flags: &[String]| {
         flags.iter().any(|f| f == "-D__KERNEL__") && flags.iter().any(|f| f.starts_with("-I"))
     };
@@ -38,15 +46,16 @@ pub fn kbuild_cflags(
         shell,
         tree,
         tc,
-        "cflags2",
-        |raw| filter_for_clang(raw.lines(), probe_dir, tree),
+        "cflags3",
+        |raw| filter_for_clang(raw.lines(), &cwd, tree),
         complete,
     )
 }
 
 /// Keep what clang needs to parse kernel headers like kbuild does (include paths, forced
 /// includes, defines, language standard, target); drop code-generation and warning flags,
-/// some of which are GCC-only. Relative paths are relative to the module directory.
+/// some of which are GCC-only. Relative paths are relative to `cwd`, the directory kbuild
+/// compiled in.
 ///
 /// This is an allowlist, so it is stricter than the kernel's own `bindgen_skip_c_flags`
 /// (`rust/Makefile`), which removes a known list of GCC-only flags from `c_flags`: every flag
