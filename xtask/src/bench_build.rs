@@ -148,7 +148,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let manifest = one.join("Cargo.toml");
     ctx.make_args = vec![format!("ARCH={arch}")];
     ctx.kmod_build(&sh, &manifest, &[])?;
-    let plan_dir = w.join("target/kmod").join(&arch);
+    let plan_dir = tree_dir(&w.join("target/kmod").join(&arch))?;
     let makefile = std::fs::read_to_string(plan_dir.join("Makefile"))?;
     let line = makefile
         .lines()
@@ -251,7 +251,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let deps_plan = {
         let _t = sh.push_env("CARGO_TARGET_DIR", with_deps.join("target"));
         ctx.kmod_build(&sh, &deps_manifest, &[])?;
-        with_deps.join("target/kmod").join(&arch)
+        tree_dir(&with_deps.join("target/kmod").join(&arch))?
     };
     let mut ours = vec![];
     let mut plain = vec![];
@@ -325,4 +325,19 @@ pub fn run(sh: &Shell) -> Result<()> {
     row("check, one line changed (of 9)", check_one, 0.5);
     row("no-op check (median of 7)", check_noop, 0.05);
     Ok(())
+}
+
+/// The tree's own build directory under `target/kmod/<arch>/` (`<release>-<tree key>/`,
+/// where cargo-kmod writes the plan's Makefile): the one directory the bench's one tree made.
+fn tree_dir(arch_dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::read_dir(arch_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("Makefile").is_file())
+        .with_context(|| {
+            format!(
+                "no tree directory with a Makefile in `{}`",
+                arch_dir.display()
+            )
+        })
 }

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod build;
 pub mod check;
+pub mod ci;
 pub mod clippy;
 pub mod deploy;
 pub mod diagnostics;
@@ -17,6 +18,7 @@ pub mod info;
 pub mod init;
 pub mod install;
 pub mod kit;
+pub mod kmm;
 pub mod matrix;
 pub mod new;
 pub mod package;
@@ -67,6 +69,10 @@ pub enum Command {
     Kit(kit::KitCmd),
     /// Check, copy and load the modules on a running board over ssh, and report the kernel's answer
     Deploy(deploy::DeployCmd),
+    /// Write a CI workflow whose job matrix is the workspace's matrix (GitHub Actions, GitLab CI)
+    Ci(ci::CiCmd),
+    /// Write kmod images and Module resources for Kubernetes' Kernel Module Management
+    Kmm(kmm::KmmCmd),
 }
 
 impl Command {
@@ -91,6 +97,8 @@ impl Command {
             Command::Export(c) => c.run(session),
             Command::Kit(c) => c.run(session),
             Command::Deploy(c) => c.run(session),
+            Command::Ci(c) => c.run(session),
+            Command::Kmm(c) => c.run(session),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use crate::context::{ModuleRequest, Scope, Selection, Session, TreeSelection};
@@ -437,4 +437,271 @@ fn run_cell(
         events,
         tree: Some(tree.to_path_buf()),
     }
+}
+
+/// `cargo kmod ci`: which engine, where, and what the jobs run besides the cells.
+#[derive(Debug, Clone)]
+pub struct CiRequest {
+    pub engine: Engine,
+    pub cells: Vec<String>,
+    /// The repository root the files go under (default: the nearest directory above the
+    /// workspace with `.git`, else the workspace root).
+    pub root: Option<PathBuf>,
+    pub options: matrix::ci::Options,
+    /// Replace files that do not start with the generated header.
+    pub force: bool,
+}
+
+/// The CI engines `cargo kmod ci` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// GitHub Actions: `.github/workflows/kmod-matrix.yml` (one file per 256 cells)
+    Github,
+    /// GitLab CI: `.gitlab/kmod-matrix.yml`, to `include:` from `.gitlab-ci.yml`
+    Gitlab,
+}
+
+/// Write the CI files of the workspace's matrix; returns their paths. A file that exists and
+/// was not generated (its first line is not [`matrix::ci::HEADER`]) is refused without
+/// `force`, before anything is written.
+pub fn ci(session: &Session, select: &Selection, req: &CiRequest) -> Result<Vec<PathBuf>> {
+    let ws = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
+    let cells = cells(&ws, &req.cells)?;
+    let root = match &req.root {
+        Some(r) => r.clone(),
+        None => ws
+            .root
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .unwrap_or(&ws.root)
+            .to_path_buf(),
+    };
+    let mut options = req.options.clone();
+    if options.workdir.is_empty() {
+        let real_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        let real_ws = std::fs::canonicalize(&ws.root).unwrap_or_else(|_| ws.root.clone());
+        let Ok(rel) = real_ws.strip_prefix(&real_root) else {
+            crate::bail_user!(
+                "the workspace `{}` is not inside `{}`: the CI jobs run in a checkout of that directory", ws.root.display(), root.display();
+                hint = "give `--root` a directory that holds the workspace"
+            );
+        };
+        options.workdir = rel.display().to_string();
+    }
+    let jobs: Vec<matrix::ci::Job> = cells.iter().map(matrix::ci::Job::of).collect();
+    let files = match req.engine {
+        Engine::Github => matrix::ci::github(&jobs, &options),
+        Engine::Gitlab => vec![matrix::ci::gitlab(&jobs, &options)],
+    };
+    for f in &files {
+        let path = root.join(&f.path);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if !req.force && !text.starts_with(matrix::ci::HEADER) {
+                crate::bail_user!(
+                    "`{}` exists and was not written by `cargo kmod ci`", path.display();
+                    hint = "move it away, or pass `--force` to replace it"
+                );
+            }
+        } else if path.exists() || path.is_symlink() {
+            crate::bail_user!("`{}` exists and is not a readable file", path.display());
+        }
+    }
+    let written: Vec<(PathBuf, &[u8])> = files
+        .iter()
+        .map(|f| (root.join(&f.path), f.text.as_bytes()))
+        .collect();
+    let refs: Vec<(&Path, &[u8])> = written.iter().map(|(p, t)| (p.as_path(), *t)).collect();
+    crate::fsutil::write_atomic_all(&refs)?;
+    Ok(written.into_iter().map(|(p, _)| p).collect())
+}
+
+/// `cargo kmod kmm`: the image repository, the resources' namespace and signing secrets, and
+/// where the files go.
+#[derive(Debug, Clone, Default)]
+pub struct KmmRequest {
+    pub cells: Vec<String>,
+    pub options: matrix::kmm::Options,
+    /// Default `target/kmod/kmm/` (replaced on each run); another directory must be new,
+    /// empty, or one this command wrote.
+    pub out: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    /// The build's arguments, passed to every cell.
+    pub args: Vec<OsString>,
+}
+
+/// What `kmm` wrote.
+#[derive(Debug, Clone)]
+pub struct KmmOutput {
+    pub dir: PathBuf,
+    /// Each image's build context and what it holds.
+    pub images: Vec<(PathBuf, matrix::kmm::Image)>,
+    /// The `Module` resources.
+    pub resources: Vec<PathBuf>,
+    /// Cells that did not build (their results, for the report).
+    pub failed: Vec<CellResult>,
+}
+
+/// The marker of a directory `kmm` wrote.
+const KMM_MARKER: &str = ".cargo-kmod-kmm";
+
+/// Build every cell (as `build --matrix`), then write per kernel the kmod image's build
+/// context (the modules installed under `opt/` with `depmod -b`, and a Containerfile) and per
+/// module and arch the `Module` resource.
+pub fn kmm(
+    session: &Session,
+    select: &Selection,
+    req: &KmmRequest,
+    done: &(dyn Fn(&CellResult) + Sync),
+) -> Result<KmmOutput> {
+    use std::collections::BTreeMap;
+    let image = &req.options.image;
+    if image.is_empty()
+        || image.contains(char::is_whitespace)
+        || image.contains([':', '@'])
+        || image.ends_with('/')
+        || image.chars().any(char::is_control)
+    {
+        crate::bail_user!(
+            "`--image` must be an image repository without a tag, such as `registry.example/acme/hello`, not `{}`", crate::text::escape(image);
+            hint = "cargo-kmod tags each kernel's image `<arch>-<release>`"
+        );
+    }
+    let ws = crate::manifest::load(&session.shell, select.manifest_path.as_deref())?;
+    let dir = match &req.out {
+        Some(d) => {
+            let ours = d.join(KMM_MARKER).is_file();
+            let empty = std::fs::read_dir(d).map_or(true, |mut it| it.next().is_none());
+            if d.exists() && !ours && !empty {
+                crate::bail_user!(
+                    "`{}` is not empty and was not written by `cargo kmod kmm`", d.display();
+                    hint = "give `--out` a new or empty directory"
+                );
+            }
+            d.clone()
+        }
+        None => ws.target_dir.join("kmod").join("kmm"),
+    };
+    let run_req = MatrixRequest {
+        kind: Kind::Build,
+        cells: req.cells.clone(),
+        jobs: req.jobs,
+        fail_fast: false,
+        no_prepare: false,
+        args: req.args.clone(),
+    };
+    let results = run(session, select, &run_req, done)?;
+    let (built, failed): (Vec<CellResult>, Vec<CellResult>) = results
+        .into_iter()
+        .partition(|r| r.row.outcome == Outcome::Passed);
+    // One image per arch and kernel: KMM picks it by the node's kernel release alone.
+    // (arch, release) -> the cell, its `.ko` files and their module names.
+    type Built<'a> = (&'a CellResult, Vec<PathBuf>, Vec<String>);
+    let mut by_kernel: BTreeMap<(String, String), Built> = BTreeMap::new();
+    for r in &built {
+        let mut kos = Vec::new();
+        let mut names = Vec::new();
+        let mut key = None;
+        for e in r
+            .events
+            .iter()
+            .filter(|e| e.get("reason").and_then(Value::as_str) == Some("kmod-artifact"))
+        {
+            let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            kos.push(PathBuf::from(field("path")));
+            names.push(field("module"));
+            key = Some((field("arch"), field("kernel_release")));
+        }
+        let Some(key) = key else { continue };
+        if let Some((other, _, _)) = by_kernel.get(&key) {
+            crate::bail_user!(
+                "cells `{}` and `{}` are both {} kernels `{}`: KMM chooses an image by the node's kernel release, so one release cannot have two", other.cell.name, r.cell.name, key.0, crate::text::escape(&key.1);
+                hint = "pick one of them with `--targets` (or give one kernel its own release with `CONFIG_LOCALVERSION`)"
+            );
+        }
+        by_kernel.insert(key, (r, kos, names));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot clear `{}`", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    std::fs::write(
+        dir.join(KMM_MARKER),
+        "written by `cargo kmod kmm`; the next run replaces this directory\n",
+    )?;
+    let mut images = Vec::new();
+    let mut releases: BTreeMap<(String, crate::kernel::Arch), Vec<String>> = BTreeMap::new();
+    for (r, kos, names) in by_kernel.values() {
+        let tree = r.tree.clone().expect("a built cell has its tree");
+        let inputs = crate::ops::ship::inputs(
+            session,
+            kos,
+            &Selection::default(),
+            &TreeSelection {
+                kdir: Some(tree),
+                ..TreeSelection::default()
+            },
+            &crate::ops::build::BuildOptions::default(),
+        )?;
+        let img = matrix::kmm::Image {
+            release: inputs.tree.release.clone(),
+            arch: inputs.tree.arch,
+            modules: names.clone(),
+        };
+        crate::ship::names::release(
+            &img.release,
+            &format!("the kernel release of cell `{}`", r.cell.name),
+        )?;
+        let ctx = dir.join(matrix::kmm::context_dir(&img));
+        let ship = crate::ops::ship::ShipRequest {
+            strip: true,
+            verify: true,
+            ..crate::ops::ship::ShipRequest::default()
+        };
+        crate::ops::ship::install(session, &inputs, &ctx.join("opt"), "extra", &ship)?;
+        let dep = std::fs::read_to_string(
+            ctx.join("opt/lib/modules")
+                .join(&img.release)
+                .join("modules.dep"),
+        )
+        .unwrap_or_default();
+        for n in &img.modules {
+            if !dep.lines().any(|l| l.starts_with(&format!("extra/{n}.ko"))) {
+                crate::bail_user!(
+                    "`depmod -b` wrote no `modules.dep` entry for `{}` in `{}`",
+                    n,
+                    ctx.display()
+                );
+            }
+        }
+        crate::fsutil::write_atomic(
+            &ctx.join("Containerfile"),
+            matrix::kmm::containerfile(&img, &req.options).as_bytes(),
+        )?;
+        for n in &img.modules {
+            releases
+                .entry((n.clone(), img.arch))
+                .or_default()
+                .push(img.release.clone());
+        }
+        images.push((ctx, img));
+    }
+    let mut resources = Vec::new();
+    for ((module, arch), rels) in &releases {
+        let path = dir.join(format!(
+            "module-{}.yaml",
+            matrix::kmm::resource_name(module, *arch)
+        ));
+        crate::fsutil::write_atomic(
+            &path,
+            matrix::kmm::module_resource(module, *arch, rels, &req.options).as_bytes(),
+        )?;
+        resources.push(path);
+    }
+    Ok(KmmOutput {
+        dir,
+        images,
+        resources,
+        failed,
+    })
 }
