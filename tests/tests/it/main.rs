@@ -22,6 +22,7 @@ mod distro;
 mod examples;
 mod export;
 mod hardening;
+mod matrix;
 mod new;
 mod published;
 mod qemu;

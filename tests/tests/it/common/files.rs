@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ok;
+use std::process::Command;
+
+use super::{ok, real_home};
 
 /// A scratch directory, removed when the test ends.
 pub fn scratch() -> tempfile::TempDir {
@@ -123,4 +125,49 @@ pub fn mode(p: &Path) -> u32 {
 /// The first offset of `needle` in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// check-jsonschema, from the venv `cargo xtask setup` makes (with the GitHub-workflow and
+/// GitLab-CI schemas it vendors); panics with the fix when it is missing.
+pub fn check_jsonschema() -> PathBuf {
+    let venv = real_home().join("tools/check-jsonschema/bin");
+    let exe = venv.join("check-jsonschema");
+    assert!(
+        exe.is_file(),
+        "check-jsonschema is missing (CI={}): run `cargo xtask setup` (or `cargo xtask check-jsonschema`)",
+        std::env::var("CI").unwrap_or_default()
+    );
+    exe
+}
+
+/// Validate `files` with check-jsonschema and `schema` (`--builtin-schema NAME` or
+/// `--schemafile PATH`); panics with its report when they do not validate.
+pub fn validate(schema: &[&str], files: &[&Path]) {
+    let o = Command::new(check_jsonschema())
+        .args(schema)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{:?} do not validate against {schema:?}:\n{}{}",
+        files,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A YAML file as JSON, read by ruamel.yaml (the YAML library check-jsonschema uses).
+pub fn yaml_json(path: &Path) -> serde_json::Value {
+    let python = check_jsonschema().with_file_name("python");
+    let o = Command::new(python)
+        .args([
+            "-c",
+            "import json,sys\nfrom ruamel.yaml import YAML\nprint(json.dumps(YAML(typ='safe').load(open(sys.argv[1]))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
 }

@@ -327,3 +327,55 @@ pub fn kos_under(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "ko"))
         .collect()
 }
+
+/// A scratch workspace of copies of `packages` (directories of the repository, each under
+/// its own name) with `extra` appended to its `Cargo.toml` (a matrix, targets), inside a git
+/// repository (`ci` finds its root there). Returns the scratch dir and the workspace.
+pub fn matrix_ws(packages: &[&str], extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = scratch();
+    let ws = tmp.path().join("ws");
+    let mut members = Vec::new();
+    for p in packages {
+        let name = Path::new(p).file_name().unwrap().to_str().unwrap();
+        copy_dir(&root().join(p), &ws.join(name));
+        let _ = std::fs::remove_dir_all(ws.join(name).join("target"));
+        members.push(format!("{name:?}"));
+    }
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n{extra}",
+            members.join(", ")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(tmp.path().join(".git")).unwrap();
+    (tmp, ws)
+}
+
+/// A directory with a `cargo` that runs this build's cargo-kmod for `cargo kmod ...` (and
+/// the real cargo otherwise): prepended to `PATH`, a CI job's own command lines run here.
+pub fn cargo_shim(dir: &Path) -> PathBuf {
+    let shim = dir.join("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v cargo"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = kmod ]; then exec '{}' \"$@\"; fi\nexec '{}' \"$@\"\n",
+        bin().display(),
+        real
+    );
+    let path = shim.join("cargo");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    shim
+}
