@@ -275,7 +275,101 @@ pub fn run() -> Result<()> {
     if measured == 0 {
         bail!("no prepared dev tree: nothing measured");
     }
+    matrix(&bin, &target)
+}
+
+/// [`matrix`] alone (`cargo xtask bench matrix`).
+pub fn run_matrix() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    check(
+        Command::new(&cargo)
+            .args(["build", "-q", "--release", "-p", "cargo-kmod"])
+            .current_dir(root()),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    matrix(&target.join("release/cargo-kmod"), &target)
+}
+
+/// `cargo kmod test --matrix` of three cells at most this much of the three `test` runs one
+/// after the other.
+const MATRIX_GOAL: f64 = 0.8;
+
+/// The matrix's parallelism: examples/hello in a workspace whose matrix is the 7.2 dev trees
+/// of both arches and the 6.12 x86_64 one (warm: built and tested once), then, interleaved,
+/// (a) the three `cargo kmod test` runs a developer would type one after the other (`--arch
+/// x86_64`, `--arch arm64`, `--kdir` of the 6.12 tree) against (b) one `cargo kmod test
+/// --matrix` (its default `-j`: the cores).
+fn matrix(bin: &Path, target: &Path) -> Result<()> {
+    let (Some(x86), Some(arm), Some(six)) = (
+        dev_tree(bin, "x86_64"),
+        dev_tree(bin, "arm64"),
+        tree_612(bin),
+    ) else {
+        println!("  matrix: the 7.2 dev trees and the 6.12 x86_64 tree are not all prepared: skipped");
+        return Ok(());
+    };
+    let _ = (x86, arm);
+    let ws = target.join("kmod-bench-matrix");
+    let _ = std::fs::remove_dir_all(&ws);
+    std::fs::create_dir_all(ws.join("hello/src"))?;
+    for f in ["Cargo.toml", "src/lib.rs"] {
+        std::fs::copy(root().join("examples/hello").join(f), ws.join("hello").join(f))?;
+    }
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"hello\"]\n\n[workspace.metadata.kmod.matrix]\nkernels = [\"7.2\", \"6.12\"]\narches = [\"x86_64\", \"arm64\"]\nexclude = [\"6.12-arm64\"]\n",
+    )?;
+    let kmod = |args: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(bin);
+        c.args(["kmod", "test", "-q"])
+            .args(args)
+            .current_dir(&ws)
+            .env_remove("CARGO_TARGET_DIR")
+            .env("CARGO_KMOD_ACCEL", "tcg");
+        c
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    check(&mut kmod(&[os("--matrix")]))?;
+    let runs = 7;
+    let (mut one_by_one, mut matrix) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        one_by_one.push(
+            time(&mut kmod(&[os("--arch"), os("x86_64")]))?
+                + time(&mut kmod(&[os("--arch"), os("arm64")]))?
+                + time(&mut kmod(&[os("--kdir"), six.as_os_str()]))?,
+        );
+        matrix.push(time(&mut kmod(&[os("--matrix")]))?);
+    }
+    let (a, b) = (median(one_by_one), median(matrix));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "  matrix: three `cargo kmod test` one after the other {:.2}s | `cargo kmod test --matrix` (3 cells, {} at once) {:.2}s = {:.2}x ({})   [goal <= {MATRIX_GOAL}x, medians of {runs}]",
+        a.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(3),
+        b.as_secs_f64(),
+        ratio,
+        if ratio <= MATRIX_GOAL { "ok" } else { "OVER" }
+    );
     Ok(())
+}
+
+/// The 6.12 x86_64 tree (`init --source /usr/src/linux-source-6.12.tar.xz`), if prepared.
+fn tree_612(bin: &Path) -> Option<PathBuf> {
+    let out = Command::new(bin)
+        .args(["kmod", "init", "--list", "--message-format", "json"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|t| {
+            t["arch"] == "x86_64"
+                && t["dev"] == true
+                && t["release"].as_str().is_some_and(|r| r.starts_with("6.12"))
+        })
+        .and_then(|t| t["path"].as_str().map(PathBuf::from))
 }
 
 fn tempdir(arch: &str) -> Result<PathBuf> {

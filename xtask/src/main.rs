@@ -55,13 +55,15 @@ fn main() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("build") => bench_build::run(&sh),
             Some("test") => bench_test::run(),
+            // The matrix's part of `bench test` alone.
+            Some("matrix") => bench_test::run_matrix(),
             Some("deploy") => bench_deploy::run(),
             Some("distro") => bench_distro::run(),
-            _ => anyhow::bail!("usage: cargo xtask bench build|test|deploy|distro"),
+            _ => anyhow::bail!("usage: cargo xtask bench build|test|matrix|deploy|distro"),
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask setup|test|bench build|bench test|bench deploy|bench distro"
+                "usage: cargo xtask setup|test|bench build|bench test|bench matrix|bench deploy|bench distro"
             );
             std::process::exit(2)
         }
