@@ -307,7 +307,9 @@ fn matrix(bin: &Path, target: &Path) -> Result<()> {
         dev_tree(bin, "arm64"),
         tree_612(bin),
     ) else {
-        println!("  matrix: the 7.2 dev trees and the 6.12 x86_64 tree are not all prepared: skipped");
+        println!(
+            "  matrix: the 7.2 dev trees and the 6.12 x86_64 tree are not all prepared: skipped"
+        );
         return Ok(());
     };
     let _ = (x86, arm);
@@ -315,7 +317,10 @@ fn matrix(bin: &Path, target: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&ws);
     std::fs::create_dir_all(ws.join("hello/src"))?;
     for f in ["Cargo.toml", "src/lib.rs"] {
-        std::fs::copy(root().join("examples/hello").join(f), ws.join("hello").join(f))?;
+        std::fs::copy(
+            root().join("examples/hello").join(f),
+            ws.join("hello").join(f),
+        )?;
     }
     std::fs::write(
         ws.join("Cargo.toml"),

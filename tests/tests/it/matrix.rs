@@ -132,7 +132,10 @@ fn a_module_failing_on_6_12_fails_the_matrix_and_the_summary_names_the_cell() {
     let o = kmod_at(&ws, &["test", "--matrix"]);
     assert_eq!(code(&o), 101, "{}", stderr(&o));
     let (err, help) = error_and_help(&fails(&o));
-    assert_eq!(err, "error: 1 of 2 cells failed or did not run: `6.12-x86_64`");
+    assert_eq!(
+        err,
+        "error: 1 of 2 cells failed or did not run: `6.12-x86_64`"
+    );
     assert!(help.contains("target/kmod/matrix"), "{help}");
     let out = stdout(&o);
     let row = |cell: &str| {
