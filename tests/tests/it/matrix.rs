@@ -426,3 +426,66 @@ fn kmm_images_hold_the_modules_and_the_resources_validate() {
         "mine"
     );
 }
+
+/// The examples workspace as it is shipped: its four cells (7.2 on both arches, 6.12 on
+/// x86_64, the rpi4 board, whose tree is prepared first when missing) pass, its CI workflow
+/// validates, and `kmm` refuses the two arm64 `7.2.13` kernels together, naming both cells,
+/// then validates without the board.
+#[test]
+fn the_examples_workspace_passes_on_its_four_cells() {
+    trees();
+    let tmp = scratch();
+    let ws = tmp.path().join("examples");
+    for m in ["hello", "mixed", "miscdev", "blinker"] {
+        copy_dir(&root().join("examples").join(m), &ws.join(m));
+        let _ = std::fs::remove_dir_all(ws.join(m).join("target"));
+    }
+    std::fs::copy(root().join("examples/Cargo.toml"), ws.join("Cargo.toml")).unwrap();
+    std::fs::create_dir_all(tmp.path().join(".git")).unwrap();
+    let o = kmod_at(&ws, &["test", "--matrix", "--message-format", "json"]);
+    ok(&o);
+    let cells = cell_events(&o);
+    let mut names: Vec<&str> = cells.iter().map(|c| c["cell"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["6.12-x86_64", "7.2-arm64", "7.2-x86_64", "rpi4"]);
+    for c in &cells {
+        assert_eq!(c["result"], "passed", "{c}");
+    }
+    let rpi4 = cells.iter().find(|c| c["cell"] == "rpi4").unwrap();
+    assert!(
+        rpi4["machine"].as_str().unwrap().starts_with("raspi4b"),
+        "{rpi4}"
+    );
+
+    ok(&kmod_at(&ws, &["ci", "github"]));
+    validate(
+        &["--builtin-schema", "vendor.github-workflows"],
+        &[&tmp.path().join(".github/workflows/kmod-matrix.yml")],
+    );
+
+    let o = kmod_at(&ws, &["kmm", "--image", "registry.example/acme/examples"]);
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("cells `7.2-arm64` and `rpi4` are both arm64 kernels `7.2.13`"),
+        "{err}"
+    );
+    assert!(help.contains("--targets"), "{help}");
+    ok(&kmod_at(
+        &ws,
+        &[
+            "kmm",
+            "--image",
+            "registry.example/acme/examples",
+            "--targets",
+            "7.2-x86_64,7.2-arm64,6.12-x86_64",
+        ],
+    ));
+    let schema = root().join("tests/schemas/kmm/module.strict.schema.json");
+    let kmm = ws.join("target/kmod/kmm");
+    for r in ["hello-amd64", "hello-arm64", "mixed-amd64", "mixed-arm64"] {
+        validate(
+            &["--schemafile", schema.to_str().unwrap()],
+            &[&kmm.join(format!("module-{r}.yaml"))],
+        );
+    }
+}
