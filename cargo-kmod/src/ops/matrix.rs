@@ -222,7 +222,7 @@ pub fn run(
     let cells = cells(ws, &req.cells)?;
     let home = session.home()?;
     let dir = ws.target_dir.join("kmod").join("matrix");
-    home.ensure_dir(&dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let build = req.kind == Kind::Build;
 
     // Trees first.
@@ -273,10 +273,10 @@ pub fn run(
                     results[i] = Some(r);
                     continue;
                 }
-                if matches!(cell.tree, CellTree::Dev { .. }) && source.is_none() {
+                if let (CellTree::Dev { kernel, .. }, None) = (&cell.tree, &source) {
                     let r = not_done(
                         Outcome::Failed,
-                        format!("{why}, and `/usr/src` has no `linux-source-{}.tar.*` to prepare it from (Debian's `linux-source-{}` package)", match &cell.tree { CellTree::Dev { kernel, .. } => kernel.as_str(), _ => "" }, match &cell.tree { CellTree::Dev { kernel, .. } => kernel.as_str(), _ => "" }),
+                        format!("{why}, and `/usr/src` has no `linux-source-{kernel}.tar.*` to prepare it from (Debian's `linux-source-{kernel}` package)"),
                     );
                     done(&r);
                     results[i] = Some(r);
