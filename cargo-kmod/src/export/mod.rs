@@ -298,7 +298,8 @@ fn rust_files(
     let root = &m.crate_root;
     let base = root.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut out = BTreeMap::new();
-    let mut declared = false;
+    // The file that declares the module.
+    let mut declared: Option<String> = None;
     // (file, the directory its `mod name;` declarations resolve in)
     let mut queue = vec![(root.clone(), base.clone(), root_name.to_string())];
     while let Some((file, dir, dest)) = queue.pop() {
@@ -317,7 +318,16 @@ fn rust_files(
                 test_symbol,
             },
         )?;
-        declared |= r.declares_module;
+        if r.declares_module {
+            if let Some(first) = &declared {
+                crate::bail_user!(
+                    "{}: a second module declaration (the first is in `{}`): a module is declared once",
+                    shown,
+                    first
+                );
+            }
+            declared = Some(shown.clone());
+        }
         for path in &r.mods {
             let mut d = dir.clone();
             for p in &path[..path.len() - 1] {
@@ -357,10 +367,10 @@ fn rust_files(
             crate::bail_user!("{}: `{}` is declared twice as a module file", shown, dest);
         }
     }
-    if !declared {
+    if declared.is_none() {
         crate::bail_user!(
-            "{}: no `kmod_macros::module!`: export rewrites that declaration into the kernel's `module!`", root.display();
-            hint = "a module written with the kernel's `module!` (or `module_*_driver!`) already has its in-tree form: copy it"
+            "{}: no module declaration: neither `kmod_macros::module!` (which export rewrites) nor the kernel's `module!` or `module_<bus>_driver!` (kept as they are)", root.display();
+            hint = "declare the module with `kmod_macros::module! {{ type: .. }}` (docs/macros.md)"
         );
     }
     Ok(out)

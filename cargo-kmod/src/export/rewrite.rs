@@ -140,6 +140,21 @@ struct Walker<'a, 'i> {
     mods: Vec<Vec<String>>,
 }
 
+/// The kernel's module declarations: `module!` and the bus drivers' `module_<bus>_driver!`
+/// (`module_pci_driver!`, `module_platform_driver!`, `module_i2c_driver!`, ...).
+fn is_kernel_module_macro(name: &str) -> bool {
+    name == "module"
+        || name
+            .strip_prefix("module_")
+            .and_then(|r| r.strip_suffix("_driver"))
+            .is_some_and(|bus| {
+                !bus.is_empty()
+                    && bus
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+}
+
 fn is_ident(t: Option<&TokenTree>, name: &str) -> bool {
     matches!(t, Some(TokenTree::Ident(i)) if i == name)
 }
@@ -174,6 +189,16 @@ impl Walker<'_, '_> {
                 TokenTree::Ident(id) if id == "kmod_macros" => {
                     i = self.module_macro(&tokens, i)?;
                     continue;
+                }
+                TokenTree::Ident(id)
+                    if is_kernel_module_macro(&id.to_string())
+                        && is_punct(tokens.get(i + 1), '!')
+                        && matches!(tokens.get(i + 2), Some(TokenTree::Group(_))) =>
+                {
+                    // The kernel's own declaration (a sample ported as it is): in-tree already.
+                    if let Some(TokenTree::Group(g)) = tokens.get(i + 2) {
+                        self.native_module(id, g)?;
+                    }
                 }
                 TokenTree::Ident(id) if id == "cfg" || id == "cfg_attr" => {
                     // `cfg(..)`, `cfg_attr(..)` in an attribute; `cfg!(..)` in code.
@@ -228,6 +253,47 @@ impl Walker<'_, '_> {
             i += 1;
         }
         Ok(())
+    }
+
+    /// The kernel's `module!` or `module_<bus>_driver!` with body `g`: the module is declared
+    /// in its in-tree form already, and kept as it is; its `name` must be the module's (kbuild
+    /// names the module after its object).
+    fn native_module(
+        &mut self,
+        id: &proc_macro2::Ident,
+        g: &proc_macro2::Group,
+    ) -> anyhow::Result<()> {
+        let file = self.r.file;
+        if self.declares_module {
+            return Err(refuse(
+                file,
+                id.span().start(),
+                format!("a second module declaration (`{id}!`): a module is declared once"),
+            ));
+        }
+        self.declares_module = true;
+        let body: Vec<TokenTree> = g.stream().into_iter().collect();
+        let name = body
+            .windows(3)
+            .find(|w| is_ident(w.first(), "name") && is_punct(w.get(1), ':'))
+            .and_then(|w| string_literal(w.get(2)));
+        match name {
+            Some(n) if n == self.r.fields.name => Ok(()),
+            Some(n) => Err(refuse(
+                file,
+                id.span().start(),
+                format!(
+                    "`{id}!` names the module `{}`, but its object is `{}` (the module name of Cargo.toml): kbuild names a module after its object",
+                    crate::text::escape(&n),
+                    self.r.fields.name
+                ),
+            )),
+            None => Err(refuse(
+                file,
+                id.span().start(),
+                format!("`{id}!` has no `name: \"..\"`, which the kernel's declaration needs"),
+            )),
+        }
     }
 
     /// `#[..]` or `#![..]` at `i`: `#![feature(..)]` names, and a refusal of `#[path]`.
@@ -513,6 +579,29 @@ mod tests {
         assert_eq!(out.mods, vec![vec!["a".to_string(), "b".to_string()]]);
     }
 
+    /// A module declared with the kernel's own `module!` or `module_<bus>_driver!` (a sample
+    /// ported as it is) is in-tree already: kept byte for byte, `cfg(test)` still rewritten.
+    #[test]
+    fn the_kernels_own_declarations_are_kept() {
+        let src = "use kernel::prelude::*;\n\nkernel::module_pci_driver! {\n    type: D,\n    name: \"hello\",\n    authors: [\"x\"],\n    license: \"GPL v2\",\n}\n\n#[cfg(test)]\nmod tests {}\n";
+        let out = run(src, &fields()).unwrap();
+        assert!(out.declares_module);
+        assert!(out
+            .text
+            .contains("kernel::module_pci_driver! {\n    type: D,\n    name: \"hello\","));
+        assert!(
+            out.text.contains("#[cfg(CONFIG_HELLO_KUNIT_TEST)]"),
+            "{}",
+            out.text
+        );
+        let out = run(
+            "module! {\n    type: D,\n    name: \"hello\",\n}\n",
+            &fields(),
+        )
+        .unwrap();
+        assert!(out.declares_module);
+    }
+
     #[test]
     fn what_has_no_in_tree_form_is_refused_with_its_line() {
         for (src, want) in [
@@ -543,6 +632,18 @@ mod tests {
             (
                 "fn a() { \"unterminated }",
                 "src/lib.rs:1: cannot read the file as Rust tokens",
+            ),
+            (
+                "kernel::module_pci_driver! {\n    type: D,\n    name: \"other\",\n}",
+                "src/lib.rs:1: `module_pci_driver!` names the module `other`, but its object is `hello`",
+            ),
+            (
+                "module! { type: D }",
+                "src/lib.rs:1: `module!` has no `name: \"..\"`",
+            ),
+            (
+                "module! { type: D, name: \"hello\" }\nkmod_macros::module! { type: D }",
+                "src/lib.rs:2: a second `kmod_macros::module!`",
             ),
         ] {
             let e = run(src, &fields()).unwrap_err().to_string();

@@ -419,3 +419,56 @@ fn devices_at_boot_are_refused_where_there_is_no_boot_device_tree() {
         "error: `--devices-at-boot` needs a device tree at boot, and x86_64 boots without one"
     );
 }
+
+/// A kernel sample ported as users port it, its declaration left as the kernel's own
+/// (`kernel::module_pci_driver!`, examples/rust-driver-pci under a new name): export keeps
+/// that declaration, the export is clean, and the `=m` build binds `pci-testdev`. A
+/// declaration whose `name` is not the module's object is refused with its line.
+#[test]
+fn a_sample_declared_with_the_kernels_own_macro_exports_as_it_is() {
+    let (tmp, linux) = linux_copy();
+    let pkg = tmp.path().join("acme-pci");
+    copy_dir(&root().join("examples/rust-driver-pci"), &pkg);
+    let manifest = pkg.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(
+        &manifest,
+        &text.replace("name = \"rust-driver-pci\"", "name = \"acme-pci\""),
+    );
+    let lib = pkg.join("src/lib.rs");
+    let src = std::fs::read_to_string(&lib).unwrap();
+    assert!(src.contains("kernel::module_pci_driver! {"), "{src}");
+    write(
+        &lib,
+        &src.replace("name: \"rust_driver_pci\"", "name: \"acme-wrong\""),
+    );
+    let err = one_error_line(fails(&export(&pkg, &linux, &[])).as_str());
+    assert!(
+        err.contains(
+            "`module_pci_driver!` names the module `acme-wrong`, but its object is `acme_pci`"
+        ),
+        "{err}"
+    );
+    write(
+        &lib,
+        &src.replace("name: \"rust_driver_pci\"", "name: \"acme_pci\""),
+    );
+    ok(&export(&pkg, &linux, &["--check", "--signoff", SIGNOFF]));
+    let exported =
+        std::fs::read_to_string(linux.join("drivers/misc/acme_pci/acme_pci.rs")).unwrap();
+    assert!(
+        exported.contains("kernel::module_pci_driver! {"),
+        "{exported}"
+    );
+    let kconfig = std::fs::read_to_string(linux.join("drivers/misc/acme_pci/Kconfig")).unwrap();
+    assert!(kconfig.contains("depends on PCI"), "{kconfig}");
+    let ko = pkg.join("target/kmod/export/x86_64/acme_pci/acme_pci.ko");
+    let devices = tmp.path().join("pci.toml");
+    write(
+        &devices,
+        "[[devices]]\nbus = \"pci\"\nqemu-device = \"pci-testdev\"\n",
+    );
+    let o = kmod_test("x86_64", &[&ko], &["--device", s(&devices)]);
+    ok(&o);
+    assert!(stderr(&o).contains("bound by acme_pci"), "{}", stderr(&o));
+}
