@@ -349,7 +349,7 @@ fn a_partial_flag_probe_cache_is_probed_again() {
             p.file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("cflags2-")
+                .starts_with("cflags3-")
         })
         .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");

@@ -22,7 +22,7 @@ arches = ["x86_64", "arm64"]
 exclude = ["6.12-arm64"]
 "#;
 
-fn trees() {
+fn the_three_trees() {
     dev_tree("x86_64");
     dev_tree("arm64");
     tree_612("x86_64");
@@ -53,7 +53,7 @@ fn per_tree(ws: &Path, arch: &str, module: &str, test: bool) -> Vec<PathBuf> {
 
 #[test]
 fn test_matrix_runs_three_cells_and_every_trees_ko_survives() {
-    trees();
+    the_three_trees();
     let (_t, ws) = matrix_ws(&["examples/hello"], THREE);
     let o = kmod_at(&ws, &["test", "--matrix", "--message-format", "json"]);
     ok(&o);
@@ -124,7 +124,7 @@ fn test_matrix_runs_three_cells_and_every_trees_ko_survives() {
 
 #[test]
 fn a_module_failing_on_6_12_fails_the_matrix_and_the_summary_names_the_cell() {
-    trees();
+    the_three_trees();
     let (_t, ws) = matrix_ws(
         &["tests/fixtures/not-on-6"],
         "[workspace.metadata.kmod.matrix]\nkernels = [\"6.12\", \"7.2\"]\narches = [\"x86_64\"]\n",
@@ -324,7 +324,7 @@ fn ci_files_validate_and_each_jobs_commands_pass_here() {
 
 #[test]
 fn kmm_images_hold_the_modules_and_the_resources_validate() {
-    trees();
+    the_three_trees();
     let (t, ws) = matrix_ws(&["examples/hello"], THREE);
     let o = kmod_at(
         &ws,
@@ -433,7 +433,7 @@ fn kmm_images_hold_the_modules_and_the_resources_validate() {
 /// then validates without the board.
 #[test]
 fn the_examples_workspace_passes_on_its_four_cells() {
-    trees();
+    the_three_trees();
     let tmp = scratch();
     let ws = tmp.path().join("examples");
     for m in ["hello", "mixed", "miscdev", "blinker"] {
