@@ -80,13 +80,27 @@ impl PackageCmd {
 impl PackageCmd {
     /// `--matrix`: each cell's packages, under `target/kmod/package/<cell>/`.
     fn run_matrix(&self, session: &Session) -> Result<()> {
-        use clap::ValueEnum;
         if !self.files.is_empty() || self.out_dir.is_some() || self.src.is_some() {
             crate::bail_user!(
                 "`--matrix` packages what it builds for each cell, under `target/kmod/package/<cell>/`: it takes no FILE, `--out-dir` or `--src`";
                 hint = "package files for one tree with `--kdir` or `--target`"
             );
         }
+        let args = self.cell_args();
+        let req = self.matrix.request(
+            crate::ops::matrix::Kind::Package,
+            self.build.build.jobs,
+            args,
+        );
+        crate::command::matrix::run(session, &self.build.select.selection(), &req)
+    }
+}
+
+impl PackageCmd {
+    /// The arguments each cell's `package` gets: everything but the tree, the output
+    /// directory (each cell's own) and the matrix's own.
+    fn cell_args(&self) -> Vec<std::ffi::OsString> {
+        use clap::ValueEnum;
         let mut args = Vec::new();
         self.build.select.to_args(&mut args);
         self.build.build.to_args(&mut args);
@@ -100,11 +114,63 @@ impl PackageCmd {
         if let Some(v) = &self.version {
             args.extend(["--pkg-version".into(), v.into()]);
         }
-        let req = self.matrix.request(
-            crate::ops::matrix::Kind::Package,
-            self.build.build.jobs,
-            args,
-        );
-        crate::command::matrix::run(session, &self.build.select.selection(), &req)
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::CargoCli;
+    use crate::command::Command;
+
+    fn parse(args: &[&str]) -> super::PackageCmd {
+        let argv = ["cargo", "kmod", "package"].iter().chain(args);
+        match CargoCli::try_parse_from(argv).unwrap() {
+            CargoCli::Kmod(k) => match k.command {
+                Command::Package(p) => p,
+                _ => unreachable!(),
+            },
+        }
+    }
+
+    /// A cell's `package` parses back to the command the user gave, without the matrix's
+    /// own flags.
+    #[test]
+    fn a_cells_arguments_are_the_users() {
+        let cmd = parse(&[
+            "--matrix",
+            "--fail-fast",
+            "--workspace",
+            "--all-features",
+            "--locked",
+            "--sign",
+            "--key",
+            "k.pem",
+            "--cert",
+            "c.pem",
+            "--compress",
+            "xz",
+            "--no-strip",
+            "--dir",
+            "extra",
+            "--no-verify",
+            "--format",
+            "deb",
+            "--name",
+            "acme",
+            "--pkg-version",
+            "1.2",
+        ]);
+        let args: Vec<String> = cmd
+            .cell_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let again = parse(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut want = cmd;
+        want.matrix = Default::default();
+        assert_eq!(format!("{again:?}"), format!("{want:?}"));
     }
 }

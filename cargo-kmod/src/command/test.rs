@@ -160,6 +160,15 @@ impl TestCmd {
                 hint = "test a `.ko` on the tree it was built for with `--kdir` or `--target`"
             );
         }
+        let args = self.cell_args();
+        let req = self
+            .matrix
+            .request(crate::ops::matrix::Kind::Test, self.build.jobs, args);
+        crate::command::matrix::run(session, &self.packages.selection(), &req)
+    }
+
+    /// The arguments each cell's `test` gets: everything but the tree and the matrix's own.
+    fn cell_args(&self) -> Vec<std::ffi::OsString> {
         let mut args = Vec::new();
         self.packages.to_args(&mut args);
         self.build.to_args(&mut args);
@@ -178,10 +187,7 @@ impl TestCmd {
             args.push(f.into());
         }
         self.boot.to_args(&mut args);
-        let req = self
-            .matrix
-            .request(crate::ops::matrix::Kind::Test, self.build.jobs, args);
-        crate::command::matrix::run(session, &self.packages.selection(), &req)
+        args
     }
 
     /// The user's kernel arguments, after the switches of `--no-debug-kernel` and
@@ -365,4 +371,73 @@ fn print_report(
         shell.out(format!("({} filtered out)", report.filtered_out));
     }
     shell.out("");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::CargoCli;
+    use crate::command::Command;
+
+    fn parse(args: &[&str]) -> super::TestCmd {
+        let argv = ["cargo", "kmod", "test"].iter().chain(args);
+        match CargoCli::try_parse_from(argv).unwrap() {
+            CargoCli::Kmod(k) => match k.command {
+                Command::Test(t) => t,
+                _ => unreachable!(),
+            },
+        }
+    }
+
+    /// What a cell's process gets parses back to the same command: every flag the user gave
+    /// reaches every cell, and nothing of the matrix's own (`--matrix`, `--targets`, `-j`).
+    #[test]
+    fn a_cells_arguments_are_the_users() {
+        let given = [
+            "--matrix",
+            "--targets",
+            "a,b",
+            "-j",
+            "3",
+            "--manifest-path",
+            "ws/Cargo.toml",
+            "-p",
+            "blink",
+            "--release",
+            "-F",
+            "spi,i2c",
+            "--no-default-features",
+            "--offline",
+            "--param",
+            "blink.hz=2",
+            "--no-fail-fast",
+            "--require-kunit",
+            "--device",
+            "dev.toml",
+            "--timeout",
+            "90",
+            "suite::case",
+            "--",
+            "quiet",
+            "loglevel=3",
+        ];
+        let cmd = parse(&given);
+        let args: Vec<String> = cmd
+            .cell_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert!(
+            !args
+                .iter()
+                .any(|a| a == "--matrix" || a == "--targets" || a == "-j" || a == "--jobs"),
+            "{args:?}"
+        );
+        let again = parse(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut want = cmd;
+        want.matrix = Default::default();
+        want.build.jobs = None;
+        assert_eq!(format!("{again:?}"), format!("{want:?}"));
+    }
 }
