@@ -231,23 +231,33 @@ pub fn run(
     for (i, cell) in cells.iter().enumerate() {
         let log = dir.join(format!("{}.log", cell.name));
         let _ = std::fs::remove_file(&log);
-        let not_done = |outcome: Outcome, message: String| CellResult {
-            cell: cell.clone(),
-            row: Row {
-                cell: cell.name.clone(),
-                kernel: String::new(),
-                arch: cell
-                    .arch()
-                    .map(|a| a.name().to_string())
-                    .unwrap_or_default(),
-                machine: String::new(),
-                outcome,
-                seconds: 0.0,
-            },
-            log: log.clone(),
-            message: Some(message),
-            events: Vec::new(),
-            tree: None,
+        let not_done = |outcome: Outcome, message: String| {
+            // The log says it too, as the cell's report points there.
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, format!("{message}\n").as_bytes())
+                });
+            CellResult {
+                cell: cell.clone(),
+                row: Row {
+                    cell: cell.name.clone(),
+                    kernel: String::new(),
+                    arch: cell
+                        .arch()
+                        .map(|a| a.name().to_string())
+                        .unwrap_or_default(),
+                    machine: String::new(),
+                    outcome,
+                    seconds: 0.0,
+                },
+                log: log.clone(),
+                message: Some(message),
+                events: Vec::new(),
+                tree: None,
+            }
         };
         let tree = match find_tree(session, &home, select, &scope, cell) {
             Ok(t) => t,
@@ -264,6 +274,20 @@ pub fn run(
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
+                // A target that names its tree (`kdir`) has nothing `init` could prepare: the
+                // reason is the tree's.
+                let given = match &cell.tree {
+                    CellTree::Target { target, .. } => {
+                        ws.targets.get(target).and_then(|t| t.kdir.as_ref())
+                    }
+                    CellTree::Dev { .. } => None,
+                };
+                if given.is_some() {
+                    let r = not_done(Outcome::Failed, why);
+                    done(&r);
+                    results[i] = Some(r);
+                    continue;
+                }
                 if req.no_prepare {
                     let r = not_done(
                         Outcome::NotRun,
