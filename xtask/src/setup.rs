@@ -33,6 +33,8 @@ const PACKAGES: &[&str] = &[
     "python3",
     // `dtc`: test devices are compiled into device-tree overlays (docs/devices.md).
     "device-tree-compiler",
+    // `iasl`: ACPI test devices (x86_64) are compiled into an SSDT (docs/subsystems.md).
+    "acpica-tools",
     // GCC-built arm64 trees (`cargo kmod init --cc gcc --arch arm64`): Debian's cross GCC
     // and binutils (`CROSS_COMPILE=aarch64-linux-gnu-`).
     "gcc-aarch64-linux-gnu",

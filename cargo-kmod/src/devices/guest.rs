@@ -73,6 +73,17 @@ pub fn check_fn() -> String {
          \tcd /\n\
          \techo \"device $1 pci $o $n $d $m\"\n\
          }}\n\
+         kmod_acpi() {{\n\
+         \to=-; n=-; d=-; m=-\n\
+         \t[ -e \"/sys/bus/acpi/devices/$1\" ] && o=1\n\
+         \tif [ -e \"/sys/bus/platform/devices/$1\" ]; then\n\
+         \t\tn=$1\n\
+         \t\tcd -P \"/sys/bus/platform/devices/$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \t\tcd -P \"/sys/bus/platform/devices/$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \tfi\n\
+         \tcd /\n\
+         \techo \"device $1 acpi $o $n $d $m\"\n\
+         }}\n\
          kmod_dev() {{\n\
          \to=-; n=-; d=-; m=-\n\
          \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
@@ -99,7 +110,7 @@ fn candidates(d: &GuestDevice) -> String {
             Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
             None => String::new(),
         },
-        Bus::Pci => String::new(),
+        Bus::Pci | Bus::Acpi => String::new(),
     }
 }
 
@@ -111,6 +122,11 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
         if d.bus == Bus::Pci {
             // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk.
             s.push_str(&format!("kmod_pci {}\n", quote(&d.path)));
+            continue;
+        }
+        if d.bus == Bus::Acpi {
+            // `<HID>:00`: the ACPI device and the platform device the kernel makes of it.
+            s.push_str(&format!("kmod_acpi {}\n", quote(&d.path)));
             continue;
         }
         s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
@@ -265,6 +281,11 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                     d.label(),
                     d.path
                 )),
+                Some(s) if !s.node && d.bus == Bus::Acpi => lines.push(format!(
+                    "device {} was not created: the guest has no ACPI device `{}` (qemu loaded the SSDT: the kernel did not enumerate it, or found no ACPI tables)",
+                    d.label(),
+                    d.path
+                )),
                 Some(s) if !s.node => lines.push(format!(
                     "device {} was not created: node `{}` is not in the guest's device tree after the overlay was applied",
                     d.label(),
@@ -403,6 +424,31 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
             format!(
                 "{} has no PCI driver (no `pci:` alias: declare its IDs with `kernel::pci_device_table!`)",
                 modules_phrase(&d.modules)
+            )
+        };
+    }
+    if d.bus == Bus::Acpi {
+        // `alias=acpi*:ACME0001:*` for each id of a driver's ACPI table.
+        let names_it = aliases
+            .iter()
+            .filter(|(m, _)| d.modules.contains(m))
+            .any(|(_, list)| {
+                list.iter().any(|a| {
+                    d.compatible
+                        .iter()
+                        .any(|id| a.starts_with("acpi") && a.contains(&format!(":{id}:")))
+                })
+            });
+        return if names_it {
+            format!(
+                "an ACPI table of {} names its ids, but the driver did not bind it: its probe returned -ENODEV or -ENXIO (which the kernel logs only at debug level), or was deferred",
+                modules_phrase(&d.modules)
+            )
+        } else {
+            format!(
+                "no ACPI table of {} names `{}` (declare it with `kernel::acpi_device_table!` and the driver's `ACPI_ID_TABLE`)",
+                modules_phrase(&d.modules),
+                d.compatible.join("` or `")
             )
         };
     }

@@ -18,8 +18,11 @@
 //! root. I2C devices sit on the helper's software I2C bus ([`dtso::I2C_BUS_COMPATIBLE`]).
 //! ACPI (`PRP0001` with `_DSD` properties) would reach the same OF match tables on x86_64
 //! only, needs `iasl` and an ACPI-enabled tree, and cannot be removed again at run time, so
-//! the same devices would need two descriptions; it is not used.
+//! the same devices would need two descriptions; it is not used for them. Drivers with only
+//! an ACPI id table get `bus = "acpi"` devices instead ([`acpi`]): an SSDT qemu loads at boot
+//! (x86_64, a tree with `CONFIG_ACPI`), no helper.
 
+pub mod acpi;
 pub mod dtc;
 pub mod dtso;
 pub mod fdt;
@@ -101,6 +104,30 @@ pub fn check_tree(tree: &KernelTree, needs_i2c: bool) -> Result<()> {
 }
 
 /// A PCI test device needs a kernel with PCI and, on arm64 `virt`, its PCIe host driver.
+/// ACPI test devices need an x86_64 tree with `CONFIG_ACPI` and `CONFIG_PCI` (qemu's arm64
+/// `virt` boots with a device tree).
+fn check_acpi(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
+    if tree.arch != crate::kernel::Arch::X86_64 {
+        crate::bail_user!(
+            "test device {} ({}) is an ACPI device, and ACPI test devices are x86_64's: qemu boots arm64 `virt` with a device tree", d.label(), d.origin;
+            hint = "test the driver on x86_64 (`--arch x86_64`), or give it an OF match table and declare a platform device for arm64"
+        );
+    }
+    // qemu's `pc` DSDT describes its PCI host with PCI configuration regions: without
+    // `CONFIG_PCI` the kernel refuses to load the tables at all (`AE_BAD_PARAMETER, During
+    // Region initialization`), so the SSDT's devices would never appear.
+    let mut missing = vec!["ACPI", "PCI"];
+    missing.retain(|s| !tree.config.is_enabled(s));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing.iter().map(|s| format!("`CONFIG_{s}`")).collect();
+    crate::bail_user!(
+        "test device {} ({}) is an ACPI device, and kernel tree `{}` has no {} (qemu's ACPI tables need both ACPI and PCI)", d.label(), d.origin, tree.dir.display(), list.join(" or ");
+        hint = "add `kernel-config = {{ ACPI = \"y\", PCI = \"y\" }}` to `[package.metadata.kmod]` and run `cargo kmod init` in the package: it prepares that tree"
+    )
+}
+
 fn check_pci(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
     let mut missing = vec!["PCI"];
     if tree.arch == crate::kernel::Arch::Arm64 {
@@ -148,6 +175,9 @@ pub fn prepare(
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Pci) {
         check_pci(tree, d)?;
+    }
+    if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Acpi) {
+        check_acpi(tree, d)?;
     }
     // PCI devices alone are qemu's: no overlay, so no helper module to build or load.
     let ko = if compiled.overlays.is_empty() {
@@ -237,8 +267,44 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
     // PCI devices are qemu's: a `-device` each, at a slot cargo-kmod picks, so the guest
     // finds each one at a known address.
     let (pci, nodes): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(d, _)| d.bus == Bus::Pci);
-    let owners = nodes;
-    all.devices.retain(|d| d.bus != Bus::Pci);
+    // ACPI devices are an SSDT qemu loads: one for all of them.
+    let (acpi_devices, owners): (Vec<_>, Vec<_>) =
+        nodes.into_iter().partition(|(d, _)| d.bus == Bus::Acpi);
+    all.devices
+        .retain(|d| d.bus != Bus::Pci && d.bus != Bus::Acpi);
+    if !acpi_devices.is_empty() {
+        let what: Vec<&str> = sets
+            .iter()
+            .filter(|s| s.devices.devices.iter().any(|d| d.bus == Bus::Acpi))
+            .map(|s| s.what.as_str())
+            .collect();
+        let specs: Vec<&DeviceSpec> = acpi_devices.iter().map(|(d, _)| *d).collect();
+        let text = acpi::render(&specs, &what.join(", "));
+        let key = &crate::fsutil::sha256_hex(text.as_bytes())[..16];
+        let src = out_dir.join(format!("acpi-{key}.asl"));
+        crate::fsutil::write_if_changed(&src, text.as_bytes())?;
+        let aml = out_dir.join(format!("acpi-{key}.aml"));
+        if !aml.is_file() {
+            acpi::compile(shell, &src, &aml)?;
+        }
+        out.qemu_args.push("-acpitable".into());
+        out.qemu_args.push(acpi::qemu_arg(&aml));
+        // The kernel numbers the devices of one `_HID` in the order it finds them
+        // (`acpi_device_bus_id`): `ACME0001:00`, `ACME0001:01`, as the SSDT lists them.
+        let mut instances: std::collections::HashMap<&str, usize> = Default::default();
+        for (d, set) in acpi_devices {
+            let n = instances.entry(d.compatible[0].as_str()).or_default();
+            let path = format!("{}:{:02x}", d.compatible[0], *n);
+            *n += 1;
+            out.devices.push(GuestDevice {
+                path,
+                bus: Bus::Acpi,
+                compatible: d.compatible.clone(),
+                modules: set.modules.clone(),
+                origin: d.origin.clone(),
+            });
+        }
+    }
     if pci.len() > PCI_SLOTS.len() {
         crate::bail_user!(
             "{} PCI test devices are declared, and a test boot has room for {}", pci.len(), PCI_SLOTS.len();

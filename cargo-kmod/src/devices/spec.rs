@@ -23,6 +23,8 @@ pub const DEVICE_KEYS: &[&str] = &[
     "registers",
     "qemu-device",
     "interrupts",
+    "hid",
+    "cid",
 ];
 
 /// Keys of a `--device FILE.toml`.
@@ -56,6 +58,9 @@ pub enum Bus {
     /// A qemu PCI device (`qemu-device`) on the machine's PCI bus: `-M pc` on x86_64, the
     /// PCIe host of `-M virt` on arm64.
     Pci,
+    /// An ACPI device (`hid`, x86_64): a `Device` of an SSDT qemu gives the guest
+    /// (`-acpitable`), which the kernel enumerates as the platform device `<HID>:00`.
+    Acpi,
 }
 
 impl Bus {
@@ -65,6 +70,7 @@ impl Bus {
             Bus::Platform => "platform",
             Bus::I2c => "i2c",
             Bus::Pci => "pci",
+            Bus::Acpi => "acpi",
         }
     }
 
@@ -73,6 +79,7 @@ impl Bus {
             "platform" => Some(Bus::Platform),
             "i2c" => Some(Bus::I2c),
             "pci" => Some(Bus::Pci),
+            "acpi" => Some(Bus::Acpi),
             _ => None,
         }
     }
@@ -174,6 +181,8 @@ impl DeviceSpec {
             Bus::I2c => format!("/{}/{}", super::dtso::I2C_BUS_NODE, self.node_name()),
             // Not a device-tree node: a name unique among the PCI test devices.
             Bus::Pci => format!("pci:{}", self.name),
+            // Not a device-tree node: its `_HID` (the guest's device is `<HID>:00`).
+            Bus::Acpi => format!("acpi:{}", self.name),
         }
     }
 
@@ -419,6 +428,20 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     if bus == Bus::Pci {
         return parse_pci_device(map, place);
     }
+    if bus == Bus::Acpi {
+        return parse_acpi_device(map, place);
+    }
+    for key in ["hid", "cid"] {
+        if map.contains_key(key) {
+            return Err(place
+                .err(
+                    key,
+                    format_args!("a {bus} device is matched by `compatible`, not by ACPI ids"),
+                )
+                .with_hint("set `bus = \"acpi\"` for an ACPI device (x86_64)")
+                .into());
+        }
+    }
     if map.contains_key("qemu-device") {
         return Err(place
             .err(
@@ -456,7 +479,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     };
     let registers = match (bus, map.get("registers")) {
         (_, None) => vec![],
-        (Bus::Platform | Bus::Pci, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi, Some(_)) => {
             return Err(place
                 .err("registers", "only I2C devices have a register file")
                 .with_hint("set `bus = \"i2c\"`, or remove `registers`")
@@ -551,6 +574,105 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
     })
 }
 
+/// A `bus = "acpi"` table: `hid` (the `_HID` a driver's ACPI table names), an optional `cid`
+/// (`_CID`, one id or several). The id becomes ASL text, so it is checked to be an ACPI or PNP
+/// id and nothing else.
+fn parse_acpi_device(
+    map: &serde_json::Map<String, Value>,
+    place: &Place<'_>,
+) -> Result<DeviceSpec> {
+    for key in [
+        "compatible",
+        "address",
+        "registers",
+        "interrupts",
+        "qemu-device",
+        "properties",
+        "name",
+    ] {
+        if map.contains_key(key) {
+            return Err(place
+                .err(
+                    key,
+                    "an ACPI test device is matched by its ACPI ids (`hid`, `cid`)",
+                )
+                .with_hint("give `hid = \"ACME0001\"` (and `cid`), and remove the other keys")
+                .into());
+        }
+    }
+    let hid = match map.get("hid") {
+        Some(Value::String(h)) => h.clone(),
+        Some(_) => return Err(place.err("hid", "expected a string").into()),
+        None => {
+            return Err(UserError::new(format!(
+                "missing `hid` in `{}` of `{}`: an ACPI test device is named by its hardware id",
+                place.section,
+                place.file.display()
+            ))
+            .with_hint("add the id the driver's ACPI table names, e.g. `hid = \"ACME0001\"`")
+            .into())
+        }
+    };
+    check_acpi_id(&hid).map_err(|why| place.err("hid", why))?;
+    let cid: Vec<String> = match map.get("cid") {
+        None => Vec::new(),
+        Some(Value::String(c)) => vec![c.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|c| c.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| place.err("cid", "expected a string or an array of strings"))?,
+        Some(_) => {
+            return Err(place
+                .err("cid", "expected a string or an array of strings")
+                .into())
+        }
+    };
+    for c in &cid {
+        check_acpi_id(c).map_err(|why| place.err("cid", why))?;
+    }
+    let mut compatible = vec![hid.clone()];
+    compatible.extend(cid);
+    Ok(DeviceSpec {
+        name: hid,
+        compatible,
+        bus: Bus::Acpi,
+        address: None,
+        properties: Vec::new(),
+        registers: Vec::new(),
+        qemu: None,
+        interrupts: 0,
+        origin: format!("`{}` {}", place.file.display(), place.section),
+    })
+}
+
+/// An ACPI id (`ACME0001`: four upper-case letters or digits, four hex digits) or a PNP id
+/// (`PNP0C09`: three letters, four hex digits).
+pub fn check_acpi_id(s: &str) -> std::result::Result<(), String> {
+    let hex = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    };
+    let ok = match s.len() {
+        8 => {
+            s[..4]
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && hex(&s[4..])
+        }
+        7 => s[..3].bytes().all(|b| b.is_ascii_uppercase()) && hex(&s[3..]),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not an ACPI id (`ACME0001`: four upper-case letters or digits and four hex digits) or a PNP id (`PNP0C09`)",
+            crate::text::escape(s)
+        ))
+    }
+}
+
 /// A qemu model or property name: letters, digits and `-_.`, starting with a letter (what
 /// qemu's own names use; nothing that qemu's option parser would split or interpret).
 fn check_qemu_word(s: &str) -> std::result::Result<(), String> {
@@ -575,7 +697,7 @@ fn parse_bus(v: Option<&Value>, place: &Place<'_>) -> Result<Bus> {
         Some(Value::String(s)) => Bus::parse(s).ok_or_else(|| {
             place
                 .err("bus", format_args!("unknown bus `{s}`"))
-                .with_hint("use `platform` (the default), `i2c` or `pci`")
+                .with_hint("use `platform` (the default), `i2c`, `pci` or `acpi`")
         })?,
         Some(_) => return Err(place.err("bus", "expected a string").into()),
     })
@@ -655,13 +777,13 @@ fn parse_address(bus: Bus, v: Option<&Value>, place: &Place<'_>) -> Result<Optio
             }
             Some(a as u16)
         }
-        (Bus::Platform | Bus::Pci, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi, Some(_)) => {
             return Err(place
                 .err("address", "only I2C devices have an address")
                 .with_hint("set `bus = \"i2c\"`, or remove `address`")
                 .into())
         }
-        (Bus::Platform | Bus::Pci, None) => None,
+        (Bus::Platform | Bus::Pci | Bus::Acpi, None) => None,
     })
 }
 

@@ -248,7 +248,7 @@ fn bad_values_name_the_key() {
         .starts_with(&format!("missing `compatible` in {sec}")));
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
-        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c` or `pci`")
+        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c`, `pci` or `acpi`")
     );
     assert!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
@@ -810,7 +810,10 @@ fn bad_pci_devices_name_the_key() {
             "compatible = \"acme,x\"\nqemu-device = \"edu\"",
             "set `bus = \"pci\"`",
         ),
-        ("bus = \"pcie\"\nqemu-device = \"edu\"", "`i2c` or `pci`"),
+        (
+            "bus = \"pcie\"\nqemu-device = \"edu\"",
+            "`i2c`, `pci` or `acpi`",
+        ),
     ] {
         let e = err(&format!("[[devices]]\n{text}\n"));
         assert!(e.contains(want), "{text}: {e}");
@@ -923,4 +926,120 @@ fn bad_interrupts_name_the_key() {
     // A default name never takes the controller's node name.
     let d = kmod("[[devices]]\ncompatible = \"acme,cargo-kmod-irq\"\n").unwrap();
     assert_eq!(d.devices[0].name, "cargo-kmod-irq-2");
+}
+
+/// ACPI devices (x86_64) are one SSDT qemu loads (`-acpitable`), each `Device` named by the
+/// manifest's ids only; the guest checks `<HID>:00`, and the verdict explains an absent or
+/// unbound device by the modules' ACPI tables.
+#[test]
+fn acpi_devices_are_an_ssdt_and_their_platform_device() {
+    let d = kmod(
+        r#"
+[[devices]]
+bus = "acpi"
+hid = "ACME0001"
+
+[[devices]]
+bus = "acpi"
+hid = "PNP0C0A"
+cid = ["ACME0002", "ACME0003"]
+"#,
+    )
+    .unwrap();
+    let specs: Vec<&DeviceSpec> = d.devices.iter().collect();
+    insta::assert_snapshot!(super::acpi::render(&specs, "module drv"));
+    assert_eq!(
+        super::acpi::qemu_arg(std::path::Path::new("/t/a,b/acpi.aml")),
+        "file=/t/a,,b/acpi.aml"
+    );
+    let devices = vec![GuestDevice {
+        path: "ACME0001:00".into(),
+        bus: Bus::Acpi,
+        compatible: vec!["ACME0001".into()],
+        modules: vec!["drv".into()],
+        origin: "`Cargo.toml` devices[0]".into(),
+    }];
+    let script = guest::check_script(&devices);
+    assert!(script.contains("kmod_acpi ACME0001:00\n"), "{script}");
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        ..Default::default()
+    };
+    let bound = parse_line("device ACME0001:00 acpi 1 ACME0001:00 acpi_driver drv").unwrap();
+    assert!(judge(&devices, &[bound], &ev).is_empty());
+    let absent = parse_line("device ACME0001:00 acpi - - - -").unwrap();
+    let problems = judge(&devices, &[absent], &ev);
+    assert!(
+        problems[0].lines[0].contains("the guest has no ACPI device `ACME0001:00`"),
+        "{:?}",
+        problems[0]
+    );
+    let unbound = parse_line("device ACME0001:00 acpi 1 ACME0001:00 - -").unwrap();
+    let aliases = [("drv".to_string(), vec!["of:N*T*Cacme,x".to_string()])];
+    let ev2 = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let problems = judge(&devices, std::slice::from_ref(&unbound), &ev2);
+    assert!(
+        problems[0].lines[0].contains("no ACPI table of module drv names `ACME0001`"),
+        "{:?}",
+        problems[0]
+    );
+    let aliases = [("drv".to_string(), vec!["acpi*:ACME0001:*".to_string()])];
+    let ev3 = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let problems = judge(&devices, &[unbound], &ev3);
+    assert!(
+        problems[0].lines[0].contains("an ACPI table of module drv names its ids"),
+        "{:?}",
+        problems[0]
+    );
+}
+
+#[test]
+fn bad_acpi_devices_name_the_key() {
+    for (text, want) in [
+        ("bus = \"acpi\"", "missing `hid`"),
+        ("bus = \"acpi\"\nhid = \"acme0001\"", "is not an ACPI id"),
+        (
+            "bus = \"acpi\"\nhid = \"ACME0001\\\")\"",
+            "is not an ACPI id",
+        ),
+        ("bus = \"acpi\"\nhid = \"ACME00012\"", "is not an ACPI id"),
+        (
+            "bus = \"acpi\"\nhid = \"ACME0001\"\ncid = [\"x\"]",
+            "invalid `cid`",
+        ),
+        (
+            "bus = \"acpi\"\nhid = \"ACME0001\"\ncompatible = \"acme,x\"",
+            "matched by its ACPI ids",
+        ),
+        (
+            "compatible = \"acme,x\"\nhid = \"ACME0001\"",
+            "not by ACPI ids",
+        ),
+    ] {
+        let e = kmod(&format!("[[devices]]\n{text}\n")).unwrap_err();
+        let e = crate::error::render(&e).0;
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    // Two devices of one `_HID`: the kernel's `ACME0001:00` and `ACME0001:01`.
+    let d = kmod("[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if crate::kernel::toolchain::which("iasl").is_some() {
+        let set = DeviceSet {
+            modules: vec!["drv".into()],
+            devices: &d,
+            what: "module drv".into(),
+        };
+        let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+        let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
+        assert_eq!(paths, ["ACME0001:00", "ACME0001:01"]);
+        assert!(c.overlays.is_empty(), "ACPI devices need no overlay");
+        assert_eq!(c.qemu_args[0], "-acpitable");
+    }
 }

@@ -331,3 +331,46 @@ fn two_packages_needing_different_features_test_in_one_run() {
         assert!(out.contains("7\n41\n"), "{arch}: {out}");
     }
 }
+
+/// An ACPI-only driver on x86_64 (tests/fixtures/acpi-driver: `kernel::acpi_device_table!`
+/// for `ACME0001`, no OF table): its `bus = "acpi"` device is an SSDT qemu loads, the kernel
+/// makes it `ACME0001:00`, the driver binds it and its KUnit test sees the probe. `init` in
+/// the package prepares the tree with ACPI and PCI (a no-op once there). A tree without ACPI
+/// and arm64 are refused before any boot, naming why.
+#[test]
+fn an_acpi_only_driver_binds_its_ssdt_device_on_x86_64() {
+    let (_tmp, dir) = copy_of("tests/fixtures/acpi-driver");
+    ok(&run(kmod(&["init", "--arch", "x86_64"]).current_dir(&dir)));
+    let o = run(kmod(&["test", "-v", "--arch", "x86_64"]).current_dir(&dir));
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("-acpitable file="), "{err}");
+    assert!(
+        err.contains("Devices acpi_driver: ACME0001 (acpi) at ACME0001:00 bound by acpi_driver"),
+        "{err}"
+    );
+    assert!(
+        stdout(&o).contains("test acpi_driver_tests::probed_by_acpi_id ... ok"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The same device for a module on the dev tree (no ACPI): refused before booting.
+    let (_tmp2, hello) = example("hello");
+    let dev = hello.join("acpi.toml");
+    write(&dev, "[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n");
+    let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("is an ACPI device, and kernel tree")
+            && err.contains("has no `CONFIG_ACPI` or `CONFIG_PCI`"),
+        "{err}"
+    );
+    assert!(
+        help.contains("ACPI = \\\"y\\\"") || help.contains("ACPI = \"y\""),
+        "{help}"
+    );
+    let o = run(kmod(&["test", "--arch", "arm64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, _) = error_and_help(&fails(&o));
+    assert!(err.contains("ACPI test devices are x86_64's"), "{err}");
+}
