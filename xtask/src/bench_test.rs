@@ -75,6 +75,11 @@ pub(crate) fn root() -> PathBuf {
 /// `cargo kmod init --list`, which lists the newest kernel, then the most recently prepared,
 /// first.
 fn dev_tree(bin: &Path, arch: &str) -> Option<PathBuf> {
+    dev_tree_where(bin, arch, |_| true)
+}
+
+/// The first dev tree of `arch` in `init --list` whose release `fits`.
+fn dev_tree_where(bin: &Path, arch: &str, fits: impl Fn(&str) -> bool) -> Option<PathBuf> {
     let out = Command::new(bin)
         .args(["kmod", "init", "--list", "--message-format", "json"])
         .output()
@@ -82,7 +87,7 @@ fn dev_tree(bin: &Path, arch: &str) -> Option<PathBuf> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|t| t["arch"] == arch && t["dev"] == true)
+        .find(|t| t["arch"] == arch && t["dev"] == true && t["release"].as_str().is_some_and(&fits))
         .and_then(|t| t["path"].as_str().map(PathBuf::from))
 }
 
@@ -160,17 +165,7 @@ pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
 
 /// Run the benchmark and print, per arch, both medians and their ratio.
 pub fn run() -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    check(
-        Command::new(&cargo)
-            .args(["build", "-q", "--release", "-p", "cargo-kmod"])
-            .current_dir(root()),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    // The binary users run: `cargo install cargo-kmod` builds the release profile.
-    let bin = target.join("release/cargo-kmod");
+    let (bin, target) = release_bin()?;
     let manifest = root().join("examples/hello/Cargo.toml");
     let bench_target = target.join("kmod-bench");
     let kmod_test = |arch: &Arch, extra: &[&std::ffi::OsStr]| {
@@ -280,6 +275,13 @@ pub fn run() -> Result<()> {
 
 /// [`matrix`] alone (`cargo xtask bench matrix`).
 pub fn run_matrix() -> Result<()> {
+    let (bin, target) = release_bin()?;
+    matrix(&bin, &target)
+}
+
+/// The release binary, built now, and the target directory: the binary users run (`cargo
+/// install cargo-kmod` builds the release profile).
+fn release_bin() -> Result<(PathBuf, PathBuf)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     check(
         Command::new(&cargo)
@@ -289,7 +291,7 @@ pub fn run_matrix() -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    matrix(&target.join("release/cargo-kmod"), &target)
+    Ok((target.join("release/cargo-kmod"), target))
 }
 
 /// `cargo kmod test --matrix` of three cells at most this much of the three `test` runs one
@@ -362,19 +364,7 @@ fn matrix(bin: &Path, target: &Path) -> Result<()> {
 
 /// The 6.12 x86_64 tree (`init --source /usr/src/linux-source-6.12.tar.xz`), if prepared.
 fn tree_612(bin: &Path) -> Option<PathBuf> {
-    let out = Command::new(bin)
-        .args(["kmod", "init", "--list", "--message-format", "json"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|t| {
-            t["arch"] == "x86_64"
-                && t["dev"] == true
-                && t["release"].as_str().is_some_and(|r| r.starts_with("6.12"))
-        })
-        .and_then(|t| t["path"].as_str().map(PathBuf::from))
+    dev_tree_where(bin, "x86_64", |r| r.starts_with("6.12"))
 }
 
 fn tempdir(arch: &str) -> Result<PathBuf> {

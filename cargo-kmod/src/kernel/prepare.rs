@@ -141,8 +141,8 @@ impl Source {
         }
     }
 
-    /// The newest `/usr/src/linux-source-*.tar.*` (Debian's `linux-source-X.Y` package).
-    pub fn default_in(dir: &Path) -> Result<Source> {
+    /// Debian's `linux-source-*.tar.*` tarballs in `dir`, with their versions, oldest first.
+    fn tarballs_in(dir: &Path) -> Vec<(Version, PathBuf)> {
         let mut found: Vec<(Version, PathBuf)> = std::fs::read_dir(dir)
             .map(|it| {
                 it.flatten()
@@ -161,6 +161,25 @@ impl Source {
             })
             .unwrap_or_default();
         found.sort();
+        found
+    }
+
+    /// `dir/linux-source-<kernel>.tar.*` (Debian's `linux-source-<kernel>` package), when there.
+    pub fn tarball_of(dir: &Path, kernel: &str) -> Option<PathBuf> {
+        let want = format!("linux-source-{kernel}.tar");
+        Self::tarballs_in(dir)
+            .into_iter()
+            .map(|(_, p)| p)
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&want))
+            })
+    }
+
+    /// The newest `/usr/src/linux-source-*.tar.*` (Debian's `linux-source-X.Y` package).
+    pub fn default_in(dir: &Path) -> Result<Source> {
+        let mut found = Self::tarballs_in(dir);
         match found.pop() {
             Some((_, p)) => Source::from_path(&p),
             None => crate::bail_user!(

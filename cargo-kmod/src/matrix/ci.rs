@@ -75,6 +75,22 @@ pub struct File {
     pub text: String,
 }
 
+/// YAML text written a line at a time, at an indent.
+#[derive(Debug, Default)]
+pub struct Yaml(String);
+
+impl Yaml {
+    pub fn line(&mut self, indent: usize, s: &str) {
+        self.0.push_str(&" ".repeat(indent));
+        self.0.push_str(s);
+        self.0.push('\n');
+    }
+
+    pub fn text(self) -> String {
+        self.0
+    }
+}
+
 /// A YAML double-quoted scalar.
 pub fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
@@ -111,12 +127,8 @@ pub fn github(jobs: &[Job], opts: &Options) -> Vec<File> {
 }
 
 fn github_file(jobs: &[Job], opts: &Options, part: usize, parts: usize) -> String {
-    let mut y = String::new();
-    let mut line = |indent: usize, s: &str| {
-        y.push_str(&" ".repeat(indent));
-        y.push_str(s);
-        y.push('\n');
-    };
+    let mut y = Yaml::default();
+    let mut line = |indent: usize, s: &str| y.line(indent, s);
     line(
         0,
         &format!("{HEADER} from the workspace's matrix (docs/matrix.md):"),
@@ -224,18 +236,14 @@ fn github_file(jobs: &[Job], opts: &Options, part: usize, parts: usize) -> Strin
     };
     line(10, &format!("path: {dir}"));
     line(10, "if-no-files-found: error");
-    y
+    y.text()
 }
 
 /// The GitLab CI file (`.gitlab/kmod-matrix.yml`, to `include:` from `.gitlab-ci.yml`): one
 /// `parallel: matrix` job per 200 cells.
 pub fn gitlab(jobs: &[Job], opts: &Options) -> File {
-    let mut y = String::new();
-    let mut line = |indent: usize, s: &str| {
-        y.push_str(&" ".repeat(indent));
-        y.push_str(s);
-        y.push('\n');
-    };
+    let mut y = Yaml::default();
+    let mut line = |indent: usize, s: &str| y.line(indent, s);
     line(
         0,
         &format!("{HEADER} from the workspace's matrix (docs/matrix.md):"),
@@ -316,6 +324,6 @@ pub fn gitlab(jobs: &[Job], opts: &Options) -> File {
     }
     File {
         path: PathBuf::from(".gitlab/kmod-matrix.yml"),
-        text: y,
+        text: y.text(),
     }
 }

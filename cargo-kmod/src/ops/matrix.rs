@@ -78,6 +78,37 @@ pub struct CellResult {
     pub tree: Option<PathBuf>,
 }
 
+impl CellResult {
+    /// A cell whose command never started: its tree is missing, or `--fail-fast` stopped
+    /// the matrix.
+    fn unstarted(
+        cell: Cell,
+        log: PathBuf,
+        outcome: Outcome,
+        message: String,
+        tree: Option<PathBuf>,
+    ) -> CellResult {
+        CellResult {
+            row: Row {
+                cell: cell.name.clone(),
+                kernel: String::new(),
+                arch: cell
+                    .arch()
+                    .map(|a| a.name().to_string())
+                    .unwrap_or_default(),
+                machine: String::new(),
+                outcome,
+                seconds: 0.0,
+            },
+            cell,
+            log,
+            message: Some(message),
+            events: Vec::new(),
+            tree,
+        }
+    }
+}
+
 /// The cells of the workspace that `names` selects (all without names).
 pub fn cells(ws: &Workspace, names: &[String]) -> Result<Vec<Cell>> {
     let file = ws.root.join("Cargo.toml");
@@ -119,19 +150,7 @@ fn dev_tree(home: &Home, kernel: &str, arch: crate::kernel::Arch) -> Option<Path
 
 /// Debian's `linux-source-<kernel>` tarball, the source a dev cell's tree is prepared from.
 fn dev_source(kernel: &str) -> Option<PathBuf> {
-    let want = format!("linux-source-{kernel}.tar");
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&want))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().next()
+    crate::kernel::prepare::Source::tarball_of(Path::new("/usr/src"), kernel)
 }
 
 /// The tree a cell runs on when it is prepared: `Ok(dir)`, else the reason.
@@ -240,24 +259,7 @@ pub fn run(
                 .and_then(|mut f| {
                     std::io::Write::write_all(&mut f, format!("{message}\n").as_bytes())
                 });
-            CellResult {
-                cell: cell.clone(),
-                row: Row {
-                    cell: cell.name.clone(),
-                    kernel: String::new(),
-                    arch: cell
-                        .arch()
-                        .map(|a| a.name().to_string())
-                        .unwrap_or_default(),
-                    machine: String::new(),
-                    outcome,
-                    seconds: 0.0,
-                },
-                log: log.clone(),
-                message: Some(message),
-                events: Vec::new(),
-                tree: None,
-            }
+            CellResult::unstarted(cell.clone(), log.clone(), outcome, message, None)
         };
         let tree = match find_tree(session, &home, select, &scope, cell) {
             Ok(t) => t,
@@ -345,27 +347,13 @@ pub fn run(
                 let Some((i, cell, tree)) = next else { break };
                 let log = dir.join(format!("{}.log", cell.name));
                 let result = if stop.load(Ordering::SeqCst) {
-                    CellResult {
-                        row: Row {
-                            cell: cell.name.clone(),
-                            kernel: String::new(),
-                            arch: cell
-                                .arch()
-                                .map(|a| a.name().to_string())
-                                .unwrap_or_default(),
-                            machine: String::new(),
-                            outcome: Outcome::NotRun,
-                            seconds: 0.0,
-                        },
+                    CellResult::unstarted(
                         cell,
                         log,
-                        message: Some(
-                            "not run: `--fail-fast` stopped the matrix after a cell failed"
-                                .to_string(),
-                        ),
-                        events: Vec::new(),
-                        tree: Some(tree),
-                    }
+                        Outcome::NotRun,
+                        "not run: `--fail-fast` stopped the matrix after a cell failed".into(),
+                        Some(tree),
+                    )
                 } else {
                     let r = run_cell(session, req, &cell, &tree, &log, build);
                     if r.row.outcome == Outcome::Failed && req.fail_fast {
