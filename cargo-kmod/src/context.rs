@@ -552,13 +552,25 @@ fn resolve_tree(
     Ok(tree)
 }
 
-/// The union of the modules' `kernel-config`: what the tree of one build must have. Two
-/// packages asking one symbol for different values cannot share a tree.
+/// The union of the modules' `kernel-config` and of what their test devices need from the
+/// tree ([`crate::devices::kernel_needs`]: USB devices need `dummy_hcd`): what the tree of
+/// one build must have, and what `init` in the packages prepares. Two packages asking one
+/// symbol for different values cannot share a tree.
 pub fn union_needs(modules: &[&ModuleSpec]) -> Result<std::collections::BTreeMap<String, String>> {
+    let with_devices: Vec<std::collections::BTreeMap<String, String>> = modules
+        .iter()
+        .map(|m| {
+            let mut needs = crate::devices::kernel_needs(&m.devices);
+            // The module's own values win: a clash between them is the union's to name.
+            needs.extend(m.kernel_config.clone());
+            needs
+        })
+        .collect();
     union_of(
         modules
             .iter()
-            .map(|m| (m.name.as_str(), m.manifest_path.as_path(), &m.kernel_config)),
+            .zip(&with_devices)
+            .map(|(m, needs)| (m.name.as_str(), m.manifest_path.as_path(), needs)),
     )
 }
 

@@ -84,6 +84,7 @@ pub fn check_fn() -> String {
          \tcd /\n\
          \techo \"device $1 acpi $o $n $d $m\"\n\
          }}\n\
+         {usb}\
          kmod_dev() {{\n\
          \to=-; n=-; d=-; m=-\n\
          \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
@@ -93,7 +94,8 @@ pub fn check_fn() -> String {
          \tfi\n\
          \tcd /\n\
          \techo \"device $1 $2 $o $n $d $m\"\n\
-         }}\n"
+         }}\n",
+        usb = super::usb::check_fn()
     )
 }
 
@@ -110,7 +112,7 @@ fn candidates(d: &GuestDevice) -> String {
             Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
             None => String::new(),
         },
-        Bus::Pci | Bus::Acpi => String::new(),
+        Bus::Pci | Bus::Acpi | Bus::Usb => String::new(),
     }
 }
 
@@ -127,6 +129,15 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
         if d.bus == Bus::Acpi {
             // `<HID>:00`: the ACPI device and the platform device the kernel makes of it.
             s.push_str(&format!("kmod_acpi {}\n", quote(&d.path)));
+            continue;
+        }
+        if d.bus == Bus::Usb {
+            // Its controller (`dummy_hcd.0`) and IDs (`1234:5678`), both cargo-kmod's.
+            s.push_str(&format!(
+                "kmod_usb {} {}\n",
+                quote(&d.path),
+                quote(d.compatible.first().map_or("", String::as_str))
+            ));
             continue;
         }
         s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
@@ -286,6 +297,17 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                     d.label(),
                     d.path
                 )),
+                Some(s) if !s.node && d.bus == Bus::Usb => lines.push(format!(
+                    "device {} was not created: no USB device with these IDs enumerated on `{}` (the `{}` step says why)",
+                    d.label(),
+                    d.path,
+                    super::plan::USB_GADGETS
+                )),
+                Some(s) if s.name.is_none() && d.bus == Bus::Usb => lines.push(format!(
+                    "device {} was not created: the USB device on `{}` enumerated, but the host did not configure it (no interface 1.0)",
+                    d.label(),
+                    d.path
+                )),
                 Some(s) if !s.node => lines.push(format!(
                     "device {} was not created: node `{}` is not in the guest's device tree after the overlay was applied",
                     d.label(),
@@ -424,6 +446,32 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
             format!(
                 "{} has no PCI driver (no `pci:` alias: declare its IDs with `kernel::pci_device_table!`)",
                 modules_phrase(&d.modules)
+            )
+        };
+    }
+    if d.bus == Bus::Usb {
+        // `alias=usb:v1234p5678d*dc*...` for each entry of a driver's USB table.
+        let device = d
+            .compatible
+            .first()
+            .and_then(|ids| super::usb::modalias(ids))
+            .unwrap_or_default();
+        let names_it = aliases
+            .iter()
+            .filter(|(m, _)| d.modules.contains(m))
+            .any(|(_, list)| list.iter().any(|a| glob(a, &device)));
+        return if names_it {
+            format!(
+                "a USB table of {} matches it, but the driver did not bind its interface: its probe returned -ENODEV (which the kernel logs only at debug level)",
+                modules_phrase(&d.modules)
+            )
+        } else {
+            format!(
+                "no USB table of {} names {} (declare it with `kernel::usb_device_table!` and `usb::DeviceId::from_id(0x{}, 0x{})`)",
+                modules_phrase(&d.modules),
+                d.compatible.first().map_or("", String::as_str),
+                d.compatible.first().and_then(|c| c.split(':').next()).unwrap_or_default(),
+                d.compatible.first().and_then(|c| c.split(':').nth(1)).unwrap_or_default(),
             )
         };
     }

@@ -30,6 +30,7 @@ pub mod guest;
 pub mod helper;
 pub mod plan;
 pub mod spec;
+pub mod usb;
 
 use std::path::{Path, PathBuf};
 
@@ -128,6 +129,31 @@ fn check_acpi(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
     )
 }
 
+/// USB test devices need a tree with `dummy_hcd` and configfs gadgets built in
+/// ([`usb::NEEDS`]): `init` in a package that declares them prepares one.
+fn check_usb(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
+    let missing = usb::missing(tree);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing.iter().map(|s| format!("`CONFIG_{s}=y`")).collect();
+    crate::bail_user!(
+        "test device {} ({}) is a USB device, and kernel tree `{}` lacks {}: a USB test device is a configfs gadget on the kernel's `dummy_hcd`", d.label(), d.origin, tree.dir.display(), list.join(", ");
+        hint = "run `cargo kmod init --arch {}` in the package that declares it: it prepares a tree with what its USB test devices need, which `test` then chooses", tree.arch
+    )
+}
+
+/// The kernel configuration a package's test devices need from the tree besides the
+/// driver's own `kernel-config` (USB devices: [`usb::NEEDS`]). Tree choice and `init` add
+/// it to the package's needs; the build itself does not require it.
+pub fn kernel_needs(devices: &Devices) -> std::collections::BTreeMap<String, String> {
+    if devices.devices.iter().any(|d| d.bus == Bus::Usb) {
+        usb::needs()
+    } else {
+        Default::default()
+    }
+}
+
 fn check_pci(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
     let mut missing = vec!["PCI"];
     if tree.arch == crate::kernel::Arch::Arm64 {
@@ -178,6 +204,9 @@ pub fn prepare(
     }
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Acpi) {
         check_acpi(tree, d)?;
+    }
+    if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Usb) {
+        check_usb(tree, d)?;
     }
     // PCI devices alone are qemu's: no overlay, so no helper module to build or load.
     let ko = if compiled.overlays.is_empty() {
@@ -268,10 +297,28 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
     // finds each one at a known address.
     let (pci, nodes): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(d, _)| d.bus == Bus::Pci);
     // ACPI devices are an SSDT qemu loads: one for all of them.
-    let (acpi_devices, owners): (Vec<_>, Vec<_>) =
+    let (acpi_devices, nodes): (Vec<_>, Vec<_>) =
         nodes.into_iter().partition(|(d, _)| d.bus == Bus::Acpi);
+    // USB devices are gadgets the guest builds: one `dummy_hcd` controller each.
+    let (usb_devices, owners): (Vec<_>, Vec<_>) =
+        nodes.into_iter().partition(|(d, _)| d.bus == Bus::Usb);
     all.devices
-        .retain(|d| d.bus != Bus::Pci && d.bus != Bus::Acpi);
+        .retain(|d| !matches!(d.bus, Bus::Pci | Bus::Acpi | Bus::Usb));
+    if usb_devices.len() > usb::MAX_DEVICES {
+        crate::bail_user!(
+            "{} USB test devices are declared, and a test boot has room for {} (the kernel's `dummy_hcd` controllers)", usb_devices.len(), usb::MAX_DEVICES;
+            hint = "test fewer USB devices at once (`-p`, or split the run)"
+        );
+    }
+    for (n, (d, set)) in usb_devices.into_iter().enumerate() {
+        out.devices.push(GuestDevice {
+            path: usb::controller(n),
+            bus: Bus::Usb,
+            compatible: d.compatible.clone(),
+            modules: set.modules.clone(),
+            origin: d.origin.clone(),
+        });
+    }
     if !acpi_devices.is_empty() {
         let what: Vec<&str> = sets
             .iter()

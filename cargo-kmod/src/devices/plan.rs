@@ -19,7 +19,7 @@
 //! ([`guest::judge`]), and explains the helper's refusal per device.
 
 use crate::devices::guest::{self, Evidence};
-use crate::devices::{helper, Prepared};
+use crate::devices::{helper, usb, Prepared};
 use crate::guest::modules::KoModule;
 use crate::guest::plan::{Action, FileSource, GuestFile, GuestPlan, Step, When};
 use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
@@ -29,6 +29,10 @@ pub const CHECK: &str = "devices";
 
 /// The name of the step that rescans the PCI bus (test boots with PCI devices).
 pub const PCI_RESCAN: &str = "pci rescan";
+
+/// The name of the step that builds the USB gadgets and waits for them to enumerate (test
+/// and run boots with USB devices).
+pub const USB_GADGETS: &str = "usb gadgets";
 
 fn helper_load() -> String {
     format!("{} (load)", helper::MODULE)
@@ -110,6 +114,28 @@ impl Prepared {
         Some(Step::builtins(PCI_RESCAN, &script))
     }
 
+    /// The USB devices as gadgets, one per `dummy_hcd` controller ([`crate::devices::usb`]).
+    fn usb_gadgets(&self) -> Vec<usb::Gadget> {
+        self.devices
+            .iter()
+            .filter(|d| d.bus == crate::devices::Bus::Usb)
+            .enumerate()
+            .filter_map(|(n, d)| usb::Gadget::from_ids(n, d.compatible.first()?))
+            .collect()
+    }
+
+    /// With USB test devices: build their gadgets and wait until the host side has
+    /// enumerated them, before any module under test loads (its driver then binds the
+    /// interface as it registers). Also the kernel argument for more than one controller.
+    fn add_usb(&self, plan: &mut GuestPlan, steps: &mut Vec<Step>) {
+        let gadgets = self.usb_gadgets();
+        if gadgets.is_empty() {
+            return;
+        }
+        plan.cmdline.extend(usb::kernel_arg(gadgets.len()));
+        steps.push(Step::shell(USB_GADGETS, &usb::gadget_script(&gadgets)));
+    }
+
     fn check_step(&self) -> Step {
         Step::builtins(CHECK, &guest::check_script(&self.devices))
     }
@@ -127,6 +153,7 @@ impl Prepared {
         if let Some(rescan) = self.pci_rescan_step() {
             steps.push(rescan);
         }
+        self.add_usb(plan, &mut steps);
         if !self.uses_helper() {
             // PCI devices only: qemu made them; no overlay to apply or remove.
             steps.extend(plan.steps[..first_unload].iter().cloned());
@@ -147,9 +174,12 @@ impl Prepared {
     /// their devices when they register.
     pub fn extend_run_plan(&self, plan: &mut GuestPlan) {
         plan.files.extend(self.guest_files());
+        let mut first = Vec::new();
         if self.uses_helper() {
-            plan.steps.insert(0, self.helper_step());
+            first.push(self.helper_step());
         }
+        self.add_usb(plan, &mut first);
+        plan.steps.splice(0..0, first);
     }
 
     /// The device verdicts of a test boot of `plan` (as extended by
@@ -213,7 +243,11 @@ impl Prepared {
             .map(|d| Binding {
                 module: d.modules.first().cloned().unwrap_or_default(),
                 device: d.label(),
-                at: d.path.clone(),
+                // A USB device is named by its interface (`1-1:1.0`) once it has one.
+                at: match by_path.get(d.path.as_str()).and_then(|s| s.name.clone()) {
+                    Some(name) if d.bus == crate::devices::Bus::Usb => name,
+                    _ => d.path.clone(),
+                },
                 driver: by_path
                     .get(d.path.as_str())
                     .and_then(|s| Some((s.driver.clone()?, s.module.clone()))),

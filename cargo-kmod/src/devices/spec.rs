@@ -25,7 +25,17 @@ pub const DEVICE_KEYS: &[&str] = &[
     "interrupts",
     "hid",
     "cid",
+    "vendor",
+    "product",
+    "class",
 ];
+
+/// Keys only a `bus = "usb"` table has.
+const USB_KEYS: &[&str] = &["vendor", "product", "class"];
+
+/// The interface class of a USB test device: vendor-specific, the class of the kernel's
+/// SourceSink gadget function that presents it ([`super::usb`]).
+pub const USB_CLASS_VENDOR: u64 = 0xff;
 
 /// Keys of a `--device FILE.toml`.
 pub const FILE_KEYS: &[&str] = &["devices", "device-overlays"];
@@ -61,6 +71,9 @@ pub enum Bus {
     /// An ACPI device (`hid`, x86_64): a `Device` of an SSDT qemu gives the guest
     /// (`-acpitable`), which the kernel enumerates as the platform device `<HID>:00`.
     Acpi,
+    /// A USB device (`vendor`, `product`): a configfs gadget on one of the kernel's
+    /// `dummy_hcd` controllers, which the guest's USB core enumerates ([`super::usb`]).
+    Usb,
 }
 
 impl Bus {
@@ -71,6 +84,7 @@ impl Bus {
             Bus::I2c => "i2c",
             Bus::Pci => "pci",
             Bus::Acpi => "acpi",
+            Bus::Usb => "usb",
         }
     }
 
@@ -80,6 +94,7 @@ impl Bus {
             "i2c" => Some(Bus::I2c),
             "pci" => Some(Bus::Pci),
             "acpi" => Some(Bus::Acpi),
+            "usb" => Some(Bus::Usb),
             _ => None,
         }
     }
@@ -183,6 +198,8 @@ impl DeviceSpec {
             Bus::Pci => format!("pci:{}", self.name),
             // Not a device-tree node: its `_HID` (the guest's device is `<HID>:00`).
             Bus::Acpi => format!("acpi:{}", self.name),
+            // Not a device-tree node: a name unique among the USB test devices.
+            Bus::Usb => format!("usb:{}", self.name),
         }
     }
 
@@ -431,6 +448,17 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     if bus == Bus::Acpi {
         return parse_acpi_device(map, place);
     }
+    if bus == Bus::Usb {
+        return parse_usb_device(map, place);
+    }
+    for key in USB_KEYS {
+        if map.contains_key(*key) {
+            return Err(place
+                .err(key, format_args!("only USB devices have `{key}`"))
+                .with_hint("set `bus = \"usb\"` for a USB device, or remove it")
+                .into());
+        }
+    }
     for key in ["hid", "cid"] {
         if map.contains_key(key) {
             return Err(place
@@ -479,7 +507,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     };
     let registers = match (bus, map.get("registers")) {
         (_, None) => vec![],
-        (Bus::Platform | Bus::Pci | Bus::Acpi, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, Some(_)) => {
             return Err(place
                 .err("registers", "only I2C devices have a register file")
                 .with_hint("set `bus = \"i2c\"`, or remove `registers`")
@@ -503,7 +531,15 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
 /// A `bus = "pci"` table: `qemu-device` (qemu's model name), an optional `name`, and
 /// `properties` as qemu properties (strings, integers, booleans).
 fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
-    for key in ["compatible", "address", "registers", "interrupts"] {
+    for key in [
+        "compatible",
+        "address",
+        "registers",
+        "interrupts",
+        "vendor",
+        "product",
+        "class",
+    ] {
         if map.contains_key(key) {
             return Err(place
                 .err(key, "a PCI device is qemu's model, matched by its PCI IDs")
@@ -589,6 +625,9 @@ fn parse_acpi_device(
         "qemu-device",
         "properties",
         "name",
+        "vendor",
+        "product",
+        "class",
     ] {
         if map.contains_key(key) {
             return Err(place
@@ -637,6 +676,93 @@ fn parse_acpi_device(
         name: hid,
         compatible,
         bus: Bus::Acpi,
+        address: None,
+        properties: Vec::new(),
+        registers: Vec::new(),
+        qemu: None,
+        interrupts: 0,
+        origin: format!("`{}` {}", place.file.display(), place.section),
+    })
+}
+
+/// A `bus = "usb"` table: `vendor` and `product` (the IDs a driver's `usb_device_table!`
+/// names), an optional `class` (the interface class: vendor-specific, `0xff`, the one the
+/// gadget function presents) and `name`. The device's `compatible` is its IDs as `lsusb`
+/// prints them (`1234:5678`).
+fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
+    for key in [
+        "compatible",
+        "address",
+        "registers",
+        "interrupts",
+        "qemu-device",
+        "properties",
+        "hid",
+        "cid",
+    ] {
+        if map.contains_key(key) {
+            return Err(place
+                .err(
+                    key,
+                    "a USB test device is matched by its IDs (`vendor`, `product`)",
+                )
+                .with_hint(
+                    "give `vendor = 0x1234` and `product = 0x5678`, and remove the other keys",
+                )
+                .into());
+        }
+    }
+    let id = |key: &str| -> Result<u16> {
+        match map.get(key) {
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= 0xffff)
+                .map(|n| n as u16)
+                .ok_or_else(|| {
+                    place
+                        .err(key, "expected a 16-bit USB ID, 0x0000 to 0xffff")
+                        .with_hint(format!("write it as a TOML integer, e.g. `{key} = 0x1234`"))
+                        .into()
+                }),
+            None => Err(UserError::new(format!(
+                "missing `{key}` in `{}` of `{}`: a USB test device is named by its vendor and product IDs",
+                place.section,
+                place.file.display()
+            ))
+            .with_hint("add the IDs the driver's `usb_device_table!` names, e.g. `vendor = 0x1234` and `product = 0x5678`")
+            .into()),
+        }
+    };
+    let vendor = id("vendor")?;
+    let product = id("product")?;
+    match map.get("class") {
+        None => {}
+        Some(v) if v.as_u64() == Some(USB_CLASS_VENDOR) => {}
+        Some(v) => {
+            return Err(place
+                .err(
+                    "class",
+                    format_args!(
+                        "{} is not an interface class a USB test device can have: its interface is vendor-specific (0xff), the class of the kernel's SourceSink gadget function",
+                        crate::text::escape(&v.to_string())
+                    ),
+                )
+                .with_hint("match the driver by `vendor` and `product` (`usb::DeviceId::from_id`), and set `class = 0xff` or remove it")
+                .into())
+        }
+    }
+    let name = match map.get("name") {
+        Some(Value::String(s)) => {
+            check_node_name(s).map_err(|why| place.err("name", why))?;
+            s.clone()
+        }
+        Some(_) => return Err(place.err("name", "expected a string").into()),
+        None => format!("usb-{vendor:04x}-{product:04x}"),
+    };
+    Ok(DeviceSpec {
+        name,
+        compatible: vec![format!("{vendor:04x}:{product:04x}")],
+        bus: Bus::Usb,
         address: None,
         properties: Vec::new(),
         registers: Vec::new(),
@@ -697,7 +823,7 @@ fn parse_bus(v: Option<&Value>, place: &Place<'_>) -> Result<Bus> {
         Some(Value::String(s)) => Bus::parse(s).ok_or_else(|| {
             place
                 .err("bus", format_args!("unknown bus `{s}`"))
-                .with_hint("use `platform` (the default), `i2c`, `pci` or `acpi`")
+                .with_hint("use `platform` (the default), `i2c`, `pci`, `acpi` or `usb`")
         })?,
         Some(_) => return Err(place.err("bus", "expected a string").into()),
     })
@@ -777,13 +903,13 @@ fn parse_address(bus: Bus, v: Option<&Value>, place: &Place<'_>) -> Result<Optio
             }
             Some(a as u16)
         }
-        (Bus::Platform | Bus::Pci | Bus::Acpi, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, Some(_)) => {
             return Err(place
                 .err("address", "only I2C devices have an address")
                 .with_hint("set `bus = \"i2c\"`, or remove `address`")
                 .into())
         }
-        (Bus::Platform | Bus::Pci | Bus::Acpi, None) => None,
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, None) => None,
     })
 }
 

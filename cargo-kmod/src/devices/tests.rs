@@ -248,7 +248,7 @@ fn bad_values_name_the_key() {
         .starts_with(&format!("missing `compatible` in {sec}")));
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
-        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c`, `pci` or `acpi`")
+        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c`, `pci`, `acpi` or `usb`")
     );
     assert!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
@@ -812,7 +812,7 @@ fn bad_pci_devices_name_the_key() {
         ),
         (
             "bus = \"pcie\"\nqemu-device = \"edu\"",
-            "`i2c`, `pci` or `acpi`",
+            "`i2c`, `pci`, `acpi` or `usb`",
         ),
     ] {
         let e = err(&format!("[[devices]]\n{text}\n"));
@@ -1042,4 +1042,145 @@ fn bad_acpi_devices_name_the_key() {
         assert!(c.overlays.is_empty(), "ACPI devices need no overlay");
         assert_eq!(c.qemu_args[0], "-acpitable");
     }
+}
+
+/// USB devices are gadgets on `dummy_hcd` controllers, one each: no overlay, a gadget step
+/// before the modules load, `dummy_hcd.num=` for more than one, and a verdict that names the
+/// interface and explains an unbound one by the modules' USB tables.
+#[test]
+fn usb_devices_are_gadgets_on_their_own_controllers() {
+    let d = kmod(
+        "[[devices]]\nbus = \"usb\"\nvendor = 0x1234\nproduct = 0x5678\n\n\
+         [[devices]]\nbus = \"usb\"\nvendor = 0x1234\nproduct = 0x5678\nclass = 0xff\n",
+    )
+    .unwrap();
+    assert_eq!(d.devices[0].name, "usb-1234-5678");
+    assert_eq!(d.devices[1].name, "usb-1234-5678-2");
+    assert_eq!(kernel_needs(&d)["USB_DUMMY_HCD"], "y");
+    assert!(kernel_needs(&kmod(EXAMPLE).unwrap()).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let set = DeviceSet {
+        modules: vec!["drv".into()],
+        devices: &d,
+        what: "module drv".into(),
+    };
+    let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+    assert!(c.overlays.is_empty() && c.qemu_args.is_empty(), "{c:?}");
+    let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["dummy_hcd.0", "dummy_hcd.1"]);
+    let script = guest::check_script(&c.devices);
+    assert!(
+        script.contains("kmod_usb dummy_hcd.1 1234:5678\n"),
+        "{script}"
+    );
+
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        ..Default::default()
+    };
+    let one = &c.devices[..1];
+    let bound = parse_line("device dummy_hcd.0 usb 1 1-1:1.0 rust_driver_usb drv").unwrap();
+    assert!(judge(one, &[bound], &ev).is_empty());
+    let absent = parse_line("device dummy_hcd.0 usb - - - -").unwrap();
+    let p = judge(one, &[absent], &ev);
+    assert!(
+        p[0].lines[0].contains("no USB device with these IDs enumerated on `dummy_hcd.0`"),
+        "{p:?}"
+    );
+    let unconfigured = parse_line("device dummy_hcd.0 usb 1 - - -").unwrap();
+    let p = judge(one, &[unconfigured], &ev);
+    assert!(p[0].lines[0].contains("no interface 1.0"), "{p:?}");
+    let unbound = parse_line("device dummy_hcd.0 usb 1 1-1:1.0 - -").unwrap();
+    let aliases = [(
+        "drv".to_string(),
+        vec!["usb:v1234p5679d*dc*dsc*dp*ic*isc*ip*in*".to_string()],
+    )];
+    let ev2 = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let p = judge(one, std::slice::from_ref(&unbound), &ev2);
+    assert!(
+        p[0].lines[0].contains("no USB table of module drv names 1234:5678"),
+        "{p:?}"
+    );
+    let aliases = [(
+        "drv".to_string(),
+        vec!["usb:v1234p5678d*dc*dsc*dp*ic*isc*ip*in*".to_string()],
+    )];
+    let ev3 = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let p = judge(one, &[unbound], &ev3);
+    assert!(
+        p[0].lines[0].contains("a USB table of module drv matches it"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn bad_usb_devices_name_the_key() {
+    for (text, want) in [
+        ("bus = \"usb\"\nproduct = 1", "missing `vendor`"),
+        ("bus = \"usb\"\nvendor = 1", "missing `product`"),
+        (
+            "bus = \"usb\"\nvendor = 0x10000\nproduct = 1",
+            "expected a 16-bit USB ID",
+        ),
+        (
+            "bus = \"usb\"\nvendor = \"0x1234\"\nproduct = 1",
+            "`vendor = 0x1234`",
+        ),
+        ("bus = \"usb\"\nvendor = -1\nproduct = 1", "16-bit USB ID"),
+        (
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\nclass = 3",
+            "is not an interface class a USB test device can have",
+        ),
+        (
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\ncompatible = \"acme,x\"",
+            "matched by its IDs",
+        ),
+        (
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\nname = \"a/b\"",
+            "invalid `name`",
+        ),
+        (
+            "compatible = \"acme,x\"\nvendor = 1",
+            "only USB devices have `vendor`",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"edu\"\nproduct = 1",
+            "invalid `product`",
+        ),
+        (
+            "bus = \"acpi\"\nhid = \"ACME0001\"\nclass = 1",
+            "invalid `class`",
+        ),
+    ] {
+        let e = err(&format!("[[devices]]\n{text}\n"));
+        assert!(e.contains(want), "{text}: {e}");
+        assert!(
+            !e.contains('\n') || e.lines().nth(1).is_some_and(|l| l.starts_with("help:")),
+            "{e}"
+        );
+    }
+    let many: String = (0..=usb::MAX_DEVICES)
+        .map(|i| format!("[[devices]]\nbus = \"usb\"\nvendor = 1\nproduct = {i}\n"))
+        .collect();
+    let d = kmod(&many).unwrap();
+    let set = DeviceSet {
+        modules: vec!["drv".into()],
+        devices: &d,
+        what: "module drv".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let e = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap_err();
+    assert!(
+        crate::error::render(&e)
+            .0
+            .contains("33 USB test devices are declared"),
+        "{e:#}"
+    );
 }

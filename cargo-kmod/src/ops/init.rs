@@ -143,8 +143,9 @@ fn is_plain_dev(ask: &TreeAsk) -> bool {
         && ask.fragments.is_empty()
 }
 
-/// The union of the `kernel-config` of the workspace around the current directory (none
-/// outside one, or in a workspace without kernel modules).
+/// The union of the `kernel-config` of the workspace around the current directory, with what
+/// its test devices need ([`crate::context::union_needs`]; none outside a workspace, or in
+/// one without kernel modules).
 fn workspace_needs(session: &Session) -> Result<std::collections::BTreeMap<String, String>> {
     if !crate::context::Selection::default().in_package() {
         return Ok(Default::default());

@@ -332,16 +332,33 @@ fn two_packages_needing_different_features_test_in_one_run() {
     }
 }
 
-/// An ACPI-only driver on x86_64 (tests/fixtures/acpi-driver: `kernel::acpi_device_table!`
-/// for `ACME0001`, no OF table): its `bus = "acpi"` device is an SSDT qemu loads, the kernel
-/// makes it `ACME0001:00`, the driver binds it and its KUnit test sees the probe. `init` in
-/// the package prepares the tree with ACPI and PCI (a no-op once there). A tree without ACPI
-/// and arm64 are refused before any boot, naming why.
+/// The kernel's `rust_driver_usb` sample, ported with one `kernel-config` entry and one
+/// `bus = "usb"` device (examples/rust-driver-usb), and an ACPI-only driver
+/// (tests/fixtures/acpi-driver: `kernel::acpi_device_table!` for `ACME0001`, no OF table) in
+/// one x86_64 workspace, so one tree serves both: `init` prepares the dev tree plus ACPI, PCI,
+/// USB and what the USB device needs (`dummy_hcd`, configfs gadgets). In one `test` the SSDT
+/// device becomes `ACME0001:00` and the gadget's interface is enumerated, and each driver
+/// binds its own; the USB package alone chooses that tree by itself, and `run` shows its
+/// driver at work. A USB or ACPI device on a tree without their needs, and ACPI on arm64, are
+/// refused before any boot, naming why.
 #[test]
-fn an_acpi_only_driver_binds_its_ssdt_device_on_x86_64() {
-    let (_tmp, dir) = copy_of("tests/fixtures/acpi-driver");
-    ok(&run(kmod(&["init", "--arch", "x86_64"]).current_dir(&dir)));
-    let o = run(kmod(&["test", "-v", "--arch", "x86_64"]).current_dir(&dir));
+fn acpi_and_usb_devices_bind_their_drivers_on_x86_64() {
+    let tmp = scratch();
+    let ws = tmp.path().join("ws");
+    copy_dir(
+        &root().join("tests/fixtures/acpi-driver"),
+        &ws.join("acpi-driver"),
+    );
+    copy_dir(
+        &root().join("examples/rust-driver-usb"),
+        &ws.join("rust-driver-usb"),
+    );
+    write(
+        &ws.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"acpi-driver\", \"rust-driver-usb\"]\nresolver = \"2\"\n",
+    );
+    ok(&run(kmod(&["init", "--arch", "x86_64"]).current_dir(&ws)));
+    let o = run(kmod(&["test", "-v", "--workspace", "--arch", "x86_64"]).current_dir(&ws));
     ok(&o);
     let err = stderr(&o);
     assert!(err.contains("-acpitable file="), "{err}");
@@ -350,13 +367,56 @@ fn an_acpi_only_driver_binds_its_ssdt_device_on_x86_64() {
         "{err}"
     );
     assert!(
+        err.contains("Devices rust_driver_usb: 1234:5678 (usb) at ")
+            && err.contains("-1:1.0 bound by rust_driver_usb"),
+        "{err}"
+    );
+    assert!(
         stdout(&o).contains("test acpi_driver_tests::probed_by_acpi_id ... ok"),
         "{}",
         stdout(&o)
     );
 
-    // The same device for a module on the dev tree (no ACPI): refused before booting.
+    // The USB sample alone: the tree with its needs is chosen without being named.
+    let usb = ws.join("rust-driver-usb");
+    let o = run(kmod(&["test", "-v", "--arch", "x86_64"]).current_dir(&usb));
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("the packages need") && err.contains("USB_DUMMY_HCD=y"),
+        "{err}"
+    );
+    assert!(err.contains("bound by rust_driver_usb"), "{err}");
+    let o = run(kmod(&[
+        "run",
+        "--arch",
+        "x86_64",
+        "--exec",
+        "cd -P /sys/bus/usb/drivers/rust_driver_usb/*-1:1.0 && cat ../idVendor ../idProduct; dmesg | grep 'Rust USB driver sample'",
+    ])
+    .current_dir(&usb));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("1234\n5678\n"), "{out}");
+    assert!(out.contains("Rust USB driver sample probed"), "{out}");
+
+    // The same devices for a module on the dev tree: refused before booting.
     let (_tmp2, hello) = example("hello");
+    let dev = hello.join("usb.toml");
+    write(
+        &dev,
+        "[[devices]]\nbus = \"usb\"\nvendor = 0x1234\nproduct = 0x5678\n",
+    );
+    let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("test device 1234:5678 (usb)")
+            && err.contains("is a USB device, and kernel tree")
+            && err.contains("`CONFIG_USB_DUMMY_HCD=y`"),
+        "{err}"
+    );
+    assert!(help.contains("cargo kmod init --arch x86_64"), "{help}");
+    assert!(!stderr(&o).contains("Booting"), "{}", stderr(&o));
     let dev = hello.join("acpi.toml");
     write(&dev, "[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n");
     let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&dev)]).current_dir(&hello));
