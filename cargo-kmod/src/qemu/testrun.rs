@@ -40,7 +40,8 @@ pub fn run_test_plan(
     mut on_line: impl FnMut(&str),
 ) -> Result<TestReport> {
     plan.timeout = opts.timeout;
-    plan.cmdline = opts.cmdline.clone();
+    // The plan's own arguments (test devices': `dummy_hcd.num=`) first, the user's after them.
+    plan.cmdline.extend(opts.cmdline.iter().cloned());
     plan.settle = Some(opts.settle);
     let run = session::run_plan(shell, machine, &plan, |seen| {
         if let Some(l) = describe(&seen, &plan.steps) {

@@ -392,13 +392,34 @@ fn acpi_and_usb_devices_bind_their_drivers_on_x86_64() {
         "--arch",
         "x86_64",
         "--exec",
-        "cd -P /sys/bus/usb/drivers/rust_driver_usb/*-1:1.0 && cat ../idVendor ../idProduct; dmesg | grep 'Rust USB driver sample'",
+        // Unplugged and plugged again through the gadget's UDC: `disconnect`, then a probe.
+        "cd -P /sys/bus/usb/drivers/rust_driver_usb/*-1:1.0 && cat ../idVendor ../idProduct; \
+         g=/sys/kernel/config/usb_gadget/kmod0; echo >$g/UDC; echo dummy_udc.0 >$g/UDC; \
+         sleep 1; dmesg | grep -c 'Rust USB driver sample probed'; dmesg | grep -c 'sample disconnected'",
     ])
     .current_dir(&usb));
     ok(&o);
     let out = stdout(&o);
-    assert!(out.contains("1234\n5678\n"), "{out}");
-    assert!(out.contains("Rust USB driver sample probed"), "{out}");
+    assert!(out.contains("1234\n5678\n2\n1\n"), "{out}");
+
+    // Two devices with the same IDs (a controller each) and one the table does not name.
+    let more = tmp.path().join("more.toml");
+    write(
+        &more,
+        "[[devices]]\nbus = \"usb\"\nname = \"second\"\nvendor = 0x1234\nproduct = 0x5678\n\
+         [[devices]]\nbus = \"usb\"\nvendor = 0x1234\nproduct = 0x9999\n",
+    );
+    let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&more)]).current_dir(&usb));
+    let err = fails(&o);
+    assert!(
+        err.contains("1234:5678 (usb) at 1-1:1.0 bound by rust_driver_usb; 1234:5678 (usb) at 2-1:1.0 bound by rust_driver_usb"),
+        "{err}"
+    );
+    assert!(
+        stdout(&o).contains("no USB table of module rust_driver_usb names 1234:9999"),
+        "{}",
+        stdout(&o)
+    );
 
     // The same devices for a module on the dev tree: refused before booting.
     let (_tmp2, hello) = example("hello");
