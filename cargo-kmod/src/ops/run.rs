@@ -100,6 +100,16 @@ fn devices_at_boot(
             hint = "run without `--devices-at-boot`"
         );
     }
+    if devices
+        .devices
+        .iter()
+        .any(|d| d.bus == crate::devices::Bus::Usb)
+    {
+        crate::bail_user!(
+            "USB test devices are gadgets the guest builds after it boots: `--devices-at-boot` is for device-tree devices";
+            hint = "run without `--devices-at-boot` (drivers built into the kernel bind a USB device whenever it enumerates)"
+        );
+    }
     let overlays: Vec<std::path::PathBuf> = devices
         .helper
         .overlays
