@@ -35,6 +35,10 @@ const PACKAGES: &[&str] = &[
     "device-tree-compiler",
     // `iasl`: ACPI test devices (x86_64) are compiled into an SSDT (docs/subsystems.md).
     "acpica-tools",
+    // `test --secure-boot` (docs/distro.md): UEFI firmware with Secure Boot, and the tool
+    // that enrolls keys in its variable store.
+    "ovmf",
+    "python3-virt-firmware",
     // GCC-built arm64 trees (`cargo kmod init --cc gcc --arch arm64`): Debian's cross GCC
     // and binutils (`CROSS_COMPILE=aarch64-linux-gnu-`).
     "gcc-aarch64-linux-gnu",

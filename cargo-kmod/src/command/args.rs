@@ -208,6 +208,18 @@ pub struct BootArgs {
     /// Kill the guest after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Boot in UEFI firmware with Secure Boot on (x86_64, a signed distribution kernel):
+    /// the certificate of `--cert` enrolled as a Machine Owner Key, the modules signed with
+    /// `--key`; the kernel locks down and enforces module signatures
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// With `--secure-boot`: the private key the modules are signed with (PEM or DER;
+    /// `KBUILD_SIGN_PIN` unlocks an encrypted one) [default: the tree's own]
+    #[arg(long, value_name = "FILE", requires = "secure_boot")]
+    pub key: Option<PathBuf>,
+    /// With `--secure-boot`: the certificate of `--key`, enrolled as the Machine Owner Key
+    #[arg(long, value_name = "FILE", requires = "secure_boot")]
+    pub cert: Option<PathBuf>,
     /// Extra kernel command-line arguments
     #[arg(last = true, value_name = "KERNEL_ARGS")]
     pub kernel_args: Vec<String>,
@@ -227,6 +239,10 @@ impl BootArgs {
             params: ko.params.clone(),
             build,
             devices: self.devices.clone(),
+            secure_boot: self.secure_boot.then(|| crate::ops::test::SecureBootKey {
+                key: self.key.clone(),
+                cert: self.cert.clone(),
+            }),
         }
     }
 }
@@ -332,6 +348,13 @@ impl ToArgs for BootArgs {
             value(out, "--device", d);
         }
         value(out, "--timeout", self.timeout.to_string());
+        flag(out, self.secure_boot, "--secure-boot");
+        if let Some(k) = &self.key {
+            value(out, "--key", k);
+        }
+        if let Some(c) = &self.cert {
+            value(out, "--cert", c);
+        }
         if !self.kernel_args.is_empty() {
             out.push("--".into());
             out.extend(self.kernel_args.iter().map(Into::into));

@@ -23,6 +23,9 @@
 //!                                    (`state`, the template's `initramfs.cpio`, `virt.dtb`);
 //!                                    the eight most recently used are kept; `<hash>.failed`
 //!                                    notes an attempt that failed
+//!   qemu/uefi-vars/<hash>/vars.fd    the firmware variables of `--secure-boot` boots: Secure
+//!                                    Boot on, the kernel's signers in `db`, the user's
+//!                                    certificate in `MokList`/`MokListRT`
 //!   kvm-probe.json                   whether KVM works for a tree's arch
 //!   bindgen/<version>/bin/bindgen   a bindgen a kernel's config names (`cargo xtask setup`)
 //!   tools/check-jsonschema/          a Python venv with check-jsonschema, the tests' validator
@@ -128,6 +131,12 @@ impl Home {
     /// Booted guests that test boots resume.
     pub fn snapshots_dir(&self) -> PathBuf {
         self.qemu_dir().join("snapshots")
+    }
+
+    /// UEFI variable stores of Secure Boot test boots, per (firmware, kernel signers,
+    /// certificate).
+    pub fn uefi_vars_dir(&self) -> PathBuf {
+        self.qemu_dir().join("uefi-vars")
     }
 
     /// Whether KVM works, per arch.

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::context::{ModuleRequest, Modules, Selection, Session, TreeSelection};
 use crate::guest::modules::{load_order, KoModule};
@@ -28,6 +28,16 @@ pub struct GuestModules {
     pub build: BuildOptions,
     /// `--device` files: device tables (`.toml`) or overlays (`.dtso`) for this run.
     pub devices: Vec<PathBuf>,
+    /// `--secure-boot`: boot in UEFI firmware with Secure Boot on, this key's certificate
+    /// enrolled as a Machine Owner Key, and the modules signed with it.
+    pub secure_boot: Option<SecureBootKey>,
+}
+
+/// The key of `--secure-boot` (`--key`, `--cert`; the tree's own by default).
+#[derive(Debug, Clone, Default)]
+pub struct SecureBootKey {
+    pub key: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
 }
 
 /// What a test or run boot boots with.
@@ -40,6 +50,16 @@ pub struct Guest {
     pub devices: Option<crate::devices::Prepared>,
     /// The qemu machine that boots `tree`: its board's model, or the arch's default.
     pub machine: Machine,
+    /// With `--secure-boot`: the signed modules and the firmware's variables, kept for
+    /// the boot.
+    pub secure_boot: Option<SecureBootFiles>,
+}
+
+/// What a Secure Boot boot holds on to: the signed copies of the modules and the firmware.
+#[derive(Debug)]
+pub struct SecureBootFiles {
+    _signed: tempfile::TempDir,
+    _firmware: crate::qemu::uefi::SecureBootFirmware,
 }
 
 /// The tree, the modules (in load order, with parameters) and the devices for `test` and
@@ -77,10 +97,15 @@ pub fn prepare(
         None,
     )?;
     let target = resolved.target.clone();
+    // The key is read before anything is built: a wrong one is an error first.
+    let signing = match &req.secure_boot {
+        Some(k) => Some(secure_boot_key(session, &resolved.tree, k)?),
+        None => None,
+    };
     let mut modules = Vec::new();
     // The devices are compiled (and the helper built) before the modules, so a bad overlay
     // is an error before anything is built or booted.
-    let (tree, devices) = match resolved.modules {
+    let (tree, mut devices) = match resolved.modules {
         Modules::Files(_) | Modules::None => {
             for path in &req.ko {
                 modules.push(KoModule::read(path, resolved.tree.arch)?);
@@ -115,6 +140,11 @@ pub fn prepare(
         }
     };
     crate::guest::modules::apply_params(&mut modules, &req.params)?;
+    // Signed before the distribution's own modules join them: those carry its signature.
+    let signed = match (&signing, &mut devices) {
+        (Some(key), devices) => Some(sign_for_boot(key, &mut modules, devices.as_mut())?),
+        (None, _) => None,
+    };
     // A distribution's kernel: the modules' load-time dependencies from its own modules.
     if let Some(dir) =
         crate::kernel::distro::complete::Completion::read(&tree.dir).and_then(|c| c.modules)
@@ -155,12 +185,88 @@ pub fn prepare(
             .extra_args
             .extend(d.qemu_args.iter().map(std::ffi::OsString::from));
     }
+    let secure_boot = match (signed, &signing) {
+        (Some(signed), Some(key)) => {
+            let home = session.home()?;
+            let fw = crate::qemu::uefi::secure_boot_firmware(
+                &session.shell,
+                tree.arch,
+                &machine.kernel,
+                &key.cert_der()?,
+                &home.uefi_vars_dir(),
+            )?;
+            session.shell.verbose(
+                "Enrolling",
+                format_args!(
+                    "`{}` as a Machine Owner Key; Secure Boot on (UEFI firmware `{}`)",
+                    key.cert_path.display(),
+                    fw.code.display()
+                ),
+            );
+            machine = machine.with_secure_boot(&fw);
+            Some(SecureBootFiles {
+                _signed: signed,
+                _firmware: fw,
+            })
+        }
+        _ => None,
+    };
     Ok(Guest {
         tree,
         modules: load_order(modules)?,
         devices,
         machine,
+        secure_boot,
     })
+}
+
+/// The key `--secure-boot` signs with and enrolls: `--key`/`--cert`, else the tree's own
+/// (`certs/signing_key.*`). A distribution's kernel has no key of the user's.
+fn secure_boot_key(
+    session: &Session,
+    tree: &KernelTree,
+    k: &SecureBootKey,
+) -> Result<crate::ship::sign::SigningKey> {
+    crate::qemu::uefi::check_arch(tree.arch)?;
+    if (k.key.is_none() || k.cert.is_none())
+        && crate::kernel::distro::complete::is_completion(&tree.dir)
+    {
+        crate::bail_user!(
+            "`--secure-boot` on a distribution's kernel needs your own `--key` and `--cert`: the modules are signed with the key and its certificate is enrolled as a Machine Owner Key";
+            hint = "make a key pair (`openssl req -new -x509 -newkey rsa:2048 -nodes -keyout mok.key -out mok.pem -subj /CN=me`), then pass `--key mok.key --cert mok.pem`"
+        );
+    }
+    crate::ship::load_key(&session.shell, tree, k.key.as_deref(), k.cert.as_deref())
+}
+
+/// Sign the modules under test (and the test-device helper) with `key` into a directory of
+/// their own; the boot loads the signed copies.
+fn sign_for_boot(
+    key: &crate::ship::sign::SigningKey,
+    modules: &mut [KoModule],
+    devices: Option<&mut crate::devices::Prepared>,
+) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("cargo-kmod-signed-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let sign = |from: &std::path::Path, name: &str| -> Result<PathBuf> {
+        let bytes =
+            std::fs::read(from).with_context(|| format!("cannot read `{}`", from.display()))?;
+        let to = dir.path().join(format!("{name}.ko"));
+        std::fs::write(&to, key.sign(&bytes)?)
+            .with_context(|| format!("cannot write `{}`", to.display()))?;
+        Ok(to)
+    };
+    for m in modules.iter_mut() {
+        m.ko = sign(&m.ko, &m.name)?;
+    }
+    if let Some(d) = devices {
+        if !d.helper.ko.as_os_str().is_empty() {
+            d.helper.ko = sign(&d.helper.ko, crate::devices::helper::MODULE)?;
+        }
+    }
+    Ok(dir)
 }
 
 /// The devices of a boot: each package's own (`declared`, bound by its own drivers) and the

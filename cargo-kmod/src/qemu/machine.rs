@@ -211,6 +211,14 @@ impl Machine {
         m
     }
 
+    /// The same target started by UEFI firmware with Secure Boot on (`fw`'s code and
+    /// variables as flash drives) instead of qemu's direct boot firmware.
+    pub fn with_secure_boot(mut self, fw: &crate::qemu::uefi::SecureBootFirmware) -> Machine {
+        self.firmware = None;
+        self.extra_args.extend(fw.qemu_args());
+        self
+    }
+
     /// The same target with the protocol on the console (as on a one-UART board).
     pub fn with_shared_console(mut self) -> Machine {
         self.channel = Channel::SharedConsole;

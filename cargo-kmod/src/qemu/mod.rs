@@ -32,6 +32,7 @@ pub mod session;
 pub mod snapshot;
 pub mod testrun;
 pub mod tools;
+pub mod uefi;
 
 pub use boot::{Boot, Flow};
 pub use initramfs::Initramfs;

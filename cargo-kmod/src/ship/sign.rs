@@ -123,6 +123,11 @@ impl SigningKey {
         })
     }
 
+    /// The certificate, DER-encoded (what a firmware's key database holds).
+    pub fn cert_der(&self) -> Result<Vec<u8>> {
+        Ok(self.cert.to_der()?)
+    }
+
     /// The detached PKCS#7 signature of `data`, as `sign-file` makes it.
     pub fn pkcs7(&self, data: &[u8]) -> Result<Vec<u8>> {
         let flags = CMSOptions::BINARY
