@@ -38,6 +38,7 @@ const PACKAGES: &[&str] = &[
     // `test --secure-boot` (docs/distro.md): UEFI firmware with Secure Boot, and the tool
     // that enrolls keys in its variable store.
     "ovmf",
+    "qemu-efi-aarch64",
     "python3-virt-firmware",
     // GCC-built arm64 trees (`cargo kmod init --cc gcc --arch arm64`): Debian's cross GCC
     // and binutils (`CROSS_COMPILE=aarch64-linux-gnu-`).

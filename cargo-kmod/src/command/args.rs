@@ -208,7 +208,7 @@ pub struct BootArgs {
     /// Kill the guest after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
-    /// Boot in UEFI firmware with Secure Boot on (x86_64, a signed distribution kernel):
+    /// Boot in UEFI firmware with Secure Boot on (a signed distribution kernel):
     /// the certificate of `--cert` enrolled as a Machine Owner Key, the modules signed with
     /// `--key`; the kernel locks down and enforces module signatures
     #[arg(long)]

@@ -216,6 +216,8 @@ impl Machine {
     pub fn with_secure_boot(mut self, fw: &crate::qemu::uefi::SecureBootFirmware) -> Machine {
         self.firmware = None;
         self.extra_args.extend(fw.qemu_args());
+        // A snapshot is of a direct boot; this one starts in the firmware every time.
+        self.virtio_disk = false;
         self
     }
 

@@ -1,9 +1,9 @@
-//! Secure Boot test boots (`test --secure-boot`, `run --secure-boot`): the x86_64 guest
-//! starts in UEFI firmware (Debian's OVMF) with Secure Boot on, as a Secure Boot machine
-//! does, and the user's certificate enrolled as a Machine Owner Key.
+//! Secure Boot test boots (`test --secure-boot`, `run --secure-boot`): the guest starts in
+//! UEFI firmware with Secure Boot on (Debian's OVMF on x86_64 `pc`, AAVMF on arm64 `virt`),
+//! as a Secure Boot machine does, and the user's certificate enrolled as a Machine Owner Key.
 //!
 //! The firmware's variable store is made with `virt-fw-vars` (Debian's
-//! `python3-virt-firmware`) from OVMF's empty one:
+//! `python3-virt-firmware`) from the firmware's own template, its keys replaced:
 //!
 //! ```text
 //! PK, KEK          a platform key generated for the store (no Microsoft keys)
@@ -28,10 +28,42 @@ use anyhow::{Context, Result};
 use crate::kernel::Arch;
 use crate::shell::Shell;
 
-/// Debian's OVMF (package `ovmf`): the 4 MiB build, with Secure Boot and without SMM (so it
-/// runs on qemu's `pc` machine).
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// One arch's UEFI firmware, as Debian packages it.
+struct Firmware {
+    /// The code, read-only (built with Secure Boot support).
+    code: &'static str,
+    /// The variable store the boot's store is made from.
+    vars: &'static str,
+    /// Variables of that template to drop first (its own keys).
+    drop: &'static [&'static str],
+    /// The Debian package that has both.
+    package: &'static str,
+}
+
+/// x86_64: OVMF's 4 MiB build, with Secure Boot and without SMM (so it runs on qemu's `pc`),
+/// and its empty store.
+const OVMF: Firmware = Firmware {
+    code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    vars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    drop: &[],
+    package: "ovmf",
+};
+
+/// arm64: AAVMF (its code has Secure Boot support); its empty store is not formatted, so
+/// the Microsoft-keyed one is the template, its keys dropped.
+const AAVMF: Firmware = Firmware {
+    code: "/usr/share/AAVMF/AAVMF_CODE.fd",
+    vars: "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+    drop: &["PK", "KEK", "db", "dbx", "MokList"],
+    package: "qemu-efi-aarch64",
+};
+
+fn firmware(arch: Arch) -> &'static Firmware {
+    match arch {
+        Arch::X86_64 => &OVMF,
+        Arch::Arm64 => &AAVMF,
+    }
+}
 
 /// `EFI_CERT_X509_GUID` (a5c059a1-94e4-4aa7-87b5-ab155c2bf072), as stored.
 const CERT_X509: [u8; 16] = [
@@ -124,17 +156,6 @@ pub fn image_signers(image: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Secure Boot boots are x86_64's: refused for `arch` before anything is built.
-pub fn check_arch(arch: Arch) -> Result<()> {
-    if arch != Arch::X86_64 {
-        crate::bail_user!(
-            "`--secure-boot` boots x86_64 guests: cargo-kmod has no UEFI firmware set up for {} (`virt` boots its kernel directly)", arch;
-            hint = "test the Secure Boot path on the x86_64 flavour of the kernel"
-        );
-    }
-    Ok(())
-}
-
 /// An `EFI_SIGNATURE_LIST` of one X.509 certificate owned by cargo-kmod.
 fn signature_list(cert_der: &[u8]) -> Vec<u8> {
     let owner = uuid_bytes(OWNER);
@@ -190,12 +211,12 @@ pub fn secure_boot_firmware(
     cert_der: &[u8],
     cache: &Path,
 ) -> Result<SecureBootFirmware> {
-    check_arch(arch)?;
-    for f in [OVMF_CODE, OVMF_VARS] {
+    let fw = firmware(arch);
+    for f in [fw.code, fw.vars] {
         if !Path::new(f).is_file() {
             crate::bail_user!(
-                "`--secure-boot` needs the UEFI firmware `{}`, which is not installed", f;
-                hint = "install Debian's `ovmf` package (`cargo xtask setup` does)"
+                "`--secure-boot` needs the {} UEFI firmware `{}`, which is not installed", arch, f;
+                hint = "install Debian's `{}` package (`cargo xtask setup` does)", fw.package
             );
         }
     }
@@ -215,7 +236,8 @@ pub fn secure_boot_firmware(
         );
     }
     let mut key_input = Vec::new();
-    key_input.extend_from_slice(&std::fs::read(OVMF_VARS).unwrap_or_default());
+    key_input.extend_from_slice(fw.code.as_bytes());
+    key_input.extend_from_slice(&std::fs::read(fw.vars).unwrap_or_default());
     for s in &signers {
         key_input.extend_from_slice(s);
     }
@@ -230,13 +252,15 @@ pub fn secure_boot_firmware(
             .prefix(".new-")
             .tempdir_in(&dir)
             .context("cannot create a temporary directory")?;
-        let mut args: Vec<String> = vec![
-            "--input".into(),
-            OVMF_VARS.into(),
+        let mut args: Vec<String> = vec!["--input".into(), fw.vars.into()];
+        for v in fw.drop {
+            args.extend(["--delete".into(), v.to_string()]);
+        }
+        args.extend([
             "--enroll-generate".into(),
             "cargo-kmod test platform key".into(),
             "--no-microsoft".into(),
-        ];
+        ]);
         for (i, s) in signers.iter().enumerate() {
             let p = work.path().join(format!("db-{i}.der"));
             std::fs::write(&p, s)?;
@@ -264,7 +288,7 @@ pub fn secure_boot_firmware(
     let copy = run.path().join("vars.fd");
     std::fs::copy(&vars, &copy).with_context(|| format!("cannot copy `{}`", vars.display()))?;
     Ok(SecureBootFirmware {
-        code: PathBuf::from(OVMF_CODE),
+        code: PathBuf::from(fw.code),
         vars: copy,
         _dir: run,
     })
