@@ -73,6 +73,20 @@ pub fn check_fn() -> String {
          \tcd /\n\
          \techo \"device $1 pci $o $n $d $m\"\n\
          }}\n\
+         kmod_virtio() {{\n\
+         \to=-; n=-; d=-; m=-\n\
+         \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
+         \t\to=1\n\
+         \t\tfor x in /sys/bus/pci/devices/$1/virtio*; do\n\
+         \t\t\t[ -e \"$x\" ] || continue\n\
+         \t\t\tn=${{x##*/}}\n\
+         \t\t\tcd -P \"$x/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
+         \t\t\tcd -P \"$x/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
+         \t\tdone\n\
+         \tfi\n\
+         \tcd /\n\
+         \techo \"device $1 pci $o $n $d $m\"\n\
+         }}\n\
          kmod_acpi() {{\n\
          \to=-; n=-; d=-; m=-\n\
          \t[ -e \"/sys/bus/acpi/devices/$1\" ] && o=1\n\
@@ -116,14 +130,29 @@ fn candidates(d: &GuestDevice) -> String {
     }
 }
 
+/// Whether `d` is a qemu virtio PCI model, whose driver binds the virtio device
+/// (`virtioN`) that the kernel's virtio PCI transport makes of it.
+pub fn is_virtio(d: &GuestDevice) -> bool {
+    d.bus == Bus::Pci
+        && d.compatible
+            .first()
+            .is_some_and(|m| super::spec::is_virtio_model(m))
+}
+
 /// The whole check: [`check_fn`] and a call per device.
 pub fn check_script(devices: &[GuestDevice]) -> String {
     use crate::process::shell_word as quote;
     let mut s = check_fn();
     for d in devices {
         if d.bus == Bus::Pci {
-            // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk.
-            s.push_str(&format!("kmod_pci {}\n", quote(&d.path)));
+            // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk. A
+            // virtio model is judged by the virtio device under it.
+            let f = if is_virtio(d) {
+                "kmod_virtio"
+            } else {
+                "kmod_pci"
+            };
+            s.push_str(&format!("{f} {}\n", quote(&d.path)));
             continue;
         }
         if d.bus == Bus::Acpi {
@@ -303,6 +332,11 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                     d.path,
                     super::plan::USB_GADGETS
                 )),
+                Some(s) if s.name.is_none() && is_virtio(d) => lines.push(format!(
+                    "device {} was not created: the PCI device at {} has no virtio device under it (the kernel's virtio PCI transport, `CONFIG_VIRTIO_PCI`, did not bind it)",
+                    d.label(),
+                    d.path
+                )),
                 Some(s) if s.name.is_none() && d.bus == Bus::Usb => lines.push(format!(
                     "device {} was not created: the USB device on `{}` enumerated, but the host did not configure it (no interface 1.0)",
                     d.label(),
@@ -432,6 +466,23 @@ fn device_lines(log: &[String], name: &str, except: Option<&str>) -> Vec<String>
 
 /// Why a device stayed unbound when no probe failed, from the modules' `alias=` entries.
 fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>)]) -> String {
+    if is_virtio(d) {
+        let has_table = aliases
+            .iter()
+            .filter(|(m, _)| d.modules.contains(m))
+            .any(|(_, list)| list.iter().any(|a| a.starts_with("virtio:")));
+        return if has_table {
+            format!(
+                "no virtio ID table of {} names this device's ID, or the driver's probe returned -ENODEV (which the kernel logs only at debug level)",
+                modules_phrase(&d.modules)
+            )
+        } else {
+            format!(
+                "{} has no virtio driver (no `virtio:` alias: `MODULE_DEVICE_TABLE(virtio, ...)`)",
+                modules_phrase(&d.modules)
+            )
+        };
+    }
     if d.bus == Bus::Pci {
         let has_pci_table = aliases
             .iter()

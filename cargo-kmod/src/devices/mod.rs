@@ -154,12 +154,21 @@ pub fn kernel_needs(devices: &Devices) -> std::collections::BTreeMap<String, Str
     }
 }
 
-fn check_pci(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
+fn check_pci(tree: &KernelTree, d: &GuestDevice, virtio: Option<&GuestDevice>) -> Result<()> {
     let mut missing = vec!["PCI"];
     if tree.arch == crate::kernel::Arch::Arm64 {
         missing.push("PCI_HOST_GENERIC");
     }
     missing.retain(|s| !tree.config.is_enabled(s));
+    if let (true, Some(v)) = (missing.is_empty(), virtio) {
+        // The virtio PCI transport makes the virtio device a driver binds.
+        if !tree.config.is_enabled("VIRTIO_PCI") {
+            crate::bail_user!(
+                "test device {} ({}) is a virtio PCI device, and kernel tree `{}` has no `CONFIG_VIRTIO_PCI` (the transport that makes its virtio device)", v.label(), v.origin, tree.dir.display();
+                hint = "add `VIRTIO_MENU = \"y\", VIRTIO_PCI = \"y\"` to the package's `kernel-config` and run `cargo kmod init` in the package"
+            );
+        }
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -200,7 +209,8 @@ pub fn prepare(
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Pci) {
-        check_pci(tree, d)?;
+        let virtio = compiled.devices.iter().find(|d| guest::is_virtio(d));
+        check_pci(tree, d, virtio)?;
     }
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Acpi) {
         check_acpi(tree, d)?;

@@ -148,6 +148,12 @@ impl QemuDevice {
     }
 }
 
+/// Whether a qemu PCI model is a virtio device (`virtio-rng-pci`): the kernel's virtio PCI
+/// transport binds the PCI function, and a virtio driver binds the virtio device under it.
+pub fn is_virtio_model(model: &str) -> bool {
+    model.starts_with("virtio-")
+}
+
 /// qemu properties cargo-kmod sets itself on a PCI test device.
 const QEMU_RESERVED: &[&str] = &["addr", "bus", "id", "multifunction", "romfile"];
 

@@ -1184,3 +1184,45 @@ fn bad_usb_devices_name_the_key() {
         "{e:#}"
     );
 }
+
+/// A virtio PCI model is judged by the virtio device under its PCI function: the check
+/// looks there, and the verdict explains a missing transport and a module without a virtio
+/// table.
+#[test]
+fn virtio_pci_models_are_judged_by_their_virtio_device() {
+    let devices = vec![GuestDevice {
+        path: "0000:00:10.0".into(),
+        bus: Bus::Pci,
+        compatible: vec!["virtio-rng-pci".into()],
+        modules: vec!["drv".into()],
+        origin: "`Cargo.toml` devices[0]".into(),
+    }];
+    assert!(guest::is_virtio(&devices[0]));
+    let script = guest::check_script(&devices);
+    assert!(script.contains("kmod_virtio 0000:00:10.0\n"), "{script}");
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        ..Default::default()
+    };
+    let bound = parse_line("device 0000:00:10.0 pci 1 virtio0 virtio_probe drv").unwrap();
+    assert!(judge(&devices, &[bound], &ev).is_empty());
+    let no_transport = parse_line("device 0000:00:10.0 pci 1 - - -").unwrap();
+    let p = judge(&devices, &[no_transport], &ev);
+    assert!(p[0].lines[0].contains("`CONFIG_VIRTIO_PCI`"), "{p:?}");
+    let unbound = parse_line("device 0000:00:10.0 pci 1 virtio0 - -").unwrap();
+    let aliases = [("drv".to_string(), vec!["pci:v*d*".to_string()])];
+    let ev2 = Evidence {
+        aliases: &aliases,
+        ..ev
+    };
+    let p = judge(&devices, &[unbound], &ev2);
+    assert!(p[0].lines[0].contains("has no virtio driver"), "{p:?}");
+    // Other PCI models keep the PCI check.
+    let edu = GuestDevice {
+        compatible: vec!["edu".into()],
+        ..devices[0].clone()
+    };
+    assert!(!guest::is_virtio(&edu));
+    assert!(guest::check_script(&[edu]).contains("kmod_pci 0000:00:10.0\n"));
+}

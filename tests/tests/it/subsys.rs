@@ -335,14 +335,15 @@ fn two_packages_needing_different_features_test_in_one_run() {
 /// The kernel's `rust_driver_usb` sample, ported with one `kernel-config` entry and one
 /// `bus = "usb"` device (examples/rust-driver-usb), and an ACPI-only driver
 /// (tests/fixtures/acpi-driver: `kernel::acpi_device_table!` for `ACME0001`, no OF table) in
-/// one x86_64 workspace, so one tree serves both: `init` prepares the dev tree plus ACPI, PCI,
+/// one x86_64 workspace with a C virtio driver (tests/fixtures/virtio-probe, qemu's
+/// `virtio-rng-pci`), so one tree serves all three: `init` prepares the dev tree plus ACPI, PCI, VIRTIO_PCI (and its menu),
 /// USB and what the USB device needs (`dummy_hcd`, configfs gadgets). In one `test` the SSDT
 /// device becomes `ACME0001:00` and the gadget's interface is enumerated, and each driver
 /// binds its own; the USB package alone chooses that tree by itself, and `run` shows its
 /// driver at work. A USB or ACPI device on a tree without their needs, and ACPI on arm64, are
 /// refused before any boot, naming why.
 #[test]
-fn acpi_and_usb_devices_bind_their_drivers_on_x86_64() {
+fn acpi_usb_and_virtio_devices_bind_their_drivers_on_x86_64() {
     let tmp = scratch();
     let ws = tmp.path().join("ws");
     copy_dir(
@@ -353,9 +354,13 @@ fn acpi_and_usb_devices_bind_their_drivers_on_x86_64() {
         &root().join("examples/rust-driver-usb"),
         &ws.join("rust-driver-usb"),
     );
+    copy_dir(
+        &root().join("tests/fixtures/virtio-probe"),
+        &ws.join("virtio-probe"),
+    );
     write(
         &ws.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"acpi-driver\", \"rust-driver-usb\"]\nresolver = \"2\"\n",
+        "[workspace]\nmembers = [\"acpi-driver\", \"rust-driver-usb\", \"virtio-probe\"]\nresolver = \"2\"\n",
     );
     ok(&run(kmod(&["init", "--arch", "x86_64"]).current_dir(&ws)));
     let o = run(kmod(&["test", "-v", "--workspace", "--arch", "x86_64"]).current_dir(&ws));
@@ -373,6 +378,18 @@ fn acpi_and_usb_devices_bind_their_drivers_on_x86_64() {
     );
     assert!(
         stdout(&o).contains("test acpi_driver_tests::probed_by_acpi_id ... ok"),
+        "{}",
+        stdout(&o)
+    );
+    // A virtio model on the PCI bus is judged by the virtio device under it, which the
+    // module's (C) virtio driver binds.
+    assert!(
+        err.contains("Devices virtio_probe: virtio-rng-pci (pci) at 0000:00:1")
+            && err.contains("bound by virtio_probe"),
+        "{err}"
+    );
+    assert!(
+        stdout(&o).contains("test virtio_probe_tests::probed_the_virtio_rng ... ok"),
         "{}",
         stdout(&o)
     );
