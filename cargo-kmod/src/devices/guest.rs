@@ -139,10 +139,27 @@ pub fn is_virtio(d: &GuestDevice) -> bool {
             .is_some_and(|m| super::spec::is_virtio_model(m))
 }
 
-/// The whole check: [`check_fn`] and a call per device.
+/// The functions of [`check_fn`] named in `calls` (with `kmod_at`, which `kmod_dev` calls),
+/// in their order there: a boot parses only what its check runs.
+fn check_fns_for(calls: &str) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in check_fn().split_inclusive('\n') {
+        if let Some(name) = line.strip_suffix("() {\n") {
+            keep = calls.lines().any(|c| c.starts_with(&format!("{name} ")))
+                || (name == "kmod_at" && calls.lines().any(|c| c.starts_with("kmod_dev ")));
+        }
+        if keep {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// The whole check: the functions of [`check_fn`] it uses and a call per device.
 pub fn check_script(devices: &[GuestDevice]) -> String {
     use crate::process::shell_word as quote;
-    let mut s = check_fn();
+    let mut s = String::new();
     for d in devices {
         if d.bus == Bus::Pci {
             // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk. A
@@ -177,7 +194,9 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
         }
         s.push('\n');
     }
-    s
+    let mut script = check_fns_for(&s);
+    script.push_str(&s);
+    script
 }
 
 /// How the guest loads the helper module.
