@@ -557,20 +557,27 @@ fn resolve_tree(
 /// one build must have, and what `init` in the packages prepares. Two packages asking one
 /// symbol for different values cannot share a tree.
 pub fn union_needs(modules: &[&ModuleSpec]) -> Result<std::collections::BTreeMap<String, String>> {
-    let with_devices: Vec<std::collections::BTreeMap<String, String>> = modules
+    // The devices' needs are entries of their own, so a module's `kernel-config` that
+    // contradicts them is a clash the union names, never a silent override.
+    let devices: Vec<(String, std::collections::BTreeMap<String, String>)> = modules
         .iter()
         .map(|m| {
-            let mut needs = crate::devices::kernel_needs(&m.devices);
-            // The module's own values win: a clash between them is the union's to name.
-            needs.extend(m.kernel_config.clone());
-            needs
+            (
+                format!("{} (its test devices)", m.name),
+                crate::devices::kernel_needs(&m.devices),
+            )
         })
         .collect();
     union_of(
         modules
             .iter()
-            .zip(&with_devices)
-            .map(|(m, needs)| (m.name.as_str(), m.manifest_path.as_path(), needs)),
+            .map(|m| (m.name.as_str(), m.manifest_path.as_path(), &m.kernel_config))
+            .chain(
+                modules
+                    .iter()
+                    .zip(&devices)
+                    .map(|(m, (name, needs))| (name.as_str(), m.manifest_path.as_path(), needs)),
+            ),
     )
 }
 

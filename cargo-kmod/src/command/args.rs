@@ -214,7 +214,7 @@ pub struct BootArgs {
     #[arg(long)]
     pub secure_boot: bool,
     /// With `--secure-boot`: the private key the modules are signed with (PEM or DER;
-    /// `KBUILD_SIGN_PIN` unlocks an encrypted one) [default: the tree's own]
+    /// `KBUILD_SIGN_PIN` unlocks an encrypted one)
     #[arg(long, value_name = "FILE", requires = "secure_boot")]
     pub key: Option<PathBuf>,
     /// With `--secure-boot`: the certificate of `--key`, enrolled as the Machine Owner Key

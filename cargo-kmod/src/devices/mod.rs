@@ -139,7 +139,7 @@ fn check_usb(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
     let list: Vec<String> = missing.iter().map(|s| format!("`CONFIG_{s}=y`")).collect();
     crate::bail_user!(
         "test device {} ({}) is a USB device, and kernel tree `{}` lacks {}: a USB test device is a configfs gadget on the kernel's `dummy_hcd`", d.label(), d.origin, tree.dir.display(), list.join(", ");
-        hint = "run `cargo kmod init --arch {}` in the package that declares it: it prepares a tree with what its USB test devices need, which `test` then chooses", tree.arch
+        hint = "declare the device in the package's manifest and run `cargo kmod init --arch {}` there: it prepares a tree with what USB test devices need, which `test` then chooses (a distribution's kernel builds these as modules, if at all: its tree cannot have USB test devices)", tree.arch
     )
 }
 

@@ -132,7 +132,10 @@ impl Prepared {
         if gadgets.is_empty() {
             return;
         }
-        plan.cmdline.extend(usb::kernel_arg(gadgets.len()));
+        // First: the user's arguments (after them) win, in `test` and `run` alike.
+        if let Some(arg) = usb::kernel_arg(gadgets.len()) {
+            plan.cmdline.insert(0, arg);
+        }
         steps.push(Step::shell(USB_GADGETS, &usb::gadget_script(&gadgets)));
     }
 

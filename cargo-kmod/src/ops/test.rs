@@ -187,7 +187,11 @@ pub fn prepare(
     }
     let secure_boot = match (signed, &signing) {
         (Some(signed), Some(key)) => {
-            if let Some(model) = machine.model.as_deref().filter(|m| *m != "virt") {
+            if let Some(model) = machine
+                .model
+                .as_deref()
+                .filter(|m| m.split(',').next() != Some("virt"))
+            {
                 crate::bail_user!(
                     "`--secure-boot` starts qemu's `virt` (arm64) or `pc` (x86_64) in UEFI firmware, and this target boots the board model `{}`", crate::text::escape(model);
                     hint = "use a target without `board` or `qemu-machine` for the Secure Boot test"
@@ -226,22 +230,23 @@ pub fn prepare(
     })
 }
 
-/// The key `--secure-boot` signs with and enrolls: `--key`/`--cert`, else the tree's own
-/// (`certs/signing_key.*`). A distribution's kernel has no key of the user's.
+/// The key `--secure-boot` signs with and enrolls (`--key`, `--cert`: a Secure Boot kernel is
+/// a distribution's, which has no key of the user's), once the firmware is known to be
+/// there and the kernel image to be signed.
 fn secure_boot_key(
     session: &Session,
     tree: &KernelTree,
     k: &SecureBootKey,
 ) -> Result<crate::ship::sign::SigningKey> {
-    if (k.key.is_none() || k.cert.is_none())
-        && crate::kernel::distro::complete::is_completion(&tree.dir)
-    {
+    let (Some(key), Some(cert)) = (&k.key, &k.cert) else {
         crate::bail_user!(
-            "`--secure-boot` on a distribution's kernel needs your own `--key` and `--cert`: the modules are signed with the key and its certificate is enrolled as a Machine Owner Key";
+            "`--secure-boot` needs your own `--key` and `--cert`: the modules are signed with the key and its certificate is enrolled as a Machine Owner Key";
             hint = "make a key pair (`openssl req -new -x509 -newkey rsa:2048 -nodes -keyout mok.key -out mok.pem -subj /CN=me`), then pass `--key mok.key --cert mok.pem`"
         );
-    }
-    crate::ship::load_key(&session.shell, tree, k.key.as_deref(), k.cert.as_deref())
+    };
+    // What the firmware needs, before anything is built.
+    crate::qemu::uefi::check_ready(tree.arch, &tree.image())?;
+    crate::ship::load_key(&session.shell, tree, Some(key), Some(cert))
 }
 
 /// Sign the modules under test (and the test-device helper) with `key` into a directory of
@@ -256,8 +261,9 @@ fn sign_for_boot(
         .tempdir()
         .context("cannot create a temporary directory")?;
     let sign = |from: &std::path::Path, name: &str| -> Result<PathBuf> {
-        let bytes =
-            std::fs::read(from).with_context(|| format!("cannot read `{}`", from.display()))?;
+        // The decompressed module: a signature covers the ELF, which the kernel checks
+        // after it decompresses a `.ko.xz`.
+        let bytes = crate::ko::read_module(from)?.bytes;
         let to = dir.path().join(format!("{name}.ko"));
         std::fs::write(&to, key.sign(&bytes)?)
             .with_context(|| format!("cannot write `{}`", to.display()))?;

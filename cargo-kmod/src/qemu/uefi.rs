@@ -156,6 +156,81 @@ pub fn image_signers(image: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Refuse a Secure Boot boot on `arch` of `image` early: the firmware or `virt-fw-vars`
+/// missing, or an image without a Secure Boot signature (the firmware would not start it).
+pub fn check_ready(arch: Arch, image: &Path) -> Result<()> {
+    tools(arch)?;
+    let signed = std::fs::read(image).map(|b| !image_signers(&b).is_empty());
+    if !matches!(signed, Ok(true)) {
+        crate::bail_user!(
+            "kernel image `{}` has no UEFI Secure Boot signature, so Secure Boot firmware would refuse to start it", image.display();
+            hint = "`--secure-boot` boots a signed distribution kernel (a `distro-kernel` target)"
+        );
+    }
+    Ok(())
+}
+
+/// The arch's firmware and `virt-fw-vars`, or the package that has what is missing.
+fn tools(arch: Arch) -> Result<(&'static Firmware, PathBuf)> {
+    let fw = firmware(arch);
+    for f in [fw.code, fw.vars] {
+        if !Path::new(f).is_file() {
+            crate::bail_user!(
+                "`--secure-boot` needs the {} UEFI firmware `{}`, which is not installed", arch, f;
+                hint = "install Debian's `{}` package (`cargo xtask setup` does)", fw.package
+            );
+        }
+    }
+    let Some(tool) = crate::kernel::toolchain::which("virt-fw-vars") else {
+        crate::bail_user!(
+            "`--secure-boot` needs `virt-fw-vars` to enroll the keys in the firmware";
+            hint = "install Debian's `python3-virt-firmware` package (`cargo xtask setup` does)"
+        );
+    };
+    Ok((fw, tool))
+}
+
+/// How the store is made: part of its cache key, so a change to it makes new stores.
+const RECIPE: &str =
+    "cargo-kmod uefi-vars 1: enroll-generate, no microsoft, db signers, MokList+MokListRT, sb";
+
+/// The stores kept: the most recently used.
+const KEEP: usize = 8;
+
+/// Keep the [`KEEP`] most recently used stores under `cache`; remove the rest, and working
+/// directories a killed run left (over an hour old). Best effort: a boot copies its store
+/// when it begins.
+fn prune(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    let mut stores = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".new-") {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if old {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            continue;
+        }
+        let used = std::fs::metadata(path.join("vars.fd"))
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        stores.push((used, path));
+    }
+    stores.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (_, path) in stores.into_iter().skip(KEEP) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
 /// An `EFI_SIGNATURE_LIST` of one X.509 certificate owned by cargo-kmod.
 fn signature_list(cert_der: &[u8]) -> Vec<u8> {
     let owner = uuid_bytes(OWNER);
@@ -211,21 +286,7 @@ pub fn secure_boot_firmware(
     cert_der: &[u8],
     cache: &Path,
 ) -> Result<SecureBootFirmware> {
-    let fw = firmware(arch);
-    for f in [fw.code, fw.vars] {
-        if !Path::new(f).is_file() {
-            crate::bail_user!(
-                "`--secure-boot` needs the {} UEFI firmware `{}`, which is not installed", arch, f;
-                hint = "install Debian's `{}` package (`cargo xtask setup` does)", fw.package
-            );
-        }
-    }
-    let Some(tool) = crate::kernel::toolchain::which("virt-fw-vars") else {
-        crate::bail_user!(
-            "`--secure-boot` needs `virt-fw-vars` to enroll the keys in the firmware";
-            hint = "install Debian's `python3-virt-firmware` package (`cargo xtask setup` does)"
-        );
-    };
+    let (fw, tool) = tools(arch)?;
     let image = std::fs::read(kernel)
         .with_context(|| format!("cannot read the kernel image `{}`", kernel.display()))?;
     let signers = image_signers(&image);
@@ -236,8 +297,12 @@ pub fn secure_boot_firmware(
         );
     }
     let mut key_input = Vec::new();
+    key_input.extend_from_slice(RECIPE.as_bytes());
     key_input.extend_from_slice(fw.code.as_bytes());
-    key_input.extend_from_slice(&std::fs::read(fw.vars).unwrap_or_default());
+    key_input.extend_from_slice(
+        &std::fs::read(fw.vars)
+            .with_context(|| format!("cannot read the firmware's store `{}`", fw.vars))?,
+    );
     for s in &signers {
         key_input.extend_from_slice(s);
     }
@@ -263,11 +328,12 @@ pub fn secure_boot_firmware(
         ]);
         for (i, s) in signers.iter().enumerate() {
             let p = work.path().join(format!("db-{i}.der"));
-            std::fs::write(&p, s)?;
+            std::fs::write(&p, s).with_context(|| format!("cannot write `{}`", p.display()))?;
             args.extend(["--add-db".into(), OWNER.into(), p.display().to_string()]);
         }
         let json = work.path().join("mok.json");
-        std::fs::write(&json, mok_json(cert_der))?;
+        std::fs::write(&json, mok_json(cert_der))
+            .with_context(|| format!("cannot write `{}`", json.display()))?;
         let out = work.path().join("vars.fd");
         args.extend([
             "--set-json".into(),
@@ -276,11 +342,17 @@ pub fn secure_boot_firmware(
             "--output".into(),
             out.display().to_string(),
         ]);
-        let sh = xshell::Shell::new()?;
+        let sh = xshell::Shell::new().context("cannot start a shell for `virt-fw-vars`")?;
         crate::process::run(shell, xshell::cmd!(sh, "{tool} {args...}"))?;
         std::fs::rename(&out, &vars)
             .with_context(|| format!("cannot move the store to `{}`", vars.display()))?;
+        prune(cache);
     }
+    // Its modification time says when it was used last, for pruning.
+    let _ = std::fs::File::options()
+        .append(true)
+        .open(&vars)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
     let run = tempfile::Builder::new()
         .prefix("cargo-kmod-uefi-")
         .tempdir()
