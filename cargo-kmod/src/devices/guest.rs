@@ -483,13 +483,18 @@ fn device_lines(log: &[String], name: &str, except: Option<&str>) -> Vec<String>
     lines
 }
 
+/// Whether an `alias=` entry of one of `d`'s modules satisfies `f`.
+fn any_alias(d: &GuestDevice, aliases: &[(String, Vec<String>)], f: impl Fn(&str) -> bool) -> bool {
+    aliases
+        .iter()
+        .filter(|(m, _)| d.modules.contains(m))
+        .any(|(_, list)| list.iter().any(|a| f(a)))
+}
+
 /// Why a device stayed unbound when no probe failed, from the modules' `alias=` entries.
 fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>)]) -> String {
     if is_virtio(d) {
-        let has_table = aliases
-            .iter()
-            .filter(|(m, _)| d.modules.contains(m))
-            .any(|(_, list)| list.iter().any(|a| a.starts_with("virtio:")));
+        let has_table = any_alias(d, aliases, |a| a.starts_with("virtio:"));
         return if has_table {
             format!(
                 "no virtio ID table of {} names this device's ID, or the driver's probe returned -ENODEV (which the kernel logs only at debug level)",
@@ -503,10 +508,7 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
         };
     }
     if d.bus == Bus::Pci {
-        let has_pci_table = aliases
-            .iter()
-            .filter(|(m, _)| d.modules.contains(m))
-            .any(|(_, list)| list.iter().any(|a| a.starts_with("pci:")));
+        let has_pci_table = any_alias(d, aliases, |a| a.starts_with("pci:"));
         return if has_pci_table {
             format!(
                 "no PCI ID table of {} names its vendor and device IDs, or the driver's probe returned -ENODEV (which the kernel logs only at debug level)",
@@ -521,15 +523,10 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
     }
     if d.bus == Bus::Usb {
         // `alias=usb:v1234p5678d*dc*...` for each entry of a driver's USB table.
-        let device = d
-            .compatible
-            .first()
-            .and_then(|ids| super::usb::modalias(ids))
-            .unwrap_or_default();
-        let names_it = aliases
-            .iter()
-            .filter(|(m, _)| d.modules.contains(m))
-            .any(|(_, list)| list.iter().any(|a| glob(a, &device)));
+        let ids = d.compatible.first().map_or("", String::as_str);
+        let device = super::usb::modalias(ids).unwrap_or_default();
+        let (vendor, product) = ids.split_once(':').unwrap_or_default();
+        let names_it = any_alias(d, aliases, |a| glob(a, &device));
         return if names_it {
             format!(
                 "a USB table of {} matches it, but the driver did not bind its interface: its probe returned -ENODEV (which the kernel logs only at debug level)",
@@ -539,24 +536,19 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
             format!(
                 "no USB table of {} names {} (declare it with `kernel::usb_device_table!` and `usb::DeviceId::from_id(0x{}, 0x{})`)",
                 modules_phrase(&d.modules),
-                d.compatible.first().map_or("", String::as_str),
-                d.compatible.first().and_then(|c| c.split(':').next()).unwrap_or_default(),
-                d.compatible.first().and_then(|c| c.split(':').nth(1)).unwrap_or_default(),
+                ids,
+                vendor,
+                product,
             )
         };
     }
     if d.bus == Bus::Acpi {
         // `alias=acpi*:ACME0001:*` for each id of a driver's ACPI table.
-        let names_it = aliases
-            .iter()
-            .filter(|(m, _)| d.modules.contains(m))
-            .any(|(_, list)| {
-                list.iter().any(|a| {
-                    d.compatible
-                        .iter()
-                        .any(|id| a.starts_with("acpi") && a.contains(&format!(":{id}:")))
-                })
-            });
+        let names_it = any_alias(d, aliases, |a| {
+            d.compatible
+                .iter()
+                .any(|id| a.starts_with("acpi") && a.contains(&format!(":{id}:")))
+        });
         return if names_it {
             format!(
                 "an ACPI table of {} names its ids, but the driver did not bind it: its probe returned -ENODEV or -ENXIO (which the kernel logs only at debug level), or was deferred",

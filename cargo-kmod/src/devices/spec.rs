@@ -487,14 +487,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     }
     let compatible = parse_compatible(map.get("compatible"), place)?;
     let address = parse_address(bus, map.get("address"), place)?;
-    let name = match map.get("name") {
-        Some(Value::String(s)) => {
-            check_node_name(s).map_err(|why| place.err("name", why))?;
-            s.clone()
-        }
-        Some(_) => return Err(place.err("name", "expected a string").into()),
-        None => default_name(&compatible[0]),
-    };
+    let name = parse_name(map, place, || default_name(&compatible[0]))?;
     let properties = parse_properties(map.get("properties"), place)?;
     let interrupts = match map.get("interrupts") {
         None => 0,
@@ -534,6 +527,22 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     })
 }
 
+/// `name`: a node name, else `default()`.
+fn parse_name(
+    map: &serde_json::Map<String, Value>,
+    place: &Place<'_>,
+    default: impl FnOnce() -> String,
+) -> Result<String> {
+    match map.get("name") {
+        Some(Value::String(s)) => {
+            check_node_name(s).map_err(|why| place.err("name", why))?;
+            Ok(s.clone())
+        }
+        Some(_) => Err(place.err("name", "expected a string").into()),
+        None => Ok(default()),
+    }
+}
+
 /// A `bus = "pci"` table: `qemu-device` (qemu's model name), an optional `name`, and
 /// `properties` as qemu properties (strings, integers, booleans).
 fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
@@ -567,14 +576,7 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
         }
     };
     check_qemu_word(&model).map_err(|why| place.err("qemu-device", why))?;
-    let name = match map.get("name") {
-        Some(Value::String(s)) => {
-            check_node_name(s).map_err(|why| place.err("name", why))?;
-            s.clone()
-        }
-        Some(_) => return Err(place.err("name", "expected a string").into()),
-        None => model.clone(),
-    };
+    let name = parse_name(map, place, || model.clone())?;
     let mut properties = Vec::new();
     match map.get("properties") {
         None => {}
@@ -757,14 +759,7 @@ fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
                 .into())
         }
     }
-    let name = match map.get("name") {
-        Some(Value::String(s)) => {
-            check_node_name(s).map_err(|why| place.err("name", why))?;
-            s.clone()
-        }
-        Some(_) => return Err(place.err("name", "expected a string").into()),
-        None => format!("usb-{vendor:04x}-{product:04x}"),
-    };
+    let name = parse_name(map, place, || format!("usb-{vendor:04x}-{product:04x}"))?;
     Ok(DeviceSpec {
         name,
         compatible: vec![format!("{vendor:04x}:{product:04x}")],

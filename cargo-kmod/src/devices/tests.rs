@@ -21,6 +21,30 @@ fn err(toml_text: &str) -> String {
     }
 }
 
+/// Compile `d` as the devices of module `drv` into `dir`.
+fn compile_for_drv(d: &Devices, dir: &Path) -> Result<Compiled> {
+    let set = DeviceSet {
+        modules: vec!["drv".into()],
+        devices: d,
+        what: "module drv".into(),
+    };
+    compile(&crate::shell::Shell::plain(), &[set], dir)
+}
+
+/// Each `[[devices]]` table text is refused with a message holding its words, in one line
+/// (and a `help:` line).
+#[track_caller]
+fn assert_bad_devices(cases: &[(&str, &str)]) {
+    for (text, want) in cases {
+        let e = err(&format!("[[devices]]\n{text}\n"));
+        assert!(e.contains(want), "{text}: {e}");
+        assert!(
+            !e.contains('\n') || e.lines().nth(1).is_some_and(|l| l.starts_with("help:")),
+            "{e}"
+        );
+    }
+}
+
 const EXAMPLE: &str = r#"
 [[devices]]
 compatible = "acme,blinker"
@@ -727,12 +751,7 @@ properties = { "dma_mask" = 4294967295, "note" = "a,b", "on" = true }
         "commas in values are doubled, as qemu's option parser wants"
     );
     let dir = tempfile::tempdir().unwrap();
-    let set = DeviceSet {
-        modules: vec!["drv".into()],
-        devices: &d,
-        what: "module drv".into(),
-    };
-    let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+    let c = compile_for_drv(&d, dir.path()).unwrap();
     assert!(c.overlays.is_empty(), "PCI devices need no overlay");
     assert_eq!(
         c.qemu_args,
@@ -784,7 +803,7 @@ properties = { "dma_mask" = 4294967295, "note" = "a,b", "on" = true }
 
 #[test]
 fn bad_pci_devices_name_the_key() {
-    for (text, want) in [
+    assert_bad_devices(&[
         ("bus = \"pci\"", "missing `qemu-device`"),
         (
             "bus = \"pci\"\nqemu-device = \"pci-testdev\"\ncompatible = \"acme,x\"",
@@ -814,14 +833,7 @@ fn bad_pci_devices_name_the_key() {
             "bus = \"pcie\"\nqemu-device = \"edu\"",
             "`i2c`, `pci`, `acpi` or `usb`",
         ),
-    ] {
-        let e = err(&format!("[[devices]]\n{text}\n"));
-        assert!(e.contains(want), "{text}: {e}");
-        assert!(
-            !e.contains('\n') || e.lines().nth(1).is_some_and(|l| l.starts_with("help:")),
-            "{e}"
-        );
-    }
+    ]);
 }
 
 #[test]
@@ -1031,12 +1043,7 @@ fn bad_acpi_devices_name_the_key() {
     let d = kmod("[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n[[devices]]\nbus = \"acpi\"\nhid = \"ACME0001\"\n").unwrap();
     let dir = tempfile::tempdir().unwrap();
     if crate::kernel::toolchain::which("iasl").is_some() {
-        let set = DeviceSet {
-            modules: vec!["drv".into()],
-            devices: &d,
-            what: "module drv".into(),
-        };
-        let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+        let c = compile_for_drv(&d, dir.path()).unwrap();
         let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
         assert_eq!(paths, ["ACME0001:00", "ACME0001:01"]);
         assert!(c.overlays.is_empty(), "ACPI devices need no overlay");
@@ -1059,12 +1066,7 @@ fn usb_devices_are_gadgets_on_their_own_controllers() {
     assert_eq!(kernel_needs(&d)["USB_DUMMY_HCD"], "y");
     assert!(kernel_needs(&kmod(EXAMPLE).unwrap()).is_empty());
     let dir = tempfile::tempdir().unwrap();
-    let set = DeviceSet {
-        modules: vec!["drv".into()],
-        devices: &d,
-        what: "module drv".into(),
-    };
-    let c = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap();
+    let c = compile_for_drv(&d, dir.path()).unwrap();
     assert!(c.overlays.is_empty() && c.qemu_args.is_empty(), "{c:?}");
     let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
     assert_eq!(paths, ["dummy_hcd.0", "dummy_hcd.1"]);
@@ -1122,7 +1124,7 @@ fn usb_devices_are_gadgets_on_their_own_controllers() {
 
 #[test]
 fn bad_usb_devices_name_the_key() {
-    for (text, want) in [
+    assert_bad_devices(&[
         ("bus = \"usb\"\nproduct = 1", "missing `vendor`"),
         ("bus = \"usb\"\nvendor = 1", "missing `product`"),
         (
@@ -1158,25 +1160,13 @@ fn bad_usb_devices_name_the_key() {
             "bus = \"acpi\"\nhid = \"ACME0001\"\nclass = 1",
             "invalid `class`",
         ),
-    ] {
-        let e = err(&format!("[[devices]]\n{text}\n"));
-        assert!(e.contains(want), "{text}: {e}");
-        assert!(
-            !e.contains('\n') || e.lines().nth(1).is_some_and(|l| l.starts_with("help:")),
-            "{e}"
-        );
-    }
+    ]);
     let many: String = (0..=usb::MAX_DEVICES)
         .map(|i| format!("[[devices]]\nbus = \"usb\"\nvendor = 1\nproduct = {i}\n"))
         .collect();
     let d = kmod(&many).unwrap();
-    let set = DeviceSet {
-        modules: vec!["drv".into()],
-        devices: &d,
-        what: "module drv".into(),
-    };
     let dir = tempfile::tempdir().unwrap();
-    let e = compile(&crate::shell::Shell::plain(), &[set], dir.path()).unwrap_err();
+    let e = compile_for_drv(&d, dir.path()).unwrap_err();
     assert!(
         crate::error::render(&e)
             .0

@@ -141,9 +141,9 @@ pub fn prepare(
     };
     crate::guest::modules::apply_params(&mut modules, &req.params)?;
     // Signed before the distribution's own modules join them: those carry its signature.
-    let signed = match (&signing, &mut devices) {
-        (Some(key), devices) => Some(sign_for_boot(key, &mut modules, devices.as_mut())?),
-        (None, _) => None,
+    let signed = match &signing {
+        Some((key, _)) => Some(sign_for_boot(key, &mut modules, devices.as_mut())?),
+        None => None,
     };
     // A distribution's kernel: the modules' load-time dependencies from its own modules.
     if let Some(dir) =
@@ -186,7 +186,7 @@ pub fn prepare(
             .extend(d.qemu_args.iter().map(std::ffi::OsString::from));
     }
     let secure_boot = match (signed, &signing) {
-        (Some(signed), Some(key)) => {
+        (Some(signed), Some((key, image))) => {
             if let Some(model) = machine
                 .model
                 .as_deref()
@@ -201,7 +201,7 @@ pub fn prepare(
             let fw = crate::qemu::uefi::secure_boot_firmware(
                 &session.shell,
                 tree.arch,
-                &machine.kernel,
+                image,
                 &key.cert_der()?,
                 &home.uefi_vars_dir(),
             )?;
@@ -231,13 +231,16 @@ pub fn prepare(
 }
 
 /// The key `--secure-boot` signs with and enrolls (`--key`, `--cert`: a Secure Boot kernel is
-/// a distribution's, which has no key of the user's), once the firmware is known to be
-/// there and the kernel image to be signed.
+/// a distribution's, which has no key of the user's), and the tree's image with its
+/// signature, once the firmware is known to be there.
 fn secure_boot_key(
     session: &Session,
     tree: &KernelTree,
     k: &SecureBootKey,
-) -> Result<crate::ship::sign::SigningKey> {
+) -> Result<(
+    crate::ship::sign::SigningKey,
+    crate::qemu::uefi::SignedImage,
+)> {
     let (Some(key), Some(cert)) = (&k.key, &k.cert) else {
         crate::bail_user!(
             "`--secure-boot` needs your own `--key` and `--cert`: the modules are signed with the key and its certificate is enrolled as a Machine Owner Key";
@@ -245,8 +248,11 @@ fn secure_boot_key(
         );
     };
     // What the firmware needs, before anything is built.
-    crate::qemu::uefi::check_ready(tree.arch, &tree.image())?;
-    crate::ship::load_key(&session.shell, tree, Some(key), Some(cert))
+    let image = crate::qemu::uefi::signed_image(tree.arch, &tree.image())?;
+    Ok((
+        crate::ship::load_key(&session.shell, tree, Some(key), Some(cert))?,
+        image,
+    ))
 }
 
 /// Sign the modules under test (and the test-device helper) with `key` into a directory of

@@ -212,9 +212,10 @@ impl Machine {
     }
 
     /// The same target started by UEFI firmware with Secure Boot on (`fw`'s code and
-    /// variables as flash drives) instead of qemu's direct boot firmware.
+    /// variables as flash drives, its signed image) instead of qemu's direct boot.
     pub fn with_secure_boot(mut self, fw: &crate::qemu::uefi::SecureBootFirmware) -> Machine {
         self.firmware = None;
+        self.kernel = fw.kernel.clone();
         self.extra_args.extend(fw.qemu_args());
         // A snapshot is of a direct boot; this one starts in the firmware every time.
         self.virtio_disk = false;

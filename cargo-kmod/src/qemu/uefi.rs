@@ -81,6 +81,8 @@ const SHIM_GUID: &str = "605dab50-e046-4300-abb6-3dd810dd8b23";
 pub struct SecureBootFirmware {
     pub code: PathBuf,
     pub vars: PathBuf,
+    /// The signed image the firmware starts.
+    pub kernel: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -156,18 +158,32 @@ pub fn image_signers(image: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Refuse a Secure Boot boot on `arch` of `image` early: the firmware or `virt-fw-vars`
-/// missing, or an image without a Secure Boot signature (the firmware would not start it).
-pub fn check_ready(arch: Arch, image: &Path) -> Result<()> {
+/// A kernel image Secure Boot firmware starts: its path and the certificates of its
+/// Authenticode signature.
+#[derive(Debug)]
+pub struct SignedImage {
+    pub path: PathBuf,
+    signers: Vec<Vec<u8>>,
+}
+
+/// `image` as a Secure Boot boot on `arch` needs it, checked before anything is built: the
+/// firmware and `virt-fw-vars` there, and the image signed (the firmware would not start it
+/// otherwise).
+pub fn signed_image(arch: Arch, image: &Path) -> Result<SignedImage> {
     tools(arch)?;
-    let signed = std::fs::read(image).map(|b| !image_signers(&b).is_empty());
-    if !matches!(signed, Ok(true)) {
+    let signers = std::fs::read(image)
+        .map(|b| image_signers(&b))
+        .unwrap_or_default();
+    if signers.is_empty() {
         crate::bail_user!(
             "kernel image `{}` has no UEFI Secure Boot signature, so Secure Boot firmware would refuse to start it", image.display();
             hint = "`--secure-boot` boots a signed distribution kernel (a `distro-kernel` target)"
         );
     }
-    Ok(())
+    Ok(SignedImage {
+        path: image.to_path_buf(),
+        signers,
+    })
 }
 
 /// The arch's firmware and `virt-fw-vars`, or the package that has what is missing.
@@ -276,26 +292,18 @@ fn mok_json(cert_der: &[u8]) -> String {
     )
 }
 
-/// The firmware for a Secure Boot boot of `kernel` on `arch` with the certificate
-/// `cert_der` enrolled as a Machine Owner Key; the store is made once under `cache` (a
-/// directory of `$CARGO_KMOD_HOME`) and copied for the boot.
+/// The firmware for a Secure Boot boot of `image` on `arch` with the certificate `cert_der`
+/// enrolled as a Machine Owner Key; the store is made once under `cache` (a directory of
+/// `$CARGO_KMOD_HOME`) and copied for the boot.
 pub fn secure_boot_firmware(
     shell: &Shell,
     arch: Arch,
-    kernel: &Path,
+    image: &SignedImage,
     cert_der: &[u8],
     cache: &Path,
 ) -> Result<SecureBootFirmware> {
     let (fw, tool) = tools(arch)?;
-    let image = std::fs::read(kernel)
-        .with_context(|| format!("cannot read the kernel image `{}`", kernel.display()))?;
-    let signers = image_signers(&image);
-    if signers.is_empty() {
-        crate::bail_user!(
-            "kernel image `{}` has no UEFI Secure Boot signature, so Secure Boot firmware would refuse to start it", kernel.display();
-            hint = "`--secure-boot` boots a signed distribution kernel (a `distro-kernel` target)"
-        );
-    }
+    let signers = &image.signers;
     let mut key_input = Vec::new();
     key_input.extend_from_slice(RECIPE.as_bytes());
     key_input.extend_from_slice(fw.code.as_bytes());
@@ -303,7 +311,7 @@ pub fn secure_boot_firmware(
         &std::fs::read(fw.vars)
             .with_context(|| format!("cannot read the firmware's store `{}`", fw.vars))?,
     );
-    for s in &signers {
+    for s in signers {
         key_input.extend_from_slice(s);
     }
     key_input.extend_from_slice(cert_der);
@@ -361,6 +369,7 @@ pub fn secure_boot_firmware(
     std::fs::copy(&vars, &copy).with_context(|| format!("cannot copy `{}`", vars.display()))?;
     Ok(SecureBootFirmware {
         code: PathBuf::from(fw.code),
+        kernel: image.path.clone(),
         vars: copy,
         _dir: run,
     })
