@@ -41,6 +41,7 @@
 #include <linux/kernel_read_file.h>
 #include <linux/limits.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/of.h>
 #include <linux/of_platform.h>
 #include <linux/overflow.h>
@@ -429,13 +430,47 @@ static int __init kmod_devices_init(void)
 	return ret;
 }
 
+/*
+ * Remove the devices: the test interrupt lines, then the overlays, then check that their
+ * nodes are gone. Once only (`removed`): after a write to `remove`, unloading the module
+ * has nothing left to remove.
+ */
+static bool removed;
+static DEFINE_MUTEX(kmod_remove_lock);
+
+static void kmod_remove_devices(void)
+{
+	mutex_lock(&kmod_remove_lock);
+	if (!removed) {
+		removed = true;
+		kmod_irq_teardown();
+		kmod_remove_overlays();
+		kmod_existing_nodes("is still in the live device tree after its overlay was removed");
+		kmod_free_lists();
+	}
+	mutex_unlock(&kmod_remove_lock);
+}
+
+/* A write to `remove` removes the devices without a process to unload the module. */
+static int kmod_remove_set(const char *val, const struct kernel_param *kp)
+{
+	/* Not before the module's init ran (`remove=` given to insmod): nothing is there. */
+	if (!READ_ONCE(ovcs_ids) && !READ_ONCE(removed))
+		return -ENODEV;
+	kmod_remove_devices();
+	return 0;
+}
+
+static const struct kernel_param_ops kmod_remove_ops = {
+	.set = kmod_remove_set,
+};
+module_param_cb(remove, &kmod_remove_ops, NULL, 0200);
+MODULE_PARM_DESC(remove, "Write anything to remove the devices (as unloading the module does)");
+
 static void __exit kmod_devices_exit(void)
 {
-	kmod_irq_teardown();
-	kmod_remove_overlays();
+	kmod_remove_devices();
 	platform_driver_unregister(&kmod_i2c_driver);
-	kmod_existing_nodes("is still in the live device tree after its overlay was removed");
-	kmod_free_lists();
 }
 
 module_init(kmod_devices_init);

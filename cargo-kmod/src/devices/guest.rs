@@ -11,14 +11,16 @@
 //!    synchronously in `init`, before their KUnit suites run.
 //! 3. [`check_script`]: each device's name, driver and the driver's module, read from
 //!    `/sys/bus/<bus>/devices/*/{of_node,driver,driver/module}`.
-//! 4. The modules unload (each driver's `remove` runs); then `rmmod cargo_kmod_devices`
-//!    removes the overlays, which removes the devices; the helper reports a node still there.
+//! 4. The modules unload (each driver's `remove` runs); then a write to the helper's `remove`
+//!    parameter removes the overlays, which removes the devices; the helper reports a node
+//!    still there.
 //!
 //! The check prints one line per device, `device PATH BUS NODE NAME DRIVER MODULE` (`NODE`
 //! is 1 when the node exists, `-` for what is absent), on the guest protocol (a step's
-//! output), which the kernel log cannot forge. The shell function uses builtins only
-//! (`cd -P`, `$PWD`, globs), so checking costs no process under TCG, and looks where the
-//! kernel names such a device first, so it rarely walks a whole bus.
+//! output), which the kernel log cannot forge. The shell functions use builtins only
+//! (`cd -P`, `$PWD`, globs) and `local` variables, so the check runs in the guest's own shell
+//! ([`crate::guest::plan::Step::inline`]) and costs no process under TCG, and they look where
+//! the kernel names such a device first, so they rarely walk a whole bus.
 
 use crate::devices::spec::Bus;
 
@@ -53,7 +55,8 @@ impl GuestDevice {
 
 /// The `kmod_dev PATH BUS [CANDIDATES]` shell function: the candidates first (the names the
 /// kernel gives such a node), and only when none is the device, every device of the bus
-/// (expanding that glob reads the whole bus directory).
+/// (expanding that glob reads the whole bus directory). Each function's variables are
+/// `local` (`kmod_at` sets its caller's `n`, `d` and `m`): the check runs inline.
 pub fn check_fn() -> String {
     format!(
         "kmod_at() {{\n\
@@ -64,7 +67,7 @@ pub fn check_fn() -> String {
          \treturn 0\n\
          }}\n\
          kmod_pci() {{\n\
-         \to=-; n=-; d=-; m=-\n\
+         \tlocal o=- n=- d=- m=-\n\
          \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
          \t\to=1; n=$1\n\
          \t\tcd -P \"/sys/bus/pci/devices/$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
@@ -74,7 +77,7 @@ pub fn check_fn() -> String {
          \techo \"device $1 pci $o $n $d $m\"\n\
          }}\n\
          kmod_virtio() {{\n\
-         \to=-; n=-; d=-; m=-\n\
+         \tlocal o=- n=- d=- m=- x\n\
          \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
          \t\to=1\n\
          \t\tfor x in /sys/bus/pci/devices/$1/virtio*; do\n\
@@ -88,7 +91,7 @@ pub fn check_fn() -> String {
          \techo \"device $1 pci $o $n $d $m\"\n\
          }}\n\
          kmod_acpi() {{\n\
-         \to=-; n=-; d=-; m=-\n\
+         \tlocal o=- n=- d=- m=-\n\
          \t[ -e \"/sys/bus/acpi/devices/$1\" ] && o=1\n\
          \tif [ -e \"/sys/bus/platform/devices/$1\" ]; then\n\
          \t\tn=$1\n\
@@ -100,7 +103,7 @@ pub fn check_fn() -> String {
          }}\n\
          {usb}\
          kmod_dev() {{\n\
-         \to=-; n=-; d=-; m=-\n\
+         \tlocal o=- n=- d=- m=- x\n\
          \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
          \tfor x in $3; do kmod_at \"$x\" \"$1\" && break; done\n\
          \tif [ \"$n\" = - ]; then\n\

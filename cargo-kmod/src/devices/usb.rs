@@ -137,7 +137,7 @@ pub fn gadget_script(gadgets: &[Gadget]) -> String {
 /// whether its IDs are the declared ones, and its first interface's driver and module.
 pub fn check_fn() -> &'static str {
     "kmod_usb() {\n\
-     \to=-; n=-; d=-; m=-\n\
+     \tlocal o=- n=- d=- m=- x v p i\n\
      \tfor x in /sys/devices/platform/$1/usb*/*-1; do\n\
      \t\t[ -e \"$x/idVendor\" ] || continue\n\
      \t\tread v <\"$x/idVendor\"; read p <\"$x/idProduct\"\n\

@@ -52,10 +52,20 @@ pub enum Action {
     /// A busybox `sh` snippet, run in a subshell with `/sys` mounted. `name` labels it in
     /// reports. `applets`: it may call any busybox applet (the guest then runs
     /// `busybox --install` first); without, it uses shell builtins and the base applets only.
+    /// `inline`: it runs in the guest's own shell, not a subshell (a fork less); such a
+    /// snippet is cargo-kmod's own, assigns only `local` variables and never exits.
     Shell {
         name: String,
         script: String,
         applets: bool,
+        inline: bool,
+    },
+    /// Write `value` and a newline to the file `path` (a sysfs attribute) with the shell's
+    /// own `echo`: no process, where a step of a shell snippet would fork a subshell.
+    Write {
+        name: String,
+        path: String,
+        value: String,
     },
 }
 
@@ -106,6 +116,7 @@ impl Step {
                 name: name.to_string(),
                 script: script.to_string(),
                 applets: true,
+                inline: false,
             },
             when: When::Always,
         }
@@ -119,6 +130,33 @@ impl Step {
                 name: name.to_string(),
                 script: script.to_string(),
                 applets: false,
+                inline: false,
+            },
+            when: When::Always,
+        }
+    }
+
+    /// A builtins step ([`Self::builtins`]) run in the guest's own shell: for cargo-kmod's
+    /// own snippets whose functions keep their variables `local` and never exit.
+    pub fn inline(name: &str, script: &str) -> Step {
+        Step {
+            action: Action::Shell {
+                name: name.to_string(),
+                script: script.to_string(),
+                applets: false,
+                inline: true,
+            },
+            when: When::Always,
+        }
+    }
+
+    /// A step that writes `value` to `path` ([`Action::Write`]).
+    pub fn write(name: &str, path: &str, value: &str) -> Step {
+        Step {
+            action: Action::Write {
+                name: name.to_string(),
+                path: path.to_string(),
+                value: value.to_string(),
             },
             when: When::Always,
         }
@@ -134,7 +172,7 @@ impl Step {
         match &self.action {
             Action::Load { module, .. } => format!("{module} (load)"),
             Action::Unload { module } => format!("{module} (unload)"),
-            Action::Shell { name, .. } => name.clone(),
+            Action::Shell { name, .. } | Action::Write { name, .. } => name.clone(),
         }
     }
 
@@ -142,7 +180,7 @@ impl Step {
     pub fn module(&self) -> Option<&str> {
         match &self.action {
             Action::Load { module, .. } | Action::Unload { module } => Some(module),
-            Action::Shell { .. } => None,
+            Action::Shell { .. } | Action::Write { .. } => None,
         }
     }
 
@@ -152,6 +190,7 @@ impl Step {
             Action::Load { .. } => "insmod",
             Action::Unload { .. } => "rmmod",
             Action::Shell { .. } => "the step's script",
+            Action::Write { .. } => "echo",
         }
     }
 
@@ -165,6 +204,7 @@ impl Step {
             }
             Action::Unload { module } => format!("rmmod {}", quote(module)),
             Action::Shell { .. } => format!("c{id}"),
+            Action::Write { path, value, .. } => format!("w {} {}", quote(path), quote(value)),
         }
     }
 
