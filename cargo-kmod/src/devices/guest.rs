@@ -78,9 +78,9 @@ pub fn check_fn() -> String {
          }}\n\
          kmod_virtio() {{\n\
          \tlocal o=- n=- d=- m=- x\n\
-         \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
+         \tif [ -e \"/sys/bus/$1/devices/$2\" ]; then\n\
          \t\to=1\n\
-         \t\tfor x in /sys/bus/pci/devices/$1/virtio*; do\n\
+         \t\tfor x in /sys/bus/$1/devices/$2/virtio*; do\n\
          \t\t\t[ -e \"$x\" ] || continue\n\
          \t\t\tn=${{x##*/}}\n\
          \t\t\tcd -P \"$x/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
@@ -88,7 +88,7 @@ pub fn check_fn() -> String {
          \t\tdone\n\
          \tfi\n\
          \tcd /\n\
-         \techo \"device $1 pci $o $n $d $m\"\n\
+         \techo \"device $2 $3 $o $n $d $m\"\n\
          }}\n\
          kmod_acpi() {{\n\
          \tlocal o=- n=- d=- m=-\n\
@@ -129,17 +129,18 @@ fn candidates(d: &GuestDevice) -> String {
             Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
             None => String::new(),
         },
-        Bus::Pci | Bus::Acpi | Bus::Usb => String::new(),
+        Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio => String::new(),
     }
 }
 
 /// Whether `d` is a qemu virtio PCI model, whose driver binds the virtio device
 /// (`virtioN`) that the kernel's virtio PCI transport makes of it.
 pub fn is_virtio(d: &GuestDevice) -> bool {
-    d.bus == Bus::Pci
-        && d.compatible
-            .first()
-            .is_some_and(|m| super::spec::is_virtio_model(m))
+    d.bus == Bus::VirtioMmio
+        || (d.bus == Bus::Pci
+            && d.compatible
+                .first()
+                .is_some_and(|m| super::spec::is_virtio_model(m)))
 }
 
 /// The functions of [`check_fn`] named in `calls` (with `kmod_at`, which `kmod_dev` calls),
@@ -167,12 +168,19 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
         if d.bus == Bus::Pci {
             // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk. A
             // virtio model is judged by the virtio device under it.
-            let f = if is_virtio(d) {
-                "kmod_virtio"
+            if is_virtio(d) {
+                s.push_str(&format!("kmod_virtio pci {} pci\n", quote(&d.path)));
             } else {
-                "kmod_pci"
-            };
-            s.push_str(&format!("{f} {}\n", quote(&d.path)));
+                s.push_str(&format!("kmod_pci {}\n", quote(&d.path)));
+            }
+            continue;
+        }
+        if d.bus == Bus::VirtioMmio {
+            // Its transport's platform device (`a000000.virtio_mmio`), chosen by cargo-kmod.
+            s.push_str(&format!(
+                "kmod_virtio platform {} virtio-mmio\n",
+                quote(&d.path)
+            ));
             continue;
         }
         if d.bus == Bus::Acpi {
@@ -353,6 +361,16 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                     d.label(),
                     d.path,
                     super::plan::USB_GADGETS
+                )),
+                Some(s) if !s.node && d.bus == Bus::VirtioMmio => lines.push(format!(
+                    "device {} was not created: the guest has no virtio-mmio transport `{}` (qemu's `virt` puts one there: the kernel did not make a platform device of it)",
+                    d.label(),
+                    d.path
+                )),
+                Some(s) if s.name.is_none() && d.bus == Bus::VirtioMmio => lines.push(format!(
+                    "device {} was not created: the virtio-mmio transport `{}` has no virtio device under it (the kernel's transport driver, `CONFIG_VIRTIO_MMIO`, did not bind it)",
+                    d.label(),
+                    d.path
                 )),
                 Some(s) if s.name.is_none() && is_virtio(d) => lines.push(format!(
                     "device {} was not created: the PCI device at {} has no virtio device under it (the kernel's virtio PCI transport, `CONFIG_VIRTIO_PCI`, did not bind it)",

@@ -154,6 +154,27 @@ pub fn kernel_needs(devices: &Devices) -> std::collections::BTreeMap<String, Str
     }
 }
 
+/// A virtio-mmio test device needs arm64 (qemu's `virt` has the transports; x86_64 `pc` has
+/// none) and a tree with the kernel's virtio-mmio transport driver.
+fn check_virtio_mmio(tree: &KernelTree, d: &GuestDevice) -> Result<()> {
+    if tree.arch != crate::kernel::Arch::Arm64 {
+        let model = d.compatible.first().map_or("", String::as_str);
+        crate::bail_user!(
+            "test device {} ({}) is a virtio-mmio device, and qemu's {} machine has no virtio-mmio transports (arm64 `virt` has)", d.label(), d.origin, tree.arch;
+            hint = "use its PCI variant, `bus = \"pci\"` with `qemu-device = \"{}-pci\"`, on x86_64", crate::text::escape(model.strip_suffix("-device").unwrap_or(model))
+        );
+    }
+    let mut missing = vec!["VIRTIO_MMIO"];
+    missing.retain(|s| !tree.config.is_enabled(s));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    crate::bail_user!(
+        "test device {} ({}) is a virtio-mmio device, and kernel tree `{}` has no `CONFIG_VIRTIO_MMIO` (the transport that makes its virtio device)", d.label(), d.origin, tree.dir.display();
+        hint = "add `kernel-config = {{ VIRTIO_MENU = \"y\", VIRTIO_MMIO = \"y\" }}` to `[package.metadata.kmod]` and run `cargo kmod init` in the package (the dev trees have it)"
+    )
+}
+
 fn check_pci(tree: &KernelTree, d: &GuestDevice, virtio: Option<&GuestDevice>) -> Result<()> {
     let mut missing = vec!["PCI"];
     if tree.arch == crate::kernel::Arch::Arm64 {
@@ -209,8 +230,14 @@ pub fn prepare(
     let compiled = compile(shell, sets, out_dir)?;
     let needs_i2c = compiled.devices.iter().any(|d| d.bus == Bus::I2c);
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Pci) {
-        let virtio = compiled.devices.iter().find(|d| guest::is_virtio(d));
+        let virtio = compiled
+            .devices
+            .iter()
+            .find(|d| d.bus == Bus::Pci && guest::is_virtio(d));
         check_pci(tree, d, virtio)?;
+    }
+    if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::VirtioMmio) {
+        check_virtio_mmio(tree, d)?;
     }
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Acpi) {
         check_acpi(tree, d)?;
@@ -288,6 +315,22 @@ pub struct Compiled {
 /// `-M virt` (its host bridge) put there.
 const PCI_SLOTS: std::ops::Range<u8> = 0x10..0x20;
 
+/// The virtio-mmio transports of `-M virt` test devices take: the lowest of its 32, from
+/// `0x0a000000`, `0x200` bytes each (qemu's `virt` memory map). A `-device` without a bus
+/// (the run disk of a resumed test boot) takes the highest free one.
+const MMIO_TRANSPORTS: usize = 16;
+const VIRT_MMIO_BASE: u64 = 0x0a00_0000;
+const VIRT_MMIO_SIZE: u64 = 0x200;
+
+/// The platform device the kernel makes of `-M virt`'s virtio-mmio transport `n` (its
+/// device-tree node `virtio_mmio@a000000`).
+fn mmio_transport(n: usize) -> String {
+    format!(
+        "{:x}.virtio_mmio",
+        VIRT_MMIO_BASE + n as u64 * VIRT_MMIO_SIZE
+    )
+}
+
 /// Compile every set's devices (one generated overlay for all tables) and raw overlays into
 /// `out_dir`. Everything that can be wrong with a device is an error here, before any boot.
 pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<Compiled> {
@@ -306,6 +349,10 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
     // PCI devices are qemu's: a `-device` each, at a slot cargo-kmod picks, so the guest
     // finds each one at a known address.
     let (pci, nodes): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(d, _)| d.bus == Bus::Pci);
+    // virtio-mmio devices too: a `-device` each, on a transport cargo-kmod picks.
+    let (mmio, nodes): (Vec<_>, Vec<_>) = nodes
+        .into_iter()
+        .partition(|(d, _)| d.bus == Bus::VirtioMmio);
     // ACPI devices are an SSDT qemu loads: one for all of them.
     let (acpi_devices, nodes): (Vec<_>, Vec<_>) =
         nodes.into_iter().partition(|(d, _)| d.bus == Bus::Acpi);
@@ -313,7 +360,7 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
     let (usb_devices, owners): (Vec<_>, Vec<_>) =
         nodes.into_iter().partition(|(d, _)| d.bus == Bus::Usb);
     all.devices
-        .retain(|d| !matches!(d.bus, Bus::Pci | Bus::Acpi | Bus::Usb));
+        .retain(|d| !matches!(d.bus, Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio));
     if usb_devices.len() > usb::MAX_DEVICES {
         crate::bail_user!(
             "{} USB test devices are declared, and a test boot has room for {} (the kernel's `dummy_hcd` controllers)", usb_devices.len(), usb::MAX_DEVICES;
@@ -375,6 +422,27 @@ pub fn compile(shell: &Shell, sets: &[DeviceSet<'_>], out_dir: &Path) -> Result<
         out.devices.push(GuestDevice {
             path: format!("0000:00:{slot:02x}.0"),
             bus: Bus::Pci,
+            compatible: d.compatible.clone(),
+            modules: set.modules.clone(),
+            origin: d.origin.clone(),
+        });
+    }
+    if mmio.len() > MMIO_TRANSPORTS {
+        crate::bail_user!(
+            "{} virtio-mmio test devices are declared, and a test boot has room for {}", mmio.len(), MMIO_TRANSPORTS;
+            hint = "test fewer virtio-mmio devices at once (`-p`, or split the run)"
+        );
+    }
+    for (n, (d, set)) in mmio.into_iter().enumerate() {
+        let q = d
+            .qemu
+            .as_ref()
+            .expect("a virtio-mmio device has a qemu model");
+        out.qemu_args.push("-device".into());
+        out.qemu_args.push(q.mmio_arg(n, &format!("kmod-mmio{n}")));
+        out.devices.push(GuestDevice {
+            path: mmio_transport(n),
+            bus: Bus::VirtioMmio,
             compatible: d.compatible.clone(),
             modules: set.modules.clone(),
             origin: d.origin.clone(),

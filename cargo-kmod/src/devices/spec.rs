@@ -74,6 +74,10 @@ pub enum Bus {
     /// A USB device (`vendor`, `product`): a configfs gadget on one of the kernel's
     /// `dummy_hcd` controllers, which the guest's USB core enumerates ([`super::usb`]).
     Usb,
+    /// A qemu virtio model for the MMIO transport (`qemu-device = "virtio-rng-device"`) on
+    /// one of the virtio-mmio transports of arm64 `-M virt`, which the kernel's
+    /// `virtio_mmio` driver binds, making the virtio device a driver binds.
+    VirtioMmio,
 }
 
 impl Bus {
@@ -85,6 +89,7 @@ impl Bus {
             Bus::Pci => "pci",
             Bus::Acpi => "acpi",
             Bus::Usb => "usb",
+            Bus::VirtioMmio => "virtio-mmio",
         }
     }
 
@@ -95,6 +100,7 @@ impl Bus {
             "pci" => Some(Bus::Pci),
             "acpi" => Some(Bus::Acpi),
             "usb" => Some(Bus::Usb),
+            "virtio-mmio" => Some(Bus::VirtioMmio),
             _ => None,
         }
     }
@@ -140,7 +146,16 @@ impl QemuDevice {
     /// The `-device` value at PCI slot `slot`, with `id`: commas in values doubled, as qemu's
     /// option syntax escapes them.
     pub fn arg(&self, slot: u8, id: &str) -> String {
-        let mut s = format!("{},addr=0x{slot:02x}.0,id={id}", self.model);
+        self.with_properties(format!("{},addr=0x{slot:02x}.0,id={id}", self.model))
+    }
+
+    /// The `-device` value on virtio-mmio transport `n` of `-M virt` (its bus
+    /// `virtio-mmio-bus.N`), with `id`.
+    pub fn mmio_arg(&self, n: usize, id: &str) -> String {
+        self.with_properties(format!("{},bus=virtio-mmio-bus.{n},id={id}", self.model))
+    }
+
+    fn with_properties(&self, mut s: String) -> String {
         for (k, v) in &self.properties {
             s.push_str(&format!(",{k}={}", v.replace(',', ",,")));
         }
@@ -154,7 +169,13 @@ pub fn is_virtio_model(model: &str) -> bool {
     model.starts_with("virtio-")
 }
 
-/// qemu properties cargo-kmod sets itself on a PCI test device.
+/// Whether a qemu virtio model is the MMIO transport's variant (`virtio-rng-device`), which
+/// plugs into a virtio-mmio transport rather than the PCI bus.
+pub fn is_mmio_virtio_model(model: &str) -> bool {
+    is_virtio_model(model) && model.ends_with("-device")
+}
+
+/// qemu properties cargo-kmod sets itself on a PCI or virtio-mmio test device.
 const QEMU_RESERVED: &[&str] = &["addr", "bus", "id", "multifunction", "romfile"];
 
 /// One test device.
@@ -206,6 +227,8 @@ impl DeviceSpec {
             Bus::Acpi => format!("acpi:{}", self.name),
             // Not a device-tree node: a name unique among the USB test devices.
             Bus::Usb => format!("usb:{}", self.name),
+            // Not a device-tree node: a name unique among the virtio-mmio test devices.
+            Bus::VirtioMmio => format!("virtio-mmio:{}", self.name),
         }
     }
 
@@ -448,8 +471,8 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     };
     place.check_keys(map, DEVICE_KEYS)?;
     let bus = parse_bus(map.get("bus"), place)?;
-    if bus == Bus::Pci {
-        return parse_pci_device(map, place);
+    if matches!(bus, Bus::Pci | Bus::VirtioMmio) {
+        return parse_qemu_device(map, place, bus);
     }
     if bus == Bus::Acpi {
         return parse_acpi_device(map, place);
@@ -482,7 +505,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
                 "qemu-device",
                 format_args!("a {bus} device is a device-tree node, not a qemu device"),
             )
-            .with_hint("set `bus = \"pci\"` for a qemu PCI device, or remove `qemu-device`")
+            .with_hint("set `bus = \"pci\"` for a qemu PCI device (`bus = \"virtio-mmio\"` for a virtio model of the MMIO transport), or remove `qemu-device`")
             .into());
     }
     let compatible = parse_compatible(map.get("compatible"), place)?;
@@ -506,7 +529,7 @@ fn parse_device(v: &Value, place: &Place<'_>) -> Result<DeviceSpec> {
     };
     let registers = match (bus, map.get("registers")) {
         (_, None) => vec![],
-        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio, Some(_)) => {
             return Err(place
                 .err("registers", "only I2C devices have a register file")
                 .with_hint("set `bus = \"i2c\"`, or remove `registers`")
@@ -543,9 +566,19 @@ fn parse_name(
     }
 }
 
-/// A `bus = "pci"` table: `qemu-device` (qemu's model name), an optional `name`, and
-/// `properties` as qemu properties (strings, integers, booleans).
-fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
+/// A `bus = "pci"` or `bus = "virtio-mmio"` table: `qemu-device` (qemu's model name), an
+/// optional `name`, and `properties` as qemu properties (strings, integers, booleans).
+fn parse_qemu_device(
+    map: &serde_json::Map<String, Value>,
+    place: &Place<'_>,
+    bus: Bus,
+) -> Result<DeviceSpec> {
+    let what = match bus {
+        Bus::VirtioMmio => {
+            "a virtio-mmio test device is one of qemu's virtio models for the MMIO transport"
+        }
+        _ => "a PCI test device is one of qemu's device models",
+    };
     for key in [
         "compatible",
         "address",
@@ -556,10 +589,15 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
         "class",
     ] {
         if map.contains_key(key) {
-            return Err(place
-                .err(key, "a PCI device is qemu's model, matched by its PCI IDs")
-                .with_hint("name the model with `qemu-device = \"pci-testdev\"` and remove `compatible`, `address` and `registers`")
-                .into());
+            return Err(match bus {
+                Bus::VirtioMmio => place
+                    .err(key, "a virtio-mmio device is qemu's model, matched by its virtio ID")
+                    .with_hint("name the model with `qemu-device = \"virtio-rng-device\"` and remove `compatible`, `address` and `registers`"),
+                _ => place
+                    .err(key, "a PCI device is qemu's model, matched by its PCI IDs")
+                    .with_hint("name the model with `qemu-device = \"pci-testdev\"` and remove `compatible`, `address` and `registers`"),
+            }
+            .into());
         }
     }
     let model = match map.get("qemu-device") {
@@ -567,15 +605,57 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
         Some(_) => return Err(place.err("qemu-device", "expected a string").into()),
         None => {
             return Err(UserError::new(format!(
-                "missing `qemu-device` in `{}` of `{}`: a PCI test device is one of qemu's device models",
+                "missing `qemu-device` in `{}` of `{}`: {what}",
                 place.section,
                 place.file.display()
             ))
-            .with_hint("add e.g. `qemu-device = \"pci-testdev\"` (`qemu-system-x86_64 -device help` lists them)")
+            .with_hint(match bus {
+                Bus::VirtioMmio => "add e.g. `qemu-device = \"virtio-rng-device\"` (`qemu-system-aarch64 -M virt -device help` lists them, with `bus virtio-bus`)",
+                _ => "add e.g. `qemu-device = \"pci-testdev\"` (`qemu-system-x86_64 -device help` lists them)",
+            })
             .into())
         }
     };
     check_qemu_word(&model).map_err(|why| place.err("qemu-device", why))?;
+    match bus {
+        Bus::VirtioMmio if !is_mmio_virtio_model(&model) => {
+            let hint = match model.strip_suffix("-pci") {
+                Some(stem) if is_virtio_model(&model) => format!(
+                    "`{}` is the PCI variant: use `{stem}-device` here, or `bus = \"pci\"` for `{}`",
+                    crate::text::escape(&model),
+                    crate::text::escape(&model)
+                ),
+                _ => "use a virtio model ending in `-device` (`virtio-rng-device`); any other qemu model goes on `bus = \"pci\"`".to_string(),
+            };
+            return Err(place
+                .err(
+                    "qemu-device",
+                    format_args!(
+                        "`{}` is not a virtio model for the MMIO transport",
+                        crate::text::escape(&model)
+                    ),
+                )
+                .with_hint(hint)
+                .into());
+        }
+        Bus::Pci if is_mmio_virtio_model(&model) => {
+            let stem = model.strip_suffix("-device").unwrap_or(&model);
+            return Err(place
+                .err(
+                    "qemu-device",
+                    format_args!(
+                        "`{}` plugs into a virtio-mmio transport, not the PCI bus",
+                        crate::text::escape(&model)
+                    ),
+                )
+                .with_hint(format!(
+                    "use `{}-pci` on the PCI bus, or `bus = \"virtio-mmio\"` (arm64 `virt`)",
+                    crate::text::escape(stem)
+                ))
+                .into());
+        }
+        _ => {}
+    }
     let name = parse_name(map, place, || model.clone())?;
     let mut properties = Vec::new();
     match map.get("properties") {
@@ -608,7 +688,7 @@ fn parse_pci_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
     Ok(DeviceSpec {
         name,
         compatible: vec![model.clone()],
-        bus: Bus::Pci,
+        bus,
         address: None,
         properties: Vec::new(),
         registers: Vec::new(),
@@ -824,7 +904,9 @@ fn parse_bus(v: Option<&Value>, place: &Place<'_>) -> Result<Bus> {
         Some(Value::String(s)) => Bus::parse(s).ok_or_else(|| {
             place
                 .err("bus", format_args!("unknown bus `{s}`"))
-                .with_hint("use `platform` (the default), `i2c`, `pci`, `acpi` or `usb`")
+                .with_hint(
+                    "use `platform` (the default), `i2c`, `pci`, `acpi`, `usb` or `virtio-mmio`",
+                )
         })?,
         Some(_) => return Err(place.err("bus", "expected a string").into()),
     })
@@ -904,13 +986,13 @@ fn parse_address(bus: Bus, v: Option<&Value>, place: &Place<'_>) -> Result<Optio
             }
             Some(a as u16)
         }
-        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, Some(_)) => {
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio, Some(_)) => {
             return Err(place
                 .err("address", "only I2C devices have an address")
                 .with_hint("set `bus = \"i2c\"`, or remove `address`")
                 .into())
         }
-        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb, None) => None,
+        (Bus::Platform | Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio, None) => None,
     })
 }
 

@@ -272,7 +272,7 @@ fn bad_values_name_the_key() {
         .starts_with(&format!("missing `compatible` in {sec}")));
     assert_eq!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"spi\""),
-        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c`, `pci`, `acpi` or `usb`")
+        format!("invalid `bus` in {sec}: unknown bus `spi`\nhelp: use `platform` (the default), `i2c`, `pci`, `acpi`, `usb` or `virtio-mmio`")
     );
     assert!(
         err("[[devices]]\ncompatible = \"a,b\"\nbus = \"i2c\"").starts_with(&format!(
@@ -831,7 +831,7 @@ fn bad_pci_devices_name_the_key() {
         ),
         (
             "bus = \"pcie\"\nqemu-device = \"edu\"",
-            "`i2c`, `pci`, `acpi` or `usb`",
+            "`i2c`, `pci`, `acpi`, `usb` or `virtio-mmio`",
         ),
     ]);
 }
@@ -1189,7 +1189,10 @@ fn virtio_pci_models_are_judged_by_their_virtio_device() {
     }];
     assert!(guest::is_virtio(&devices[0]));
     let script = guest::check_script(&devices);
-    assert!(script.contains("kmod_virtio 0000:00:10.0\n"), "{script}");
+    assert!(
+        script.contains("kmod_virtio pci 0000:00:10.0 pci\n"),
+        "{script}"
+    );
     let ev = Evidence {
         loaded: &["drv".to_string()],
         helper_loaded: true,
@@ -1215,4 +1218,109 @@ fn virtio_pci_models_are_judged_by_their_virtio_device() {
     };
     assert!(!guest::is_virtio(&edu));
     assert!(guest::check_script(&[edu]).contains("kmod_pci 0000:00:10.0\n"));
+}
+
+/// A virtio model of the MMIO transport sits on one of `-M virt`'s virtio-mmio transports,
+/// chosen in order from the lowest, and is judged by the virtio device under the
+/// transport's platform device; the PCI and MMIO variants are not mixed up.
+#[test]
+fn virtio_mmio_models_take_virt_transports_and_are_judged_by_their_virtio_device() {
+    let d = kmod(
+        r#"
+[[devices]]
+bus = "virtio-mmio"
+qemu-device = "virtio-rng-device"
+
+[[devices]]
+bus = "virtio-mmio"
+qemu-device = "virtio-rng-device"
+name = "second"
+properties = { "max-bytes" = 1024 }
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (d.devices[0].bus, d.devices[0].label()),
+        (Bus::VirtioMmio, "virtio-rng-device")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let c = compile_for_drv(&d, dir.path()).unwrap();
+    assert!(c.overlays.is_empty(), "qemu's devices need no overlay");
+    assert_eq!(
+        c.qemu_args,
+        [
+            "-device",
+            "virtio-rng-device,bus=virtio-mmio-bus.0,id=kmod-mmio0",
+            "-device",
+            "virtio-rng-device,bus=virtio-mmio-bus.1,id=kmod-mmio1,max-bytes=1024"
+        ]
+    );
+    let paths: Vec<&str> = c.devices.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["a000000.virtio_mmio", "a000200.virtio_mmio"]);
+    assert!(guest::is_virtio(&c.devices[0]));
+    let script = guest::check_script(&c.devices);
+    assert!(
+        script.contains("kmod_virtio platform a000000.virtio_mmio virtio-mmio\n"),
+        "{script}"
+    );
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        ..Default::default()
+    };
+    let bound =
+        parse_line("device a000000.virtio_mmio virtio-mmio 1 virtio0 virtio_probe drv").unwrap();
+    assert!(judge(&c.devices[..1], &[bound], &ev).is_empty());
+    let empty = parse_line("device a000000.virtio_mmio virtio-mmio 1 - - -").unwrap();
+    let p = judge(&c.devices[..1], &[empty], &ev);
+    assert!(p[0].lines[0].contains("`CONFIG_VIRTIO_MMIO`"), "{p:?}");
+    let absent = parse_line("device a000000.virtio_mmio virtio-mmio - - - -").unwrap();
+    let p = judge(&c.devices[..1], &[absent], &ev);
+    assert!(
+        p[0].lines[0].contains("no virtio-mmio transport `a000000.virtio_mmio`"),
+        "{p:?}"
+    );
+    assert_bad_devices(&[
+        (
+            "bus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-pci\"",
+            "use `virtio-rng-device` here",
+        ),
+        (
+            "bus = \"virtio-mmio\"\nqemu-device = \"edu\"",
+            "is not a virtio model for the MMIO transport",
+        ),
+        (
+            "bus = \"virtio-mmio\"",
+            "a virtio-mmio test device is one of qemu's virtio models",
+        ),
+        (
+            "bus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-device\"\ninterrupts = 1",
+            "matched by its virtio ID",
+        ),
+        (
+            "bus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-device\"\nproperties = { bus = \"x\" }",
+            "cargo-kmod sets this qemu property itself",
+        ),
+        (
+            "bus = \"pci\"\nqemu-device = \"virtio-rng-device\"",
+            "plugs into a virtio-mmio transport, not the PCI bus",
+        ),
+        (
+            "bus = \"virtio-mmo\"",
+            "`virtio-mmio`",
+        ),
+    ]);
+    // More than the transports cargo-kmod gives test devices.
+    let mut text = String::new();
+    for i in 0..17 {
+        text.push_str(&format!(
+            "[[devices]]\nbus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-device\"\nname = \"rng{i}\"\n"
+        ));
+    }
+    let d = kmod(&text).unwrap();
+    let e = compile_for_drv(&d, dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("17 virtio-mmio test devices are declared, and a test boot has room for 16"),
+        "{e}"
+    );
 }

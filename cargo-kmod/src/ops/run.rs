@@ -90,13 +90,14 @@ fn devices_at_boot(
             hint = "use `--arch arm64`"
         );
     }
-    if devices
-        .devices
-        .iter()
-        .any(|d| d.bus == crate::devices::Bus::Pci)
-    {
+    if devices.devices.iter().any(|d| {
+        matches!(
+            d.bus,
+            crate::devices::Bus::Pci | crate::devices::Bus::VirtioMmio
+        )
+    }) {
         crate::bail_user!(
-            "PCI test devices are qemu's and there from the start: `--devices-at-boot` is for device-tree devices";
+            "PCI and virtio-mmio test devices are qemu's and there from the start: `--devices-at-boot` is for device-tree devices";
             hint = "run without `--devices-at-boot`"
         );
     }

@@ -169,13 +169,38 @@ pub fn prepare(
         None => Machine::for_tree(&tree, accel)?,
     };
     if let Some(d) = &devices {
-        let models: Vec<(&str, &str)> = d
+        use crate::devices::Bus;
+        let models: Vec<crate::qemu::tools::QemuModel<'_>> = d
             .devices
             .iter()
-            .filter(|g| g.bus == crate::devices::Bus::Pci)
-            .map(|g| (g.compatible[0].as_str(), g.origin.as_str()))
+            .filter_map(|g| {
+                let (bus, what) = match g.bus {
+                    Bus::Pci => ("PCI", "PCI"),
+                    Bus::VirtioMmio => ("virtio-bus", "virtio-mmio"),
+                    _ => return None,
+                };
+                Some(crate::qemu::tools::QemuModel {
+                    model: g.compatible[0].as_str(),
+                    origin: g.origin.as_str(),
+                    bus,
+                    what,
+                })
+            })
             .collect();
-        crate::qemu::tools::check_pci_models(
+        if let Some(g) = d.devices.iter().find(|g| g.bus == Bus::VirtioMmio) {
+            // The transports are `virt`'s; a board model has its own devices, or none.
+            if let Some(model) = machine
+                .model
+                .as_deref()
+                .filter(|m| m.split(',').next() != Some("virt"))
+            {
+                crate::bail_user!(
+                    "test device {} ({}) is a virtio-mmio device, and this target boots the board model `{}`, without qemu's `virt` transports", g.label(), g.origin, crate::text::escape(model);
+                    hint = "test it on a target without `board` or `qemu-machine` (`--arch arm64`)"
+                );
+            }
+        }
+        crate::qemu::tools::check_qemu_models(
             &session.shell,
             &machine.qemu,
             machine.model.as_deref(),

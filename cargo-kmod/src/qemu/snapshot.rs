@@ -81,7 +81,8 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
         && plan.then == Then::PowerOff
 }
 
-/// Nothing added to the machine but PCI test devices (`-device MODEL,addr=...,id=kmod-pciN`):
+/// Nothing added to the machine but PCI and virtio-mmio test devices (`-device
+/// MODEL,addr=...,id=kmod-pciN`, `-device MODEL,bus=virtio-mmio-bus.N,id=kmod-mmioN`):
 /// they are part of the snapshot's key (its command line), so a snapshot is made and resumed
 /// with the same devices. What a model does not migrate (a `pci-testdev` forgets its BAR
 /// addresses) the test plan restores: it rescans the bus before anything binds
@@ -89,7 +90,10 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
 fn only_test_devices(args: &[OsString]) -> bool {
     args.chunks(2).all(|pair| match pair {
         [flag, value] => {
-            flag == "-device" && value.to_str().is_some_and(|v| v.contains(",id=kmod-pci"))
+            flag == "-device"
+                && value
+                    .to_str()
+                    .is_some_and(|v| v.contains(",id=kmod-pci") || v.contains(",id=kmod-mmio"))
         }
         _ => false,
     })
@@ -556,6 +560,11 @@ mod tests {
             "pci-testdev,addr=0x10.0,id=kmod-pci0".into(),
         ];
         assert!(suits(&pci, &plan));
+        pci.extra_args.extend([
+            "-device".into(),
+            "virtio-rng-device,bus=virtio-mmio-bus.0,id=kmod-mmio0".into(),
+        ]);
+        assert!(suits(&pci, &plan), "virtio-mmio test devices too");
         pci.extra_args.push("-S".into());
         assert!(!suits(&pci, &plan));
         let mut board = virt();

@@ -123,14 +123,14 @@ pub fn qboot(qemu: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Refuse a PCI test device whose `qemu-device` is not a PCI model of `qemu` (`qemu -device
-/// help` lists them as `name "edu", bus PCI`) before anything boots. `models`: (model, where
-/// it was declared).
-pub fn check_pci_models(
+/// Refuse a test device whose `qemu-device` is not a model of `qemu` for its bus (`qemu
+/// -device help` lists them as `name "edu", bus PCI`, `name "virtio-rng-device", bus
+/// virtio-bus`) before anything boots.
+pub fn check_qemu_models(
     shell: &crate::shell::Shell,
     qemu: &Path,
     machine: Option<&str>,
-    models: &[(&str, &str)],
+    models: &[QemuModel<'_>],
 ) -> Result<()> {
     if models.is_empty() {
         return Ok(());
@@ -141,24 +141,36 @@ pub fn check_pci_models(
         shell,
         xshell::cmd!(sh, "{qemu} {machine_args...} -device help"),
     )?;
-    let pci: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains(", bus PCI"))
-        .filter_map(|l| l.trim().strip_prefix("name \"")?.split('"').next())
-        .collect();
-    for (model, origin) in models {
-        if !pci.contains(model) {
-            let near = crate::text::nearest(model, pci.iter().copied(), 0.7);
+    for m in models {
+        let on_bus: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!(", bus {}", m.bus)))
+            .filter_map(|l| l.trim().strip_prefix("name \"")?.split('"').next())
+            .collect();
+        if !on_bus.contains(&m.model) {
+            let near = crate::text::nearest(m.model, on_bus.iter().copied(), 0.7);
             crate::bail_user!(
-                "`qemu-device = \"{}\"` ({}) is not a PCI device of `{}`", crate::text::escape(model), origin, qemu.display();
+                "`qemu-device = \"{}\"` ({}) is not a {} device of `{}`", crate::text::escape(m.model), m.origin, m.what, qemu.display();
                 hint = "{}", match near {
                     Some(n) => format!("did you mean `{n}`?"),
-                    None => format!("`{} -device help` lists the models (those with `bus PCI`)", qemu.display()),
+                    None => format!("`{} -device help` lists the models (those with `bus {}`)", qemu.display(), m.bus),
                 }
             );
         }
     }
     Ok(())
+}
+
+/// A qemu model a test device names, for [`check_qemu_models`].
+#[derive(Debug, Clone, Copy)]
+pub struct QemuModel<'a> {
+    pub model: &'a str,
+    /// Where it was declared.
+    pub origin: &'a str,
+    /// The bus `-device help` names for it: `PCI`, `virtio-bus`.
+    pub bus: &'a str,
+    /// How messages name that kind of device: `PCI`, `virtio-mmio`.
+    pub what: &'a str,
 }
 
 #[cfg(test)]

@@ -472,3 +472,91 @@ fn acpi_usb_and_virtio_devices_bind_their_drivers_on_x86_64() {
     let (err, _) = error_and_help(&fails(&o));
     assert!(err.contains("ACPI test devices are x86_64's"), "{err}");
 }
+
+/// qemu's virtio models for the MMIO transport on arm64 `virt` (tests/fixtures/virtio-probe
+/// declared with `bus = "virtio-mmio"`): the dev tree has the transport driver, so no tree is
+/// prepared; the device sits on `virt`'s first transport, comes back in the snapshot a test
+/// boot resumes, and the module's (C) virtio driver binds it. x86_64's `pc` has no such
+/// transports, and a model of the other bus or one qemu lacks is refused before any boot.
+#[test]
+fn virtio_mmio_devices_bind_on_arm64_virt() {
+    let tmp = scratch();
+    let pkg = tmp.path().join("virtio-mmio");
+    copy_dir(&root().join("tests/fixtures/virtio-probe"), &pkg);
+    let manifest = pkg.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(
+            "kernel-config = { PCI = \"y\", VIRTIO_MENU = \"y\", VIRTIO_PCI = \"y\" }",
+            "kernel-config = { VIRTIO_MMIO = \"y\" }",
+        )
+        .replace(
+            "bus = \"pci\"\nqemu-device = \"virtio-rng-pci\"",
+            "bus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-device\"",
+        );
+    assert!(
+        text.contains("bus = \"virtio-mmio\"") && text.contains("VIRTIO_MMIO = "),
+        "{text}"
+    );
+    write(&manifest, &format!("{text}\n[workspace]\n"));
+    for _ in 0..2 {
+        let o = run(kmod(&["test", "-v", "--arch", "arm64"]).current_dir(&pkg));
+        ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains("virtio-rng-device,bus=virtio-mmio-bus.0,id=kmod-mmio0"),
+            "{err}"
+        );
+        assert!(
+            err.contains("Devices virtio_probe: virtio-rng-device (virtio-mmio) at a000000.virtio_mmio bound by virtio_probe"),
+            "{err}"
+        );
+        assert!(err.contains("Resuming the booted kernel"), "{err}");
+        assert!(
+            stdout(&o).contains("test virtio_probe_tests::probed_the_virtio_rng ... ok"),
+            "{}",
+            stdout(&o)
+        );
+    }
+
+    // x86_64 has no virtio-mmio transports: the PCI variant is named.
+    let (_tmp2, hello) = example("hello");
+    let dev = hello.join("mmio.toml");
+    write(
+        &dev,
+        "[[devices]]\nbus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-device\"\n",
+    );
+    let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains(
+            "is a virtio-mmio device, and qemu's x86_64 machine has no virtio-mmio transports"
+        ),
+        "{err}"
+    );
+    assert!(
+        help.contains("`bus = \"pci\"` with `qemu-device = \"virtio-rng-pci\"`"),
+        "{help}"
+    );
+    assert!(!stderr(&o).contains("Booting"), "{}", stderr(&o));
+    // A model qemu does not have, and the PCI variant on the MMIO bus.
+    write(
+        &dev,
+        "[[devices]]\nbus = \"virtio-mmio\"\nqemu-device = \"virtio-rgn-device\"\n",
+    );
+    let o = run(kmod(&["test", "--arch", "arm64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(err.contains("is not a virtio-mmio device of"), "{err}");
+    assert_eq!(help, "help: did you mean `virtio-rng-device`?");
+    write(
+        &dev,
+        "[[devices]]\nbus = \"virtio-mmio\"\nqemu-device = \"virtio-rng-pci\"\n",
+    );
+    let o = run(kmod(&["test", "--arch", "arm64", "--device", s(&dev)]).current_dir(&hello));
+    let (err, help) = error_and_help(&fails(&o));
+    assert!(
+        err.contains("`virtio-rng-pci` is not a virtio model for the MMIO transport"),
+        "{err}"
+    );
+    assert!(help.contains("use `virtio-rng-device` here"), "{help}");
+}
