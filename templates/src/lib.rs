@@ -86,6 +86,8 @@ pub mod fragments {
 pub mod devices {
     /// Its C source.
     pub const HELPER: &str = include_str!("../devices/cargo_kmod_devices.c");
+    /// The USB gadget function of USB test devices whose interface is not vendor-specific.
+    pub const USB_FUNCTION: &str = include_str!("../devices/cargo_kmod_usb.c");
 }
 
 /// The kmod-macros proc macro, as cargo-kmod builds it with a kernel tree's rustc.
@@ -96,6 +98,7 @@ pub mod macros {
 /// Every template file, by its path in this crate (`kbuild/Makefile`).
 pub const FILES: &[(&str, &str)] = &[
     ("devices/cargo_kmod_devices.c", devices::HELPER),
+    ("devices/cargo_kmod_usb.c", devices::USB_FUNCTION),
     ("fragments/arm64.config", fragments::ARM64),
     (
         "fragments/boards/bcm2835.config",

@@ -545,7 +545,7 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
     if d.bus == Bus::Usb {
         // `alias=usb:v1234p5678d*dc*...` for each entry of a driver's USB table.
         let ids = d.compatible.first().map_or("", String::as_str);
-        let device = super::usb::modalias(ids).unwrap_or_default();
+        let device = super::usb::modalias(&d.compatible).unwrap_or_default();
         let (vendor, product) = ids.split_once(':').unwrap_or_default();
         let names_it = any_alias(d, aliases, |a| glob(a, &device));
         return if names_it {

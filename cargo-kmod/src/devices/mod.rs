@@ -67,6 +67,9 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// qemu arguments for the PCI test devices.
     pub qemu_args: Vec<String>,
+    /// The USB gadget function module ([`usb::FUNCTION_GUEST_PATH`]), when a USB device's
+    /// interface is not vendor-specific.
+    pub usb_function: Option<PathBuf>,
     /// Where the overlays were compiled when the caller gave no directory (`--ko` runs
     /// outside a workspace); removed when this is dropped.
     _scratch: Option<tempfile::TempDir>,
@@ -245,6 +248,22 @@ pub fn prepare(
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Usb) {
         check_usb(tree, d)?;
     }
+    let gadgets: Vec<usb::Gadget> = compiled
+        .devices
+        .iter()
+        .filter(|d| d.bus == Bus::Usb)
+        .filter_map(|d| usb::Gadget::from_compatible(0, &d.compatible))
+        .collect();
+    let usb_function = if usb::needs_function(&gadgets) {
+        Some(helper::build_module(
+            shell,
+            home,
+            tree,
+            &helper::USB_FUNCTION,
+        )?)
+    } else {
+        None
+    };
     // PCI devices alone are qemu's: no overlay, so no helper module to build or load.
     let ko = if compiled.overlays.is_empty() {
         PathBuf::new()
@@ -264,6 +283,7 @@ pub fn prepare(
         devices: compiled.devices,
         warnings: compiled.warnings,
         qemu_args: compiled.qemu_args,
+        usb_function,
         _scratch: scratch,
     }))
 }

@@ -47,21 +47,30 @@ fn helper_remove() -> String {
 }
 
 impl Prepared {
-    /// The initramfs files: the helper module, the compiled overlays and the lists the
-    /// helper reads.
+    /// The initramfs files: the USB gadget function module when a USB device needs it; the
+    /// helper module, the compiled overlays and the lists the helper reads.
     pub fn guest_files(&self) -> Vec<GuestFile> {
-        if !self.uses_helper() {
-            return Vec::new();
-        }
         let mut files: Vec<GuestFile> = self
-            .files()
-            .into_iter()
-            .map(|(guest_path, host)| GuestFile {
-                guest_path,
-                source: FileSource::Host(host),
+            .usb_function
+            .iter()
+            .map(|ko| GuestFile {
+                guest_path: usb::FUNCTION_GUEST_PATH.to_string(),
+                source: FileSource::Host(ko.clone()),
                 mode: 0o644,
             })
             .collect();
+        if !self.uses_helper() {
+            return files;
+        }
+        files.extend(
+            self.files()
+                .into_iter()
+                .map(|(guest_path, host)| GuestFile {
+                    guest_path,
+                    source: FileSource::Host(host),
+                    mode: 0o644,
+                }),
+        );
         files.extend(
             self.helper
                 .lists
@@ -124,7 +133,7 @@ impl Prepared {
             .iter()
             .filter(|d| d.bus == crate::devices::Bus::Usb)
             .enumerate()
-            .filter_map(|(n, d)| usb::Gadget::from_ids(n, d.compatible.first()?))
+            .filter_map(|(n, d)| usb::Gadget::from_compatible(n, &d.compatible))
             .collect()
     }
 

@@ -27,15 +27,17 @@ pub const DEVICE_KEYS: &[&str] = &[
     "cid",
     "vendor",
     "product",
+    "subclass",
+    "protocol",
     "class",
 ];
 
 /// Keys only a `bus = "usb"` table has.
-const USB_KEYS: &[&str] = &["vendor", "product", "class"];
+const USB_KEYS: &[&str] = &["vendor", "product", "class", "subclass", "protocol"];
 
-/// The interface class of a USB test device: vendor-specific, the class of the kernel's
-/// SourceSink gadget function that presents it ([`super::usb`]).
-pub const USB_CLASS_VENDOR: u64 = 0xff;
+/// A USB test device's interface class by default: vendor-specific, the class of the
+/// kernel's SourceSink gadget function that presents it ([`super::usb`]).
+pub const USB_CLASS_VENDOR: u8 = 0xff;
 
 /// Keys of a `--device FILE.toml`.
 pub const FILE_KEYS: &[&str] = &["devices", "device-overlays"];
@@ -823,26 +825,33 @@ fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
     };
     let vendor = id("vendor")?;
     let product = id("product")?;
-    match map.get("class") {
-        None => {}
-        Some(v) if v.as_u64() == Some(USB_CLASS_VENDOR) => {}
-        Some(v) => {
-            return Err(place
-                .err(
-                    "class",
-                    format_args!(
-                        "{} is not an interface class a USB test device can have: its interface is vendor-specific (0xff), the class of the kernel's SourceSink gadget function",
-                        crate::text::escape(&v.to_string())
-                    ),
-                )
-                .with_hint("match the driver by `vendor` and `product` (`usb::DeviceId::from_id`), and set `class = 0xff` or remove it")
-                .into())
+    let byte = |key: &str, default: u8| -> Result<u8> {
+        match map.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= 0xff)
+                .map(|n| n as u8)
+                .ok_or_else(|| {
+                    place
+                        .err(key, "expected an 8-bit USB code, 0x00 to 0xff")
+                        .with_hint(format!(
+                            "write it as a TOML integer, e.g. `{key} = 0x{default:02x}`"
+                        ))
+                        .into()
+                }),
         }
-    }
+    };
+    let interface = super::usb::Interface {
+        class: byte("class", USB_CLASS_VENDOR)?,
+        subclass: byte("subclass", 0)?,
+        protocol: byte("protocol", 0)?,
+    };
     let name = parse_name(map, place, || format!("usb-{vendor:04x}-{product:04x}"))?;
     Ok(DeviceSpec {
         name,
-        compatible: vec![format!("{vendor:04x}:{product:04x}")],
+        // The IDs name the device in messages; the interface's codes follow.
+        compatible: vec![format!("{vendor:04x}:{product:04x}"), interface.to_string()],
         bus: Bus::Usb,
         address: None,
         properties: Vec::new(),

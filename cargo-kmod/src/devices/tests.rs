@@ -1137,8 +1137,20 @@ fn bad_usb_devices_name_the_key() {
         ),
         ("bus = \"usb\"\nvendor = -1\nproduct = 1", "16-bit USB ID"),
         (
-            "bus = \"usb\"\nvendor = 1\nproduct = 1\nclass = 3",
-            "is not an interface class a USB test device can have",
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\nclass = 0x100",
+            "invalid `class` in `[package.metadata.kmod].devices[0]` of `/pkg/Cargo.toml`: expected an 8-bit USB code",
+        ),
+        (
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\nsubclass = \"1\"",
+            "invalid `subclass`",
+        ),
+        (
+            "bus = \"usb\"\nvendor = 1\nproduct = 1\nprotocol = -1",
+            "invalid `protocol`",
+        ),
+        (
+            "compatible = \"acme,x\"\nsubclass = 1",
+            "only USB devices have `subclass`",
         ),
         (
             "bus = \"usb\"\nvendor = 1\nproduct = 1\ncompatible = \"acme,x\"",
@@ -1322,5 +1334,47 @@ properties = { "max-bytes" = 1024 }
     assert!(
         e.contains("17 virtio-mmio test devices are declared, and a test boot has room for 16"),
         "{e}"
+    );
+}
+
+/// A USB device's interface codes (`class`, `subclass`, `protocol`) follow its IDs in
+/// `compatible`; the default is SourceSink's vendor-specific interface, and any other needs
+/// cargo-kmod's gadget function, whose codes make the modalias a driver's table must match.
+#[test]
+fn usb_interface_codes_choose_the_gadget_function() {
+    let d = kmod(
+        r#"
+[[devices]]
+bus = "usb"
+vendor = 0x1234
+product = 0x5678
+
+[[devices]]
+bus = "usb"
+name = "diag"
+vendor = 0x1234
+product = 0x5678
+class = 0xdc
+subclass = 1
+protocol = 2
+"#,
+    )
+    .unwrap();
+    assert_eq!(d.devices[0].compatible, ["1234:5678", "icFFisc00ip00"]);
+    assert_eq!(d.devices[1].compatible, ["1234:5678", "icDCisc01ip02"]);
+    assert_eq!(d.devices[1].label(), "1234:5678");
+    let gadgets: Vec<usb::Gadget> = d
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(n, s)| usb::Gadget::from_compatible(n, &s.compatible).unwrap())
+        .collect();
+    assert!(!gadgets[0].needs_function());
+    assert!(gadgets[1].needs_function());
+    assert!(usb::needs_function(&gadgets));
+    assert!(!usb::needs_function(&gadgets[..1]));
+    assert_eq!(
+        usb::modalias(&d.devices[1].compatible).unwrap(),
+        "usb:v1234p5678d0000dc00dsc00dp00icDCisc01ip02in00"
     );
 }

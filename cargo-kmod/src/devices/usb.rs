@@ -11,6 +11,13 @@
 //!     UDC = dummy_udc.N
 //! ```
 //!
+//! A device whose interface is of another class (`class`, `subclass`, `protocol`) gets
+//! cargo-kmod's own gadget function instead, `functions/kmod_interface.N` with those codes
+//! in its `class`, `subclass` and `protocol` attributes: one interface without endpoints,
+//! from `templates/devices/cargo_kmod_usb.c`, a module built per tree
+//! ([`super::helper::USB_FUNCTION`]) that the step loads first. (The kernel's own functions
+//! each have one fixed class.)
+//!
 //! and waits until the host side has enumerated it (`/sys/devices/platform/dummy_hcd.N/
 //! usbB/B-1/B-1:1.0`); the module's interface driver then binds that interface when it
 //! registers. Each device has a controller of its own (`dummy_hcd.num=`), so two devices
@@ -67,24 +74,86 @@ pub fn kernel_arg(count: usize) -> Option<String> {
     (count > 1).then(|| format!("dummy_hcd.num={count}"))
 }
 
-/// One gadget to build: its controller number and its IDs.
+/// Where the gadget function module goes in the guest.
+pub const FUNCTION_GUEST_PATH: &str = "/kmod/devices/cargo_kmod_usb.ko";
+
+/// The codes of a USB test device's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    pub class: u8,
+    pub subclass: u8,
+    pub protocol: u8,
+}
+
+impl Interface {
+    /// The vendor-specific interface of the kernel's SourceSink function (`ff/00/00`).
+    pub const VENDOR: Interface = Interface {
+        class: super::spec::USB_CLASS_VENDOR,
+        subclass: 0,
+        protocol: 0,
+    };
+
+    /// From [`Interface`]'s text (`icFFisc00ip00`, as the modalias writes it).
+    pub fn parse(s: &str) -> Option<Interface> {
+        let rest = s.strip_prefix("ic")?;
+        let (class, rest) = rest.split_once("isc")?;
+        let (subclass, protocol) = rest.split_once("ip")?;
+        let byte = |t: &str| (t.len() == 2).then(|| u8::from_str_radix(t, 16).ok())?;
+        Some(Interface {
+            class: byte(class)?,
+            subclass: byte(subclass)?,
+            protocol: byte(protocol)?,
+        })
+    }
+}
+
+/// `icFFisc00ip00`: the interface's part of its modalias, and how a device's `compatible`
+/// carries it after the IDs.
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ic{:02X}isc{:02X}ip{:02X}",
+            self.class, self.subclass, self.protocol
+        )
+    }
+}
+
+/// One gadget to build: its controller number, its IDs and its interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gadget {
     pub controller: usize,
     pub vendor: u16,
     pub product: u16,
+    pub interface: Interface,
 }
 
 impl Gadget {
-    /// From a device's `compatible` (`1234:5678`, as [`super::spec`] writes it).
-    pub fn from_ids(controller: usize, ids: &str) -> Option<Gadget> {
-        let (v, p) = ids.split_once(':')?;
+    /// From a device's `compatible` (`["1234:5678", "icFFisc00ip00"]`, as [`super::spec`]
+    /// writes it; without the second, the vendor-specific interface).
+    pub fn from_compatible(controller: usize, compatible: &[String]) -> Option<Gadget> {
+        let (v, p) = compatible.first()?.split_once(':')?;
+        let interface = match compatible.get(1) {
+            Some(i) => Interface::parse(i)?,
+            None => Interface::VENDOR,
+        };
         Some(Gadget {
             controller,
             vendor: u16::from_str_radix(v, 16).ok()?,
             product: u16::from_str_radix(p, 16).ok()?,
+            interface,
         })
     }
+
+    /// Whether it needs cargo-kmod's gadget function (an interface other than SourceSink's).
+    pub fn needs_function(&self) -> bool {
+        self.interface != Interface::VENDOR
+    }
+}
+
+/// Whether any of `gadgets` needs cargo-kmod's gadget function module in the guest.
+pub fn needs_function(gadgets: &[Gadget]) -> bool {
+    gadgets.iter().any(Gadget::needs_function)
 }
 
 /// The guest shell text that builds `gadgets` and waits until each has enumerated. Every
@@ -95,13 +164,30 @@ pub fn gadget_script(gadgets: &[Gadget]) -> String {
         "c=/sys/kernel/config\n\
          [ -d $c/usb_gadget ] || mount -t configfs configfs $c || exit 1\n",
     );
+    if needs_function(gadgets) {
+        s.push_str(&format!(
+            "insmod {FUNCTION_GUEST_PATH} || {{ echo 'cargo-kmod: the USB gadget function module did not load'; exit 1; }}\n"
+        ));
+    }
     for g in gadgets {
         let n = g.controller;
+        let (function, codes) = if g.needs_function() {
+            let f = format!("kmod_interface.{n}");
+            let i = g.interface;
+            let codes = format!(
+                "echo {:#04x} >$g/functions/{f}/class && echo {:#04x} >$g/functions/{f}/subclass && \
+                 echo {:#04x} >$g/functions/{f}/protocol && ",
+                i.class, i.subclass, i.protocol
+            );
+            (f, codes)
+        } else {
+            (format!("SourceSink.{n}"), String::new())
+        };
         s.push_str(&format!(
             "g=$c/usb_gadget/kmod{n}\n\
-             mkdir $g $g/configs/c.1 $g/functions/SourceSink.{n} || exit 1\n\
-             echo {v:#06x} >$g/idVendor && echo {p:#06x} >$g/idProduct && \
-             ln -s $g/functions/SourceSink.{n} $g/configs/c.1/ && echo dummy_udc.{n} >$g/UDC || \
+             mkdir $g $g/configs/c.1 $g/functions/{function} || exit 1\n\
+             {codes}echo {v:#06x} >$g/idVendor && echo {p:#06x} >$g/idProduct && \
+             ln -s $g/functions/{function} $g/configs/c.1/ && echo dummy_udc.{n} >$g/UDC || \
              {{ echo 'cargo-kmod: USB gadget {v:04x}:{p:04x} could not be built on dummy_udc.{n}'; exit 1; }}\n",
             v = g.vendor,
             p = g.product,
@@ -156,13 +242,13 @@ pub fn check_fn() -> &'static str {
 }
 
 /// The modalias the kernel gives the gadget's interface, for matching a driver's aliases:
-/// vendor-specific interface 0, device class 0 (the gadget's default). `bcdDevice` is the
-/// kernel's; drivers' tables leave it open (`d*`).
-pub fn modalias(ids: &str) -> Option<String> {
-    let g = Gadget::from_ids(0, ids)?;
+/// interface 0 with the declared codes, device class 0 (the gadget's default). `bcdDevice`
+/// is the kernel's; drivers' tables leave it open (`d*`).
+pub fn modalias(compatible: &[String]) -> Option<String> {
+    let g = Gadget::from_compatible(0, compatible)?;
     Some(format!(
-        "usb:v{:04X}p{:04X}d0000dc00dsc00dp00icFFisc00ip00in00",
-        g.vendor, g.product
+        "usb:v{:04X}p{:04X}d0000dc00dsc00dp00{}in00",
+        g.vendor, g.product, g.interface
     ))
 }
 
@@ -172,20 +258,41 @@ mod tests {
 
     #[test]
     fn one_gadget_per_controller_and_a_bounded_wait() {
-        let s = gadget_script(&[
-            Gadget {
-                controller: 0,
-                vendor: 0x1234,
-                product: 0x5678,
-            },
-            Gadget {
-                controller: 1,
-                vendor: 0x1234,
-                product: 0x5678,
-            },
-        ]);
+        let g = |controller, interface| Gadget {
+            controller,
+            vendor: 0x1234,
+            product: 0x5678,
+            interface,
+        };
+        let s = gadget_script(&[g(0, Interface::VENDOR), g(1, Interface::VENDOR)]);
         assert!(s.contains("echo 0x1234 >$g/idVendor && echo 0x5678 >$g/idProduct"));
         assert!(s.contains("echo dummy_udc.1 >$g/UDC"));
+        // The kernel's SourceSink presents a vendor-specific interface: no module to load.
+        assert!(
+            s.contains("mkdir $g $g/configs/c.1 $g/functions/SourceSink.1 "),
+            "{s}"
+        );
+        assert!(!s.contains("insmod"), "{s}");
+        // Another class: cargo-kmod's function, loaded first, with the codes.
+        let dc = Interface {
+            class: 0xdc,
+            subclass: 1,
+            protocol: 2,
+        };
+        let s = gadget_script(&[g(0, Interface::VENDOR), g(1, dc)]);
+        assert!(
+            s.contains("insmod /kmod/devices/cargo_kmod_usb.ko || {"),
+            "{s}"
+        );
+        assert!(s.contains("functions/SourceSink.0 "), "{s}");
+        assert!(
+            s.contains("echo 0xdc >$g/functions/kmod_interface.1/class && echo 0x01 >$g/functions/kmod_interface.1/subclass && echo 0x02 >$g/functions/kmod_interface.1/protocol && "),
+            "{s}"
+        );
+        assert!(
+            s.contains("ln -s $g/functions/kmod_interface.1 $g/configs/c.1/"),
+            "{s}"
+        );
         assert!(s.contains(
             "for x in /sys/devices/platform/dummy_hcd.0/usb*/*-1/*-1:1.0 /sys/devices/platform/dummy_hcd.1/usb*/*-1/*-1:1.0;"
         ));
@@ -196,18 +303,31 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_make_the_modalias() {
+        let c = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            Gadget::from_ids(3, "abcd:0001"),
+            Gadget::from_compatible(3, &c(&["abcd:0001"])),
             Some(Gadget {
                 controller: 3,
                 vendor: 0xabcd,
-                product: 1
+                product: 1,
+                interface: Interface::VENDOR,
             })
         );
-        assert_eq!(Gadget::from_ids(0, "x"), None);
+        assert_eq!(Gadget::from_compatible(0, &c(&["x"])), None);
+        assert_eq!(Gadget::from_compatible(0, &c(&["abcd:0001", "icXX"])), None);
         assert_eq!(
-            modalias("1234:5678").unwrap(),
+            modalias(&c(&["1234:5678"])).unwrap(),
             "usb:v1234p5678d0000dc00dsc00dp00icFFisc00ip00in00"
         );
+        assert_eq!(
+            modalias(&c(&["1234:5678", "icDCisc01ip02"])).unwrap(),
+            "usb:v1234p5678d0000dc00dsc00dp00icDCisc01ip02in00"
+        );
+        let i = Interface {
+            class: 3,
+            subclass: 1,
+            protocol: 2,
+        };
+        assert_eq!(Interface::parse(&i.to_string()), Some(i));
     }
 }

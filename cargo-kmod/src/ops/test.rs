@@ -307,6 +307,9 @@ fn sign_for_boot(
         if !d.helper.ko.as_os_str().is_empty() {
             d.helper.ko = sign(&d.helper.ko, crate::devices::helper::MODULE)?;
         }
+        if let Some(ko) = &d.usb_function {
+            d.usb_function = Some(sign(ko, crate::devices::helper::USB_FUNCTION.name)?);
+        }
     }
     Ok(dir)
 }

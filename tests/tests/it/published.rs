@@ -123,6 +123,7 @@ fn the_packaged_crate_installs_and_works() {
                 "kbuild/module.Kbuild",
                 "fragments/common.config",
                 "devices/cargo_kmod_devices.c",
+                "devices/cargo_kmod_usb.c",
             ][..],
         ),
         (

@@ -419,11 +419,13 @@ fn acpi_usb_and_virtio_devices_bind_their_drivers_on_x86_64() {
     let out = stdout(&o);
     assert!(out.contains("1234\n5678\n2\n1\n"), "{out}");
 
-    // Two devices with the same IDs (a controller each) and one the table does not name.
+    // Two devices with the same IDs (a controller each; the second's interface of another
+    // class, cargo-kmod's gadget function) and one the table does not name.
     let more = tmp.path().join("more.toml");
     write(
         &more,
         "[[devices]]\nbus = \"usb\"\nname = \"second\"\nvendor = 0x1234\nproduct = 0x5678\n\
+         class = 0xdc\nsubclass = 0x01\nprotocol = 0x02\n\
          [[devices]]\nbus = \"usb\"\nvendor = 0x1234\nproduct = 0x9999\n",
     );
     let o = run(kmod(&["test", "--arch", "x86_64", "--device", s(&more)]).current_dir(&usb));
@@ -437,6 +439,21 @@ fn acpi_usb_and_virtio_devices_bind_their_drivers_on_x86_64() {
         "{}",
         stdout(&o)
     );
+    // The host side sees the declared interface codes on the second controller.
+    let o = run(kmod(&[
+        "run",
+        "--arch",
+        "x86_64",
+        "--device",
+        s(&more),
+        "--exec",
+        "i=/sys/bus/usb/devices/2-1:1.0; cat $i/bInterfaceClass $i/bInterfaceSubClass $i/bInterfaceProtocol; \
+         i=/sys/bus/usb/devices/1-1:1.0; cat $i/bInterfaceClass",
+    ])
+    .current_dir(&usb));
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("dc\n01\n02\nff\n"), "{out}");
 
     // The same devices for a module on the dev tree: refused before booting.
     let (_tmp2, hello) = example("hello");
