@@ -29,9 +29,11 @@
  * (`echo 0 > /sys/module/cargo_kmod_devices/parameters/fire`): its handlers run with
  * interrupts off, as from a real interrupt (`generic_handle_domain_irq_safe`).
  *
- * On unload the interrupt lines are disposed of and the domain removed, the overlays are
- * removed in reverse order, which removes their devices, and a node still present
- * afterwards is reported.
+ * A write to the `remove` parameter (what a test boot does, with no process to start), or
+ * else the unload, disposes of the interrupt lines and removes the domain, removes the
+ * overlays in reverse order, which removes their devices, and reports a node still present
+ * afterwards; the module stays loaded after a `remove`. Like `rmmod`, `remove` is refused
+ * (-EBUSY) while a module uses the helper.
  */
 #include <linux/err.h>
 #include <linux/i2c.h>
@@ -457,6 +459,9 @@ static int kmod_remove_set(const char *val, const struct kernel_param *kp)
 	/* Not before the module's init ran (`remove=` given to insmod): nothing is there. */
 	if (!READ_ONCE(ovcs_ids) && !READ_ONCE(removed))
 		return -ENODEV;
+	/* Not while a module uses it (fires its lines), as rmmod would refuse. */
+	if (module_refcount(THIS_MODULE) > 0)
+		return -EBUSY;
 	kmod_remove_devices();
 	return 0;
 }

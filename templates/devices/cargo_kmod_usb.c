@@ -48,6 +48,12 @@ static int kmod_if_bind(struct usb_configuration *c, struct usb_function *f)
 	return usb_assign_descriptors(f, k->descs, k->descs, k->descs, k->descs);
 }
 
+/* The gadget unbound (its UDC cleared): a later bind assigns the descriptors again. */
+static void kmod_if_unbind(struct usb_configuration *c, struct usb_function *f)
+{
+	usb_free_all_descriptors(f);
+}
+
 static int kmod_if_set_alt(struct usb_function *f, unsigned int intf, unsigned int alt)
 {
 	return alt ? -EINVAL : 0;
@@ -86,6 +92,7 @@ static struct usb_function *kmod_if_alloc(struct usb_function_instance *fi)
 	mutex_unlock(&opts->lock);
 	k->function.name = "kmod_interface";
 	k->function.bind = kmod_if_bind;
+	k->function.unbind = kmod_if_unbind;
 	k->function.set_alt = kmod_if_set_alt;
 	k->function.disable = kmod_if_disable;
 	k->function.free_func = kmod_if_free;

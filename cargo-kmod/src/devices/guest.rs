@@ -279,7 +279,7 @@ pub struct Evidence<'a> {
     pub load_log: &'a [String],
     /// Kernel-log lines of the helper's load step (nodes that already exist).
     pub helper_log: &'a [String],
-    /// Kernel-log lines of the helper's unload step (overlay removal, node leaks).
+    /// Kernel-log lines of the step that removed the devices (overlay removal, node leaks).
     pub remove_log: &'a [String],
     /// `alias=` values of each module under test's `.modinfo`: (module, aliases).
     pub aliases: &'a [(String, Vec<String>)],
@@ -289,8 +289,8 @@ pub struct Evidence<'a> {
     /// Whether the helper loaded (its overlays applied); when it did not, its own load step
     /// fails with the kernel's reason and only node clashes are explained per device.
     pub helper_loaded: bool,
-    /// Whether the helper unloaded.
-    pub helper_unloaded: bool,
+    /// Whether the helper removed the devices (its `remove` step succeeded).
+    pub devices_removed: bool,
 }
 
 /// The helper's line for a node under the root that `what` (`already exists in the live
@@ -417,7 +417,7 @@ pub fn judge(devices: &[GuestDevice], states: &[DeviceState], ev: &Evidence<'_>)
                 }
             }
         }
-        if ev.helper_unloaded {
+        if ev.devices_removed {
             if let Some(root) = leftovers.iter().find(|r| under(&d.path, r)) {
                 lines.push(format!(
                     "device {}: node `{root}` is still in the guest's device tree after its overlay was removed",
@@ -554,13 +554,27 @@ fn unmatched_reason(d: &GuestDevice, path: &str, aliases: &[(String, Vec<String>
                 modules_phrase(&d.modules)
             )
         } else {
-            format!(
-                "no USB table of {} names {} (declare it with `kernel::usb_device_table!` and `usb::DeviceId::from_id(0x{}, 0x{})`)",
-                modules_phrase(&d.modules),
-                ids,
-                vendor,
-                product,
-            )
+            // With interface codes other than the default, a class-matching table may be
+            // what the driver meant: name the codes too.
+            match d.compatible.get(1).filter(|i| {
+                super::usb::Interface::parse(i) != Some(super::usb::Interface::VENDOR)
+            }) {
+                Some(interface) => format!(
+                    "no USB table of {} names {} or its interface `{}` (declare the IDs with `usb::DeviceId::from_id(0x{}, 0x{})`, or the interface's class, subclass and protocol, in `kernel::usb_device_table!`)",
+                    modules_phrase(&d.modules),
+                    ids,
+                    interface,
+                    vendor,
+                    product,
+                ),
+                None => format!(
+                    "no USB table of {} names {} (declare it with `kernel::usb_device_table!` and `usb::DeviceId::from_id(0x{}, 0x{})`)",
+                    modules_phrase(&d.modules),
+                    ids,
+                    vendor,
+                    product,
+                ),
+            }
         };
     }
     if d.bus == Bus::Acpi {

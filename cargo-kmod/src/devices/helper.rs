@@ -16,9 +16,7 @@ use crate::kernel::KernelTree;
 use crate::shell::Shell;
 
 /// The helper module's name (what `rmmod` takes).
-pub const MODULE: &str = "cargo_kmod_devices";
-/// Its C source.
-pub const SOURCE: &str = cargo_kmod_templates::devices::HELPER;
+pub const MODULE: &str = HELPER.name;
 
 /// A small C module cargo-kmod builds for test devices, per tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +30,8 @@ pub struct CModule {
 
 /// The test-device helper: overlays, the software I2C bus, test interrupt lines.
 pub const HELPER: CModule = CModule {
-    name: MODULE,
-    source: SOURCE,
+    name: "cargo_kmod_devices",
+    source: cargo_kmod_templates::devices::HELPER,
     what: "test-device helper module",
 };
 

@@ -76,6 +76,28 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The qemu models of the PCI and virtio-mmio test devices, for
+    /// [`crate::qemu::tools::check_qemu_models`].
+    pub fn qemu_models(&self) -> Vec<crate::qemu::tools::QemuModel<'_>> {
+        self.devices
+            .iter()
+            .filter_map(|g| {
+                // The bus qemu's `-device help` names, and how messages name the device.
+                let (bus, what) = match g.bus {
+                    Bus::Pci => ("PCI", "PCI"),
+                    Bus::VirtioMmio => ("virtio-bus", "virtio-mmio"),
+                    Bus::Platform | Bus::I2c | Bus::Acpi | Bus::Usb => return None,
+                };
+                Some(crate::qemu::tools::QemuModel {
+                    model: g.compatible.first()?.as_str(),
+                    origin: g.origin.as_str(),
+                    bus,
+                    what,
+                })
+            })
+            .collect()
+    }
+
     /// The files the initramfs needs: (guest path, host path), the helper module first.
     pub fn files(&self) -> Vec<(String, PathBuf)> {
         let mut v = vec![(self.helper.guest_path.clone(), self.helper.ko.clone())];
@@ -248,13 +270,7 @@ pub fn prepare(
     if let Some(d) = compiled.devices.iter().find(|d| d.bus == Bus::Usb) {
         check_usb(tree, d)?;
     }
-    let gadgets: Vec<usb::Gadget> = compiled
-        .devices
-        .iter()
-        .filter(|d| d.bus == Bus::Usb)
-        .filter_map(|d| usb::Gadget::from_compatible(0, &d.compatible))
-        .collect();
-    let usb_function = if usb::needs_function(&gadgets) {
+    let usb_function = if usb::needs_function(&usb::gadgets(&compiled.devices)) {
         Some(helper::build_module(
             shell,
             home,

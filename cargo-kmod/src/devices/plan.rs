@@ -129,12 +129,7 @@ impl Prepared {
 
     /// The USB devices as gadgets, one per `dummy_hcd` controller ([`crate::devices::usb`]).
     fn usb_gadgets(&self) -> Vec<usb::Gadget> {
-        self.devices
-            .iter()
-            .filter(|d| d.bus == crate::devices::Bus::Usb)
-            .enumerate()
-            .filter_map(|(n, d)| usb::Gadget::from_compatible(n, &d.compatible))
-            .collect()
+        usb::gadgets(&self.devices)
     }
 
     /// With USB test devices: build their gadgets and wait until the host side has
@@ -188,6 +183,7 @@ impl Prepared {
                 &helper_remove(),
                 &format!("/sys/module/{}/parameters/remove", helper::MODULE),
                 "1",
+                Some(helper::MODULE),
             )
             .when(When::AllOk(vec![helper_load()])),
         );
@@ -256,7 +252,7 @@ impl Prepared {
             aliases: &aliases,
             loaded: &loaded,
             helper_loaded: !self.uses_helper() || done(&helper_load()) == Some(0),
-            helper_unloaded: !self.uses_helper() || done(&helper_remove()) == Some(0),
+            devices_removed: !self.uses_helper() || done(&helper_remove()) == Some(0),
         };
         let problems = guest::judge(&self.devices, &states, &ev);
         let by_path: std::collections::HashMap<&str, &guest::DeviceState> =

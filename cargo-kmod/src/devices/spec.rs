@@ -589,6 +589,8 @@ fn parse_qemu_device(
         "vendor",
         "product",
         "class",
+        "subclass",
+        "protocol",
     ] {
         if map.contains_key(key) {
             return Err(match bus {
@@ -718,6 +720,8 @@ fn parse_acpi_device(
         "vendor",
         "product",
         "class",
+        "subclass",
+        "protocol",
     ] {
         if map.contains_key(key) {
             return Err(place
@@ -776,9 +780,9 @@ fn parse_acpi_device(
 }
 
 /// A `bus = "usb"` table: `vendor` and `product` (the IDs a driver's `usb_device_table!`
-/// names), an optional `class` (the interface class: vendor-specific, `0xff`, the one the
-/// gadget function presents) and `name`. The device's `compatible` is its IDs as `lsusb`
-/// prints them (`1234:5678`).
+/// names), optional `class`, `subclass` and `protocol` (the interface's codes; default
+/// vendor-specific, `0xff`/`0x00`/`0x00`) and `name`. The device's `compatible` is its IDs as
+/// `lsusb` prints them (`1234:5678`), then the interface's codes (`icFFisc00ip00`).
 fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> Result<DeviceSpec> {
     for key in [
         "compatible",

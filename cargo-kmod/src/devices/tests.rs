@@ -464,7 +464,7 @@ fn verdicts() {
     let loaded = ["blink".to_string()];
     let ev = Evidence {
         helper_loaded: true,
-        helper_unloaded: true,
+        devices_removed: true,
         loaded: &loaded,
         ..Evidence::default()
     };
@@ -565,7 +565,7 @@ fn verdicts() {
         remove_log: &log,
         loaded: &loaded,
         helper_loaded: true,
-        helper_unloaded: true,
+        devices_removed: true,
         ..Evidence::default()
     };
     let bound = [state("device /blinker platform 1 blinker blink blink")];
@@ -1376,5 +1376,30 @@ protocol = 2
     assert_eq!(
         usb::modalias(&d.devices[1].compatible).unwrap(),
         "usb:v1234p5678d0000dc00dsc00dp00icDCisc01ip02in00"
+    );
+    // An unbound interface of another class is explained with its codes too.
+    let dir = tempfile::tempdir().unwrap();
+    let c = compile_for_drv(&d, dir.path()).unwrap();
+    let unbound = parse_line("device dummy_hcd.1 usb 1 2-1:1.0 - -").unwrap();
+    let aliases = [(
+        "drv".to_string(),
+        vec!["usb:v1234p9999d*dc*dsc*dp*ic*isc*ip*in*".to_string()],
+    )];
+    let ev = Evidence {
+        loaded: &["drv".to_string()],
+        helper_loaded: true,
+        aliases: &aliases,
+        ..Default::default()
+    };
+    let p = judge(&c.devices[1..], &[unbound], &ev);
+    assert!(
+        p[0].lines[0].contains("names 1234:5678 or its interface `icDCisc01ip02`"),
+        "{p:?}"
+    );
+    let unbound = parse_line("device dummy_hcd.0 usb 1 1-1:1.0 - -").unwrap();
+    let p = judge(&c.devices[..1], &[unbound], &ev);
+    assert!(
+        p[0].lines[0].contains("names 1234:5678 (declare it"),
+        "{p:?}"
     );
 }

@@ -11,17 +11,17 @@
 //!     UDC = dummy_udc.N
 //! ```
 //!
+//! and waits until the host side has enumerated it (`/sys/devices/platform/dummy_hcd.N/
+//! usbB/B-1/B-1:1.0`); the module's interface driver then binds that interface when it
+//! registers. Each device has a controller of its own (`dummy_hcd.num=`), so two devices
+//! with the same IDs are still told apart.
+//!
 //! A device whose interface is of another class (`class`, `subclass`, `protocol`) gets
 //! cargo-kmod's own gadget function instead, `functions/kmod_interface.N` with those codes
 //! in its `class`, `subclass` and `protocol` attributes: one interface without endpoints,
 //! from `templates/devices/cargo_kmod_usb.c`, a module built per tree
 //! ([`super::helper::USB_FUNCTION`]) that the step loads first. (The kernel's own functions
 //! each have one fixed class.)
-//!
-//! and waits until the host side has enumerated it (`/sys/devices/platform/dummy_hcd.N/
-//! usbB/B-1/B-1:1.0`); the module's interface driver then binds that interface when it
-//! registers. Each device has a controller of its own (`dummy_hcd.num=`), so two devices
-//! with the same IDs are still told apart.
 
 use std::collections::BTreeMap;
 
@@ -149,6 +149,16 @@ impl Gadget {
     pub fn needs_function(&self) -> bool {
         self.interface != Interface::VENDOR
     }
+}
+
+/// The gadgets of `devices`' USB devices, one controller each in their order.
+pub fn gadgets(devices: &[super::GuestDevice]) -> Vec<Gadget> {
+    devices
+        .iter()
+        .filter(|d| d.bus == super::Bus::Usb)
+        .enumerate()
+        .filter_map(|(n, d)| Gadget::from_compatible(n, &d.compatible))
+        .collect()
 }
 
 /// Whether any of `gadgets` needs cargo-kmod's gadget function module in the guest.

@@ -62,10 +62,12 @@ pub enum Action {
     },
     /// Write `value` and a newline to the file `path` (a sysfs attribute) with the shell's
     /// own `echo`: no process, where a step of a shell snippet would fork a subshell.
+    /// `module`: the module whose parameter it is, which the step's report is about.
     Write {
         name: String,
         path: String,
         value: String,
+        module: Option<String>,
     },
 }
 
@@ -150,13 +152,14 @@ impl Step {
         }
     }
 
-    /// A step that writes `value` to `path` ([`Action::Write`]).
-    pub fn write(name: &str, path: &str, value: &str) -> Step {
+    /// A step that writes `value` to `path` ([`Action::Write`]), a parameter of `module`.
+    pub fn write(name: &str, path: &str, value: &str, module: Option<&str>) -> Step {
         Step {
             action: Action::Write {
                 name: name.to_string(),
                 path: path.to_string(),
                 value: value.to_string(),
+                module: module.map(str::to_string),
             },
             when: When::Always,
         }
@@ -176,11 +179,12 @@ impl Step {
         }
     }
 
-    /// The module a load or unload step is about.
+    /// The module a load, unload or parameter write is about.
     pub fn module(&self) -> Option<&str> {
         match &self.action {
             Action::Load { module, .. } | Action::Unload { module } => Some(module),
-            Action::Shell { .. } | Action::Write { .. } => None,
+            Action::Write { module, .. } => module.as_deref(),
+            Action::Shell { .. } => None,
         }
     }
 

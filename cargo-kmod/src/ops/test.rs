@@ -169,31 +169,13 @@ pub fn prepare(
         None => Machine::for_tree(&tree, accel)?,
     };
     if let Some(d) = &devices {
-        use crate::devices::Bus;
-        let models: Vec<crate::qemu::tools::QemuModel<'_>> = d
+        if let Some(g) = d
             .devices
             .iter()
-            .filter_map(|g| {
-                let (bus, what) = match g.bus {
-                    Bus::Pci => ("PCI", "PCI"),
-                    Bus::VirtioMmio => ("virtio-bus", "virtio-mmio"),
-                    _ => return None,
-                };
-                Some(crate::qemu::tools::QemuModel {
-                    model: g.compatible[0].as_str(),
-                    origin: g.origin.as_str(),
-                    bus,
-                    what,
-                })
-            })
-            .collect();
-        if let Some(g) = d.devices.iter().find(|g| g.bus == Bus::VirtioMmio) {
+            .find(|g| g.bus == crate::devices::Bus::VirtioMmio)
+        {
             // The transports are `virt`'s; a board model has its own devices, or none.
-            if let Some(model) = machine
-                .model
-                .as_deref()
-                .filter(|m| m.split(',').next() != Some("virt"))
-            {
+            if let Some(model) = machine.model.as_deref().filter(|_| !machine.is_virt()) {
                 crate::bail_user!(
                     "test device {} ({}) is a virtio-mmio device, and this target boots the board model `{}`, without qemu's `virt` transports", g.label(), g.origin, crate::text::escape(model);
                     hint = "test it on a target without `board` or `qemu-machine` (`--arch arm64`)"
@@ -204,7 +186,7 @@ pub fn prepare(
             &session.shell,
             &machine.qemu,
             machine.model.as_deref(),
-            &models,
+            &d.qemu_models(),
         )?;
         machine
             .extra_args
@@ -212,11 +194,7 @@ pub fn prepare(
     }
     let secure_boot = match (signed, &signing) {
         (Some(signed), Some((key, image))) => {
-            if let Some(model) = machine
-                .model
-                .as_deref()
-                .filter(|m| m.split(',').next() != Some("virt"))
-            {
+            if let Some(model) = machine.model.as_deref().filter(|_| !machine.is_virt()) {
                 crate::bail_user!(
                     "`--secure-boot` starts qemu's `virt` (arm64) or `pc` (x86_64) in UEFI firmware, and this target boots the board model `{}`", crate::text::escape(model);
                     hint = "use a target without `board` or `qemu-machine` for the Secure Boot test"

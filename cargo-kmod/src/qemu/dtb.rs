@@ -49,9 +49,7 @@ pub fn boot_tree(shell: &Shell, home: &Home, machine: &Machine, dir: &Path) -> O
 fn applies(m: &Machine) -> bool {
     m.arch == Arch::Arm64
         && m.dtb.is_none()
-        && m.model
-            .as_deref()
-            .is_some_and(|s| s == "virt" || s.starts_with("virt,"))
+        && m.is_virt()
         && !m
             .extra_args
             .iter()

@@ -198,6 +198,15 @@ impl Machine {
     /// boot). Not for interactive, background or networked guests, whose idle time is
     /// waiting for the outside world, nor for board models with several CPUs; not for
     /// x86_64 either, whose boot is slower under icount (measured).
+    /// Whether the machine is qemu's `virt` (arm64's default), in any version
+    /// (`virt-9.2`) and with any options (`virt,gic-version=3`), rather than a board model.
+    pub fn is_virt(&self) -> bool {
+        self.model.as_deref().is_some_and(|m| {
+            let base = m.split(',').next().unwrap_or_default();
+            base == "virt" || base.starts_with("virt-")
+        })
+    }
+
     pub fn for_batch(&self) -> Machine {
         let mut m = self.clone();
         if m.accel == Accel::Tcg
@@ -313,6 +322,25 @@ mod tests {
 
     fn strings(v: Vec<OsString>) -> Vec<String> {
         v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn virt_in_any_version_is_virt_and_a_board_is_not() {
+        let with = |model: Option<&str>| Machine {
+            model: model.map(str::to_string),
+            ..Machine::test_virt()
+        };
+        for m in [
+            "virt",
+            "virt-9.2",
+            "virt,gic-version=3",
+            "virt-8.0,highmem=off",
+        ] {
+            assert!(with(Some(m)).is_virt(), "{m}");
+        }
+        for m in [Some("raspi4b"), Some("virtual"), Some("pc"), None] {
+            assert!(!with(m).is_virt(), "{m:?}");
+        }
     }
 
     #[test]

@@ -221,14 +221,15 @@ const WRITE_FN: &str = "w() { echo \"$2\" >\"$1\"; }\n";
 /// get one byte of the sysctl file (it reads a byte at a time, and a sysctl read past offset
 /// 0 ends the file), but `.` reads the file in one `read()`, and the shell's complaint that
 /// the number is no command (`...: line 1: 4096: not found`, found without a fork) carries
-/// it. Anything but digits falls back to `head`, a fork.
+/// it. `command .`: a `.` that fails does not end the shell, which is PID 1. Anything but
+/// digits falls back to `head`, a fork.
 /// `step ID CMD...`: run a step and report it; the step's sync record and taint are taken
 /// the moment its command returns, before its output is relayed, so what happens after (a timer a module left armed) belongs to the next part, however slowly
 /// the relay goes on a busy guest.
 const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      s() { echo \"<15>$T sync $1\" >/dev/kmsg; }\n\
      t() {\n\
-     \t. /proc/sys/kernel/tainted 2>/tmp/t; read -r v </tmp/t; v=${v%: not found}; v=${v##* }\n\
+     \tcommand . /proc/sys/kernel/tainted 2>/tmp/t; read -r v </tmp/t; v=${v%: not found}; v=${v##* }\n\
      \tcase $v in ''|*[!0-9]*) head -c 64 /proc/sys/kernel/tainted >/tmp/t; read -r v </tmp/t;; esac\n\
      }\n\
      step() {\n\
@@ -410,7 +411,7 @@ mod tests {
         let plan = GuestPlan {
             steps: vec![
                 Step::inline("check", "kmod_x() {\n\tlocal a=1\n}\nkmod_x"),
-                Step::write("remove", "/sys/module/m/parameters/remove", "1"),
+                Step::write("remove", "/sys/module/m/parameters/remove", "1", Some("m")),
             ],
             ..GuestPlan::default()
         };
@@ -431,7 +432,7 @@ mod tests {
         // The taint is read by sourcing the sysctl file (one read, no process), with `head`
         // only when that did not give a number.
         assert!(
-            s.contains(". /proc/sys/kernel/tainted 2>/tmp/t; read -r v </tmp/t;"),
+            s.contains("command . /proc/sys/kernel/tainted 2>/tmp/t; read -r v </tmp/t;"),
             "{s}"
         );
         assert!(
