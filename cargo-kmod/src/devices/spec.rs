@@ -806,18 +806,23 @@ fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
                 .into());
         }
     }
-    let id = |key: &str| -> Result<u16> {
+    // An integer of at most `max`; `None` when the key is absent.
+    let int = |key: &str, max: u64, what: &str, example: String| -> Result<Option<u64>> {
         match map.get(key) {
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n <= 0xffff)
-                .map(|n| n as u16)
-                .ok_or_else(|| {
-                    place
-                        .err(key, "expected a 16-bit USB ID, 0x0000 to 0xffff")
-                        .with_hint(format!("write it as a TOML integer, e.g. `{key} = 0x1234`"))
-                        .into()
-                }),
+            None => Ok(None),
+            Some(v) => v.as_u64().filter(|n| *n <= max).map(Some).ok_or_else(|| {
+                place
+                    .err(key, what)
+                    .with_hint(format!(
+                        "write it as a TOML integer, e.g. `{key} = {example}`"
+                    ))
+                    .into()
+            }),
+        }
+    };
+    let id = |key: &str| -> Result<u16> {
+        match int(key, 0xffff, "expected a 16-bit USB ID, 0x0000 to 0xffff", "0x1234".into())? {
+            Some(n) => Ok(n as u16),
             None => Err(UserError::new(format!(
                 "missing `{key}` in `{}` of `{}`: a USB test device is named by its vendor and product IDs",
                 place.section,
@@ -830,21 +835,8 @@ fn parse_usb_device(map: &serde_json::Map<String, Value>, place: &Place<'_>) -> 
     let vendor = id("vendor")?;
     let product = id("product")?;
     let byte = |key: &str, default: u8| -> Result<u8> {
-        match map.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n <= 0xff)
-                .map(|n| n as u8)
-                .ok_or_else(|| {
-                    place
-                        .err(key, "expected an 8-bit USB code, 0x00 to 0xff")
-                        .with_hint(format!(
-                            "write it as a TOML integer, e.g. `{key} = 0x{default:02x}`"
-                        ))
-                        .into()
-                }),
-        }
+        let what = "expected an 8-bit USB code, 0x00 to 0xff";
+        Ok(int(key, 0xff, what, format!("0x{default:02x}"))?.map_or(default, |n| n as u8))
     };
     let interface = super::usb::Interface {
         class: byte("class", USB_CLASS_VENDOR)?,
