@@ -28,8 +28,9 @@ use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
 /// The name of the check step.
 pub const CHECK: &str = "devices";
 
-/// The name of the step that rescans the PCI bus (test boots with PCI devices).
-pub const PCI_RESCAN: &str = "pci rescan";
+/// The name of the step that writes back the PCI devices' configuration headers (test boots
+/// with PCI devices).
+pub const PCI_RESTORE: &str = "pci restore";
 
 /// The name of the step that builds the USB gadgets and waits for them to enumerate (test
 /// and run boots with USB devices).
@@ -101,12 +102,16 @@ impl Prepared {
         }
     }
 
-    /// With PCI test devices: remove them and rescan the bus before anything binds. A test
-    /// boot may resume a snapshot (`crate::qemu::snapshot`) whose devices came back from
-    /// qemu's migration without their PCI configuration (a model without migration state
-    /// forgets its BAR addresses); the rescan programs them again, from the guest's side, so
-    /// a resumed and a cold boot meet the same devices.
-    fn pci_rescan_step(&self) -> Option<Step> {
+    /// With PCI test devices: write back each one's configuration header as the booted
+    /// kernel left it. A test boot may resume a snapshot (`crate::qemu::snapshot`) whose
+    /// devices came back from qemu's migration without their PCI configuration (a model
+    /// without migration state, such as `pci-testdev`, forgets its BAR addresses while the
+    /// kernel's resources keep them); the template kept each header in
+    /// [`crate::qemu::snapshot::PCI_CONFIG_DIR`], and the write is what migration would have
+    /// done. A cold boot has no such file and its devices need nothing. Shell builtins only
+    /// (`read`, `printf`): no process, and no remove-and-rescan of the bus (tens of
+    /// milliseconds of cold kernel code under TCG).
+    fn pci_restore_step(&self) -> Option<Step> {
         let addrs: Vec<&str> = self
             .devices
             .iter()
@@ -116,15 +121,16 @@ impl Prepared {
         if addrs.is_empty() {
             return None;
         }
+        let dir = crate::qemu::snapshot::PCI_CONFIG_DIR;
         let mut script = String::new();
         for a in addrs {
-            // Addresses cargo-kmod chose (`0000:00:10.0`): no quoting needed.
+            // Addresses cargo-kmod chose (`0000:00:10.0`): no quoting needed. The file holds
+            // only the template's octal escapes, so it is `printf`'s format.
             script.push_str(&format!(
-                "[ -e /sys/bus/pci/devices/{a} ] && echo 1 >/sys/bus/pci/devices/{a}/remove\n"
+                "if [ -r {dir}/{a} ] && read -r c <{dir}/{a}; then printf \"$c\" >/sys/bus/pci/devices/{a}/config; fi\n"
             ));
         }
-        script.push_str("echo 1 >/sys/bus/pci/rescan\n");
-        Some(Step::builtins(PCI_RESCAN, &script))
+        Some(Step::builtins(PCI_RESTORE, &script))
     }
 
     /// The USB devices as gadgets, one per `dummy_hcd` controller ([`crate::devices::usb`]).
@@ -162,8 +168,8 @@ impl Prepared {
             .position(|s| matches!(s.action, Action::Unload { .. }))
             .unwrap_or(plan.steps.len());
         let mut steps = Vec::new();
-        if let Some(rescan) = self.pci_rescan_step() {
-            steps.push(rescan);
+        if let Some(restore) = self.pci_restore_step() {
+            steps.push(restore);
         }
         self.add_usb(plan, &mut steps);
         if !self.uses_helper() {

@@ -128,6 +128,12 @@ impl Home {
         self.root.join("qemu")
     }
 
+    /// The model list of `qemu -device help`, per qemu (path, size, mtime) and machine
+    /// (`key`): read by every test boot with `qemu-device` test devices.
+    pub fn qemu_models(&self, key: &str) -> PathBuf {
+        self.qemu_dir().join("models").join(format!("{key}.txt"))
+    }
+
     /// Booted guests that test boots resume.
     pub fn snapshots_dir(&self) -> PathBuf {
         self.qemu_dir().join("snapshots")

@@ -184,6 +184,7 @@ pub fn prepare(
         }
         crate::qemu::tools::check_qemu_models(
             &session.shell,
+            &session.home()?,
             &machine.qemu,
             machine.model.as_deref(),
             &d.qemu_models(),

@@ -190,14 +190,6 @@ impl Machine {
         Ok(m)
     }
 
-    /// The target for a boot that runs its script to the end with nobody waiting on it (a
-    /// test run). Under TCG on arm64's `virt` with one CPU, the guest's clock counts
-    /// instructions and jumps over idle time (`-icount shift=auto,sleep=off`): the settle
-    /// time after the last unload and every other guest sleep last as long in guest time,
-    /// so timers still fire inside them, but cost no wall time (about 60 ms of a 0.6 s test
-    /// boot). Not for interactive, background or networked guests, whose idle time is
-    /// waiting for the outside world, nor for board models with several CPUs; not for
-    /// x86_64 either, whose boot is slower under icount (measured).
     /// Whether the machine is qemu's `virt` (arm64's default), in any version
     /// (`virt-9.2`) and with any options (`virt,gic-version=3`), rather than a board model.
     pub fn is_virt(&self) -> bool {
@@ -207,6 +199,14 @@ impl Machine {
         })
     }
 
+    /// The target for a boot that runs its script to the end with nobody waiting on it (a
+    /// test run). Under TCG on arm64's `virt` with one CPU, the guest's clock counts
+    /// instructions and jumps over idle time (`-icount shift=auto,sleep=off`): the settle
+    /// time after the last unload and every other guest sleep last as long in guest time,
+    /// so timers still fire inside them, but cost no wall time (about 60 ms of a 0.6 s test
+    /// boot). Not for interactive, background or networked guests, whose idle time is
+    /// waiting for the outside world, nor for board models with several CPUs; not for
+    /// x86_64 either, whose boot is slower under icount (measured).
     pub fn for_batch(&self) -> Machine {
         let mut m = self.clone();
         if m.accel == Accel::Tcg

@@ -287,13 +287,30 @@ fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> S
     crate::kernel::home::tree_key(&pairs)
 }
 
-/// The template's `/init`: mount, say ready, poll the run disk's header (uncached reads),
-/// unpack the run's files, run its script.
+/// Where a resumed guest finds the configuration header (the first 64 bytes: command,
+/// BARs) of each PCI device as the booted kernel left it, one file per address, as `printf`
+/// octal escapes. qemu migrates a PCI model's configuration only when the model has
+/// migration state, and `pci-testdev`, for one, has none: it comes back with its BARs
+/// unprogrammed while the kernel's resources still say where they are. Writing the header
+/// back (`devices::plan`) is what migration would have done.
+pub const PCI_CONFIG_DIR: &str = "/tmp/kmod-pci";
+
+/// The template's `/init`: mount, keep each PCI device's configuration header
+/// ([`PCI_CONFIG_DIR`]), say ready, poll the run disk's header (uncached reads), unpack the
+/// run's files, run its script.
 fn template_init(device: &str) -> String {
     format!(
         "#!/bin/sh\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
          mount -a\n\
+         if mount -t sysfs sysfs /sys 2>/dev/null; then\n\
+         \tfor d in /sys/bus/pci/devices/*; do\n\
+         \t\t[ -e \"$d/config\" ] || continue\n\
+         \t\tc=; for b in $(busybox od -An -v -to1 -N64 \"$d/config\"); do c=\"$c\\\\$b\"; done\n\
+         \t\t[ -n \"$c\" ] && busybox mkdir -p {PCI_CONFIG_DIR} && printf '%s\\n' \"$c\" >\"{PCI_CONFIG_DIR}/${{d##*/}}\"\n\
+         \tdone\n\
+         \tbusybox umount /sys\n\
+         fi\n\
          echo '{READY}' >/dev/{device}\n\
          until dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
          echo '{RESUMED}'\n\
@@ -624,6 +641,23 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("exec /bin/sh /run/kmod/init\n"), "{s}");
+        // Each PCI device's header, kept before the snapshot, as octal escapes.
+        assert!(
+            s.contains(
+                "for b in $(busybox od -An -v -to1 -N64 \"$d/config\"); do c=\"$c\\\\$b\"; done\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("printf '%s\\n' \"$c\" >\"/tmp/kmod-pci/${d##*/}\"\n"),
+            "{s}"
+        );
+        // sysfs only while it reads them: a resumed run mounts what it needs, as a cold one.
+        assert!(
+            s.contains("if mount -t sysfs sysfs /sys 2>/dev/null; then\n")
+                && s.contains("\tbusybox umount /sys\nfi\n"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -125,9 +125,12 @@ pub fn qboot(qemu: &Path) -> Option<PathBuf> {
 
 /// Refuse a test device whose `qemu-device` is not a model of `qemu` for its bus (`qemu
 /// -device help` lists them as `name "edu", bus PCI`, `name "virtio-rng-device", bus
-/// virtio-bus`) before anything boots.
+/// virtio-bus`) before anything boots. The list is cached per qemu (path, size, mtime) and
+/// machine, and trusted only to accept: a model it lacks asks qemu again (a wrapper script
+/// in `CARGO_KMOD_QEMU_<ARCH>` keeps its identity when the qemu it runs changes).
 pub fn check_qemu_models(
     shell: &crate::shell::Shell,
+    home: &Home,
     qemu: &Path,
     machine: Option<&str>,
     models: &[QemuModel<'_>],
@@ -135,18 +138,38 @@ pub fn check_qemu_models(
     if models.is_empty() {
         return Ok(());
     }
+    let key = crate::fsutil::sha256_hex(
+        format!(
+            "{}\n{}\n{}\n",
+            qemu.display(),
+            crate::fsutil::file_identity(qemu).unwrap_or_default(),
+            machine.unwrap_or_default()
+        )
+        .as_bytes(),
+    );
+    let cache = home.qemu_models(&key[..16]);
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if models
+            .iter()
+            .all(|m| models_on_bus(&text, m.bus).contains(&m.model))
+        {
+            return Ok(());
+        }
+    }
     let sh = xshell::Shell::new()?;
     let machine_args: Vec<&str> = machine.map(|m| vec!["-M", m]).unwrap_or_default();
     let text = crate::process::run(
         shell,
         xshell::cmd!(sh, "{qemu} {machine_args...} -device help"),
     )?;
+    // A cache that cannot be written costs the next boot one `-device help`, nothing else.
+    if let Some(dir) = cache.parent() {
+        if std::fs::create_dir_all(dir).is_ok() {
+            let _ = crate::fsutil::write_atomic(&cache, text.as_bytes());
+        }
+    }
     for m in models {
-        let on_bus: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains(&format!(", bus {}", m.bus)))
-            .filter_map(|l| l.trim().strip_prefix("name \"")?.split('"').next())
-            .collect();
+        let on_bus = models_on_bus(&text, m.bus);
         if !on_bus.contains(&m.model) {
             let near = crate::text::nearest(m.model, on_bus.iter().copied(), 0.7);
             crate::bail_user!(
@@ -159,6 +182,15 @@ pub fn check_qemu_models(
         }
     }
     Ok(())
+}
+
+/// The models `-device help` lists on `bus` (`name "edu", bus PCI` is `edu` on `PCI`).
+fn models_on_bus<'t>(text: &'t str, bus: &str) -> Vec<&'t str> {
+    let tail = format!(", bus {bus}");
+    text.lines()
+        .filter(|l| l.contains(&tail))
+        .filter_map(|l| l.trim().strip_prefix("name \"")?.split('"').next())
+        .collect()
 }
 
 /// A qemu model a test device names, for [`check_qemu_models`].
@@ -198,5 +230,56 @@ mod tests {
         std::fs::write(dir.join("busybox"), "#!/bin/sh\n").unwrap();
         let why = elf_kind(&dir.join("busybox"), Arch::host()).unwrap_err();
         assert_eq!(why, "it is not a 64-bit ELF executable");
+    }
+
+    #[test]
+    fn the_model_list_is_cached_and_only_trusted_to_accept() {
+        let home = tempfile::tempdir().unwrap();
+        let h = Home {
+            root: home.path().to_path_buf(),
+        };
+        let shell = crate::shell::Shell::new(
+            crate::shell::Verbosity::Quiet,
+            crate::shell::MessageFormat::Human,
+            crate::shell::ColorChoice::Never,
+        );
+        // A qemu that cannot run: an answer can only come from the cache.
+        let qemu = home.path().join("no-such-qemu");
+        let model = |m: &'static str| QemuModel {
+            model: m,
+            origin: "Cargo.toml",
+            bus: "PCI",
+            what: "PCI",
+        };
+        let key = crate::fsutil::sha256_hex(format!("{}\n\nvirt\n", qemu.display()).as_bytes());
+        let cache = h.qemu_models(&key[..16]);
+        std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+        std::fs::write(
+            &cache,
+            "name \"edu\", bus PCI\nname \"pci-testdev\", bus PCI, desc \"PCI Test Device\"\nname \"virtio-rng-device\", bus virtio-bus\n",
+        )
+        .unwrap();
+        check_qemu_models(
+            &shell,
+            &h,
+            &qemu,
+            Some("virt"),
+            &[model("pci-testdev"), model("edu")],
+        )
+        .unwrap();
+        // Not in the list: qemu is asked again (and here cannot be run).
+        let e = check_qemu_models(
+            &shell,
+            &h,
+            &qemu,
+            Some("virt"),
+            &[model("virtio-rng-device")],
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("no-such-qemu"), "{e:#}");
+        assert_eq!(
+            models_on_bus(&std::fs::read_to_string(&cache).unwrap(), "virtio-bus"),
+            ["virtio-rng-device"]
+        );
     }
 }
