@@ -29,6 +29,14 @@
  * (`echo 0 > /sys/module/cargo_kmod_devices/parameters/fire`): its handlers run with
  * interrupts off, as from a real interrupt (`generic_handle_domain_irq_safe`).
  *
+ * The file `check_list` names lists the devices to report on, `BUS PATH` per line (bus
+ * `platform` or `i2c`, the node's path): reading `/proc/cargo-kmod-devices` gives a line
+ * per device, `device PATH BUS NODE NAME DRIVER MODULE` (`-` for what is not there), as
+ * the kernel sees it at that moment: whether the node is in the live tree, the device made
+ * of it on that bus, the driver bound to it and that driver's module (the built-in name for
+ * a driver built in). What a test boot's check step reads: no process and no walk of
+ * sysfs. Names are the kernel's, written as one word each (a byte outside `!`..`~` as `?`).
+ *
  * A write to the `remove` parameter (what a test boot does, with no process to start), or
  * else the unload, disposes of the interrupt lines and removes the domain, removes the
  * overlays in reverse order, which removes their devices, and reports a node still present
@@ -48,6 +56,8 @@
 #include <linux/of_platform.h>
 #include <linux/overflow.h>
 #include <linux/platform_device.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
@@ -59,6 +69,10 @@ MODULE_PARM_DESC(overlay_list, "A file listing the compiled overlays (.dtbo) to 
 static char *node_list;
 module_param(node_list, charp, 0444);
 MODULE_PARM_DESC(node_list, "A file listing the nodes the overlays add under the root, one per line");
+
+static char *check_list;
+module_param(check_list, charp, 0444);
+MODULE_PARM_DESC(check_list, "A file listing the devices /proc/cargo-kmod-devices reports, `BUS PATH` per line");
 
 static char *irq_node;
 module_param(irq_node, charp, 0444);
@@ -152,9 +166,11 @@ static void kmod_irq_teardown(void)
 	kmod_irq_np = NULL;
 }
 
-/* The text of the two lists, NUL-terminated; read once at load. */
+/* The text of the three lists, NUL-terminated; read once at load. */
 static char *overlays;
 static char *nodes;
+static char *checks;
+static struct proc_dir_entry *kmod_proc;
 static int *ovcs_ids;
 static int applied;
 
@@ -383,6 +399,90 @@ static void kmod_free_lists(void)
 	nodes = NULL;
 }
 
+/* Everything init read, for its failure paths: the check list lives until the unload. */
+static void kmod_free_all(void)
+{
+	kmod_free_lists();
+	kfree(checks);
+	checks = NULL;
+}
+
+/* One word of a report line: the kernel's name, `-` for none, a byte outside `!`..`~` as `?`. */
+static void kmod_seq_word(struct seq_file *m, const char *s)
+{
+	seq_putc(m, ' ');
+	if (!s || !*s) {
+		seq_putc(m, '-');
+		return;
+	}
+	for (; *s; s++)
+		seq_putc(m, *s > ' ' && *s < 0x7f ? *s : '?');
+}
+
+/* The device `bus` (`platform` or `i2c`) made of `np`, with a reference; NULL for none. */
+static struct device *kmod_device_of(const char *bus, struct device_node *np)
+{
+	struct platform_device *pdev;
+	struct i2c_client *client;
+
+	if (!strcmp(bus, "platform")) {
+		pdev = of_find_device_by_node(np);
+		return pdev ? &pdev->dev : NULL;
+	}
+	if (!strcmp(bus, "i2c")) {
+		client = of_find_i2c_device_by_node(np);
+		return client ? &client->dev : NULL;
+	}
+	return NULL;
+}
+
+/* `device PATH BUS NODE NAME DRIVER MODULE` for every entry of `check_list`. */
+static int kmod_devices_show(struct seq_file *m, void *v)
+{
+	struct device_driver *drv;
+	struct device_node *np;
+	struct device *dev;
+	char *list, *cursor, *line, *bus;
+
+	if (!checks)
+		return 0;
+	list = kstrdup(checks, GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	cursor = list;
+	while ((line = strsep(&cursor, "\n")) != NULL) {
+		bus = strsep(&line, " ");
+		if (!*bus || !line || !*line)
+			continue;
+		np = of_find_node_by_path(line);
+		dev = np ? kmod_device_of(bus, np) : NULL;
+		seq_puts(m, "device");
+		kmod_seq_word(m, line);
+		kmod_seq_word(m, bus);
+		kmod_seq_word(m, np ? "1" : NULL);
+		kmod_seq_word(m, dev ? dev_name(dev) : NULL);
+		if (dev) {
+			device_lock(dev);
+			drv = dev->driver;
+			kmod_seq_word(m, drv ? drv->name : NULL);
+			/* The module's name, or a built-in driver's KBUILD_MODNAME. */
+			if (drv && drv->owner)
+				kmod_seq_word(m, module_name(drv->owner));
+			else
+				kmod_seq_word(m, drv ? drv->mod_name : NULL);
+			device_unlock(dev);
+			put_device(dev);
+		} else {
+			kmod_seq_word(m, NULL);
+			kmod_seq_word(m, NULL);
+		}
+		seq_putc(m, '\n');
+		of_node_put(np);
+	}
+	kfree(list);
+	return 0;
+}
+
 static int __init kmod_devices_init(void)
 {
 	char *cursor, *path;
@@ -391,24 +491,34 @@ static int __init kmod_devices_init(void)
 	ret = kmod_read_list(node_list, &nodes);
 	if (!ret)
 		ret = kmod_read_list(overlay_list, &overlays);
+	if (!ret)
+		ret = kmod_read_list(check_list, &checks);
 	if (!ret) {
 		ovcs_ids = kcalloc(kmod_count_lines(overlays), sizeof(*ovcs_ids), GFP_KERNEL);
 		if (!ovcs_ids)
 			ret = -ENOMEM;
 	}
 	if (ret) {
-		kmod_free_lists();
+		kmod_free_all();
 		return ret;
 	}
 	ret = kmod_existing_nodes("already exists in the live device tree");
 	if (ret) {
-		kmod_free_lists();
+		kmod_free_all();
 		return ret < 0 ? ret : -EEXIST;
 	}
 	ret = platform_driver_register(&kmod_i2c_driver);
 	if (ret) {
-		kmod_free_lists();
+		kmod_free_all();
 		return ret;
+	}
+	if (checks) {
+		kmod_proc = proc_create_single("cargo-kmod-devices", 0444, NULL, kmod_devices_show);
+		if (!kmod_proc) {
+			platform_driver_unregister(&kmod_i2c_driver);
+			kmod_free_all();
+			return -ENOMEM;
+		}
 	}
 	if (!overlays || !*overlays)
 		return 0;
@@ -426,8 +536,9 @@ static int __init kmod_devices_init(void)
 		ret = kmod_irq_setup();
 	if (ret) {
 		kmod_remove_overlays();
+		proc_remove(kmod_proc);
 		platform_driver_unregister(&kmod_i2c_driver);
-		kmod_free_lists();
+		kmod_free_all();
 	}
 	return ret;
 }
@@ -474,6 +585,8 @@ MODULE_PARM_DESC(remove, "Write anything to remove the devices (as unloading the
 
 static void __exit kmod_devices_exit(void)
 {
+	proc_remove(kmod_proc);	/* waits for readers */
+	kfree(checks);
 	kmod_remove_devices();
 	platform_driver_unregister(&kmod_i2c_driver);
 }

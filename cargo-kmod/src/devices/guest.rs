@@ -9,8 +9,10 @@
 //!    applies the overlays, and the kernel creates the devices.
 //! 2. The modules under test load; their drivers register and probe the devices
 //!    synchronously in `init`, before their KUnit suites run.
-//! 3. [`check_script`]: each device's name, driver and the driver's module, read from
-//!    `/sys/bus/<bus>/devices/*/{of_node,driver,driver/module}`.
+//! 3. [`check_script`]: each device's name, driver and the driver's module: for the
+//!    overlays' platform and I2C devices, the helper's `/proc/cargo-kmod-devices` (it looks
+//!    each node's device up in the kernel: no walk of sysfs); for the others, read from
+//!    `/sys/bus/<bus>/devices/<name>/{driver,driver/module}`.
 //! 4. The modules unload (each driver's `remove` runs); then a write to the helper's `remove`
 //!    parameter removes the overlays, which removes the devices; the helper reports a node
 //!    still there.
@@ -18,14 +20,30 @@
 //! The check prints one line per device, `device PATH BUS NODE NAME DRIVER MODULE` (`NODE`
 //! is 1 when the node exists, `-` for what is absent), on the guest protocol (a step's
 //! output), which the kernel log cannot forge. The shell functions use builtins only
-//! (`cd -P`, `$PWD`, globs) and `local` variables, so the check runs in the guest's own shell
-//! ([`crate::guest::plan::Step::inline`]) and costs no process under TCG, and they look where
-//! the kernel names such a device first, so they rarely walk a whole bus.
+//! (`cd -P`, `$PWD`, `read`) and `local` variables, so the check runs in the guest's own
+//! shell ([`crate::guest::plan::Step::inline`]) and costs no process under TCG.
 
 use crate::devices::spec::Bus;
 
-/// Where the live tree appears in sysfs.
-const DT_BASE: &str = "/sys/firmware/devicetree/base";
+/// The helper's report on the overlays' devices (`templates/devices/cargo_kmod_devices.c`):
+/// a line per entry of its `check_list` ([`check_list`]), in the check's own format.
+pub const HELPER_REPORT: &str = "/proc/cargo-kmod-devices";
+
+/// The entries of the helper's `check_list`: `BUS PATH` per overlay device (platform and
+/// I2C), which its [`HELPER_REPORT`] reports on.
+pub fn check_list(devices: &[GuestDevice]) -> Vec<String> {
+    devices
+        .iter()
+        .filter(|d| reported_by_helper(d))
+        .map(|d| format!("{} {}", d.bus, d.path))
+        .collect()
+}
+
+/// Whether the helper reports on `d`: a device an overlay adds (a node's path has no
+/// whitespace: dtc allows none in node names).
+fn reported_by_helper(d: &GuestDevice) -> bool {
+    matches!(d.bus, Bus::Platform | Bus::I2c)
+}
 
 /// A device the guest checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,20 +71,12 @@ impl GuestDevice {
     }
 }
 
-/// The `kmod_dev PATH BUS [CANDIDATES]` shell function: the candidates first (the names the
-/// kernel gives such a node), and only when none is the device, every device of the bus
-/// (expanding that glob reads the whole bus directory). Each function's variables are
-/// `local` (`kmod_at` sets its caller's `n`, `d` and `m`): the check runs inline.
+/// The check's shell functions, one per kind of device the helper does not report on:
+/// `kmod_pci ADDR`, `kmod_virtio BUS DEVICE LABEL`, `kmod_acpi NAME` and `kmod_usb ...`.
+/// Each function's variables are `local`: the check runs inline.
 pub fn check_fn() -> String {
     format!(
-        "kmod_at() {{\n\
-         \tcd -P \"$1/of_node\" 2>/dev/null && [ \"$PWD\" = \"{DT_BASE}$2\" ] || return 1\n\
-         \tn=${{1##*/}}\n\
-         \tcd -P \"$1/driver\" 2>/dev/null && d=${{PWD##*/}}\n\
-         \tcd -P \"$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
-         \treturn 0\n\
-         }}\n\
-         kmod_pci() {{\n\
+        "kmod_pci() {{\n\
          \tlocal o=- n=- d=- m=-\n\
          \tif [ -e \"/sys/bus/pci/devices/$1\" ]; then\n\
          \t\to=1; n=$1\n\
@@ -101,36 +111,9 @@ pub fn check_fn() -> String {
          \tcd /\n\
          \techo \"device $1 acpi $o $n $d $m\"\n\
          }}\n\
-         {usb}\
-         kmod_dev() {{\n\
-         \tlocal o=- n=- d=- m=- x\n\
-         \t[ -e \"{DT_BASE}$1\" ] && o=1\n\
-         \tfor x in $3; do kmod_at \"$x\" \"$1\" && break; done\n\
-         \tif [ \"$n\" = - ]; then\n\
-         \t\tfor x in /sys/bus/$2/devices/*; do kmod_at \"$x\" \"$1\" && break; done\n\
-         \tfi\n\
-         \tcd /\n\
-         \techo \"device $1 $2 $o $n $d $m\"\n\
-         }}\n",
+         {usb}",
         usb = super::usb::check_fn()
     )
-}
-
-/// Where the kernel puts the device of `d`'s node, as a glob: a platform device for a node
-/// under the root without `reg` is named after the node; an I2C client is `ADAPTER-00AA`.
-fn candidates(d: &GuestDevice) -> String {
-    let node = d.path.rsplit('/').next().unwrap_or_default();
-    match d.bus {
-        Bus::Platform => format!("/sys/bus/platform/devices/{node}"),
-        Bus::I2c => match node
-            .split_once('@')
-            .and_then(|(_, a)| u16::from_str_radix(a, 16).ok())
-        {
-            Some(a) => format!("/sys/bus/i2c/devices/*-{a:04x}"),
-            None => String::new(),
-        },
-        Bus::Pci | Bus::Acpi | Bus::Usb | Bus::VirtioMmio => String::new(),
-    }
 }
 
 /// Whether `d` is a qemu virtio PCI model, whose driver binds the virtio device
@@ -143,15 +126,14 @@ pub fn is_virtio(d: &GuestDevice) -> bool {
                 .is_some_and(|m| super::spec::is_virtio_model(m)))
 }
 
-/// The functions of [`check_fn`] named in `calls` (with `kmod_at`, which `kmod_dev` calls),
-/// in their order there: a boot parses only what its check runs.
+/// The functions of [`check_fn`] named in `calls`, in their order there: a boot parses only
+/// what its check runs.
 fn check_fns_for(calls: &str) -> String {
     let mut out = String::new();
     let mut keep = false;
     for line in check_fn().split_inclusive('\n') {
         if let Some(name) = line.strip_suffix("() {\n") {
-            keep = calls.lines().any(|c| c.starts_with(&format!("{name} ")))
-                || (name == "kmod_at" && calls.lines().any(|c| c.starts_with("kmod_dev ")));
+            keep = calls.lines().any(|c| c.starts_with(&format!("{name} ")));
         }
         if keep {
             out.push_str(line);
@@ -160,50 +142,40 @@ fn check_fns_for(calls: &str) -> String {
     out
 }
 
-/// The whole check: the functions of [`check_fn`] it uses and a call per device.
+/// The whole check: the functions of [`check_fn`] it uses and a call per device, then the
+/// helper's report on the overlays' devices, copied line by line (`read` and `echo`).
 pub fn check_script(devices: &[GuestDevice]) -> String {
     use crate::process::shell_word as quote;
     let mut s = String::new();
     for d in devices {
-        if d.bus == Bus::Pci {
+        match d.bus {
             // Its PCI address (`0000:00:10.0`), chosen by cargo-kmod: no glob, no walk. A
             // virtio model is judged by the virtio device under it.
-            if is_virtio(d) {
-                s.push_str(&format!("kmod_virtio pci {} pci\n", quote(&d.path)));
-            } else {
-                s.push_str(&format!("kmod_pci {}\n", quote(&d.path)));
+            Bus::Pci if is_virtio(d) => {
+                s.push_str(&format!("kmod_virtio pci {} pci\n", quote(&d.path)))
             }
-            continue;
-        }
-        if d.bus == Bus::VirtioMmio {
+            Bus::Pci => s.push_str(&format!("kmod_pci {}\n", quote(&d.path))),
             // Its transport's platform device (`a000000.virtio_mmio`), chosen by cargo-kmod.
-            s.push_str(&format!(
+            Bus::VirtioMmio => s.push_str(&format!(
                 "kmod_virtio platform {} virtio-mmio\n",
                 quote(&d.path)
-            ));
-            continue;
-        }
-        if d.bus == Bus::Acpi {
+            )),
             // `<HID>:00`: the ACPI device and the platform device the kernel makes of it.
-            s.push_str(&format!("kmod_acpi {}\n", quote(&d.path)));
-            continue;
-        }
-        if d.bus == Bus::Usb {
+            Bus::Acpi => s.push_str(&format!("kmod_acpi {}\n", quote(&d.path))),
             // Its controller (`dummy_hcd.0`) and IDs (`1234:5678`), both cargo-kmod's.
-            s.push_str(&format!(
+            Bus::Usb => s.push_str(&format!(
                 "kmod_usb {} {}\n",
                 quote(&d.path),
                 quote(d.compatible.first().map_or("", String::as_str))
-            ));
-            continue;
+            )),
+            // The helper's report, below.
+            Bus::Platform | Bus::I2c => {}
         }
-        s.push_str(&format!("kmod_dev {} {}", quote(&d.path), d.bus));
-        let c = candidates(d);
-        if !c.is_empty() {
-            // Unquoted on purpose: the shell expands the glob.
-            s.push_str(&format!(" {c}"));
-        }
-        s.push('\n');
+    }
+    if devices.iter().any(reported_by_helper) {
+        s.push_str(&format!(
+            "while read -r kmod_l; do echo \"$kmod_l\"; done <{HELPER_REPORT}\n"
+        ));
     }
     let mut script = check_fns_for(&s);
     script.push_str(&s);

@@ -304,8 +304,8 @@ pub fn prepare(
     }))
 }
 
-/// The helper's parameters and the list files they name: the overlays to apply and the
-/// nodes they add under the root, one per line. Files, not the lists themselves: a `charp`
+/// The helper's parameters and the list files they name: the overlays to apply, the nodes
+/// they add under the root, and the devices its report covers (`BUS PATH`), one per line. Files, not the lists themselves: a `charp`
 /// module parameter holds at most 1024 bytes (40 devices with long names), and a node name
 /// may hold a comma; no line of either can hold a newline.
 pub fn helper_lists(compiled: &Compiled) -> (Vec<String>, Vec<(String, String)>) {
@@ -325,6 +325,9 @@ pub fn helper_lists(compiled: &Compiled) -> (Vec<String>, Vec<(String, String)>)
     list("overlay_list", "overlays", &overlays);
     let nodes: Vec<&str> = compiled.root_nodes.iter().map(String::as_str).collect();
     list("node_list", "nodes", &nodes);
+    let checks = guest::check_list(&compiled.devices);
+    let checks: Vec<&str> = checks.iter().map(String::as_str).collect();
+    list("check_list", "checks", &checks);
     if compiled.irq_lines > 0 {
         params.push(format!("irq_node=/{}", dtso::IRQ_NODE));
         params.push(format!("irq_lines={}", compiled.irq_lines));

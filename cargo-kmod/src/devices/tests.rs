@@ -620,10 +620,15 @@ fn helper_lists_are_files_of_lines() {
         params,
         [
             "overlay_list=/kmod/devices/overlays",
-            "node_list=/kmod/devices/nodes"
+            "node_list=/kmod/devices/nodes",
+            "check_list=/kmod/devices/checks"
         ]
     );
     assert!(params.iter().all(|p| p.len() < 1024));
+    // The helper's report covers each device: its bus, then its node.
+    let checks: Vec<&str> = lists[2].1.lines().collect();
+    assert_eq!(checks.len(), 40);
+    assert_eq!(checks[0], format!("platform /n00,{}", "x".repeat(27)));
     assert_eq!(
         lists[0],
         (
