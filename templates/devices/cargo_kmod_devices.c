@@ -33,9 +33,10 @@
  * `platform` or `i2c`, the node's path): reading `/proc/cargo-kmod-devices` gives a line
  * per device, `device PATH BUS NODE NAME DRIVER MODULE` (`-` for what is not there), as
  * the kernel sees it at that moment: whether the node is in the live tree, the device made
- * of it on that bus, the driver bound to it and that driver's module (the built-in name for
- * a driver built in). What a test boot's check step reads: no process and no walk of
- * sysfs. Names are the kernel's, written as one word each (a byte outside `!`..`~` as `?`).
+ * of it on that bus, the driver bound to it and that driver's module (for a built-in
+ * driver, the name its bus gave it, if any: what sysfs shows as its `module` link). What a
+ * test boot's check step reads: no process and no walk of sysfs. Names are the kernel's,
+ * written as one word each (a byte outside `!`..`~` as `?`).
  *
  * A write to the `remove` parameter (what a test boot does, with no process to start), or
  * else the unload, disposes of the interrupt lines and removes the domain, removes the
@@ -43,6 +44,7 @@
  * afterwards; the module stays loaded after a `remove`. Like `rmmod`, `remove` is refused
  * (-EBUSY) while a module uses the helper.
  */
+#include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/i2c.h>
 #include <linux/irq.h>
@@ -182,7 +184,7 @@ struct kmod_i2c_client {
 
 struct kmod_i2c_bus {
 	struct i2c_adapter adap;
-	struct mutex lock;
+	struct mutex lock;	/* one transfer at a time: the register pointers */
 	int count;
 	struct kmod_i2c_client clients[];	/* one per child node with a `reg` */
 };
@@ -436,13 +438,31 @@ static struct device *kmod_device_of(const char *bus, struct device_node *np)
 	return NULL;
 }
 
-/* `device PATH BUS NODE NAME DRIVER MODULE` for every entry of `check_list`. */
+/* The device lock, if it can be had within about a second. */
+static bool kmod_device_trylock(struct device *dev)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (device_trylock(dev))
+			return true;
+		usleep_range(1000, 2000);
+	}
+	return false;
+}
+
+/*
+ * `device PATH BUS NODE NAME DRIVER MODULE` for every entry of `check_list`. A test boot
+ * reads it between the modules' loads and unloads, never while `remove` runs: a reader
+ * holding a node then would make the overlay's removal report that node as leaked.
+ */
 static int kmod_devices_show(struct seq_file *m, void *v)
 {
 	struct device_driver *drv;
 	struct device_node *np;
 	struct device *dev;
 	char *list, *cursor, *line, *bus;
+	bool locked;
 
 	if (!checks)
 		return 0;
@@ -462,15 +482,21 @@ static int kmod_devices_show(struct seq_file *m, void *v)
 		kmod_seq_word(m, np ? "1" : NULL);
 		kmod_seq_word(m, dev ? dev_name(dev) : NULL);
 		if (dev) {
-			device_lock(dev);
-			drv = dev->driver;
+			/*
+			 * Not device_lock(): a probe stuck in a worker would hang the guest's
+			 * shell (PID 1) here. A second of tries (guest time), then the driver
+			 * as it is.
+			 */
+			locked = kmod_device_trylock(dev);
+			drv = READ_ONCE(dev->driver);
 			kmod_seq_word(m, drv ? drv->name : NULL);
 			/* The module's name, or a built-in driver's KBUILD_MODNAME. */
 			if (drv && drv->owner)
 				kmod_seq_word(m, module_name(drv->owner));
 			else
 				kmod_seq_word(m, drv ? drv->mod_name : NULL);
-			device_unlock(dev);
+			if (locked)
+				device_unlock(dev);
 			put_device(dev);
 		} else {
 			kmod_seq_word(m, NULL);

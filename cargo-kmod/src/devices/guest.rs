@@ -19,9 +19,9 @@
 //!
 //! The check prints one line per device, `device PATH BUS NODE NAME DRIVER MODULE` (`NODE`
 //! is 1 when the node exists, `-` for what is absent), on the guest protocol (a step's
-//! output), which the kernel log cannot forge. The shell functions use builtins only
-//! (`cd -P`, `$PWD`, `read`) and `local` variables, so the check runs in the guest's own
-//! shell ([`crate::guest::plan::Step::inline`]) and costs no process under TCG.
+//! output), which the kernel log cannot forge. The check uses builtins only (`cd -P`,
+//! `$PWD`, `read`, `echo`) and `local` variables, so it runs in the guest's own shell
+//! ([`crate::guest::plan::Step::inline`]) and costs no process under TCG.
 
 use crate::devices::spec::Bus;
 
@@ -174,7 +174,7 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
     }
     if devices.iter().any(reported_by_helper) {
         s.push_str(&format!(
-            "while read -r kmod_l; do echo \"$kmod_l\"; done <{HELPER_REPORT}\n"
+            "local l\nwhile read -r l; do echo \"$l\"; done <{HELPER_REPORT}\n"
         ));
     }
     let mut script = check_fns_for(&s);
@@ -190,9 +190,9 @@ pub struct HelperLoad {
     pub ko: std::path::PathBuf,
     /// Where it goes in the initramfs.
     pub guest_path: String,
-    /// `overlay_list=/kmod/devices/overlays` and `node_list=/kmod/devices/nodes`: files,
-    /// one entry per line (a `charp` parameter holds at most 1024 bytes, and a node name may
-    /// hold a comma).
+    /// `overlay_list=/kmod/devices/overlays`, `node_list=/kmod/devices/nodes` and
+    /// `check_list=/kmod/devices/checks`: files, one entry per line (a `charp` parameter
+    /// holds at most 1024 bytes, and a node name may hold a comma).
     pub params: Vec<String>,
     /// Compiled overlays: (guest path, host path).
     pub overlays: Vec<(String, std::path::PathBuf)>,
@@ -210,7 +210,8 @@ pub struct DeviceState {
     /// The device's name on its bus (`blinker`, `0-0048`).
     pub name: Option<String>,
     pub driver: Option<String>,
-    /// The driver's module (`/sys/bus/*/drivers/*/module`).
+    /// The driver's module (`/sys/bus/*/drivers/*/module`, or the helper's report of the
+    /// same: the owner's name, or the name a bus gives a built-in driver).
     pub module: Option<String>,
 }
 

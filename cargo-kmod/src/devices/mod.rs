@@ -305,9 +305,10 @@ pub fn prepare(
 }
 
 /// The helper's parameters and the list files they name: the overlays to apply, the nodes
-/// they add under the root, and the devices its report covers (`BUS PATH`), one per line. Files, not the lists themselves: a `charp`
-/// module parameter holds at most 1024 bytes (40 devices with long names), and a node name
-/// may hold a comma; no line of either can hold a newline.
+/// they add under the root, and the devices its report covers (`BUS PATH`), one per line.
+/// Files, not the lists themselves: a `charp` module parameter holds at most 1024 bytes (40
+/// devices with long names), and a node name may hold a comma; no line of any can hold a
+/// newline.
 pub fn helper_lists(compiled: &Compiled) -> (Vec<String>, Vec<(String, String)>) {
     let mut params = Vec::new();
     let mut lists = Vec::new();

@@ -36,6 +36,27 @@ pub const PCI_RESTORE: &str = "pci restore";
 /// and run boots with USB devices).
 pub const USB_GADGETS: &str = "usb gadgets";
 
+/// The body of step [`PCI_RESTORE`] for the PCI devices at `addrs` (addresses cargo-kmod
+/// chose, `0000:00:10.0`: no quoting needed). A header file holds only the template's octal
+/// escapes, so it is `printf`'s format.
+fn pci_restore_script(addrs: &[&str]) -> String {
+    let dir = crate::qemu::snapshot::PCI_CONFIG_DIR;
+    let mut s = format!("local c r=0 s=\n[ -d {dir} ] || return 0\n");
+    for a in addrs {
+        s.push_str(&format!(
+            "if [ -r {dir}/{a} ] && read -r c <{dir}/{a}; then\n\
+             \tprintf \"$c\" >/sys/bus/pci/devices/{a}/config || {{ echo \"cannot restore the configuration of {a}\"; r=1; }}\n\
+             else\n\
+             \techo \"no saved configuration for {a}: removing it and rescanning the bus\"\n\
+             \t[ -e /sys/bus/pci/devices/{a} ] && echo 1 >/sys/bus/pci/devices/{a}/remove\n\
+             \ts=1\n\
+             fi\n"
+        ));
+    }
+    s.push_str("[ -z \"$s\" ] || echo 1 >/sys/bus/pci/rescan || r=1\nreturn $r\n");
+    s
+}
+
 fn helper_load() -> String {
     format!("{} (load)", helper::MODULE)
 }
@@ -108,29 +129,23 @@ impl Prepared {
     /// without migration state, such as `pci-testdev`, forgets its BAR addresses while the
     /// kernel's resources keep them); the template kept each header in
     /// [`crate::qemu::snapshot::PCI_CONFIG_DIR`], and the write is what migration would have
-    /// done. A cold boot has no such file and its devices need nothing. Shell builtins only
-    /// (`read`, `printf`): no process, and no remove-and-rescan of the bus (tens of
-    /// milliseconds of cold kernel code under TCG).
+    /// done. virtio models are left alone: qemu migrates them, and a built-in `virtio_pci`
+    /// may have bound them. A cold boot has no such directory and its devices need nothing.
+    /// A resumed guest without a device's header (a busybox whose `od` could not read it)
+    /// falls back to removing the device and rescanning the bus. Inline, with `local`
+    /// variables: shell builtins only (`read`, `printf`), no process, no subshell; the step
+    /// fails when a write does.
     fn pci_restore_step(&self) -> Option<Step> {
         let addrs: Vec<&str> = self
             .devices
             .iter()
-            .filter(|d| d.bus == crate::devices::Bus::Pci)
+            .filter(|d| d.bus == crate::devices::Bus::Pci && !guest::is_virtio(d))
             .map(|d| d.path.as_str())
             .collect();
         if addrs.is_empty() {
             return None;
         }
-        let dir = crate::qemu::snapshot::PCI_CONFIG_DIR;
-        let mut script = String::new();
-        for a in addrs {
-            // Addresses cargo-kmod chose (`0000:00:10.0`): no quoting needed. The file holds
-            // only the template's octal escapes, so it is `printf`'s format.
-            script.push_str(&format!(
-                "if [ -r {dir}/{a} ] && read -r c <{dir}/{a}; then printf \"$c\" >/sys/bus/pci/devices/{a}/config; fi\n"
-            ));
-        }
-        Some(Step::builtins(PCI_RESTORE, &script))
+        Some(Step::inline(PCI_RESTORE, &pci_restore_script(&addrs)))
     }
 
     /// The USB devices as gadgets, one per `dummy_hcd` controller ([`crate::devices::usb`]).
@@ -299,5 +314,35 @@ impl Prepared {
             })
             .collect();
         (cases, explained, bindings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_headers_are_written_back_or_the_device_rescanned() {
+        let s = pci_restore_script(&["0000:00:10.0", "0000:00:11.0"]);
+        // A cold boot has no headers: nothing to do.
+        assert!(
+            s.starts_with("local c r=0 s=\n[ -d /tmp/kmod-pci ] || return 0\n"),
+            "{s}"
+        );
+        // The header is printf's format; a failed write fails the step, naming the device.
+        assert!(
+            s.contains("if [ -r /tmp/kmod-pci/0000:00:10.0 ] && read -r c </tmp/kmod-pci/0000:00:10.0; then\n\tprintf \"$c\" >/sys/bus/pci/devices/0000:00:10.0/config || { echo \"cannot restore the configuration of 0000:00:10.0\"; r=1; }\n"),
+            "{s}"
+        );
+        // No saved header in a resumed guest: remove it and rescan, once for all.
+        assert!(
+            s.contains("\t[ -e /sys/bus/pci/devices/0000:00:11.0 ] && echo 1 >/sys/bus/pci/devices/0000:00:11.0/remove\n\ts=1\nfi\n"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("[ -z \"$s\" ] || echo 1 >/sys/bus/pci/rescan || r=1\nreturn $r\n"),
+            "{s}"
+        );
+        assert_eq!(s.matches("/sys/bus/pci/rescan").count(), 1);
     }
 }

@@ -85,8 +85,8 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
 /// MODEL,addr=...,id=kmod-pciN`, `-device MODEL,bus=virtio-mmio-bus.N,id=kmod-mmioN`):
 /// they are part of the snapshot's key (its command line), so a snapshot is made and resumed
 /// with the same devices. What a model does not migrate (a `pci-testdev` forgets its BAR
-/// addresses) the test plan restores: it rescans the bus before anything binds
-/// (`crate::devices::plan`).
+/// addresses) the test plan restores: it writes back the configuration header the template
+/// kept ([`PCI_CONFIG_DIR`]) before anything binds (`crate::devices::plan`).
 fn only_test_devices(args: &[OsString]) -> bool {
     args.chunks(2).all(|pair| match pair {
         [flag, value] => {
@@ -303,11 +303,12 @@ fn template_init(device: &str) -> String {
         "#!/bin/sh\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
          mount -a\n\
+         busybox mkdir -p {PCI_CONFIG_DIR}\n\
          if mount -t sysfs sysfs /sys 2>/dev/null; then\n\
          \tfor d in /sys/bus/pci/devices/*; do\n\
          \t\t[ -e \"$d/config\" ] || continue\n\
          \t\tc=; for b in $(busybox od -An -v -to1 -N64 \"$d/config\"); do c=\"$c\\\\$b\"; done\n\
-         \t\t[ -n \"$c\" ] && busybox mkdir -p {PCI_CONFIG_DIR} && printf '%s\\n' \"$c\" >\"{PCI_CONFIG_DIR}/${{d##*/}}\"\n\
+         \t\t[ -n \"$c\" ] && printf '%s\\n' \"$c\" >\"{PCI_CONFIG_DIR}/${{d##*/}}\"\n\
          \tdone\n\
          \tbusybox umount /sys\n\
          fi\n\
@@ -652,7 +653,12 @@ mod tests {
             s.contains("printf '%s\\n' \"$c\" >\"/tmp/kmod-pci/${d##*/}\"\n"),
             "{s}"
         );
-        // sysfs only while it reads them: a resumed run mounts what it needs, as a cold one.
+        // The directory always (a resumed guest knows it was kept), sysfs only while it
+        // reads them: a resumed run mounts what it needs, as a cold one.
+        assert!(
+            s.contains("mount -a\nbusybox mkdir -p /tmp/kmod-pci\n"),
+            "{s}"
+        );
         assert!(
             s.contains("if mount -t sysfs sysfs /sys 2>/dev/null; then\n")
                 && s.contains("\tbusybox umount /sys\nfi\n"),

@@ -138,17 +138,20 @@ pub fn check_qemu_models(
     if models.is_empty() {
         return Ok(());
     }
-    let key = crate::fsutil::sha256_hex(
-        format!(
-            "{}\n{}\n{}\n",
-            qemu.display(),
-            crate::fsutil::file_identity(qemu).unwrap_or_default(),
-            machine.unwrap_or_default()
-        )
-        .as_bytes(),
-    );
-    let cache = home.qemu_models(&key[..16]);
-    if let Ok(text) = std::fs::read_to_string(&cache) {
+    // No cache for a qemu whose size and mtime cannot be read (a bare name): its key could
+    // not tell one qemu from the next.
+    let cache = crate::fsutil::file_identity(qemu).map(|id| {
+        let key = crate::fsutil::sha256_hex(
+            format!(
+                "{}\n{id}\n{}\n",
+                qemu.display(),
+                machine.unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        home.qemu_models(&key[..16])
+    });
+    if let Some(text) = cache.as_ref().and_then(|c| std::fs::read_to_string(c).ok()) {
         if models
             .iter()
             .all(|m| models_on_bus(&text, m.bus).contains(&m.model))
@@ -163,9 +166,9 @@ pub fn check_qemu_models(
         xshell::cmd!(sh, "{qemu} {machine_args...} -device help"),
     )?;
     // A cache that cannot be written costs the next boot one `-device help`, nothing else.
-    if let Some(dir) = cache.parent() {
+    if let Some((cache, dir)) = cache.as_ref().and_then(|c| Some((c, c.parent()?))) {
         if std::fs::create_dir_all(dir).is_ok() {
-            let _ = crate::fsutil::write_atomic(&cache, text.as_bytes());
+            let _ = crate::fsutil::write_atomic(cache, text.as_bytes());
         }
     }
     for m in models {
@@ -243,15 +246,18 @@ mod tests {
             crate::shell::MessageFormat::Human,
             crate::shell::ColorChoice::Never,
         );
-        // A qemu that cannot run: an answer can only come from the cache.
+        // A qemu that cannot run (a file, not a program): an answer can only come from the
+        // cache.
         let qemu = home.path().join("no-such-qemu");
+        std::fs::write(&qemu, "not a program\n").unwrap();
         let model = |m: &'static str| QemuModel {
             model: m,
             origin: "Cargo.toml",
             bus: "PCI",
             what: "PCI",
         };
-        let key = crate::fsutil::sha256_hex(format!("{}\n\nvirt\n", qemu.display()).as_bytes());
+        let id = crate::fsutil::file_identity(&qemu).unwrap();
+        let key = crate::fsutil::sha256_hex(format!("{}\n{id}\nvirt\n", qemu.display()).as_bytes());
         let cache = h.qemu_models(&key[..16]);
         std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
         std::fs::write(
