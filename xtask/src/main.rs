@@ -14,6 +14,7 @@ mod bench_build;
 mod bench_deploy;
 mod bench_distro;
 mod bench_test;
+mod disk;
 /// `$CARGO_KMOD_HOME`'s layout: cargo-kmod's own file (std only), so set-up, benchmarks and
 /// the tool agree on every path.
 #[path = "../../cargo-kmod/src/kernel/layout.rs"]
@@ -79,14 +80,50 @@ fn project_root() -> std::path::PathBuf {
 
 /// Every test: formatting, clippy (warnings are errors), and the whole workspace's tests,
 /// including the integration tests on the real kernel trees and qemu.
+///
+/// The tests run with their own `TMPDIR`, one per checkout, emptied before and after the
+/// run: scratch dirs a test keeps for the whole process (a `static`), or that a killed run
+/// leaves, never pile up in the machine's `/tmp`.
 fn test(sh: &xshell::Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    disk::require(sh, &target, 4, "building and running the tests")?;
     xshell::cmd!(sh, "{cargo} fmt --all -- --check").run()?;
     xshell::cmd!(
         sh,
         "{cargo} clippy --workspace --all-targets -- -D warnings"
     )
     .run()?;
-    xshell::cmd!(sh, "{cargo} test --workspace --no-fail-fast").run()?;
+    let tmp = test_tmpdir();
+    let fresh = |tmp: &std::path::Path| match std::fs::remove_dir_all(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow::anyhow!(
+            "cannot empty the tests' TMPDIR `{}`: {e}",
+            tmp.display()
+        )),
+        _ => Ok(()),
+    };
+    fresh(&tmp)?;
+    std::fs::create_dir_all(&tmp)?;
+    let run = xshell::cmd!(sh, "{cargo} test --workspace --no-fail-fast")
+        .env("TMPDIR", &tmp)
+        .run();
+    if run.is_err() {
+        disk::note_if_low(sh, &target);
+        disk::note_if_low(sh, &tmp);
+    }
+    fresh(&tmp)?;
+    run?;
     Ok(())
+}
+
+/// The tests' `TMPDIR`: outside the repository (a scratch package inside it would belong to
+/// this workspace), the same path for a checkout every run (the published-crate test keeps a
+/// build cache keyed by paths under it), another for another checkout.
+fn test_tmpdir() -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    project_root().hash(&mut h);
+    std::env::temp_dir().join(format!("cargo-kmod-test-{:016x}", h.finish()))
 }

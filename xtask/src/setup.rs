@@ -102,6 +102,15 @@ fn version3(s: &str) -> Option<(u32, u32, u32)> {
 }
 
 pub fn setup(sh: &Shell) -> Result<()> {
+    // Kernel sources, trees and Debian's packages take about 25 GiB on a fresh machine; with
+    // the trees there, a run needs room for the cargo target dir and the tests' scratch dirs.
+    let kmod_home = crate::kmod_home();
+    let need = if kmod_home.trees_dir().is_dir() {
+        5
+    } else {
+        30
+    };
+    crate::disk::require(sh, &kmod_home.root, need, "`cargo xtask setup`")?;
     let env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
     // `apt-get update` once, and only when something must be fetched.
     let updated = std::cell::Cell::new(false);
