@@ -328,6 +328,17 @@ static int kmod_count_lines(const char *text)
 	return n;
 }
 
+/* The next non-empty line of the list at `*cursor`, split off in place; NULL at its end. */
+static char *kmod_next_line(char **cursor)
+{
+	char *line;
+
+	while ((line = strsep(cursor, "\n")) != NULL)
+		if (*line)
+			return line;
+	return NULL;
+}
+
 /* How many of the `nodes` exist in the live tree; each one is reported with `what`. */
 static int kmod_existing_nodes(const char *what)
 {
@@ -341,9 +352,7 @@ static int kmod_existing_nodes(const char *what)
 	if (!list)
 		return -ENOMEM;
 	cursor = list;
-	while ((path = strsep(&cursor, "\n")) != NULL) {
-		if (!*path)
-			continue;
+	while ((path = kmod_next_line(&cursor)) != NULL) {
 		np = of_find_node_by_path(path);
 		if (np) {
 			of_node_put(np);
@@ -470,7 +479,7 @@ static int kmod_devices_show(struct seq_file *m, void *v)
 	if (!list)
 		return -ENOMEM;
 	cursor = list;
-	while ((line = strsep(&cursor, "\n")) != NULL) {
+	while ((line = kmod_next_line(&cursor)) != NULL) {
 		bus = strsep(&line, " ");
 		if (!*bus || !line || !*line)
 			continue;
@@ -550,9 +559,7 @@ static int __init kmod_devices_init(void)
 		return 0;
 	/* `overlays` is not needed once applied: split it in place. */
 	cursor = overlays;
-	while ((path = strsep(&cursor, "\n")) != NULL) {
-		if (!*path)
-			continue;
+	while ((path = kmod_next_line(&cursor)) != NULL) {
 		ret = kmod_apply(path);
 		if (ret)
 			break;

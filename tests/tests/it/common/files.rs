@@ -15,6 +15,35 @@ pub fn scratch() -> tempfile::TempDir {
     t
 }
 
+/// A scratch directory for what a test process shares between its tests (behind a
+/// `OnceLock`, never dropped): under one directory per process, `kmod-it-shared-<pid>`, which
+/// the next test process removes once that pid is gone, so shared scratch dirs never pile up
+/// in the temporary directory.
+pub fn shared_scratch() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("kmod-it-shared-"))
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = tmp.join(format!("kmod-it-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    tempfile::Builder::new()
+        .prefix("kmod-it-")
+        .tempdir_in(dir)
+        .unwrap()
+        .keep()
+}
+
 /// Copy a directory tree (examples into scratch dirs, so tests never write in the repo).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -178,7 +178,7 @@ pub struct Built {
 /// Build ship's `hello` and `kmod_user` against `arch`'s dev tree in a kept scratch dir.
 fn build_modules(arch: &str) -> Built {
     let tree = dev_tree(arch);
-    let dir = scratch().keep();
+    let dir = shared_scratch();
     std::fs::write(dir.join("Kbuild"), KBUILD).unwrap();
     std::fs::write(dir.join("hello_main.rs"), HELLO_RS).unwrap();
     std::fs::write(dir.join("helper.c"), HELPER_C).unwrap();

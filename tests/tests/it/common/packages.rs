@@ -52,22 +52,21 @@ dtb = "broadcom/bcm2711-rpi-4-b.dtb"
 /// One scratch workspace for every deploy test: `hello` (examples) and `init-error`
 /// (fixtures), built once for arm64 by the first deploy and fresh afterwards.
 pub fn workspace() -> &'static Path {
-    static WS: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static WS: OnceLock<PathBuf> = OnceLock::new();
     WS.get_or_init(|| {
-        let t = scratch();
-        copy_dir(&root().join("examples/hello"), &t.path().join("hello"));
+        let t = shared_scratch();
+        copy_dir(&root().join("examples/hello"), &t.join("hello"));
         copy_dir(
             &root().join("tests/fixtures/init-error"),
-            &t.path().join("init-error"),
+            &t.join("init-error"),
         );
         std::fs::write(
-            t.path().join("Cargo.toml"),
+            t.join("Cargo.toml"),
             "[workspace]\nresolver = \"2\"\nmembers = [\"hello\", \"init-error\"]\n",
         )
         .unwrap();
         t
     })
-    .path()
 }
 
 /// A fixture module of `build`: extra `[features]` lines `extra`, and a C object behind
