@@ -37,7 +37,7 @@ fn gib(bytes: u64) -> String {
 /// space is for (`what`).
 pub fn require(sh: &xshell::Shell, path: &Path, need_gib: u64, what: &str) -> Result<()> {
     if let Some(free) = free_bytes(sh, path) {
-        if free < need_gib * GIB {
+        if free < need_gib.saturating_mul(GIB) {
             bail!(
                 "only {} free on the filesystem of `{}`; {what} needs about {need_gib} GiB \
                  (hint: free some space, or point CARGO_KMOD_HOME / CARGO_TARGET_DIR elsewhere)",
@@ -74,5 +74,21 @@ mod tests {
         assert_eq!(parse_df(out), Some(53407308 * 1024));
         assert_eq!(parse_df("garbage"), None);
         assert_eq!(parse_df("h\n/dev/x a b c d e\n"), None);
+    }
+
+    #[test]
+    fn too_little_space_is_one_line_naming_the_path_and_the_need() {
+        let sh = xshell::Shell::new().unwrap();
+        // A path that does not exist yet is judged by its nearest existing ancestor.
+        let path = Path::new("/tmp/no-such-dir-of-cargo-kmod/home");
+        let e = require(&sh, path, 1 << 30, "the test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("only ") && e.contains(" GiB free on the filesystem of `/tmp/no-such-dir-of-cargo-kmod/home`; the test needs about 1073741824 GiB (hint: "),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        require(&sh, path, 0, "the test").unwrap();
     }
 }

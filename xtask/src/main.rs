@@ -83,20 +83,35 @@ fn project_root() -> std::path::PathBuf {
 ///
 /// The tests run with their own `TMPDIR`, one per checkout, emptied before and after the
 /// run: scratch dirs a test keeps for the whole process (a `static`), or that a killed run
-/// leaves, never pile up in the machine's `/tmp`.
+/// leaves, never pile up in the machine's `/tmp`. A lock beside it (`.lock`) keeps a second
+/// run of the same checkout from emptying it under the first.
 fn test(sh: &xshell::Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));
     disk::require(sh, &target, 4, "building and running the tests")?;
+    let tmp = test_tmpdir();
+    // One run per checkout at a time: a second would empty the first one's TMPDIR.
+    let lock_path = tmp.with_extension("lock");
+    let lock = std::fs::File::create(&lock_path)?;
+    if let Err(e) = lock.try_lock() {
+        anyhow::bail!(
+            "cannot lock `{}`: {}",
+            lock_path.display(),
+            match e {
+                std::fs::TryLockError::WouldBlock =>
+                    "another `cargo xtask test` of this checkout is running".to_string(),
+                std::fs::TryLockError::Error(e) => e.to_string(),
+            }
+        );
+    }
     xshell::cmd!(sh, "{cargo} fmt --all -- --check").run()?;
     xshell::cmd!(
         sh,
         "{cargo} clippy --workspace --all-targets -- -D warnings"
     )
     .run()?;
-    let tmp = test_tmpdir();
     let fresh = |tmp: &std::path::Path| match std::fs::remove_dir_all(tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow::anyhow!(
             "cannot empty the tests' TMPDIR `{}`: {e}",
@@ -114,6 +129,7 @@ fn test(sh: &xshell::Shell) -> Result<()> {
         disk::note_if_low(sh, &tmp);
     }
     fresh(&tmp)?;
+    drop(lock);
     run?;
     Ok(())
 }
