@@ -22,7 +22,7 @@
 use crate::devices::guest::{self, Evidence};
 use crate::devices::{helper, usb, Prepared};
 use crate::guest::modules::KoModule;
-use crate::guest::plan::{Action, FileSource, GuestFile, GuestPlan, Step, When};
+use crate::guest::plan::{Action, FileSource, GuestFile, GuestPlan, Preload, Step, When};
 use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
 
 /// The name of the check step.
@@ -81,18 +81,23 @@ impl Prepared {
                 mode: 0o644,
             })
             .collect();
-        if !self.uses_helper() {
-            return files;
+        if self.uses_helper() {
+            files.extend(self.helper_files());
         }
-        files.extend(
-            self.files()
-                .into_iter()
-                .map(|(guest_path, host)| GuestFile {
-                    guest_path,
-                    source: FileSource::Host(host),
-                    mode: 0o644,
-                }),
-        );
+        files
+    }
+
+    /// The helper module, the compiled overlays and the lists the helper reads.
+    fn helper_files(&self) -> Vec<GuestFile> {
+        let mut files: Vec<GuestFile> = self
+            .files()
+            .into_iter()
+            .map(|(guest_path, host)| GuestFile {
+                guest_path,
+                source: FileSource::Host(host),
+                mode: 0o644,
+            })
+            .collect();
         files.extend(
             self.helper
                 .lists
@@ -195,6 +200,16 @@ impl Prepared {
             plan.steps = steps;
             return;
         }
+        // A resumed boot's snapshot loads the helper (its devices made) before it is saved:
+        // its load is the same in every run with these devices.
+        plan.preload = Some(Preload {
+            step: steps.len(),
+            files: self
+                .helper_files()
+                .into_iter()
+                .map(|f| f.guest_path)
+                .collect(),
+        });
         steps.push(self.helper_step());
         steps.extend(plan.steps[..first_unload].iter().cloned());
         steps.push(self.check_step().when(When::AllOk(vec![helper_load()])));

@@ -278,6 +278,23 @@ pub struct GuestPlan {
     /// Extra kernel command-line arguments.
     pub cmdline: Vec<String>,
     pub timeout: Duration,
+    /// A step a resumed test boot has run already: its snapshot ran it before it was saved
+    /// (`crate::qemu::snapshot`).
+    pub preload: Option<Preload>,
+}
+
+/// A step that a test boot resumed from a snapshot does not run itself: the snapshot's
+/// template ran it (with the files it reads) before the guest was saved, once per set of
+/// inputs, and the run reports that outcome as the step's own. Only an outcome that
+/// succeeded and tainted the kernel with nothing but `O` and `E` is kept in a snapshot; any
+/// other makes the run boot cold, where the step runs in its place and is judged as usual.
+/// The step must not depend on the steps before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preload {
+    /// The step's index in [`GuestPlan::steps`]: an [`Action::Load`] that runs always.
+    pub step: usize,
+    /// The guest paths, among [`GuestPlan::files`], of the files it reads.
+    pub files: Vec<String>,
 }
 
 impl Default for GuestPlan {
@@ -289,6 +306,7 @@ impl Default for GuestPlan {
             then: Then::PowerOff,
             cmdline: Vec::new(),
             timeout: Duration::from_secs(60),
+            preload: None,
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn plan(modules: &[KoModule], then: Then, cmdline: &[String], timeout: Durat
         then,
         cmdline: cmdline.to_vec(),
         timeout,
+        preload: None,
     }
 }
 

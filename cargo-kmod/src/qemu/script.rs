@@ -48,8 +48,10 @@ impl GuestPlan {
         self.render(channel, token, None)
     }
 
-    /// The script a resumed snapshot runs ([`crate::qemu::snapshot`]): `/proc` and `/dev`
-    /// are mounted already, and `seed` (hex text) goes into the kernel's random pool first.
+    /// The script a resumed snapshot runs ([`crate::qemu::snapshot`]): `/proc`, `/dev` and
+    /// `/sys` are mounted already, `seed` (hex text) goes into the kernel's random pool
+    /// first, and the plan's preloaded step ran before the snapshot was saved: the script
+    /// reports its output (the template kept it) and its success as the step's own.
     pub fn resumed_script(&self, channel: &Channel, token: &Token, seed: &str) -> String {
         self.render(channel, token, Some(seed))
     }
@@ -76,8 +78,10 @@ impl GuestPlan {
             Some(seed) => s.push_str(&format!("echo {} >/dev/urandom\n", quote(seed))),
         }
         if needs_sysfs {
-            // Users and shell steps expect `/sys`; a plain test boot does not need it.
-            s.push_str("mount -t sysfs sysfs /sys\n");
+            // Users and shell steps expect `/sys`; a plain test boot does not need it. A
+            // resumed guest has it already (the snapshot's template mounted it), and the test
+            // is a builtin: no busybox run (a fork and exec, about 25 ms under TCG).
+            s.push_str("[ -d /sys/bus ] || mount -t sysfs sysfs /sys\n");
         }
         if !self.reports() {
             s.push_str(WRITE_FN);
@@ -121,11 +125,22 @@ impl GuestPlan {
         s.push_str(FUNCTIONS);
         s.push_str(WRITE_FN);
         s.push_str("s b\nt\np begin $v\n");
+        let preloaded = resumed_with.and(self.preload.as_ref()).map(|p| p.step);
+        if preloaded.is_some() {
+            s.push_str(&format!(
+                "kp() {{ local l; while IFS= read -r l || [ -n \"$l\" ]; do echo \"$l\"; done <{}; }}\n",
+                crate::qemu::snapshot::PRELOAD_OUT
+            ));
+        }
         for (i, st) in self.steps.iter().enumerate() {
             if let Action::Shell { script, inline, .. } = &st.action {
                 s.push_str(&shell_fn(i, script, *inline));
             }
-            let run = format!("step {i} {}", st.command(i));
+            let run = if preloaded == Some(i) {
+                format!("step {i} kp")
+            } else {
+                format!("step {i} {}", st.command(i))
+            };
             let cond = match &st.when {
                 When::Always => None,
                 When::AllOk(names) => Some(
@@ -397,7 +412,10 @@ mod tests {
         };
         let s = plan.script(&uart(), &Token::fixed("kT"));
         assert!(!s.contains("--install"), "{s}");
-        assert!(s.contains("mount -t sysfs sysfs /sys\n"), "{s}");
+        assert!(
+            s.contains("[ -d /sys/bus ] || mount -t sysfs sysfs /sys\n"),
+            "{s}"
+        );
         assert!(
             s.contains("c0() (\ncd -P /sys/bus && echo $PWD\n)\nstep 0 c0\n"),
             "{s}"
@@ -427,7 +445,10 @@ mod tests {
             "{s}"
         );
         // A write to sysfs mounts it, without installing applets.
-        assert!(s.contains("mount -t sysfs sysfs /sys\n"), "{s}");
+        assert!(
+            s.contains("[ -d /sys/bus ] || mount -t sysfs sysfs /sys\n"),
+            "{s}"
+        );
         assert!(!s.contains("--install"), "{s}");
         // The taint is read by sourcing the sysctl file (one read, no process), with `head`
         // only when that did not give a number.

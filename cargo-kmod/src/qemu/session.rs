@@ -190,7 +190,7 @@ fn prepare_resumed(
     };
     let home = Home::from_env()?;
     let cmdline = plan.kernel_args(&machine.channel);
-    let snap = snapshot::Snapshot::get(shell, &home, machine, &cmdline)?;
+    let snap = snapshot::Snapshot::get(shell, &home, machine, &cmdline, plan)?;
     let dir = reaper::TempDir::new()?;
     let boot = snap.boot(shell, machine, &cmdline, plan.timeout, &disk, dir.path())?;
     Ok(Some((snap, boot, token, dir)))

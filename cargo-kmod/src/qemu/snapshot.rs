@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::guest::plan::{GuestPlan, Then};
+#[cfg(doc)]
+use crate::guest::plan::Preload;
+use crate::guest::plan::{FileSource, GuestPlan, Then};
 use crate::guest::protocol::{random_bytes, Source};
 use crate::kernel::home::Home;
 use crate::kernel::Arch;
@@ -56,8 +58,13 @@ const HEADER: &str = "cargo-kmod-run";
 const READY: &str = "cargo-kmod: snapshot ready";
 /// What it writes on the console once a run disk is there.
 const RESUMED: &str = "cargo-kmod: resumed";
-/// How many snapshots `$CARGO_KMOD_HOME/qemu/snapshots/` keeps (about 20 MiB each).
-pub const KEEP: usize = 8;
+/// How many snapshots `$CARGO_KMOD_HOME/qemu/snapshots/` keeps (about 30 MiB each): one
+/// per kernel, and one per kernel and set of overlay test devices.
+pub const KEEP: usize = 12;
+/// Where the template keeps the output of the plan's preloaded step ([`Preload`]).
+pub const PRELOAD_OUT: &str = "/tmp/kmod-preload.out";
+/// What the template writes on the channel when the preloaded step failed.
+const PRELOAD_FAILED: &str = "cargo-kmod: preload failed";
 /// Where the run's script is unpacked.
 pub const RUN_SCRIPT: &str = "/run/kmod/init";
 
@@ -125,13 +132,26 @@ impl Snapshot {
     /// kernel arguments `cmdline`: the cached one, or one made now (one boot of the kernel).
     /// An attempt that failed is not made again for the same key: its reason is kept in
     /// `<key>.failed` beside the snapshots, and the error names that file.
-    pub fn get(shell: &Shell, home: &Home, machine: &Machine, cmdline: &[String]) -> Result<Self> {
+    pub fn get(
+        shell: &Shell,
+        home: &Home,
+        machine: &Machine,
+        cmdline: &[String],
+        plan: &GuestPlan,
+    ) -> Result<Self> {
         let busybox = crate::qemu::tools::busybox(home, machine.arch)?;
         let root = home.snapshots_dir();
         let Channel::Uart { device } = &machine.channel else {
             bail!("the machine has no protocol UART of its own");
         };
-        let key = key(machine, device, cmdline, &busybox);
+        let preload = Preloaded::of(plan)?;
+        let template = Template {
+            device,
+            cmdline,
+            busybox: &busybox,
+            preload: preload.as_ref(),
+        };
+        let key = key(machine, &template);
         let dir = root.join(&key);
         if complete(&dir) {
             // Its modification time is its last use: pruning keeps the ones in use.
@@ -152,7 +172,7 @@ impl Snapshot {
             // `-incoming file:` has no quoting for a comma.
             bail!("`{}` has a comma in its path", state.display());
         }
-        if let Err(e) = make(shell, home, machine, device, cmdline, &busybox, &dir) {
+        if let Err(e) = make(shell, home, machine, &template, &dir) {
             let _ = crate::fsutil::write_atomic(&failed, format!("{e:#}\n").as_bytes());
             return Err(e);
         }
@@ -232,7 +252,12 @@ fn remove(dir: &Path) {
 /// fit, so the run boots cold.
 pub fn run_disk_for(shell: &Shell, plan: &GuestPlan, script: &str) -> Result<Option<Vec<u8>>> {
     let mut fs = Initramfs::new();
-    crate::qemu::session::add_files(shell, &mut fs, plan)?;
+    // What the preloaded step read is in the snapshot already.
+    let mut run = plan.clone();
+    if let Some(p) = &plan.preload {
+        run.files.retain(|f| !p.files.contains(&f.guest_path));
+    }
+    crate::qemu::session::add_files(shell, &mut fs, &run)?;
     fs.file(RUN_SCRIPT, script.as_bytes().to_vec(), 0o755);
     let disk = run_disk(&fs.to_bytes());
     if disk.is_none() {
@@ -248,17 +273,75 @@ pub fn run_disk_for(shell: &Shell, plan: &GuestPlan, script: &str) -> Result<Opt
 }
 
 /// The template's initramfs: the usual base with `busybox` (its bytes; empty for the
-/// key), the template `/init` reporting on `device`, and `cpio`.
-fn template_image(busybox: Vec<u8>, device: &str) -> Initramfs {
-    let mut fs = Initramfs::with_busybox_bytes(busybox, &template_init(device));
+/// key), the template `/init` reporting on `device`, `cpio`, and the files of the step it
+/// preloads.
+fn template_image(busybox: Vec<u8>, device: &str, preload: Option<&Preloaded>) -> Initramfs {
+    let command = preload.map(|p| p.command.as_str());
+    let mut fs = Initramfs::with_busybox_bytes(busybox, &template_init(device, command));
     fs.symlink("/bin/cpio", "busybox");
+    for (path, bytes, mode) in preload.map_or(&[][..], |p| &p.files) {
+        fs.file(path, bytes.clone(), *mode);
+    }
     fs
+}
+
+/// What a template boot is made of, besides the machine: the UART it reports on, the
+/// kernel's arguments, busybox, and the step it preloads.
+struct Template<'a> {
+    device: &'a str,
+    cmdline: &'a [String],
+    busybox: &'a Path,
+    preload: Option<&'a Preloaded>,
+}
+
+/// The step of a plan that its snapshot runs before it is saved ([`Preload`]): its command
+/// line and the files it reads (guest path, bytes, mode).
+#[derive(Debug)]
+struct Preloaded {
+    command: String,
+    files: Vec<(String, Vec<u8>, u32)>,
+}
+
+impl Preloaded {
+    fn of(plan: &GuestPlan) -> Result<Option<Preloaded>> {
+        let Some(p) = &plan.preload else {
+            return Ok(None);
+        };
+        let step = plan
+            .steps
+            .get(p.step)
+            .context("the preloaded step is not in the plan")?;
+        let mut files = Vec::new();
+        for path in &p.files {
+            let f = plan
+                .files
+                .iter()
+                .find(|f| &f.guest_path == path)
+                .with_context(|| {
+                    format!("the preloaded step's file `{path}` is not in the plan")
+                })?;
+            let bytes = match &f.source {
+                FileSource::Host(h) => {
+                    std::fs::read(h).with_context(|| format!("cannot read `{}`", h.display()))?
+                }
+                FileSource::Bytes(b) => b.clone(),
+                FileSource::Program(_) | FileSource::Symlink(_) => {
+                    bail!("the preloaded step's file `{path}` is not a plain file")
+                }
+            };
+            files.push((path.clone(), bytes, f.mode));
+        }
+        Ok(Some(Preloaded {
+            command: step.command(p.step),
+            files,
+        }))
+    }
 }
 
 /// The cache name: everything that decides what the booted guest is: cargo-kmod's version,
 /// qemu and the kernel image (path, size, mtime), busybox (the same), the template image's
 /// layout and script, and the whole qemu command line (temporary paths as placeholders).
-fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> String {
+fn key(machine: &Machine, t: &Template<'_>) -> String {
     let id = |p: &Path| {
         format!(
             "{} {}",
@@ -267,18 +350,19 @@ fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> S
         )
     };
     let mut boot = Boot::new(machine.clone(), PathBuf::from("INITRD"));
-    boot.cmdline = cmdline.to_vec();
+    boot.cmdline = t.cmdline.to_vec();
     let args: Vec<String> = boot
         .args(Some(Path::new("FILES")))
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let layout = template_image(Vec::new(), device).to_bytes();
+    // With the preloaded step's command (in the script) and files.
+    let layout = template_image(Vec::new(), t.device, t.preload).to_bytes();
     let inputs = [
         ("cargo-kmod", env!("CARGO_PKG_VERSION").to_string()),
         ("qemu", id(&machine.qemu)),
         ("kernel", id(&machine.kernel)),
-        ("busybox", id(busybox)),
+        ("busybox", id(t.busybox)),
         ("image", crate::fsutil::sha256_hex(&layout)),
         ("args", args.join("\n")),
         ("disk", DISK_BYTES.to_string()),
@@ -295,10 +379,23 @@ fn key(machine: &Machine, device: &str, cmdline: &[String], busybox: &Path) -> S
 /// back (`devices::plan`) is what migration would have done.
 pub const PCI_CONFIG_DIR: &str = "/tmp/kmod-pci";
 
-/// The template's `/init`: mount, keep each PCI device's configuration header
-/// ([`PCI_CONFIG_DIR`]), say ready, poll the run disk's header (uncached reads), unpack the
-/// run's files, run its script.
-fn template_init(device: &str) -> String {
+/// The template's `/init`: mount (`/sys` too, left mounted for the runs), keep each PCI
+/// device's configuration header ([`PCI_CONFIG_DIR`]), run the `preload` command (its
+/// output into [`PRELOAD_OUT`]; when it fails or taints the kernel with more than `O` and
+/// `E`, say so and power off), say ready, poll the run disk's header (uncached reads),
+/// unpack the run's files, run its script.
+fn template_init(device: &str, preload: Option<&str>) -> String {
+    let preload = preload.map_or(String::new(), |cmd| {
+        format!(
+            "t0=$(busybox cat /proc/sys/kernel/tainted)\n\
+             busybox {cmd} >{PRELOAD_OUT} 2>&1 </dev/null; r=$?\n\
+             t1=$(busybox cat /proc/sys/kernel/tainted)\n\
+             if [ \"$r\" != 0 ] || [ $((t1 & ~t0 & ~12288)) != 0 ]; then\n\
+             \techo \"{PRELOAD_FAILED}: exit status $r, taint $t0 -> $t1\" >/dev/{device}\n\
+             \tbusybox reboot -f\n\
+             fi\n"
+        )
+    });
     format!(
         "#!/bin/sh\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
@@ -310,8 +407,8 @@ fn template_init(device: &str) -> String {
          \t\tc=; for b in $(busybox od -An -v -to1 -N64 \"$d/config\"); do c=\"$c\\\\$b\"; done\n\
          \t\t[ -n \"$c\" ] && printf '%s\\n' \"$c\" >\"{PCI_CONFIG_DIR}/${{d##*/}}\"\n\
          \tdone\n\
-         \tbusybox umount /sys\n\
          fi\n\
+         {preload}\
          echo '{READY}' >/dev/{device}\n\
          until dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
          echo '{RESUMED}'\n\
@@ -347,25 +444,34 @@ fn disk_args(path: &Path) -> [OsString; 4] {
     ]
 }
 
-/// Boot the template (reporting on `device`), wait for it to poll its disk, save it, move
-/// the result to `dest`, then prune `dest`'s siblings ([`prune`]).
+/// Boot the template `t`, wait for it to poll its disk, save it, move the result to `dest`,
+/// then prune `dest`'s siblings ([`prune`]).
 fn make(
     shell: &Shell,
     home: &Home,
     machine: &Machine,
-    device: &str,
-    cmdline: &[String],
-    busybox: &Path,
+    t: &Template<'_>,
     dest: &Path,
 ) -> Result<()> {
+    let preload = t.preload;
     let root = dest
         .parent()
         .context("a snapshot's directory has a parent")?;
     shell.status(
         "Snapshotting",
         format_args!(
-            "a boot of `{}` (once per kernel; later test boots resume it)",
-            machine.kernel.display()
+            "a boot of `{}`{} (once per kernel{}; later test boots resume it)",
+            machine.kernel.display(),
+            if preload.is_some() {
+                " with its test devices"
+            } else {
+                ""
+            },
+            if preload.is_some() {
+                " and set of devices"
+            } else {
+                ""
+            },
         ),
     );
     std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
@@ -374,10 +480,10 @@ fn make(
         .tempdir_in(root)
         .with_context(|| format!("cannot write in `{}`", root.display()))?;
     let scratch = reaper::TempDir::new()?;
-    let bytes =
-        std::fs::read(busybox).with_context(|| format!("cannot read `{}`", busybox.display()))?;
+    let bytes = std::fs::read(t.busybox)
+        .with_context(|| format!("cannot read `{}`", t.busybox.display()))?;
     let initrd = work.path().join("initramfs.cpio");
-    template_image(bytes, device).write(&initrd)?;
+    template_image(bytes, t.device, preload).write(&initrd)?;
     let empty = scratch.path().join("empty.disk");
     std::fs::File::create(&empty)
         .and_then(|f| f.set_len(DISK_BYTES))
@@ -394,12 +500,19 @@ fn make(
         "chardev=kmodqmp,mode=control".into(),
     ]);
     let mut boot = Boot::new(m, initrd);
-    boot.cmdline = cmdline.to_vec();
+    boot.cmdline = t.cmdline.to_vec();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut running = boot.spawn(shell)?;
     loop {
         match running.recv(deadline) {
             Recv::Line(Source::Channel, l) if l.trim() == READY => break,
+            Recv::Line(Source::Channel, l) if l.starts_with(PRELOAD_FAILED) => {
+                let why = l[PRELOAD_FAILED.len()..].trim_start_matches(':').trim();
+                bail!(
+                    "the step it runs before the snapshot failed ({}): a cold boot runs it",
+                    crate::text::escape(why)
+                )
+            }
             Recv::Line(..) => {}
             Recv::TimedOut => bail!("the template boot was not ready within 60 s"),
             Recv::Overrun(source, o) => {
@@ -602,15 +715,131 @@ mod tests {
     fn the_key_follows_the_kernel_arguments_and_machine() {
         let bb = Path::new("/nonexistent/busybox");
         let m = virt();
-        let k = key(&m, "ttyAMA1", &["quiet".into()], bb);
-        assert_eq!(k, key(&m, "ttyAMA1", &["quiet".into()], bb));
-        assert_ne!(k, key(&m, "ttyAMA1", &["quiet".into(), "x=1".into()], bb));
+        let k = key(&m, &tpl(&["quiet".into()], bb, None));
+        assert_eq!(k, key(&m, &tpl(&["quiet".into()], bb, None)));
+        assert_ne!(k, key(&m, &tpl(&["quiet".into(), "x=1".into()], bb, None)));
         let mut more = virt();
         more.memory_mb = 512;
-        assert_ne!(k, key(&more, "ttyAMA1", &["quiet".into()], bb));
+        assert_ne!(k, key(&more, &tpl(&["quiet".into()], bb, None)));
         let mut other = virt();
         other.kernel = "/other/Image".into();
-        assert_ne!(k, key(&other, "ttyAMA1", &["quiet".into()], bb));
+        assert_ne!(k, key(&other, &tpl(&["quiet".into()], bb, None)));
+    }
+
+    fn tpl<'a>(
+        cmdline: &'a [String],
+        busybox: &'a Path,
+        preload: Option<&'a Preloaded>,
+    ) -> Template<'a> {
+        Template {
+            device: "ttyAMA1",
+            cmdline,
+            busybox,
+            preload,
+        }
+    }
+
+    /// A plan whose step 1 (the helper's load) is preloaded, with two files.
+    fn preloading(overlay: &[u8]) -> GuestPlan {
+        use crate::guest::plan::{GuestFile, Preload, Step};
+        let file = |p: &str, b: &[u8]| GuestFile {
+            guest_path: p.into(),
+            source: FileSource::Bytes(b.to_vec()),
+            mode: 0o644,
+        };
+        GuestPlan {
+            files: vec![
+                file("/kmod/m.ko", b"module"),
+                file("/kmod/devices/h.ko", b"helper"),
+                file("/kmod/devices/o.dtbo", overlay),
+            ],
+            steps: vec![
+                Step::shell("pci restore", ":"),
+                Step {
+                    action: crate::guest::plan::Action::Load {
+                        module: "h".into(),
+                        path: "/kmod/devices/h.ko".into(),
+                        params: vec!["overlay_list=/kmod/devices/overlays".into()],
+                    },
+                    when: crate::guest::plan::When::Always,
+                },
+            ],
+            preload: Some(Preload {
+                step: 1,
+                files: vec!["/kmod/devices/h.ko".into(), "/kmod/devices/o.dtbo".into()],
+            }),
+            ..GuestPlan::default()
+        }
+    }
+
+    #[test]
+    fn a_preloaded_step_runs_in_the_template_and_keys_the_snapshot() {
+        let bb = Path::new("/nonexistent/busybox");
+        let m = virt();
+        let p = Preloaded::of(&preloading(b"a")).unwrap().unwrap();
+        assert_eq!(
+            p.command,
+            "insmod /kmod/devices/h.ko overlay_list=/kmod/devices/overlays"
+        );
+        let names: Vec<&str> = p.files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["/kmod/devices/h.ko", "/kmod/devices/o.dtbo"]);
+        // Its command and every byte of its files are part of the key.
+        let plain = key(&m, &tpl(&[], bb, None));
+        let with = key(&m, &tpl(&[], bb, Some(&p)));
+        let other = Preloaded::of(&preloading(b"b")).unwrap().unwrap();
+        assert_ne!(plain, with);
+        assert_ne!(with, key(&m, &tpl(&[], bb, Some(&other))));
+        assert_eq!(with, key(&m, &tpl(&[], bb, Some(&p))));
+        // The template runs it before it says ready; a failure or a new taint beyond O and
+        // E powers the template off with its reason, so the run boots cold.
+        let s = template_init("ttyAMA1", Some(&p.command));
+        let run = s
+            .find("busybox insmod /kmod/devices/h.ko overlay_list=/kmod/devices/overlays >/tmp/kmod-preload.out 2>&1 </dev/null; r=$?\n")
+            .expect(&s);
+        assert!(run < s.find("snapshot ready").unwrap(), "{s}");
+        assert!(
+            s.contains("if [ \"$r\" != 0 ] || [ $((t1 & ~t0 & ~12288)) != 0 ]; then\n\techo \"cargo-kmod: preload failed: exit status $r, taint $t0 -> $t1\" >/dev/ttyAMA1\n\tbusybox reboot -f\nfi\n"),
+            "{s}"
+        );
+        assert!(!template_init("ttyAMA1", None).contains("preload"));
+        // A file the plan does not have is an error, not a snapshot without it.
+        let mut broken = preloading(b"a");
+        broken.files.pop();
+        let e = Preloaded::of(&broken).unwrap_err().to_string();
+        assert!(
+            e.contains("`/kmod/devices/o.dtbo` is not in the plan"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_resumed_run_reports_the_preloaded_step_and_carries_only_the_other_files() {
+        let plan = preloading(b"a");
+        let token = crate::guest::protocol::Token::random().unwrap();
+        let ch = Channel::Uart {
+            device: "ttyAMA1".into(),
+        };
+        let resumed = plan.resumed_script(&ch, &token, "00");
+        assert!(resumed.contains("\nstep 1 kp\n"), "{resumed}");
+        assert!(
+            resumed.contains("done </tmp/kmod-preload.out; }\n"),
+            "{resumed}"
+        );
+        assert!(!resumed.contains("insmod"), "{resumed}");
+        // A cold boot runs it.
+        let cold = plan.script(&ch, &token);
+        assert!(
+            cold.contains(
+                "\nstep 1 insmod /kmod/devices/h.ko overlay_list=/kmod/devices/overlays\n"
+            ),
+            "{cold}"
+        );
+        assert!(!cold.contains("kp"), "{cold}");
+        let shell = Shell::plain();
+        let disk = run_disk_for(&shell, &plan, "script").unwrap().unwrap();
+        let has = |needle: &[u8]| disk.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"kmod/m.ko"));
+        assert!(!has(b"kmod/devices/h.ko") && !has(b"kmod/devices/o.dtbo"));
     }
 
     #[test]
@@ -625,7 +854,7 @@ mod tests {
 
     #[test]
     fn the_template_polls_uncached_and_runs_the_unpacked_script() {
-        let s = template_init("ttyAMA1");
+        let s = template_init("ttyAMA1", None);
         assert!(
             s.contains("echo 'cargo-kmod: snapshot ready' >/dev/ttyAMA1\n"),
             "{s}"
@@ -653,15 +882,14 @@ mod tests {
             s.contains("printf '%s\\n' \"$c\" >\"/tmp/kmod-pci/${d##*/}\"\n"),
             "{s}"
         );
-        // The directory always (a resumed guest knows it was kept), sysfs only while it
-        // reads them: a resumed run mounts what it needs, as a cold one.
+        // The directory always (a resumed guest knows it was kept); sysfs stays mounted,
+        // so a resumed run that needs it starts no `mount`.
         assert!(
             s.contains("mount -a\nbusybox mkdir -p /tmp/kmod-pci\n"),
             "{s}"
         );
         assert!(
-            s.contains("if mount -t sysfs sysfs /sys 2>/dev/null; then\n")
-                && s.contains("\tbusybox umount /sys\nfi\n"),
+            s.contains("if mount -t sysfs sysfs /sys 2>/dev/null; then\n") && !s.contains("umount"),
             "{s}"
         );
     }
