@@ -335,6 +335,94 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::{Bus, GuestDevice};
+
+    fn device(path: &str, bus: Bus, compatible: &str) -> GuestDevice {
+        GuestDevice {
+            path: path.into(),
+            bus,
+            compatible: vec![compatible.into()],
+            modules: vec!["m".into()],
+            origin: "test".into(),
+        }
+    }
+
+    fn prepared(devices: Vec<GuestDevice>) -> Prepared {
+        let overlays = devices.iter().any(|d| d.bus == Bus::Platform);
+        Prepared {
+            helper: guest::HelperLoad {
+                ko: "/host/cargo_kmod_devices.ko".into(),
+                guest_path: "/kmod/devices/cargo_kmod_devices.ko".into(),
+                params: vec!["overlay_list=/kmod/devices/overlays".into()],
+                overlays: if overlays {
+                    vec![("/kmod/devices/0.dtbo".into(), "/host/0.dtbo".into())]
+                } else {
+                    vec![]
+                },
+                lists: vec![(
+                    "/kmod/devices/overlays".into(),
+                    "/kmod/devices/0.dtbo\n".into(),
+                )],
+            },
+            devices,
+            warnings: vec![],
+            qemu_args: vec![],
+            usb_function: None,
+            _scratch: None,
+        }
+    }
+
+    fn module_plan() -> GuestPlan {
+        GuestPlan {
+            steps: vec![
+                Step {
+                    action: Action::Load {
+                        module: "m".into(),
+                        path: "/kmod/m.ko".into(),
+                        params: vec![],
+                    },
+                    when: When::Always,
+                },
+                Step {
+                    action: Action::Unload { module: "m".into() },
+                    when: When::Always,
+                },
+            ],
+            ..GuestPlan::default()
+        }
+    }
+
+    #[test]
+    fn the_helpers_load_is_the_preloaded_step_with_its_files() {
+        let blinker = device("/blinker", Bus::Platform, "acme,blinker");
+        let pci = device("0000:00:10.0", Bus::Pci, "pci-testdev");
+        let mut plan = module_plan();
+        prepared(vec![blinker.clone()]).extend_test_plan(&mut plan);
+        let p = plan.preload.clone().expect("a preloaded step");
+        assert_eq!(p.step, 0);
+        assert_eq!(plan.steps[p.step].name(), "cargo_kmod_devices (load)");
+        assert_eq!(
+            p.files,
+            [
+                "/kmod/devices/cargo_kmod_devices.ko",
+                "/kmod/devices/0.dtbo",
+                "/kmod/devices/overlays"
+            ]
+        );
+        // Every file it reads is one the plan carries.
+        for f in &p.files {
+            assert!(plan.files.iter().any(|g| &g.guest_path == f), "{f}");
+        }
+        // After the PCI header write-back, which a resumed run still does itself.
+        let mut both = module_plan();
+        prepared(vec![pci.clone(), blinker]).extend_test_plan(&mut both);
+        assert_eq!(both.steps[0].name(), PCI_RESTORE);
+        assert_eq!(both.preload.map(|p| p.step), Some(1));
+        // PCI devices alone load no helper: nothing to preload.
+        let mut alone = module_plan();
+        prepared(vec![pci]).extend_test_plan(&mut alone);
+        assert_eq!(alone.preload, None);
+    }
 
     #[test]
     fn pci_headers_are_written_back_or_the_device_rescanned() {

@@ -86,6 +86,12 @@ pub struct Machine {
     pub virtio_disk: bool,
 }
 
+/// A `-device` value of cargo-kmod's PCI or virtio-mmio test devices (`...,id=kmod-pciN`,
+/// `...,id=kmod-mmioN`).
+fn is_test_device(value: &str) -> bool {
+    value.contains(",id=kmod-pci") || value.contains(",id=kmod-mmio")
+}
+
 impl Machine {
     /// The target for booting `tree` under qemu with `accel`. Checks that the boot image and
     /// the qemu binary exist.
@@ -188,6 +194,39 @@ impl Machine {
             None => Channel::SharedConsole,
         };
         Ok(m)
+    }
+
+    /// Whether nothing is added to the machine but cargo-kmod's PCI and virtio-mmio test
+    /// devices (`-device MODEL,addr=...,id=kmod-pciN`, `-device
+    /// MODEL,bus=virtio-mmio-bus.N,id=kmod-mmioN`). They add no node to `virt`'s device
+    /// tree: PCI devices are enumerated, and the virtio-mmio transports are there already.
+    pub fn adds_only_test_devices(&self) -> bool {
+        self.extra_args.chunks(2).all(|pair| match pair {
+            [flag, value] => flag == "-device" && value.to_str().is_some_and(is_test_device),
+            _ => false,
+        })
+    }
+
+    /// Whether every `-device` among the extra arguments is a test device (other arguments,
+    /// such as `-icount`, do not count).
+    pub fn devices_are_test_devices(&self) -> bool {
+        let mut args = self.extra_args.iter();
+        while let Some(a) = args.next() {
+            match a.to_str() {
+                Some("-device") => {
+                    if !args
+                        .next()
+                        .and_then(|v| v.to_str())
+                        .is_some_and(is_test_device)
+                    {
+                        return false;
+                    }
+                }
+                Some(s) if !s.starts_with("-device") => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Whether the machine is qemu's `virt` (arm64's default), in any version

@@ -83,29 +83,17 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
         && m.smp == Some(1)
         && m.firmware.is_none()
         && m.dtb.is_none()
-        && only_test_devices(&m.extra_args)
+        && m.adds_only_test_devices()
         && matches!(m.channel, Channel::Uart { .. })
         && plan.then == Then::PowerOff
 }
 
-/// Nothing added to the machine but PCI and virtio-mmio test devices (`-device
-/// MODEL,addr=...,id=kmod-pciN`, `-device MODEL,bus=virtio-mmio-bus.N,id=kmod-mmioN`):
-/// they are part of the snapshot's key (its command line), so a snapshot is made and resumed
-/// with the same devices. What a model does not migrate (a `pci-testdev` forgets its BAR
-/// addresses) the test plan restores: it writes back the configuration header the template
-/// kept ([`PCI_CONFIG_DIR`]) before anything binds (`crate::devices::plan`).
-fn only_test_devices(args: &[OsString]) -> bool {
-    args.chunks(2).all(|pair| match pair {
-        [flag, value] => {
-            flag == "-device"
-                && value
-                    .to_str()
-                    .is_some_and(|v| v.contains(",id=kmod-pci") || v.contains(",id=kmod-mmio"))
-        }
-        _ => false,
-    })
-}
-
+/// PCI and virtio-mmio test devices ([`Machine::adds_only_test_devices`]) are part of the
+/// snapshot's key (its command line), so a snapshot is made and resumed with the same
+/// devices. What a model does not migrate (a `pci-testdev` forgets its BAR addresses) the
+/// test plan restores: it writes back the configuration header the template kept
+/// ([`PCI_CONFIG_DIR`]) before anything binds (`crate::devices::plan`).
+///
 /// `CARGO_KMOD_SNAPSHOT`: `on` (or unset) or `off`.
 fn enabled() -> Result<bool> {
     match crate::env::Env::get()
@@ -366,6 +354,8 @@ fn key(machine: &Machine, t: &Template<'_>) -> String {
         ("image", crate::fsutil::sha256_hex(&layout)),
         ("args", args.join("\n")),
         ("disk", DISK_BYTES.to_string()),
+        // The template boots with the compact tree where it applies, and its runs with it.
+        ("tree", dtb::compacts(machine).to_string()),
     ];
     let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     crate::kernel::home::tree_key(&pairs)
