@@ -37,14 +37,15 @@ pub const PCI_RESTORE: &str = "pci restore";
 pub const USB_GADGETS: &str = "usb gadgets";
 
 /// The body of step [`PCI_RESTORE`] for the PCI devices at `addrs` (addresses cargo-kmod
-/// chose, `0000:00:10.0`: no quoting needed). A header file holds only the template's octal
-/// escapes, so it is `printf`'s format.
+/// chose, `0000:00:10.0`: no quoting needed). A header file is the template's assignment
+/// `c='\ooo...'` of octal escapes, `printf`'s format: sourced with `.`, which reads it in one
+/// `read()` (the shell's `read` takes a byte per call, 257 of them under TCG).
 fn pci_restore_script(addrs: &[&str]) -> String {
     let dir = crate::qemu::snapshot::PCI_CONFIG_DIR;
     let mut s = format!("local c r=0 s=\n[ -d {dir} ] || return 0\n");
     for a in addrs {
         s.push_str(&format!(
-            "if [ -r {dir}/{a} ] && read -r c <{dir}/{a}; then\n\
+            "c=\nif [ -r {dir}/{a} ] && command . {dir}/{a} && [ -n \"$c\" ]; then\n\
              \tprintf \"$c\" >/sys/bus/pci/devices/{a}/config || {{ echo \"cannot restore the configuration of {a}\"; r=1; }}\n\
              else\n\
              \techo \"no saved configuration for {a}: removing it and rescanning the bus\"\n\
@@ -434,7 +435,7 @@ mod tests {
         );
         // The header is printf's format; a failed write fails the step, naming the device.
         assert!(
-            s.contains("if [ -r /tmp/kmod-pci/0000:00:10.0 ] && read -r c </tmp/kmod-pci/0000:00:10.0; then\n\tprintf \"$c\" >/sys/bus/pci/devices/0000:00:10.0/config || { echo \"cannot restore the configuration of 0000:00:10.0\"; r=1; }\n"),
+            s.contains("c=\nif [ -r /tmp/kmod-pci/0000:00:10.0 ] && command . /tmp/kmod-pci/0000:00:10.0 && [ -n \"$c\" ]; then\n\tprintf \"$c\" >/sys/bus/pci/devices/0000:00:10.0/config || { echo \"cannot restore the configuration of 0000:00:10.0\"; r=1; }\n"),
             "{s}"
         );
         // No saved header in a resumed guest: remove it and rescan, once for all.
