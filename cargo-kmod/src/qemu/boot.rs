@@ -55,8 +55,10 @@ pub struct Boot {
     /// Kernel command-line arguments after `console=... panic=-1`.
     pub cmdline: Vec<String>,
     pub timeout: Duration,
-    /// Kill qemu ([`BootEnd::TimedOut`]) when not one line arrived this long after the
-    /// start (a resumed snapshot that does not run), before [`Boot::timeout`].
+    /// Kill qemu ([`BootEnd::TimedOut`]) when not one line arrived on the channel this long
+    /// after the start (a resumed snapshot whose script never starts), before
+    /// [`Boot::timeout`]. Console lines do not count: a guest that only complains on its
+    /// console is stopped as soon as one that says nothing.
     pub first_line_within: Option<Duration>,
 }
 
@@ -178,7 +180,9 @@ impl Boot {
         let end = loop {
             match running.recv(first.unwrap_or(deadline)) {
                 Recv::Line(source, l) => {
-                    first = None;
+                    if source == Source::Channel {
+                        first = None;
+                    }
                     if on_line(source, &l) == Flow::Stop {
                         break Some(BootEnd::Stopped);
                     }

@@ -376,7 +376,8 @@ pub const PCI_CONFIG_DIR: &str = "/tmp/kmod-pci";
 /// files, run its script.
 ///
 /// The poll starts no process: the page cache is dropped (`drop_caches`; a first `4` makes
-/// the kernel note it once, not at every poll), then the shell's own `read` takes at
+/// the kernel note it once, not at every poll; a kernel without the sysctl polls with `dd
+/// iflag=direct`, a process each time), then the shell's own `read` takes at
 /// most 64 bytes of the disk (none of it is cached from before). A poll with a process
 /// (`dd iflag=direct` every 2 ms) put the saved guest anywhere in that process's life, so
 /// each snapshot began its runs 20-40 ms earlier or later than another of the same kernel,
@@ -406,9 +407,12 @@ fn template_init(device: &str, preload: Option<&str>) -> String {
          \tdone\n\
          fi\n\
          {preload}\
-         echo 4 >/proc/sys/vm/drop_caches\n\
          echo '{READY}' >/dev/{device}\n\
-         until echo 1 >/proc/sys/vm/drop_caches && read -r -n 64 m n </dev/vda && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
+         if echo 4 2>/dev/null >/proc/sys/vm/drop_caches; then\n\
+         \tuntil echo 1 >/proc/sys/vm/drop_caches && read -r -n 64 m n </dev/vda && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
+         else\n\
+         \tuntil dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
+         fi\n\
          echo '{RESUMED}'\n\
          dd if=/dev/vda bs={BLOCK} skip=1 count=\"$n\" iflag=direct 2>/dev/null | cpio -idu 2>/dev/null\n\
          exec /bin/sh {RUN_SCRIPT}\n",
@@ -859,13 +863,17 @@ mod tests {
         );
         // No process per poll: the page cache dropped, then the shell's own bounded read.
         assert!(
-            s.contains("echo 4 >/proc/sys/vm/drop_caches\necho 'cargo-kmod: snapshot ready' >/dev/ttyAMA1\nuntil echo 1 >/proc/sys/vm/drop_caches && read -r -n 64 m n </dev/vda && "),
+            s.contains("echo 'cargo-kmod: snapshot ready' >/dev/ttyAMA1\nif echo 4 2>/dev/null >/proc/sys/vm/drop_caches; then\n\tuntil echo 1 >/proc/sys/vm/drop_caches && read -r -n 64 m n </dev/vda && "),
             "{s}"
         );
-        assert!(!s.contains("count=1"), "{s}");
+        // Without the sysctl, a process per poll, uncached.
+        assert!(
+            s.contains("else\n\tuntil dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && "),
+            "{s}"
+        );
         assert!(s.contains("[ \"$m\" = cargo-kmod-run ]"), "{s}");
         // The first thing a resumed guest says, before it unpacks anything.
-        assert!(s.contains("done\necho 'cargo-kmod: resumed'\ndd "), "{s}");
+        assert!(s.contains("done\nfi\necho 'cargo-kmod: resumed'\ndd "), "{s}");
         assert!(
             s.contains("bs=65536 skip=1 count=\"$n\" iflag=direct"),
             "{s}"
