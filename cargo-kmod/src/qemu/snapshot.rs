@@ -873,7 +873,10 @@ mod tests {
         );
         assert!(s.contains("[ \"$m\" = cargo-kmod-run ]"), "{s}");
         // The first thing a resumed guest says, before it unpacks anything.
-        assert!(s.contains("done\nfi\necho 'cargo-kmod: resumed'\ndd "), "{s}");
+        assert!(
+            s.contains("done\nfi\necho 'cargo-kmod: resumed'\ndd "),
+            "{s}"
+        );
         assert!(
             s.contains("bs=65536 skip=1 count=\"$n\" iflag=direct"),
             "{s}"
