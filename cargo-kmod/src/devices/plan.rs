@@ -336,17 +336,8 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::tests::dev as device;
     use crate::devices::{Bus, GuestDevice};
-
-    fn device(path: &str, bus: Bus, compatible: &str) -> GuestDevice {
-        GuestDevice {
-            path: path.into(),
-            bus,
-            compatible: vec![compatible.into()],
-            modules: vec!["m".into()],
-            origin: "test".into(),
-        }
-    }
 
     fn prepared(devices: Vec<GuestDevice>) -> Prepared {
         let overlays = devices.iter().any(|d| d.bus == Bus::Platform);

@@ -448,7 +448,8 @@ fn state(line: &str) -> DeviceState {
     parse_line(line).unwrap()
 }
 
-fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
+/// A device that module `blink` declared.
+pub(super) fn dev(path: &str, bus: Bus, compat: &str) -> GuestDevice {
     GuestDevice {
         path: path.into(),
         bus,

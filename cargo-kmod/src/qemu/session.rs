@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::guest::plan::{FileSource, GuestPlan, Then};
+use crate::guest::plan::{FileSource, GuestFile, GuestPlan, Then};
 use crate::guest::protocol::{Event, Source, Token};
 use crate::guest::run::{BootEnd, BootLog, GuestRun};
 use crate::guest::transcript::Transcript;
@@ -84,15 +84,19 @@ fn write_image(
 ) -> Result<PathBuf> {
     let busybox = tools::busybox(home, machine.arch)?;
     let mut fs = Initramfs::with_busybox(&busybox, init)?;
-    add_files(shell, &mut fs, plan)?;
+    add_files(shell, &mut fs, &plan.files)?;
     let initrd = dir.join("initramfs.cpio");
     fs.write(&initrd)?;
     Ok(initrd)
 }
 
 /// `plan`'s files into `fs`.
-pub(crate) fn add_files(shell: &Shell, fs: &mut Initramfs, plan: &GuestPlan) -> Result<()> {
-    for f in &plan.files {
+pub(crate) fn add_files<'a>(
+    shell: &Shell,
+    fs: &mut Initramfs,
+    files: impl IntoIterator<Item = &'a GuestFile>,
+) -> Result<()> {
+    for f in files {
         match &f.source {
             FileSource::Host(p) => {
                 fs.file_from(&f.guest_path, p, f.mode)?;

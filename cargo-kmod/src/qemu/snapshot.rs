@@ -241,11 +241,12 @@ fn remove(dir: &Path) {
 pub fn run_disk_for(shell: &Shell, plan: &GuestPlan, script: &str) -> Result<Option<Vec<u8>>> {
     let mut fs = Initramfs::new();
     // What the preloaded step read is in the snapshot already.
-    let mut run = plan.clone();
-    if let Some(p) = &plan.preload {
-        run.files.retain(|f| !p.files.contains(&f.guest_path));
-    }
-    crate::qemu::session::add_files(shell, &mut fs, &run)?;
+    let preloaded = plan.preload.as_ref().map_or(&[][..], |p| &p.files);
+    let files = plan
+        .files
+        .iter()
+        .filter(|f| !preloaded.contains(&f.guest_path));
+    crate::qemu::session::add_files(shell, &mut fs, files)?;
     fs.file(RUN_SCRIPT, script.as_bytes().to_vec(), 0o755);
     let disk = run_disk(&fs.to_bytes());
     if disk.is_none() {
@@ -456,24 +457,19 @@ fn make(
     dest: &Path,
 ) -> Result<()> {
     let preload = t.preload;
+    let (with, per) = if preload.is_some() {
+        (" with its test devices", " and set of devices")
+    } else {
+        ("", "")
+    };
     let root = dest
         .parent()
         .context("a snapshot's directory has a parent")?;
     shell.status(
         "Snapshotting",
         format_args!(
-            "a boot of `{}`{} (once per kernel{}; later test boots resume it)",
+            "a boot of `{}`{with} (once per kernel{per}; later test boots resume it)",
             machine.kernel.display(),
-            if preload.is_some() {
-                " with its test devices"
-            } else {
-                ""
-            },
-            if preload.is_some() {
-                " and set of devices"
-            } else {
-                ""
-            },
         ),
     );
     std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
