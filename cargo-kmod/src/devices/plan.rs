@@ -28,35 +28,9 @@ use crate::guest::verdict::{Binding, CaseResult, TestReport, Verdict};
 /// The name of the check step.
 pub const CHECK: &str = "devices";
 
-/// The name of the step that writes back the PCI devices' configuration headers (test boots
-/// with PCI devices).
-pub const PCI_RESTORE: &str = "pci restore";
-
 /// The name of the step that builds the USB gadgets and waits for them to enumerate (test
 /// and run boots with USB devices).
 pub const USB_GADGETS: &str = "usb gadgets";
-
-/// The body of step [`PCI_RESTORE`] for the PCI devices at `addrs` (addresses cargo-kmod
-/// chose, `0000:00:10.0`: no quoting needed). A header file is the template's assignment
-/// `c='\ooo...'` of octal escapes, `printf`'s format: sourced with `.`, which reads it in one
-/// `read()` (the shell's `read` takes a byte per call, 257 of them under TCG).
-fn pci_restore_script(addrs: &[&str]) -> String {
-    let dir = crate::qemu::snapshot::PCI_CONFIG_DIR;
-    let mut s = format!("local c r=0 s=\n[ -d {dir} ] || return 0\n");
-    for a in addrs {
-        s.push_str(&format!(
-            "c=\nif [ -r {dir}/{a} ] && command . {dir}/{a} && [ -n \"$c\" ]; then\n\
-             \tprintf \"$c\" >/sys/bus/pci/devices/{a}/config || {{ echo \"cannot restore the configuration of {a}\"; r=1; }}\n\
-             else\n\
-             \techo \"no saved configuration for {a}: removing it and rescanning the bus\"\n\
-             \t[ -e /sys/bus/pci/devices/{a} ] && echo 1 >/sys/bus/pci/devices/{a}/remove\n\
-             \ts=1\n\
-             fi\n"
-        ));
-    }
-    s.push_str("[ -z \"$s\" ] || echo 1 >/sys/bus/pci/rescan || r=1\nreturn $r\n");
-    s
-}
 
 fn helper_load() -> String {
     format!("{} (load)", helper::MODULE)
@@ -129,31 +103,6 @@ impl Prepared {
         }
     }
 
-    /// With PCI test devices: write back each one's configuration header as the booted
-    /// kernel left it. A test boot may resume a snapshot (`crate::qemu::snapshot`) whose
-    /// devices came back from qemu's migration without their PCI configuration (a model
-    /// without migration state, such as `pci-testdev`, forgets its BAR addresses while the
-    /// kernel's resources keep them); the template kept each header in
-    /// [`crate::qemu::snapshot::PCI_CONFIG_DIR`], and the write is what migration would have
-    /// done. virtio models are left alone: qemu migrates them, and a built-in `virtio_pci`
-    /// may have bound them. A cold boot has no such directory and its devices need nothing.
-    /// A resumed guest without a device's header (a busybox whose `od` could not read it)
-    /// falls back to removing the device and rescanning the bus. Inline, with `local`
-    /// variables: shell builtins only (`read`, `printf`), no process, no subshell; the step
-    /// fails when a write does.
-    fn pci_restore_step(&self) -> Option<Step> {
-        let addrs: Vec<&str> = self
-            .devices
-            .iter()
-            .filter(|d| d.bus == crate::devices::Bus::Pci && !guest::is_virtio(d))
-            .map(|d| d.path.as_str())
-            .collect();
-        if addrs.is_empty() {
-            return None;
-        }
-        Some(Step::inline(PCI_RESTORE, &pci_restore_script(&addrs)))
-    }
-
     /// The USB devices as gadgets, one per `dummy_hcd` controller ([`crate::devices::usb`]).
     fn usb_gadgets(&self) -> Vec<usb::Gadget> {
         usb::gadgets(&self.devices)
@@ -189,9 +138,6 @@ impl Prepared {
             .position(|s| matches!(s.action, Action::Unload { .. }))
             .unwrap_or(plan.steps.len());
         let mut steps = Vec::new();
-        if let Some(restore) = self.pci_restore_step() {
-            steps.push(restore);
-        }
         self.add_usb(plan, &mut steps);
         if !self.uses_helper() {
             // PCI devices only: qemu made them; no overlay to apply or remove.
@@ -405,39 +351,14 @@ mod tests {
         for f in &p.files {
             assert!(plan.files.iter().any(|g| &g.guest_path == f), "{f}");
         }
-        // After the PCI header write-back, which a resumed run still does itself.
+        // With PCI devices too: the helper's load is the first step (a resumed guest writes
+        // the PCI headers back before its script starts).
         let mut both = module_plan();
         prepared(vec![pci.clone(), blinker]).extend_test_plan(&mut both);
-        assert_eq!(both.steps[0].name(), PCI_RESTORE);
-        assert_eq!(both.preload.map(|p| p.step), Some(1));
+        assert_eq!(both.preload.map(|p| p.step), Some(0));
         // PCI devices alone load no helper: nothing to preload.
         let mut alone = module_plan();
         prepared(vec![pci]).extend_test_plan(&mut alone);
         assert_eq!(alone.preload, None);
-    }
-
-    #[test]
-    fn pci_headers_are_written_back_or_the_device_rescanned() {
-        let s = pci_restore_script(&["0000:00:10.0", "0000:00:11.0"]);
-        // A cold boot has no headers: nothing to do.
-        assert!(
-            s.starts_with("local c r=0 s=\n[ -d /tmp/kmod-pci ] || return 0\n"),
-            "{s}"
-        );
-        // The header is printf's format; a failed write fails the step, naming the device.
-        assert!(
-            s.contains("c=\nif [ -r /tmp/kmod-pci/0000:00:10.0 ] && command . /tmp/kmod-pci/0000:00:10.0 && [ -n \"$c\" ]; then\n\tprintf \"$c\" >/sys/bus/pci/devices/0000:00:10.0/config || { echo \"cannot restore the configuration of 0000:00:10.0\"; r=1; }\n"),
-            "{s}"
-        );
-        // No saved header in a resumed guest: remove it and rescan, once for all.
-        assert!(
-            s.contains("\t[ -e /sys/bus/pci/devices/0000:00:11.0 ] && echo 1 >/sys/bus/pci/devices/0000:00:11.0/remove\n\ts=1\nfi\n"),
-            "{s}"
-        );
-        assert!(
-            s.ends_with("[ -z \"$s\" ] || echo 1 >/sys/bus/pci/rescan || r=1\nreturn $r\n"),
-            "{s}"
-        );
-        assert_eq!(s.matches("/sys/bus/pci/rescan").count(), 1);
     }
 }

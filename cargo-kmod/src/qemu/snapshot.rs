@@ -91,8 +91,7 @@ fn suits(m: &Machine, plan: &GuestPlan) -> bool {
 /// PCI and virtio-mmio test devices ([`Machine::adds_only_test_devices`]) are part of the
 /// snapshot's key (its command line), so a snapshot is made and resumed with the same
 /// devices. What a model does not migrate (a `pci-testdev` forgets its BAR addresses) the
-/// test plan restores: it writes back the configuration header the template kept
-/// ([`PCI_CONFIG_DIR`]) before anything binds (`crate::devices::plan`).
+/// resumed guest writes back first, from the header the template kept ([`template_init`]).
 ///
 /// `CARGO_KMOD_SNAPSHOT`: `on` (or unset) or `off`.
 fn enabled() -> Result<bool> {
@@ -362,16 +361,8 @@ fn key(machine: &Machine, t: &Template<'_>) -> String {
     crate::kernel::home::tree_key(&pairs)
 }
 
-/// Where a resumed guest finds the configuration header (the first 64 bytes: command,
-/// BARs) of each PCI device as the booted kernel left it, one file per address, as `printf`
-/// octal escapes. qemu migrates a PCI model's configuration only when the model has
-/// migration state, and `pci-testdev`, for one, has none: it comes back with its BARs
-/// unprogrammed while the kernel's resources still say where they are. Writing the header
-/// back (`devices::plan`) is what migration would have done.
-pub const PCI_CONFIG_DIR: &str = "/tmp/kmod-pci";
-
 /// The template's `/init`: mount (`/sys` too, left mounted for the runs), keep each PCI
-/// device's configuration header ([`PCI_CONFIG_DIR`]), run the `preload` command (its
+/// device's configuration header (below), run the `preload` command (its
 /// output into [`PRELOAD_OUT`]; when it fails or taints the kernel with more than `O` and
 /// `E`, say so and power off), say ready, poll the run disk's header, unpack the run's
 /// files, run its script.
@@ -383,6 +374,17 @@ pub const PCI_CONFIG_DIR: &str = "/tmp/kmod-pci";
 /// (`dd iflag=direct` every 2 ms) put the saved guest anywhere in that process's life, so
 /// each snapshot began its runs 20-40 ms earlier or later than another of the same kernel,
 /// for as long as it lived; now the guest is saved in its 2 ms wait or in a few builtins.
+///
+/// PCI headers: qemu migrates a PCI model's configuration only when the model has migration
+/// state, and `pci-testdev`, for one, has none: it comes back with its BARs unprogrammed
+/// while the kernel's resources still say where they are. The template keeps the first 64
+/// bytes (command, BARs) of each endpoint no driver has bound (bridges migrate their own; a
+/// bound device is its driver's) as a `printf` of octal escapes in a function, `kmod_pci_restore`,
+/// which the resumed guest calls first: what migration would have done, before anything can
+/// bind. It is parsed before the snapshot, so a run pays only the writes: no step, no
+/// file, no process. A header `od` could not read makes the function remove the device and
+/// rescan the bus instead. A failed write is said on the console, and the device's driver
+/// then fails its probe in the run, with the kernel's words. A cold boot needs none of it.
 fn template_init(device: &str, preload: Option<&str>) -> String {
     let preload = preload.map_or(String::new(), |cmd| {
         format!(
@@ -399,14 +401,22 @@ fn template_init(device: &str, preload: Option<&str>) -> String {
         "#!/bin/sh\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
          mount -a\n\
-         busybox mkdir -p {PCI_CONFIG_DIR}\n\
          if mount -t sysfs sysfs /sys 2>/dev/null; then\n\
          \tfor d in /sys/bus/pci/devices/*; do\n\
-         \t\t[ -e \"$d/config\" ] || continue\n\
+         \t\ta=${{d##*/}}\n\
+         \t\tcase $a in *[!0-9a-f:.]*) continue;; esac\n\
+         \t\t[ -e \"$d/config\" ] && [ ! -e \"$d/driver\" ] || continue\n\
+         \t\tread -r k <\"$d/class\"; case $k in 0x06*) continue;; esac\n\
          \t\tc=; for b in $(busybox od -An -v -to1 -N64 \"$d/config\"); do c=\"$c\\\\$b\"; done\n\
-         \t\t[ -n \"$c\" ] && echo \"c='$c'\" >\"{PCI_CONFIG_DIR}/${{d##*/}}\"\n\
+         \t\tif [ -n \"$c\" ]; then\n\
+         \t\t\tR=\"${{R}}printf '$c' >$d/config || echo 'cargo-kmod: cannot restore the configuration of $a'\n\"\n\
+         \t\telse\n\
+         \t\t\tR=\"${{R}}echo 1 >$d/remove; s=1\n\"\n\
+         \t\tfi\n\
          \tdone\n\
          fi\n\
+         [ -z \"$s\" ] || R=\"${{R}}echo 1 >/sys/bus/pci/rescan\n\"\n\
+         eval \"kmod_pci_restore() {{\n:\n$R}}\"\n\
          {preload}\
          echo '{READY}' >/dev/{device}\n\
          if echo 4 2>/dev/null >/proc/sys/vm/drop_caches; then\n\
@@ -415,6 +425,7 @@ fn template_init(device: &str, preload: Option<&str>) -> String {
          \tuntil dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null >/tmp/h && read -r m n </tmp/h && [ \"$m\" = {HEADER} ]; do read -t 0.002 w <>{fifo}; done\n\
          fi\n\
          echo '{RESUMED}'\n\
+         kmod_pci_restore\n\
          dd if=/dev/vda bs={BLOCK} skip=1 count=\"$n\" iflag=direct 2>/dev/null | cpio -idu 2>/dev/null\n\
          exec /bin/sh {RUN_SCRIPT}\n",
         fifo = crate::qemu::initramfs::WAIT_FIFO,
@@ -752,7 +763,7 @@ mod tests {
                 file("/kmod/devices/o.dtbo", overlay),
             ],
             steps: vec![
-                Step::shell("pci restore", ":"),
+                Step::shell("first", ":"),
                 Step {
                     action: crate::guest::plan::Action::Load {
                         module: "h".into(),
@@ -868,9 +879,10 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("[ \"$m\" = cargo-kmod-run ]"), "{s}");
-        // The first thing a resumed guest says, before it unpacks anything.
+        // The first thing a resumed guest says, before it writes back the PCI headers and
+        // unpacks anything.
         assert!(
-            s.contains("done\nfi\necho 'cargo-kmod: resumed'\ndd "),
+            s.contains("done\nfi\necho 'cargo-kmod: resumed'\nkmod_pci_restore\ndd "),
             "{s}"
         );
         assert!(
@@ -885,16 +897,21 @@ mod tests {
             ),
             "{s}"
         );
+        // Of endpoints no driver has bound, named as the kernel names them; the writes are
+        // a function parsed before the snapshot, a rescan only after a removal.
         assert!(
-            s.contains("[ -n \"$c\" ] && echo \"c='$c'\" >\"/tmp/kmod-pci/${d##*/}\"\n"),
+            s.contains("\t\tcase $a in *[!0-9a-f:.]*) continue;; esac\n\t\t[ -e \"$d/config\" ] && [ ! -e \"$d/driver\" ] || continue\n\t\tread -r k <\"$d/class\"; case $k in 0x06*) continue;; esac\n"),
             "{s}"
         );
-        // The directory always (a resumed guest knows it was kept); sysfs stays mounted,
-        // so a resumed run that needs it starts no `mount`.
         assert!(
-            s.contains("mount -a\nbusybox mkdir -p /tmp/kmod-pci\n"),
+            s.contains("\t\t\tR=\"${R}printf '$c' >$d/config || echo 'cargo-kmod: cannot restore the configuration of $a'\n\"\n\t\telse\n\t\t\tR=\"${R}echo 1 >$d/remove; s=1\n\"\n"),
             "{s}"
         );
+        assert!(
+            s.contains("[ -z \"$s\" ] || R=\"${R}echo 1 >/sys/bus/pci/rescan\n\"\neval \"kmod_pci_restore() {\n:\n$R}\"\n"),
+            "{s}"
+        );
+        // Sysfs stays mounted, so a resumed run that needs it starts no `mount`.
         assert!(
             s.contains("if mount -t sysfs sysfs /sys 2>/dev/null; then\n") && !s.contains("umount"),
             "{s}"
