@@ -84,7 +84,7 @@ pub fn check_fn() -> String {
          \t\tcd -P \"/sys/bus/pci/devices/$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
          \tfi\n\
          \tcd /\n\
-         \techo \"device $1 pci $o $n $d $m\"\n\
+         \tout \"device $1 pci $o $n $d $m\"\n\
          }}\n\
          kmod_virtio() {{\n\
          \tlocal o=- n=- d=- m=- x\n\
@@ -98,7 +98,7 @@ pub fn check_fn() -> String {
          \t\tdone\n\
          \tfi\n\
          \tcd /\n\
-         \techo \"device $2 $3 $o $n $d $m\"\n\
+         \tout \"device $2 $3 $o $n $d $m\"\n\
          }}\n\
          kmod_acpi() {{\n\
          \tlocal o=- n=- d=- m=-\n\
@@ -109,7 +109,7 @@ pub fn check_fn() -> String {
          \t\tcd -P \"/sys/bus/platform/devices/$1/driver/module\" 2>/dev/null && m=${{PWD##*/}}\n\
          \tfi\n\
          \tcd /\n\
-         \techo \"device $1 acpi $o $n $d $m\"\n\
+         \tout \"device $1 acpi $o $n $d $m\"\n\
          }}\n\
          {usb}",
         usb = super::usb::check_fn()
@@ -174,7 +174,7 @@ pub fn check_script(devices: &[GuestDevice]) -> String {
     }
     if devices.iter().any(reported_by_helper) {
         s.push_str(&format!(
-            "local l\nwhile read -r l; do echo \"$l\"; done <{HELPER_REPORT}\n"
+            "local l\nwhile read -r l; do out \"$l\"; done <{HELPER_REPORT}\n"
         ));
     }
     let mut script = check_fns_for(&s);
@@ -654,5 +654,22 @@ mod tests {
             "of:NblinkerT<NULL>Cacme,blinker2"
         ));
         assert!(glob("i2c:tmp?02", "i2c:tmp102"));
+    }
+
+    #[test]
+    fn the_check_reports_through_out_and_leaves_its_variables_alone() {
+        let f = check_fn();
+        // Every line goes out through the report step's `out` (`qemu::script`), which
+        // reads the step's number from `oi` and the token from `T`: no check touches them.
+        assert!(!f.contains("echo \"device"), "{f}");
+        assert_eq!(f.matches("\tout \"device ").count(), 4, "{f}");
+        for line in f.lines().filter(|l| l.trim_start().starts_with("local ")) {
+            let mut names = line.split_whitespace().skip(1);
+            assert!(
+                names.all(|n| !matches!(n.split('=').next(), Some("oi" | "T"))),
+                "{line}"
+            );
+        }
+        assert!(!f.contains("oi=") && !f.contains(" T="), "{f}");
     }
 }

@@ -124,8 +124,8 @@ impl Prepared {
     }
 
     fn check_step(&self) -> Step {
-        // Inline: the check functions keep their variables `local`.
-        Step::inline(CHECK, &guest::check_script(&self.devices))
+        // It only reads and reports: its lines go straight onto the channel.
+        Step::report(CHECK, &guest::check_script(&self.devices))
     }
 
     /// Add the devices to a [`GuestPlan::test`]: the checks and the helper around the loads

@@ -247,7 +247,7 @@ pub fn check_fn() -> &'static str {
      \t\tdone\n\
      \tdone\n\
      \tcd /\n\
-     \techo \"device $1 usb $o $n $d $m\"\n\
+     \tout \"device $1 usb $o $n $d $m\"\n\
      }\n"
 }
 

@@ -83,8 +83,15 @@ impl GuestPlan {
             // is a builtin: no busybox run (a fork and exec, about 25 ms under TCG).
             s.push_str("[ -d /sys/bus ] || mount -t sysfs sysfs /sys\n");
         }
+        let reports_lines = self
+            .steps
+            .iter()
+            .any(|st| matches!(st.action, Action::Shell { report: true, .. }));
         if !self.reports() {
             s.push_str(WRITE_FN);
+            if reports_lines {
+                s.push_str("out() { printf '%s\\n' \"$1\"; }\n");
+            }
             for (i, st) in self.steps.iter().enumerate() {
                 if let Action::Shell { script, inline, .. } = &st.action {
                     s.push_str(&shell_fn(i, script, *inline));
@@ -123,6 +130,9 @@ impl GuestPlan {
         }
         s.push_str("exec 4<&-\n");
         s.push_str(FUNCTIONS);
+        if reports_lines {
+            s.push_str(REPORT_FNS);
+        }
         s.push_str(WRITE_FN);
         s.push_str("s b\nt\np begin $v\n");
         let preloaded = resumed_with.and(self.preload.as_ref()).map(|p| p.step);
@@ -138,6 +148,8 @@ impl GuestPlan {
             }
             let run = if preloaded == Some(i) {
                 format!("step {i} kp")
+            } else if let Action::Shell { report: true, .. } = &st.action {
+                format!("report {i} {}", st.command(i))
             } else {
                 format!("step {i} {}", st.command(i))
             };
@@ -254,6 +266,21 @@ const FUNCTIONS: &str = "p() { echo \"$T $*\" >&3; }\n\
      \ts $i\n\
      \tt\n\
      \twhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s out %s %s\\n' \"$T\" $i \"$l\"; done </tmp/o >&3\n\
+     \tp done $i $r $v\n\
+     \t[ $r = 0 ] || f=1\n\
+     \teval \"r$i=$r\"\n\
+     }\n";
+
+/// A report step ([`Action::Shell`]'s `report`): `report I cI` runs it with its `out LINE`
+/// writing each line onto the channel as the step's output, then syncs the log and reports
+/// its exit status with the taint read before it. The step's number is in `oi`, which no
+/// report uses (a `local i` of one would hide `i` from `out`).
+const REPORT_FNS: &str = "out() { printf '%s out %s %s\\n' \"$T\" $oi \"$1\" >&3; }\n\
+     report() {\n\
+     \ti=$1; oi=$1; shift\n\
+     \tp step $i\n\
+     \t\"$@\" >/dev/null 2>&1 </dev/null; r=$?\n\
+     \ts $i\n\
      \tp done $i $r $v\n\
      \t[ $r = 0 ] || f=1\n\
      \teval \"r$i=$r\"\n\
@@ -467,6 +494,46 @@ mod tests {
         };
         let s = shell.script(&uart(), &Token::fixed("kT"));
         assert!(s.contains("w() { echo"), "{s}");
+    }
+
+    #[test]
+    fn a_report_step_writes_its_lines_onto_the_channel() {
+        let plan = GuestPlan {
+            steps: vec![
+                Step::load(&m("a")),
+                Step::report("devices", "out \"device x\""),
+            ],
+            ..GuestPlan::default()
+        };
+        let s = plan.script(&uart(), &Token::fixed("kT"));
+        // Each line with the token and the step's number, as a relayed output line.
+        assert!(
+            s.contains("out() { printf '%s out %s %s\\n' \"$T\" $oi \"$1\" >&3; }\n"),
+            "{s}"
+        );
+        // No output file and no taint read of its own; the log is synced as for any step.
+        assert!(
+            s.contains("\t\"$@\" >/dev/null 2>&1 </dev/null; r=$?\n\ts $i\n\tp done $i $r $v\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("c1() {\nout \"device x\"\n}\nreport 1 c1\n"),
+            "{s}"
+        );
+        // A plan without one defines neither.
+        let plain = GuestPlan {
+            steps: vec![Step::load(&m("a"))],
+            ..GuestPlan::default()
+        };
+        let s = plain.script(&uart(), &Token::fixed("kT"));
+        assert!(!s.contains("report()") && !s.contains("out()"), "{s}");
+        // An interactive boot prints the lines.
+        let shell = GuestPlan {
+            then: Then::Shell,
+            ..plan
+        };
+        let s = shell.script(&uart(), &Token::fixed("kT"));
+        assert!(s.contains("out() { printf '%s\\n' \"$1\"; }\n"), "{s}");
     }
 
     #[test]
