@@ -130,15 +130,17 @@ impl GuestPlan {
         }
         s.push_str("exec 4<&-\n");
         s.push_str(FUNCTIONS);
-        if reports_lines {
+        // The preloaded step ran in the template: its report is the output the template
+        // kept, and the taint `begin` read (the template saved no other).
+        let preloaded = resumed_with.and(self.preload.as_ref()).map(|p| p.step);
+        if reports_lines || preloaded.is_some() {
             s.push_str(REPORT_FNS);
         }
         s.push_str(WRITE_FN);
         s.push_str("s b\nt\np begin $v\n");
-        let preloaded = resumed_with.and(self.preload.as_ref()).map(|p| p.step);
         if preloaded.is_some() {
             s.push_str(&format!(
-                "kp() {{ local l; while IFS= read -r l || [ -n \"$l\" ]; do echo \"$l\"; done <{}; }}\n",
+                "kp() {{ local l; while IFS= read -r l || [ -n \"$l\" ]; do out \"$l\"; done <{}; }}\n",
                 crate::qemu::snapshot::PRELOAD_OUT
             ));
         }
@@ -147,7 +149,7 @@ impl GuestPlan {
                 s.push_str(&shell_fn(i, script, *inline));
             }
             let run = if preloaded == Some(i) {
-                format!("step {i} kp")
+                format!("report {i} kp")
             } else if let Action::Shell { report: true, .. } = &st.action {
                 format!("report {i} {}", st.command(i))
             } else {

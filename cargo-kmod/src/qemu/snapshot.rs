@@ -834,9 +834,11 @@ mod tests {
             device: "ttyAMA1".into(),
         };
         let resumed = plan.resumed_script(&ch, &token, "00");
-        assert!(resumed.contains("\nstep 1 kp\n"), "{resumed}");
+        // A report step: the kept output onto the channel, the taint `begin` read.
+        assert!(resumed.contains("\nreport 1 kp\n"), "{resumed}");
+        assert!(resumed.contains("\nreport() {\n"), "{resumed}");
         assert!(
-            resumed.contains("done </tmp/kmod-preload.out; }\n"),
+            resumed.contains("do out \"$l\"; done </tmp/kmod-preload.out; }\n"),
             "{resumed}"
         );
         assert!(!resumed.contains("insmod"), "{resumed}");
