@@ -118,62 +118,40 @@ impl Step {
         }
     }
 
-    pub fn shell(name: &str, script: &str) -> Step {
+    /// A [`Action::Shell`] step with its three switches.
+    fn shell_step(name: &str, script: &str, applets: bool, inline: bool, report: bool) -> Step {
         Step {
             action: Action::Shell {
                 name: name.to_string(),
                 script: script.to_string(),
-                applets: true,
-                inline: false,
-                report: false,
+                applets,
+                inline,
+                report,
             },
             when: When::Always,
         }
+    }
+
+    pub fn shell(name: &str, script: &str) -> Step {
+        Self::shell_step(name, script, true, false, false)
     }
 
     /// A shell step of builtins (and the base applets) only: it spares the guest
     /// `busybox --install`, tens of milliseconds under TCG.
     pub fn builtins(name: &str, script: &str) -> Step {
-        Step {
-            action: Action::Shell {
-                name: name.to_string(),
-                script: script.to_string(),
-                applets: false,
-                inline: false,
-                report: false,
-            },
-            when: When::Always,
-        }
+        Self::shell_step(name, script, false, false, false)
     }
 
     /// A builtins step ([`Self::builtins`]) run in the guest's own shell: for cargo-kmod's
     /// own snippets whose functions keep their variables `local` and never exit.
     pub fn inline(name: &str, script: &str) -> Step {
-        Step {
-            action: Action::Shell {
-                name: name.to_string(),
-                script: script.to_string(),
-                applets: false,
-                inline: true,
-                report: false,
-            },
-            when: When::Always,
-        }
+        Self::shell_step(name, script, false, true, false)
     }
 
     /// A step of cargo-kmod's own that only reads and reports ([`Action::Shell`]'s
     /// `report`): its script writes each line of its output with `out LINE`.
     pub fn report(name: &str, script: &str) -> Step {
-        Step {
-            action: Action::Shell {
-                name: name.to_string(),
-                script: script.to_string(),
-                applets: false,
-                inline: true,
-                report: true,
-            },
-            when: When::Always,
-        }
+        Self::shell_step(name, script, false, true, true)
     }
 
     /// A step that writes `value` to `path` ([`Action::Write`]), a parameter of `module`.
